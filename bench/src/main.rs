@@ -1,0 +1,2 @@
+//! `tollgate-load`: the bundled load tool.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Sans-IO wire codecs for tollgate. No I/O, no runtime: bytes in, frames out.

@@ -1,0 +1,1 @@
+//! tollgate's segmented, compressed, hash-chained session log.

@@ -1,0 +1,1 @@
+//! Identity: short-lived tokens and workload certificates in, no static secrets.

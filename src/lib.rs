@@ -1,0 +1,12 @@
+//! tollgate: a privileged-access gateway for application-to-application traffic.
+//!
+//! The appliance crate: the thread-per-core engine, configuration, identity,
+//! policy, the per-protocol session glue and the command-line front end.
+//! See `../shared/DESIGN.md` (the product) and `README.md` (how to run it).
+
+pub mod config;
+pub mod engine;
+pub mod identity;
+pub mod policy;
+pub mod relay;
+pub mod telemetry;

@@ -1,0 +1,2 @@
+//! The `tollgate` binary: command-line front end of the appliance.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Policy: command rules and result masking.
