@@ -1,1 +1,5 @@
-//! Policy: command rules and result masking.
+//! Policy: command rules (what may reach a target) and result masking (what a
+//! caller may see). Pure, allocation-free on the hot path, no I/O.
+
+pub mod mask;
+pub mod rules;

@@ -1,0 +1,2 @@
+//! Criterion bench: mask (placeholder until its issue lands).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Masking: column-name globs and content detectors over result values.

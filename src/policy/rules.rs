@@ -1,0 +1,1 @@
+//! Command rules: ordered, first match wins, over classified SQL statements.
