@@ -7,6 +7,7 @@
 pub mod config;
 pub mod engine;
 pub mod identity;
+pub mod pg;
 pub mod policy;
 pub mod relay;
 pub mod telemetry;

@@ -1,0 +1,4 @@
+//! PostgreSQL gateway: upstream authentication (SCRAM-SHA-256, md5, cleartext)
+//! and the per-connection session glue over `tollgate_codecs::pg`.
+
+pub mod auth;
