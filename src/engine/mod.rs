@@ -1,0 +1,166 @@
+//! The engine: one pinned thread per core, each with its own io_uring runtime
+//! (compio), its own SO_REUSEPORT listeners and its own sessions. A
+//! connection lives and dies on the shard that accepted it. Shards share only
+//! read-mostly state ([`Shared`]) and receive [`ShardCommand`]s from the main
+//! thread (shutdown, kills).
+
+pub mod listener;
+pub mod session;
+pub(crate) mod shard;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Config, allowed_cpus};
+pub use listener::ListenError;
+pub use session::{KillReason, SessionId};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot start shard {shard}: {source}")]
+    Shard {
+        shard: usize,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Counters one shard writes and anyone may read (relaxed atomics: each has a
+/// single writer, so there is no contention on the data path).
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub refused_global_cap: AtomicU64,
+    pub refused_shard_cap: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    pub bytes_client_to_upstream: AtomicU64,
+    pub bytes_upstream_to_client: AtomicU64,
+}
+
+impl ShardStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// State every shard can read.
+pub struct Shared {
+    pub config: Arc<Config>,
+    /// Live client connections across all shards (the global cap).
+    pub active: AtomicUsize,
+    pub stats: Vec<ShardStats>,
+    /// Engine start time in nanoseconds since the epoch; prefixes session ids.
+    pub boot: u64,
+}
+
+/// Messages from the main thread (and later the admin plane) to a shard.
+#[derive(Debug, Clone)]
+pub enum ShardCommand {
+    /// Stop accepting; end live sessions at `deadline` if they have not ended.
+    Shutdown { deadline: Instant },
+    /// End one session.
+    Kill { id: SessionId, reason: KillReason },
+}
+
+struct ShardHandle {
+    thread: JoinHandle<()>,
+    commands: async_channel::Sender<ShardCommand>,
+}
+
+/// A running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    shards: Vec<ShardHandle>,
+}
+
+impl Engine {
+    /// Bind every listener on every shard and start the shards.
+    ///
+    /// All binding happens here, before any shard runs, so a bad address or
+    /// a port held by another process is an error at start-up, not a log line.
+    pub fn start(config: Arc<Config>) -> Result<Engine, EngineError> {
+        for target in &config.targets {
+            for addr in &target.listen {
+                listener::ensure_port_free(*addr)?;
+            }
+        }
+        let n = config.engine.shards;
+        let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut mine = Vec::new();
+            for (ti, target) in config.targets.iter().enumerate() {
+                for addr in &target.listen {
+                    let l = listener::bind_shard_listener(*addr, config.engine.listen_backlog)?;
+                    mine.push((ti, l));
+                }
+            }
+            per_shard.push(mine);
+        }
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let shared = Arc::new(Shared {
+            stats: (0..n).map(|_| ShardStats::default()).collect(),
+            config: config.clone(),
+            active: AtomicUsize::new(0),
+            boot,
+        });
+        let cpus = allowed_cpus();
+        let mut shards = Vec::with_capacity(n);
+        for (id, listeners) in per_shard.into_iter().enumerate() {
+            let (tx, rx) = async_channel::unbounded();
+            // More shards than CPUs is allowed (tests, oversubscription) but
+            // then pinning would stack them: only pin when each gets its own.
+            let cpu = (n <= cpus.len()).then(|| cpus[id]);
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("tollgate-shard-{id}"))
+                .spawn(move || shard::run(id, cpu, shared, listeners, rx))
+                .map_err(|source| EngineError::Shard { shard: id, source })?;
+            shards.push(ShardHandle {
+                thread,
+                commands: tx,
+            });
+        }
+        Ok(Engine { shared, shards })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Send a command to every shard.
+    pub fn broadcast(&self, cmd: ShardCommand) {
+        for s in &self.shards {
+            // A shard that already exited has nothing left to stop.
+            let _ = s.commands.try_send(cmd.clone());
+        }
+    }
+
+    /// Stop accepting everywhere; live sessions get `grace` to finish.
+    pub fn shutdown(&self, grace: Duration) {
+        self.broadcast(ShardCommand::Shutdown {
+            deadline: Instant::now() + grace,
+        });
+    }
+
+    /// Whether every shard thread has exited.
+    pub fn is_finished(&self) -> bool {
+        self.shards.iter().all(|s| s.thread.is_finished())
+    }
+
+    /// Wait for every shard to exit.
+    pub fn join(self) {
+        for s in self.shards {
+            if s.thread.join().is_err() {
+                tracing::error!("a shard thread panicked");
+            }
+        }
+    }
+}

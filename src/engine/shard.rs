@@ -1,0 +1,252 @@
+//! One shard: a pinned thread running a compio runtime with its own
+//! listeners, sessions and command inbox.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use compio::driver::ProactorBuilder;
+use compio::net::{TcpListener, TcpStream};
+use compio::runtime::RuntimeBuilder;
+use futures_util::future::{Either, select};
+use tracing::{debug, error, info, warn};
+
+use super::session::{KillReason, KillSwitch, Registry, SessionEntry, SessionId};
+use super::{ShardCommand, ShardStats, Shared};
+use crate::config::{Protocol, TargetConfig};
+
+/// Everything a session on this shard can reach.
+pub(crate) struct ShardCtx {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub registry: Registry,
+    /// Fires when the shard stops accepting (shutdown).
+    pub stop_accepting: KillSwitch,
+    next_session: Cell<u64>,
+    refusals: RefusalLog,
+}
+
+impl ShardCtx {
+    pub fn stats(&self) -> &ShardStats {
+        &self.shared.stats[self.id]
+    }
+}
+
+/// Thread entry point.
+pub(super) fn run(
+    id: usize,
+    cpu: Option<usize>,
+    shared: Arc<Shared>,
+    listeners: Vec<(usize, std::net::TcpListener)>,
+    commands: async_channel::Receiver<ShardCommand>,
+) {
+    let mut proactor = ProactorBuilder::new();
+    // One thread submits to this ring and completions are reaped only when
+    // we wait: measured ~25% less CPU per request (RUNTIME.md).
+    proactor.single_issuer(true).defer_taskrun(true);
+    let mut builder = RuntimeBuilder::new();
+    builder.with_proactor(proactor);
+    if let Some(cpu) = cpu {
+        builder.thread_affinity(HashSet::from([cpu]));
+    }
+    let runtime = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            error!(shard = id, error = %e, "cannot create the io_uring runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let ctx = Rc::new(ShardCtx {
+            id,
+            shared,
+            registry: Registry::default(),
+            stop_accepting: KillSwitch::default(),
+            next_session: Cell::new(0),
+            refusals: RefusalLog::default(),
+        });
+        let mut accepting = Vec::new();
+        for (target, std_listener) in listeners {
+            let addr = std_listener.local_addr().ok();
+            match TcpListener::from_std(std_listener) {
+                Ok(l) => {
+                    let target_name = &ctx.shared.config.targets[target].name;
+                    info!(shard = id, ?cpu, target = %target_name, listen = ?addr, "listening");
+                    accepting.push(compio::runtime::spawn(accept_loop(ctx.clone(), target, l)));
+                }
+                Err(e) => error!(shard = id, error = %e, "cannot register listener"),
+            }
+        }
+        let deadline = control_loop(&ctx, commands).await;
+        ctx.stop_accepting.kill(KillReason::Shutdown);
+        for task in accepting {
+            let _ = task.await;
+        }
+        drain(&ctx, deadline).await;
+        info!(shard = id, "shard stopped");
+    });
+}
+
+/// Handle commands until shutdown; returns the drain deadline.
+async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCommand>) -> Instant {
+    loop {
+        match commands.recv().await {
+            Ok(ShardCommand::Shutdown { deadline }) => return deadline,
+            Ok(ShardCommand::Kill { id, reason }) => {
+                if let Some(s) = ctx.registry.get(id) {
+                    s.kill.kill(reason);
+                }
+            }
+            // The engine handle is gone: nobody can stop us any more, so stop now.
+            Err(_) => return Instant::now(),
+        }
+    }
+}
+
+/// Let live sessions finish until `deadline`, then end them.
+async fn drain(ctx: &ShardCtx, deadline: Instant) {
+    let live = ctx.registry.len();
+    if live > 0 {
+        info!(shard = ctx.id, live, "draining live sessions");
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if compio::time::timeout(wait, ctx.registry.empty())
+            .await
+            .is_err()
+        {
+            let n = ctx.registry.kill_where(KillReason::Shutdown, |_| true);
+            warn!(
+                shard = ctx.id,
+                sessions = n,
+                "shutdown grace expired: closing live sessions"
+            );
+            // Killed sessions shut their sockets down and unwind promptly.
+            let _ = compio::time::timeout(Duration::from_secs(5), ctx.registry.empty()).await;
+        }
+    }
+}
+
+async fn accept_loop(ctx: Rc<ShardCtx>, target: usize, listener: TcpListener) {
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            match select(accept, ctx.stop_accepting.killed()).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => break,
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(shard = ctx.id, error = %e, "accept failed");
+                compio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        admit(&ctx, target, stream, peer);
+    }
+    let _ = listener.close().await;
+}
+
+/// Apply the connection caps, then start the session on this shard.
+fn admit(ctx: &Rc<ShardCtx>, target: usize, stream: TcpStream, peer: SocketAddr) {
+    let engine = &ctx.shared.config.engine;
+    let stats = ctx.stats();
+    let before = ctx.shared.active.fetch_add(1, Ordering::AcqRel);
+    if before >= engine.max_connections {
+        ctx.shared.active.fetch_sub(1, Ordering::AcqRel);
+        ShardStats::add(&stats.refused_global_cap, 1);
+        ctx.refusals.log(
+            ctx.id,
+            peer,
+            "global connection cap",
+            engine.max_connections,
+        );
+        return;
+    }
+    if ctx.registry.len() >= engine.max_connections_per_shard {
+        ctx.shared.active.fetch_sub(1, Ordering::AcqRel);
+        ShardStats::add(&stats.refused_shard_cap, 1);
+        ctx.refusals.log(
+            ctx.id,
+            peer,
+            "shard connection cap",
+            engine.max_connections_per_shard,
+        );
+        return;
+    }
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY on a client socket");
+    }
+    let n = ctx.next_session.get();
+    ctx.next_session.set(n + 1);
+    let tcfg: &TargetConfig = &ctx.shared.config.targets[target];
+    let entry = Rc::new(SessionEntry {
+        id: SessionId::new(ctx.shared.boot, ctx.id, n),
+        target: Rc::from(tcfg.name.as_str()),
+        client: peer,
+        started: SystemTime::now(),
+        subject: Default::default(),
+        bytes_up: Cell::new(0),
+        bytes_down: Cell::new(0),
+        kill: KillSwitch::default(),
+    });
+    ctx.registry.insert(entry.clone());
+    ShardStats::add(&stats.accepted, 1);
+    ShardStats::add(&stats.active, 1);
+    let ctx = ctx.clone();
+    compio::runtime::spawn(async move {
+        let _guard = SessionGuard {
+            ctx: &ctx,
+            id: entry.id,
+        };
+        let target = &ctx.shared.config.targets[target];
+        match target.protocol {
+            Protocol::Tcp => crate::relay::serve(&ctx, target, &entry, stream).await,
+        }
+    })
+    .detach();
+}
+
+/// Releases a session's slot in every counter however the session ends.
+struct SessionGuard<'a> {
+    ctx: &'a ShardCtx,
+    id: SessionId,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        self.ctx.registry.remove(self.id);
+        self.ctx.shared.active.fetch_sub(1, Ordering::AcqRel);
+        self.ctx.stats().active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Refusals are logged, but at most once a second per shard with a count of
+/// the ones folded in, so a connection flood cannot flood the log as well.
+#[derive(Default)]
+struct RefusalLog {
+    last: Cell<Option<Instant>>,
+    suppressed: Cell<u64>,
+}
+
+impl RefusalLog {
+    fn log(&self, shard: usize, peer: SocketAddr, reason: &str, cap: usize) {
+        let now = Instant::now();
+        if self
+            .last
+            .get()
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.suppressed.set(self.suppressed.get() + 1);
+            return;
+        }
+        self.last.set(Some(now));
+        let suppressed = self.suppressed.replace(0);
+        warn!(shard, client = %peer, reason, cap, suppressed, "connection refused");
+    }
+}
