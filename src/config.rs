@@ -588,7 +588,7 @@ idle_timeout = "5m"
         let e = err(&OK.replace("\"5m\"", "\"5 parsecs\""));
         assert!(e.contains("idle_timeout"), "{e}");
         let e = err(&OK.replace("\"5m\"", "\"0s\""));
-        assert!(e.contains("t.toml:13: target[0].idle_timeout"), "{e}");
+        assert!(e.contains("t.toml:12: target[0].idle_timeout"), "{e}");
         let e = err(&OK.replace("idle_timeout = \"5m\"", "connect_timeout = \"0s\""));
         assert!(e.contains("target[0].connect_timeout"), "{e}");
     }
