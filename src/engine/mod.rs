@@ -59,13 +59,46 @@ pub struct Shared {
     pub boot: u64,
 }
 
-/// Messages from the main thread (and later the admin plane) to a shard.
+/// A live session as listed to operators (a copy; the shard keeps the real one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub shard: usize,
+    pub target: String,
+    pub client: String,
+    /// Caller identity (subject), once authenticated.
+    pub subject: Option<String>,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// The statement currently executing, when the protocol knows it.
+    pub current_statement: Option<String>,
+}
+
+/// Which live sessions a kill applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSelector {
+    Id(SessionId),
+    Subject(String),
+    All,
+}
+
+/// Messages from the main thread and the admin plane to a shard.
 #[derive(Debug, Clone)]
 pub enum ShardCommand {
     /// Stop accepting; end live sessions at `deadline` if they have not ended.
     Shutdown { deadline: Instant },
-    /// End one session.
-    Kill { id: SessionId, reason: KillReason },
+    /// End the selected sessions; replies with how many were ended.
+    Kill {
+        which: SessionSelector,
+        reason: KillReason,
+        reply: Option<std::sync::mpsc::Sender<usize>>,
+    },
+    /// Reply with this shard's live sessions.
+    ListSessions {
+        reply: std::sync::mpsc::Sender<Vec<SessionInfo>>,
+    },
 }
 
 struct ShardHandle {
@@ -77,6 +110,93 @@ struct ShardHandle {
 pub struct Engine {
     shared: Arc<Shared>,
     shards: Vec<ShardHandle>,
+    control: Control,
+}
+
+/// A cloneable, thread-safe handle for the control plane (admin API,
+/// revocation watchers): it talks to shards only through their inboxes.
+#[derive(Clone)]
+pub struct Control {
+    shared: Arc<Shared>,
+    inboxes: Vec<async_channel::Sender<ShardCommand>>,
+}
+
+/// How long a control request waits for a shard before giving up on it.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Control {
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// Send a command to every shard.
+    pub fn broadcast(&self, cmd: ShardCommand) {
+        for inbox in &self.inboxes {
+            // A shard that already exited has nothing left to do.
+            let _ = inbox.try_send(cmd.clone());
+        }
+    }
+
+    /// Live sessions across every shard (a shard that does not answer within
+    /// two seconds is left out rather than stalling the caller).
+    pub fn list_sessions(&self) -> Vec<SessionInfo> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut asked = 0;
+        for inbox in &self.inboxes {
+            if inbox
+                .try_send(ShardCommand::ListSessions { reply: tx.clone() })
+                .is_ok()
+            {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + CONTROL_TIMEOUT;
+        let mut out = Vec::new();
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(mut v) => out.append(&mut v),
+                Err(_) => break,
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// End the selected sessions on every shard; returns how many ended.
+    pub fn kill(&self, which: SessionSelector, reason: KillReason) -> usize {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let targets: Vec<&async_channel::Sender<ShardCommand>> = match &which {
+            SessionSelector::Id(id) => self.inboxes.get(id.shard()).into_iter().collect(),
+            _ => self.inboxes.iter().collect(),
+        };
+        let mut asked = 0;
+        for inbox in targets {
+            let cmd = ShardCommand::Kill {
+                which: which.clone(),
+                reason,
+                reply: Some(tx.clone()),
+            };
+            if inbox.try_send(cmd).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + CONTROL_TIMEOUT;
+        let mut total = 0;
+        for _ in 0..asked {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(n) => total += n,
+                Err(_) => break,
+            }
+        }
+        total
+    }
 }
 
 impl Engine {
@@ -128,24 +248,29 @@ impl Engine {
                 commands: tx,
             });
         }
-        Ok(Engine { shared, shards })
+        let control = Control {
+            shared: shared.clone(),
+            inboxes: shards.iter().map(|s| s.commands.clone()).collect(),
+        };
+        Ok(Engine {
+            shared,
+            shards,
+            control,
+        })
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 
-    /// Send a command to every shard.
-    pub fn broadcast(&self, cmd: ShardCommand) {
-        for s in &self.shards {
-            // A shard that already exited has nothing left to stop.
-            let _ = s.commands.try_send(cmd.clone());
-        }
+    /// A handle for the control plane.
+    pub fn control(&self) -> Control {
+        self.control.clone()
     }
 
     /// Stop accepting everywhere; live sessions get `grace` to finish.
     pub fn shutdown(&self, grace: Duration) {
-        self.broadcast(ShardCommand::Shutdown {
+        self.control.broadcast(ShardCommand::Shutdown {
             deadline: Instant::now() + grace,
         });
     }

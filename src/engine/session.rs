@@ -115,6 +115,8 @@ pub struct SessionEntry {
     pub started: SystemTime,
     /// The caller's identity once known (subject), for revocation and listing.
     pub subject: RefCell<Option<String>>,
+    /// The statement executing now, for operators' session lists.
+    pub current_statement: RefCell<Option<String>>,
     pub bytes_up: Cell<u64>,
     pub bytes_down: Cell<u64>,
     pub kill: KillSwitch,

@@ -16,7 +16,7 @@ use futures_util::future::{Either, select};
 use tracing::{debug, error, info, warn};
 
 use super::session::{KillReason, KillSwitch, Registry, SessionEntry, SessionId};
-use super::{ShardCommand, ShardStats, Shared};
+use super::{SessionInfo, SessionSelector, ShardCommand, ShardStats, Shared};
 use crate::config::{Protocol, TargetConfig};
 
 /// Everything a session on this shard can reach.
@@ -96,10 +96,41 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
     loop {
         match commands.recv().await {
             Ok(ShardCommand::Shutdown { deadline }) => return deadline,
-            Ok(ShardCommand::Kill { id, reason }) => {
-                if let Some(s) = ctx.registry.get(id) {
-                    s.kill.kill(reason);
+            Ok(ShardCommand::Kill {
+                which,
+                reason,
+                reply,
+            }) => {
+                let n = ctx.registry.kill_where(reason, |e| match &which {
+                    SessionSelector::Id(id) => e.id == *id,
+                    SessionSelector::Subject(s) => e.subject.borrow().as_deref() == Some(s),
+                    SessionSelector::All => true,
+                });
+                if let Some(reply) = reply {
+                    let _ = reply.send(n);
                 }
+            }
+            Ok(ShardCommand::ListSessions { reply }) => {
+                let list = ctx
+                    .registry
+                    .snapshot()
+                    .iter()
+                    .map(|e| SessionInfo {
+                        id: e.id.to_string(),
+                        shard: ctx.id,
+                        target: e.target.to_string(),
+                        client: e.client.to_string(),
+                        subject: e.subject.borrow().clone(),
+                        started_ms: e
+                            .started
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64),
+                        bytes_up: e.bytes_up.get(),
+                        bytes_down: e.bytes_down.get(),
+                        current_statement: e.current_statement.borrow().clone(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
             }
             // The engine handle is gone: nobody can stop us any more, so stop now.
             Err(_) => return Instant::now(),
@@ -191,6 +222,7 @@ fn admit(ctx: &Rc<ShardCtx>, target: usize, stream: TcpStream, peer: SocketAddr)
         client: peer,
         started: SystemTime::now(),
         subject: Default::default(),
+        current_statement: Default::default(),
         bytes_up: Cell::new(0),
         bytes_down: Cell::new(0),
         kill: KillSwitch::default(),
