@@ -44,12 +44,15 @@ pub enum LogFormat {
 pub enum Protocol {
     /// A byte relay: no inspection, identity from mTLS (or explicitly none, on loopback).
     Tcp,
+    /// PostgreSQL v3: token in, stored credential out, policy on every message.
+    Postgres,
 }
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Protocol::Tcp => f.write_str("tcp"),
+            Protocol::Postgres => f.write_str("postgres"),
         }
     }
 }
@@ -82,6 +85,51 @@ struct RawTarget {
     connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<Duration>,
+    /// postgres: the database name callers ask for (routing key); default = `name`.
+    database: Option<String>,
+    /// postgres: the database on the upstream; default = `database`.
+    upstream_database: Option<String>,
+    /// The credential only the gateway holds.
+    credential: Option<RawCredential>,
+    /// Client-facing TLS.
+    tls: Option<RawTls>,
+    /// Accept plaintext clients; default: only when every listen address is loopback.
+    allow_plaintext: Option<bool>,
+    upstream_tls: Option<RawUpstreamTls>,
+    #[serde(default, with = "humantime_serde")]
+    auth_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredential {
+    user: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    mode: UpstreamTlsMode,
+    ca_file: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+/// How the gateway talks TLS to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTlsMode {
+    Disable,
+    /// TLS with the certificate verified against `ca_file` (or the web PKI roots) and the host name.
+    VerifyFull,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +169,51 @@ pub struct TargetConfig {
     pub unauthenticated: bool,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Time a client has to finish start-up and authentication.
+    pub auth_timeout: Duration,
+    /// postgres: the database name callers connect to.
+    pub database: String,
+    pub upstream_database: String,
+    pub credential: Option<Credential>,
+    pub tls: Option<TlsFiles>,
+    pub allow_plaintext: bool,
+    pub upstream_tls: Option<UpstreamTls>,
+}
+
+/// Where the stored upstream credential lives. The secret itself is read
+/// when a session needs it (so rotation needs no restart) and never kept here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub user: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    pub mode: UpstreamTlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+/// One listen address and the targets reachable through it (several
+/// postgres targets may share one, routed by database name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    pub targets: Vec<usize>,
 }
 
 /// The whole validated configuration.
@@ -130,12 +223,14 @@ pub struct Config {
     pub path: PathBuf,
     pub engine: EngineConfig,
     pub targets: Vec<TargetConfig>,
+    pub listeners: Vec<ListenerSpec>,
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BACKLOG: u32 = 4096;
 pub const DEFAULT_BUFFER_SIZE: usize = 32 * 1024;
 const MAX_BUFFER_SIZE: usize = 16 * 1024 * 1024;
@@ -178,23 +273,50 @@ impl Config {
                 ));
             }
             for addr in &target.listen {
-                let clash = targets
-                    .iter()
-                    .find(|p: &&TargetConfig| p.listen.contains(addr));
+                let clash = targets.iter().find(|p: &&TargetConfig| {
+                    p.listen.contains(addr)
+                        && !(p.protocol == Protocol::Postgres
+                            && target.protocol == Protocol::Postgres
+                            && p.database != target.database)
+                });
                 if let Some(p) = clash {
+                    let why = if p.protocol == Protocol::Postgres
+                        && target.protocol == Protocol::Postgres
+                    {
+                        format!(
+                            "{addr} already routes database {:?} to target {:?}",
+                            p.database, p.name
+                        )
+                    } else {
+                        format!("{addr} is already the listener of target {:?}", p.name)
+                    };
                     return Err(v.invalid(
                         &[Seg::Key("target"), Seg::Index(i), Seg::Key("listen")],
                         &format!("target[{i}].listen"),
-                        &format!("{addr} is already the listener of target {:?}", p.name),
+                        &why,
                     ));
                 }
             }
             targets.push(target);
         }
+        let mut listeners: Vec<ListenerSpec> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            for addr in &t.listen {
+                match listeners.iter_mut().find(|l| l.addr == *addr) {
+                    Some(l) => l.targets.push(i),
+                    None => listeners.push(ListenerSpec {
+                        addr: *addr,
+                        protocol: t.protocol,
+                        targets: vec![i],
+                    }),
+                }
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
             engine,
             targets,
+            listeners,
         })
     }
 
@@ -406,8 +528,16 @@ impl Validator<'_> {
                 ));
             }
         }
+        let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
         // Fail closed: a relay with no identity is only tolerable where only
         // this host can reach it.
+        if raw.protocol == Protocol::Postgres && raw.unauthenticated {
+            return Err(self.invalid(
+                &at("unauthenticated"),
+                &field("unauthenticated"),
+                "postgres targets always authenticate callers by token",
+            ));
+        }
         if raw.protocol == Protocol::Tcp {
             if !raw.unauthenticated {
                 return Err(self.invalid(
@@ -442,6 +572,79 @@ impl Validator<'_> {
                 "must be greater than zero",
             ));
         }
+        let auth_timeout = raw.auth_timeout.unwrap_or(DEFAULT_AUTH_TIMEOUT);
+        if auth_timeout.is_zero() {
+            return Err(self.invalid(
+                &at("auth_timeout"),
+                &field("auth_timeout"),
+                "must be greater than zero",
+            ));
+        }
+        let database = raw.database.clone().unwrap_or_else(|| raw.name.clone());
+        if database.is_empty() || database.len() > 63 || database.contains('\0') {
+            return Err(self.invalid(
+                &at("database"),
+                &field("database"),
+                "must be 1-63 bytes without NUL",
+            ));
+        }
+        let upstream_database = raw
+            .upstream_database
+            .clone()
+            .unwrap_or_else(|| database.clone());
+        let credential = match raw.credential {
+            None if raw.protocol == Protocol::Postgres => {
+                return Err(self.invalid(
+                    &at("name"),
+                    &field("credential"),
+                    "a postgres target needs [target.credential] (user and password_file or \
+                     password_env): the gateway logs in with it",
+                ));
+            }
+            None => None,
+            Some(c) => {
+                let source = match (c.password_file, c.password_env) {
+                    (Some(f), None) => SecretSource::File(f),
+                    (None, Some(e)) if !e.is_empty() => SecretSource::Env(e),
+                    _ => {
+                        return Err(self.invalid(
+                            &at("credential"),
+                            &format!("target[{i}].credential"),
+                            "exactly one of password_file or password_env is required",
+                        ));
+                    }
+                };
+                if c.user.is_empty() {
+                    return Err(self.invalid(
+                        &at("credential"),
+                        &format!("target[{i}].credential.user"),
+                        "must not be empty",
+                    ));
+                }
+                Some(Credential {
+                    user: c.user,
+                    source,
+                })
+            }
+        };
+        let tls = raw.tls.map(|t| TlsFiles {
+            cert_file: t.cert_file,
+            key_file: t.key_file,
+        });
+        let allow_plaintext = raw.allow_plaintext.unwrap_or(all_loopback);
+        if raw.protocol == Protocol::Postgres && !allow_plaintext && tls.is_none() {
+            return Err(self.invalid(
+                &at("listen"),
+                &field("tls"),
+                "this target accepts no plaintext clients (non-loopback listener, or \
+                 allow_plaintext = false) and has no [target.tls]: nobody could connect",
+            ));
+        }
+        let upstream_tls = raw.upstream_tls.map(|u| UpstreamTls {
+            mode: u.mode,
+            ca_file: u.ca_file,
+            server_name: u.server_name,
+        });
         Ok(TargetConfig {
             name: raw.name,
             protocol: raw.protocol,
@@ -450,6 +653,13 @@ impl Validator<'_> {
             unauthenticated: raw.unauthenticated,
             connect_timeout,
             idle_timeout,
+            auth_timeout,
+            database,
+            upstream_database,
+            credential,
+            tls,
+            allow_plaintext,
+            upstream_tls,
         })
     }
 }
@@ -657,6 +867,88 @@ idle_timeout = "5m"
             "{e}"
         );
         assert!(parse(&OK.replace("127.0.0.1:7000", "[::1]:7000")).is_ok());
+    }
+
+    const PG: &str = r#"
+[[target]]
+name = "payments"
+protocol = "postgres"
+listen = ["127.0.0.1:6432"]
+upstream = "127.0.0.1:5432"
+[target.credential]
+user = "app"
+password_file = "/etc/tollgate/payments.pw"
+"#;
+
+    #[test]
+    fn postgres_target_defaults() {
+        let c = parse(PG).unwrap();
+        let t = &c.targets[0];
+        assert_eq!(t.database, "payments");
+        assert_eq!(t.upstream_database, "payments");
+        assert!(
+            t.allow_plaintext,
+            "loopback listeners accept plaintext by default"
+        );
+        assert_eq!(
+            t.credential,
+            Some(Credential {
+                user: "app".into(),
+                source: SecretSource::File("/etc/tollgate/payments.pw".into())
+            })
+        );
+        assert_eq!(c.listeners.len(), 1);
+    }
+
+    #[test]
+    fn postgres_targets_share_a_listener_by_database() {
+        let two = format!(
+            "{PG}{}",
+            PG.replace("\"payments\"\nprotocol", "\"ledger\"\nprotocol")
+        );
+        let c = parse(&two).unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].targets, vec![0, 1]);
+        let same_db = format!(
+            "{PG}{}",
+            PG.replace(
+                "name = \"payments\"",
+                "name = \"other\"\ndatabase = \"payments\""
+            )
+        );
+        let e = err(&same_db);
+        assert!(e.contains("already routes database \"payments\""), "{e}");
+    }
+
+    #[test]
+    fn postgres_needs_a_credential_with_one_source() {
+        let e = err(&PG.replace(
+            "[target.credential]\nuser = \"app\"\npassword_file = \"/etc/tollgate/payments.pw\"\n",
+            "",
+        ));
+        assert!(e.contains("target[0].credential"), "{e}");
+        let e = err(&PG.replace(
+            "password_file = \"/etc/tollgate/payments.pw\"",
+            "password_file = \"/x\"\npassword_env = \"PW\"",
+        ));
+        assert!(
+            e.contains("exactly one of password_file or password_env"),
+            "{e}"
+        );
+        let e = err(&PG.replace("user = \"app\"", "user = \"\""));
+        assert!(e.contains("credential.user"), "{e}");
+    }
+
+    #[test]
+    fn postgres_off_loopback_needs_tls() {
+        let e = err(&PG.replace("127.0.0.1:6432", "0.0.0.0:6432"));
+        assert!(e.contains("target[0].tls"), "{e}");
+        let ok = PG.replace("127.0.0.1:6432", "0.0.0.0:6432")
+            + "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        let c = parse(&ok).unwrap();
+        assert!(!c.targets[0].allow_plaintext);
+        let e = err(&PG.replace("upstream = ", "unauthenticated = true\nupstream = "));
+        assert!(e.contains("always authenticate"), "{e}");
     }
 
     #[test]

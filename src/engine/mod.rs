@@ -205,20 +205,16 @@ impl Engine {
     /// All binding happens here, before any shard runs, so a bad address or
     /// a port held by another process is an error at start-up, not a log line.
     pub fn start(config: Arc<Config>) -> Result<Engine, EngineError> {
-        for target in &config.targets {
-            for addr in &target.listen {
-                listener::ensure_port_free(*addr)?;
-            }
+        for spec in &config.listeners {
+            listener::ensure_port_free(spec.addr)?;
         }
         let n = config.engine.shards;
         let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = Vec::with_capacity(n);
         for _ in 0..n {
             let mut mine = Vec::new();
-            for (ti, target) in config.targets.iter().enumerate() {
-                for addr in &target.listen {
-                    let l = listener::bind_shard_listener(*addr, config.engine.listen_backlog)?;
-                    mine.push((ti, l));
-                }
+            for (li, spec) in config.listeners.iter().enumerate() {
+                let l = listener::bind_shard_listener(spec.addr, config.engine.listen_backlog)?;
+                mine.push((li, l));
             }
             per_shard.push(mine);
         }

@@ -110,7 +110,7 @@ impl Future for Killed<'_> {
 /// What the registry knows about a live session.
 pub struct SessionEntry {
     pub id: SessionId,
-    pub target: Rc<str>,
+    pub target: RefCell<Rc<str>>,
     pub client: SocketAddr,
     pub started: SystemTime,
     /// The caller's identity once known (subject), for revocation and listing.

@@ -1,7 +1,7 @@
 //! One shard: a pinned thread running a compio runtime with its own
 //! listeners, sessions and command inbox.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use super::session::{KillReason, KillSwitch, Registry, SessionEntry, SessionId};
 use super::{SessionInfo, SessionSelector, ShardCommand, ShardStats, Shared};
-use crate::config::{Protocol, TargetConfig};
+use crate::config::Protocol;
 
 /// Everything a session on this shard can reach.
 pub(crate) struct ShardCtx {
@@ -70,13 +70,17 @@ pub(super) fn run(
             refusals: RefusalLog::default(),
         });
         let mut accepting = Vec::new();
-        for (target, std_listener) in listeners {
+        for (spec, std_listener) in listeners {
             let addr = std_listener.local_addr().ok();
             match TcpListener::from_std(std_listener) {
                 Ok(l) => {
-                    let target_name = &ctx.shared.config.targets[target].name;
-                    info!(shard = id, ?cpu, target = %target_name, listen = ?addr, "listening");
-                    accepting.push(compio::runtime::spawn(accept_loop(ctx.clone(), target, l)));
+                    let names: Vec<&str> = ctx.shared.config.listeners[spec]
+                        .targets
+                        .iter()
+                        .map(|t| ctx.shared.config.targets[*t].name.as_str())
+                        .collect();
+                    info!(shard = id, ?cpu, targets = ?names, listen = ?addr, "listening");
+                    accepting.push(compio::runtime::spawn(accept_loop(ctx.clone(), spec, l)));
                 }
                 Err(e) => error!(shard = id, error = %e, "cannot register listener"),
             }
@@ -118,7 +122,7 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
                     .map(|e| SessionInfo {
                         id: e.id.to_string(),
                         shard: ctx.id,
-                        target: e.target.to_string(),
+                        target: e.target.borrow().to_string(),
                         client: e.client.to_string(),
                         subject: e.subject.borrow().clone(),
                         started_ms: e
@@ -160,7 +164,7 @@ async fn drain(ctx: &ShardCtx, deadline: Instant) {
     }
 }
 
-async fn accept_loop(ctx: Rc<ShardCtx>, target: usize, listener: TcpListener) {
+async fn accept_loop(ctx: Rc<ShardCtx>, spec: usize, listener: TcpListener) {
     loop {
         let accepted = {
             let accept = std::pin::pin!(listener.accept());
@@ -178,13 +182,13 @@ async fn accept_loop(ctx: Rc<ShardCtx>, target: usize, listener: TcpListener) {
                 continue;
             }
         };
-        admit(&ctx, target, stream, peer);
+        admit(&ctx, spec, stream, peer);
     }
     let _ = listener.close().await;
 }
 
 /// Apply the connection caps, then start the session on this shard.
-fn admit(ctx: &Rc<ShardCtx>, target: usize, stream: TcpStream, peer: SocketAddr) {
+fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
     let engine = &ctx.shared.config.engine;
     let stats = ctx.stats();
     let before = ctx.shared.active.fetch_add(1, Ordering::AcqRel);
@@ -215,10 +219,16 @@ fn admit(ctx: &Rc<ShardCtx>, target: usize, stream: TcpStream, peer: SocketAddr)
     }
     let n = ctx.next_session.get();
     ctx.next_session.set(n + 1);
-    let tcfg: &TargetConfig = &ctx.shared.config.targets[target];
+    let listener = &ctx.shared.config.listeners[spec];
+    // A listener with one target knows it now; a shared postgres listener
+    // learns it from the start-up message.
+    let target_name: Rc<str> = match listener.targets.as_slice() {
+        [one] => Rc::from(ctx.shared.config.targets[*one].name.as_str()),
+        _ => Rc::from("-"),
+    };
     let entry = Rc::new(SessionEntry {
         id: SessionId::new(ctx.shared.boot, ctx.id, n),
-        target: Rc::from(tcfg.name.as_str()),
+        target: RefCell::new(target_name),
         client: peer,
         started: SystemTime::now(),
         subject: Default::default(),
@@ -236,9 +246,15 @@ fn admit(ctx: &Rc<ShardCtx>, target: usize, stream: TcpStream, peer: SocketAddr)
             ctx: &ctx,
             id: entry.id,
         };
-        let target = &ctx.shared.config.targets[target];
-        match target.protocol {
-            Protocol::Tcp => crate::relay::serve(&ctx, target, &entry, stream).await,
+        let listener = &ctx.shared.config.listeners[spec];
+        match listener.protocol {
+            Protocol::Tcp => {
+                let target = &ctx.shared.config.targets[listener.targets[0]];
+                crate::relay::serve(&ctx, target, &entry, stream).await
+            }
+            Protocol::Postgres => {
+                crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
+            }
         }
     })
     .detach();

@@ -2,3 +2,4 @@
 //! and the per-connection session glue over `tollgate_codecs::pg`.
 
 pub mod auth;
+pub mod session;
