@@ -275,6 +275,7 @@ pub fn next_frame_mut(buf: &mut BytesMut, caps: &Caps) -> Result<Option<FrameMut
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -332,7 +333,7 @@ mod tests {
         buf.extend_from_slice(b"d\0\x01\0\x04");
         let backend = Caps::backend(&Limits::default());
         assert!(next_frame(&mut buf, &backend).unwrap().is_none());
-        assert!(buf.capacity() >= 0x10004 + 1);
+        assert!(buf.capacity() > 0x10004);
     }
 
     #[test]

@@ -251,6 +251,7 @@ macro_rules! typed_view {
         impl<'a> $ty<'a> {
             pub const TAG: u8 = $tag;
 
+            #[allow(clippy::self_named_constructors)]
             pub fn parse(frame: &'a $crate::pg::Frame) -> Result<Self, $crate::pg::PgError> {
                 Self::read($crate::pg::read::expect(frame, $tag)?)
             }

@@ -196,6 +196,7 @@ impl<'a> Iterator for Params<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pg::Limits;
