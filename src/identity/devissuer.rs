@@ -95,7 +95,12 @@ fn derive_kid(public: &[u8]) -> String {
 impl SigningKey {
     /// Loads a PKCS#8 PEM key: Ed25519 → EdDSA, P-256 → ES256, P-384 → ES384, RSA → RS256.
     pub fn from_pem(pem: &[u8]) -> Result<Self, DevIssuerError> {
-        let der = pem_decode(pem)?;
+        Self::from_pkcs8_der(&pem_decode(pem)?)
+    }
+
+    /// As [`Self::from_pem`], from the DER bytes.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, DevIssuerError> {
+        let der = der.to_vec();
         let rng = SystemRandom::new();
         let (inner, alg) = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
             (Inner::Ed(k), Algorithm::EdDSA)
@@ -148,8 +153,7 @@ impl SigningKey {
             DevAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(fail)?.as_ref().to_vec(),
             DevAlg::Es256 => EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(fail)?.as_ref().to_vec(),
         };
-        let key = Self::from_pem(pem_encode("PRIVATE KEY", &der).as_bytes())?;
-        Ok((key, der))
+        Ok((Self::from_pkcs8_der(&der)?, der))
     }
 
     pub fn alg(&self) -> Algorithm {
