@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::identity::{AccessConfig, IdentityConfig};
+use crate::policy::mask::MaskingConfig;
+
 /// A configuration error that names the file, the line (when known) and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -98,6 +101,10 @@ struct RawTarget {
     upstream_tls: Option<RawUpstreamTls>,
     #[serde(default, with = "humantime_serde")]
     auth_timeout: Option<Duration>,
+    /// Who may use this target (default: nobody).
+    access: Option<AccessConfig>,
+    /// Result masking.
+    masking: Option<MaskingConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +143,7 @@ pub enum UpstreamTlsMode {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     engine: Option<RawEngine>,
+    identity: Option<IdentityConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -159,7 +167,7 @@ pub struct EngineConfig {
 }
 
 /// A validated target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
     pub name: String,
     pub protocol: Protocol,
@@ -178,6 +186,9 @@ pub struct TargetConfig {
     pub tls: Option<TlsFiles>,
     pub allow_plaintext: bool,
     pub upstream_tls: Option<UpstreamTls>,
+    /// Who may use this target; empty admits nobody.
+    pub access: AccessConfig,
+    pub masking: Option<MaskingConfig>,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
@@ -217,11 +228,12 @@ pub struct ListenerSpec {
 }
 
 /// The whole validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file it came from (for messages and reloads).
     pub path: PathBuf,
     pub engine: EngineConfig,
+    pub identity: IdentityConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
@@ -256,6 +268,10 @@ impl Config {
         })?;
         let v = Validator { file: &file, text };
         let engine = v.engine(raw.engine)?;
+        let identity = raw.identity.unwrap_or_default();
+        if let Err(e) = identity.validate() {
+            return Err(v.invalid(&[Seg::Key("identity")], "identity", &e.to_string()));
+        }
         let mut targets = Vec::with_capacity(raw.target.len());
         if raw.target.is_empty() {
             return Err(v.invalid(&[], "target", "no [[target]] defined: nothing to serve"));
@@ -297,6 +313,14 @@ impl Config {
                     ));
                 }
             }
+            if target.protocol == Protocol::Postgres && identity.issuers.is_empty() {
+                return Err(v.invalid(
+                    &[Seg::Key("target"), Seg::Index(i), Seg::Key("protocol")],
+                    &format!("target[{i}].protocol"),
+                    "postgres callers authenticate with tokens: configure at least one \
+                     [[identity.issuer]]",
+                ));
+            }
             targets.push(target);
         }
         let mut listeners: Vec<ListenerSpec> = Vec::new();
@@ -315,6 +339,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             engine,
+            identity,
             targets,
             listeners,
         })
@@ -640,6 +665,15 @@ impl Validator<'_> {
                  allow_plaintext = false) and has no [target.tls]: nobody could connect",
             ));
         }
+        let access = raw.access.unwrap_or_default();
+        if let Err(e) = crate::identity::AccessPolicy::compile(&access, &field("access")) {
+            return Err(self.invalid(&at("access"), &field("access"), &e.to_string()));
+        }
+        if let Some(m) = &raw.masking {
+            if let Err(e) = m.validate() {
+                return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
+            }
+        }
         let upstream_tls = raw.upstream_tls.map(|u| UpstreamTls {
             mode: u.mode,
             ca_file: u.ca_file,
@@ -660,6 +694,8 @@ impl Validator<'_> {
             tls,
             allow_plaintext,
             upstream_tls,
+            access,
+            masking: raw.masking,
         })
     }
 }
@@ -870,6 +906,12 @@ idle_timeout = "5m"
     }
 
     const PG: &str = r#"
+[[identity.issuer]]
+name = "dev"
+issuer = "https://dev.example"
+audience = ["tollgate"]
+jwks_file = "/etc/tollgate/jwks.json"
+
 [[target]]
 name = "payments"
 protocol = "postgres"
@@ -902,16 +944,17 @@ password_file = "/etc/tollgate/payments.pw"
 
     #[test]
     fn postgres_targets_share_a_listener_by_database() {
+        let target = format!("[[target]]{}", PG.split("[[target]]").nth(1).unwrap());
         let two = format!(
             "{PG}{}",
-            PG.replace("\"payments\"\nprotocol", "\"ledger\"\nprotocol")
+            target.replace("\"payments\"\nprotocol", "\"ledger\"\nprotocol")
         );
         let c = parse(&two).unwrap();
         assert_eq!(c.listeners.len(), 1);
         assert_eq!(c.listeners[0].targets, vec![0, 1]);
         let same_db = format!(
             "{PG}{}",
-            PG.replace(
+            target.replace(
                 "name = \"payments\"",
                 "name = \"other\"\ndatabase = \"payments\""
             )
@@ -937,6 +980,25 @@ password_file = "/etc/tollgate/payments.pw"
         );
         let e = err(&PG.replace("user = \"app\"", "user = \"\""));
         assert!(e.contains("credential.user"), "{e}");
+    }
+
+    #[test]
+    fn postgres_needs_an_issuer() {
+        let target = format!("[[target]]{}", PG.split("[[target]]").nth(1).unwrap());
+        let e = err(&target);
+        assert!(e.contains("[[identity.issuer]]"), "{e}");
+    }
+
+    #[test]
+    fn access_and_masking_are_validated() {
+        let e = err(&format!("{PG}[target.access]\nsubjects = [\"\"]\n"));
+        assert!(e.contains("target[0].access"), "{e}");
+        let e = err(&format!("{PG}[target.access]\nsubject = [\"ci\"]\n"));
+        assert!(e.contains("subject"), "{e}");
+        let e = err(&format!(
+            "{PG}[[target.masking.rules]]\nname = \"x\"\ncolumns = [\"ssn\"]\nstyle = \"hash\"\n"
+        ));
+        assert!(e.contains("target[0].masking"), "{e}");
     }
 
     #[test]
