@@ -2,6 +2,8 @@
 //! fetched, rotation picked up on an unknown kid, stale keys served while the issuer is down
 //! and dropped after `stale_for`, and an untrusted issuer certificate refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -32,12 +34,19 @@ fn write_pki(dir: &Path) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    ca.distinguished_name.push(DnType::CommonName, "discovery test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name
+        .push(DnType::CommonName, "discovery test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.join("server.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("server.key"), leaf_key.serialize_pem()).unwrap();
@@ -71,7 +80,13 @@ impl TestIssuer {
                 let _ = serve_one(stream, tls.clone(), addr, &j, &n);
             }
         });
-        Self { addr, jwks, jwks_fetches, stop, thread: Some(thread) }
+        Self {
+            addr,
+            jwks,
+            jwks_fetches,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn url(&self) -> String {
@@ -136,59 +151,93 @@ fn serve_one(
 }
 
 fn token(key: &SigningKey, iss: &str) -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    key.sign(&json!({"iss": iss, "aud": "tollgate", "sub": "svc", "iat": t, "exp": t + 300})).unwrap()
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    key.sign(&json!({"iss": iss, "aud": "tollgate", "sub": "svc", "iat": t, "exp": t + 300}))
+        .unwrap()
 }
 
-fn service(issuer: &TestIssuer, dir: &Path, edit: impl FnOnce(&mut IssuerConfig)) -> IdentityService {
+fn service(
+    issuer: &TestIssuer,
+    dir: &Path,
+    edit: impl FnOnce(&mut IssuerConfig),
+) -> IdentityService {
     let mut ic = IssuerConfig::new("idp", &issuer.url(), &["tollgate"]);
     ic.discovery = Some(issuer.url());
     ic.ca_file = Some(dir.join("ca.pem"));
     ic.refresh_min_interval = Duration::from_millis(100);
     edit(&mut ic);
-    IdentityService::new(&IdentityConfig { issuers: vec![ic], ..IdentityConfig::default() }).unwrap()
+    IdentityService::new(&IdentityConfig {
+        issuers: vec![ic],
+        ..IdentityConfig::default()
+    })
+    .unwrap()
 }
 
 /// Verifies with a fresh cache, so every call really consults the current keys.
 fn verify(svc: &IdentityService, token: &str) -> Result<(), AuthError> {
-    svc.verify_token(token.as_bytes(), &mut svc.new_cache(), SystemTime::now()).map(|_| ())
+    svc.verify_token(token.as_bytes(), &mut svc.new_cache(), SystemTime::now())
+        .map(|_| ())
 }
 
 #[test]
 fn discovery_fetches_keys_and_follows_rotation() {
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
-    let old = SigningKey::generate(DevAlg::EdDsa).unwrap().0.with_kid("k1");
-    let new = SigningKey::generate(DevAlg::Es256).unwrap().0.with_kid("k2");
+    let old = SigningKey::generate(DevAlg::EdDsa)
+        .unwrap()
+        .0
+        .with_kid("k1");
+    let new = SigningKey::generate(DevAlg::Es256)
+        .unwrap()
+        .0
+        .with_kid("k2");
     let issuer = TestIssuer::start(dir.path(), old.jwks());
     let svc = service(&issuer, dir.path(), |_| {});
-    assert!(svc.wait_for_keys(Duration::from_secs(10)), "initial discovery fetch");
+    assert!(
+        svc.wait_for_keys(Duration::from_secs(10)),
+        "initial discovery fetch"
+    );
     verify(&svc, &token(&old, &issuer.url())).unwrap();
 
     *issuer.jwks.lock().unwrap() = json!({"keys": [old.public_jwk(), new.public_jwk()]});
     let rotated = token(&new, &issuer.url());
     // The first use of the new kid fails fast and triggers the refresh...
-    assert!(matches!(verify(&svc, &rotated), Err(AuthError::UnknownKid { .. })));
+    assert!(matches!(
+        verify(&svc, &rotated),
+        Err(AuthError::UnknownKid { .. })
+    ));
     // ...after which it is accepted, with the scheduled refresh (10 min) far away.
     eventually("new kid accepted", || verify(&svc, &rotated).is_ok());
 
     // A storm of unknown kids is rate-limited to about one fetch per refresh_min_interval.
     let before = issuer.jwks_fetches.load(Ordering::SeqCst);
-    let bogus = SigningKey::generate(DevAlg::EdDsa).unwrap().0.with_kid("bogus");
+    let bogus = SigningKey::generate(DevAlg::EdDsa)
+        .unwrap()
+        .0
+        .with_kid("bogus");
     let bogus = token(&bogus, &issuer.url());
     for _ in 0..200 {
         assert!(verify(&svc, &bogus).is_err());
     }
     std::thread::sleep(Duration::from_millis(300));
     let fetched = issuer.jwks_fetches.load(Ordering::SeqCst) - before;
-    assert!(fetched <= 3, "{fetched} fetches for 200 unknown-kid lookups");
+    assert!(
+        fetched <= 3,
+        "{fetched} fetches for 200 unknown-kid lookups"
+    );
 }
 
 #[test]
 fn stale_keys_are_served_for_a_bounded_time_when_the_issuer_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
-    let key = SigningKey::generate(DevAlg::EdDsa).unwrap().0.with_kid("k1");
+    let key = SigningKey::generate(DevAlg::EdDsa)
+        .unwrap()
+        .0
+        .with_kid("k1");
     let mut issuer = TestIssuer::start(dir.path(), key.jwks());
     let svc = service(&issuer, dir.path(), |ic| {
         ic.refresh = Duration::from_millis(300);
@@ -203,19 +252,31 @@ fn stale_keys_are_served_for_a_bounded_time_when_the_issuer_goes_away() {
     // Unreachable issuer: the last keys still verify...
     verify(&svc, &tok).unwrap();
     // ...until stale_for has passed since the last successful fetch.
-    eventually("stale keys dropped", || matches!(verify(&svc, &tok), Err(AuthError::NoKeys { .. })));
+    eventually("stale keys dropped", || {
+        matches!(verify(&svc, &tok), Err(AuthError::NoKeys { .. }))
+    });
     // Served for stale_for (4 s) minus at most one refresh period and a fetch.
-    assert!(stopped.elapsed() >= Duration::from_secs(3), "dropped too early: {:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(3),
+        "dropped too early: {:?}",
+        stopped.elapsed()
+    );
 }
 
 #[test]
 fn issuer_with_untrusted_certificate_yields_no_keys() {
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
-    let key = SigningKey::generate(DevAlg::EdDsa).unwrap().0.with_kid("k1");
+    let key = SigningKey::generate(DevAlg::EdDsa)
+        .unwrap()
+        .0
+        .with_kid("k1");
     let issuer = TestIssuer::start(dir.path(), key.jwks());
     // Mozilla's roots do not include the test CA.
     let svc = service(&issuer, dir.path(), |ic| ic.ca_file = None);
     assert!(!svc.wait_for_keys(Duration::from_millis(500)));
-    assert!(matches!(verify(&svc, &token(&key, &issuer.url())), Err(AuthError::NoKeys { .. })));
+    assert!(matches!(
+        verify(&svc, &token(&key, &issuer.url())),
+        Err(AuthError::NoKeys { .. })
+    ));
 }

@@ -1,6 +1,8 @@
 //! Token verification through `IdentityService`: every algorithm, every rejection path, the
 //! per-shard cache, JWKS file rotation and revocation (API and watched file).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +14,8 @@ use ring::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 use tollgate::identity::devissuer::{DevAlg, SigningKey};
 use tollgate::identity::{
-    AuthError, IdentityConfig, IdentityService, IssuerConfig, Revocation, RevocationTarget, TokenCache,
+    AuthError, IdentityConfig, IdentityService, IssuerConfig, Revocation, RevocationTarget,
+    TokenCache,
 };
 
 const ISS: &str = "https://ci.example";
@@ -43,15 +46,36 @@ struct Keys {
 }
 
 fn keys() -> Keys {
-    let es384_der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &ring::rand::SystemRandom::new()).unwrap();
+    let es384_der = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P384_SHA384_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
     Keys {
-        ed: SigningKey::generate(DevAlg::EdDsa).unwrap().0.with_kid("ed"),
-        es256: SigningKey::generate(DevAlg::Es256).unwrap().0.with_kid("es256"),
-        es384: SigningKey::from_pkcs8_der(es384_der.as_ref()).unwrap().with_kid("es384"),
-        rsa: [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256]
-            .into_iter()
-            .map(|alg| SigningKey::from_pem_with_alg(RSA_PEM, alg).unwrap().with_kid(&format!("rsa-{alg:?}")))
-            .collect(),
+        ed: SigningKey::generate(DevAlg::EdDsa)
+            .unwrap()
+            .0
+            .with_kid("ed"),
+        es256: SigningKey::generate(DevAlg::Es256)
+            .unwrap()
+            .0
+            .with_kid("es256"),
+        es384: SigningKey::from_pkcs8_der(es384_der.as_ref())
+            .unwrap()
+            .with_kid("es384"),
+        rsa: [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+        ]
+        .into_iter()
+        .map(|alg| {
+            SigningKey::from_pem_with_alg(RSA_PEM, alg)
+                .unwrap()
+                .with_kid(&format!("rsa-{alg:?}"))
+        })
+        .collect(),
     }
 }
 
@@ -92,11 +116,19 @@ fn fixture_with(edit: impl FnOnce(&mut IdentityConfig, &Path)) -> Fixture {
     ci.refresh_min_interval = Duration::from_millis(50);
     let mut hs = IssuerConfig::new("hs", HS_ISS, &["tollgate"]);
     hs.hs256_secret_file = Some(secret);
-    let mut cfg = IdentityConfig { issuers: vec![ci, hs], ..IdentityConfig::default() };
+    let mut cfg = IdentityConfig {
+        issuers: vec![ci, hs],
+        ..IdentityConfig::default()
+    };
     edit(&mut cfg, dir.path());
     let svc = IdentityService::new(&cfg).unwrap();
     let cache = svc.new_cache();
-    Fixture { dir, keys, svc, cache }
+    Fixture {
+        dir,
+        keys,
+        svc,
+        cache,
+    }
 }
 
 fn fixture() -> Fixture {
@@ -109,8 +141,13 @@ fn claims(now: SystemTime) -> Value {
 }
 
 impl Fixture {
-    fn verify(&mut self, token: &str, now: SystemTime) -> Result<Arc<tollgate::identity::Identity>, AuthError> {
-        self.svc.verify_token(token.as_bytes(), &mut self.cache, now)
+    fn verify(
+        &mut self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Arc<tollgate::identity::Identity>, AuthError> {
+        self.svc
+            .verify_token(token.as_bytes(), &mut self.cache, now)
     }
 
     fn refused(&mut self, token: &str, now: SystemTime) -> AuthError {
@@ -124,9 +161,16 @@ impl Fixture {
 fn every_supported_algorithm_verifies() {
     let mut f = fixture();
     let now = SystemTime::now();
-    let tokens: Vec<(Algorithm, String)> = f.keys.all().iter().map(|k| (k.alg(), k.sign(&claims(now)).unwrap())).collect();
+    let tokens: Vec<(Algorithm, String)> = f
+        .keys
+        .all()
+        .iter()
+        .map(|k| (k.alg(), k.sign(&claims(now)).unwrap()))
+        .collect();
     for (alg, token) in tokens {
-        let id = f.verify(&token, now).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let id = f
+            .verify(&token, now)
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
         assert_eq!(id.subject, "job-1");
         assert_eq!(id.issuer, ISS);
         assert_eq!(id.groups, vec!["ci".to_owned(), "deploy".to_owned()]);
@@ -146,31 +190,54 @@ fn time_issuer_audience_and_lifetime_rejections() {
     c["iat"] = json!(t - 700);
     c["nbf"] = json!(t - 700);
     c["exp"] = json!(t - 100);
-    assert!(matches!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::Expired { .. }));
+    assert!(matches!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::Expired { .. }
+    ));
 
     let mut c = claims(now);
     c["nbf"] = json!(t + 120);
-    assert!(matches!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::NotYetValid { .. }));
+    assert!(matches!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::NotYetValid { .. }
+    ));
 
     let mut c = claims(now);
     c["iss"] = json!("https://evil.example");
-    assert_eq!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::WrongIssuer { issuer: "https://evil.example".into() });
+    assert_eq!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::WrongIssuer {
+            issuer: "https://evil.example".into()
+        }
+    );
 
     let mut c = claims(now);
     c["aud"] = json!("someone-else");
-    assert_eq!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::WrongAudience);
+    assert_eq!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::WrongAudience
+    );
 
     let mut c = claims(now);
     c["exp"] = json!(t + 3601);
-    assert!(matches!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::LifetimeTooLong { .. }));
+    assert!(matches!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::LifetimeTooLong { .. }
+    ));
 
     let mut c = claims(now);
     c.as_object_mut().unwrap().remove("iat");
-    assert_eq!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::MissingClaim { claim: "iat" });
+    assert_eq!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::MissingClaim { claim: "iat" }
+    );
 
     let mut c = claims(now);
     c.as_object_mut().unwrap().remove("exp");
-    assert_eq!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::MissingClaim { claim: "exp" });
+    assert_eq!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::MissingClaim { claim: "exp" }
+    );
 
     assert_eq!(f.cache.len(), 0, "refused tokens must not be cached");
 }
@@ -182,26 +249,54 @@ fn algorithm_confusion_and_none_are_refused() {
     let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
 
     // alg none, with and without a signature part.
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "kid": "ed"})), b64(&claims(now)));
-    assert!(matches!(f.refused(&none, now), AuthError::AlgorithmNotAllowed { allowed: None, .. }));
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": "ed"})),
+        b64(&claims(now))
+    );
+    assert!(matches!(
+        f.refused(&none, now),
+        AuthError::AlgorithmNotAllowed { allowed: None, .. }
+    ));
 
     // RS256 -> HS256: the RSA public key's PEM used as the HMAC secret.
-    let public_pem = rcgen::KeyPair::from_pem(std::str::from_utf8(RSA_PEM).unwrap()).unwrap().public_key_pem();
+    let public_pem = rcgen::KeyPair::from_pem(std::str::from_utf8(RSA_PEM).unwrap())
+        .unwrap()
+        .public_key_pem();
     let forged = SigningKey::hmac(public_pem.as_bytes(), "rsa-RS256")
         .sign_compact(&json!({"alg": "HS256", "kid": "rsa-RS256"}), &claims(now))
         .unwrap();
-    assert!(matches!(f.refused(&forged, now), AuthError::AlgorithmNotAllowed { allowed: None, .. }));
+    assert!(matches!(
+        f.refused(&forged, now),
+        AuthError::AlgorithmNotAllowed { allowed: None, .. }
+    ));
 
     // A header alg that differs from the key's: EdDSA key, ES256 header.
-    let mismatched = f.keys.ed.sign_compact(&json!({"alg": "ES256", "kid": "ed"}), &claims(now)).unwrap();
+    let mismatched = f
+        .keys
+        .ed
+        .sign_compact(&json!({"alg": "ES256", "kid": "ed"}), &claims(now))
+        .unwrap();
     assert_eq!(
         f.refused(&mismatched, now),
-        AuthError::AlgorithmNotAllowed { alg: "ES256".into(), allowed: Some(Algorithm::EdDSA) }
+        AuthError::AlgorithmNotAllowed {
+            alg: "ES256".into(),
+            allowed: Some(Algorithm::EdDSA)
+        }
     );
     // RS256 key presented as PS256.
-    let pss_header = f.keys.rsa[0].sign_compact(&json!({"alg": "PS256", "kid": "rsa-RS256"}), &claims(now)).unwrap();
-    assert!(matches!(f.refused(&pss_header, now), AuthError::AlgorithmNotAllowed { .. }));
-    assert_eq!(f.cache.signature_checks(), 0, "refused before any signature check");
+    let pss_header = f.keys.rsa[0]
+        .sign_compact(&json!({"alg": "PS256", "kid": "rsa-RS256"}), &claims(now))
+        .unwrap();
+    assert!(matches!(
+        f.refused(&pss_header, now),
+        AuthError::AlgorithmNotAllowed { .. }
+    ));
+    assert_eq!(
+        f.cache.signature_checks(),
+        0,
+        "refused before any signature check"
+    );
 }
 
 #[test]
@@ -213,13 +308,26 @@ fn hs256_only_where_configured_and_only_with_its_secret() {
     let good = SigningKey::hmac(HS_SECRET, "any").sign(&c).unwrap();
     assert_eq!(f.verify(&good, now).unwrap().issuer, HS_ISS);
 
-    let wrong_secret = SigningKey::hmac(b"another-secret-another-secret-xx", "any").sign(&c).unwrap();
+    let wrong_secret = SigningKey::hmac(b"another-secret-another-secret-xx", "any")
+        .sign(&c)
+        .unwrap();
     assert_eq!(f.refused(&wrong_secret, now), AuthError::BadSignature);
 
     let rs = f.keys.rsa[0].sign(&c).unwrap();
-    assert!(matches!(f.refused(&rs, now), AuthError::AlgorithmNotAllowed { allowed: Some(Algorithm::HS256), .. }));
-    let hs384 = SigningKey::hmac(HS_SECRET, "any").sign_compact(&json!({"alg": "HS384"}), &c).unwrap();
-    assert!(matches!(f.refused(&hs384, now), AuthError::AlgorithmNotAllowed { .. }));
+    assert!(matches!(
+        f.refused(&rs, now),
+        AuthError::AlgorithmNotAllowed {
+            allowed: Some(Algorithm::HS256),
+            ..
+        }
+    ));
+    let hs384 = SigningKey::hmac(HS_SECRET, "any")
+        .sign_compact(&json!({"alg": "HS384"}), &c)
+        .unwrap();
+    assert!(matches!(
+        f.refused(&hs384, now),
+        AuthError::AlgorithmNotAllowed { .. }
+    ));
 }
 
 #[test]
@@ -231,7 +339,12 @@ fn tampering_kids_encoding_size_and_groups() {
 
     let mut c = claims(now);
     c["sub"] = json!("admin");
-    let tampered_payload = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2]);
+    let tampered_payload = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(c.to_string()),
+        parts[2]
+    );
     assert_eq!(f.refused(&tampered_payload, now), AuthError::BadSignature);
 
     let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
@@ -239,27 +352,62 @@ fn tampering_kids_encoding_size_and_groups() {
     let tampered_sig = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig));
     assert_eq!(f.refused(&tampered_sig, now), AuthError::BadSignature);
 
-    let unknown = f.keys.ed.sign_compact(&json!({"alg": "EdDSA", "kid": "nope"}), &claims(now)).unwrap();
-    assert!(matches!(f.refused(&unknown, now), AuthError::UnknownKid { kid: Some(_), .. }));
-    let no_kid = f.keys.ed.sign_compact(&json!({"alg": "EdDSA"}), &claims(now)).unwrap();
-    assert!(matches!(f.refused(&no_kid, now), AuthError::UnknownKid { kid: None, .. }));
+    let unknown = f
+        .keys
+        .ed
+        .sign_compact(&json!({"alg": "EdDSA", "kid": "nope"}), &claims(now))
+        .unwrap();
+    assert!(matches!(
+        f.refused(&unknown, now),
+        AuthError::UnknownKid { kid: Some(_), .. }
+    ));
+    let no_kid = f
+        .keys
+        .ed
+        .sign_compact(&json!({"alg": "EdDSA"}), &claims(now))
+        .unwrap();
+    assert!(matches!(
+        f.refused(&no_kid, now),
+        AuthError::UnknownKid { kid: None, .. }
+    ));
 
-    assert!(matches!(f.refused(&format!("{}.{}!.{}", parts[0], parts[1], parts[2]), now), AuthError::BadBase64 { .. }));
-    assert!(matches!(f.refused(&format!("{}.A.{}", parts[0], parts[2]), now), AuthError::BadBase64 { .. }));
-    assert!(matches!(f.refused(&format!("{}+.{}.{}", parts[0], parts[1], parts[2]), now), AuthError::BadBase64 { .. }));
-    assert!(matches!(f.refused(&format!("{}.{}", parts[0], parts[1]), now), AuthError::Malformed { .. }));
+    assert!(matches!(
+        f.refused(&format!("{}.{}!.{}", parts[0], parts[1], parts[2]), now),
+        AuthError::BadBase64 { .. }
+    ));
+    assert!(matches!(
+        f.refused(&format!("{}.A.{}", parts[0], parts[2]), now),
+        AuthError::BadBase64 { .. }
+    ));
+    assert!(matches!(
+        f.refused(&format!("{}+.{}.{}", parts[0], parts[1], parts[2]), now),
+        AuthError::BadBase64 { .. }
+    ));
+    assert!(matches!(
+        f.refused(&format!("{}.{}", parts[0], parts[1]), now),
+        AuthError::Malformed { .. }
+    ));
 
     let mut big = claims(now);
     big["padding"] = json!("x".repeat(17 * 1024));
     let oversized = f.keys.ed.sign(&big).unwrap();
-    assert!(matches!(f.refused(&oversized, now), AuthError::TooLarge { max: 16384, .. }));
+    assert!(matches!(
+        f.refused(&oversized, now),
+        AuthError::TooLarge { max: 16384, .. }
+    ));
 
     let mut c = claims(now);
     c["groups"] = json!("admins");
-    assert!(matches!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::GroupsMalformed { .. }));
+    assert!(matches!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::GroupsMalformed { .. }
+    ));
     let mut c = claims(now);
     c["groups"] = json!(["ok", 7]);
-    assert!(matches!(f.refused(&f.keys.ed.sign(&c).unwrap(), now), AuthError::GroupsMalformed { .. }));
+    assert!(matches!(
+        f.refused(&f.keys.ed.sign(&c).unwrap(), now),
+        AuthError::GroupsMalformed { .. }
+    ));
 
     // Missing groups: empty groups by default...
     let mut c = claims(now);
@@ -269,7 +417,10 @@ fn tampering_kids_encoding_size_and_groups() {
     // ...refused where the issuer requires them.
     let mut strict = fixture_with(|cfg, _| cfg.issuers[0].groups_required = true);
     let no_groups = strict.keys.ed.sign(&c).unwrap();
-    assert!(matches!(strict.refused(&no_groups, now), AuthError::GroupsMissing { .. }));
+    assert!(matches!(
+        strict.refused(&no_groups, now),
+        AuthError::GroupsMissing { .. }
+    ));
 }
 
 #[test]
@@ -281,7 +432,11 @@ fn groups_from_nested_and_url_named_claims() {
         c["realm_access"] = json!({"roles": ["nested"]});
         c["https://example.com/groups"] = json!(["url"]);
         let id = f.verify(&f.keys.ed.sign(&c).unwrap(), now).unwrap();
-        let expected = if path.starts_with("https") { "url" } else { "nested" };
+        let expected = if path.starts_with("https") {
+            "url"
+        } else {
+            "nested"
+        };
         assert_eq!(id.groups, vec![expected.to_owned()]);
     }
 }
@@ -294,19 +449,33 @@ fn cache_skips_signature_but_not_expiry_or_revocation() {
     f.verify(&token, now).unwrap();
     assert_eq!(f.cache.signature_checks(), 1);
     for _ in 0..5 {
-        assert_eq!(f.verify(&token, now + Duration::from_secs(10)).unwrap().subject, "job-1");
+        assert_eq!(
+            f.verify(&token, now + Duration::from_secs(10))
+                .unwrap()
+                .subject,
+            "job-1"
+        );
     }
-    assert_eq!(f.cache.signature_checks(), 1, "cache hits do no signature check");
+    assert_eq!(
+        f.cache.signature_checks(),
+        1,
+        "cache hits do no signature check"
+    );
     assert_eq!(f.cache.hits(), 5);
 
     // Past exp + leeway the cached entry is refused, still without a signature check.
-    assert!(matches!(f.refused(&token, now + Duration::from_secs(631)), AuthError::Expired { .. }));
+    assert!(matches!(
+        f.refused(&token, now + Duration::from_secs(631)),
+        AuthError::Expired { .. }
+    ));
     assert_eq!(f.cache.signature_checks(), 1);
 
     // A revocation applies to cached tokens at once.
     let other = f.keys.ed.sign(&claims(now)).unwrap();
     f.verify(&other, now).unwrap();
-    f.svc.revocations().revoke(Revocation::new(RevocationTarget::TokenId("tok-1".into())));
+    f.svc
+        .revocations()
+        .revoke(Revocation::new(RevocationTarget::TokenId("tok-1".into())));
     assert!(matches!(f.refused(&other, now), AuthError::Revoked { .. }));
     assert_eq!(f.cache.signature_checks(), 2);
 
@@ -314,7 +483,11 @@ fn cache_skips_signature_but_not_expiry_or_revocation() {
     let g = fixture();
     let mut stale_cache = f.svc.new_cache();
     let token = g.keys.ed.sign(&claims(now)).unwrap();
-    assert!(f.svc.verify_token(token.as_bytes(), &mut stale_cache, now).is_err());
+    assert!(
+        f.svc
+            .verify_token(token.as_bytes(), &mut stale_cache, now)
+            .is_err()
+    );
 }
 
 #[test]
@@ -324,9 +497,15 @@ fn jwks_file_rotation_is_picked_up_without_restart() {
     let (new_key, _) = SigningKey::generate(DevAlg::EdDsa).unwrap();
     let new_key = new_key.with_kid("rotated");
     let token = new_key.sign(&claims(now)).unwrap();
-    assert!(matches!(f.refused(&token, now), AuthError::UnknownKid { .. }));
+    assert!(matches!(
+        f.refused(&token, now),
+        AuthError::UnknownKid { .. }
+    ));
 
-    write_atomically(&f.dir.path().join("jwks.json"), new_key.jwks().to_string().as_bytes());
+    write_atomically(
+        &f.dir.path().join("jwks.json"),
+        new_key.jwks().to_string().as_bytes(),
+    );
     eventually("rotated key accepted", || f.verify(&token, now).is_ok());
     // The old keys are gone with the old file.
     let old = f.keys.ed.sign(&claims(now)).unwrap();
@@ -349,19 +528,36 @@ fn revocations_from_file_and_api_notify_subscribers_and_refuse() {
     let now = SystemTime::now();
     let seen: Arc<Mutex<Vec<RevocationTarget>>> = Arc::default();
     let sink = seen.clone();
-    f.svc.revocations().subscribe(Box::new(move |r: &Revocation| sink.lock().unwrap().push(r.target.clone())));
+    f.svc
+        .revocations()
+        .subscribe(Box::new(move |r: &Revocation| {
+            sink.lock().unwrap().push(r.target.clone())
+        }));
 
     let token = f.keys.ed.sign(&claims(now)).unwrap();
     let id = f.verify(&token, now).unwrap();
 
-    write_atomically(&f.dir.path().join("revocations.json"), br#"[{"subject": "job-1", "reason": "test"}]"#);
-    eventually("file revocation notified", || seen.lock().unwrap().contains(&RevocationTarget::Subject("job-1".into())));
+    write_atomically(
+        &f.dir.path().join("revocations.json"),
+        br#"[{"subject": "job-1", "reason": "test"}]"#,
+    );
+    eventually("file revocation notified", || {
+        seen.lock()
+            .unwrap()
+            .contains(&RevocationTarget::Subject("job-1".into()))
+    });
     let revocation = f.svc.revocations().check(&id, now).unwrap();
     assert!(revocation.matches(&id, now));
     assert!(matches!(f.refused(&token, now), AuthError::Revoked { .. }));
 
-    f.svc.revocations().revoke(Revocation::new(RevocationTarget::Issuer(HS_ISS.into())));
-    assert!(seen.lock().unwrap().contains(&RevocationTarget::Issuer(HS_ISS.into())));
+    f.svc
+        .revocations()
+        .revoke(Revocation::new(RevocationTarget::Issuer(HS_ISS.into())));
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&RevocationTarget::Issuer(HS_ISS.into()))
+    );
 
     // Removing the entry from the file lifts it.
     write_atomically(&f.dir.path().join("revocations.json"), b"[]");

@@ -2,19 +2,23 @@
 //! the configured CA is accepted and yields its SPIFFE identity and mapped groups; one from
 //! another CA, or none, is refused by the handshake.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::ServerName;
 use tollgate::identity::config::{MtlsConfig, MtlsMapping};
 use tollgate::identity::mtls::{client_config, server_config};
 use tollgate::identity::{
-    AuthError, Identity, IdentityConfig, IdentityService, IdentitySource, Revocation, RevocationTarget,
+    AuthError, Identity, IdentityConfig, IdentityService, IdentitySource, Revocation,
+    RevocationTarget,
 };
 
 const SPIFFE: &str = "spiffe://prod.example/ns/ci/runner";
@@ -28,10 +32,19 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         p.distinguished_name.push(DnType::CommonName, name);
-        std::fs::write(dir.join(format!("{name}.pem")), p.self_signed(&key).unwrap().pem()).unwrap();
-        Self { issuer: Issuer::new(p, key) }
+        std::fs::write(
+            dir.join(format!("{name}.pem")),
+            p.self_signed(&key).unwrap().pem(),
+        )
+        .unwrap();
+        Self {
+            issuer: Issuer::new(p, key),
+        }
     }
 
     fn issue(&self, dir: &Path, file: &str, sans: Vec<SanType>, eku: ExtendedKeyUsagePurpose) {
@@ -55,9 +68,24 @@ fn pki() -> Pki {
     let d = dir.path();
     let trusted = Ca::new(d, "trusted-ca");
     let other = Ca::new(d, "other-ca");
-    trusted.issue(d, "server", vec![SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST))], ExtendedKeyUsagePurpose::ServerAuth);
-    trusted.issue(d, "client", vec![SanType::URI(SPIFFE.try_into().unwrap())], ExtendedKeyUsagePurpose::ClientAuth);
-    other.issue(d, "intruder", vec![SanType::URI(SPIFFE.try_into().unwrap())], ExtendedKeyUsagePurpose::ClientAuth);
+    trusted.issue(
+        d,
+        "server",
+        vec![SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST))],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    trusted.issue(
+        d,
+        "client",
+        vec![SanType::URI(SPIFFE.try_into().unwrap())],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    other.issue(
+        d,
+        "intruder",
+        vec![SanType::URI(SPIFFE.try_into().unwrap())],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
     Pki { dir }
 }
 
@@ -72,8 +100,14 @@ fn service() -> IdentityService {
         mtls: Some(MtlsConfig {
             ca_file: None,
             map: vec![
-                MtlsMapping { pattern: "spiffe://prod.example/ns/ci/*".into(), groups: vec!["ci".into()] },
-                MtlsMapping { pattern: "spiffe://staging.example/**".into(), groups: vec!["staging".into()] },
+                MtlsMapping {
+                    pattern: "spiffe://prod.example/ns/ci/*".into(),
+                    groups: vec!["ci".into()],
+                },
+                MtlsMapping {
+                    pattern: "spiffe://staging.example/**".into(),
+                    groups: vec!["staging".into()],
+                },
             ],
         }),
         ..IdentityConfig::default()
@@ -83,12 +117,24 @@ fn service() -> IdentityService {
 
 /// One handshake over a loopback TCP pair, server and client on their own threads. Returns
 /// the identity the server derived, or the server's handshake error.
-fn handshake(pki: &Pki, svc: &Arc<IdentityService>, client_cert: Option<&str>) -> Result<Result<Arc<Identity>, AuthError>, String> {
-    let server_cfg = server_config(&pki.path("server.pem"), &pki.path("server.key"), Some(&pki.path("trusted-ca.pem"))).unwrap();
-    let client_auth = client_cert.map(|c| (pki.path(&format!("{c}.pem")), pki.path(&format!("{c}.key"))));
+fn handshake(
+    pki: &Pki,
+    svc: &Arc<IdentityService>,
+    client_cert: Option<&str>,
+) -> Result<Result<Arc<Identity>, AuthError>, String> {
+    let server_cfg = server_config(
+        &pki.path("server.pem"),
+        &pki.path("server.key"),
+        Some(&pki.path("trusted-ca.pem")),
+    )
+    .unwrap();
+    let client_auth =
+        client_cert.map(|c| (pki.path(&format!("{c}.pem")), pki.path(&format!("{c}.key"))));
     let client_cfg = client_config(
         Some(&pki.path("trusted-ca.pem")),
-        client_auth.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        client_auth
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path())),
     )
     .unwrap();
 
@@ -155,7 +201,8 @@ fn client_certificate_from_another_ca_or_none_is_refused() {
 fn revoked_certificate_identity_is_refused() {
     let pki = pki();
     let svc = Arc::new(service());
-    svc.revocations().revoke(Revocation::new(RevocationTarget::Subject(SPIFFE.into())));
+    svc.revocations()
+        .revoke(Revocation::new(RevocationTarget::Subject(SPIFFE.into())));
     let verdict = handshake(&pki, &svc, Some("client")).unwrap();
     assert!(matches!(verdict, Err(AuthError::Revoked { .. })));
 }

@@ -87,11 +87,21 @@ impl AccessDecision {
 impl std::fmt::Display for AccessDecision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Admit(Admitted::Subject { pattern }) => write!(f, "admitted: subject matches {pattern:?}"),
-            Self::Admit(Admitted::Group { group }) => write!(f, "admitted: member of group {group:?}"),
-            Self::Refuse(Refused::NoRules) => write!(f, "refused: target admits nobody (no subjects or groups)"),
-            Self::Refuse(Refused::IssuerNotListed { issuer }) => write!(f, "refused: issuer {issuer:?} not listed"),
-            Self::Refuse(Refused::NoMatch) => write!(f, "refused: no subject or group rule matches"),
+            Self::Admit(Admitted::Subject { pattern }) => {
+                write!(f, "admitted: subject matches {pattern:?}")
+            }
+            Self::Admit(Admitted::Group { group }) => {
+                write!(f, "admitted: member of group {group:?}")
+            }
+            Self::Refuse(Refused::NoRules) => {
+                write!(f, "refused: target admits nobody (no subjects or groups)")
+            }
+            Self::Refuse(Refused::IssuerNotListed { issuer }) => {
+                write!(f, "refused: issuer {issuer:?} not listed")
+            }
+            Self::Refuse(Refused::NoMatch) => {
+                write!(f, "refused: no subject or group rule matches")
+            }
         }
     }
 }
@@ -101,20 +111,31 @@ impl AccessPolicy {
     pub fn compile(cfg: &AccessConfig, field: &str) -> Result<Self, ConfigError> {
         let mut subjects = Vec::with_capacity(cfg.subjects.len());
         for (i, p) in cfg.subjects.iter().enumerate() {
-            let m = compile_glob(p).map_err(|reason| ConfigError::new(format!("{field}.subjects[{i}]"), reason))?;
+            let m = compile_glob(p)
+                .map_err(|reason| ConfigError::new(format!("{field}.subjects[{i}]"), reason))?;
             subjects.push((p.clone(), m));
         }
         for (i, g) in cfg.groups.iter().enumerate() {
             if g.is_empty() {
-                return Err(ConfigError::new(format!("{field}.groups[{i}]"), "empty group name"));
+                return Err(ConfigError::new(
+                    format!("{field}.groups[{i}]"),
+                    "empty group name",
+                ));
             }
         }
         for (i, s) in cfg.issuers.iter().enumerate() {
             if s.is_empty() {
-                return Err(ConfigError::new(format!("{field}.issuers[{i}]"), "empty issuer"));
+                return Err(ConfigError::new(
+                    format!("{field}.issuers[{i}]"),
+                    "empty issuer",
+                ));
             }
         }
-        Ok(Self { subjects, groups: cfg.groups.clone(), issuers: cfg.issuers.clone() })
+        Ok(Self {
+            subjects,
+            groups: cfg.groups.clone(),
+            issuers: cfg.issuers.clone(),
+        })
     }
 
     /// Decides whether `id` may use the target. Subject rules are tried before group rules,
@@ -123,20 +144,31 @@ impl AccessPolicy {
         if self.subjects.is_empty() && self.groups.is_empty() {
             return AccessDecision::Refuse(Refused::NoRules);
         }
-        if !self.issuers.is_empty() && !self.issuers.iter().any(|i| *i == id.issuer) {
-            return AccessDecision::Refuse(Refused::IssuerNotListed { issuer: id.issuer.clone() });
+        if !self.issuers.is_empty() && !self.issuers.contains(&id.issuer) {
+            return AccessDecision::Refuse(Refused::IssuerNotListed {
+                issuer: id.issuer.clone(),
+            });
         }
         if let Some((pattern, _)) = self.subjects.iter().find(|(_, m)| m.is_match(&id.subject)) {
-            return AccessDecision::Admit(Admitted::Subject { pattern: pattern.clone() });
+            return AccessDecision::Admit(Admitted::Subject {
+                pattern: pattern.clone(),
+            });
         }
-        if let Some(group) = self.groups.iter().find(|g| id.groups.iter().any(|have| have == *g)) {
-            return AccessDecision::Admit(Admitted::Group { group: group.clone() });
+        if let Some(group) = self
+            .groups
+            .iter()
+            .find(|g| id.groups.iter().any(|have| have == *g))
+        {
+            return AccessDecision::Admit(Admitted::Group {
+                group: group.clone(),
+            });
         }
         AccessDecision::Refuse(Refused::NoMatch)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::IdentitySource;
@@ -154,13 +186,24 @@ mod tests {
 
     fn policy(subjects: &[&str], groups: &[&str], issuers: &[&str]) -> AccessPolicy {
         let v = |x: &[&str]| x.iter().map(|s| (*s).to_owned()).collect();
-        AccessPolicy::compile(&AccessConfig { subjects: v(subjects), groups: v(groups), issuers: v(issuers) }, "t").unwrap()
+        AccessPolicy::compile(
+            &AccessConfig {
+                subjects: v(subjects),
+                groups: v(groups),
+                issuers: v(issuers),
+            },
+            "t",
+        )
+        .unwrap()
     }
 
     #[test]
     fn default_deny() {
         let p = policy(&[], &[], &["https://ci"]);
-        assert_eq!(p.decide(&id("a", "https://ci", &["x"])), AccessDecision::Refuse(Refused::NoRules));
+        assert_eq!(
+            p.decide(&id("a", "https://ci", &["x"])),
+            AccessDecision::Refuse(Refused::NoRules)
+        );
     }
 
     #[test]
@@ -168,13 +211,29 @@ mod tests {
         let p = policy(&["spiffe://prod/ns/ci/*"], &["dba"], &[]);
         assert_eq!(
             p.decide(&id("spiffe://prod/ns/ci/runner", "i", &[])),
-            AccessDecision::Admit(Admitted::Subject { pattern: "spiffe://prod/ns/ci/*".into() })
+            AccessDecision::Admit(Admitted::Subject {
+                pattern: "spiffe://prod/ns/ci/*".into()
+            })
         );
-        assert_eq!(p.decide(&id("spiffe://prod/ns/ci/a/b", "i", &[])), AccessDecision::Refuse(Refused::NoMatch));
-        assert_eq!(p.decide(&id("bob", "i", &["dev", "dba"])), AccessDecision::Admit(Admitted::Group { group: "dba".into() }));
-        assert_eq!(p.decide(&id("bob", "i", &["dev"])), AccessDecision::Refuse(Refused::NoMatch));
+        assert_eq!(
+            p.decide(&id("spiffe://prod/ns/ci/a/b", "i", &[])),
+            AccessDecision::Refuse(Refused::NoMatch)
+        );
+        assert_eq!(
+            p.decide(&id("bob", "i", &["dev", "dba"])),
+            AccessDecision::Admit(Admitted::Group {
+                group: "dba".into()
+            })
+        );
+        assert_eq!(
+            p.decide(&id("bob", "i", &["dev"])),
+            AccessDecision::Refuse(Refused::NoMatch)
+        );
         let deep = policy(&["spiffe://prod/ns/ci/**"], &[], &[]);
-        assert!(deep.decide(&id("spiffe://prod/ns/ci/a/b", "i", &[])).is_admitted());
+        assert!(
+            deep.decide(&id("spiffe://prod/ns/ci/a/b", "i", &[]))
+                .is_admitted()
+        );
     }
 
     #[test]
@@ -183,13 +242,23 @@ mod tests {
         assert!(p.decide(&id("a", "https://ci", &[])).is_admitted());
         assert_eq!(
             p.decide(&id("a", "https://idp", &[])),
-            AccessDecision::Refuse(Refused::IssuerNotListed { issuer: "https://idp".into() })
+            AccessDecision::Refuse(Refused::IssuerNotListed {
+                issuer: "https://idp".into()
+            })
         );
     }
 
     #[test]
     fn bad_glob_names_field() {
-        let cfg = AccessConfig { subjects: vec!["ok".into(), "a{".into()], ..Default::default() };
-        assert_eq!(AccessPolicy::compile(&cfg, "target.pg.access").unwrap_err().field, "target.pg.access.subjects[1]");
+        let cfg = AccessConfig {
+            subjects: vec!["ok".into(), "a{".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            AccessPolicy::compile(&cfg, "target.pg.access")
+                .unwrap_err()
+                .field,
+            "target.pg.access.subjects[1]"
+        );
     }
 }

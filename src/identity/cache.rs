@@ -54,7 +54,9 @@ struct Slot {
 pub enum CacheLookup {
     Hit(Arc<Identity>),
     /// Was cached but its token has expired; the entry has been dropped.
-    Expired { expires_at: i64 },
+    Expired {
+        expires_at: i64,
+    },
     Miss,
 }
 
@@ -78,7 +80,10 @@ impl TokenCache {
         let capacity = capacity.max(1);
         Self {
             owner: 0,
-            index: HashMap::with_capacity_and_hasher(capacity.min(1 << 16), BuildHasherDefault::default()),
+            index: HashMap::with_capacity_and_hasher(
+                capacity.min(1 << 16),
+                BuildHasherDefault::default(),
+            ),
             slots: Vec::with_capacity(capacity.min(1 << 16)),
             hand: 0,
             capacity,
@@ -144,7 +149,13 @@ impl TokenCache {
     }
 
     /// Caches a verified token until `expires_at` (unix seconds), evicting if full.
-    pub fn insert(&mut self, digest: TokenDigest, identity: Arc<Identity>, expires_at: i64, now: i64) {
+    pub fn insert(
+        &mut self,
+        digest: TokenDigest,
+        identity: Arc<Identity>,
+        expires_at: i64,
+        now: i64,
+    ) {
         if let Some(&i) = self.index.get(&digest) {
             let slot = &mut self.slots[i];
             slot.identity = identity;
@@ -152,7 +163,12 @@ impl TokenCache {
             slot.referenced = true;
             return;
         }
-        let slot = Slot { digest, identity, expires_at, referenced: false };
+        let slot = Slot {
+            digest,
+            identity,
+            expires_at,
+            referenced: false,
+        };
         if self.slots.len() < self.capacity {
             self.index.insert(digest, self.slots.len());
             self.slots.push(slot);
@@ -193,6 +209,7 @@ impl TokenCache {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::IdentitySource;
@@ -218,7 +235,10 @@ mod tests {
             CacheLookup::Hit(id) => assert_eq!(id.subject, "a"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(c.lookup(&d, 200), CacheLookup::Expired { expires_at: 200 }));
+        assert!(matches!(
+            c.lookup(&d, 200),
+            CacheLookup::Expired { expires_at: 200 }
+        ));
         assert!(matches!(c.lookup(&d, 150), CacheLookup::Miss));
         assert!(c.is_empty());
     }
@@ -226,7 +246,9 @@ mod tests {
     #[test]
     fn bounded_and_keeps_referenced_entries() {
         let mut c = TokenCache::new(3);
-        let keys: Vec<_> = (0..3).map(|i| token_digest(format!("t{i}").as_bytes())).collect();
+        let keys: Vec<_> = (0..3)
+            .map(|i| token_digest(format!("t{i}").as_bytes()))
+            .collect();
         for (i, k) in keys.iter().enumerate() {
             c.insert(*k, ident(&format!("s{i}")), 1000, 0);
         }

@@ -35,7 +35,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -66,7 +69,12 @@ pub struct IdentityConfig {
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        Self { cache_size: default_cache_size(), revocation_file: None, issuers: Vec::new(), mtls: None }
+        Self {
+            cache_size: default_cache_size(),
+            revocation_file: None,
+            issuers: Vec::new(),
+            mtls: None,
+        }
     }
 }
 
@@ -196,21 +204,31 @@ impl IdentityConfig {
             let at = |f: &str| format!("identity.issuer[{i}].{f}");
             issuer.validate(&at)?;
             if !names.insert(issuer.name.as_str()) {
-                return Err(ConfigError::new(at("name"), format!("duplicate issuer name {:?}", issuer.name)));
+                return Err(ConfigError::new(
+                    at("name"),
+                    format!("duplicate issuer name {:?}", issuer.name),
+                ));
             }
             if !iss_values.insert(issuer.issuer.as_str()) {
                 return Err(ConfigError::new(
                     at("issuer"),
-                    format!("{:?} is configured twice; tokens are routed by iss", issuer.issuer),
+                    format!(
+                        "{:?} is configured twice; tokens are routed by iss",
+                        issuer.issuer
+                    ),
                 ));
             }
         }
         if let Some(mtls) = &self.mtls {
             for (i, m) in mtls.map.iter().enumerate() {
-                crate::identity::authz::compile_glob(&m.pattern)
-                    .map_err(|reason| ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason))?;
+                crate::identity::authz::compile_glob(&m.pattern).map_err(|reason| {
+                    ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
+                })?;
                 if m.groups.iter().any(|g| g.is_empty()) {
-                    return Err(ConfigError::new(format!("identity.mtls.map[{i}].groups"), "empty group name"));
+                    return Err(ConfigError::new(
+                        format!("identity.mtls.map[{i}].groups"),
+                        "empty group name",
+                    ));
                 }
             }
         }
@@ -227,9 +245,16 @@ impl IssuerConfig {
             return Err(ConfigError::new(at("issuer"), "must not be empty"));
         }
         if self.audience.is_empty() || self.audience.iter().any(|a| a.is_empty()) {
-            return Err(ConfigError::new(at("audience"), "needs at least one non-empty audience"));
+            return Err(ConfigError::new(
+                at("audience"),
+                "needs at least one non-empty audience",
+            ));
         }
-        let sources = [self.jwks_file.is_some(), self.discovery.is_some(), self.hs256_secret_file.is_some()];
+        let sources = [
+            self.jwks_file.is_some(),
+            self.discovery.is_some(),
+            self.hs256_secret_file.is_some(),
+        ];
         if sources.iter().filter(|s| **s).count() != 1 {
             return Err(ConfigError::new(
                 at("jwks_file"),
@@ -248,13 +273,19 @@ impl IssuerConfig {
             return Err(ConfigError::new(at("refresh"), "must be positive"));
         }
         if self.refresh_min_interval.is_zero() || self.refresh_min_interval > self.refresh {
-            return Err(ConfigError::new(at("refresh_min_interval"), "must be positive and at most `refresh`"));
+            return Err(ConfigError::new(
+                at("refresh_min_interval"),
+                "must be positive and at most `refresh`",
+            ));
         }
         if self.stale_for.is_zero() {
             return Err(ConfigError::new(at("stale_for"), "must be positive"));
         }
         if self.max_lifetime.is_zero() || self.max_lifetime > MAX_TOKEN_LIFETIME {
-            return Err(ConfigError::new(at("max_lifetime"), "must be between 1s and 24h"));
+            return Err(ConfigError::new(
+                at("max_lifetime"),
+                "must be between 1s and 24h",
+            ));
         }
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::new(at("leeway"), "must be at most 5m"));
@@ -267,6 +298,7 @@ impl IssuerConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -332,23 +364,38 @@ groups = ["ci"]
     fn validation_names_the_field() {
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.issuers[1].jwks_file = Some("/x".into());
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.issuer[1].jwks_file");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.issuer[1].jwks_file"
+        );
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.issuers[0].audience.clear();
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.issuer[0].audience");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.issuer[0].audience"
+        );
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.issuers[1].issuer = cfg.issuers[0].issuer.clone();
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.issuer[1].issuer");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.issuer[1].issuer"
+        );
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.issuers[1].discovery = Some("http://idp.example".into());
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.issuer[1].discovery");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.issuer[1].discovery"
+        );
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.issuers[0].max_lifetime = Duration::from_secs(48 * 3600);
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.issuer[0].max_lifetime");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.issuer[0].max_lifetime"
+        );
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.cache_size = 0;
@@ -356,6 +403,9 @@ groups = ["ci"]
 
         let mut cfg = parse(SAMPLE).unwrap();
         cfg.mtls.as_mut().unwrap().map[0].pattern = "spiffe://{a".into();
-        assert_eq!(cfg.validate().unwrap_err().field, "identity.mtls.map[0].pattern");
+        assert_eq!(
+            cfg.validate().unwrap_err().field,
+            "identity.mtls.map[0].pattern"
+        );
     }
 }

@@ -25,7 +25,10 @@ pub const JWKS_FILE: &str = "tollgate-dev-jwks.json";
 #[derive(Debug, thiserror::Error)]
 pub enum DevIssuerError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("not a usable private key: {reason}")]
     BadKey { reason: String },
     #[error("algorithm {alg:?} does not fit this key")]
@@ -78,13 +81,24 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 }
 
 fn pem_decode(pem: &[u8]) -> Result<Vec<u8>, DevIssuerError> {
-    let bad = |reason: &str| DevIssuerError::BadKey { reason: reason.into() };
+    let bad = |reason: &str| DevIssuerError::BadKey {
+        reason: reason.into(),
+    };
     let text = std::str::from_utf8(pem).map_err(|_| bad("not UTF-8 PEM"))?;
-    let begin = text.find("-----BEGIN PRIVATE KEY-----").ok_or_else(|| bad("no PKCS#8 `BEGIN PRIVATE KEY` block"))?;
+    let begin = text
+        .find("-----BEGIN PRIVATE KEY-----")
+        .ok_or_else(|| bad("no PKCS#8 `BEGIN PRIVATE KEY` block"))?;
     let body = &text[begin + "-----BEGIN PRIVATE KEY-----".len()..];
-    let end = body.find("-----END PRIVATE KEY-----").ok_or_else(|| bad("unterminated PEM block"))?;
-    let b64: String = body[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD.decode(b64).map_err(|_| bad("PEM body is not base64"))
+    let end = body
+        .find("-----END PRIVATE KEY-----")
+        .ok_or_else(|| bad("unterminated PEM block"))?;
+    let b64: String = body[..end]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    STANDARD
+        .decode(b64)
+        .map_err(|_| bad("PEM body is not base64"))
 }
 
 fn derive_kid(public: &[u8]) -> String {
@@ -104,16 +118,26 @@ impl SigningKey {
         let rng = SystemRandom::new();
         let (inner, alg) = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
             (Inner::Ed(k), Algorithm::EdDSA)
-        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng) {
+        } else if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+        {
             (Inner::Ec(k), Algorithm::ES256)
-        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &der, &rng) {
+        } else if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &der, &rng)
+        {
             (Inner::Ec(k), Algorithm::ES384)
         } else if let Ok(k) = RsaKeyPair::from_pkcs8(&der) {
             (Inner::Rsa(k), Algorithm::RS256)
         } else {
-            return Err(DevIssuerError::BadKey { reason: "not an Ed25519, P-256, P-384 or RSA PKCS#8 key".into() });
+            return Err(DevIssuerError::BadKey {
+                reason: "not an Ed25519, P-256, P-384 or RSA PKCS#8 key".into(),
+            });
         };
-        let mut key = Self { inner, alg, kid: String::new() };
+        let mut key = Self {
+            inner,
+            alg,
+            kid: String::new(),
+        };
         key.kid = derive_kid(&key.public_bytes());
         Ok(key)
     }
@@ -124,7 +148,12 @@ impl SigningKey {
         let fits = match key.inner {
             Inner::Rsa(_) => matches!(
                 alg,
-                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
             ),
             _ => alg == key.alg,
         };
@@ -136,22 +165,39 @@ impl SigningKey {
     }
 
     pub fn from_pem_file(path: &Path) -> Result<Self, DevIssuerError> {
-        let pem = std::fs::read(path).map_err(|source| DevIssuerError::Io { path: path.to_owned(), source })?;
+        let pem = std::fs::read(path).map_err(|source| DevIssuerError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_pem(&pem)
     }
 
     /// An HS256 key (for issuers configured with `hs256_secret_file`).
     pub fn hmac(secret: &[u8], kid: &str) -> Self {
-        Self { inner: Inner::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)), alg: Algorithm::HS256, kid: kid.into() }
+        Self {
+            inner: Inner::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret)),
+            alg: Algorithm::HS256,
+            kid: kid.into(),
+        }
     }
 
     /// A fresh key of the given kind, with its PKCS#8 DER.
     pub fn generate(alg: DevAlg) -> Result<(Self, Vec<u8>), DevIssuerError> {
         let rng = SystemRandom::new();
-        let fail = |_| DevIssuerError::Sign { reason: "key generation failed".into() };
+        let fail = |_| DevIssuerError::Sign {
+            reason: "key generation failed".into(),
+        };
         let der = match alg {
-            DevAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(fail)?.as_ref().to_vec(),
-            DevAlg::Es256 => EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(fail)?.as_ref().to_vec(),
+            DevAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(fail)?
+                .as_ref()
+                .to_vec(),
+            DevAlg::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(fail)?
+                    .as_ref()
+                    .to_vec()
+            }
         };
         Ok((Self::from_pkcs8_der(&der)?, der))
     }
@@ -183,7 +229,9 @@ impl SigningKey {
         let enc = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let alg = alg_name(self.alg);
         Some(match &self.inner {
-            Inner::Ed(k) => json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": alg, "use": "sig", "x": enc(k.public_key().as_ref())}),
+            Inner::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": alg, "use": "sig", "x": enc(k.public_key().as_ref())})
+            }
             Inner::Ec(k) => {
                 let point = k.public_key().as_ref();
                 let half = (point.len() - 1) / 2;
@@ -218,12 +266,17 @@ impl SigningKey {
 
     /// Signs claims under the standard header `{"alg", "typ": "JWT", "kid"}`.
     pub fn sign(&self, claims: &Value) -> Result<String, DevIssuerError> {
-        self.sign_compact(&json!({"alg": alg_name(self.alg), "typ": "JWT", "kid": self.kid}), claims)
+        self.sign_compact(
+            &json!({"alg": alg_name(self.alg), "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
     }
 
     fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, DevIssuerError> {
         let rng = SystemRandom::new();
-        let fail = |_| DevIssuerError::Sign { reason: "signing failed".into() };
+        let fail = |_| DevIssuerError::Sign {
+            reason: "signing failed".into(),
+        };
         match &self.inner {
             Inner::Ed(k) => Ok(k.sign(msg).as_ref().to_vec()),
             Inner::Ec(k) => Ok(k.sign(&rng, msg).map_err(fail)?.as_ref().to_vec()),
@@ -256,7 +309,10 @@ pub struct KeyFiles {
 
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), DevIssuerError> {
     use std::io::Write as _;
-    let io = |source| DevIssuerError::Io { path: path.to_owned(), source };
+    let io = |source| DevIssuerError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -275,10 +331,20 @@ pub fn keygen(dir: &Path, alg: DevAlg) -> Result<KeyFiles, DevIssuerError> {
     let (key, der) = SigningKey::generate(alg)?;
     let private_key = dir.join(KEY_FILE);
     let jwks = dir.join(JWKS_FILE);
-    write_file(&private_key, pem_encode("PRIVATE KEY", &der).as_bytes(), true)?;
-    let doc = serde_json::to_vec_pretty(&key.jwks()).map_err(|e| DevIssuerError::Sign { reason: e.to_string() })?;
+    write_file(
+        &private_key,
+        pem_encode("PRIVATE KEY", &der).as_bytes(),
+        true,
+    )?;
+    let doc = serde_json::to_vec_pretty(&key.jwks()).map_err(|e| DevIssuerError::Sign {
+        reason: e.to_string(),
+    })?;
     write_file(&jwks, &doc, false)?;
-    Ok(KeyFiles { private_key, jwks, kid: key.kid().to_owned() })
+    Ok(KeyFiles {
+        private_key,
+        jwks,
+        kid: key.kid().to_owned(),
+    })
 }
 
 /// What to put in a minted token.
@@ -297,17 +363,29 @@ pub struct MintParams {
 
 /// Mints a token signed by the key in `key_file`, valid from now for `ttl`.
 pub fn mint(key_file: &Path, params: &MintParams) -> Result<String, DevIssuerError> {
-    mint_with(&SigningKey::from_pem_file(key_file)?, params, SystemTime::now())
+    mint_with(
+        &SigningKey::from_pem_file(key_file)?,
+        params,
+        SystemTime::now(),
+    )
 }
 
 /// Mints a token with an explicit key and clock.
-pub fn mint_with(key: &SigningKey, params: &MintParams, now: SystemTime) -> Result<String, DevIssuerError> {
+pub fn mint_with(
+    key: &SigningKey,
+    params: &MintParams,
+    now: SystemTime,
+) -> Result<String, DevIssuerError> {
     let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let jti = match &params.jti {
         Some(j) => j.clone(),
         None => {
             let mut b = [0u8; 16];
-            SystemRandom::new().fill(&mut b).map_err(|_| DevIssuerError::Sign { reason: "no randomness".into() })?;
+            SystemRandom::new()
+                .fill(&mut b)
+                .map_err(|_| DevIssuerError::Sign {
+                    reason: "no randomness".into(),
+                })?;
             URL_SAFE_NO_PAD.encode(b)
         }
     };
@@ -316,10 +394,14 @@ pub fn mint_with(key: &SigningKey, params: &MintParams, now: SystemTime) -> Resu
         "iat": iat, "nbf": iat, "exp": iat + params.ttl.as_secs(), "jti": jti,
     });
     let kid = params.kid.as_deref().unwrap_or(key.kid());
-    key.sign_compact(&json!({"alg": alg_name(key.alg), "typ": "JWT", "kid": kid}), &claims)
+    key.sign_compact(
+        &json!({"alg": alg_name(key.alg), "typ": "JWT", "kid": kid}),
+        &claims,
+    )
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::jwks::KeySet;
@@ -350,7 +432,10 @@ mod tests {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt as _;
-                let mode = std::fs::metadata(&files.private_key).unwrap().permissions().mode();
+                let mode = std::fs::metadata(&files.private_key)
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o777, 0o600);
             }
         }

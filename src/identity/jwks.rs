@@ -33,7 +33,10 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum KeySourceError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what} is {len} bytes, more than the {max} allowed")]
     TooLarge { what: String, len: u64, max: u64 },
     #[error("{what} is not valid JSON of the expected shape: {reason}")]
@@ -64,7 +67,10 @@ pub struct VerificationKey {
 
 impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerificationKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -85,10 +91,15 @@ impl KeySet {
         struct RawJwks {
             keys: Vec<serde_json::Value>,
         }
-        let raw: RawJwks = serde_json::from_slice(bytes)
-            .map_err(|e| KeySourceError::Json { what: "JWKS".into(), reason: e.to_string() })?;
+        let raw: RawJwks = serde_json::from_slice(bytes).map_err(|e| KeySourceError::Json {
+            what: "JWKS".into(),
+            reason: e.to_string(),
+        })?;
         if raw.keys.len() > MAX_KEYS {
-            return Err(KeySourceError::TooManyKeys { count: raw.keys.len(), max: MAX_KEYS });
+            return Err(KeySourceError::TooManyKeys {
+                count: raw.keys.len(),
+                max: MAX_KEYS,
+            });
         }
         let mut keys: Vec<VerificationKey> = Vec::with_capacity(raw.keys.len());
         for value in raw.keys {
@@ -103,12 +114,18 @@ impl KeySet {
         if keys.is_empty() {
             return Err(KeySourceError::NoUsableKeys);
         }
-        Ok(Self { keys, usable_until: None })
+        Ok(Self {
+            keys,
+            usable_until: None,
+        })
     }
 
     /// A set holding exactly these keys (tests, the development issuer).
     pub fn from_keys(keys: Vec<VerificationKey>) -> Self {
-        Self { keys, usable_until: None }
+        Self {
+            keys,
+            usable_until: None,
+        }
     }
 
     pub fn find(&self, kid: &str) -> Option<&VerificationKey> {
@@ -151,7 +168,9 @@ struct RawJwk {
 }
 
 fn b64(field: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
-    let s = field.as_deref().ok_or_else(|| format!("missing `{name}`"))?;
+    let s = field
+        .as_deref()
+        .ok_or_else(|| format!("missing `{name}`"))?;
     // Some issuers pad their JWK members despite RFC 7515; accept both.
     URL_SAFE_NO_PAD
         .decode(s.trim_end_matches('='))
@@ -167,16 +186,18 @@ fn key_from_jwk(value: serde_json::Value) -> Result<VerificationKey, String> {
     {
         return Err(format!("kid {kid}: use {u:?} is not sig"));
     }
-    let alg_named = |allowed: &[(&str, Algorithm)], default: Option<Algorithm>| -> Result<Algorithm, String> {
-        match &raw.alg {
-            None => default.ok_or_else(|| format!("kid {kid}: no alg and no default for this key type")),
-            Some(a) => allowed
-                .iter()
-                .find(|(name, _)| name == a)
-                .map(|(_, alg)| *alg)
-                .ok_or_else(|| format!("kid {kid}: alg {a:?} does not fit kty {:?}", raw.kty)),
-        }
-    };
+    let alg_named =
+        |allowed: &[(&str, Algorithm)], default: Option<Algorithm>| -> Result<Algorithm, String> {
+            match &raw.alg {
+                None => default
+                    .ok_or_else(|| format!("kid {kid}: no alg and no default for this key type")),
+                Some(a) => allowed
+                    .iter()
+                    .find(|(name, _)| name == a)
+                    .map(|(_, alg)| *alg)
+                    .ok_or_else(|| format!("kid {kid}: alg {a:?} does not fit kty {:?}", raw.kty)),
+            }
+        };
     match raw.kty.as_str() {
         "RSA" => {
             let alg = alg_named(
@@ -196,14 +217,21 @@ fn key_from_jwk(value: serde_json::Value) -> Result<VerificationKey, String> {
                 let start = n.iter().position(|b| *b != 0).unwrap_or(n.len());
                 &n[start..]
             };
-            let bits = n_trimmed.len() * 8 - n_trimmed.first().map_or(8, |b| b.leading_zeros() as usize);
+            let bits =
+                n_trimmed.len() * 8 - n_trimmed.first().map_or(8, |b| b.leading_zeros() as usize);
             if !(2048..=16384).contains(&bits) {
-                return Err(format!("kid {kid}: RSA modulus of {bits} bits (2048..=16384 accepted)"));
+                return Err(format!(
+                    "kid {kid}: RSA modulus of {bits} bits (2048..=16384 accepted)"
+                ));
             }
             if e.is_empty() || e.len() > 8 {
                 return Err(format!("kid {kid}: bad RSA exponent"));
             }
-            Ok(VerificationKey { kid, alg, key: DecodingKey::from_rsa_raw_components(n_trimmed, &e) })
+            Ok(VerificationKey {
+                kid,
+                alg,
+                key: DecodingKey::from_rsa_raw_components(n_trimmed, &e),
+            })
         }
         "EC" => {
             let (alg, coord_len) = match raw.crv.as_deref() {
@@ -211,7 +239,10 @@ fn key_from_jwk(value: serde_json::Value) -> Result<VerificationKey, String> {
                 Some("P-384") => (Algorithm::ES384, 48),
                 other => return Err(format!("kid {kid}: unsupported EC curve {other:?}")),
             };
-            let named = alg_named(&[("ES256", Algorithm::ES256), ("ES384", Algorithm::ES384)], Some(alg))?;
+            let named = alg_named(
+                &[("ES256", Algorithm::ES256), ("ES384", Algorithm::ES384)],
+                Some(alg),
+            )?;
             if named != alg {
                 return Err(format!("kid {kid}: alg does not fit curve"));
             }
@@ -226,20 +257,33 @@ fn key_from_jwk(value: serde_json::Value) -> Result<VerificationKey, String> {
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            Ok(VerificationKey { kid, alg, key: DecodingKey::from_ec_der(&point) })
+            Ok(VerificationKey {
+                kid,
+                alg,
+                key: DecodingKey::from_ec_der(&point),
+            })
         }
         "OKP" => {
             if raw.crv.as_deref() != Some("Ed25519") {
                 return Err(format!("kid {kid}: unsupported OKP curve {:?}", raw.crv));
             }
-            let alg = alg_named(&[("EdDSA", Algorithm::EdDSA), ("Ed25519", Algorithm::EdDSA)], Some(Algorithm::EdDSA))?;
+            let alg = alg_named(
+                &[("EdDSA", Algorithm::EdDSA), ("Ed25519", Algorithm::EdDSA)],
+                Some(Algorithm::EdDSA),
+            )?;
             let x = b64(&raw.x, "x")?;
             if x.len() != 32 {
                 return Err(format!("kid {kid}: Ed25519 key of the wrong length"));
             }
-            Ok(VerificationKey { kid, alg, key: DecodingKey::from_ed_der(&x) })
+            Ok(VerificationKey {
+                kid,
+                alg,
+                key: DecodingKey::from_ed_der(&x),
+            })
         }
-        other => Err(format!("kid {kid}: kty {other:?} is not accepted for signatures")),
+        other => Err(format!(
+            "kid {kid}: kty {other:?} is not accepted for signatures"
+        )),
     }
 }
 
@@ -251,7 +295,10 @@ struct Published {
 
 impl Published {
     fn get(&self) -> Arc<KeySet> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
     fn set(&self, set: KeySet) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
@@ -277,7 +324,9 @@ pub struct KeySource {
 
 impl std::fmt::Debug for KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySource").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("KeySource")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -291,8 +340,13 @@ impl KeySource {
         let handle = if let Some(path) = &cfg.jwks_file {
             let (set, stamp) = read_jwks_file(path)?;
             published.set(set);
-            let watcher = FileWatcher { path: path.clone(), stamp, published: published.clone() };
-            spawn(thread_name, move || watcher.run(&rx)).map_err(|source| KeySourceError::Spawn { source })?
+            let watcher = FileWatcher {
+                path: path.clone(),
+                stamp,
+                published: published.clone(),
+            };
+            spawn(thread_name, move || watcher.run(&rx))
+                .map_err(|source| KeySourceError::Spawn { source })?
         } else if let Some(base) = &cfg.discovery {
             let agent = http_agent(cfg.ca_file.as_deref())?;
             let fetcher = DiscoveryFetcher {
@@ -305,7 +359,8 @@ impl KeySource {
                 stale_for: cfg.stale_for,
                 published: published.clone(),
             };
-            spawn(thread_name, move || fetcher.run(&rx)).map_err(|source| KeySourceError::Spawn { source })?
+            spawn(thread_name, move || fetcher.run(&rx))
+                .map_err(|source| KeySourceError::Spawn { source })?
         } else {
             return Err(KeySourceError::NoUsableKeys);
         };
@@ -328,13 +383,19 @@ impl KeySource {
     /// Asks the background thread to refresh, at most once per `refresh_min_interval`;
     /// returns immediately.
     pub fn request_refresh(&self) {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_add(1);
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         let last = self.last_request_ms.load(Ordering::Relaxed);
         let min_ms = u64::try_from(self.min_interval.as_millis()).unwrap_or(u64::MAX);
         if last != 0 && now_ms.saturating_sub(last) < min_ms {
             return;
         }
-        if self.last_request_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if self
+            .last_request_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
             // The thread may be gone during shutdown; nothing to do then.
             let _ = self.tx.send(Msg::Refresh);
         }
@@ -343,7 +404,11 @@ impl KeySource {
     /// Stops the background thread and waits for it.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
-        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(h) = handle
             && h.join().is_err()
         {
@@ -358,7 +423,10 @@ impl Drop for KeySource {
     }
 }
 
-pub(crate) fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, std::io::Error> {
+pub(crate) fn spawn(
+    name: String,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, std::io::Error> {
     std::thread::Builder::new().name(name).spawn(f)
 }
 
@@ -370,14 +438,25 @@ struct FileStamp {
 }
 
 fn read_capped(path: &Path, what: &str) -> Result<(Vec<u8>, fs::Metadata), KeySourceError> {
-    let io = |source| KeySourceError::Io { path: path.to_owned(), source };
+    let io = |source| KeySourceError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let meta = fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_JWKS_LEN {
-        return Err(KeySourceError::TooLarge { what: what.into(), len: meta.len(), max: MAX_JWKS_LEN });
+        return Err(KeySourceError::TooLarge {
+            what: what.into(),
+            len: meta.len(),
+            max: MAX_JWKS_LEN,
+        });
     }
     let bytes = fs::read(path).map_err(io)?;
     if bytes.len() as u64 > MAX_JWKS_LEN {
-        return Err(KeySourceError::TooLarge { what: what.into(), len: bytes.len() as u64, max: MAX_JWKS_LEN });
+        return Err(KeySourceError::TooLarge {
+            what: what.into(),
+            len: bytes.len() as u64,
+            max: MAX_JWKS_LEN,
+        });
     }
     Ok((bytes, meta))
 }
@@ -391,7 +470,14 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 fn read_jwks_file(path: &Path) -> Result<(KeySet, FileStamp), KeySourceError> {
     let (bytes, meta) = read_capped(path, "JWKS file")?;
     let set = KeySet::from_jwks_json(&bytes)?;
-    Ok((set, FileStamp { modified: meta.modified().ok(), len: meta.len(), digest: sha256(&bytes) }))
+    Ok((
+        set,
+        FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            digest: sha256(&bytes),
+        },
+    ))
 }
 
 struct FileWatcher {
@@ -424,7 +510,11 @@ impl FileWatcher {
         match read_capped(&self.path, "JWKS file") {
             Ok((bytes, meta)) => {
                 let digest = sha256(&bytes);
-                let stamp = FileStamp { modified: meta.modified().ok(), len: meta.len(), digest };
+                let stamp = FileStamp {
+                    modified: meta.modified().ok(),
+                    len: meta.len(),
+                    digest,
+                };
                 if digest == self.stamp.digest {
                     self.stamp = stamp;
                     return;
@@ -454,7 +544,10 @@ fn http_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, KeySourceError> {
     use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
     let mut tls = TlsConfig::builder().provider(TlsProvider::Rustls);
     if let Some(path) = ca_file {
-        let pem = fs::read(path).map_err(|source| KeySourceError::Io { path: path.to_owned(), source })?;
+        let pem = fs::read(path).map_err(|source| KeySourceError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(PemItem::Certificate(c)) => Some(c),
@@ -462,7 +555,9 @@ fn http_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, KeySourceError> {
             })
             .collect();
         if certs.is_empty() {
-            return Err(KeySourceError::NoCaCertificates { path: path.to_owned() });
+            return Err(KeySourceError::NoCaCertificates {
+                path: path.to_owned(),
+            });
         }
         tls = tls.root_certs(RootCerts::new_with_certs(&certs));
     }
@@ -476,14 +571,25 @@ fn http_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, KeySourceError> {
 }
 
 fn http_get(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, KeySourceError> {
-    let err = |reason: String| KeySourceError::Http { url: url.to_owned(), reason };
+    let err = |reason: String| KeySourceError::Http {
+        url: url.to_owned(),
+        reason,
+    };
     let mut resp = agent.get(url).call().map_err(|e| err(e.to_string()))?;
-    resp.body_mut().with_config().limit(MAX_JWKS_LEN).read_to_vec().map_err(|e| err(e.to_string()))
+    resp.body_mut()
+        .with_config()
+        .limit(MAX_JWKS_LEN)
+        .read_to_vec()
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Fetches `<base>/.well-known/openid-configuration`, checks its `issuer`, then fetches and
 /// parses its `jwks_uri`.
-pub fn fetch_discovered_keys(agent: &ureq::Agent, base: &str, issuer: &str) -> Result<KeySet, KeySourceError> {
+pub fn fetch_discovered_keys(
+    agent: &ureq::Agent,
+    base: &str,
+    issuer: &str,
+) -> Result<KeySet, KeySourceError> {
     #[derive(Deserialize)]
     struct Discovery {
         issuer: String,
@@ -491,10 +597,15 @@ pub fn fetch_discovered_keys(agent: &ureq::Agent, base: &str, issuer: &str) -> R
     }
     let url = format!("{base}/.well-known/openid-configuration");
     let body = http_get(agent, &url)?;
-    let doc: Discovery = serde_json::from_slice(&body)
-        .map_err(|e| KeySourceError::Json { what: "discovery document".into(), reason: e.to_string() })?;
+    let doc: Discovery = serde_json::from_slice(&body).map_err(|e| KeySourceError::Json {
+        what: "discovery document".into(),
+        reason: e.to_string(),
+    })?;
     if doc.issuer != issuer {
-        return Err(KeySourceError::IssuerMismatch { expected: issuer.to_owned(), found: doc.issuer });
+        return Err(KeySourceError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: doc.issuer,
+        });
     }
     if !doc.jwks_uri.starts_with("https://") {
         return Err(KeySourceError::InsecureJwksUri { uri: doc.jwks_uri });
@@ -556,6 +667,7 @@ impl DiscoveryFetcher {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -596,14 +708,24 @@ mod tests {
         .unwrap();
         let set = KeySet::from_jwks_json(&set).unwrap();
         assert_eq!(set.kids().collect::<Vec<_>>(), vec!["good"]);
-        let none = serde_json::to_vec(&json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]})).unwrap();
-        assert!(matches!(KeySet::from_jwks_json(&none), Err(KeySourceError::NoUsableKeys)));
-        assert!(matches!(KeySet::from_jwks_json(b"[]"), Err(KeySourceError::Json { .. })));
+        let none =
+            serde_json::to_vec(&json!({"keys": [{"kty": "oct", "kid": "h", "k": "c2VjcmV0"}]}))
+                .unwrap();
+        assert!(matches!(
+            KeySet::from_jwks_json(&none),
+            Err(KeySourceError::NoUsableKeys)
+        ));
+        assert!(matches!(
+            KeySet::from_jwks_json(b"[]"),
+            Err(KeySourceError::Json { .. })
+        ));
     }
 
     #[test]
     fn staleness_bounds_usability() {
-        let mut set = KeySet::from_jwks_json(&serde_json::to_vec(&json!({"keys": [ed_jwk("a")]})).unwrap()).unwrap();
+        let mut set =
+            KeySet::from_jwks_json(&serde_json::to_vec(&json!({"keys": [ed_jwk("a")]})).unwrap())
+                .unwrap();
         let now = Instant::now();
         assert!(set.is_usable(now));
         set.usable_until = Some(now + Duration::from_secs(1));

@@ -37,7 +37,10 @@ pub enum AuthError {
     #[error("no issuer is configured for iss {issuer:?}")]
     WrongIssuer { issuer: String },
     #[error("algorithm {alg:?} is not allowed (key allows {allowed:?})")]
-    AlgorithmNotAllowed { alg: String, allowed: Option<Algorithm> },
+    AlgorithmNotAllowed {
+        alg: String,
+        allowed: Option<Algorithm>,
+    },
     #[error("issuer {issuer:?} has no key with kid {kid:?}")]
     UnknownKid { issuer: String, kid: Option<String> },
     #[error("issuer {issuer:?} has no usable keys (not fetched yet, or stale)")]
@@ -130,7 +133,10 @@ pub struct ParsedToken<'a> {
 /// Splits and decodes a compact JWS. Does no verification.
 pub fn parse_token(token: &[u8]) -> Result<ParsedToken<'_>, AuthError> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(AuthError::TooLarge { len: token.len(), max: MAX_TOKEN_LEN });
+        return Err(AuthError::TooLarge {
+            len: token.len(),
+            max: MAX_TOKEN_LEN,
+        });
     }
     let mut dots = [0usize; 2];
     let mut ndots = 0;
@@ -139,7 +145,9 @@ pub fn parse_token(token: &[u8]) -> Result<ParsedToken<'_>, AuthError> {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
             b'.' => {
                 if ndots == 2 {
-                    return Err(AuthError::Malformed { what: "more than three parts" });
+                    return Err(AuthError::Malformed {
+                        what: "more than three parts",
+                    });
                 }
                 dots[ndots] = i;
                 ndots += 1;
@@ -148,25 +156,40 @@ pub fn parse_token(token: &[u8]) -> Result<ParsedToken<'_>, AuthError> {
         }
     }
     if ndots != 2 {
-        return Err(AuthError::Malformed { what: "not three dot-separated parts" });
+        return Err(AuthError::Malformed {
+            what: "not three dot-separated parts",
+        });
     }
     let header_b64 = &token[..dots[0]];
     let payload_b64 = &token[dots[0] + 1..dots[1]];
     let signature = &token[dots[1] + 1..];
     if header_b64.is_empty() || payload_b64.is_empty() {
-        return Err(AuthError::Malformed { what: "empty header or payload" });
+        return Err(AuthError::Malformed {
+            what: "empty header or payload",
+        });
     }
-    let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| AuthError::BadBase64 { part: "header" })?;
-    let payload_json = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| AuthError::BadBase64 { part: "payload" })?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| AuthError::BadBase64 { part: "header" })?;
+    let payload_json = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| AuthError::BadBase64 { part: "payload" })?;
     let header: RawHeader =
-        serde_json::from_slice(&header_json).map_err(|_| AuthError::Malformed { what: "header is not a JSON JWS header" })?;
+        serde_json::from_slice(&header_json).map_err(|_| AuthError::Malformed {
+            what: "header is not a JSON JWS header",
+        })?;
     if header.crit.is_some() {
-        return Err(AuthError::Malformed { what: "critical header extensions are not supported" });
+        return Err(AuthError::Malformed {
+            what: "critical header extensions are not supported",
+        });
     }
     let claims: Map<String, Value> =
-        serde_json::from_slice(&payload_json).map_err(|_| AuthError::Malformed { what: "payload is not a JSON object" })?;
+        serde_json::from_slice(&payload_json).map_err(|_| AuthError::Malformed {
+            what: "payload is not a JSON object",
+        })?;
     // The character scan above admitted only ASCII, so this cannot fail; map it anyway.
-    let signature = std::str::from_utf8(signature).map_err(|_| AuthError::BadBase64 { part: "signature" })?;
+    let signature =
+        std::str::from_utf8(signature).map_err(|_| AuthError::BadBase64 { part: "signature" })?;
     Ok(ParsedToken {
         alg: header.alg,
         kid: header.kid,
@@ -190,7 +213,10 @@ impl ParsedToken<'_> {
     /// `alg` must name that same algorithm.
     pub fn verify_signature(&self, key: &DecodingKey, alg: Algorithm) -> Result<(), AuthError> {
         if self.alg != alg_name(alg) {
-            return Err(AuthError::AlgorithmNotAllowed { alg: self.alg.clone(), allowed: Some(alg) });
+            return Err(AuthError::AlgorithmNotAllowed {
+                alg: self.alg.clone(),
+                allowed: Some(alg),
+            });
         }
         if self.signature.is_empty() {
             return Err(AuthError::BadSignature);
@@ -234,7 +260,11 @@ pub struct ValidClaims {
 
 /// Validates time, audience, lifetime, subject and groups. `iss` was matched by routing and
 /// is re-checked here so this function stands on its own.
-pub fn validate_claims(claims: &Map<String, Value>, policy: &ClaimPolicy, now: i64) -> Result<ValidClaims, AuthError> {
+pub fn validate_claims(
+    claims: &Map<String, Value>,
+    policy: &ClaimPolicy,
+    now: i64,
+) -> Result<ValidClaims, AuthError> {
     match claims.get("iss") {
         Some(Value::String(s)) if *s == policy.issuer => {}
         Some(Value::String(s)) => return Err(AuthError::WrongIssuer { issuer: s.clone() }),
@@ -260,7 +290,10 @@ pub fn validate_claims(claims: &Map<String, Value>, policy: &ClaimPolicy, now: i
     }
     let lifetime = Duration::from_secs(u64::try_from(exp - iat).unwrap_or(u64::MAX));
     if lifetime > policy.max_lifetime {
-        return Err(AuthError::LifetimeTooLong { lifetime, max: policy.max_lifetime });
+        return Err(AuthError::LifetimeTooLong {
+            lifetime,
+            max: policy.max_lifetime,
+        });
     }
     check_audience(claims, &policy.audience)?;
     let subject = match claims.get("sub") {
@@ -274,11 +307,19 @@ pub fn validate_claims(claims: &Map<String, Value>, policy: &ClaimPolicy, now: i
         None => None,
     };
     let groups = extract_groups(claims, &policy.groups_claim, policy.groups_required)?;
-    Ok(ValidClaims { subject, groups, token_id, exp })
+    Ok(ValidClaims {
+        subject,
+        groups,
+        token_id,
+        exp,
+    })
 }
 
 /// RFC 7519 NumericDate: integer or fractional seconds; fractions are floored.
-fn numeric_date(claims: &Map<String, Value>, claim: &'static str) -> Result<Option<i64>, AuthError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>, AuthError> {
     // 2^53: beyond it floats lose whole seconds and no real token goes there.
     const MAX: f64 = 9_007_199_254_740_992.0;
     match claims.get(claim) {
@@ -315,7 +356,11 @@ fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<()
         Some(_) => return Err(AuthError::BadClaim { claim: "aud" }),
         None => return Err(AuthError::MissingClaim { claim: "aud" }),
     };
-    if ok { Ok(()) } else { Err(AuthError::WrongAudience) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::WrongAudience)
+    }
 }
 
 /// Finds a claim by name: the whole string as one top-level key first (so URL-named claims
@@ -336,11 +381,17 @@ pub fn find_claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a 
     Some(current)
 }
 
-fn extract_groups(claims: &Map<String, Value>, path: &str, required: bool) -> Result<Vec<String>, AuthError> {
+fn extract_groups(
+    claims: &Map<String, Value>,
+    path: &str,
+    required: bool,
+) -> Result<Vec<String>, AuthError> {
     match find_claim(claims, path) {
         None | Some(Value::Null) => {
             if required {
-                Err(AuthError::GroupsMissing { claim: path.to_owned() })
+                Err(AuthError::GroupsMissing {
+                    claim: path.to_owned(),
+                })
             } else {
                 Ok(Vec::new())
             }
@@ -349,15 +400,20 @@ fn extract_groups(claims: &Map<String, Value>, path: &str, required: bool) -> Re
             .iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s.clone()),
-                _ => Err(AuthError::GroupsMalformed { claim: path.to_owned() }),
+                _ => Err(AuthError::GroupsMalformed {
+                    claim: path.to_owned(),
+                }),
             })
             .collect(),
         // A bare string is refused rather than guessed at (space-separated? one group?).
-        Some(_) => Err(AuthError::GroupsMalformed { claim: path.to_owned() }),
+        Some(_) => Err(AuthError::GroupsMalformed {
+            claim: path.to_owned(),
+        }),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -395,30 +451,53 @@ mod tests {
         assert!(validate_claims(&claims(base()), &policy(), 1629).is_ok());
         assert_eq!(
             validate_claims(&claims(base()), &policy(), 1630).unwrap_err(),
-            AuthError::Expired { exp: 1600, now: 1630 }
+            AuthError::Expired {
+                exp: 1600,
+                now: 1630
+            }
         );
         let mut v = base();
         v["nbf"] = json!(1100);
         assert!(validate_claims(&claims(v.clone()), &policy(), 1070).is_ok());
-        assert!(matches!(validate_claims(&claims(v), &policy(), 1069), Err(AuthError::NotYetValid { .. })));
+        assert!(matches!(
+            validate_claims(&claims(v), &policy(), 1069),
+            Err(AuthError::NotYetValid { .. })
+        ));
         let mut v = base();
         v["iat"] = json!(1500);
-        assert!(matches!(validate_claims(&claims(v), &policy(), 1200), Err(AuthError::IssuedInFuture { .. })));
+        assert!(matches!(
+            validate_claims(&claims(v), &policy(), 1200),
+            Err(AuthError::IssuedInFuture { .. })
+        ));
     }
 
     #[test]
     fn required_claims_and_types() {
-        for (claim, name) in [("exp", "exp"), ("iat", "iat"), ("sub", "sub"), ("aud", "aud")] {
+        for (claim, name) in [
+            ("exp", "exp"),
+            ("iat", "iat"),
+            ("sub", "sub"),
+            ("aud", "aud"),
+        ] {
             let mut v = base();
             v.as_object_mut().unwrap().remove(claim);
-            assert_eq!(validate_claims(&claims(v), &policy(), 1200).unwrap_err(), AuthError::MissingClaim { claim: name });
+            assert_eq!(
+                validate_claims(&claims(v), &policy(), 1200).unwrap_err(),
+                AuthError::MissingClaim { claim: name }
+            );
         }
         let mut v = base();
         v["exp"] = json!("1600");
-        assert_eq!(validate_claims(&claims(v), &policy(), 1200).unwrap_err(), AuthError::BadClaim { claim: "exp" });
+        assert_eq!(
+            validate_claims(&claims(v), &policy(), 1200).unwrap_err(),
+            AuthError::BadClaim { claim: "exp" }
+        );
         let mut v = base();
         v["exp"] = json!(1600.9);
-        assert_eq!(validate_claims(&claims(v), &policy(), 1200).unwrap().exp, 1600);
+        assert_eq!(
+            validate_claims(&claims(v), &policy(), 1200).unwrap().exp,
+            1600
+        );
     }
 
     #[test]
@@ -427,14 +506,20 @@ mod tests {
         v["exp"] = json!(1000 + 3601);
         assert_eq!(
             validate_claims(&claims(v), &policy(), 1200).unwrap_err(),
-            AuthError::LifetimeTooLong { lifetime: Duration::from_secs(3601), max: Duration::from_secs(3600) }
+            AuthError::LifetimeTooLong {
+                lifetime: Duration::from_secs(3601),
+                max: Duration::from_secs(3600)
+            }
         );
         let mut v = base();
         v["aud"] = json!(["other", "tollgate"]);
         assert!(validate_claims(&claims(v), &policy(), 1200).is_ok());
         let mut v = base();
         v["aud"] = json!(["other"]);
-        assert_eq!(validate_claims(&claims(v), &policy(), 1200).unwrap_err(), AuthError::WrongAudience);
+        assert_eq!(
+            validate_claims(&claims(v), &policy(), 1200).unwrap_err(),
+            AuthError::WrongAudience
+        );
     }
 
     #[test]
@@ -445,27 +530,72 @@ mod tests {
             "bad": "admin",
             "mixed": ["x", 1],
         }));
-        assert_eq!(extract_groups(&c, "https://example.com/groups", true).unwrap(), vec!["a".to_owned()]);
-        assert_eq!(extract_groups(&c, "realm_access.roles", true).unwrap(), vec!["b".to_owned(), "c".to_owned()]);
-        assert_eq!(extract_groups(&c, "nope", false).unwrap(), Vec::<String>::new());
-        assert!(matches!(extract_groups(&c, "nope", true), Err(AuthError::GroupsMissing { .. })));
-        assert!(matches!(extract_groups(&c, "bad", false), Err(AuthError::GroupsMalformed { .. })));
-        assert!(matches!(extract_groups(&c, "mixed", false), Err(AuthError::GroupsMalformed { .. })));
-        assert!(matches!(extract_groups(&c, "realm_access", false), Err(AuthError::GroupsMalformed { .. })));
+        assert_eq!(
+            extract_groups(&c, "https://example.com/groups", true).unwrap(),
+            vec!["a".to_owned()]
+        );
+        assert_eq!(
+            extract_groups(&c, "realm_access.roles", true).unwrap(),
+            vec!["b".to_owned(), "c".to_owned()]
+        );
+        assert_eq!(
+            extract_groups(&c, "nope", false).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(matches!(
+            extract_groups(&c, "nope", true),
+            Err(AuthError::GroupsMissing { .. })
+        ));
+        assert!(matches!(
+            extract_groups(&c, "bad", false),
+            Err(AuthError::GroupsMalformed { .. })
+        ));
+        assert!(matches!(
+            extract_groups(&c, "mixed", false),
+            Err(AuthError::GroupsMalformed { .. })
+        ));
+        assert!(matches!(
+            extract_groups(&c, "realm_access", false),
+            Err(AuthError::GroupsMalformed { .. })
+        ));
     }
 
     #[test]
     fn parse_rejects_shape_errors() {
-        assert!(matches!(parse_token(b"abc"), Err(AuthError::Malformed { .. })));
-        assert!(matches!(parse_token(b"a.b.c.d"), Err(AuthError::Malformed { .. })));
-        assert!(matches!(parse_token(b"a b.c.d"), Err(AuthError::BadBase64 { .. })));
-        assert!(matches!(parse_token(b"a=.b.c"), Err(AuthError::BadBase64 { .. })));
-        assert!(matches!(parse_token(b"a.b.c"), Err(AuthError::BadBase64 { .. })));
+        assert!(matches!(
+            parse_token(b"abc"),
+            Err(AuthError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_token(b"a.b.c.d"),
+            Err(AuthError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_token(b"a b.c.d"),
+            Err(AuthError::BadBase64 { .. })
+        ));
+        assert!(matches!(
+            parse_token(b"a=.b.c"),
+            Err(AuthError::BadBase64 { .. })
+        ));
+        assert!(matches!(
+            parse_token(b"a.b.c"),
+            Err(AuthError::BadBase64 { .. })
+        ));
         let big = vec![b'a'; MAX_TOKEN_LEN + 1];
-        assert_eq!(parse_token(&big).unwrap_err(), AuthError::TooLarge { len: MAX_TOKEN_LEN + 1, max: MAX_TOKEN_LEN });
+        assert_eq!(
+            parse_token(&big).unwrap_err(),
+            AuthError::TooLarge {
+                len: MAX_TOKEN_LEN + 1,
+                max: MAX_TOKEN_LEN
+            }
+        );
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","crit":["b64"],"b64":false}"#);
         let p = URL_SAFE_NO_PAD.encode(br#"{"iss":"x"}"#);
-        assert!(matches!(parse_token(format!("{h}.{p}.sig").as_bytes()), Err(AuthError::Malformed { .. })));
+        assert!(matches!(
+            parse_token(format!("{h}.{p}.sig").as_bytes()),
+            Err(AuthError::Malformed { .. })
+        ));
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","kid":"k"}"#);
         let t = format!("{h}.{p}.sig");
         let parsed = parse_token(t.as_bytes()).unwrap();
@@ -475,7 +605,16 @@ mod tests {
 
     #[test]
     fn client_message_is_generic() {
-        assert_eq!(AuthError::BadSignature.client_message(), "authentication failed");
-        assert_eq!(AuthError::Revoked { rule: "subject x".into() }.client_message(), "authentication failed");
+        assert_eq!(
+            AuthError::BadSignature.client_message(),
+            "authentication failed"
+        );
+        assert_eq!(
+            AuthError::Revoked {
+                rule: "subject x".into()
+            }
+            .client_message(),
+            "authentication failed"
+        );
     }
 }

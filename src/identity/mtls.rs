@@ -42,42 +42,60 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Reads every certificate in a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let pem_err = |e: rustls_pki_types::pem::Error| TlsSetupError::Pem { path: path.to_owned(), reason: e.to_string() };
+    let pem_err = |e: rustls_pki_types::pem::Error| TlsSetupError::Pem {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(pem_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(pem_err)?;
     if certs.is_empty() {
-        return Err(TlsSetupError::NoCertificates { path: path.to_owned() });
+        return Err(TlsSetupError::NoCertificates {
+            path: path.to_owned(),
+        });
     }
     Ok(certs)
 }
 
 /// Reads the first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsSetupError::Pem { path: path.to_owned(), reason: e.to_string() })
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsSetupError::Pem {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn root_store(ca_file: &Path) -> Result<RootCertStore, TlsSetupError> {
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(load_certs(ca_file)?);
     if added == 0 {
-        return Err(TlsSetupError::NoCertificates { path: ca_file.to_owned() });
+        return Err(TlsSetupError::NoCertificates {
+            path: ca_file.to_owned(),
+        });
     }
     Ok(roots)
 }
 
 /// A listener's TLS config. With `client_ca`, every client must present a certificate that
 /// chains to it (and the handshake fails otherwise).
-pub fn server_config(cert_chain: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsSetupError> {
+pub fn server_config(
+    cert_chain: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let certs = load_certs(cert_chain)?;
     let key = load_private_key(key)?;
-    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider())
-                .build()
-                .map_err(|e| TlsSetupError::Verifier { reason: e.to_string() })?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider())
+                    .build()
+                    .map_err(|e| TlsSetupError::Verifier {
+                        reason: e.to_string(),
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -87,16 +105,23 @@ pub fn server_config(cert_chain: &Path, key: &Path, client_ca: Option<&Path>) ->
 
 /// An upstream TLS client config: server certificates verified against `ca_file`, or
 /// Mozilla's roots when none is given; optionally presenting a client certificate.
-pub fn client_config(ca_file: Option<&Path>, client_cert: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsSetupError> {
+pub fn client_config(
+    ca_file: Option<&Path>,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let roots = match ca_file {
         Some(ca) => root_store(ca)?,
-        None => RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() },
+        None => RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
     };
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let config = match client_cert {
-        Some((chain, key)) => builder.with_client_auth_cert(load_certs(chain)?, load_private_key(key)?)?,
+        Some((chain, key)) => {
+            builder.with_client_auth_cert(load_certs(chain)?, load_private_key(key)?)?
+        }
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
@@ -111,9 +136,15 @@ pub struct CertificateMapper {
 impl CertificateMapper {
     pub fn from_config(cfg: Option<&MtlsConfig>) -> Result<Self, ConfigError> {
         let mut rules = Vec::new();
-        for (i, m) in cfg.map(|c| c.map.as_slice()).unwrap_or_default().iter().enumerate() {
-            let matcher =
-                compile_glob(&m.pattern).map_err(|reason| ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason))?;
+        for (i, m) in cfg
+            .map(|c| c.map.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let matcher = compile_glob(&m.pattern).map_err(|reason| {
+                ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
+            })?;
             rules.push((matcher, m.groups.clone()));
         }
         Ok(Self { rules })
@@ -136,16 +167,26 @@ impl CertificateMapper {
 }
 
 /// Derives the identity from a verified peer chain (leaf first).
-pub fn identity_from_certificate(chain: &[CertificateDer<'_>], mapper: &CertificateMapper) -> Result<Identity, AuthError> {
+pub fn identity_from_certificate(
+    chain: &[CertificateDer<'_>],
+    mapper: &CertificateMapper,
+) -> Result<Identity, AuthError> {
     let leaf = chain.first().ok_or(AuthError::NoClientCertificate)?;
     let bad = |reason: String| AuthError::BadCertificate { reason };
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| bad(e.to_string()))?;
     let mut uri: Option<&str> = None;
     let mut dns: Option<&str> = None;
-    if let Some(san) = cert.subject_alternative_name().map_err(|e| bad(e.to_string()))? {
+    if let Some(san) = cert
+        .subject_alternative_name()
+        .map_err(|e| bad(e.to_string()))?
+    {
         for name in &san.value.general_names {
             match name {
-                GeneralName::URI(u) if u.starts_with("spiffe://") && !uri.is_some_and(|x| x.starts_with("spiffe://")) => {
+                GeneralName::URI(u)
+                    if u.starts_with("spiffe://")
+                        && !uri.is_some_and(|x| x.starts_with("spiffe://")) =>
+                {
                     uri = Some(u)
                 }
                 GeneralName::URI(u) if uri.is_none() => uri = Some(u),
@@ -154,7 +195,12 @@ pub fn identity_from_certificate(chain: &[CertificateDer<'_>], mapper: &Certific
             }
         }
     }
-    let cn = || cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok());
+    let cn = || {
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+    };
     let subject = uri
         .or(dns)
         .or_else(cn)
@@ -173,6 +219,7 @@ pub fn identity_from_certificate(chain: &[CertificateDer<'_>], mapper: &Certific
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::config::MtlsMapping;
@@ -184,15 +231,24 @@ mod tests {
         if let Some(cn) = cn {
             p.distinguished_name.push(DnType::CommonName, cn);
         }
-        p.self_signed(&KeyPair::generate().unwrap()).unwrap().der().clone()
+        p.self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .clone()
     }
 
     fn mapper() -> CertificateMapper {
         CertificateMapper::from_config(Some(&MtlsConfig {
             ca_file: None,
             map: vec![
-                MtlsMapping { pattern: "spiffe://prod.example/ns/ci/*".into(), groups: vec!["ci".into()] },
-                MtlsMapping { pattern: "spiffe://prod.example/**".into(), groups: vec!["prod".into(), "ci".into()] },
+                MtlsMapping {
+                    pattern: "spiffe://prod.example/ns/ci/*".into(),
+                    groups: vec!["ci".into()],
+                },
+                MtlsMapping {
+                    pattern: "spiffe://prod.example/**".into(),
+                    groups: vec!["prod".into(), "ci".into()],
+                },
             ],
         }))
         .unwrap()
@@ -214,8 +270,14 @@ mod tests {
         assert_eq!(id.groups, vec!["ci".to_owned(), "prod".to_owned()]);
         assert_eq!(id.source, IdentitySource::Certificate);
 
-        let c = cert(vec![SanType::DnsName("svc.internal".try_into().unwrap())], Some("cn"));
-        assert_eq!(identity_from_certificate(&[c], &mapper()).unwrap().subject, "svc.internal");
+        let c = cert(
+            vec![SanType::DnsName("svc.internal".try_into().unwrap())],
+            Some("cn"),
+        );
+        assert_eq!(
+            identity_from_certificate(&[c], &mapper()).unwrap().subject,
+            "svc.internal"
+        );
         let c = cert(vec![], Some("legacy-svc"));
         let id = identity_from_certificate(&[c], &mapper()).unwrap();
         assert_eq!(id.subject, "legacy-svc");
@@ -224,8 +286,14 @@ mod tests {
 
     #[test]
     fn empty_chain_and_garbage_are_refused() {
-        assert_eq!(identity_from_certificate(&[], &mapper()).unwrap_err(), AuthError::NoClientCertificate);
+        assert_eq!(
+            identity_from_certificate(&[], &mapper()).unwrap_err(),
+            AuthError::NoClientCertificate
+        );
         let junk = CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff]);
-        assert!(matches!(identity_from_certificate(&[junk], &mapper()), Err(AuthError::BadCertificate { .. })));
+        assert!(matches!(
+            identity_from_certificate(&[junk], &mapper()),
+            Err(AuthError::BadCertificate { .. })
+        ));
     }
 }

@@ -32,7 +32,10 @@ pub const MAX_REVOCATION_FILE: u64 = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is {len} bytes, more than the {max} allowed")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("{path}: {reason}")]
@@ -73,7 +76,11 @@ pub struct Revocation {
 
 impl Revocation {
     pub fn new(target: RevocationTarget) -> Self {
-        Self { target, until: None, reason: None }
+        Self {
+            target,
+            until: None,
+            reason: None,
+        }
     }
 
     pub fn is_in_force(&self, now: SystemTime) -> bool {
@@ -118,8 +125,15 @@ enum FileShape {
 }
 
 /// Parses a revocation list; `toml` selects the TOML syntax.
-pub fn parse_revocation_list(text: &str, toml: bool, path: &Path) -> Result<Vec<Revocation>, RevocationError> {
-    let parse_err = |reason: String| RevocationError::Parse { path: path.to_owned(), reason };
+pub fn parse_revocation_list(
+    text: &str,
+    toml: bool,
+    path: &Path,
+) -> Result<Vec<Revocation>, RevocationError> {
+    let parse_err = |reason: String| RevocationError::Parse {
+        path: path.to_owned(),
+        reason,
+    };
     let shape: FileShape = if toml {
         toml::from_str(text).map_err(|e| parse_err(e.to_string()))?
     } else {
@@ -138,7 +152,11 @@ pub fn parse_revocation_list(text: &str, toml: bool, path: &Path) -> Result<Vec<
                 (None, None, Some(i)) => RevocationTarget::Issuer(i),
                 _ => return Err(RevocationError::AmbiguousEntry { index }),
             };
-            Ok(Revocation { target, until: e.until, reason: e.reason })
+            Ok(Revocation {
+                target,
+                until: e.until,
+                reason: e.reason,
+            })
         })
         .collect()
 }
@@ -177,7 +195,10 @@ impl RevocationSet {
     }
 
     fn all(&self) -> impl Iterator<Item = &Revocation> {
-        self.subjects.values().chain(self.token_ids.values()).chain(self.issuers.values())
+        self.subjects
+            .values()
+            .chain(self.token_ids.values())
+            .chain(self.issuers.values())
     }
 
     fn find(&self, id: &Identity, now: SystemTime) -> Option<&Revocation> {
@@ -186,7 +207,12 @@ impl RevocationSet {
             .get(id.subject.as_str())
             .filter(in_force)
             .or_else(|| self.issuers.get(id.issuer.as_str()).filter(in_force))
-            .or_else(|| id.token_id.as_deref().and_then(|t| self.token_ids.get(t)).filter(in_force))
+            .or_else(|| {
+                id.token_id
+                    .as_deref()
+                    .and_then(|t| self.token_ids.get(t))
+                    .filter(in_force)
+            })
     }
 }
 
@@ -223,7 +249,9 @@ pub struct Revocations {
 
 impl std::fmt::Debug for Revocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Revocations").field("count", &self.list().len()).finish_non_exhaustive()
+        f.debug_struct("Revocations")
+            .field("count", &self.list().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,7 +292,11 @@ impl Revocations {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        let set = self.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let set = self
+            .snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         set.find(id, now).cloned()
     }
 
@@ -298,7 +330,11 @@ impl Revocations {
 
     /// Every revocation currently known (API and file), in force or not.
     pub fn list(&self) -> Vec<Revocation> {
-        let set = self.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let set = self
+            .snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         set.all().cloned().collect()
     }
 
@@ -307,17 +343,27 @@ impl Revocations {
     /// send a message to each shard.
     pub fn subscribe(&self, callback: Box<dyn Fn(&Revocation) + Send + Sync>) -> SubscriptionId {
         let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
-        self.subscribers.write().unwrap_or_else(PoisonError::into_inner).push((id, Arc::from(callback)));
+        self.subscribers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((id, Arc::from(callback)));
         SubscriptionId(id)
     }
 
     pub fn unsubscribe(&self, id: SubscriptionId) {
-        self.subscribers.write().unwrap_or_else(PoisonError::into_inner).retain(|(i, _)| *i != id.0);
+        self.subscribers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(i, _)| *i != id.0);
     }
 
     /// Stops the file watcher, if any.
     pub fn shutdown(&self) {
-        let watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some((tx, handle)) = watcher {
             drop(tx);
             // The watcher may itself drop the last reference and land here; never self-join.
@@ -330,14 +376,22 @@ impl Revocations {
     fn publish(&self, lists: &Lists) {
         let set = RevocationSet::build([&lists.api, &lists.file]);
         let any = !set.is_empty();
-        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
         self.any.store(any, Ordering::Release);
     }
 
     fn notify(&self, revocation: &Revocation) {
         // Clone the list so a callback may (un)subscribe without deadlocking.
-        let subs: Vec<Callback> =
-            self.subscribers.read().unwrap_or_else(PoisonError::into_inner).iter().map(|(_, c)| c.clone()).collect();
+        let subs: Vec<Callback> = self
+            .subscribers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
         for cb in subs {
             cb(revocation);
         }
@@ -347,7 +401,11 @@ impl Revocations {
     fn replace_file_list(&self, new: Vec<Revocation>) {
         let added: Vec<Revocation> = {
             let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
-            let added = new.iter().filter(|r| !lists.file.contains(r)).cloned().collect();
+            let added = new
+                .iter()
+                .filter(|r| !lists.file.contains(r))
+                .cloned()
+                .collect();
             lists.file = new;
             self.publish(&lists);
             added
@@ -370,14 +428,21 @@ type Stamp = Option<(Option<SystemTime>, u64)>;
 
 /// Reads the file if its metadata changed since `stamp`; `Ok(None)`: unchanged.
 fn read_file(path: &Path, stamp: &mut Stamp) -> Result<Option<Vec<Revocation>>, RevocationError> {
-    let io = |source| RevocationError::Io { path: path.to_owned(), source };
+    let io = |source| RevocationError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     let now_stamp = Some((meta.modified().ok(), meta.len()));
     if *stamp == now_stamp {
         return Ok(None);
     }
     if meta.len() > MAX_REVOCATION_FILE {
-        return Err(RevocationError::TooLarge { path: path.to_owned(), len: meta.len(), max: MAX_REVOCATION_FILE });
+        return Err(RevocationError::TooLarge {
+            path: path.to_owned(),
+            len: meta.len(),
+            max: MAX_REVOCATION_FILE,
+        });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
     // Record the stamp even if parsing fails, so a broken file is reported once, not 4×/s.
@@ -399,12 +464,15 @@ fn watch_file(store: &Weak<Revocations>, path: &Path, mut stamp: Stamp, rx: &mps
             Ok(Some(list)) => store.replace_file_list(list),
             Ok(None) => {}
             // Fail safe: an unreadable or broken file keeps the revocations already in force.
-            Err(e) => tracing::warn!(error = %e, "revocation file unusable; keeping the previous list"),
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation file unusable; keeping the previous list")
+            }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::IdentitySource;
@@ -431,7 +499,9 @@ mod tests {
         assert!(!store.is_revoked(&id("alice", "https://a", Some("t2")), now));
         assert!(store.unrevoke(&RevocationTarget::TokenId("t1".into())));
         assert!(!store.is_revoked(&alice, now));
-        store.revoke(Revocation::new(RevocationTarget::Issuer("https://a".into())));
+        store.revoke(Revocation::new(RevocationTarget::Issuer(
+            "https://a".into(),
+        )));
         assert!(store.is_revoked(&id("bob", "https://a", None), now));
         assert!(!store.is_revoked(&id("bob", "https://b", None), now));
         store.revoke(Revocation::new(RevocationTarget::Subject("carol".into())));
@@ -459,13 +529,17 @@ mod tests {
         store.revoke(Revocation::new(RevocationTarget::Subject("eve".into())));
         store.unsubscribe(sub);
         store.revoke(Revocation::new(RevocationTarget::Subject("frank".into())));
-        assert_eq!(*seen.lock().unwrap(), vec![RevocationTarget::Subject("eve".into())]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![RevocationTarget::Subject("eve".into())]
+        );
     }
 
     #[test]
     fn file_formats() {
         let p = Path::new("r");
-        let json = r#"[{"subject":"a"},{"token_id":"t","until":"2030-01-01T00:00:00Z","reason":"leak"}]"#;
+        let json =
+            r#"[{"subject":"a"},{"token_id":"t","until":"2030-01-01T00:00:00Z","reason":"leak"}]"#;
         let l = parse_revocation_list(json, false, p).unwrap();
         assert_eq!(l[0].target, RevocationTarget::Subject("a".into()));
         assert_eq!(l[1].reason.as_deref(), Some("leak"));

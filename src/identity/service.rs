@@ -26,9 +26,16 @@ pub enum IdentityError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("issuer {issuer:?}: {source}")]
-    Keys { issuer: String, source: KeySourceError },
+    Keys {
+        issuer: String,
+        source: KeySourceError,
+    },
     #[error("issuer {issuer:?}: HS256 secret {path}: {reason}")]
-    Secret { issuer: String, path: PathBuf, reason: String },
+    Secret {
+        issuer: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Revocations(#[from] RevocationError),
 }
@@ -58,16 +65,26 @@ pub struct IdentityService {
 impl std::fmt::Debug for IdentityService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityService")
-            .field("issuers", &self.issuers.iter().map(|i| &i.name).collect::<Vec<_>>())
+            .field(
+                "issuers",
+                &self.issuers.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 fn read_secret(cfg: &IssuerConfig, path: &Path) -> Result<DecodingKey, IdentityError> {
-    let err = |reason: String| IdentityError::Secret { issuer: cfg.name.clone(), path: path.to_owned(), reason };
+    let err = |reason: String| IdentityError::Secret {
+        issuer: cfg.name.clone(),
+        path: path.to_owned(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     // Files written with `echo` end in a newline that is not part of the secret.
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     if end < MIN_HS256_SECRET {
         return Err(err(format!("shorter than {MIN_HS256_SECRET} bytes")));
     }
@@ -75,7 +92,8 @@ fn read_secret(cfg: &IssuerConfig, path: &Path) -> Result<DecodingKey, IdentityE
 }
 
 fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl IdentityService {
@@ -88,11 +106,16 @@ impl IdentityService {
         for ic in &cfg.issuers {
             let keys = match &ic.hs256_secret_file {
                 Some(path) => Keys::Hs256(read_secret(ic, path)?),
-                None => Keys::Jwks(
-                    KeySource::start(ic).map_err(|source| IdentityError::Keys { issuer: ic.name.clone(), source })?,
-                ),
+                None => Keys::Jwks(KeySource::start(ic).map_err(|source| IdentityError::Keys {
+                    issuer: ic.name.clone(),
+                    source,
+                })?),
             };
-            issuers.push(IssuerRuntime { name: ic.name.clone(), policy: ClaimPolicy::from_config(ic), keys });
+            issuers.push(IssuerRuntime {
+                name: ic.name.clone(),
+                policy: ClaimPolicy::from_config(ic),
+                keys,
+            });
         }
         let revocations = match &cfg.revocation_file {
             Some(path) => Revocations::with_file(path)?,
@@ -141,9 +164,17 @@ impl IdentityService {
     /// Verifies a bearer token for a new session. A cached token skips the signature and
     /// claim checks but is still checked for expiry and revocation. Never blocks: an unknown
     /// `kid` fails at once and schedules a key refresh.
-    pub fn verify_token(&self, token: &[u8], cache: &mut TokenCache, now: SystemTime) -> Result<Arc<Identity>, AuthError> {
+    pub fn verify_token(
+        &self,
+        token: &[u8],
+        cache: &mut TokenCache,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
-            return Err(AuthError::TooLarge { len: token.len(), max: MAX_TOKEN_LEN });
+            return Err(AuthError::TooLarge {
+                len: token.len(),
+                max: MAX_TOKEN_LEN,
+            });
         }
         if cache.owner != self.id {
             cache.clear();
@@ -155,11 +186,18 @@ impl IdentityService {
             CacheLookup::Hit(identity) => {
                 if let Some(r) = self.revocations.check(&identity, now) {
                     cache.remove(&digest);
-                    return Err(AuthError::Revoked { rule: r.target.to_string() });
+                    return Err(AuthError::Revoked {
+                        rule: r.target.to_string(),
+                    });
                 }
                 return Ok(identity);
             }
-            CacheLookup::Expired { expires_at } => return Err(AuthError::Expired { exp: expires_at, now: now_s }),
+            CacheLookup::Expired { expires_at } => {
+                return Err(AuthError::Expired {
+                    exp: expires_at,
+                    now: now_s,
+                });
+            }
             CacheLookup::Miss => {}
         }
 
@@ -169,7 +207,9 @@ impl IdentityService {
             .issuers
             .iter()
             .find(|i| i.policy.issuer == iss)
-            .ok_or_else(|| AuthError::WrongIssuer { issuer: iss.to_owned() })?;
+            .ok_or_else(|| AuthError::WrongIssuer {
+                issuer: iss.to_owned(),
+            })?;
         match &issuer.keys {
             Keys::Hs256(secret) => {
                 require_alg(&parsed.alg, Algorithm::HS256)?;
@@ -179,19 +219,30 @@ impl IdentityService {
             Keys::Jwks(source) => {
                 // Refused before any key lookup: `none` and HMAC never pair with a JWKS key.
                 if parsed.alg == "none" || parsed.alg.starts_with("HS") {
-                    return Err(AuthError::AlgorithmNotAllowed { alg: parsed.alg.clone(), allowed: None });
+                    return Err(AuthError::AlgorithmNotAllowed {
+                        alg: parsed.alg.clone(),
+                        allowed: None,
+                    });
                 }
                 let keys = source.current();
                 if !keys.is_usable(Instant::now()) {
                     source.request_refresh();
-                    return Err(AuthError::NoKeys { issuer: issuer.name.clone() });
+                    return Err(AuthError::NoKeys {
+                        issuer: issuer.name.clone(),
+                    });
                 }
                 let Some(kid) = parsed.kid.as_deref() else {
-                    return Err(AuthError::UnknownKid { issuer: issuer.name.clone(), kid: None });
+                    return Err(AuthError::UnknownKid {
+                        issuer: issuer.name.clone(),
+                        kid: None,
+                    });
                 };
                 let Some(key) = keys.find(kid) else {
                     source.request_refresh();
-                    return Err(AuthError::UnknownKid { issuer: issuer.name.clone(), kid: Some(kid.to_owned()) });
+                    return Err(AuthError::UnknownKid {
+                        issuer: issuer.name.clone(),
+                        kid: Some(kid.to_owned()),
+                    });
                 };
                 require_alg(&parsed.alg, key.alg)?;
                 cache.count_signature_check();
@@ -204,23 +255,38 @@ impl IdentityService {
             issuer: issuer.policy.issuer.clone(),
             groups: claims.groups,
             token_id: claims.token_id,
-            expires_at: u64::try_from(claims.exp).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+            expires_at: u64::try_from(claims.exp)
+                .ok()
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s)),
             source: IdentitySource::Token,
         });
         if let Some(r) = self.revocations.check(&identity, now) {
-            return Err(AuthError::Revoked { rule: r.target.to_string() });
+            return Err(AuthError::Revoked {
+                rule: r.target.to_string(),
+            });
         }
-        cache.insert(digest, identity.clone(), claims.exp.saturating_add(issuer.policy.leeway_s), now_s);
+        cache.insert(
+            digest,
+            identity.clone(),
+            claims.exp.saturating_add(issuer.policy.leeway_s),
+            now_s,
+        );
         Ok(identity)
     }
 
     /// The identity of an mTLS peer, from the chain rustls already verified
     /// (`conn.peer_certificates()`), with groups mapped from `[[identity.mtls.map]]` and
     /// revocations applied.
-    pub fn identity_from_certificate(&self, chain: &[CertificateDer<'_>], now: SystemTime) -> Result<Arc<Identity>, AuthError> {
+    pub fn identity_from_certificate(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, AuthError> {
         let identity = identity_from_certificate(chain, &self.certificates)?;
         if let Some(r) = self.revocations.check(&identity, now) {
-            return Err(AuthError::Revoked { rule: r.target.to_string() });
+            return Err(AuthError::Revoked {
+                rule: r.target.to_string(),
+            });
         }
         Ok(Arc::new(identity))
     }
@@ -246,6 +312,9 @@ fn require_alg(header_alg: &str, key_alg: Algorithm) -> Result<(), AuthError> {
     if header_alg == alg_name(key_alg) {
         Ok(())
     } else {
-        Err(AuthError::AlgorithmNotAllowed { alg: header_alg.to_owned(), allowed: Some(key_alg) })
+        Err(AuthError::AlgorithmNotAllowed {
+            alg: header_alg.to_owned(),
+            allowed: Some(key_alg),
+        })
     }
 }
