@@ -2,6 +2,8 @@
 //! fetched, rotation picked up on an unknown kid, stale keys served while the issuer is down
 //! and dropped after `stale_for`, and an untrusted issuer certificate refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;

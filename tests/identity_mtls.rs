@@ -2,6 +2,8 @@
 //! the configured CA is accepted and yields its SPIFFE identity and mapped groups; one from
 //! another CA, or none, is refused by the handshake.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;

@@ -144,7 +144,7 @@ impl AccessPolicy {
         if self.subjects.is_empty() && self.groups.is_empty() {
             return AccessDecision::Refuse(Refused::NoRules);
         }
-        if !self.issuers.is_empty() && !self.issuers.iter().any(|i| *i == id.issuer) {
+        if !self.issuers.is_empty() && !self.issuers.contains(&id.issuer) {
             return AccessDecision::Refuse(Refused::IssuerNotListed {
                 issuer: id.issuer.clone(),
             });
@@ -168,6 +168,7 @@ impl AccessPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::IdentitySource;

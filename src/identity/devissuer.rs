@@ -401,6 +401,7 @@ pub fn mint_with(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::jwks::KeySet;

@@ -219,6 +219,7 @@ pub fn identity_from_certificate(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::config::MtlsMapping;

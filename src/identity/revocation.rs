@@ -472,6 +472,7 @@ fn watch_file(store: &Weak<Revocations>, path: &Path, mut stamp: Stamp, rx: &mps
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::identity::IdentitySource;
