@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tollgate::config::{Config, LogFormat};
 use tollgate::engine::Engine;
+use tollgate::snapshot::Snapshot;
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
@@ -28,6 +29,9 @@ enum Command {
         #[arg(long, short, env = "TOLLGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Development token issuer: key pairs and short-lived tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run the gateway.
     Run {
         #[arg(long, short, env = "TOLLGATE_CONFIG")]
@@ -44,19 +48,63 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Write a signing key (PKCS#8 PEM) and its JWKS into a directory.
+    Keygen {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// eddsa or es256.
+        #[arg(long, default_value = "eddsa")]
+        alg: String,
+    },
+    /// Print a signed token.
+    Mint {
+        /// The private key written by `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        groups: Vec<String>,
+        #[arg(long)]
+        aud: String,
+        #[arg(long, default_value = "https://tollgate.dev.local")]
+        iss: String,
+        /// Lifetime, e.g. 10m.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        #[arg(long)]
+        jti: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
-                print!("{}", c.summary());
-                ExitCode::SUCCESS
+                // Build what `run` would put in service: key files, TLS
+                // certificates and masking keys must load too.
+                match Snapshot::build(Arc::new(c.clone())) {
+                    Ok(s) => {
+                        s.identity.shutdown();
+                        print!("{}", c.summary());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", config.display());
+                        ExitCode::from(2)
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             }
         },
+        Command::Token(cmd) => token(cmd),
         Command::Run {
             config,
             shards,
@@ -89,6 +137,14 @@ fn run(
     let format = log_format.unwrap_or(config.engine.log_format);
     tollgate::telemetry::init(format, log_level);
     let config = Arc::new(config);
+    let snapshot = match Snapshot::build(config.clone()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            error!(error = %e, "cannot put the configuration in service");
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -100,7 +156,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
-    let engine = match Engine::start(config.clone()) {
+    let engine = match Engine::start(snapshot) {
         Ok(e) => e,
         Err(e) => {
             error!(error = %e, "cannot start");
@@ -139,4 +195,64 @@ fn run(
     engine.join();
     info!("tollgate stopped");
     ExitCode::SUCCESS
+}
+
+fn token(cmd: TokenCommand) -> ExitCode {
+    use tollgate::identity::devissuer;
+    match cmd {
+        TokenCommand::Keygen { dir, alg } => {
+            let alg = match alg.parse::<devissuer::DevAlg>() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("error: {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            match devissuer::keygen(&dir, alg) {
+                Ok(k) => {
+                    println!("private key: {}", k.private_key.display());
+                    println!("jwks:        {}", k.jwks.display());
+                    println!("kid:         {}", k.kid);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TokenCommand::Mint {
+            key,
+            sub,
+            groups,
+            aud,
+            iss,
+            ttl,
+            jti,
+        } => {
+            let params = devissuer::MintParams {
+                sub,
+                groups: groups.into_iter().filter(|g| !g.is_empty()).collect(),
+                aud,
+                iss,
+                ttl,
+                kid: None,
+                jti,
+            };
+            match devissuer::mint(&key, &params) {
+                Ok(t) => {
+                    println!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

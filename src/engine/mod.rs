@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, allowed_cpus};
+use crate::snapshot::Snapshot;
 pub use listener::ListenError;
 pub use session::{KillReason, SessionId};
 
@@ -41,6 +42,11 @@ pub struct ShardStats {
     pub upstream_failures: AtomicU64,
     pub bytes_client_to_upstream: AtomicU64,
     pub bytes_upstream_to_client: AtomicU64,
+    pub auth_ok: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub statements_allowed: AtomicU64,
+    pub statements_blocked: AtomicU64,
+    pub values_masked: AtomicU64,
 }
 
 impl ShardStats {
@@ -51,7 +57,12 @@ impl ShardStats {
 
 /// State every shard can read.
 pub struct Shared {
+    /// The configuration the engine started with (listeners, engine limits).
     pub config: Arc<Config>,
+    /// The configuration in service; reload replaces it for new sessions.
+    pub snapshot: std::sync::RwLock<Arc<crate::snapshot::Snapshot>>,
+    /// PostgreSQL cancel keys, across shards.
+    pub cancel: crate::pg::cancel::CancelMap,
     /// Live client connections across all shards (the global cap).
     pub active: AtomicUsize,
     pub stats: Vec<ShardStats>,
@@ -82,6 +93,16 @@ pub enum SessionSelector {
     Id(SessionId),
     Subject(String),
     All,
+}
+
+impl Shared {
+    /// The snapshot in service now.
+    pub fn current_snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// Messages from the main thread and the admin plane to a shard.
@@ -204,7 +225,8 @@ impl Engine {
     ///
     /// All binding happens here, before any shard runs, so a bad address or
     /// a port held by another process is an error at start-up, not a log line.
-    pub fn start(config: Arc<Config>) -> Result<Engine, EngineError> {
+    pub fn start(snapshot: Arc<crate::snapshot::Snapshot>) -> Result<Engine, EngineError> {
+        let config = snapshot.config.clone();
         for spec in &config.listeners {
             listener::ensure_port_free(spec.addr)?;
         }
@@ -224,6 +246,8 @@ impl Engine {
         let shared = Arc::new(Shared {
             stats: (0..n).map(|_| ShardStats::default()).collect(),
             config: config.clone(),
+            snapshot: std::sync::RwLock::new(snapshot),
+            cancel: Default::default(),
             active: AtomicUsize::new(0),
             boot,
         });
@@ -257,6 +281,11 @@ impl Engine {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The snapshot new sessions start with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.current_snapshot()
     }
 
     /// A handle for the control plane.

@@ -28,9 +28,33 @@ pub(crate) struct ShardCtx {
     pub stop_accepting: KillSwitch,
     next_session: Cell<u64>,
     refusals: RefusalLog,
+    /// Verified tokens, for the identity service they came from.
+    tokens: RefCell<Option<(usize, crate::identity::TokenCache)>>,
 }
 
 impl ShardCtx {
+    /// The configuration snapshot a new session starts with.
+    pub fn snapshot(&self) -> Arc<crate::snapshot::Snapshot> {
+        self.shared.current_snapshot()
+    }
+
+    /// This shard's token cache for `snapshot`'s identity service (a new
+    /// service after a reload starts a new cache).
+    pub fn token_cache(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+    ) -> std::cell::RefMut<'_, crate::identity::TokenCache> {
+        let key = Arc::as_ptr(&snapshot.identity) as usize;
+        let mut slot = self.tokens.borrow_mut();
+        if slot.as_ref().is_none_or(|(k, _)| *k != key) {
+            *slot = Some((key, snapshot.identity.new_cache()));
+        }
+        std::cell::RefMut::map(slot, |s| match s {
+            Some((_, c)) => c,
+            None => unreachable!("filled above"),
+        })
+    }
+
     pub fn stats(&self) -> &ShardStats {
         &self.shared.stats[self.id]
     }
@@ -68,6 +92,7 @@ pub(super) fn run(
             stop_accepting: KillSwitch::default(),
             next_session: Cell::new(0),
             refusals: RefusalLog::default(),
+            tokens: RefCell::new(None),
         });
         let mut accepting = Vec::new();
         for (spec, std_listener) in listeners {

@@ -88,7 +88,7 @@ impl Cluster {
         let me = std::process::id();
         let script = format!(
             "{bin}/postgres -D {data} >>{log} 2>&1 & pg=$!; \
-             while kill -0 {me} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
+             while [ -d /proc/{me} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
              kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
             bin = bin.display(),
             data = data.display(),
