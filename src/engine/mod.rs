@@ -88,10 +88,12 @@ pub struct SessionInfo {
 }
 
 /// Which live sessions a kill applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SessionSelector {
     Id(SessionId),
     Subject(String),
+    /// Every session whose identity a revocation matches.
+    Revoked(crate::identity::Revocation),
     All,
 }
 
@@ -272,6 +274,21 @@ impl Engine {
             shared: shared.clone(),
             inboxes: shards.iter().map(|s| s.commands.clone()).collect(),
         };
+        // A revocation ends the revoked identity's live sessions on every
+        // shard at once (the callback runs on the revoking thread: it only
+        // posts to the shards' inboxes).
+        let kill = control.clone();
+        shared
+            .current_snapshot()
+            .identity
+            .revocations()
+            .subscribe(Box::new(move |rev| {
+                kill.broadcast(ShardCommand::Kill {
+                    which: SessionSelector::Revoked(rev.clone()),
+                    reason: KillReason::Revoked,
+                    reply: None,
+                });
+            }));
         Ok(Engine {
             shared,
             shards,

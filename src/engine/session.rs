@@ -113,8 +113,8 @@ pub struct SessionEntry {
     pub target: RefCell<Rc<str>>,
     pub client: SocketAddr,
     pub started: SystemTime,
-    /// The caller's identity once known (subject), for revocation and listing.
-    pub subject: RefCell<Option<String>>,
+    /// The caller's identity once verified, for revocation and listing.
+    pub identity: RefCell<Option<std::sync::Arc<crate::identity::Identity>>>,
     /// The statement executing now, for operators' session lists.
     pub current_statement: RefCell<Option<String>>,
     pub bytes_up: Cell<u64>,
@@ -127,6 +127,13 @@ pub struct SessionEntry {
 pub struct Registry {
     live: RefCell<HashMap<SessionId, Rc<SessionEntry>>>,
     emptied: RefCell<Vec<Waker>>,
+}
+
+impl SessionEntry {
+    /// The caller's subject, once authenticated.
+    pub fn subject(&self) -> Option<String> {
+        self.identity.borrow().as_ref().map(|i| i.subject.clone())
+    }
 }
 
 impl Registry {

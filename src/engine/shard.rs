@@ -130,9 +130,19 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
                 reason,
                 reply,
             }) => {
+                let now = SystemTime::now();
                 let n = ctx.registry.kill_where(reason, |e| match &which {
                     SessionSelector::Id(id) => e.id == *id,
-                    SessionSelector::Subject(s) => e.subject.borrow().as_deref() == Some(s),
+                    SessionSelector::Subject(s) => e
+                        .identity
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|i| i.subject == *s),
+                    SessionSelector::Revoked(r) => e
+                        .identity
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|i| r.matches(i, now)),
                     SessionSelector::All => true,
                 });
                 if let Some(reply) = reply {
@@ -149,7 +159,7 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
                         shard: ctx.id,
                         target: e.target.borrow().to_string(),
                         client: e.client.to_string(),
-                        subject: e.subject.borrow().clone(),
+                        subject: e.subject(),
                         started_ms: e
                             .started
                             .duration_since(std::time::UNIX_EPOCH)
@@ -256,7 +266,7 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         target: RefCell::new(target_name),
         client: peer,
         started: SystemTime::now(),
-        subject: Default::default(),
+        identity: Default::default(),
         current_statement: Default::default(),
         bytes_up: Cell::new(0),
         bytes_down: Cell::new(0),

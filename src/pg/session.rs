@@ -105,7 +105,7 @@ pub(crate) async fn serve(
         shard = ctx.id,
         session = %entry.id,
         target = %target.name,
-        subject = entry.subject.borrow().as_deref().unwrap_or("-"),
+        subject = entry.subject().as_deref().unwrap_or("-"),
         reason = %reason,
         bytes_up = entry.bytes_up.get(),
         bytes_down = entry.bytes_down.get(),
@@ -295,7 +295,7 @@ async fn front_door(
         }
     };
     ShardStats::add(&ctx.stats().auth_ok, 1);
-    *entry.subject.borrow_mut() = Some(identity.subject.clone());
+    *entry.identity.borrow_mut() = Some(identity.clone());
     Ok(Some(Admitted {
         reader: fr.half,
         writer,
