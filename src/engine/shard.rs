@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use compio::driver::ProactorBuilder;
 use compio::net::{TcpListener, TcpStream};
 use compio::runtime::RuntimeBuilder;
+use futures_util::FutureExt;
 use futures_util::future::{Either, select};
 use tracing::{debug, error, info, warn};
 
@@ -282,14 +283,21 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
             id: entry.id,
         };
         let listener = &ctx.shared.config.listeners[spec];
-        match listener.protocol {
-            Protocol::Tcp => {
-                let target = &ctx.shared.config.targets[listener.targets[0]];
-                crate::relay::serve(&ctx, target, &entry, stream).await
+        let serve = async {
+            match listener.protocol {
+                Protocol::Tcp => {
+                    let target = &ctx.shared.config.targets[listener.targets[0]];
+                    crate::relay::serve(&ctx, target, &entry, stream).await
+                }
+                Protocol::Postgres => {
+                    crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
+                }
             }
-            Protocol::Postgres => {
-                crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
-            }
+        };
+        // A bug in one session must not take the shard (and every other
+        // session on it) down: contain it, log it, close that session.
+        if std::panic::AssertUnwindSafe(serve).catch_unwind().await.is_err() {
+            error!(shard = ctx.id, session = %entry.id, "session task panicked; connection closed");
         }
     })
     .detach();
