@@ -313,6 +313,15 @@ impl Config {
                     ));
                 }
             }
+            let mtls_ca = identity.mtls.as_ref().and_then(|m| m.ca_file.as_ref());
+            if target.protocol == Protocol::Tcp && target.tls.is_some() && mtls_ca.is_none() {
+                return Err(v.invalid(
+                    &[Seg::Key("target"), Seg::Index(i), Seg::Key("tls")],
+                    &format!("target[{i}].tls"),
+                    "a tcp target with TLS authenticates callers by client certificate: \
+                     configure [identity.mtls] ca_file",
+                ));
+            }
             if target.protocol == Protocol::Postgres && identity.issuers.is_empty() {
                 return Err(v.invalid(
                     &[Seg::Key("target"), Seg::Index(i), Seg::Key("protocol")],
@@ -563,14 +572,22 @@ impl Validator<'_> {
                 "postgres targets always authenticate callers by token",
             ));
         }
-        if raw.protocol == Protocol::Tcp {
+        if raw.protocol == Protocol::Tcp && raw.tls.is_some() && raw.unauthenticated {
+            return Err(self.invalid(
+                &at("unauthenticated"),
+                &field("unauthenticated"),
+                "a tcp target with [target.tls] authenticates callers by client certificate; \
+                 remove `unauthenticated`",
+            ));
+        }
+        if raw.protocol == Protocol::Tcp && raw.tls.is_none() {
             if !raw.unauthenticated {
                 return Err(self.invalid(
                     &at("protocol"),
                     &field("unauthenticated"),
-                    "a tcp target needs caller identity (mTLS); until it is configured the \
-                     target must say `unauthenticated = true`, which is only accepted on \
-                     loopback listen addresses",
+                    "a tcp target needs caller identity: configure [target.tls] with \
+                     [identity.mtls] ca_file (mTLS), or say `unauthenticated = true`, which is \
+                     only accepted on loopback listen addresses",
                 ));
             }
             if let Some(a) = listen.iter().find(|a| !a.ip().is_loopback()) {
@@ -1011,6 +1028,23 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(!c.targets[0].allow_plaintext);
         let e = err(&PG.replace("upstream = ", "unauthenticated = true\nupstream = "));
         assert!(e.contains("always authenticate"), "{e}");
+    }
+
+    #[test]
+    fn tcp_with_tls_requires_mtls_and_no_unauthenticated() {
+        let tls = "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        let with_tls = format!("{}{tls}", OK.replace("unauthenticated = true\n", ""));
+        let e = err(&with_tls);
+        assert!(e.contains("[identity.mtls] ca_file"), "{e}");
+        let mtls = "[identity.mtls]\nca_file = \"/ca.pem\"\n";
+        let ok = format!(
+            "{mtls}{}",
+            with_tls.replace("127.0.0.1:7000", "0.0.0.0:7000")
+        );
+        let c = parse(&ok).unwrap();
+        assert!(!c.targets[0].unauthenticated);
+        let e = err(&format!("{mtls}{}{tls}", OK));
+        assert!(e.contains("remove `unauthenticated`"), "{e}");
     }
 
     #[test]

@@ -8,11 +8,9 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use compio::BufResult;
-use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 use tracing::{debug, info, warn};
@@ -21,6 +19,7 @@ use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
+use crate::tls::{Conn, ReadHalf, WriteHalf, close_socket};
 
 /// How a relayed session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +61,71 @@ pub async fn connect_upstream(target: &TargetConfig) -> io::Result<TcpStream> {
 /// Serve one `tcp` session to its end.
 pub(crate) async fn serve(
     ctx: &ShardCtx,
-    target: &TargetConfig,
+    target_idx: usize,
     entry: &SessionEntry,
     client: TcpStream,
 ) {
     let started = Instant::now();
-    info!(shard = ctx.id, session = %entry.id, target = %target.name, client = %entry.client, "session opened");
+    let snapshot = ctx.snapshot();
+    let target = &snapshot.config.targets[target_idx];
+    let rt = &snapshot.targets[target_idx];
+    // mTLS: the workload certificate is the caller's identity.
+    let client_conn = match &rt.tls {
+        None => Conn::plain(client.clone()),
+        Some(cfg) => {
+            let accept = compio::time::timeout(
+                target.auth_timeout,
+                Conn::accept(client.clone(), cfg.clone()),
+            );
+            let accept = std::pin::pin!(accept);
+            let conn = match select(accept, entry.kill.killed()).await {
+                Either::Left((Ok(Ok(c)), _)) => c,
+                Either::Left((Ok(Err(e)), _)) => {
+                    ShardStats::add(&ctx.stats().auth_failures, 1);
+                    warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
+                    close(&client);
+                    return;
+                }
+                Either::Left((Err(_), _)) | Either::Right(_) => {
+                    close(&client);
+                    return;
+                }
+            };
+            let chain = conn.peer_certificates().unwrap_or_default();
+            let now = std::time::SystemTime::now();
+            let refused = match snapshot.identity.identity_from_certificate(&chain, now) {
+                Err(e) => Some(e.to_string()),
+                Ok(id) if snapshot.identity.revocations().is_revoked(&id, now) => {
+                    Some("identity revoked".to_string())
+                }
+                Ok(id) => {
+                    let decision = rt.access.decide(&id);
+                    if decision.is_admitted() {
+                        *entry.identity.borrow_mut() = Some(id);
+                        None
+                    } else {
+                        Some(format!("not admitted: {decision}"))
+                    }
+                }
+            };
+            if let Some(reason) = refused {
+                ShardStats::add(&ctx.stats().auth_failures, 1);
+                warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
+                close(&client);
+                return;
+            }
+            ShardStats::add(&ctx.stats().auth_ok, 1);
+            conn
+        }
+    };
+    info!(
+        shard = ctx.id,
+        session = %entry.id,
+        target = %target.name,
+        client = %entry.client,
+        subject = entry.subject().as_deref().unwrap_or("-"),
+        "session opened"
+    );
     let connect = std::pin::pin!(connect_upstream(target));
     let upstream = match select(connect, entry.kill.killed()).await {
         Either::Left((Ok(u), _)) => u,
@@ -82,7 +140,14 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let reason = relay(ctx, target, entry, &client, &upstream).await;
+    let reason = relay(
+        ctx,
+        target,
+        entry,
+        client_conn,
+        Conn::plain(upstream.clone()),
+    )
+    .await;
     close(&client);
     close(&upstream);
     info!(
@@ -101,15 +166,17 @@ async fn relay(
     ctx: &ShardCtx,
     target: &TargetConfig,
     entry: &SessionEntry,
-    client: &TcpStream,
-    upstream: &TcpStream,
+    client: Conn,
+    upstream: Conn,
 ) -> EndReason {
     let last_activity = Cell::new(Instant::now());
     let buf = ctx.shared.config.engine.buffer_size;
     let stats = ctx.stats();
+    let (client_r, client_w) = client.split();
+    let (up_r, up_w) = upstream.split();
     let up = pump(
-        client,
-        upstream,
+        client_r,
+        up_w,
         ReadSide::Client,
         buf,
         &last_activity,
@@ -117,8 +184,8 @@ async fn relay(
         &stats.bytes_client_to_upstream,
     );
     let down = pump(
-        upstream,
-        client,
+        up_r,
+        client_w,
         ReadSide::Upstream,
         buf,
         &last_activity,
@@ -131,10 +198,7 @@ async fn relay(
         match select(up, down).await {
             // One direction finished cleanly (EOF, write side shut down):
             // the other may still have a reply to carry.
-            Either::Left((Ok(()), rest)) => {
-                rest.await.err().map_or(EndReason::Closed, |s| s.reason())
-            }
-            Either::Right((Ok(()), rest)) => {
+            Either::Left((Ok(()), rest)) | Either::Right((Ok(()), rest)) => {
                 rest.await.err().map_or(EndReason::Closed, |s| s.reason())
             }
             Either::Left((Err(side), _)) | Either::Right((Err(side), _)) => side.reason(),
@@ -180,10 +244,12 @@ impl Side {
 }
 
 /// Copy `from` → `to` until `from` reaches EOF, then shut down `to`'s write
-/// half (half-close) so the peer sees the same EOF.
+/// half (half-close) so the peer sees the same EOF. The buffer is handed to
+/// the write as `Bytes` and reclaimed by the next read once the write is done,
+/// so the steady state allocates nothing.
 async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf,
+    mut to: WriteHalf,
     from_side: ReadSide,
     buf_size: usize,
     last_activity: &Cell<Instant>,
@@ -194,15 +260,12 @@ async fn pump(
         ReadSide::Client => ReadSide::Upstream,
         ReadSide::Upstream => ReadSide::Client,
     };
-    let mut from_r = from;
-    let mut to_w = to;
-    let mut buf: Vec<u8> = Vec::with_capacity(buf_size);
+    let mut buf = BytesMut::with_capacity(buf_size);
     loop {
-        // compio fills from the start but never shrinks `len`: clear first.
-        buf.clear();
-        let BufResult(res, b) = from_r.read(buf).await;
-        buf = b;
-        let n = match res {
+        if buf.capacity() < buf_size {
+            buf.reserve(buf_size);
+        }
+        let n = match from.read_into(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
@@ -211,18 +274,15 @@ async fn pump(
             }
         };
         last_activity.set(Instant::now());
-        let BufResult(res, b) = to_w.write_all(buf).await;
-        buf = b;
-        if let Err(e) = res {
+        if let Err(e) = to.write_all(buf.split().freeze()).await {
             debug!(error = %e, "relay write failed");
             return Err(Side::Write(to_side));
         }
         session_bytes.set(session_bytes.get() + n as u64);
         ShardStats::add(shard_bytes, n as u64);
     }
-    match to_w.shutdown().await {
+    match to.shutdown().await {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         Err(_) => Err(Side::Write(to_side)),
     }
 }
@@ -239,8 +299,6 @@ async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
     }
 }
 
-/// Shut a socket down both ways so any operation still pending on it
-/// completes, and the peer sees the close at once.
 fn close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
+    close_socket(stream);
 }

@@ -88,11 +88,25 @@ impl Snapshot {
                     })?)
                 }
             };
+            // A tcp target's TLS listener requires client certificates from
+            // the mTLS CA; PostgreSQL callers authenticate with tokens.
+            let client_ca = match t.protocol {
+                crate::config::Protocol::Tcp => config
+                    .identity
+                    .mtls
+                    .as_ref()
+                    .and_then(|m| m.ca_file.as_deref()),
+                crate::config::Protocol::Postgres => None,
+            };
             let tls = match &t.tls {
                 None => None,
                 Some(files) => Some(
-                    crate::identity::mtls::server_config(&files.cert_file, &files.key_file, None)
-                        .map_err(|e| SnapshotError::Tls {
+                    crate::identity::mtls::server_config(
+                        &files.cert_file,
+                        &files.key_file,
+                        client_ca,
+                    )
+                    .map_err(|e| SnapshotError::Tls {
                         target: name(),
                         reason: e.to_string(),
                     })?,

@@ -286,8 +286,7 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         let serve = async {
             match listener.protocol {
                 Protocol::Tcp => {
-                    let target = &ctx.shared.config.targets[listener.targets[0]];
-                    crate::relay::serve(&ctx, target, &entry, stream).await
+                    crate::relay::serve(&ctx, listener.targets[0], &entry, stream).await
                 }
                 Protocol::Postgres => {
                     crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
@@ -296,7 +295,11 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         };
         // A bug in one session must not take the shard (and every other
         // session on it) down: contain it, log it, close that session.
-        if std::panic::AssertUnwindSafe(serve).catch_unwind().await.is_err() {
+        if std::panic::AssertUnwindSafe(serve)
+            .catch_unwind()
+            .await
+            .is_err()
+        {
             error!(shard = ctx.id, session = %entry.id, "session task panicked; connection closed");
         }
     })

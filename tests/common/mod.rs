@@ -5,6 +5,7 @@
 pub mod pg;
 pub mod pggw;
 pub mod pgwire;
+pub mod pki;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
