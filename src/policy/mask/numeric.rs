@@ -107,9 +107,7 @@ fn is_chain_start(v: &[u8], s: usize) -> bool {
     if is_word(p) {
         return false;
     }
-    !(s >= 2
-        && v[s - 2].is_ascii_digit()
-        && matches!(p, b' ' | b'-' | b'.' | b':' | b'+' | b'/' | b')'))
+    !(s >= 2 && v[s - 2].is_ascii_digit() && matches!(p, b'-' | b'.' | b':' | b'+' | b'/' | b')'))
 }
 
 /// Parses the chain starting at `start`; returns where scanning resumes.
