@@ -247,3 +247,32 @@ pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
         }
     }
 }
+
+/// The Python with the test drivers (psycopg), set up by tests/deps.sh.
+pub fn python_bin() -> String {
+    std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
+        if Path::new(venv).exists() {
+            venv.to_string()
+        } else {
+            "python3".to_string()
+        }
+    })
+}
+
+/// Run a Python snippet with `args`; returns its trimmed stdout, panics on failure.
+pub fn python(code: &str, args: &[&str]) -> String {
+    let out = Command::new(python_bin())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
