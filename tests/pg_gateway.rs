@@ -298,3 +298,62 @@ fn pgbench_init_tpcb_and_select_only_through_the_gateway() {
         "{prepared}"
     );
 }
+
+#[test]
+fn sslmode_require_gets_tls_and_plaintext_is_refused_when_configured() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca = common::pki::Ca::new(pki.path(), "pg-ca");
+    let (cert, key) = ca.server(pki.path(), "gateway");
+    let g = PgGateway::builder()
+        .target("allow_plaintext = false")
+        .tables(&format!(
+            "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ))
+        .start("tls");
+    let t = g.token("ci-job", "ci", "10m");
+    let out2 = Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "select 'over tls'"])
+        .arg(format!(
+            "host=127.0.0.1 port={} dbname={} user=ci-job password={t} sslmode=verify-ca sslrootcert={}",
+            g.port,
+            g.db,
+            ca.cert.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out2.status.success(),
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out2.stdout),
+        String::from_utf8_lossy(&out2.stderr),
+        g.gw.log_text()
+    );
+    assert_eq!(String::from_utf8_lossy(&out2.stdout).trim(), "over tls");
+    // Plaintext is refused on this target.
+    let mut w = Wire::connect(g.port);
+    w.startup("ci-job", &g.db);
+    let m = w.recv().unwrap();
+    assert_eq!(m.tag, b'E');
+    assert_eq!(m.field(b'C').as_deref(), Some("28000"));
+}
+
+#[test]
+fn psycopg_pipeline_through_the_gateway() {
+    let g = PgGateway::start("pipeline");
+    let t = g.token("ci-job", "ci", "10m");
+    let out = python(
+        "import psycopg, sys\n\
+         with psycopg.connect(sys.argv[1], autocommit=True) as c:\n\
+         \x20   c.execute('create table items (id int primary key, v text)')\n\
+         \x20   with c.pipeline():\n\
+         \x20       for i in range(50):\n\
+         \x20           c.execute('insert into items values (%s, %s)', (i, 'v%d' % i))\n\
+         \x20       cur = c.execute('select count(*), max(id) from items')\n\
+         \x20   print(cur.fetchone())\n",
+        &[&g.conninfo(&t)],
+    );
+    assert_eq!(out, "(50, 49)");
+    assert_eq!(g.direct("select count(*) from items"), "50");
+}

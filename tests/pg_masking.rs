@@ -45,7 +45,10 @@ fn masked_by_column_name_and_by_content() {
     let t = g.token("ci-job", "ci", "10m");
     let (ok, out, err) = g.psql(&t, "select ssn from customers where id = 1");
     assert!(ok, "{err}");
-    assert_eq!(out, "***-**-6789", "partial keeps the last 4 and the separators");
+    assert_eq!(
+        out, "***-**-6789",
+        "partial keeps the last 4 and the separators"
+    );
     // Renamed column: no name rule, the content detector still catches it.
     let (ok, out, _) = g.psql(&t, "select ssn as x from customers where id = 1");
     assert!(ok);
@@ -64,11 +67,20 @@ fn copy_to_stdout_rows_are_masked() {
     let g = setup("maskcopy");
     let t = g.token("ci-job", "ci", "10m");
     for fmt in ["", "with (format csv)"] {
-        let (ok, out, err) = g.psql(&t, &format!("copy (select * from customers order by id) to stdout {fmt}"));
+        let (ok, out, err) = g.psql(
+            &t,
+            &format!("copy (select * from customers order by id) to stdout {fmt}"),
+        );
         assert!(ok, "{err}");
-        assert!(!out.contains(SSN) && !out.contains(EMAIL) && !out.contains("4111"), "{fmt}: {out}");
+        assert!(
+            !out.contains(SSN) && !out.contains(EMAIL) && !out.contains("4111"),
+            "{fmt}: {out}"
+        );
         assert!(out.contains("[redacted]"), "{out}");
-        assert!(out.contains("Alice") && out.contains("nothing sensitive"), "{out}");
+        assert!(
+            out.contains("Alice") && out.contains("nothing sensitive"),
+            "{out}"
+        );
     }
 }
 
