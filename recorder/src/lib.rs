@@ -26,3 +26,11 @@ pub use recovery::list_segments;
 pub use retention::{RetentionOutcome, RetentionPolicy, apply_retention};
 pub use signing::{keygen, load_public_key, load_signing_key};
 pub use writer::{Recorder, RecorderHealth, ShardRecorder};
+pub mod export;
+pub mod reader;
+
+pub use export::{Decoder, Direction, ExportSummary, export, format_time, replay};
+pub use reader::{Progress, RecordRef, RecordingDir, Selection, SessionFilter, SessionSummary, list_sessions};
+pub mod verify;
+
+pub use verify::{Problem, ProblemKind, VerifyReport, verify};
