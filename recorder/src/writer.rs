@@ -242,6 +242,12 @@ pub struct Recorder {
     threads: Vec<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("shards", &self.shards.len()).finish()
+    }
+}
+
 impl Recorder {
     /// Recovers and starts `shards` writers under `config.dir`.
     pub fn open(config: &RecorderConfig, shards: u32) -> Result<Self, RecorderError> {
