@@ -30,7 +30,13 @@ pub struct BlockBuilder {
 
 impl BlockBuilder {
     pub fn new(zstd_level: i32) -> io::Result<Self> {
-        Ok(Self { raw: Vec::new(), first_seq: 0, count: 0, compressor: zstd::bulk::Compressor::new(zstd_level)?, out: Vec::new() })
+        Ok(Self {
+            raw: Vec::new(),
+            first_seq: 0,
+            count: 0,
+            compressor: zstd::bulk::Compressor::new(zstd_level)?,
+            out: Vec::new(),
+        })
     }
 
     /// Adds a record with sequence number `seq`; sequences within a block
@@ -41,14 +47,21 @@ impl BlockBuilder {
         } else if seq != self.first_seq + u64::from(self.count) {
             return Err(FormatError::Invalid {
                 field: "sequence",
-                detail: format!("expected {}, got {seq}", self.first_seq + u64::from(self.count)),
+                detail: format!(
+                    "expected {}, got {seq}",
+                    self.first_seq + u64::from(self.count)
+                ),
             });
         }
         let before = self.raw.len();
         record.encode_into(&mut self.raw)?;
         if self.raw.len() > MAX_BLOCK_RAW {
             self.raw.truncate(before);
-            return Err(FormatError::TooLarge { field: "raw block length", len: (self.raw.len()) as u64, max: MAX_BLOCK_RAW as u64 });
+            return Err(FormatError::TooLarge {
+                field: "raw block length",
+                len: (self.raw.len()) as u64,
+                max: MAX_BLOCK_RAW as u64,
+            });
         }
         self.count += 1;
         Ok(())
@@ -105,7 +118,13 @@ impl BlockBuilder {
         self.raw.clear();
         self.count = 0;
         self.out = out;
-        Ok(FinishedBlock { bytes: &self.out, hash, first_seq, count, raw_len })
+        Ok(FinishedBlock {
+            bytes: &self.out,
+            hash,
+            first_seq,
+            count,
+            raw_len,
+        })
     }
 }
 
@@ -117,20 +136,33 @@ pub struct BlockDecoder {
 
 impl BlockDecoder {
     pub fn new() -> io::Result<Self> {
-        Ok(Self { decompressor: zstd::bulk::Decompressor::new()?, raw: Vec::new() })
+        Ok(Self {
+            decompressor: zstd::bulk::Decompressor::new()?,
+            raw: Vec::new(),
+        })
     }
 
     /// Decompresses `payload`, which must expand to exactly `header.raw_len`.
-    pub fn decompress(&mut self, header: &BlockHeader, payload: &[u8]) -> Result<&[u8], FormatError> {
+    pub fn decompress(
+        &mut self,
+        header: &BlockHeader,
+        payload: &[u8],
+    ) -> Result<&[u8], FormatError> {
         let want = header.raw_len as usize;
         self.raw.clear();
         self.raw.reserve(want);
         let n = self
             .decompressor
             .decompress_to_buffer(payload, &mut self.raw)
-            .map_err(|e| FormatError::Invalid { field: "compressed payload", detail: e.to_string() })?;
+            .map_err(|e| FormatError::Invalid {
+                field: "compressed payload",
+                detail: e.to_string(),
+            })?;
         if n != want {
-            return Err(FormatError::Invalid { field: "raw block length", detail: format!("header says {want}, payload holds {n}") });
+            return Err(FormatError::Invalid {
+                field: "raw block length",
+                detail: format!("header says {want}, payload holds {n}"),
+            });
         }
         Ok(&self.raw)
     }
@@ -147,7 +179,13 @@ mod tests {
     fn block_round_trips_and_chains() {
         let mut b = BlockBuilder::new(1).unwrap();
         let recs: Vec<Record> = (0..50)
-            .map(|i| Record { session: 1, timestamp_ns: i, body: RecordBody::ClientData(Bytes::from(format!("select {i} from t").into_bytes())) })
+            .map(|i| Record {
+                session: 1,
+                timestamp_ns: i,
+                body: RecordBody::ClientData(Bytes::from(
+                    format!("select {i} from t").into_bytes(),
+                )),
+            })
             .collect();
         for (i, r) in recs.iter().enumerate() {
             b.push(10 + i as u64, r).unwrap();
@@ -161,7 +199,9 @@ mod tests {
         assert_eq!(hash, block_hash(&bytes, &bytes[BLOCK_HEADER_LEN..]));
         let mut d = BlockDecoder::new().unwrap();
         let raw = d.decompress(&h, &bytes[BLOCK_HEADER_LEN..]).unwrap();
-        let back: Vec<Record> = RawRecords::new(raw).map(|r| r.unwrap().to_record().unwrap()).collect();
+        let back: Vec<Record> = RawRecords::new(raw)
+            .map(|r| r.unwrap().to_record().unwrap())
+            .collect();
         assert_eq!(back, recs);
         assert!(b.is_empty());
         b.push(60, &recs[0]).unwrap();
@@ -173,7 +213,11 @@ mod tests {
     #[test]
     fn non_consecutive_sequence_is_refused() {
         let mut b = BlockBuilder::new(1).unwrap();
-        let r = Record { session: 1, timestamp_ns: 0, body: RecordBody::ClientData(Bytes::new()) };
+        let r = Record {
+            session: 1,
+            timestamp_ns: 0,
+            body: RecordBody::ClientData(Bytes::new()),
+        };
         b.push(5, &r).unwrap();
         assert!(b.push(7, &r).is_err());
     }

@@ -67,13 +67,19 @@ impl RecorderConfig {
     pub fn validate(&self) -> Result<(), RecorderError> {
         let bad = |field, detail: String| Err(RecorderError::Config { field, detail });
         if self.block_size == 0 || self.block_size > MAX_BLOCK_RAW / 2 {
-            return bad("block_size", format!("{} is outside 1..={}", self.block_size, MAX_BLOCK_RAW / 2));
+            return bad(
+                "block_size",
+                format!("{} is outside 1..={}", self.block_size, MAX_BLOCK_RAW / 2),
+            );
         }
         if self.block_max_delay.is_zero() {
             return bad("block_max_delay", "must be above zero".into());
         }
         if !(-7..=19).contains(&self.zstd_level) {
-            return bad("zstd_level", format!("{} is outside -7..=19", self.zstd_level));
+            return bad(
+                "zstd_level",
+                format!("{} is outside -7..=19", self.zstd_level),
+            );
         }
         if let Durability::Interval(d) = self.durability
             && d.is_zero()
@@ -84,7 +90,10 @@ impl RecorderConfig {
             return bad("queue_capacity", "must be above zero".into());
         }
         if self.segment_max_bytes < 4096 {
-            return bad("segment_max_bytes", format!("{} is below 4096", self.segment_max_bytes));
+            return bad(
+                "segment_max_bytes",
+                format!("{} is below 4096", self.segment_max_bytes),
+            );
         }
         if self.segment_max_age.is_zero() {
             return bad("segment_max_age", "must be above zero".into());
@@ -95,7 +104,13 @@ impl RecorderConfig {
         if let Some(max) = self.retention_max_bytes
             && max < self.segment_max_bytes
         {
-            return bad("retention_max_bytes", format!("{max} is below segment_max_bytes ({})", self.segment_max_bytes));
+            return bad(
+                "retention_max_bytes",
+                format!(
+                    "{max} is below segment_max_bytes ({})",
+                    self.segment_max_bytes
+                ),
+            );
         }
         Ok(())
     }
@@ -110,9 +125,21 @@ mod tests {
         RecorderConfig::new("/r").validate().unwrap();
         let mut c = RecorderConfig::new("/r");
         c.zstd_level = 40;
-        assert!(matches!(c.validate(), Err(RecorderError::Config { field: "zstd_level", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(RecorderError::Config {
+                field: "zstd_level",
+                ..
+            })
+        ));
         let mut c = RecorderConfig::new("/r");
         c.durability = Durability::Interval(Duration::ZERO);
-        assert!(matches!(c.validate(), Err(RecorderError::Config { field: "durability", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(RecorderError::Config {
+                field: "durability",
+                ..
+            })
+        ));
     }
 }

@@ -16,7 +16,12 @@ pub enum RecorderError {
         source: io::Error,
     },
     #[error("shard {shard}: {path} is damaged at offset {offset}: {detail}")]
-    Corrupt { shard: u32, path: PathBuf, offset: u64, detail: String },
+    Corrupt {
+        shard: u32,
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
     #[error("invalid configuration: {field}: {detail}")]
     Config { field: &'static str, detail: String },
     #[error("record of {len} bytes is above the cap of {max}")]

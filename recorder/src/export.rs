@@ -23,7 +23,13 @@ pub enum Direction {
 /// (a protocol gateway decodes queries, row descriptions, rows). Decoders
 /// keep their own per-session state, since messages span records.
 pub trait Decoder {
-    fn decode(&mut self, session: u64, direction: Direction, data: &[u8], fields: &mut Map<String, Value>);
+    fn decode(
+        &mut self,
+        session: u64,
+        direction: Direction,
+        data: &[u8],
+        fields: &mut Map<String, Value>,
+    );
 }
 
 /// What an export wrote.
@@ -48,7 +54,12 @@ pub fn format_time(ns: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn direction(kind: RecordKind) -> Option<Direction> {
@@ -77,7 +88,12 @@ fn record_json(r: &RecordRef<'_>, decoder: &mut Option<&mut dyn Decoder>) -> Map
             }
             Err(_) => {
                 m.insert("encoding".into(), "base64".into());
-                m.insert("data".into(), base64::engine::general_purpose::STANDARD.encode(r.body).into());
+                m.insert(
+                    "data".into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(r.body)
+                        .into(),
+                );
             }
         }
         if let Some(d) = decoder.as_deref_mut() {
@@ -122,23 +138,34 @@ impl RecordingDir {
 
     /// Writes session `session` as readable text. With `realtime`, waits
     /// between records as long as the session did (at most 5 s per gap).
-    pub fn replay(&self, session: u64, out: &mut dyn Write, realtime: bool) -> Result<ExportSummary, RecorderError> {
+    pub fn replay(
+        &self,
+        session: u64,
+        out: &mut dyn Write,
+        realtime: bool,
+    ) -> Result<ExportSummary, RecorderError> {
         let mut summary = ExportSummary::default();
         let mut first_ns = None;
         let mut prev_ns = 0u64;
-        self.for_each_record(Selection::Session(session), &SessionFilter::default(), None, &mut |r| {
-            let start = *first_ns.get_or_insert(r.timestamp_ns);
-            if realtime && summary.records > 0 {
-                let gap = Duration::from_nanos(r.timestamp_ns.saturating_sub(prev_ns)).min(Duration::from_secs(5));
-                out.flush().map_err(RecorderError::Output)?;
-                std::thread::sleep(gap);
-            }
-            prev_ns = r.timestamp_ns;
-            let offset = r.timestamp_ns.saturating_sub(start) as f64 / 1e9;
-            write_replay_line(out, r, offset).map_err(RecorderError::Output)?;
-            summary.records += 1;
-            Ok(())
-        })?;
+        self.for_each_record(
+            Selection::Session(session),
+            &SessionFilter::default(),
+            None,
+            &mut |r| {
+                let start = *first_ns.get_or_insert(r.timestamp_ns);
+                if realtime && summary.records > 0 {
+                    let gap = Duration::from_nanos(r.timestamp_ns.saturating_sub(prev_ns))
+                        .min(Duration::from_secs(5));
+                    out.flush().map_err(RecorderError::Output)?;
+                    std::thread::sleep(gap);
+                }
+                prev_ns = r.timestamp_ns;
+                let offset = r.timestamp_ns.saturating_sub(start) as f64 / 1e9;
+                write_replay_line(out, r, offset).map_err(RecorderError::Output)?;
+                summary.records += 1;
+                Ok(())
+            },
+        )?;
         out.flush().map_err(RecorderError::Output)?;
         Ok(summary)
     }
@@ -152,11 +179,30 @@ fn write_replay_line(out: &mut dyn Write, r: &RecordRef<'_>, offset_s: f64) -> s
     let when = format_time(r.timestamp_ns);
     let obj = || serde_json::from_slice::<Map<String, Value>>(r.body).unwrap_or_default();
     match r.kind {
-        RecordKind::ClientData => writeln!(out, "{when} +{offset_s:.3}s >> client  {:>6} B  {}", r.body.len(), printable(r.body)),
-        RecordKind::TargetData => writeln!(out, "{when} +{offset_s:.3}s << target  {:>6} B  {}", r.body.len(), printable(r.body)),
+        RecordKind::ClientData => writeln!(
+            out,
+            "{when} +{offset_s:.3}s >> client  {:>6} B  {}",
+            r.body.len(),
+            printable(r.body)
+        ),
+        RecordKind::TargetData => writeln!(
+            out,
+            "{when} +{offset_s:.3}s << target  {:>6} B  {}",
+            r.body.len(),
+            printable(r.body)
+        ),
         RecordKind::SessionStart => {
             let m = obj();
-            let groups = m.get("groups").and_then(Value::as_array).map(|g| g.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default();
+            let groups = m
+                .get("groups")
+                .and_then(Value::as_array)
+                .map(|g| {
+                    g.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
             writeln!(
                 out,
                 "{when} +{offset_s:.3}s session {} started: {} [{groups}] (issuer {}) -> {} from {} tls {}",
@@ -181,7 +227,14 @@ fn write_replay_line(out: &mut dyn Write, r: &RecordRef<'_>, offset_s: f64) -> s
         }
         RecordKind::Admin => {
             let m = obj();
-            writeln!(out, "{when} +{offset_s:.3}s admin {} {} {} {}", field(&m, "actor"), field(&m, "action"), field(&m, "object"), field(&m, "detail"))
+            writeln!(
+                out,
+                "{when} +{offset_s:.3}s admin {} {} {} {}",
+                field(&m, "actor"),
+                field(&m, "action"),
+                field(&m, "object"),
+                field(&m, "detail")
+            )
         }
         RecordKind::SessionEnd => {
             let m = obj();
@@ -204,7 +257,10 @@ fn write_replay_line(out: &mut dyn Write, r: &RecordRef<'_>, offset_s: f64) -> s
 pub fn printable(data: &[u8]) -> String {
     const MAX: usize = 512;
     let shown = &data[..data.len().min(MAX)];
-    let printable = shown.iter().filter(|b| b.is_ascii_graphic() || **b == b' ' || **b == b'\n' || **b == b'\t').count();
+    let printable = shown
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || **b == b' ' || **b == b'\n' || **b == b'\t')
+        .count();
     let mut s = String::new();
     if !shown.is_empty() && printable * 10 >= shown.len() * 8 {
         s.push('"');
@@ -244,7 +300,12 @@ pub fn export(
 }
 
 /// Replays `session` from `dir` (see [`RecordingDir::replay`]).
-pub fn replay(dir: &Path, session: u64, out: &mut impl Write, realtime: bool) -> Result<ExportSummary, RecorderError> {
+pub fn replay(
+    dir: &Path,
+    session: u64,
+    out: &mut impl Write,
+    realtime: bool,
+) -> Result<ExportSummary, RecorderError> {
     RecordingDir::open(dir).replay(session, out, realtime)
 }
 
@@ -255,8 +316,14 @@ mod tests {
     #[test]
     fn times_format_as_rfc3339() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(format_time(951_782_400_000_000_000 + 1_500), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(format_time(1_790_000_000_123_456_789), "2026-09-21T14:13:20.123456Z");
+        assert_eq!(
+            format_time(951_782_400_000_000_000 + 1_500),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            format_time(1_790_000_000_123_456_789),
+            "2026-09-21T14:13:20.123456Z"
+        );
     }
 
     #[test]

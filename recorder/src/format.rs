@@ -107,7 +107,11 @@ pub enum FormatError {
     #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     BadCrc { stored: u32, computed: u32 },
     #[error("{field} is {len}, above the cap of {max}")]
-    TooLarge { field: &'static str, len: u64, max: u64 },
+    TooLarge {
+        field: &'static str,
+        len: u64,
+        max: u64,
+    },
     #[error("{field} is invalid: {detail}")]
     Invalid { field: &'static str, detail: String },
     #[error("truncated: need {need} bytes, have {have}")]
@@ -184,7 +188,10 @@ impl SegmentHeader {
 
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         if b.len() < SEGMENT_HEADER_LEN {
-            return Err(FormatError::Truncated { need: SEGMENT_HEADER_LEN as u64, have: b.len() as u64 });
+            return Err(FormatError::Truncated {
+                need: SEGMENT_HEADER_LEN as u64,
+                have: b.len() as u64,
+            });
         }
         if b[0..8] != SEGMENT_MAGIC {
             let mut found = [0u8; 4];
@@ -198,9 +205,17 @@ impl SegmentHeader {
         }
         let version = u16_at(b, 8);
         if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+            return Err(FormatError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
         }
-        Ok(Self { shard: u32_at(b, 12), base_seq: u64_at(b, 16), created_ns: u64_at(b, 24), prev_hash: hash_at(b, 32) })
+        Ok(Self {
+            shard: u32_at(b, 12),
+            base_seq: u64_at(b, 16),
+            created_ns: u64_at(b, 24),
+            prev_hash: hash_at(b, 32),
+        })
     }
 }
 
@@ -229,7 +244,10 @@ impl BlockHeader {
     /// Decodes and bounds-checks a header; the CRC is checked with the payload.
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         if b.len() < BLOCK_HEADER_LEN {
-            return Err(FormatError::Truncated { need: BLOCK_HEADER_LEN as u64, have: b.len() as u64 });
+            return Err(FormatError::Truncated {
+                need: BLOCK_HEADER_LEN as u64,
+                have: b.len() as u64,
+            });
         }
         if b[0..4] != BLOCK_MAGIC {
             let mut found = [0u8; 4];
@@ -252,10 +270,17 @@ impl BlockHeader {
             });
         }
         if h.raw_len as usize > MAX_BLOCK_RAW {
-            return Err(FormatError::TooLarge { field: "raw block length", len: u64::from(h.raw_len), max: MAX_BLOCK_RAW as u64 });
+            return Err(FormatError::TooLarge {
+                field: "raw block length",
+                len: u64::from(h.raw_len),
+                max: MAX_BLOCK_RAW as u64,
+            });
         }
         if h.count == 0 || h.count as usize > h.raw_len as usize / RECORD_HEADER_LEN {
-            return Err(FormatError::Invalid { field: "record count", detail: format!("{} records in {} raw bytes", h.count, h.raw_len) });
+            return Err(FormatError::Invalid {
+                field: "record count",
+                detail: format!("{} records in {} raw bytes", h.count, h.raw_len),
+            });
         }
         Ok(h)
     }
@@ -264,7 +289,11 @@ impl BlockHeader {
     pub fn check_crc(header_bytes: &[u8], payload: &[u8]) -> Result<(), FormatError> {
         let stored = u32_at(header_bytes, 56);
         let computed = crc32c::crc32c_append(crc32c::crc32c(&header_bytes[0..56]), payload);
-        if stored == computed { Ok(()) } else { Err(FormatError::BadCrc { stored, computed }) }
+        if stored == computed {
+            Ok(())
+        } else {
+            Err(FormatError::BadCrc { stored, computed })
+        }
     }
 }
 
@@ -323,7 +352,10 @@ impl Seal {
 
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         if b.len() < SEAL_LEN {
-            return Err(FormatError::Truncated { need: SEAL_LEN as u64, have: b.len() as u64 });
+            return Err(FormatError::Truncated {
+                need: SEAL_LEN as u64,
+                have: b.len() as u64,
+            });
         }
         if b[0..4] != SEAL_MAGIC {
             let mut found = [0u8; 4];
@@ -342,9 +374,20 @@ impl Seal {
                 s.copy_from_slice(&b[57..121]);
                 Some(s)
             }
-            other => return Err(FormatError::Invalid { field: "signature algorithm", detail: other.to_string() }),
+            other => {
+                return Err(FormatError::Invalid {
+                    field: "signature algorithm",
+                    detail: other.to_string(),
+                });
+            }
         };
-        Ok(Self { block_count: u32_at(b, 4), next_seq: u64_at(b, 8), sealed_ns: u64_at(b, 16), chain_head: hash_at(b, 24), signature })
+        Ok(Self {
+            block_count: u32_at(b, 4),
+            next_seq: u64_at(b, 8),
+            sealed_ns: u64_at(b, 16),
+            chain_head: hash_at(b, 24),
+            signature,
+        })
     }
 }
 
@@ -354,7 +397,12 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_rejects_flips() {
-        let h = SegmentHeader { shard: 3, base_seq: 42, created_ns: 7, prev_hash: [9; 32] };
+        let h = SegmentHeader {
+            shard: 3,
+            base_seq: 42,
+            created_ns: 7,
+            prev_hash: [9; 32],
+        };
         let b = h.encode();
         assert_eq!(SegmentHeader::decode(&b).unwrap(), h);
         for i in 0..SEGMENT_HEADER_LEN {
@@ -367,26 +415,55 @@ mod tests {
     #[test]
     fn seal_round_trips_signed_and_unsigned() {
         for signature in [None, Some([5u8; 64])] {
-            let s = Seal { block_count: 4, next_seq: 99, sealed_ns: 1, chain_head: [1; 32], signature };
+            let s = Seal {
+                block_count: 4,
+                next_seq: 99,
+                sealed_ns: 1,
+                chain_head: [1; 32],
+                signature,
+            };
             assert_eq!(Seal::decode(&s.encode()).unwrap(), s);
         }
     }
 
     #[test]
     fn block_header_caps_lengths() {
-        let h = BlockHeader { compressed_len: u32::MAX, raw_len: 100, first_seq: 0, count: 1, prev_hash: ZERO_HASH, crc: 0 };
+        let h = BlockHeader {
+            compressed_len: u32::MAX,
+            raw_len: 100,
+            first_seq: 0,
+            count: 1,
+            prev_hash: ZERO_HASH,
+            crc: 0,
+        };
         let mut b = [0u8; BLOCK_HEADER_LEN];
         h.encode_into(&mut b);
-        assert!(matches!(BlockHeader::decode(&b), Err(FormatError::TooLarge { .. })));
-        let h = BlockHeader { compressed_len: 10, raw_len: 20, first_seq: 0, count: 1, prev_hash: ZERO_HASH, crc: 0 };
+        assert!(matches!(
+            BlockHeader::decode(&b),
+            Err(FormatError::TooLarge { .. })
+        ));
+        let h = BlockHeader {
+            compressed_len: 10,
+            raw_len: 20,
+            first_seq: 0,
+            count: 1,
+            prev_hash: ZERO_HASH,
+            crc: 0,
+        };
         h.encode_into(&mut b);
-        assert!(matches!(BlockHeader::decode(&b), Err(FormatError::Invalid { .. })));
+        assert!(matches!(
+            BlockHeader::decode(&b),
+            Err(FormatError::Invalid { .. })
+        ));
     }
 
     #[test]
     fn segment_names_parse_back() {
         assert_eq!(segment_file_name(12), "00000000000000000012.seg");
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
         assert_eq!(parse_segment_file_name("12.seg"), None);
         assert_eq!(parse_shard_dir_name("shard-7"), Some(7));
         assert_eq!(parse_shard_dir_name("shard-x"), None);

@@ -69,7 +69,9 @@ impl FileSystem for RealFs {
         path.exists()
     }
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
-        Ok(Box::new(RealAppend(OpenOptions::new().append(true).create(true).open(path)?)))
+        Ok(Box::new(RealAppend(
+            OpenOptions::new().append(true).create(true).open(path)?,
+        )))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Ok(Box::new(File::open(path)?))
@@ -225,7 +227,11 @@ impl SimFs {
         let mut s = self.lock();
         while s.held && !s.crashed {
             s.waiting += 1;
-            s = self.inner.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s = self
+                .inner
+                .changed
+                .wait(s)
+                .unwrap_or_else(|e| e.into_inner());
             s.waiting -= 1;
         }
         if s.crashed {
@@ -244,7 +250,10 @@ impl SimFs {
         if let Some(at) = s.tear_at.filter(|_| tear) {
             keep = usize::try_from(at.saturating_sub(s.written)).unwrap_or(keep);
         }
-        let file = s.files.get_mut(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = s
+            .files
+            .get_mut(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         file.data.extend_from_slice(&buf[..keep]);
         s.written += keep as u64;
         if tear {
@@ -263,7 +272,10 @@ impl SimFs {
             s.fail_syncs -= 1;
             return Err(io::Error::other("simulated fsync failure"));
         }
-        let file = s.files.get_mut(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = s
+            .files
+            .get_mut(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         file.synced = file.data.len();
         Ok(())
     }
@@ -319,20 +331,32 @@ impl FileSystem for SimFs {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
         s.files.entry(path.to_path_buf()).or_default();
-        Ok(Box::new(SimAppend { fs: self.clone(), path: path.to_path_buf() }))
+        Ok(Box::new(SimAppend {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
         let s = self.lock();
-        let f = s.files.get(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let f = s
+            .files
+            .get(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         Ok(Box::new(io::Cursor::new(f.data.clone())))
     }
     fn len(&self, path: &Path) -> io::Result<u64> {
         let s = self.lock();
-        s.files.get(path).map(|f| f.data.len() as u64).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        s.files
+            .get(path)
+            .map(|f| f.data.len() as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut s = self.check()?;
-        let f = s.files.get_mut(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let f = s
+            .files
+            .get_mut(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         f.data.truncate(len);
         f.synced = f.synced.min(len);
@@ -340,18 +364,30 @@ impl FileSystem for SimFs {
     }
     fn write_file(&self, path: &Path, data: &[u8]) -> io::Result<()> {
         let mut s = self.check()?;
-        s.files.insert(path.to_path_buf(), SimFile { data: data.to_vec(), synced: data.len() });
+        s.files.insert(
+            path.to_path_buf(),
+            SimFile {
+                data: data.to_vec(),
+                synced: data.len(),
+            },
+        );
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.check()?;
-        let f = s.files.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let f = s
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         s.files.insert(to.to_path_buf(), f);
         Ok(())
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut s = self.check()?;
-        s.files.remove(path).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        s.files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         self.check().map(|_| ())
@@ -372,8 +408,14 @@ mod tests {
         fs.tear_after(3);
         assert!(f.append(b"world").is_err());
         assert!(f.sync().is_err());
-        assert_eq!(fs.crash_image(true).read(Path::new("/d/a")).unwrap(), b"hellowor");
-        assert_eq!(fs.crash_image(false).read(Path::new("/d/a")).unwrap(), b"hello");
+        assert_eq!(
+            fs.crash_image(true).read(Path::new("/d/a")).unwrap(),
+            b"hellowor"
+        );
+        assert_eq!(
+            fs.crash_image(false).read(Path::new("/d/a")).unwrap(),
+            b"hello"
+        );
     }
 
     #[test]

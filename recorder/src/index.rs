@@ -43,7 +43,11 @@ pub enum IndexEntry {
     },
     /// Retention deleted the segment at `segment`; the next one starts at
     /// `next_base` and links to `chain_head` (hex).
-    Pruned { segment: u64, next_base: u64, chain_head: String },
+    Pruned {
+        segment: u64,
+        next_base: u64,
+        chain_head: String,
+    },
 }
 
 impl IndexEntry {
@@ -57,9 +61,16 @@ impl IndexEntry {
 
     /// Appends the framed entry to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), RecorderError> {
-        let body = serde_json::to_vec(self).map_err(|e| RecorderError::Index { detail: e.to_string() })?;
+        let body = serde_json::to_vec(self).map_err(|e| RecorderError::Index {
+            detail: e.to_string(),
+        })?;
         if body.len() > MAX_INDEX_ENTRY {
-            return Err(RecorderError::Index { detail: format!("entry of {} bytes above the cap of {MAX_INDEX_ENTRY}", body.len()) });
+            return Err(RecorderError::Index {
+                detail: format!(
+                    "entry of {} bytes above the cap of {MAX_INDEX_ENTRY}",
+                    body.len()
+                ),
+            });
         }
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
@@ -87,8 +98,15 @@ pub fn read_index(fs: &dyn FileSystem, path: &Path) -> Result<IndexContents, Rec
     let mut data = Vec::new();
     fs.open_read(path)
         .and_then(|mut r| r.read_to_end(&mut data))
-        .map_err(|source| RecorderError::Io { op: "read index", path: path.to_path_buf(), source })?;
-    let mut out = IndexContents { file_len: data.len() as u64, ..Default::default() };
+        .map_err(|source| RecorderError::Io {
+            op: "read index",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut out = IndexContents {
+        file_len: data.len() as u64,
+        ..Default::default()
+    };
     let mut at = 0usize;
     while at < data.len() {
         let rest = &data[at..];
@@ -133,7 +151,13 @@ mod tests {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/s")).unwrap();
         let mut buf = Vec::new();
-        let e = IndexEntry::End { seq: 3, session: 9, segment: 0, ts_ns: 5, reason: "done".into() };
+        let e = IndexEntry::End {
+            seq: 3,
+            session: 9,
+            segment: 0,
+            ts_ns: 5,
+            reason: "done".into(),
+        };
         e.encode_into(&mut buf).unwrap();
         let first = buf.len();
         e.encode_into(&mut buf).unwrap();

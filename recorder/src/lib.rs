@@ -19,6 +19,7 @@ mod scan;
 pub mod signing;
 pub mod writer;
 
+pub use bytes::Bytes;
 pub use config::{Durability, RecorderConfig};
 pub use error::RecorderError;
 pub use record::{AdminAction, CommandEvent, Record, RecordBody, SessionEnd, SessionStart, now_ns};
@@ -30,7 +31,9 @@ pub mod export;
 pub mod reader;
 
 pub use export::{Decoder, Direction, ExportSummary, export, format_time, replay};
-pub use reader::{Progress, RecordRef, RecordingDir, Selection, SessionFilter, SessionSummary, list_sessions};
+pub use reader::{
+    Progress, RecordRef, RecordingDir, Selection, SessionFilter, SessionSummary, list_sessions,
+};
 pub mod verify;
 
 pub use verify::{Problem, ProblemKind, VerifyReport, verify};

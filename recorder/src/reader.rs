@@ -28,12 +28,17 @@ pub struct SessionFilter {
 }
 
 pub(crate) fn system_time_ns(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl SessionFilter {
     fn bounds(&self) -> (u64, u64) {
-        (self.since.map_or(0, system_time_ns), self.until.map_or(u64::MAX, system_time_ns))
+        (
+            self.since.map_or(0, system_time_ns),
+            self.until.map_or(u64::MAX, system_time_ns),
+        )
     }
 
     fn matches(&self, s: &SessionSummary) -> bool {
@@ -99,7 +104,10 @@ impl RecordingDir {
     }
 
     pub fn with_fs(fs: Arc<dyn FileSystem>, dir: impl Into<PathBuf>) -> Self {
-        Self { fs, dir: dir.into() }
+        Self {
+            fs,
+            dir: dir.into(),
+        }
     }
 
     /// The shard directories, sorted by shard id.
@@ -119,28 +127,47 @@ impl RecordingDir {
     pub(crate) fn all_sessions(&self) -> Result<Vec<SessionSummary>, RecorderError> {
         let mut out = Vec::new();
         for (shard, shard_dir) in self.shards()? {
-            let first_existing = list_segments(self.fs.as_ref(), &shard_dir)?.first().map(|(b, _)| *b);
+            let first_existing = list_segments(self.fs.as_ref(), &shard_dir)?
+                .first()
+                .map(|(b, _)| *b);
             let mut by_id: HashMap<u64, SessionSummary> = HashMap::new();
             let mut order = Vec::new();
             for (_, e) in read_index(self.fs.as_ref(), &shard_dir.join(INDEX_FILE))?.entries {
                 match e {
-                    IndexEntry::Start { seq, session, segment, ts_ns, subject, target, client_addr } => {
+                    IndexEntry::Start {
+                        seq,
+                        session,
+                        segment,
+                        ts_ns,
+                        subject,
+                        target,
+                        client_addr,
+                    } => {
                         order.push(session);
-                        by_id.insert(session, SessionSummary {
+                        by_id.insert(
                             session,
-                            shard,
-                            subject,
-                            target,
-                            client_addr,
-                            start_ns: ts_ns,
-                            start_seq: seq,
-                            first_segment: segment,
-                            end_ns: None,
-                            end_reason: None,
-                            last_segment: None,
-                        });
+                            SessionSummary {
+                                session,
+                                shard,
+                                subject,
+                                target,
+                                client_addr,
+                                start_ns: ts_ns,
+                                start_seq: seq,
+                                first_segment: segment,
+                                end_ns: None,
+                                end_reason: None,
+                                last_segment: None,
+                            },
+                        );
                     }
-                    IndexEntry::End { session, segment, ts_ns, reason, .. } => {
+                    IndexEntry::End {
+                        session,
+                        segment,
+                        ts_ns,
+                        reason,
+                        ..
+                    } => {
                         if let Some(s) = by_id.get_mut(&session) {
                             s.end_ns = Some(ts_ns);
                             s.end_reason = Some(reason);
@@ -153,7 +180,8 @@ impl RecordingDir {
             for id in order {
                 if let Some(s) = by_id.remove(&id) {
                     // Sessions wholly deleted by retention are gone.
-                    let gone = first_existing.is_none_or(|first| s.last_segment.is_some_and(|last| last < first));
+                    let gone = first_existing
+                        .is_none_or(|first| s.last_segment.is_some_and(|last| last < first));
                     if !gone {
                         out.push(s);
                     }
@@ -165,13 +193,23 @@ impl RecordingDir {
     }
 
     /// Sessions matching `filter`, from the index (no segment is read).
-    pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionSummary>, RecorderError> {
-        Ok(self.all_sessions()?.into_iter().filter(|s| filter.matches(s)).collect())
+    pub fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionSummary>, RecorderError> {
+        Ok(self
+            .all_sessions()?
+            .into_iter()
+            .filter(|s| filter.matches(s))
+            .collect())
     }
 
     /// Looks a session up in the index.
     pub fn find_session(&self, session: u64) -> Result<SessionSummary, RecorderError> {
-        self.all_sessions()?.into_iter().find(|s| s.session == session).ok_or(RecorderError::SessionNotFound { session })
+        self.all_sessions()?
+            .into_iter()
+            .find(|s| s.session == session)
+            .ok_or(RecorderError::SessionNotFound { session })
     }
 
     /// Streams the records of `shard` from segments whose base lies in
@@ -190,24 +228,48 @@ impl RecordingDir {
         let segs = list_segments(self.fs.as_ref(), shard_dir)?;
         // The segment holding `from_segment`'s records may start before it
         // only if `from_segment` was deleted; start from what exists.
-        let selected: Vec<&(u64, PathBuf)> = segs.iter().filter(|(b, _)| *b >= from_segment && *b <= to_segment).collect();
+        let selected: Vec<&(u64, PathBuf)> = segs
+            .iter()
+            .filter(|(b, _)| *b >= from_segment && *b <= to_segment)
+            .collect();
         let last_of_shard = segs.last().map(|(b, _)| *b);
         let mut decoder = BlockDecoder::new().map_err(RecorderError::io("zstd", shard_dir))?;
         for (base, path) in selected {
-            let corrupt = |offset, detail: String| RecorderError::Corrupt { shard, path: path.clone(), offset, detail };
+            let corrupt = |offset, detail: String| RecorderError::Corrupt {
+                shard,
+                path: path.clone(),
+                offset,
+                detail,
+            };
             let mut scan = match SegmentScan::open(self.fs.as_ref(), path) {
                 Ok(s) => s,
                 Err(ScanStop::Torn { .. }) if Some(*base) == last_of_shard => return Ok(()),
-                Err(ScanStop::Torn { offset, detail } | ScanStop::Corrupt { offset, detail }) => return Err(corrupt(offset, detail)),
-                Err(ScanStop::Io(e)) => return Err(RecorderError::Io { op: "read segment", path: path.clone(), source: e }),
+                Err(ScanStop::Torn { offset, detail } | ScanStop::Corrupt { offset, detail }) => {
+                    return Err(corrupt(offset, detail));
+                }
+                Err(ScanStop::Io(e)) => {
+                    return Err(RecorderError::Io {
+                        op: "read segment",
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
             };
             loop {
                 match scan.next_item() {
                     Ok(None) | Ok(Some(ScanItem::Seal { .. })) => break,
-                    Ok(Some(ScanItem::Block { index, offset, header, .. })) => {
-                        let raw = decoder.decompress(&header, scan.payload()).map_err(|e| corrupt(offset, format!("block {index}: {e}")))?;
+                    Ok(Some(ScanItem::Block {
+                        index,
+                        offset,
+                        header,
+                        ..
+                    })) => {
+                        let raw = decoder
+                            .decompress(&header, scan.payload())
+                            .map_err(|e| corrupt(offset, format!("block {index}: {e}")))?;
                         for (i, rec) in RawRecords::new(raw).enumerate() {
-                            let rec = rec.map_err(|e| corrupt(offset, format!("block {index}: {e}")))?;
+                            let rec =
+                                rec.map_err(|e| corrupt(offset, format!("block {index}: {e}")))?;
                             visit(&RecordRef {
                                 shard,
                                 seq: header.first_seq + i as u64,
@@ -220,8 +282,16 @@ impl RecordingDir {
                         progress(scan.offset - offset, u64::from(header.count));
                     }
                     Err(ScanStop::Torn { .. }) if Some(*base) == last_of_shard => break,
-                    Err(ScanStop::Torn { offset, detail } | ScanStop::Corrupt { offset, detail }) => return Err(corrupt(offset, detail)),
-                    Err(ScanStop::Io(e)) => return Err(RecorderError::Io { op: "read segment", path: path.clone(), source: e }),
+                    Err(
+                        ScanStop::Torn { offset, detail } | ScanStop::Corrupt { offset, detail },
+                    ) => return Err(corrupt(offset, detail)),
+                    Err(ScanStop::Io(e)) => {
+                        return Err(RecorderError::Io {
+                            op: "read segment",
+                            path: path.clone(),
+                            source: e,
+                        });
+                    }
                 }
             }
         }
@@ -229,11 +299,19 @@ impl RecordingDir {
     }
 
     /// Total bytes of the segments that a stream over `[from, to]` reads.
-    pub(crate) fn bytes_in(&self, shard_dir: &Path, from: u64, to: u64) -> Result<u64, RecorderError> {
+    pub(crate) fn bytes_in(
+        &self,
+        shard_dir: &Path,
+        from: u64,
+        to: u64,
+    ) -> Result<u64, RecorderError> {
         let mut total = 0;
         for (base, path) in list_segments(self.fs.as_ref(), shard_dir)? {
             if base >= from && base <= to {
-                total += self.fs.len(&path).map_err(RecorderError::io("stat", &path))?;
+                total += self
+                    .fs
+                    .len(&path)
+                    .map_err(RecorderError::io("stat", &path))?;
             }
         }
         Ok(total)
@@ -276,7 +354,11 @@ impl RecordingDir {
             }
             Selection::All => {
                 let all = self.all_sessions()?;
-                let wanted: HashSet<(u32, u64)> = all.iter().filter(|s| filter.matches(s)).map(|s| (s.shard, s.session)).collect();
+                let wanted: HashSet<(u32, u64)> = all
+                    .iter()
+                    .filter(|s| filter.matches(s))
+                    .map(|s| (s.shard, s.session))
+                    .collect();
                 let known: HashSet<(u32, u64)> = all.iter().map(|s| (s.shard, s.session)).collect();
                 let everything = *filter == SessionFilter::default();
                 let (since, until) = filter.bounds();
@@ -316,6 +398,9 @@ pub enum Selection {
 }
 
 /// Sessions in `dir` matching `filter`.
-pub fn list_sessions(dir: &Path, filter: &SessionFilter) -> Result<Vec<SessionSummary>, RecorderError> {
+pub fn list_sessions(
+    dir: &Path,
+    filter: &SessionFilter,
+) -> Result<Vec<SessionSummary>, RecorderError> {
     RecordingDir::open(dir).list_sessions(filter)
 }

@@ -161,12 +161,19 @@ impl Record {
         };
         if let Err(e) = written {
             out.truncate(start);
-            return Err(FormatError::Invalid { field: "record body", detail: e.to_string() });
+            return Err(FormatError::Invalid {
+                field: "record body",
+                detail: e.to_string(),
+            });
         }
         let body_len = out.len() - body_start;
         if body_len > MAX_RECORD_BODY {
             out.truncate(start);
-            return Err(FormatError::TooLarge { field: "record body", len: body_len as u64, max: MAX_RECORD_BODY as u64 });
+            return Err(FormatError::TooLarge {
+                field: "record body",
+                len: body_len as u64,
+                max: MAX_RECORD_BODY as u64,
+            });
         }
         out[body_start - 4..body_start].copy_from_slice(&(body_len as u32).to_le_bytes());
         Ok(())
@@ -186,7 +193,10 @@ impl RawRecord<'_> {
     /// Decodes the body into an owned [`Record`].
     pub fn to_record(&self) -> Result<Record, FormatError> {
         fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, FormatError> {
-            serde_json::from_slice(b).map_err(|e| FormatError::Invalid { field: "record body", detail: e.to_string() })
+            serde_json::from_slice(b).map_err(|e| FormatError::Invalid {
+                field: "record body",
+                detail: e.to_string(),
+            })
         }
         let body = match self.kind {
             RecordKind::ClientData => RecordBody::ClientData(Bytes::copy_from_slice(self.body)),
@@ -196,7 +206,11 @@ impl RawRecord<'_> {
             RecordKind::Admin => RecordBody::Admin(parse(self.body)?),
             RecordKind::SessionEnd => RecordBody::SessionEnd(parse(self.body)?),
         };
-        Ok(Record { session: self.session, timestamp_ns: self.timestamp_ns, body })
+        Ok(Record {
+            session: self.session,
+            timestamp_ns: self.timestamp_ns,
+            body,
+        })
     }
 }
 
@@ -222,16 +236,25 @@ impl<'a> Iterator for RawRecords<'a> {
         }
         if rest.len() < RECORD_HEADER_LEN {
             self.at = self.payload.len();
-            return Some(Err(FormatError::Truncated { need: RECORD_HEADER_LEN as u64, have: rest.len() as u64 }));
+            return Some(Err(FormatError::Truncated {
+                need: RECORD_HEADER_LEN as u64,
+                have: rest.len() as u64,
+            }));
         }
         let Some(kind) = RecordKind::from_u8(rest[0]) else {
             self.at = self.payload.len();
-            return Some(Err(FormatError::Invalid { field: "record kind", detail: rest[0].to_string() }));
+            return Some(Err(FormatError::Invalid {
+                field: "record kind",
+                detail: rest[0].to_string(),
+            }));
         };
         let len = u32_at(rest, 17) as usize;
         if len > MAX_RECORD_BODY || len > rest.len() - RECORD_HEADER_LEN {
             self.at = self.payload.len();
-            return Some(Err(FormatError::Truncated { need: len as u64, have: (rest.len() - RECORD_HEADER_LEN) as u64 }));
+            return Some(Err(FormatError::Truncated {
+                need: len as u64,
+                have: (rest.len() - RECORD_HEADER_LEN) as u64,
+            }));
         }
         self.at += RECORD_HEADER_LEN + len;
         Some(Ok(RawRecord {
@@ -266,11 +289,34 @@ mod tests {
             }),
             RecordBody::ClientData(Bytes::from_static(b"SELECT 1")),
             RecordBody::TargetData(Bytes::from_static(&[0, 159, 146, 150])),
-            RecordBody::Command(CommandEvent { statement: "drop table t".into(), verdict: "block".into(), rule: Some("no-drop".into()), approval: None }),
-            RecordBody::Admin(AdminAction { actor: "alice".into(), action: "kill".into(), object: "session 4".into(), detail: None }),
-            RecordBody::SessionEnd(SessionEnd { reason: "client closed".into(), bytes_client_to_target: 8, bytes_target_to_client: 4, duration_ns: 99 }),
+            RecordBody::Command(CommandEvent {
+                statement: "drop table t".into(),
+                verdict: "block".into(),
+                rule: Some("no-drop".into()),
+                approval: None,
+            }),
+            RecordBody::Admin(AdminAction {
+                actor: "alice".into(),
+                action: "kill".into(),
+                object: "session 4".into(),
+                detail: None,
+            }),
+            RecordBody::SessionEnd(SessionEnd {
+                reason: "client closed".into(),
+                bytes_client_to_target: 8,
+                bytes_target_to_client: 4,
+                duration_ns: 99,
+            }),
         ];
-        bodies.into_iter().enumerate().map(|(i, body)| Record { session: 4, timestamp_ns: 1000 + i as u64, body }).collect()
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Record {
+                session: 4,
+                timestamp_ns: 1000 + i as u64,
+                body,
+            })
+            .collect()
     }
 
     #[test]
@@ -280,7 +326,9 @@ mod tests {
         for r in &recs {
             r.encode_into(&mut buf).unwrap();
         }
-        let back: Vec<Record> = RawRecords::new(&buf).map(|r| r.unwrap().to_record().unwrap()).collect();
+        let back: Vec<Record> = RawRecords::new(&buf)
+            .map(|r| r.unwrap().to_record().unwrap())
+            .collect();
         assert_eq!(back, recs);
     }
 
@@ -290,7 +338,10 @@ mod tests {
         samples()[1].encode_into(&mut buf).unwrap();
         for cut in 1..buf.len() {
             let items: Vec<_> = RawRecords::new(&buf[..cut]).collect();
-            assert!(items.iter().any(|r| r.is_err()), "cut at {cut} decoded cleanly");
+            assert!(
+                items.iter().any(|r| r.is_err()),
+                "cut at {cut} decoded cleanly"
+            );
         }
     }
 }

@@ -30,18 +30,25 @@ pub struct RetentionOutcome {
     pub bytes_freed: u64,
 }
 
-pub(crate) fn read_segment_header(fs: &dyn FileSystem, path: &Path) -> Result<SegmentHeader, RecorderError> {
+pub(crate) fn read_segment_header(
+    fs: &dyn FileSystem,
+    path: &Path,
+) -> Result<SegmentHeader, RecorderError> {
     let mut buf = [0u8; SEGMENT_HEADER_LEN];
-    fs.open_read(path).and_then(|mut r| r.read_exact(&mut buf)).map_err(RecorderError::io("read segment header", path))?;
+    fs.open_read(path)
+        .and_then(|mut r| r.read_exact(&mut buf))
+        .map_err(RecorderError::io("read segment header", path))?;
     Ok(SegmentHeader::decode(&buf)?)
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Applies `policy` to one shard directory at time `now_ns`. `index` is the
@@ -71,27 +78,42 @@ pub fn apply_retention(
         let (base, path) = &segs[i];
         let next = read_segment_header(fs, &segs[i + 1].1)?;
         // The next segment was created when this one was sealed.
-        let too_old = policy.max_age.is_some_and(|age| u128::from(now_ns.saturating_sub(next.created_ns)) > age.as_nanos());
+        let too_old = policy
+            .max_age
+            .is_some_and(|age| u128::from(now_ns.saturating_sub(next.created_ns)) > age.as_nanos());
         let too_big = policy.max_bytes.is_some_and(|max| total > max);
         if !too_old && !too_big {
             break;
         }
-        let mark = IndexEntry::Pruned { segment: *base, next_base: next.base_seq, chain_head: hex(&next.prev_hash) };
+        let mark = IndexEntry::Pruned {
+            segment: *base,
+            next_base: next.base_seq,
+            chain_head: hex(&next.prev_hash),
+        };
         let mut buf = Vec::new();
         mark.encode_into(&mut buf)?;
         let file: &mut dyn AppendFile = match index.as_deref_mut() {
             Some(f) => f,
-            None => own_index.get_or_insert(fs.open_append(&index_path).map_err(RecorderError::io("open index", &index_path))?).as_mut(),
+            None => own_index
+                .get_or_insert(
+                    fs.open_append(&index_path)
+                        .map_err(RecorderError::io("open index", &index_path))?,
+                )
+                .as_mut(),
         };
-        file.append(&buf).and_then(|()| file.sync()).map_err(RecorderError::io("append index", &index_path))?;
-        fs.remove(path).map_err(RecorderError::io("remove segment", path))?;
+        file.append(&buf)
+            .and_then(|()| file.sync())
+            .map_err(RecorderError::io("append index", &index_path))?;
+        fs.remove(path)
+            .map_err(RecorderError::io("remove segment", path))?;
         tracing::info!(segment = %path.display(), bytes = sizes[i], "retention deleted a sealed segment");
         total -= sizes[i];
         out.deleted.push(*base);
         out.bytes_freed += sizes[i];
     }
     if !out.deleted.is_empty() {
-        fs.sync_dir(shard_dir).map_err(RecorderError::io("sync", shard_dir))?;
+        fs.sync_dir(shard_dir)
+            .map_err(RecorderError::io("sync", shard_dir))?;
     }
     Ok(out)
 }

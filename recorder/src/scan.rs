@@ -6,15 +6,24 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use crate::format::{
-    BLOCK_HEADER_LEN, BLOCK_MAGIC, BlockHeader, Hash, SEAL_LEN, SEAL_MAGIC, SEGMENT_HEADER_LEN, Seal, SegmentHeader, block_hash,
+    BLOCK_HEADER_LEN, BLOCK_MAGIC, BlockHeader, Hash, SEAL_LEN, SEAL_MAGIC, SEGMENT_HEADER_LEN,
+    Seal, SegmentHeader, block_hash,
 };
 use crate::fs::FileSystem;
 
 /// One item of a segment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ScanItem {
-    Block { index: u64, offset: u64, header: BlockHeader, hash: Hash },
-    Seal { offset: u64, seal: Seal },
+    Block {
+        index: u64,
+        offset: u64,
+        header: BlockHeader,
+        hash: Hash,
+    },
+    Seal {
+        offset: u64,
+        seal: Seal,
+    },
 }
 
 /// Why a scan stopped early.
@@ -22,9 +31,15 @@ pub(crate) enum ScanItem {
 pub(crate) enum ScanStop {
     /// An incomplete item reaching the end of the file: what a crash in the
     /// middle of a write leaves.
-    Torn { offset: u64, detail: String },
+    Torn {
+        offset: u64,
+        detail: String,
+    },
     /// Bad data with more data after it, or a malformed complete item.
-    Corrupt { offset: u64, detail: String },
+    Corrupt {
+        offset: u64,
+        detail: String,
+    },
     Io(io::Error),
 }
 
@@ -51,12 +66,17 @@ impl SegmentScan {
         let file_len = fs.len(path)?;
         let mut reader = BufReader::with_capacity(256 << 10, fs.open_read(path)?);
         if file_len < SEGMENT_HEADER_LEN as u64 {
-            return Err(ScanStop::Torn { offset: 0, detail: format!("segment header incomplete ({file_len} bytes)") });
+            return Err(ScanStop::Torn {
+                offset: 0,
+                detail: format!("segment header incomplete ({file_len} bytes)"),
+            });
         }
         let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
         reader.read_exact(&mut header_bytes)?;
-        let header = SegmentHeader::decode(&header_bytes)
-            .map_err(|e| ScanStop::Corrupt { offset: 0, detail: format!("segment header: {e}") })?;
+        let header = SegmentHeader::decode(&header_bytes).map_err(|e| ScanStop::Corrupt {
+            offset: 0,
+            detail: format!("segment header: {e}"),
+        })?;
         Ok(Self {
             reader,
             file_len,
@@ -94,52 +114,87 @@ impl SegmentScan {
             return Ok(None);
         }
         if self.after_seal {
-            return Err(ScanStop::Corrupt { offset, detail: format!("{remaining} bytes after the seal") });
+            return Err(ScanStop::Corrupt {
+                offset,
+                detail: format!("{remaining} bytes after the seal"),
+            });
         }
         if remaining < 4 {
-            return Err(ScanStop::Torn { offset, detail: format!("{remaining} stray bytes at the end") });
+            return Err(ScanStop::Torn {
+                offset,
+                detail: format!("{remaining} stray bytes at the end"),
+            });
         }
         let mut magic = [0u8; 4];
         self.reader.read_exact(&mut magic)?;
         if magic == BLOCK_MAGIC {
             if remaining < BLOCK_HEADER_LEN as u64 {
-                return Err(ScanStop::Torn { offset, detail: "block header incomplete".into() });
+                return Err(ScanStop::Torn {
+                    offset,
+                    detail: "block header incomplete".into(),
+                });
             }
             let mut hb = [0u8; BLOCK_HEADER_LEN];
             hb[..4].copy_from_slice(&magic);
             self.reader.read_exact(&mut hb[4..])?;
-            let header = BlockHeader::decode(&hb).map_err(|e| ScanStop::Corrupt { offset, detail: format!("block header: {e}") })?;
+            let header = BlockHeader::decode(&hb).map_err(|e| ScanStop::Corrupt {
+                offset,
+                detail: format!("block header: {e}"),
+            })?;
             let total = (BLOCK_HEADER_LEN as u64) + u64::from(header.compressed_len);
             if total > remaining {
-                return Err(ScanStop::Torn { offset, detail: format!("block of {total} bytes, only {remaining} left") });
+                return Err(ScanStop::Torn {
+                    offset,
+                    detail: format!("block of {total} bytes, only {remaining} left"),
+                });
             }
             self.payload.resize(header.compressed_len as usize, 0);
             self.reader.read_exact(&mut self.payload)?;
             if let Err(e) = BlockHeader::check_crc(&hb, &self.payload) {
                 return Err(if total == remaining {
-                    ScanStop::Torn { offset, detail: format!("last block: {e}") }
+                    ScanStop::Torn {
+                        offset,
+                        detail: format!("last block: {e}"),
+                    }
                 } else {
-                    ScanStop::Corrupt { offset, detail: format!("block: {e}") }
+                    ScanStop::Corrupt {
+                        offset,
+                        detail: format!("block: {e}"),
+                    }
                 });
             }
             let hash = block_hash(&hb, &self.payload);
             let index = self.next_index;
             self.next_index += 1;
             self.offset += total;
-            return Ok(Some(ScanItem::Block { index, offset, header, hash }));
+            return Ok(Some(ScanItem::Block {
+                index,
+                offset,
+                header,
+                hash,
+            }));
         }
         if magic == SEAL_MAGIC {
             if remaining < SEAL_LEN as u64 {
-                return Err(ScanStop::Torn { offset, detail: "seal incomplete".into() });
+                return Err(ScanStop::Torn {
+                    offset,
+                    detail: "seal incomplete".into(),
+                });
             }
             let mut sb = [0u8; SEAL_LEN];
             sb[..4].copy_from_slice(&magic);
             self.reader.read_exact(&mut sb[4..])?;
             let seal = Seal::decode(&sb).map_err(|e| {
                 if remaining == SEAL_LEN as u64 {
-                    ScanStop::Torn { offset, detail: format!("seal: {e}") }
+                    ScanStop::Torn {
+                        offset,
+                        detail: format!("seal: {e}"),
+                    }
                 } else {
-                    ScanStop::Corrupt { offset, detail: format!("seal: {e}") }
+                    ScanStop::Corrupt {
+                        offset,
+                        detail: format!("seal: {e}"),
+                    }
                 }
             })?;
             self.offset += SEAL_LEN as u64;
@@ -147,8 +202,14 @@ impl SegmentScan {
             return Ok(Some(ScanItem::Seal { offset, seal }));
         }
         if magic == [0; 4] && self.tail_is_zero()? {
-            return Err(ScanStop::Torn { offset, detail: "zero-filled tail".into() });
+            return Err(ScanStop::Torn {
+                offset,
+                detail: "zero-filled tail".into(),
+            });
         }
-        Err(ScanStop::Corrupt { offset, detail: format!("no block or seal magic (found {magic:02x?})") })
+        Err(ScanStop::Corrupt {
+            offset,
+            detail: format!("no block or seal magic (found {magic:02x?})"),
+        })
     }
 }

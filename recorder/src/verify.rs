@@ -107,7 +107,13 @@ impl fmt::Display for VerifyReport {
         writeln!(
             f,
             "{} shards, {} segments, {} blocks, {} records, {} seals ({} signatures checked, {} not checked)",
-            self.shards, self.segments, self.blocks, self.records, self.seals, self.signatures_checked, self.signatures_unchecked
+            self.shards,
+            self.segments,
+            self.blocks,
+            self.records,
+            self.seals,
+            self.signatures_checked,
+            self.signatures_unchecked
         )?;
         for p in &self.problems {
             writeln!(f, "PROBLEM {p}")?;
@@ -125,11 +131,32 @@ struct ShardCheck<'a> {
 }
 
 impl ShardCheck<'_> {
-    fn problem(&mut self, file: &str, block: Option<u64>, offset: Option<u64>, kind: ProblemKind, detail: String) {
-        self.report.problems.push(Problem { shard: self.shard, file: Some(file.to_owned()), block, offset, kind, detail });
+    fn problem(
+        &mut self,
+        file: &str,
+        block: Option<u64>,
+        offset: Option<u64>,
+        kind: ProblemKind,
+        detail: String,
+    ) {
+        self.report.problems.push(Problem {
+            shard: self.shard,
+            file: Some(file.to_owned()),
+            block,
+            offset,
+            kind,
+            detail,
+        });
     }
     fn warning(&mut self, file: &str, offset: u64, detail: String) {
-        self.report.warnings.push(Problem { shard: self.shard, file: Some(file.to_owned()), block: None, offset: Some(offset), kind: ProblemKind::Truncated, detail });
+        self.report.warnings.push(Problem {
+            shard: self.shard,
+            file: Some(file.to_owned()),
+            block: None,
+            offset: Some(offset),
+            kind: ProblemKind::Truncated,
+            detail,
+        });
     }
 }
 
@@ -159,20 +186,34 @@ impl RecordingDir {
         let mut c = ShardCheck { report, shard };
         let index = read_index(fs, &shard_dir.join(INDEX_FILE))?;
         if let Some((offset, detail)) = &index.damage {
-            c.problem(INDEX_FILE, None, Some(*offset), ProblemKind::BadIndex, detail.clone());
+            c.problem(
+                INDEX_FILE,
+                None,
+                Some(*offset),
+                ProblemKind::BadIndex,
+                detail.clone(),
+            );
         }
         let pruned: Vec<(u64, String)> = index
             .entries
             .iter()
             .filter_map(|(_, e)| match e {
-                IndexEntry::Pruned { next_base, chain_head, .. } => Some((*next_base, chain_head.clone())),
+                IndexEntry::Pruned {
+                    next_base,
+                    chain_head,
+                    ..
+                } => Some((*next_base, chain_head.clone())),
                 _ => None,
             })
             .collect();
         // (base, chain head) the next segment must continue from.
         let mut expected: Option<(u64, Hash)> = None;
         for (i, (base, path)) in segs.iter().enumerate() {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?")
+                .to_owned();
             let is_last = i + 1 == segs.len();
             c.report.segments += 1;
             let mut scan = match SegmentScan::open(fs, path) {
@@ -194,7 +235,13 @@ impl RecordingDir {
             };
             let h = scan.header;
             if h.shard != shard || h.base_seq != *base {
-                c.problem(&name, None, Some(0), ProblemKind::BadHeader, format!("header names shard {} base {}", h.shard, h.base_seq));
+                c.problem(
+                    &name,
+                    None,
+                    Some(0),
+                    ProblemKind::BadHeader,
+                    format!("header names shard {} base {}", h.shard, h.base_seq),
+                );
             }
             match expected {
                 Some((exp_base, _)) if exp_base != *base => c.problem(
@@ -235,7 +282,12 @@ impl RecordingDir {
             loop {
                 match scan.next_item() {
                     Ok(None) => break,
-                    Ok(Some(ScanItem::Block { index, offset, header, hash })) => {
+                    Ok(Some(ScanItem::Block {
+                        index,
+                        offset,
+                        header,
+                        hash,
+                    })) => {
                         c.report.blocks += 1;
                         if header.prev_hash != chain {
                             c.problem(
@@ -246,7 +298,16 @@ impl RecordingDir {
                                 format!("block does not link to the block before it (starts at sequence {}, expected {next_seq}): blocks deleted, reordered or altered", header.first_seq),
                             );
                         } else if header.first_seq != next_seq {
-                            c.problem(&name, Some(index), Some(offset), ProblemKind::SequenceGap, format!("starts at sequence {}, expected {next_seq}", header.first_seq));
+                            c.problem(
+                                &name,
+                                Some(index),
+                                Some(offset),
+                                ProblemKind::SequenceGap,
+                                format!(
+                                    "starts at sequence {}, expected {next_seq}",
+                                    header.first_seq
+                                ),
+                            );
                         }
                         match decoder.decompress(&header, scan.payload()) {
                             Ok(raw) => {
@@ -260,12 +321,30 @@ impl RecordingDir {
                                 }
                                 c.report.records += n;
                                 if let Some(e) = bad {
-                                    c.problem(&name, Some(index), Some(offset), ProblemKind::Undecodable, e);
+                                    c.problem(
+                                        &name,
+                                        Some(index),
+                                        Some(offset),
+                                        ProblemKind::Undecodable,
+                                        e,
+                                    );
                                 } else if n != u64::from(header.count) {
-                                    c.problem(&name, Some(index), Some(offset), ProblemKind::Undecodable, format!("holds {n} records, header says {}", header.count));
+                                    c.problem(
+                                        &name,
+                                        Some(index),
+                                        Some(offset),
+                                        ProblemKind::Undecodable,
+                                        format!("holds {n} records, header says {}", header.count),
+                                    );
                                 }
                             }
-                            Err(e) => c.problem(&name, Some(index), Some(offset), ProblemKind::Undecodable, e.to_string()),
+                            Err(e) => c.problem(
+                                &name,
+                                Some(index),
+                                Some(offset),
+                                ProblemKind::Undecodable,
+                                e.to_string(),
+                            ),
                         }
                         chain = hash;
                         next_seq = header.first_seq + u64::from(header.count);
@@ -273,7 +352,10 @@ impl RecordingDir {
                     }
                     Ok(Some(ScanItem::Seal { offset, seal })) => {
                         c.report.seals += 1;
-                        if seal.block_count != blocks || seal.next_seq != next_seq || seal.chain_head != chain {
+                        if seal.block_count != blocks
+                            || seal.next_seq != next_seq
+                            || seal.chain_head != chain
+                        {
                             c.problem(
                                 &name,
                                 None,
@@ -285,11 +367,27 @@ impl RecordingDir {
                         match (public_key, &seal.signature) {
                             (Some(key), Some(sig)) => {
                                 c.report.signatures_checked += 1;
-                                if !signature_valid(key, &seal.signed_message(&scan.header_bytes), sig) {
-                                    c.problem(&name, None, Some(offset), ProblemKind::BadSignature, "seal signature does not verify with the given key".into());
+                                if !signature_valid(
+                                    key,
+                                    &seal.signed_message(&scan.header_bytes),
+                                    sig,
+                                ) {
+                                    c.problem(
+                                        &name,
+                                        None,
+                                        Some(offset),
+                                        ProblemKind::BadSignature,
+                                        "seal signature does not verify with the given key".into(),
+                                    );
                                 }
                             }
-                            (Some(_), None) => c.problem(&name, None, Some(offset), ProblemKind::Unsigned, "seal is not signed".into()),
+                            (Some(_), None) => c.problem(
+                                &name,
+                                None,
+                                Some(offset),
+                                ProblemKind::Unsigned,
+                                "seal is not signed".into(),
+                            ),
                             (None, Some(_)) => c.report.signatures_unchecked += 1,
                             (None, None) => {}
                         }
@@ -298,15 +396,31 @@ impl RecordingDir {
                     Err(ScanStop::Torn { offset, detail }) => {
                         complete = false;
                         if is_last && sealed.is_none() {
-                            c.warning(&name, offset, format!("torn tail (recovery will cut it): {detail}"));
+                            c.warning(
+                                &name,
+                                offset,
+                                format!("torn tail (recovery will cut it): {detail}"),
+                            );
                         } else {
-                            c.problem(&name, Some(u64::from(blocks)), Some(offset), ProblemKind::Truncated, detail);
+                            c.problem(
+                                &name,
+                                Some(u64::from(blocks)),
+                                Some(offset),
+                                ProblemKind::Truncated,
+                                detail,
+                            );
                         }
                         break;
                     }
                     Err(ScanStop::Corrupt { offset, detail }) => {
                         complete = false;
-                        c.problem(&name, Some(u64::from(blocks)), Some(offset), ProblemKind::BadBlock, detail);
+                        c.problem(
+                            &name,
+                            Some(u64::from(blocks)),
+                            Some(offset),
+                            ProblemKind::BadBlock,
+                            detail,
+                        );
                         break;
                     }
                     Err(ScanStop::Io(e)) => {
@@ -317,7 +431,13 @@ impl RecordingDir {
                 }
             }
             if !is_last && sealed.is_none() {
-                c.problem(&name, None, Some(scan.offset), ProblemKind::Unsealed, "segment has no seal but a later segment exists: truncated".into());
+                c.problem(
+                    &name,
+                    None,
+                    Some(scan.offset),
+                    ProblemKind::Unsealed,
+                    "segment has no seal but a later segment exists: truncated".into(),
+                );
             }
             // After damage the chain's end is unknown unless a seal said it.
             expected = match sealed {

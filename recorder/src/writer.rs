@@ -17,7 +17,10 @@ use ring::signature::Ed25519KeyPair;
 use crate::block::BlockBuilder;
 use crate::config::{Durability, RecorderConfig};
 use crate::error::RecorderError;
-use crate::format::{Hash, MAX_RECORD_BODY, SEGMENT_HEADER_LEN, Seal, SegmentHeader, segment_file_name, shard_dir_name};
+use crate::format::{
+    Hash, MAX_RECORD_BODY, SEGMENT_HEADER_LEN, Seal, SegmentHeader, segment_file_name,
+    shard_dir_name,
+};
 use crate::fs::{AppendFile, FileSystem, RealFs};
 use crate::index::{INDEX_FILE, IndexEntry, read_index};
 use crate::record::{Record, now_ns};
@@ -69,8 +72,13 @@ struct Shared {
 
 impl Shared {
     fn failed_error(&self) -> RecorderError {
-        let reason = lock(&self.failure).clone().unwrap_or_else(|| "unknown".into());
-        RecorderError::Failed { shard: self.shard, reason }
+        let reason = lock(&self.failure)
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        RecorderError::Failed {
+            shard: self.shard,
+            reason,
+        }
     }
 
     fn mark_durable(&self, next: u64) {
@@ -122,7 +130,9 @@ pub struct ShardRecorder {
 
 impl std::fmt::Debug for ShardRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardRecorder").field("shard", &self.shared.shard).finish()
+        f.debug_struct("ShardRecorder")
+            .field("shard", &self.shared.shard)
+            .finish()
     }
 }
 
@@ -160,7 +170,10 @@ impl ShardRecorder {
         }
         let len = record.data_len();
         if len > MAX_RECORD_BODY {
-            return Enqueue::Refused(RecorderError::RecordTooLarge { len, max: MAX_RECORD_BODY });
+            return Enqueue::Refused(RecorderError::RecordTooLarge {
+                len,
+                max: MAX_RECORD_BODY,
+            });
         }
         let mut next = lock(&s.next_seq);
         let seq = *next;
@@ -170,8 +183,12 @@ impl ShardRecorder {
                 Enqueue::Queued(seq)
             }
             Err(TrySendError::Full((_, record))) => Enqueue::Full(record),
-            Err(TrySendError::Closed(_)) if s.failed.load(Ordering::SeqCst) => Enqueue::Refused(s.failed_error()),
-            Err(TrySendError::Closed(_)) => Enqueue::Refused(RecorderError::Closed { shard: s.shard }),
+            Err(TrySendError::Closed(_)) if s.failed.load(Ordering::SeqCst) => {
+                Enqueue::Refused(s.failed_error())
+            }
+            Err(TrySendError::Closed(_)) => {
+                Enqueue::Refused(RecorderError::Closed { shard: s.shard })
+            }
         }
     }
 
@@ -180,7 +197,10 @@ impl ShardRecorder {
     pub fn try_record(&self, record: Record) -> Result<u64, RecorderError> {
         match self.enqueue(record) {
             Enqueue::Queued(seq) => Ok(seq),
-            Enqueue::Full(_) => Err(RecorderError::QueueFull { shard: self.shared.shard, capacity: self.shared.capacity }),
+            Enqueue::Full(_) => Err(RecorderError::QueueFull {
+                shard: self.shared.shard,
+                capacity: self.shared.capacity,
+            }),
             Enqueue::Refused(e) => Err(e),
         }
     }
@@ -191,7 +211,9 @@ impl ShardRecorder {
         let mut pending = Some(record);
         poll_fn(|cx| {
             let Some(record) = pending.take() else {
-                return Poll::Ready(Err(RecorderError::Closed { shard: self.shared.shard }));
+                return Poll::Ready(Err(RecorderError::Closed {
+                    shard: self.shared.shard,
+                }));
             };
             let record = match self.enqueue(record) {
                 Enqueue::Queued(seq) => return Poll::Ready(Ok(seq)),
@@ -244,7 +266,9 @@ pub struct Recorder {
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("shards", &self.shards.len()).finish()
+        f.debug_struct("Recorder")
+            .field("shards", &self.shards.len())
+            .finish()
     }
 }
 
@@ -255,13 +279,20 @@ impl Recorder {
     }
 
     /// As [`Recorder::open`], through a given file system.
-    pub fn open_with_fs(config: &RecorderConfig, shards: u32, fs: Arc<dyn FileSystem>) -> Result<Self, RecorderError> {
+    pub fn open_with_fs(
+        config: &RecorderConfig,
+        shards: u32,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Self, RecorderError> {
         config.validate()?;
         let key = match &config.signing_key {
             Some(path) => Some(Arc::new(crate::signing::load_signing_key(path)?)),
             None => None,
         };
-        let mut out = Self { shards: Vec::new(), threads: Vec::new() };
+        let mut out = Self {
+            shards: Vec::new(),
+            threads: Vec::new(),
+        };
         for shard in 0..shards {
             let (producer, thread) = spawn_shard(config, shard, fs.clone(), key.clone())?;
             out.shards.push(producer);
@@ -271,7 +302,13 @@ impl Recorder {
     }
 
     pub fn shard(&self, shard: u32) -> Result<ShardRecorder, RecorderError> {
-        self.shards.get(shard as usize).cloned().ok_or(RecorderError::NoSuchShard { shard, shards: self.shards.len() as u32 })
+        self.shards
+            .get(shard as usize)
+            .cloned()
+            .ok_or(RecorderError::NoSuchShard {
+                shard,
+                shards: self.shards.len() as u32,
+            })
     }
 
     pub fn shards(&self) -> &[ShardRecorder] {
@@ -382,13 +419,21 @@ struct ShardWriter {
 }
 
 impl ShardWriter {
-    fn open(config: &RecorderConfig, shard: u32, fs: Arc<dyn FileSystem>, key: Option<Arc<Ed25519KeyPair>>) -> Result<Self, RecorderError> {
+    fn open(
+        config: &RecorderConfig,
+        shard: u32,
+        fs: Arc<dyn FileSystem>,
+        key: Option<Arc<Ed25519KeyPair>>,
+    ) -> Result<Self, RecorderError> {
         let dir = config.dir.join(shard_dir_name(shard));
-        fs.create_dir_all(&dir).map_err(RecorderError::io("create", &dir))?;
+        fs.create_dir_all(&dir)
+            .map_err(RecorderError::io("create", &dir))?;
         let rec = recover_shard(fs.as_ref(), &dir, shard)?;
         let active = match rec.last {
             Some(last) if !last.sealed => Active {
-                file: fs.open_append(&last.path).map_err(RecorderError::io("open", &last.path))?,
+                file: fs
+                    .open_append(&last.path)
+                    .map_err(RecorderError::io("open", &last.path))?,
                 path: last.path,
                 header_bytes: last.header_bytes,
                 created_ns: last.created_ns,
@@ -398,7 +443,13 @@ impl ShardWriter {
             _ => create_segment(fs.as_ref(), &dir, shard, rec.next_seq, rec.chain_head)?,
         };
         let index_path = dir.join(INDEX_FILE);
-        let index = recover_index(fs.as_ref(), &index_path, shard, rec.next_seq, &rec.index_entries)?;
+        let index = recover_index(
+            fs.as_ref(),
+            &index_path,
+            shard,
+            rec.next_seq,
+            &rec.index_entries,
+        )?;
         let mut w = Self {
             shard,
             dir,
@@ -406,7 +457,8 @@ impl ShardWriter {
             config: config.clone(),
             key,
             shared: None,
-            builder: BlockBuilder::new(config.zstd_level).map_err(RecorderError::io("zstd", &config.dir))?,
+            builder: BlockBuilder::new(config.zstd_level)
+                .map_err(RecorderError::io("zstd", &config.dir))?,
             pending_since: None,
             pending_index: Vec::new(),
             active,
@@ -438,7 +490,11 @@ impl ShardWriter {
         }
     }
 
-    fn run_inner(&mut self, rx: &Receiver<(u64, Record)>, waker: &Waker) -> Result<(), RecorderError> {
+    fn run_inner(
+        &mut self,
+        rx: &Receiver<(u64, Record)>,
+        waker: &Waker,
+    ) -> Result<(), RecorderError> {
         loop {
             let timeout = self.next_wakeup();
             match recv_timeout(rx, timeout, waker) {
@@ -493,14 +549,19 @@ impl ShardWriter {
         if self.pending_since.is_none() {
             self.pending_since = Some(Instant::now());
         }
-        if self.config.durability == Durability::Always || self.builder.raw_len() >= self.config.block_size {
+        if self.config.durability == Durability::Always
+            || self.builder.raw_len() >= self.config.block_size
+        {
             self.flush_block()?;
         }
         Ok(())
     }
 
     fn tick(&mut self) -> Result<(), RecorderError> {
-        if self.pending_since.is_some_and(|t| t.elapsed() >= self.config.block_max_delay) {
+        if self
+            .pending_since
+            .is_some_and(|t| t.elapsed() >= self.config.block_max_delay)
+        {
             self.flush_block()?;
         }
         if let Durability::Interval(every) = self.config.durability
@@ -524,9 +585,15 @@ impl ShardWriter {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let block = self.builder.finish(&self.chain_head).map_err(RecorderError::io("compress", &self.active.path))?;
+        let block = self
+            .builder
+            .finish(&self.chain_head)
+            .map_err(RecorderError::io("compress", &self.active.path))?;
         let path = &self.active.path;
-        self.active.file.append(block.bytes).map_err(RecorderError::io("append block", path))?;
+        self.active
+            .file
+            .append(block.bytes)
+            .map_err(RecorderError::io("append block", path))?;
         let (len, raw_len) = (block.bytes.len() as u64, block.raw_len as u64);
         self.chain_head = block.hash;
         self.written_next = block.first_seq + u64::from(block.count);
@@ -551,9 +618,13 @@ impl ShardWriter {
             self.sync_segment()?;
         }
         if !self.index_buf.is_empty() {
-            self.index.append(&self.index_buf).map_err(RecorderError::io("append index", &self.index_path))?;
+            self.index
+                .append(&self.index_buf)
+                .map_err(RecorderError::io("append index", &self.index_path))?;
             if !matches!(self.config.durability, Durability::Interval(_)) {
-                self.index.sync().map_err(RecorderError::io("sync index", &self.index_path))?;
+                self.index
+                    .sync()
+                    .map_err(RecorderError::io("sync index", &self.index_path))?;
             }
         }
         if self.active.len >= self.config.segment_max_bytes {
@@ -567,7 +638,10 @@ impl ShardWriter {
     }
 
     fn sync_segment(&mut self) -> Result<(), RecorderError> {
-        self.active.file.sync().map_err(RecorderError::io("fsync segment", &self.active.path))?;
+        self.active
+            .file
+            .sync()
+            .map_err(RecorderError::io("fsync segment", &self.active.path))?;
         self.last_sync = Instant::now();
         if self.written_next > self.synced_next {
             self.synced_next = self.written_next;
@@ -580,13 +654,21 @@ impl ShardWriter {
 
     fn sync(&mut self) -> Result<(), RecorderError> {
         self.sync_segment()?;
-        self.index.sync().map_err(RecorderError::io("sync index", &self.index_path))
+        self.index
+            .sync()
+            .map_err(RecorderError::io("sync index", &self.index_path))
     }
 
     /// Seals the active segment and opens the next one.
     fn roll(&mut self) -> Result<(), RecorderError> {
         self.seal()?;
-        let next = create_segment(self.fs.as_ref(), &self.dir, self.shard, self.written_next, self.chain_head)?;
+        let next = create_segment(
+            self.fs.as_ref(),
+            &self.dir,
+            self.shard,
+            self.written_next,
+            self.chain_head,
+        )?;
         self.active = next;
         Ok(())
     }
@@ -602,11 +684,20 @@ impl ShardWriter {
             signature: self.key.as_ref().map(|_| [0; 64]),
         };
         if let Some(key) = &self.key {
-            seal.signature = Some(crate::signing::sign(key, &seal.signed_message(&self.active.header_bytes)));
+            seal.signature = Some(crate::signing::sign(
+                key,
+                &seal.signed_message(&self.active.header_bytes),
+            ));
         }
         let path = &self.active.path;
-        self.active.file.append(&seal.encode()).map_err(RecorderError::io("append seal", path))?;
-        self.active.file.sync().map_err(RecorderError::io("fsync seal", path))?;
+        self.active
+            .file
+            .append(&seal.encode())
+            .map_err(RecorderError::io("append seal", path))?;
+        self.active
+            .file
+            .sync()
+            .map_err(RecorderError::io("fsync seal", path))?;
         if let Some(s) = self.shared() {
             s.segments_sealed.fetch_add(1, Ordering::Relaxed);
         }
@@ -624,25 +715,57 @@ impl ShardWriter {
     }
 
     fn apply_retention(&mut self) -> Result<(), RecorderError> {
-        let policy = RetentionPolicy { max_age: self.config.retention_max_age, max_bytes: self.config.retention_max_bytes };
+        let policy = RetentionPolicy {
+            max_age: self.config.retention_max_age,
+            max_bytes: self.config.retention_max_bytes,
+        };
         if policy.max_age.is_none() && policy.max_bytes.is_none() {
             return Ok(());
         }
-        apply_retention(self.fs.as_ref(), &self.dir, &policy, now_ns(), Some(self.index.as_mut()))?;
+        apply_retention(
+            self.fs.as_ref(),
+            &self.dir,
+            &policy,
+            now_ns(),
+            Some(self.index.as_mut()),
+        )?;
         Ok(())
     }
 }
 
 /// Creates segment `base` with its header, durably.
-fn create_segment(fs: &dyn FileSystem, dir: &Path, shard: u32, base: u64, prev_hash: Hash) -> Result<Active, RecorderError> {
+fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    shard: u32,
+    base: u64,
+    prev_hash: Hash,
+) -> Result<Active, RecorderError> {
     let path = dir.join(segment_file_name(base));
     let created_ns = now_ns();
-    let header_bytes = SegmentHeader { shard, base_seq: base, created_ns, prev_hash }.encode();
-    let mut file = fs.open_append(&path).map_err(RecorderError::io("create segment", &path))?;
-    file.append(&header_bytes).map_err(RecorderError::io("write segment header", &path))?;
-    file.sync().map_err(RecorderError::io("fsync segment", &path))?;
+    let header_bytes = SegmentHeader {
+        shard,
+        base_seq: base,
+        created_ns,
+        prev_hash,
+    }
+    .encode();
+    let mut file = fs
+        .open_append(&path)
+        .map_err(RecorderError::io("create segment", &path))?;
+    file.append(&header_bytes)
+        .map_err(RecorderError::io("write segment header", &path))?;
+    file.sync()
+        .map_err(RecorderError::io("fsync segment", &path))?;
     fs.sync_dir(dir).map_err(RecorderError::io("sync", dir))?;
-    Ok(Active { file, path, header_bytes, created_ns, len: SEGMENT_HEADER_LEN as u64, blocks: 0 })
+    Ok(Active {
+        file,
+        path,
+        header_bytes,
+        created_ns,
+        len: SEGMENT_HEADER_LEN as u64,
+        blocks: 0,
+    })
 }
 
 /// Cuts the index to what the segments hold and appends what it lacks.
@@ -655,22 +778,43 @@ fn recover_index(
 ) -> Result<Box<dyn AppendFile>, RecorderError> {
     let contents = read_index(fs, path)?;
     if let Some((offset, detail)) = contents.damage {
-        return Err(RecorderError::Corrupt { shard, path: path.to_path_buf(), offset, detail });
+        return Err(RecorderError::Corrupt {
+            shard,
+            path: path.to_path_buf(),
+            offset,
+            detail,
+        });
     }
-    let beyond = contents.entries.iter().find(|(_, e)| e.seq().is_some_and(|s| s >= next_seq)).map(|(off, _)| *off);
+    let beyond = contents
+        .entries
+        .iter()
+        .find(|(_, e)| e.seq().is_some_and(|s| s >= next_seq))
+        .map(|(off, _)| *off);
     let keep = beyond.unwrap_or(contents.valid_len);
     if keep < contents.file_len {
         tracing::warn!(shard, path = %path.display(), keep, "cutting the session index back to the recovered recording");
-        fs.truncate(path, keep).map_err(RecorderError::io("truncate index", path))?;
+        fs.truncate(path, keep)
+            .map_err(RecorderError::io("truncate index", path))?;
     }
-    let known = contents.entries.iter().filter(|(off, _)| *off < keep).filter_map(|(_, e)| e.seq()).max();
+    let known = contents
+        .entries
+        .iter()
+        .filter(|(off, _)| *off < keep)
+        .filter_map(|(_, e)| e.seq())
+        .max();
     let mut buf = Vec::new();
-    for e in derived.iter().filter(|e| e.seq().is_some_and(|s| known.is_none_or(|k| s > k))) {
+    for e in derived
+        .iter()
+        .filter(|e| e.seq().is_some_and(|s| known.is_none_or(|k| s > k)))
+    {
         e.encode_into(&mut buf)?;
     }
-    let mut file = fs.open_append(path).map_err(RecorderError::io("open index", path))?;
+    let mut file = fs
+        .open_append(path)
+        .map_err(RecorderError::io("open index", path))?;
     if !buf.is_empty() {
-        file.append(&buf).map_err(RecorderError::io("append index", path))?;
+        file.append(&buf)
+            .map_err(RecorderError::io("append index", path))?;
     }
     file.sync().map_err(RecorderError::io("sync index", path))?;
     Ok(file)
@@ -689,7 +833,11 @@ impl Wake for ThreadWaker {
 
 /// Receives with a deadline: polls the channel's future, parking the writer
 /// thread in between. `None` on timeout.
-fn recv_timeout<T>(rx: &Receiver<T>, timeout: Duration, waker: &Waker) -> Option<Result<T, async_channel::RecvError>> {
+fn recv_timeout<T>(
+    rx: &Receiver<T>,
+    timeout: Duration,
+    waker: &Waker,
+) -> Option<Result<T, async_channel::RecvError>> {
     match rx.try_recv() {
         Ok(v) => return Some(Ok(v)),
         Err(TryRecvError::Closed) => return Some(Err(async_channel::RecvError)),

@@ -2,6 +2,7 @@
 //! a flipped byte, a deleted block, swapped blocks, a truncated sealed
 //! segment and a removed segment; recovery refuses damage that is not a
 //! torn tail; seals are signed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 mod common;
 
@@ -9,9 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use tollgate_recorder::format::{BLOCK_HEADER_LEN, BlockHeader, SEGMENT_HEADER_LEN, segment_file_name};
+use tollgate_recorder::format::{
+    BLOCK_HEADER_LEN, BlockHeader, SEGMENT_HEADER_LEN, segment_file_name,
+};
 use tollgate_recorder::fs::RealFs;
-use tollgate_recorder::{ProblemKind, Recorder, RecorderError, VerifyReport, keygen, list_segments, verify};
+use tollgate_recorder::{
+    ProblemKind, Recorder, RecorderError, VerifyReport, keygen, list_segments, verify,
+};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -33,12 +38,20 @@ impl Fixture {
         let s = rec.shard(0).unwrap();
         block_on(s.record(start(1, 0, "svc", "db"))).unwrap();
         for i in 0..1500u64 {
-            let text = format!("SELECT {i}, md5('{}') FROM t WHERE id = {}", i * 7919 % 1000, i * 31);
+            let text = format!(
+                "SELECT {i}, md5('{}') FROM t WHERE id = {}",
+                i * 7919 % 1000,
+                i * 31
+            );
             block_on(s.record(client(1, i + 1, text.as_bytes()))).unwrap();
         }
         block_on(s.record(end(1, 10_000))).unwrap();
         rec.shutdown().unwrap();
-        Self { _tmp: tmp, dir, public }
+        Self {
+            _tmp: tmp,
+            dir,
+            public,
+        }
     }
 
     fn shard_dir(&self) -> PathBuf {
@@ -73,14 +86,20 @@ fn blocks(path: &Path) -> Vec<(usize, usize)> {
 }
 
 fn has(report: &VerifyReport, kind: ProblemKind, file: &str, block: Option<u64>) -> bool {
-    report.problems.iter().any(|p| p.kind == kind && p.file.as_deref() == Some(file) && (block.is_none() || p.block == block))
+    report.problems.iter().any(|p| {
+        p.kind == kind && p.file.as_deref() == Some(file) && (block.is_none() || p.block == block)
+    })
 }
 
 #[test]
 fn an_untouched_recording_verifies_with_its_signatures() {
     let f = Fixture::new();
     let segs = f.segments();
-    assert!(segs.len() >= 4, "fixture should span several segments, has {}", segs.len());
+    assert!(
+        segs.len() >= 4,
+        "fixture should span several segments, has {}",
+        segs.len()
+    );
     let report = f.verify();
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.seals, segs.len() as u64);
@@ -88,7 +107,14 @@ fn an_untouched_recording_verifies_with_its_signatures() {
     assert_eq!(report.records, 1502);
     let other = keygen(&f.dir.join("other.key"), &f.dir.join("other.pub")).unwrap();
     let wrong = verify(&f.dir, Some(&other)).unwrap();
-    assert_eq!(wrong.problems.iter().filter(|p| p.kind == ProblemKind::BadSignature).count(), segs.len());
+    assert_eq!(
+        wrong
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::BadSignature)
+            .count(),
+        segs.len()
+    );
 }
 
 #[test]
@@ -100,7 +126,10 @@ fn a_flipped_byte_is_named() {
     data[off + len / 2 + BLOCK_HEADER_LEN / 2] ^= 0x01;
     std::fs::write(path, data).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::BadBlock, &name(path), Some(2)), "{report}");
+    assert!(
+        has(&report, ProblemKind::BadBlock, &name(path), Some(2)),
+        "{report}"
+    );
 }
 
 #[test]
@@ -112,8 +141,14 @@ fn a_deleted_block_is_named() {
     data.drain(off..off + len);
     std::fs::write(path, data).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::BrokenChain, &name(path), Some(2)), "{report}");
-    assert!(has(&report, ProblemKind::BadSeal, &name(path), None), "{report}");
+    assert!(
+        has(&report, ProblemKind::BrokenChain, &name(path), Some(2)),
+        "{report}"
+    );
+    assert!(
+        has(&report, ProblemKind::BadSeal, &name(path), None),
+        "{report}"
+    );
 }
 
 #[test]
@@ -129,8 +164,14 @@ fn swapped_blocks_are_named() {
     out.extend_from_slice(&data[o2 + l2..]);
     std::fs::write(path, out).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::BrokenChain, &name(path), Some(1)), "{report}");
-    assert!(has(&report, ProblemKind::BrokenChain, &name(path), Some(2)), "{report}");
+    assert!(
+        has(&report, ProblemKind::BrokenChain, &name(path), Some(1)),
+        "{report}"
+    );
+    assert!(
+        has(&report, ProblemKind::BrokenChain, &name(path), Some(2)),
+        "{report}"
+    );
 }
 
 #[test]
@@ -141,13 +182,22 @@ fn a_truncated_sealed_segment_is_named() {
     let data = std::fs::read(path).unwrap();
     std::fs::write(path, &data[..off + 20]).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::Truncated, &name(path), Some(3)), "{report}");
-    assert!(has(&report, ProblemKind::Unsealed, &name(path), None), "{report}");
+    assert!(
+        has(&report, ProblemKind::Truncated, &name(path), Some(3)),
+        "{report}"
+    );
+    assert!(
+        has(&report, ProblemKind::Unsealed, &name(path), None),
+        "{report}"
+    );
 
     // Cut exactly at a block boundary: only the missing seal gives it away.
     std::fs::write(path, &data[..off]).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::Unsealed, &name(path), None), "{report}");
+    assert!(
+        has(&report, ProblemKind::Unsealed, &name(path), None),
+        "{report}"
+    );
 }
 
 #[test]
@@ -156,12 +206,34 @@ fn a_removed_segment_is_named() {
     let segs = f.segments();
     std::fs::remove_file(&segs[1].1).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::MissingSegment, &name(&segs[2].1), None), "{report}");
+    assert!(
+        has(
+            &report,
+            ProblemKind::MissingSegment,
+            &name(&segs[2].1),
+            None
+        ),
+        "{report}"
+    );
 
     std::fs::remove_file(&segs[0].1).unwrap();
     let report = f.verify();
-    assert!(has(&report, ProblemKind::MissingSegment, &name(&segs[2].1), None), "{report}");
-    assert!(report.problems.iter().any(|p| p.detail.contains("no retention record")), "{report}");
+    assert!(
+        has(
+            &report,
+            ProblemKind::MissingSegment,
+            &name(&segs[2].1),
+            None
+        ),
+        "{report}"
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.detail.contains("no retention record")),
+        "{report}"
+    );
 }
 
 #[test]
@@ -174,7 +246,9 @@ fn recovery_refuses_damage_that_is_not_a_torn_tail() {
     std::fs::write(&path, data).unwrap();
     let err = Recorder::open(&config(&f.dir), 1).unwrap_err();
     match err {
-        RecorderError::Corrupt { path: p, offset, .. } => {
+        RecorderError::Corrupt {
+            path: p, offset, ..
+        } => {
             assert_eq!(p, path);
             assert_eq!(offset, off as u64);
         }
@@ -190,7 +264,10 @@ fn recovery_cuts_a_torn_tail_and_continues_the_chain() {
     let data = std::fs::read(&path).unwrap();
     std::fs::write(&path, &data[..off + 30]).unwrap();
     let report = f.verify();
-    assert!(report.is_ok() && !report.warnings.is_empty(), "a torn active tail is a warning: {report}");
+    assert!(
+        report.is_ok() && !report.warnings.is_empty(),
+        "a torn active tail is a warning: {report}"
+    );
     let rec = Recorder::open(&config(&f.dir), 1).unwrap();
     let s = rec.shard(0).unwrap();
     block_on(s.record(start(2, 2000, "svc", "db"))).unwrap();
@@ -198,7 +275,11 @@ fn recovery_cuts_a_torn_tail_and_continues_the_chain() {
     let report = verify(&f.dir, None).unwrap();
     assert!(report.is_ok() && report.warnings.is_empty(), "{report}");
     let n = blocks(&path).len();
-    assert_eq!(blocks(&path)[n - 1].0, off, "the torn block was cut and the new one written in its place");
+    assert_eq!(
+        blocks(&path)[n - 1].0,
+        off,
+        "the torn block was cut and the new one written in its place"
+    );
     let all = read_all(Arc::new(RealFs), &f.dir);
     assert_eq!(all.last().unwrap().2, start(2, 2000, "svc", "db"));
     assert!(f.shard_dir().join(segment_file_name(0)).exists());

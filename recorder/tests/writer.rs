@@ -1,5 +1,6 @@
 //! Writer behaviour: round trip, several shards at once, backpressure, a full
 //! disk, fsync failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 mod common;
 
@@ -9,7 +10,10 @@ use std::task::{Context, Waker};
 
 use common::*;
 use tollgate_recorder::fs::{FileSystem, RealFs, SimFs};
-use tollgate_recorder::{CommandEvent, Durability, Record, RecordBody, Recorder, RecorderError, RecordingDir, Selection, SessionFilter};
+use tollgate_recorder::{
+    CommandEvent, Durability, Record, RecordBody, Recorder, RecorderError, RecordingDir, Selection,
+    SessionFilter,
+};
 
 #[test]
 fn records_round_trip_through_list_export_and_replay() {
@@ -25,7 +29,12 @@ fn records_round_trip_through_list_export_and_replay() {
         Record {
             session: 7,
             timestamp_ns: base + 3_000,
-            body: RecordBody::Command(CommandEvent { statement: "DROP TABLE x".into(), verdict: "block".into(), rule: Some("no-drop".into()), approval: None }),
+            body: RecordBody::Command(CommandEvent {
+                statement: "DROP TABLE x".into(),
+                verdict: "block".into(),
+                rule: Some("no-drop".into()),
+                approval: None,
+            }),
         },
         end(7, base + 4_000_000_000),
     ];
@@ -42,22 +51,50 @@ fn records_round_trip_through_list_export_and_replay() {
     let got: Vec<Record> = all.iter().map(|(_, _, r)| r.clone()).collect();
     assert_eq!(got, records);
     assert!(all.iter().all(|(s, _, _)| *s == 1));
-    assert_eq!(all.iter().map(|(_, q, _)| *q).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        all.iter().map(|(_, q, _)| *q).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
 
     let sessions = tollgate_recorder::list_sessions(tmp.path(), &SessionFilter::default()).unwrap();
     assert_eq!(sessions.len(), 1);
-    assert_eq!((sessions[0].session, sessions[0].shard, sessions[0].subject.as_str()), (7, 1, "svc-billing"));
+    assert_eq!(
+        (
+            sessions[0].session,
+            sessions[0].shard,
+            sessions[0].subject.as_str()
+        ),
+        (7, 1, "svc-billing")
+    );
     assert_eq!(sessions[0].end_ns, Some(base + 4_000_000_000));
-    let none = SessionFilter { identity: Some("someone-else".into()), ..Default::default() };
-    assert!(tollgate_recorder::list_sessions(tmp.path(), &none).unwrap().is_empty());
+    let none = SessionFilter {
+        identity: Some("someone-else".into()),
+        ..Default::default()
+    };
+    assert!(
+        tollgate_recorder::list_sessions(tmp.path(), &none)
+            .unwrap()
+            .is_empty()
+    );
 
     let mut out = Vec::new();
     let mut progress_calls = 0;
     let mut progress = |_p: tollgate_recorder::Progress| progress_calls += 1;
-    let summary = tollgate_recorder::export(tmp.path(), Selection::Session(7), &SessionFilter::default(), &mut out, Some(&mut progress)).unwrap();
+    let summary = tollgate_recorder::export(
+        tmp.path(),
+        Selection::Session(7),
+        &SessionFilter::default(),
+        &mut out,
+        Some(&mut progress),
+    )
+    .unwrap();
     assert_eq!(summary.records, 5);
     assert!(progress_calls > 0);
-    let lines: Vec<serde_json::Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[1]["encoding"], "utf8");
     assert_eq!(lines[1]["data"], "SELECT * FROM invoices;");
     assert_eq!(lines[2]["encoding"], "base64");
@@ -69,8 +106,14 @@ fn records_round_trip_through_list_export_and_replay() {
     tollgate_recorder::replay(tmp.path(), 7, &mut text, false).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("svc-billing"), "{text}");
-    assert!(text.contains(">> client") && text.contains("SELECT * FROM invoices;"), "{text}");
-    assert!(text.contains("<< target") && text.contains("hex 00fffe070102"), "{text}");
+    assert!(
+        text.contains(">> client") && text.contains("SELECT * FROM invoices;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<< target") && text.contains("hex 00fffe070102"),
+        "{text}"
+    );
     assert!(text.contains("ended: client closed"), "{text}");
 }
 
@@ -85,8 +128,13 @@ fn reopening_continues_sequences_and_the_index() {
         block_on(s.record(end(round, round * 10 + 1))).unwrap();
         rec.shutdown().unwrap();
     }
-    let sessions = RecordingDir::open(tmp.path()).list_sessions(&SessionFilter::default()).unwrap();
-    assert_eq!(sessions.iter().map(|s| s.session).collect::<Vec<_>>(), vec![0, 1, 2]);
+    let sessions = RecordingDir::open(tmp.path())
+        .list_sessions(&SessionFilter::default())
+        .unwrap();
+    assert_eq!(
+        sessions.iter().map(|s| s.session).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     assert_eq!(read_all(Arc::new(RealFs), tmp.path()).len(), 6);
 }
 
@@ -107,7 +155,8 @@ fn all_shards_write_at_once_from_several_threads() {
                 let id = t * 100 + sess;
                 block_on(shard.record(start(id, 1, &format!("user{t}"), "db"))).unwrap();
                 for i in 0..200u64 {
-                    let payload = format!("session {id} message {i} {}", "x".repeat((i % 50) as usize));
+                    let payload =
+                        format!("session {id} message {i} {}", "x".repeat((i % 50) as usize));
                     block_on(shard.record(client(id, 2 + i, payload.as_bytes()))).unwrap();
                 }
                 block_on(shard.record(end(id, 10_000))).unwrap();
@@ -121,20 +170,37 @@ fn all_shards_write_at_once_from_several_threads() {
     let all = read_all(Arc::new(RealFs), tmp.path());
     assert_eq!(all.len(), 8 * 5 * 202);
     for shard in 0..4u32 {
-        let seqs: Vec<u64> = all.iter().filter(|(s, _, _)| *s == shard).map(|(_, q, _)| *q).collect();
-        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "shard {shard} sequences");
+        let seqs: Vec<u64> = all
+            .iter()
+            .filter(|(s, _, _)| *s == shard)
+            .map(|(_, q, _)| *q)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..seqs.len() as u64).collect::<Vec<_>>(),
+            "shard {shard} sequences"
+        );
     }
     for t in 0..8u64 {
         for sess in 0..5u64 {
             let id = t * 100 + sess;
-            let msgs: Vec<&Record> = all.iter().map(|(_, _, r)| r).filter(|r| r.session == id && matches!(r.body, RecordBody::ClientData(_))).collect();
+            let msgs: Vec<&Record> = all
+                .iter()
+                .map(|(_, _, r)| r)
+                .filter(|r| r.session == id && matches!(r.body, RecordBody::ClientData(_)))
+                .collect();
             assert_eq!(msgs.len(), 200);
             for (i, m) in msgs.iter().enumerate() {
                 assert_eq!(m.timestamp_ns, 2 + i as u64, "session {id} order");
             }
         }
     }
-    assert_eq!(tollgate_recorder::list_sessions(tmp.path(), &SessionFilter::default()).unwrap().len(), 40);
+    assert_eq!(
+        tollgate_recorder::list_sessions(tmp.path(), &SessionFilter::default())
+            .unwrap()
+            .len(),
+        40
+    );
     let report = tollgate_recorder::verify(tmp.path(), None).unwrap();
     assert!(report.problems.is_empty(), "{report}");
     assert!(report.segments > 4, "segments rolled: {}", report.segments);
@@ -153,20 +219,37 @@ fn full_queue_makes_record_wait_instead_of_dropping() {
     wait_until("writer blocked on the disk", || fs.writers_waiting() == 1);
     shard.try_record(client(1, 1, b"r1")).unwrap();
     shard.try_record(client(1, 2, b"r2")).unwrap();
-    assert!(matches!(shard.try_record(client(1, 3, b"r3")), Err(RecorderError::QueueFull { .. })));
+    assert!(matches!(
+        shard.try_record(client(1, 3, b"r3")),
+        Err(RecorderError::QueueFull { .. })
+    ));
 
     let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
     let waker = Waker::from(flag.clone());
     let mut fut = Box::pin(shard.record(client(1, 3, b"r3")));
-    assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     assert!(!flag.0.load(Ordering::SeqCst));
     fs.release_writes();
-    wait_until("producer woken when the queue drains", || flag.0.load(Ordering::SeqCst));
+    wait_until("producer woken when the queue drains", || {
+        flag.0.load(Ordering::SeqCst)
+    });
     assert_eq!(block_on(fut).unwrap(), 3);
     block_on(shard.wait_durable(3)).unwrap();
     rec.shutdown().unwrap();
-    let bodies: Vec<Record> = read_all(Arc::new(fs), "/rec".as_ref()).into_iter().map(|(_, _, r)| r).collect();
-    assert_eq!(bodies, (0..4).map(|i| client(1, i, format!("r{i}").as_bytes())).collect::<Vec<_>>());
+    let bodies: Vec<Record> = read_all(Arc::new(fs), "/rec".as_ref())
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..4)
+            .map(|i| client(1, i, format!("r{i}").as_bytes()))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -183,9 +266,18 @@ fn full_disk_fails_closed_and_shows_in_health() {
     assert!(!shard.is_healthy());
     assert!(!rec.is_healthy());
     let health = shard.health();
-    assert!(health.error.as_deref().unwrap().contains("os error 28"), "{health:?}");
-    assert!(matches!(shard.try_record(client(1, 2, b"more")), Err(RecorderError::Failed { .. })));
-    assert!(matches!(block_on(shard.record(client(1, 2, b"more"))), Err(RecorderError::Failed { .. })));
+    assert!(
+        health.error.as_deref().unwrap().contains("os error 28"),
+        "{health:?}"
+    );
+    assert!(matches!(
+        shard.try_record(client(1, 2, b"more")),
+        Err(RecorderError::Failed { .. })
+    ));
+    assert!(matches!(
+        block_on(shard.record(client(1, 2, b"more"))),
+        Err(RecorderError::Failed { .. })
+    ));
     assert!(rec.shutdown().is_err());
     // What was acknowledged is still there after a restart.
     let image: Arc<dyn FileSystem> = Arc::new(fs.crash_image(false));
@@ -211,6 +303,84 @@ fn fsync_failure_fails_closed_and_acknowledged_records_survive() {
     let s = rec.shard(0).unwrap();
     assert_eq!(block_on(s.record(end(1, 2))).unwrap(), 1);
     rec.shutdown().unwrap();
-    let got: Vec<Record> = read_all(Arc::new(image), "/rec".as_ref()).into_iter().map(|(_, _, r)| r).collect();
+    let got: Vec<Record> = read_all(Arc::new(image), "/rec".as_ref())
+        .into_iter()
+        .map(|(_, _, r)| r)
+        .collect();
     assert_eq!(got, vec![start(1, 0, "u", "t"), end(1, 2)]);
+}
+
+#[test]
+fn interval_durability_acknowledges_after_the_periodic_fsync() {
+    let fs = SimFs::new();
+    let mut cfg = config("/rec".as_ref());
+    cfg.durability = Durability::Interval(std::time::Duration::from_millis(20));
+    let rec = Recorder::open_with_fs(&cfg, 1, Arc::new(fs.clone())).unwrap();
+    let s = rec.shard(0).unwrap();
+    let mut last = 0;
+    for i in 0..50 {
+        last = block_on(s.record(client(1, i, b"interval"))).unwrap();
+    }
+    block_on(s.wait_durable(last)).unwrap();
+    // Durable means fsynced: the synced-only image holds every record.
+    let image = fs.crash_image(false);
+    drop(rec);
+    assert_eq!(read_all(Arc::new(image), "/rec".as_ref()).len(), 50);
+}
+
+struct UpperCaser;
+
+impl tollgate_recorder::Decoder for UpperCaser {
+    fn decode(
+        &mut self,
+        session: u64,
+        direction: tollgate_recorder::Direction,
+        data: &[u8],
+        fields: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let dir = if direction == tollgate_recorder::Direction::ClientToTarget {
+            "c2t"
+        } else {
+            "t2c"
+        };
+        fields.insert(
+            "decoded".into(),
+            format!(
+                "{session}:{dir}:{}",
+                String::from_utf8_lossy(data).to_uppercase()
+            )
+            .into(),
+        );
+    }
+}
+
+#[test]
+fn export_passes_data_records_through_the_decoder_hook() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::open(&config(tmp.path()), 1).unwrap();
+    let s = rec.shard(0).unwrap();
+    block_on(s.record(start(3, 0, "u", "t"))).unwrap();
+    block_on(s.record(client(3, 1, b"select 1"))).unwrap();
+    block_on(s.record(target(3, 2, b"one row"))).unwrap();
+    rec.shutdown().unwrap();
+    let mut out = Vec::new();
+    let mut decoder = UpperCaser;
+    RecordingDir::open(tmp.path())
+        .export(
+            Selection::All,
+            &SessionFilter::default(),
+            &mut out,
+            None,
+            Some(&mut decoder),
+        )
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].get("decoded").is_none());
+    assert_eq!(lines[1]["decoded"], "3:c2t:SELECT 1");
+    assert_eq!(lines[2]["decoded"], "3:t2c:ONE ROW");
 }

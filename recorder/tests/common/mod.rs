@@ -1,5 +1,6 @@
 //! Test helpers: a tiny `block_on`, record builders, and a reader that
 //! collects a directory's records.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -13,7 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tollgate_recorder::fs::FileSystem;
-use tollgate_recorder::{Durability, Record, RecordBody, RecorderConfig, RecordingDir, Selection, SessionEnd, SessionFilter, SessionStart};
+use tollgate_recorder::{
+    Durability, Record, RecordBody, RecorderConfig, RecordingDir, Selection, SessionEnd,
+    SessionFilter, SessionStart,
+};
 
 struct ThreadWaker {
     thread: Thread,
@@ -29,7 +33,10 @@ impl Wake for ThreadWaker {
 
 /// Runs a future to completion on this thread.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let waker = Waker::from(Arc::new(ThreadWaker { thread: std::thread::current(), woken: AtomicBool::new(false) }));
+    let waker = Waker::from(Arc::new(ThreadWaker {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    }));
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     loop {
@@ -82,18 +89,31 @@ pub fn start(session: u64, ts: u64, subject: &str, target: &str) -> Record {
 }
 
 pub fn client(session: u64, ts: u64, data: &[u8]) -> Record {
-    Record { session, timestamp_ns: ts, body: RecordBody::ClientData(Bytes::copy_from_slice(data)) }
+    Record {
+        session,
+        timestamp_ns: ts,
+        body: RecordBody::ClientData(Bytes::copy_from_slice(data)),
+    }
 }
 
 pub fn target(session: u64, ts: u64, data: &[u8]) -> Record {
-    Record { session, timestamp_ns: ts, body: RecordBody::TargetData(Bytes::copy_from_slice(data)) }
+    Record {
+        session,
+        timestamp_ns: ts,
+        body: RecordBody::TargetData(Bytes::copy_from_slice(data)),
+    }
 }
 
 pub fn end(session: u64, ts: u64) -> Record {
     Record {
         session,
         timestamp_ns: ts,
-        body: RecordBody::SessionEnd(SessionEnd { reason: "client closed".into(), bytes_client_to_target: 1, bytes_target_to_client: 2, duration_ns: 3 }),
+        body: RecordBody::SessionEnd(SessionEnd {
+            reason: "client closed".into(),
+            bytes_client_to_target: 1,
+            bytes_target_to_client: 2,
+            duration_ns: 3,
+        }),
     }
 }
 
@@ -103,7 +123,12 @@ pub fn read_all(fs: Arc<dyn FileSystem>, dir: &Path) -> Vec<(u32, u64, Record)> 
     let reader = RecordingDir::with_fs(fs, dir);
     reader
         .for_each_record(Selection::All, &SessionFilter::default(), None, &mut |r| {
-            let raw = tollgate_recorder::record::RawRecord { kind: r.kind, session: r.session, timestamp_ns: r.timestamp_ns, body: r.body };
+            let raw = tollgate_recorder::record::RawRecord {
+                kind: r.kind,
+                session: r.session,
+                timestamp_ns: r.timestamp_ns,
+                body: r.body,
+            };
             out.push((r.shard, r.seq, raw.to_record().unwrap()));
             Ok(())
         })
