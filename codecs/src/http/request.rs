@@ -308,6 +308,7 @@ impl<'a> Iterator for LineIter<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -117,6 +117,7 @@ fn itoa_buf(mut n: usize) -> Digits {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::http::{Limits, parse_request};
