@@ -1,0 +1,1 @@
+//! Webhook notifier (filled in by part 4).
