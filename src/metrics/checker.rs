@@ -166,9 +166,7 @@ fn valid_label_name(s: &str) -> bool {
 type Sample = (String, Vec<(String, String)>, f64, String);
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if !valid_metric_name(name) {
         return Err(format!("bad metric name {name:?}"));
