@@ -1,0 +1,1 @@
+//! CLI client for the admin API (filled in by part 6).
