@@ -4,9 +4,12 @@
 //! policy, the per-protocol session glue and the command-line front end.
 //! See `../shared/DESIGN.md` (the product) and `README.md` (how to run it).
 
+pub mod admin;
+pub mod approvals;
 pub mod config;
 pub mod engine;
 pub mod identity;
+pub mod metrics;
 pub mod pg;
 pub mod policy;
 pub mod relay;
