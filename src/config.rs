@@ -130,6 +130,31 @@ struct RawUpstreamTls {
     server_name: Option<String>,
 }
 
+/// `[recorder]`: the session log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecorder {
+    enabled: Option<bool>,
+    dir: Option<PathBuf>,
+    zstd_level: Option<i32>,
+    durability: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    durability_interval: Option<Duration>,
+    block_size: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    block_max_delay: Option<Duration>,
+    queue_capacity: Option<usize>,
+    segment_max_bytes: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    segment_max_age: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retention_max_age: Option<Duration>,
+    retention_max_bytes: Option<u64>,
+    signing_key: Option<PathBuf>,
+}
+
+pub const DEFAULT_RECORDING_DIR: &str = "/var/lib/tollgate/recordings";
+
 /// How the gateway talks TLS to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,6 +169,8 @@ pub enum UpstreamTlsMode {
 struct RawConfig {
     engine: Option<RawEngine>,
     identity: Option<IdentityConfig>,
+    recorder: Option<RawRecorder>,
+    admin: Option<crate::admin::AdminConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -228,12 +255,15 @@ pub struct ListenerSpec {
 }
 
 /// The whole validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The file it came from (for messages and reloads).
     pub path: PathBuf,
     pub engine: EngineConfig,
     pub identity: IdentityConfig,
+    /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
+    pub recorder: Option<tollgate_recorder::RecorderConfig>,
+    pub admin: crate::admin::AdminConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
@@ -268,6 +298,15 @@ impl Config {
         })?;
         let v = Validator { file: &file, text };
         let engine = v.engine(raw.engine)?;
+        let recorder = v.recorder(raw.recorder)?;
+        let admin = raw.admin.unwrap_or_default();
+        if let Err(e) = admin.validate() {
+            return Err(v.invalid(
+                &[Seg::Key("admin"), Seg::Key(e.field)],
+                &format!("admin.{}", e.field),
+                &e.message,
+            ));
+        }
         let identity = raw.identity.unwrap_or_default();
         if let Err(e) = identity.validate() {
             return Err(v.invalid(&[Seg::Key("identity")], "identity", &e.to_string()));
@@ -349,6 +388,8 @@ impl Config {
             path: path.to_path_buf(),
             engine,
             identity,
+            recorder,
+            admin,
             targets,
             listeners,
         })
@@ -455,8 +496,8 @@ impl Validator<'_> {
         let cpus = allowed_cpus().len().max(1);
         let shards = match raw.shards {
             None | Some(0) => cpus,
-            Some(n) if n > 1024 => {
-                return Err(self.invalid(&at("shards"), "engine.shards", "at most 1024 shards"));
+            Some(n) if n > crate::engine::session::MAX_SHARDS => {
+                return Err(self.invalid(&at("shards"), "engine.shards", "at most 256 shards"));
             }
             Some(n) => n,
         };
@@ -501,6 +542,80 @@ impl Validator<'_> {
             listen_backlog,
             buffer_size,
         })
+    }
+
+    fn recorder(
+        &self,
+        raw: Option<RawRecorder>,
+    ) -> Result<Option<tollgate_recorder::RecorderConfig>, ConfigError> {
+        use tollgate_recorder::{Durability, RecorderConfig};
+        let raw = match raw {
+            Some(r) if r.enabled == Some(false) => return Ok(None),
+            Some(r) => r,
+            None => RawRecorder {
+                enabled: None,
+                dir: None,
+                zstd_level: None,
+                durability: None,
+                durability_interval: None,
+                block_size: None,
+                block_max_delay: None,
+                queue_capacity: None,
+                segment_max_bytes: None,
+                segment_max_age: None,
+                retention_max_age: None,
+                retention_max_bytes: None,
+                signing_key: None,
+            },
+        };
+        let mut c = RecorderConfig::new(raw.dir.unwrap_or_else(|| DEFAULT_RECORDING_DIR.into()));
+        if let Some(v) = raw.zstd_level {
+            c.zstd_level = v;
+        }
+        c.durability = match raw.durability.as_deref() {
+            None | Some("batch") => Durability::Batch,
+            Some("always") => Durability::Always,
+            Some("interval") => Durability::Interval(
+                raw.durability_interval.unwrap_or(Duration::from_millis(100)),
+            ),
+            Some(other) => {
+                return Err(self.invalid(
+                    &[Seg::Key("recorder"), Seg::Key("durability")],
+                    "recorder.durability",
+                    &format!("{other:?}: expected always, batch or interval"),
+                ));
+            }
+        };
+        if let Some(v) = raw.block_size {
+            c.block_size = v;
+        }
+        if let Some(v) = raw.block_max_delay {
+            c.block_max_delay = v;
+        }
+        if let Some(v) = raw.queue_capacity {
+            c.queue_capacity = v;
+        }
+        if let Some(v) = raw.segment_max_bytes {
+            c.segment_max_bytes = v;
+        }
+        if let Some(v) = raw.segment_max_age {
+            c.segment_max_age = v;
+        }
+        c.retention_max_age = raw.retention_max_age;
+        c.retention_max_bytes = raw.retention_max_bytes;
+        c.signing_key = raw.signing_key;
+        if let Err(e) = c.validate() {
+            let field = match &e {
+                tollgate_recorder::RecorderError::Config { field, .. } => field.to_string(),
+                _ => "recorder".to_string(),
+            };
+            return Err(self.invalid(
+                &[Seg::Key("recorder"), Seg::Key(&field)],
+                &format!("recorder.{field}"),
+                &e.to_string(),
+            ));
+        }
+        Ok(Some(c))
     }
 
     fn target(&self, i: usize, raw: RawTarget) -> Result<TargetConfig, ConfigError> {
@@ -824,7 +939,7 @@ idle_timeout = "5m"
     #[test]
     fn too_many_shards() {
         let e = err(&OK.replace("shards = 2", "shards = 5000"));
-        assert!(e.contains("t.toml:3: engine.shards"), "{e}");
+        assert!(e.contains("t.toml:3: engine.shards: at most 256"), "{e}");
     }
 
     #[test]
@@ -1045,6 +1160,37 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(!c.targets[0].unauthenticated);
         let e = err(&format!("{mtls}{}{tls}", OK));
         assert!(e.contains("remove `unauthenticated`"), "{e}");
+    }
+
+    #[test]
+    fn recorder_section() {
+        let c = parse(OK).unwrap();
+        assert_eq!(
+            c.recorder.as_ref().unwrap().dir,
+            Path::new(DEFAULT_RECORDING_DIR)
+        );
+        let c = parse(&format!("[recorder]\nenabled = false\n{OK}")).unwrap();
+        assert!(c.recorder.is_none());
+        let c = parse(&format!(
+            "[recorder]\ndir = \"/r\"\ndurability = \"interval\"\ndurability_interval = \"50ms\"\nzstd_level = 3\n{OK}"
+        ))
+        .unwrap();
+        let r = c.recorder.unwrap();
+        assert_eq!(r.zstd_level, 3);
+        assert_eq!(
+            r.durability,
+            tollgate_recorder::Durability::Interval(Duration::from_millis(50))
+        );
+        let e = err(&format!("[recorder]\ndurability = \"sometimes\"\n{OK}"));
+        assert!(e.contains("t.toml:2: recorder.durability"), "{e}");
+        let e = err(&format!("[recorder]\nblock_size = 0\n{OK}"));
+        assert!(e.contains("recorder.block_size"), "{e}");
+    }
+
+    #[test]
+    fn admin_section_off_loopback_needs_tls() {
+        let e = err(&format!("[admin]\nlisten = \"0.0.0.0:9090\"\n{OK}"));
+        assert!(e.contains("admin."), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! See `../shared/DESIGN.md` (the product) and `README.md` (how to run it).
 
 pub mod admin;
+pub mod app;
 pub mod approvals;
 pub mod config;
 pub mod engine;
@@ -12,6 +13,8 @@ pub mod identity;
 pub mod metrics;
 pub mod pg;
 pub mod policy;
+pub mod recording;
+pub mod recordings_cli;
 pub mod relay;
 pub mod snapshot;
 pub mod telemetry;

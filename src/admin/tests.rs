@@ -49,6 +49,7 @@ impl SessionControl for FakeControl {
         s.retain(|x| match &which {
             SessionSelector::Id(id) => x.id != id.to_string(),
             SessionSelector::Subject(sub) => x.subject.as_deref() != Some(sub),
+            SessionSelector::Revoked(_) => true,
             SessionSelector::All => false,
         });
         before - s.len()

@@ -27,13 +27,18 @@ pub(crate) struct ShardCtx {
     pub registry: Registry,
     /// Fires when the shard stops accepting (shutdown).
     pub stop_accepting: KillSwitch,
-    next_session: Cell<u64>,
+    ids: super::session::SessionIds,
     refusals: RefusalLog,
     /// Verified tokens, for the identity service they came from.
     tokens: RefCell<Option<(usize, crate::identity::TokenCache)>>,
 }
 
 impl ShardCtx {
+    /// This shard's recorder, when recording is on.
+    pub fn recorder(&self) -> Option<tollgate_recorder::ShardRecorder> {
+        self.shared.recorders.get(self.id).cloned()
+    }
+
     /// The configuration snapshot a new session starts with.
     pub fn snapshot(&self) -> Arc<crate::snapshot::Snapshot> {
         self.shared.current_snapshot()
@@ -91,7 +96,7 @@ pub(super) fn run(
             shared,
             registry: Registry::default(),
             stop_accepting: KillSwitch::default(),
-            next_session: Cell::new(0),
+            ids: super::session::SessionIds::new(id),
             refusals: RefusalLog::default(),
             tokens: RefCell::new(None),
         });
@@ -250,11 +255,18 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         );
         return;
     }
+    // Fail closed: a shard that cannot record takes no new sessions.
+    if let Some(rec) = ctx.shared.recorders.get(ctx.id)
+        && !rec.is_healthy()
+    {
+        ctx.shared.active.fetch_sub(1, Ordering::AcqRel);
+        ShardStats::add(&stats.refused_recorder, 1);
+        ctx.refusals.log(ctx.id, peer, "recorder failed", 0);
+        return;
+    }
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY on a client socket");
     }
-    let n = ctx.next_session.get();
-    ctx.next_session.set(n + 1);
     let listener = &ctx.shared.config.listeners[spec];
     // A listener with one target knows it now; a shared postgres listener
     // learns it from the start-up message.
@@ -263,7 +275,7 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         _ => Rc::from("-"),
     };
     let entry = Rc::new(SessionEntry {
-        id: SessionId::new(ctx.shared.boot, ctx.id, n),
+        id: ctx.ids.next(),
         target: RefCell::new(target_name),
         client: peer,
         started: SystemTime::now(),
