@@ -198,9 +198,7 @@ fn readiness(control: &crate::engine::Control, recorders: &[ShardRecorder]) -> V
     let listening = control.list_sessions_ok();
     let recorder_ok = recorders.iter().all(ShardRecorder::is_healthy);
     let snapshot = control.shared().current_snapshot();
-    let keys = snapshot
-        .identity
-        .wait_for_keys(Duration::ZERO);
+    let keys = snapshot.identity.wait_for_keys(Duration::ZERO);
     vec![
         ReadyCheck {
             name: "listeners".into(),
@@ -236,7 +234,10 @@ impl AdminAuth for TokenAuth {
         let snapshot = self.control.shared().current_snapshot();
         let service: &Arc<IdentityService> = &snapshot.identity;
         let key = Arc::as_ptr(service) as usize;
-        let mut slot = self.cache.lock().map_err(|_| "internal error".to_string())?;
+        let mut slot = self
+            .cache
+            .lock()
+            .map_err(|_| "internal error".to_string())?;
         if slot.as_ref().is_none_or(|(k, _)| *k != key) {
             *slot = Some((key, service.new_cache()));
         }
@@ -344,7 +345,10 @@ struct ConfigReloader {
 
 impl Reloader for ConfigReloader {
     fn reload(&self) -> Result<String, String> {
-        let _one_at_a_time = self.lock.lock().map_err(|_| "reload in progress".to_string())?;
+        let _one_at_a_time = self
+            .lock
+            .lock()
+            .map_err(|_| "reload in progress".to_string())?;
         reload(&self.path, &self.control)
     }
 }

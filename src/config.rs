@@ -576,7 +576,8 @@ impl Validator<'_> {
             None | Some("batch") => Durability::Batch,
             Some("always") => Durability::Always,
             Some("interval") => Durability::Interval(
-                raw.durability_interval.unwrap_or(Duration::from_millis(100)),
+                raw.durability_interval
+                    .unwrap_or(Duration::from_millis(100)),
             ),
             Some(other) => {
                 return Err(self.invalid(

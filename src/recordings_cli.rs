@@ -107,9 +107,15 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
     match cmd {
         RecordingsCommand::List { filter, json } => {
             let dir = RecordingDir::open(&filter.dir);
-            let sessions = dir.list_sessions(&filter.filter()).map_err(|e| e.to_string())?;
+            let sessions = dir
+                .list_sessions(&filter.filter())
+                .map_err(|e| e.to_string())?;
             if !json {
-                let _ = writeln!(out, "{:<16}  {:<27}  {:<24}  {:<16}  CLIENT", "SESSION", "STARTED", "IDENTITY", "TARGET");
+                let _ = writeln!(
+                    out,
+                    "{:<16}  {:<27}  {:<24}  {:<16}  CLIENT",
+                    "SESSION", "STARTED", "IDENTITY", "TARGET"
+                );
             }
             for s in sessions {
                 if json {
@@ -155,12 +161,20 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             let tty = std::io::stderr().is_terminal();
             let mut progress = |p: tollgate_recorder::Progress| {
                 if tty {
-                    let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(100);
+                    let pct = (p.bytes_done * 100)
+                        .checked_div(p.bytes_total)
+                        .unwrap_or(100);
                     eprint!("\r{pct:>3}%  {} records", p.records);
                 }
             };
             let summary = dir
-                .export(selection, &filter.filter(), &mut out, Some(&mut progress), Some(&mut decoder))
+                .export(
+                    selection,
+                    &filter.filter(),
+                    &mut out,
+                    Some(&mut progress),
+                    Some(&mut decoder),
+                )
                 .map_err(|e| e.to_string())?;
             if tty {
                 eprintln!("\rexported {} records", summary.records);
@@ -182,7 +196,8 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                 Some(k) => Some(tollgate_recorder::load_public_key(&k).map_err(|e| e.to_string())?),
                 None => None,
             };
-            let report = tollgate_recorder::verify(&dir, key.as_deref()).map_err(|e| e.to_string())?;
+            let report =
+                tollgate_recorder::verify(&dir, key.as_deref()).map_err(|e| e.to_string())?;
             let _ = writeln!(out, "{report}");
             Ok(if report.problems.is_empty() {
                 ExitCode::SUCCESS
@@ -192,7 +207,12 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
         }
         RecordingsCommand::Keygen { private, public } => {
             tollgate_recorder::keygen(&private, &public).map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "private key: {}\npublic key:  {}", private.display(), public.display());
+            let _ = writeln!(
+                out,
+                "private key: {}\npublic key:  {}",
+                private.display(),
+                public.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

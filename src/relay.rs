@@ -19,7 +19,9 @@ use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
+use crate::recording::SessionRecording;
 use crate::tls::{Conn, ReadHalf, WriteHalf, close_socket};
+use tollgate_recorder::{SessionEnd, SessionStart};
 
 /// How a relayed session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,7 @@ pub enum EndReason {
     ClientError,
     UpstreamError,
     IdleTimeout,
+    RecorderFailed,
     Killed(crate::engine::KillReason),
 }
 
@@ -39,6 +42,7 @@ impl EndReason {
             EndReason::ClientError => "client error",
             EndReason::UpstreamError => "upstream error",
             EndReason::IdleTimeout => "idle timeout",
+            EndReason::RecorderFailed => "recorder failed",
             EndReason::Killed(crate::engine::KillReason::Shutdown) => "shutdown",
             EndReason::Killed(crate::engine::KillReason::Admin) => "killed by admin",
             EndReason::Killed(crate::engine::KillReason::Revoked) => "identity revoked",
@@ -140,16 +144,46 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let reason = relay(
-        ctx,
-        target,
-        entry,
-        client_conn,
-        Conn::plain(upstream.clone()),
-    )
-    .await;
+    let recording = SessionRecording::new(ctx.recorder(), entry);
+    let identity = entry.identity.borrow().clone();
+    let start = SessionStart {
+        subject: identity.as_ref().map_or("-".into(), |i| i.subject.clone()),
+        groups: identity.as_ref().map_or(Vec::new(), |i| i.groups.clone()),
+        issuer: identity.as_ref().map(|i| i.issuer.clone()),
+        target: target.name.clone(),
+        client_addr: Some(entry.client.to_string()),
+        tls_version: client_conn.tls_summary(),
+        protocol: Some("tcp".into()),
+        ..Default::default()
+    };
+    let reason = match recording.start(start).await {
+        Ok(()) => {
+            relay(
+                ctx,
+                target,
+                entry,
+                client_conn,
+                Conn::plain(upstream.clone()),
+                &recording,
+            )
+            .await
+        }
+        Err(e) => {
+            warn!(session = %entry.id, error = %e, "cannot record: session refused");
+            EndReason::RecorderFailed
+        }
+    };
     close(&client);
     close(&upstream);
+    let end = SessionEnd {
+        reason: reason.as_str().into(),
+        bytes_client_to_target: entry.bytes_up.get(),
+        bytes_target_to_client: entry.bytes_down.get(),
+        duration_ns: started.elapsed().as_nanos() as u64,
+    };
+    if let Err(e) = recording.end(end).await {
+        warn!(session = %entry.id, error = %e, "session end not recorded");
+    }
     info!(
         shard = ctx.id,
         session = %entry.id,
@@ -168,6 +202,7 @@ async fn relay(
     entry: &SessionEntry,
     client: Conn,
     upstream: Conn,
+    recording: &SessionRecording,
 ) -> EndReason {
     let last_activity = Cell::new(Instant::now());
     let buf = ctx.shared.config.engine.buffer_size;
@@ -177,6 +212,7 @@ async fn relay(
     let up = pump(
         client_r,
         up_w,
+        recording,
         ReadSide::Client,
         buf,
         &last_activity,
@@ -186,6 +222,7 @@ async fn relay(
     let down = pump(
         up_r,
         client_w,
+        recording,
         ReadSide::Upstream,
         buf,
         &last_activity,
@@ -224,6 +261,7 @@ async fn relay(
 enum Side {
     Read(ReadSide),
     Write(ReadSide),
+    Recorder,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -239,6 +277,7 @@ impl Side {
             Side::Read(ReadSide::Upstream) | Side::Write(ReadSide::Upstream) => {
                 EndReason::UpstreamError
             }
+            Side::Recorder => EndReason::RecorderFailed,
         }
     }
 }
@@ -250,6 +289,7 @@ impl Side {
 async fn pump(
     mut from: ReadHalf,
     mut to: WriteHalf,
+    recording: &SessionRecording,
     from_side: ReadSide,
     buf_size: usize,
     last_activity: &Cell<Instant>,
@@ -274,7 +314,19 @@ async fn pump(
             }
         };
         last_activity.set(Instant::now());
-        if let Err(e) = to.write_all(buf.split().freeze()).await {
+        let data = buf.split().freeze();
+        // Recorded before it is forwarded: nothing reaches a peer unrecorded.
+        if recording.enabled() {
+            let rec = match from_side {
+                ReadSide::Client => recording.client_data(data.clone()).await,
+                ReadSide::Upstream => recording.target_data(data.clone()).await,
+            };
+            if let Err(e) = rec {
+                warn!(error = %e, "recorder failed: ending the session");
+                return Err(Side::Recorder);
+            }
+        }
+        if let Err(e) = to.write_all(data).await {
             debug!(error = %e, "relay write failed");
             return Err(Side::Write(to_side));
         }

@@ -191,7 +191,7 @@ fn metrics(state: &AdminState) -> Reply {
 
 fn kill(state: &AdminState, who: &Principal, id: &str) -> Reply {
     let Ok(sid) = id.parse::<SessionId>() else {
-        return Reply::error(400, format!("{id:?} is not a session id (32 hex digits)"));
+        return Reply::error(400, format!("{id:?} is not a session id (16 hex digits)"));
     };
     let n = state
         .control

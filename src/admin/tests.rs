@@ -86,7 +86,7 @@ impl AuditSink for FakeAudit {
     }
 }
 
-const S1: &str = "0000000000000001000000000000002a";
+const S1: &str = "000000010100002a";
 const S2: &str = "0000000000000001000000000000002b";
 
 struct Fixture {

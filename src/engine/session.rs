@@ -25,7 +25,9 @@ pub const MAX_SHARDS: usize = 256;
 impl SessionId {
     pub fn new(prefix: u32, shard: usize, counter: u32) -> SessionId {
         SessionId(
-            (u64::from(prefix) << 32) | (((shard & 0xff) as u64) << 24) | u64::from(counter & 0xff_ffff),
+            (u64::from(prefix) << 32)
+                | (((shard & 0xff) as u64) << 24)
+                | u64::from(counter & 0xff_ffff),
         )
     }
 
@@ -55,7 +57,8 @@ impl SessionIds {
         let n = self.next.get();
         if n > 0xff_ffff {
             // A new block: a later second than the last one.
-            self.prefix.set(unix_secs().max(self.prefix.get().wrapping_add(1)));
+            self.prefix
+                .set(unix_secs().max(self.prefix.get().wrapping_add(1)));
             self.next.set(1);
             return SessionId::new(self.prefix.get(), self.shard, 0);
         }
@@ -270,7 +273,10 @@ mod tests {
         let c = ids.next();
         assert!(a != b && b != c && a != c);
         assert_eq!(c.shard(), 3);
-        assert!(c.0 >> 32 > a.0 >> 32, "a wrapped counter starts a later prefix");
+        assert!(
+            c.0 >> 32 > a.0 >> 32,
+            "a wrapped counter starts a later prefix"
+        );
     }
 
     #[test]

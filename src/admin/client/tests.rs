@@ -114,7 +114,7 @@ struct Live {
 
 fn live() -> Live {
     let control = Arc::new(FakeControl::with(&[
-        ("0000000000000001000000000000002a", "ci-job"),
+        ("000000010100002a", "ci-job"),
         ("0000000000000001000000000000002b", "etl"),
     ]));
     let broker = Broker::new(
@@ -182,9 +182,9 @@ fn sessions_list_and_kill() {
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["sessions"].as_array().unwrap().len(), 2);
     let kill = |id: &str| AdminCommand::Sessions(SessionsCommand::Kill { id: id.into() });
-    let text = run(&l, kill("0000000000000001000000000000002a"), None, false).unwrap();
+    let text = run(&l, kill("000000010100002a"), None, false).unwrap();
     assert_eq!(text, "ended 1 session(s)\n");
-    match run(&l, kill("0000000000000001000000000000002a"), None, false) {
+    match run(&l, kill("000000010100002a"), None, false) {
         Err(ClientError::Api {
             status: 404,
             message,
