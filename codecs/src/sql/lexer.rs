@@ -485,13 +485,11 @@ impl Lexer<'_, '_> {
         let mut i = start;
         while i < len {
             let b = self.sql[i];
-            if class(b) & IDENT_CONT != 0 && b != b'$' || b == b'.' {
-                i += 1;
-            } else if (b == b'+' || b == b'-')
+            let exponent_sign = (b == b'+' || b == b'-')
                 && matches!(self.sql[i - 1], b'e' | b'E')
                 && self.at(i + 1).is_ascii_digit()
-                && !self.sql[start..i].starts_with(b"0x")
-            {
+                && !self.sql[start..i].starts_with(b"0x");
+            if (class(b) & IDENT_CONT != 0 && b != b'$') || b == b'.' || exponent_sign {
                 i += 1;
             } else {
                 break;
@@ -556,6 +554,7 @@ impl Lexer<'_, '_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
