@@ -513,6 +513,8 @@ impl Pass<'_> {
         let next = self.kw(i + 1, end);
         let (object, len) = match self.kw(i, end) {
             Kw::Database | Kw::Databases => (O::Database, 1),
+            // In MySQL a schema is a database.
+            Kw::Schema | Kw::Schemas if self.mysql => (O::Database, 1),
             Kw::Schema | Kw::Schemas => (O::Schema, 1),
             Kw::Table | Kw::Tables => (O::Table, 1),
             Kw::Index => (O::Index, 1),

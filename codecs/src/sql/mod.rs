@@ -7,6 +7,7 @@ mod head;
 pub mod keywords;
 pub mod lexer;
 pub mod normalize;
+pub mod selector;
 
 pub use class::{Flags, ObjectKind, StatementClass};
 pub use classify::{
@@ -15,3 +16,4 @@ pub use classify::{
 pub use keywords::Kw;
 pub use lexer::{Dialect, LexError, MySqlMode, PgMode, Token, TokenKind, tokenize};
 pub use normalize::{decode_string, write_normalized};
+pub use selector::{Feature, Selector};
