@@ -1,28 +1,73 @@
 //! SQL keyword recognition: maps a word token to a `Kw` without allocating.
 //!
-//! The lexer looks up every bare word once. A word is folded to lowercase
-//! and packed into a `u128` (at most 16 bytes; identifier bytes are never 0,
-//! so the length is implicit), and a single `match` on that integer picks the
-//! keyword: LLVM turns it into a binary search over constants, a few compares
-//! per word instead of one `memcmp` per keyword.
+//! The lexer looks up every bare word once, so this is on the hot path. A
+//! word of at most 16 bytes is loaded as one little-endian `u128`, folded to
+//! lowercase with a single OR (every identifier byte is a letter, a digit,
+//! `_` or `$`, and OR 0x20 lowercases letters while keeping the others
+//! distinct), hashed, and looked up in an open-addressing table built at
+//! compile time: one multiply and usually one compare per word.
 
-/// Packs up to 16 lowercase ASCII bytes little-endian; anything longer or
-/// non-ASCII packs to 0, which no keyword uses.
-const fn pack(text: &[u8]) -> u128 {
-    if text.len() > 16 {
-        return 0;
+/// Identifier bytes are never 0, so the packed form implies the length.
+const fn fold_mask(len: usize) -> u128 {
+    let mut mask = 0u128;
+    let mut i = 0;
+    while i < len {
+        mask |= 0x20 << (8 * i);
+        i += 1;
     }
+    mask
+}
+
+const fn keep_mask(len: usize) -> u128 {
+    if len >= 16 {
+        u128::MAX
+    } else {
+        (1u128 << (8 * len)) - 1
+    }
+}
+
+/// `fold_mask(len)` and `keep_mask(len)` for len 0..=16, so the hot path
+/// does a table load instead of a loop.
+const FOLD: [u128; 17] = {
+    let mut t = [0u128; 17];
+    let mut len = 0;
+    while len <= 16 {
+        t[len] = fold_mask(len);
+        len += 1;
+    }
+    t
+};
+
+const KEEP: [u128; 17] = {
+    let mut t = [0u128; 17];
+    let mut len = 0;
+    while len <= 16 {
+        t[len] = keep_mask(len);
+        len += 1;
+    }
+    t
+};
+
+const HIGH_BITS: u128 = 0x8080_8080_8080_8080_8080_8080_8080_8080;
+
+/// Packs and folds a keyword's text at compile time.
+const fn pack(text: &[u8]) -> u128 {
     let mut packed = 0u128;
     let mut i = 0;
     while i < text.len() {
-        let b = text[i];
-        if b >= 0x80 {
-            return 0;
-        }
-        packed |= (b.to_ascii_lowercase() as u128) << (8 * i);
+        packed |= ((text[i] | 0x20) as u128) << (8 * i);
         i += 1;
     }
     packed
+}
+
+const TABLE_BITS: u32 = 9;
+const TABLE_SIZE: usize = 1 << TABLE_BITS;
+
+#[inline]
+const fn slot(key: u128) -> usize {
+    let x = (key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - TABLE_BITS)) as usize
 }
 
 macro_rules! keywords {
@@ -36,22 +81,9 @@ macro_rules! keywords {
             $($name,)*
         }
 
-        #[allow(non_upper_case_globals)]
-        mod packed {
-            $(pub const $name: u128 = super::pack($text);)*
-        }
+        const KEYWORDS: &[(&[u8], Kw)] = &[$(($text, Kw::$name),)*];
 
         impl Kw {
-            /// The keyword a word spells (case-insensitively), or `Kw::None`.
-            #[inline]
-            pub fn lookup(word: &[u8]) -> Kw {
-                match pack(word) {
-                    0 => Kw::None,
-                    $(packed::$name => Kw::$name,)*
-                    _ => Kw::None,
-                }
-            }
-
             /// The keyword's lowercase spelling (`""` for `None`).
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -64,6 +96,82 @@ macro_rules! keywords {
             }
         }
     };
+}
+
+/// Folded keys (0 marks an empty slot) and, in parallel, their keywords;
+/// split so the probed array stays small (8 KiB).
+static TABLE: ([u128; TABLE_SIZE], [Kw; TABLE_SIZE]) = {
+    let mut keys = [0u128; TABLE_SIZE];
+    let mut kws = [Kw::None; TABLE_SIZE];
+    let mut k = 0;
+    while k < KEYWORDS.len() {
+        let (text, kw) = KEYWORDS[k];
+        assert!(text.len() >= 2 && text.len() <= 16, "keyword length");
+        let key = pack(text);
+        let mut i = slot(key);
+        while keys[i] != 0 {
+            assert!(keys[i] != key, "duplicate keyword");
+            i = (i + 1) % TABLE_SIZE;
+        }
+        keys[i] = key;
+        kws[i] = kw;
+        k += 1;
+    }
+    (keys, kws)
+};
+
+impl Kw {
+    /// The keyword a word spells (case-insensitively), or `Kw::None`.
+    /// `word` must consist of identifier bytes, as the lexer's words do.
+    #[inline]
+    pub fn lookup(word: &[u8]) -> Kw {
+        let len = word.len();
+        if !(2..=16).contains(&len) {
+            return Kw::None;
+        }
+        let mut buf = [0u8; 16];
+        buf[..len].copy_from_slice(word);
+        Kw::find(u128::from_le_bytes(buf), len)
+    }
+
+    /// `lookup(&sql[start..end])`, loading 16 bytes at once when the input
+    /// has them.
+    #[inline]
+    pub fn lookup_in(sql: &[u8], start: usize, end: usize) -> Kw {
+        let len = end.wrapping_sub(start);
+        // No keyword has one letter (aliases like `u`, `o` are common).
+        if !(2..=16).contains(&len) {
+            return Kw::None;
+        }
+        match sql.get(start..start + 16) {
+            Some(bytes) => {
+                let mut buf = [0u8; 16];
+                buf.copy_from_slice(bytes);
+                Kw::find(u128::from_le_bytes(buf) & KEEP[len], len)
+            }
+            None => sql.get(start..end).map_or(Kw::None, Kw::lookup),
+        }
+    }
+
+    #[inline]
+    fn find(raw: u128, len: usize) -> Kw {
+        if raw & HIGH_BITS != 0 {
+            return Kw::None;
+        }
+        let key = raw | FOLD[len];
+        let (keys, kws) = &TABLE;
+        let mut i = slot(key);
+        loop {
+            let k = keys[i];
+            if k == key {
+                return kws[i];
+            }
+            if k == 0 {
+                return Kw::None;
+            }
+            i = (i + 1) % TABLE_SIZE;
+        }
+    }
 }
 
 keywords! {
@@ -152,6 +260,24 @@ mod tests {
         assert_eq!(Kw::lookup(b"a_very_long_identifier_name"), Kw::None);
         // 16 bytes is the longest packable word; one more never matches.
         assert_eq!(Kw::lookup(b"selectselectselec"), Kw::None);
+    }
+
+    #[test]
+    fn every_keyword_is_found_anywhere_in_the_input() {
+        for &(text, kw) in KEYWORDS {
+            let upper = text.to_ascii_uppercase();
+            assert_eq!(Kw::lookup(&upper), kw);
+            // Followed by more input (16-byte load) and at the very end.
+            let mut sql = b"x ".to_vec();
+            sql.extend_from_slice(&upper);
+            let end = sql.len();
+            assert_eq!(Kw::lookup_in(&sql, 2, end), kw);
+            sql.extend_from_slice(b" abcdefghijklmnopqrstuvwxyz");
+            assert_eq!(Kw::lookup_in(&sql, 2, end), kw);
+            // A prefix or a longer word is not the keyword.
+            assert_ne!(Kw::lookup_in(&sql, 2, end - 1), kw);
+            assert_ne!(Kw::lookup_in(&sql, 2, end + 1), kw);
+        }
     }
 
     #[test]

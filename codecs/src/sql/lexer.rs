@@ -164,6 +164,15 @@ fn class(b: u8) -> u8 {
     CLASS[b as usize]
 }
 
+/// Length of the prefix of `bytes` whose bytes all have a `bits` class.
+#[inline]
+fn scan_while(bytes: &[u8], bits: u8) -> usize {
+    bytes
+        .iter()
+        .position(|&b| class(b) & bits == 0)
+        .unwrap_or(bytes.len())
+}
+
 /// Splits `sql` into tokens appended to `out` (cleared first).
 pub fn tokenize(sql: &[u8], dialect: Dialect, out: &mut Vec<Token>) -> Result<(), LexError> {
     out.clear();
@@ -277,9 +286,8 @@ impl Lexer<'_, '_> {
     fn skip_space_and_comments(&mut self) -> bool {
         let len = self.sql.len();
         loop {
-            while self.pos < len && class(self.sql[self.pos]) & SPACE != 0 {
-                self.pos += 1;
-            }
+            let rest = self.sql.get(self.pos..).unwrap_or_default();
+            self.pos += scan_while(rest, SPACE);
             if self.pos >= len {
                 return true;
             }
@@ -500,11 +508,8 @@ impl Lexer<'_, '_> {
     }
 
     fn word(&mut self, start: usize) {
-        let len = self.sql.len();
-        let mut i = start + 1;
-        while i < len && class(self.sql[i]) & IDENT_CONT != 0 {
-            i += 1;
-        }
+        let rest = self.sql.get(start + 1..).unwrap_or_default();
+        let i = start + 1 + scan_while(rest, IDENT_CONT);
         let next = self.at(i);
         if i == start + 1 {
             let first = self.sql[start].to_ascii_lowercase();
@@ -526,7 +531,7 @@ impl Lexer<'_, '_> {
             }
         }
         self.pos = i;
-        let kw = Kw::lookup(&self.sql[start..i]);
+        let kw = Kw::lookup_in(self.sql, start, i);
         self.push(start, i, TokenKind::Word, kw);
     }
 
