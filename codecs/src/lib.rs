@@ -2,3 +2,4 @@
 
 pub mod http;
 pub mod pg;
+pub mod sql;
