@@ -105,6 +105,8 @@ struct RawTarget {
     access: Option<AccessConfig>,
     /// Result masking.
     masking: Option<MaskingConfig>,
+    /// Command rules.
+    policy: Option<crate::policy::rules::PolicyConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +218,8 @@ pub struct TargetConfig {
     /// Who may use this target; empty admits nobody.
     pub access: AccessConfig,
     pub masking: Option<MaskingConfig>,
+    /// Command rules (the default blocks what cannot be classified).
+    pub policy: crate::policy::rules::PolicyConfig,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
@@ -807,6 +811,10 @@ impl Validator<'_> {
                 return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
             }
         }
+        let policy = raw.policy.unwrap_or_default();
+        if let Err(e) = policy.validate() {
+            return Err(self.invalid(&at("policy"), &field("policy"), &e.to_string()));
+        }
         let upstream_tls = raw.upstream_tls.map(|u| UpstreamTls {
             mode: u.mode,
             ca_file: u.ca_file,
@@ -829,6 +837,7 @@ impl Validator<'_> {
             upstream_tls,
             access,
             masking: raw.masking,
+            policy,
         })
     }
 }
@@ -1186,6 +1195,20 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(e.contains("t.toml:2: recorder.durability"), "{e}");
         let e = err(&format!("[recorder]\nblock_size = 0\n{OK}"));
         assert!(e.contains("recorder.block_size"), "{e}");
+    }
+
+    #[test]
+    fn policy_is_validated_in_place() {
+        let c = parse(PG).unwrap();
+        assert_eq!(
+            c.targets[0].policy,
+            crate::policy::rules::PolicyConfig::default()
+        );
+        let e = err(&format!(
+            "{PG}[[target.policy.rules]]\nname = \"x\"\naction = \"block\"\nclasses = [\"no_such_class\"]\n"
+        ));
+        assert!(e.contains("target[0].policy"), "{e}");
+        assert!(e.contains("no_such_class"), "{e}");
     }
 
     #[test]

@@ -362,6 +362,11 @@ impl Policy {
         })
     }
 
+    /// The action for statements that cannot be classified.
+    pub fn unclassified_action(&self) -> ActionKind {
+        self.unclassified
+    }
+
     pub fn rule_count(&self) -> usize {
         self.rules.len()
     }
