@@ -617,6 +617,30 @@ struct UpstreamSide<'a> {
     last_activity: &'a std::cell::Cell<Instant>,
 }
 
+/// The error our injected statement raised, without the PL/pgSQL context,
+/// routine, file and line the server attaches (they describe the gateway's
+/// `DO` block, not the client's statement). `None` for any other error.
+fn ours_without_context(body: &[u8]) -> Option<Bytes> {
+    let e = pg::ErrorResponse::parse_body(tag::ERROR_RESPONSE, body).ok()?;
+    if e.code()? != b"42501" || !e.field(b'D')?.starts_with(b"blocked by tollgate rule") {
+        return None;
+    }
+    let mut b = BytesMut::with_capacity(body.len() + 5);
+    b.extend_from_slice(&[tag::ERROR_RESPONSE, 0, 0, 0, 0]);
+    for (code, value) in e.fields() {
+        if matches!(code, b'W' | b'R' | b'F' | b'L' | b'p' | b'q') {
+            continue;
+        }
+        b.extend_from_slice(&[code]);
+        b.extend_from_slice(value);
+        b.extend_from_slice(&[0]);
+    }
+    b.extend_from_slice(&[0]);
+    let len = u32::try_from(b.len() - 1).ok()?;
+    b[1..5].copy_from_slice(&len.to_be_bytes());
+    Some(b.freeze())
+}
+
 /// Whether the ParameterStatus frames in `greeting` set `name` to `value`.
 fn param_is(greeting: &[u8], name: &[u8], value: &[u8]) -> bool {
     let mut buf = BytesMut::from(greeting);
@@ -748,6 +772,13 @@ impl UpstreamSide<'_> {
                     tag::BIND_COMPLETE => {
                         binds_seen += 1;
                         self.injected(batch, |i| i.binds_before + 1 == binds_seen)
+                    }
+                    tag::ERROR_RESPONSE => {
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        match ours_without_context(body) {
+                            Some(b) => Action::Replace(b),
+                            None => Action::Keep,
+                        }
                     }
                     tag::PARAMETER_STATUS => {
                         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
