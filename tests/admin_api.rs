@@ -101,8 +101,16 @@ fn setup(config: AdminConfig) -> Setup {
         tcp_target("echo", port, echo.addr, "")
     );
     let cfg = Config::parse(&text, Path::new("admin-test.toml")).unwrap();
-    let engine = Engine::start(Arc::new(cfg)).unwrap();
+    let shards = cfg.engine.shards;
+    let snapshot = tollgate::snapshot::Snapshot::build(Arc::new(cfg)).unwrap();
     let broker = Broker::new(config.broker_config(), None).unwrap();
+    let engine = Engine::start(tollgate::engine::EngineParts {
+        snapshot: Arc::new(snapshot),
+        recorders: Vec::new(),
+        broker: broker.clone(),
+        metrics: Arc::new(tollgate::metrics::Metrics::new(shards)),
+    })
+    .unwrap();
     let reloads = Arc::new(AtomicUsize::new(0));
     let r = reloads.clone();
     let audit = Arc::new(CountingAudit::default());
