@@ -806,10 +806,10 @@ impl Validator<'_> {
         if let Err(e) = crate::identity::AccessPolicy::compile(&access, &field("access")) {
             return Err(self.invalid(&at("access"), &field("access"), &e.to_string()));
         }
-        if let Some(m) = &raw.masking {
-            if let Err(e) = m.validate() {
-                return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
-            }
+        if let Some(m) = &raw.masking
+            && let Err(e) = m.validate()
+        {
+            return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
         }
         let policy = raw.policy.unwrap_or_default();
         if let Err(e) = policy.validate() {

@@ -4,6 +4,8 @@
 //! policy, the per-protocol session glue and the command-line front end.
 //! See `../shared/DESIGN.md` (the product) and `README.md` (how to run it).
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod admin;
 pub mod app;
 pub mod approvals;

@@ -181,8 +181,7 @@ fn corpus(file: &str) -> Vec<(String, String)> {
     .unwrap();
     let mut cases = Vec::new();
     let mut cur: Option<(String, bool, String)> = None;
-    let mut flush = |cur: &mut Option<(String, bool, String)>,
-                     cases: &mut Vec<(String, String)>| {
+    let flush = |cur: &mut Option<(String, bool, String)>, cases: &mut Vec<(String, String)>| {
         if let Some((expect, esc, mut sql)) = cur.take() {
             if sql.ends_with('\n') {
                 sql.pop();

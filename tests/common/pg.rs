@@ -95,7 +95,10 @@ impl Cluster {
             log = log.display(),
             dir = dir.display(),
         );
-        Command::new("su")
+        // The watchdog outlives this call by design (it stops the cluster
+        // when the test process exits), so it is never waited for.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = Command::new("su")
             .args(["postgres", "-s", "/bin/sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
