@@ -357,3 +357,114 @@ fn psycopg_pipeline_through_the_gateway() {
     assert_eq!(out, "(50, 49)");
     assert_eq!(g.direct("select count(*) from items"), "50");
 }
+
+#[test]
+fn upstream_tls_is_verified_and_scram_binds_to_the_channel() {
+    let ca = common::pg::cluster().ca.clone();
+    let g = PgGateway::builder()
+        .tables(&format!(
+            "[target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\nserver_name = \"localhost\"\n",
+            ca.display()
+        ))
+        .start("uptls");
+    let t = g.token("ci-job", "ci", "10m");
+    let (ok, out, err) = g.psql(
+        &t,
+        "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+    );
+    assert!(ok, "{err}\n{}", g.gw.log_text());
+    assert_eq!(out, "t", "the upstream connection is not encrypted");
+    let opened = g.gw.log_events("session opened");
+    assert_eq!(
+        opened[0]["upstream_auth"], "scram-sha-256-plus",
+        "{opened:?}"
+    );
+    // A name the server's certificate does not carry is refused.
+    let wrong = PgGateway::builder()
+        .tables(&format!(
+            "[target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\nserver_name = \"db.example.com\"\n",
+            ca.display()
+        ))
+        .start("uptlsbad");
+    let t = wrong.token("ci-job", "ci", "10m");
+    let (ok, _, err) = wrong.psql(&t, "select 1");
+    assert!(!ok);
+    assert!(err.contains("could not log in to the target"), "{err}");
+    assert!(
+        wrong.gw.log_text().contains("upstream TLS"),
+        "{}",
+        wrong.gw.log_text()
+    );
+}
+
+#[test]
+fn an_md5_upstream_role_logs_in_too() {
+    let c = common::pg::cluster();
+    // pg_hba.conf sends md5user through md5.
+    c.sql(
+        "postgres",
+        "set password_encryption = 'md5'; create role md5user login password 'md5-secret-1'",
+    );
+    c.sql("postgres", "create database db_md5 owner md5user");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    assert!(
+        Command::new(tollgate_bin())
+            .args(["token", "keygen", "--dir"])
+            .arg(&keys)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(dir.path().join("pw"), "md5-secret-1").unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "[[identity.issuer]]\nname = \"t\"\nissuer = \"{iss}\"\naudience = [\"{aud}\"]\njwks_file = \"{jwks}\"\n\
+         [[target]]\nname = \"db_md5\"\nprotocol = \"postgres\"\nlisten = [\"127.0.0.1:{port}\"]\nupstream = \"127.0.0.1:{up}\"\n\
+         [target.credential]\nuser = \"md5user\"\npassword_file = \"{pw}\"\n[target.access]\ngroups = [\"ci\"]\n",
+        iss = common::pggw::ISS,
+        aud = common::pggw::AUD,
+        jwks = keys.join("tollgate-dev-jwks.json").display(),
+        up = c.port,
+        pw = dir.path().join("pw").display(),
+    );
+    let cfg_path = dir.path().join("t.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let gw = Gateway::spawn_in(dir, cfg_path);
+    gw.wait_ready();
+    let token = String::from_utf8(
+        Command::new(tollgate_bin())
+            .args(["token", "mint", "--key"])
+            .arg(keys.join("tollgate-dev-key.pem"))
+            .args([
+                "--sub",
+                "ci-job",
+                "--groups",
+                "ci",
+                "--aud",
+                common::pggw::AUD,
+                "--iss",
+                common::pggw::ISS,
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "select current_user"])
+        .arg(format!(
+            "host=127.0.0.1 port={port} dbname=db_md5 user=ci-job sslmode=disable"
+        ))
+        .env("PGPASSWORD", token.trim())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.log_text()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "md5user");
+    assert_eq!(gw.log_events("session opened")[0]["upstream_auth"], "md5");
+}
