@@ -468,3 +468,55 @@ fn an_md5_upstream_role_logs_in_too() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "md5user");
     assert_eq!(gw.log_events("session opened")[0]["upstream_auth"], "md5");
 }
+
+#[test]
+fn an_upstream_that_dies_mid_query_gives_the_client_an_error_and_others_carry_on() {
+    let g = PgGateway::start("updies");
+    let t = g.token("ci-job", "ci", "10m");
+    let live = g.psql_spawn(&t, "select pg_sleep(60)");
+    assert_eventually!(
+        g.direct("select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'")
+            == "1",
+        Duration::from_secs(15),
+        "the long query never started"
+    );
+    // The server's own FATAL passes through unchanged.
+    g.direct("select pg_terminate_backend(pid) from pg_stat_activity where query = 'select pg_sleep(60)'");
+    let out = live.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("terminating connection due to administrator command"),
+        "{err}"
+    );
+    assert!(g.psql(&t, "select 'others carry on'").0);
+}
+
+#[test]
+fn a_newer_protocol_minor_is_negotiated_down() {
+    let g = PgGateway::start("negotiate");
+    let mut w = Wire::connect(g.port);
+    let mut b = bytes::BytesMut::new();
+    tollgate_codecs::pg::encode_startup_message(
+        &mut b,
+        2,
+        [
+            ("user", "ci-job"),
+            ("database", g.db.as_str()),
+            ("_pq_.future_option", "on"),
+        ],
+    )
+    .unwrap();
+    w.send_raw(&b);
+    let v = w.recv().unwrap();
+    assert_eq!(v.tag, b'v', "{v:?}");
+    assert_eq!(
+        &v.body[..4],
+        &0u32.to_be_bytes(),
+        "newest minor we speak is 0"
+    );
+    assert!(String::from_utf8_lossy(&v.body).contains("_pq_.future_option"));
+    assert_eq!(w.recv().unwrap().tag, b'R');
+    w.password(&g.token("ci-job", "ci", "10m"));
+    let msgs = w.until_ready();
+    assert!(error_of(&msgs).is_none(), "{msgs:?}");
+}

@@ -676,7 +676,18 @@ impl UpstreamSide<'_> {
         let mut binds_seen: u32 = 0;
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
-            self.reader.fill().await?;
+            if let Err(e) = self.reader.fill().await {
+                // The target went away (or spoke garbage) mid-session: tell
+                // the client in protocol terms before the connection closes.
+                let mut out = BytesMut::new();
+                fatal(
+                    &mut out,
+                    sqlstate::CONNECTION_FAILURE,
+                    "the target closed the connection unexpectedly",
+                );
+                let _ = self.writer.write_all(out.freeze()).await;
+                return Err(e);
+            }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
