@@ -106,18 +106,19 @@ say "a CI job gets a 10-minute token (the only secret it ever holds)"
 token=$("$tg" token mint --key "$work/issuer/tollgate-dev-key.pem" --sub ci-job-42 --groups ci --aud tollgate --ttl 10m)
 echo "${token:0:40}..."
 conn="host=127.0.0.1 port=$gwport dbname=payments user=ci-job-42 sslmode=disable"
+export PGPASSWORD="$token"   # libpq sends it as the password: the token is the secret
 
 say "an allowed query: the job's native psql, the token as its password"
-run env PGPASSWORD="$token" psql -X "$conn" -c "select id, name, current_user from customers order by id"
+run psql -X "$conn" -c "select id, name, current_user from customers order by id"
 
 say "a blocked DROP DATABASE (the session goes on)"
-PGPASSWORD="$token" psql -X "$conn" -v ON_ERROR_STOP=0 <<'SQL' || true
+psql -X "$conn" -v ON_ERROR_STOP=0 <<'SQL' || true
 drop database payments;
 select 'still connected' as status;
 SQL
 
 say "a masked column (ssn by name, email by content)"
-run env PGPASSWORD="$token" psql -X "$conn" -c "select name, email, ssn from customers order by id"
+run psql -X "$conn" -c "select name, email, ssn from customers order by id"
 echo "(the database still holds the clear values: $(psql_direct -d payments -Atc "select ssn from customers where id = 1"))"
 
 say "a wrong token never reaches PostgreSQL"
@@ -141,4 +142,4 @@ for line in sys.stdin:
             print("  error    %s %s" % (m["code"], m["message"]))
 '
 run "$tg" recordings verify --dir "$work/recordings"
-echo; echo "files: $work (removed when you delete it; processes stop now)"
+echo; echo "everything is under $work; tollgate and PostgreSQL stop now"
