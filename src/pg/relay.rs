@@ -441,26 +441,15 @@ impl ClientSide<'_> {
 
     /// Record, then send, what is ready for the upstream.
     async fn forward(&mut self, segments: &mut Vec<Bytes>) -> Result<(), SessionError> {
-        if segments.is_empty() {
-            return Ok(());
-        }
-        let n: usize = segments.iter().map(Bytes::len).sum();
-        if self.recording.enabled() {
-            for seg in segments.iter() {
-                self.recording
-                    .client_data(seg.clone())
-                    .await
-                    .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
-            }
-        }
-        self.entry
-            .bytes_up
-            .set(self.entry.bytes_up.get() + n as u64);
-        ShardStats::add(&self.ctx.stats().bytes_client_to_upstream, n as u64);
-        self.writer
-            .write_all_vectored(std::mem::take(segments))
-            .await
-            .map_err(SessionError::UpstreamIo)
+        forward(
+            &mut self.writer,
+            segments,
+            self.recording,
+            Peer::Upstream,
+            &self.entry.bytes_up,
+            &self.ctx.stats().bytes_client_to_upstream,
+        )
+        .await
     }
 
     /// Hold a statement for a reviewer; the answer as an allow or a block.
@@ -567,6 +556,40 @@ impl ClientSide<'_> {
         }
         Ok(())
     }
+}
+
+/// Record, count, then send the segments ready for one peer: nothing
+/// reaches a peer unrecorded, and a failed recorder ends the session.
+async fn forward(
+    writer: &mut WriteHalf,
+    segments: &mut Vec<Bytes>,
+    recording: &SessionRecording,
+    to: Peer,
+    session_bytes: &std::cell::Cell<u64>,
+    shard_bytes: &std::sync::atomic::AtomicU64,
+) -> Result<(), SessionError> {
+    if segments.is_empty() {
+        return Ok(());
+    }
+    let n: usize = segments.iter().map(Bytes::len).sum();
+    if recording.enabled() {
+        for seg in segments.iter() {
+            let r = match to {
+                Peer::Upstream => recording.client_data(seg.clone()).await,
+                Peer::Client => recording.target_data(seg.clone()).await,
+            };
+            r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
+        }
+    }
+    session_bytes.set(session_bytes.get() + n as u64);
+    ShardStats::add(shard_bytes, n as u64);
+    writer
+        .write_all_vectored(std::mem::take(segments))
+        .await
+        .map_err(|e| match to {
+            Peer::Upstream => SessionError::UpstreamIo(e),
+            Peer::Client => SessionError::ClientIo(e),
+        })
 }
 
 /// A statement as shown in logs, lists and records (bounded).
@@ -821,26 +844,16 @@ impl UpstreamSide<'_> {
             if pos > 0 {
                 segments.push(self.reader.buf.split_to(pos).freeze());
             }
-            if !segments.is_empty() {
-                let n: usize = segments.iter().map(Bytes::len).sum();
-                // Recorded as forwarded (after masking), before it is sent.
-                if self.recording.enabled() {
-                    for seg in &segments {
-                        self.recording
-                            .target_data(seg.clone())
-                            .await
-                            .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
-                    }
-                }
-                self.entry
-                    .bytes_down
-                    .set(self.entry.bytes_down.get() + n as u64);
-                ShardStats::add(&self.ctx.stats().bytes_upstream_to_client, n as u64);
-                self.writer
-                    .write_all_vectored(std::mem::take(&mut segments))
-                    .await
-                    .map_err(SessionError::ClientIo)?;
-            }
+            // Recorded as forwarded (after masking), before it is sent.
+            forward(
+                &mut self.writer,
+                &mut segments,
+                self.recording,
+                Peer::Client,
+                &self.entry.bytes_down,
+                &self.ctx.stats().bytes_upstream_to_client,
+            )
+            .await?;
             if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
             {
                 let n =
