@@ -101,13 +101,7 @@ fn unknown_database_is_3d000() {
 fn revocation_ends_a_live_session_and_refuses_the_next() {
     let g = PgGateway::start("revoke");
     let t = g.token_with("ci-job", "ci", "10m", Some("job-42"));
-    let mut live = g.psql_spawn(&t, "select pg_sleep(60)");
-    assert_eventually!(
-        g.direct("select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'")
-            == "1",
-        Duration::from_secs(15),
-        "the long query never started"
-    );
+    let mut live = g.psql_running(&t, "select pg_sleep(60)");
     let revoked_at = Instant::now();
     std::fs::write(
         &g.revocation_file,
@@ -184,13 +178,7 @@ fn rotated_upstream_password_needs_no_restart_and_live_sessions_continue() {
 fn ctrl_c_cancels_the_running_query() {
     let g = PgGateway::start("cancel");
     let t = g.token("ci-job", "ci", "10m");
-    let live = g.psql_spawn(&t, "select pg_sleep(60)");
-    assert_eventually!(
-        g.direct("select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'")
-            == "1",
-        Duration::from_secs(15),
-        "the long query never started"
-    );
+    let live = g.psql_running(&t, "select pg_sleep(60)");
     // psql sends a CancelRequest with the key the gateway gave it.
     let ok = Command::new("kill")
         .args(["-INT", &live.id().to_string()])
@@ -473,13 +461,7 @@ fn an_md5_upstream_role_logs_in_too() {
 fn an_upstream_that_dies_mid_query_gives_the_client_an_error_and_others_carry_on() {
     let g = PgGateway::start("updies");
     let t = g.token("ci-job", "ci", "10m");
-    let live = g.psql_spawn(&t, "select pg_sleep(60)");
-    assert_eventually!(
-        g.direct("select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'")
-            == "1",
-        Duration::from_secs(15),
-        "the long query never started"
-    );
+    let live = g.psql_running(&t, "select pg_sleep(60)");
     // The server's own FATAL passes through unchanged.
     g.direct("select pg_terminate_backend(pid) from pg_stat_activity where query = 'select pg_sleep(60)'");
     let out = live.wait_with_output().unwrap();

@@ -225,6 +225,22 @@ impl PgGateway {
             .unwrap()
     }
 
+    /// Start `sql` in a psql through the gateway and wait until the server
+    /// is running it.
+    pub fn psql_running(&self, token: &str, sql: &str) -> Child {
+        let child = self.psql_spawn(token, sql);
+        let probe = format!(
+            "select count(*) from pg_stat_activity where query = '{}'",
+            sql.replace('\'', "''")
+        );
+        crate::assert_eventually!(
+            self.direct(&probe) == "1",
+            std::time::Duration::from_secs(15),
+            "the query never started: {sql}"
+        );
+        child
+    }
+
     /// Direct SQL on this target's database, as the superuser.
     pub fn direct(&self, sql: &str) -> String {
         cluster().sql(&self.db, sql)
