@@ -35,6 +35,8 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(20);
 /// How often each thread checks for stuck requests and reports progress.
 const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Threads report more often than the line is printed, so it is never a second stale.
+const THREAD_REPORT_EVERY: Duration = Duration::from_millis(250);
 /// Latencies are recorded in µs; anything above an hour is clamped.
 const HIST_MAX_US: u64 = 3_600_000_000;
 
@@ -100,6 +102,10 @@ pub fn run(plan: Plan, mut on_progress: impl FnMut(&Progress)) -> anyhow::Result
 
     let start = gate.open();
     let warm_end = start + plan.warmup;
+    let deadline = match plan.stop {
+        Stop::After(duration) => Some(warm_end + duration),
+        Stop::Count(_) => None,
+    };
     let mut latest: Vec<Option<ThreadProgress>> = (0..plan.threads).map(|_| None).collect();
     let mut next_print = Instant::now() + PROGRESS_EVERY;
     loop {
@@ -114,7 +120,7 @@ pub fn run(plan: Plan, mut on_progress: impl FnMut(&Progress)) -> anyhow::Result
         let now = Instant::now();
         if plan.progress && now >= next_print {
             next_print = now + PROGRESS_EVERY;
-            on_progress(&merge_progress(&latest, now, start, warm_end));
+            on_progress(&merge_progress(&latest, now, start, warm_end, deadline));
         }
     }
 
@@ -153,27 +159,32 @@ fn merge_progress(
     now: Instant,
     start: Instant,
     warm_end: Instant,
+    deadline: Option<Instant>,
 ) -> Progress {
     let mut hist = new_histogram();
     let mut requests = 0;
     let mut errors = 0;
+    let mut req_per_s = 0.0;
     for update in latest.iter().flatten() {
         // Same bounds on every side, so adding cannot fail; if it did, the
         // progress line would only be less complete.
         let _ = hist.add(&update.latency_us);
         requests += update.requests;
         errors += update.errors;
+        // Each thread's rate over its own snapshot time, so a snapshot that is
+        // a few hundred milliseconds old does not drag the rate down.
+        let until = deadline.map_or(update.at, |d| update.at.min(d));
+        if until > warm_end {
+            req_per_s += update.requests as f64 / (until - warm_end).as_secs_f64();
+        }
     }
     Progress {
         elapsed: now - start,
-        warming_up: now < warm_end,
+        // Until a snapshot from after the warm-up arrives there is no rate to show.
+        warming_up: now < warm_end || latest.iter().flatten().all(|u| u.at <= warm_end),
         requests,
         errors,
-        req_per_s: if now > warm_end {
-            requests as f64 / (now - warm_end).as_secs_f64()
-        } else {
-            0.0
-        },
+        req_per_s,
         p99_us: (!hist.is_empty()).then(|| hist.value_at_quantile(0.99)),
     }
 }
@@ -212,6 +223,7 @@ impl StartGate {
 
 struct ThreadProgress {
     thread: usize,
+    at: Instant,
     requests: u64,
     errors: u64,
     latency_us: Histogram<u64>,
@@ -452,7 +464,7 @@ impl Shared {
 
     /// Replaces stuck connections and reports progress until every connection is done.
     async fn watch(self: &Rc<Self>, thread: usize, progress: &Sender<ThreadProgress>) {
-        let mut next_report = Instant::now() + PROGRESS_EVERY;
+        let mut next_report = Instant::now() + THREAD_REPORT_EVERY;
         loop {
             compio::time::sleep(WATCHDOG_TICK).await;
             let now = Instant::now();
@@ -478,11 +490,12 @@ impl Shared {
                 }
             }
             if self.plan.progress && now >= next_report {
-                next_report = now + PROGRESS_EVERY;
+                next_report = now + THREAD_REPORT_EVERY;
                 let stats = self.stats.borrow();
                 // The main thread only prints; a closed channel is harmless.
                 let _ = progress.send(ThreadProgress {
                     thread,
+                    at: now,
                     requests: stats.requests,
                     errors: stats.errors.total(),
                     latency_us: stats.latency_us.clone(),
