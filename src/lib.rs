@@ -10,4 +10,6 @@ pub mod identity;
 pub mod pg;
 pub mod policy;
 pub mod relay;
+pub mod snapshot;
 pub mod telemetry;
+pub mod tls;

@@ -1,2 +1,258 @@
 //! The `tollgate` binary: command-line front end of the appliance.
-fn main() {}
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate::config::{Config, LogFormat};
+use tollgate::engine::Engine;
+use tollgate::snapshot::Snapshot;
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Privileged-access gateway for application-to-application traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a configuration file and print a summary.
+    Check {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Development token issuer: key pairs and short-lived tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run the gateway.
+    Run {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+        /// Override `[engine] shards` (0 = one per CPU).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Override `[engine] log_format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+        /// Log filter (RUST_LOG syntax); TOLLGATE_LOG overrides it.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Write a signing key (PKCS#8 PEM) and its JWKS into a directory.
+    Keygen {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// eddsa or es256.
+        #[arg(long, default_value = "eddsa")]
+        alg: String,
+    },
+    /// Print a signed token.
+    Mint {
+        /// The private key written by `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated groups.
+        #[arg(long, value_delimiter = ',', default_value = "")]
+        groups: Vec<String>,
+        #[arg(long)]
+        aud: String,
+        #[arg(long, default_value = "https://tollgate.dev.local")]
+        iss: String,
+        /// Lifetime, e.g. 10m.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        #[arg(long)]
+        jti: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                // Build what `run` would put in service: key files, TLS
+                // certificates and masking keys must load too.
+                match Snapshot::build(Arc::new(c.clone())) {
+                    Ok(s) => {
+                        s.identity.shutdown();
+                        print!("{}", c.summary());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", config.display());
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Token(cmd) => token(cmd),
+        Command::Run {
+            config,
+            shards,
+            log_format,
+            log_level,
+        } => run(config, shards, log_format, &log_level),
+    }
+}
+
+fn run(
+    path: PathBuf,
+    shards: Option<usize>,
+    log_format: Option<LogFormat>,
+    log_level: &str,
+) -> ExitCode {
+    let mut config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = shards {
+        config.engine.shards = if n == 0 {
+            tollgate::config::allowed_cpus().len().max(1)
+        } else {
+            n
+        };
+    }
+    let format = log_format.unwrap_or(config.engine.log_format);
+    tollgate::telemetry::init(format, log_level);
+    let config = Arc::new(config);
+    let snapshot = match Snapshot::build(config.clone()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            error!(error = %e, "cannot put the configuration in service");
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let engine = match Engine::start(snapshot) {
+        Ok(e) => e,
+        Err(e) => {
+            error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        shards = config.engine.shards,
+        targets = config.targets.len(),
+        version = env!("CARGO_PKG_VERSION"),
+        "tollgate ready"
+    );
+    let grace = config.engine.shutdown_grace;
+    let mut stopping = false;
+    loop {
+        for sig in signals.pending() {
+            if !stopping {
+                info!(
+                    signal = sig,
+                    grace_ms = grace.as_millis() as u64,
+                    "shutting down: no new connections, draining live sessions"
+                );
+                engine.shutdown(grace);
+                stopping = true;
+            } else {
+                warn!(signal = sig, "second signal: closing live sessions now");
+                engine.shutdown(Duration::ZERO);
+            }
+        }
+        if engine.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.join();
+    info!("tollgate stopped");
+    ExitCode::SUCCESS
+}
+
+fn token(cmd: TokenCommand) -> ExitCode {
+    use tollgate::identity::devissuer;
+    match cmd {
+        TokenCommand::Keygen { dir, alg } => {
+            let alg = match alg.parse::<devissuer::DevAlg>() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("error: {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            match devissuer::keygen(&dir, alg) {
+                Ok(k) => {
+                    println!("private key: {}", k.private_key.display());
+                    println!("jwks:        {}", k.jwks.display());
+                    println!("kid:         {}", k.kid);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TokenCommand::Mint {
+            key,
+            sub,
+            groups,
+            aud,
+            iss,
+            ttl,
+            jti,
+        } => {
+            let params = devissuer::MintParams {
+                sub,
+                groups: groups.into_iter().filter(|g| !g.is_empty()).collect(),
+                aud,
+                iss,
+                ttl,
+                kid: None,
+                jti,
+            };
+            match devissuer::mint(&key, &params) {
+                Ok(t) => {
+                    println!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

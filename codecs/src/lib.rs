@@ -1,1 +1,2 @@
 //! Sans-IO wire codecs for tollgate. No I/O, no runtime: bytes in, frames out.
+pub mod pg;

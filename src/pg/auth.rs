@@ -1,1 +1,714 @@
 //! Upstream authentication for PostgreSQL: SCRAM-SHA-256 (with and without channel binding), md5, cleartext.
+//!
+//! Sans-IO and client side: the session feeds [`UpstreamAuth::step`] each
+//! Authentication message the upstream sends and writes out whatever it
+//! appended to the buffer, until it answers [`AuthStep::Done`]. ErrorResponse
+//! is not an Authentication message; the session handles it (wrong stored
+//! password, unknown role) before calling here.
+//!
+//! SCRAM follows RFC 5802/7677 as PostgreSQL implements it: the user name in
+//! `client-first-message` is empty (the server takes it from the
+//! StartupMessage), channel binding is `tls-server-end-point` (RFC 5929), and
+//! `y,,` tells a server that did not offer SCRAM-SHA-256-PLUS that we could
+//! have bound, so a man in the middle who stripped `-PLUS` is caught.
+//!
+//! SASLprep: PostgreSQL normalises passwords with SASLprep and, when a password
+//! is not valid SASLprep (prohibited or unassigned characters), uses its bytes
+//! as they are. For ASCII passwords SASLprep changes nothing, so using the
+//! bytes as they are is exact; that is what we do for every password. A
+//! non-ASCII password that NFKC normalisation or SASLprep's mapping would
+//! change (e.g. one containing a no-break space or a decomposed accent) will
+//! be refused by the server; stored credentials are generated secrets, and
+//! full SASLprep needs the `stringprep` crate, which this crate does not have.
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::BytesMut;
+use md5::{Digest, Md5};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac, pbkdf2};
+use tollgate_codecs::pg::{
+    Authentication, PgError, encode_password_message, encode_sasl_initial_response,
+    encode_sasl_response,
+};
+
+const SCRAM: &str = "SCRAM-SHA-256";
+const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+/// libpq's nonce size (18 random bytes, 24 base64 characters).
+const NONCE_BYTES: usize = 18;
+
+/// A stored credential's secret. `Debug` never shows it; the bytes are
+/// overwritten when it is dropped (best effort: without `unsafe` or a
+/// zeroize crate, copies made by reallocation elsewhere cannot be reached).
+#[derive(Clone)]
+pub struct Password(Box<[u8]>);
+
+impl Password {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Password(bytes.into().into_boxed_slice())
+    }
+
+    /// The secret itself: only for computing what goes to the upstream.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for Password {
+    fn from(s: &str) -> Self {
+        Password::new(s.as_bytes())
+    }
+}
+
+impl From<String> for Password {
+    fn from(s: String) -> Self {
+        Password::new(s.into_bytes())
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    // Keeps the stores from being optimised away as dead.
+    std::hint::black_box(bytes);
+}
+
+impl Drop for Password {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+/// What went wrong logging in to the upstream. Each says whether the upstream
+/// misbehaved or refused; none carries the password.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("upstream asked for {method} authentication, which this target does not allow")]
+    MethodNotAllowed { method: &'static str },
+    #[error("upstream asked for an unsupported authentication method (code {code})")]
+    UnsupportedMethod { code: i32 },
+    #[error("upstream offered no SASL mechanism we support (offered: {offered})")]
+    NoSupportedMechanism { offered: String },
+    #[error("channel binding is required, but {reason}")]
+    ChannelBindingRequired { reason: &'static str },
+    #[error("malformed SCRAM message from the upstream: {what}")]
+    MalformedScram { what: &'static str },
+    #[error("upstream SCRAM nonce does not extend the one we sent")]
+    NonceMismatch,
+    #[error("upstream demands {iterations} PBKDF2 iterations, above the cap {max}")]
+    TooManyIterations { iterations: u32, max: u32 },
+    #[error("upstream SCRAM server signature does not match: it does not know our credential")]
+    ServerSignatureMismatch,
+    #[error("upstream ended SCRAM with error {message:?}")]
+    ServerError { message: String },
+    #[error("upstream sent AuthenticationOk before completing {method}")]
+    PrematureOk { method: &'static str },
+    #[error("unexpected authentication request {got} while {state}")]
+    Unexpected {
+        state: &'static str,
+        got: &'static str,
+    },
+    #[error("the stored password contains a NUL byte, which PostgreSQL cannot receive")]
+    PasswordHasNul,
+    #[error("server certificate cannot be used for channel binding: {what}")]
+    Certificate { what: String },
+    #[error("the system random number generator failed")]
+    Random,
+    #[error("encoding the response: {0}")]
+    Encode(#[from] PgError),
+}
+
+/// Which methods a target accepts from its upstream, and how hard it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// Refuse unless SCRAM-SHA-256-PLUS completes: the strongest proof that
+    /// the server we reached is the one holding the verifier.
+    pub require_channel_binding: bool,
+    pub allow_cleartext: bool,
+    pub allow_md5: bool,
+    /// AuthenticationOk with no challenge at all (`trust` in pg_hba.conf).
+    pub allow_trust: bool,
+    /// PBKDF2 runs on the shard's thread, so a hostile upstream could stall a
+    /// core by demanding millions of iterations. PostgreSQL's default is 4096.
+    pub max_scram_iterations: u32,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        AuthPolicy {
+            require_channel_binding: false,
+            allow_cleartext: true,
+            allow_md5: true,
+            allow_trust: true,
+            max_scram_iterations: 100_000,
+        }
+    }
+}
+
+/// Channel-binding data for SCRAM-SHA-256-PLUS.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// Plaintext upstream, or a certificate we cannot bind to.
+    None,
+    /// `tls-server-end-point`: the server certificate's hash, from [`tls_server_end_point`].
+    TlsServerEndPoint(Vec<u8>),
+}
+
+impl fmt::Debug for ChannelBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelBinding::None => f.write_str("None"),
+            ChannelBinding::TlsServerEndPoint(h) => {
+                write!(f, "TlsServerEndPoint({} bytes)", h.len())
+            }
+        }
+    }
+}
+
+/// The `tls-server-end-point` binding of a server certificate (RFC 5929 §4.1):
+/// its DER hashed with the hash of its signature algorithm, SHA-256 when that
+/// is MD5 or SHA-1. Certificates signed without a hash (Ed25519) have no binding.
+pub fn tls_server_end_point(cert_der: &[u8]) -> Result<Vec<u8>, AuthError> {
+    use x509_parser::signature_algorithm::SignatureAlgorithm;
+
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| AuthError::Certificate {
+            what: format!("not a DER certificate: {e}"),
+        })?;
+    let alg = &cert.signature_algorithm;
+    let oid = match SignatureAlgorithm::try_from(alg) {
+        Ok(SignatureAlgorithm::RSASSA_PSS(params)) => params.hash_algorithm_oid().to_id_string(),
+        _ => alg.algorithm.to_id_string(),
+    };
+    let hash = match oid.as_str() {
+        // md5/sha1/sha256 with RSA, ECDSA with SHA-1/SHA-256, DSA with SHA-1/SHA-256,
+        // and the bare hash OIDs a PSS signature names.
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.2"
+        | "1.2.840.10040.4.3"
+        | "2.16.840.1.101.3.4.3.2"
+        | "1.3.14.3.2.26"
+        | "2.16.840.1.101.3.4.2.1" => &digest::SHA256,
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" | "2.16.840.1.101.3.4.2.2" => {
+            &digest::SHA384
+        }
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" | "2.16.840.1.101.3.4.2.3" => {
+            &digest::SHA512
+        }
+        other => {
+            return Err(AuthError::Certificate {
+                what: format!("signature algorithm {other} has no binding hash"),
+            });
+        }
+    };
+    Ok(digest::digest(hash, cert_der).as_ref().to_vec())
+}
+
+/// How the upstream session was authenticated, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Trust,
+    Cleartext,
+    Md5,
+    ScramSha256,
+    ScramSha256Plus,
+}
+
+/// What the session does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStep {
+    /// A response was appended to the buffer: send it, then feed the next
+    /// Authentication message.
+    Respond,
+    /// Nothing to send; feed the next Authentication message (after SASLFinal).
+    Wait,
+    /// AuthenticationOk: logged in (BackendKeyData, ParameterStatus and
+    /// ReadyForQuery follow).
+    Done(AuthMethod),
+}
+
+/// SCRAM keys derived from the password, salt and iteration count. PBKDF2 is
+/// the expensive part of a login and a role's salt changes only when its
+/// password does, so the session may keep these next to the [`Password`]
+/// they came from (and drop them with it) to skip PBKDF2 on later logins.
+/// As sensitive as the password: `Debug` hides them, drop wipes them.
+#[derive(Clone)]
+pub struct ScramKeys {
+    salt: Vec<u8>,
+    iterations: u32,
+    client_key: [u8; 32],
+    server_key: [u8; 32],
+}
+
+impl fmt::Debug for ScramKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScramKeys {{ iterations: {}, .. }}", self.iterations)
+    }
+}
+
+impl Drop for ScramKeys {
+    fn drop(&mut self) {
+        wipe(&mut self.client_key);
+        wipe(&mut self.server_key);
+    }
+}
+
+impl ScramKeys {
+    fn derive(password: &[u8], salt: &[u8], iterations: NonZeroU32) -> Self {
+        let mut salted = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            salt,
+            password,
+            &mut salted,
+        );
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        wipe(&mut salted);
+        let mut keys = ScramKeys {
+            salt: salt.to_vec(),
+            iterations: iterations.get(),
+            client_key: [0; 32],
+            server_key: [0; 32],
+        };
+        keys.client_key
+            .copy_from_slice(hmac::sign(&key, b"Client Key").as_ref());
+        keys.server_key
+            .copy_from_slice(hmac::sign(&key, b"Server Key").as_ref());
+        keys
+    }
+}
+
+/// The client side of one SCRAM-SHA-256 exchange (RFC 5802 §3), without I/O.
+struct ScramClient {
+    gs2_header: &'static str,
+    /// Bytes after the gs2 header in the `c=` attribute (the certificate hash for -PLUS).
+    cbind_data: Vec<u8>,
+    client_first_bare: String,
+    nonce: String,
+    /// AuthMessage and ServerKey, kept between client-final and server-final.
+    pending: Option<(String, [u8; 32])>,
+}
+
+impl ScramClient {
+    fn new(gs2_header: &'static str, cbind_data: Vec<u8>, user: &str, nonce: String) -> Self {
+        let client_first_bare = format!("n={user},r={nonce}");
+        ScramClient {
+            gs2_header,
+            cbind_data,
+            client_first_bare,
+            nonce,
+            pending: None,
+        }
+    }
+
+    fn client_first(&self) -> String {
+        format!("{}{}", self.gs2_header, self.client_first_bare)
+    }
+
+    /// Answers server-first-message with client-final-message.
+    fn client_final(
+        &mut self,
+        server_first: &[u8],
+        password: &[u8],
+        max_iterations: u32,
+        cache: &mut Option<ScramKeys>,
+    ) -> Result<String, AuthError> {
+        let bad = |what| AuthError::MalformedScram { what };
+        let server_first = std::str::from_utf8(server_first)
+            .map_err(|_| bad("server-first-message is not UTF-8"))?;
+        let mut attrs = server_first.split(',');
+        let mut attr = |name: &'static str, what: &'static str| {
+            attrs
+                .next()
+                .and_then(|a| a.strip_prefix(name))
+                .ok_or(bad(what))
+        };
+        let nonce = attr("r=", "server-first-message has no nonce")?;
+        let salt = attr("s=", "server-first-message has no salt")?;
+        let iterations = attr("i=", "server-first-message has no iteration count")?;
+        if attrs.next().is_some() {
+            return Err(bad("garbage at the end of server-first-message"));
+        }
+        if nonce.len() <= self.nonce.len()
+            || !nonce.starts_with(&self.nonce)
+            || !nonce.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(AuthError::NonceMismatch);
+        }
+        let salt = B64.decode(salt).map_err(|_| bad("salt is not base64"))?;
+        if salt.is_empty() {
+            return Err(bad("empty salt"));
+        }
+        let iterations: u32 = iterations
+            .parse()
+            .map_err(|_| bad("iteration count is not a number"))?;
+        if iterations > max_iterations {
+            return Err(AuthError::TooManyIterations {
+                iterations,
+                max: max_iterations,
+            });
+        }
+        let iterations = NonZeroU32::new(iterations).ok_or(bad("iteration count is zero"))?;
+
+        let keys = match cache.take() {
+            Some(k) if k.salt == salt && k.iterations == iterations.get() => k,
+            _ => ScramKeys::derive(password, &salt, iterations),
+        };
+        let mut cbind = self.gs2_header.as_bytes().to_vec();
+        cbind.extend_from_slice(&self.cbind_data);
+        let without_proof = format!("c={},r={nonce}", B64.encode(&cbind));
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+
+        let stored_key = digest::digest(&digest::SHA256, &keys.client_key);
+        let signature = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()),
+            auth_message.as_bytes(),
+        );
+        let mut proof = keys.client_key;
+        proof
+            .iter_mut()
+            .zip(signature.as_ref())
+            .for_each(|(p, s)| *p ^= s);
+        let client_final = format!("{without_proof},p={}", B64.encode(proof));
+        wipe(&mut proof);
+
+        self.pending = Some((auth_message, keys.server_key));
+        *cache = Some(keys);
+        Ok(client_final)
+    }
+
+    /// Checks server-final-message: the server proves it holds our verifier.
+    fn verify_server_final(&mut self, server_final: &[u8]) -> Result<(), AuthError> {
+        let bad = |what| AuthError::MalformedScram { what };
+        let (auth_message, server_key) = self
+            .pending
+            .take()
+            .ok_or(bad("server-final-message out of order"))?;
+        if let Some(e) = server_final.strip_prefix(b"e=") {
+            let message = String::from_utf8_lossy(e)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect();
+            return Err(AuthError::ServerError { message });
+        }
+        let sig = server_final
+            .strip_prefix(b"v=")
+            .ok_or(bad("server-final-message has no verifier"))?;
+        if sig.contains(&b',') {
+            return Err(bad("garbage at the end of server-final-message"));
+        }
+        let sig = B64
+            .decode(sig)
+            .map_err(|_| bad("server signature is not base64"))?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &server_key);
+        hmac::verify(&key, auth_message.as_bytes(), &sig)
+            .map_err(|_| AuthError::ServerSignatureMismatch)
+    }
+}
+
+/// `md5` + hex(md5(hex(md5(password ‖ user)) ‖ salt)): what PostgreSQL's md5 method expects.
+pub fn md5_response(user: &[u8], password: &[u8], salt: [u8; 4]) -> String {
+    let inner = hex(&Md5::new()
+        .chain_update(password)
+        .chain_update(user)
+        .finalize());
+    let outer = Md5::new()
+        .chain_update(inner.as_bytes())
+        .chain_update(salt)
+        .finalize();
+    format!("md5{}", hex(&outer))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| {
+            [
+                DIGITS[(b >> 4) as usize] as char,
+                DIGITS[(b & 15) as usize] as char,
+            ]
+        })
+        .collect()
+}
+
+enum State {
+    Start,
+    PasswordSent(AuthMethod),
+    ScramFirstSent(ScramClient, AuthMethod),
+    ScramFinalSent(ScramClient, AuthMethod),
+    ScramVerified(AuthMethod),
+    Done,
+    Failed,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Start => "waiting for the first request",
+            State::PasswordSent(_) => "waiting for the password verdict",
+            State::ScramFirstSent(..) => "waiting for SCRAM server-first-message",
+            State::ScramFinalSent(..) => "waiting for SCRAM server-final-message",
+            State::ScramVerified(_) => "waiting for AuthenticationOk after SCRAM",
+            State::Done => "already authenticated",
+            State::Failed => "after a failed step",
+        }
+    }
+}
+
+fn request_name(msg: &Authentication<'_>) -> &'static str {
+    match msg {
+        Authentication::Ok => "AuthenticationOk",
+        Authentication::KerberosV5 => "AuthenticationKerberosV5",
+        Authentication::CleartextPassword => "AuthenticationCleartextPassword",
+        Authentication::Md5Password { .. } => "AuthenticationMD5Password",
+        Authentication::Gss => "AuthenticationGSS",
+        Authentication::GssContinue { .. } => "AuthenticationGSSContinue",
+        Authentication::Sspi => "AuthenticationSSPI",
+        Authentication::Sasl { .. } => "AuthenticationSASL",
+        Authentication::SaslContinue { .. } => "AuthenticationSASLContinue",
+        Authentication::SaslFinal { .. } => "AuthenticationSASLFinal",
+        Authentication::Unknown { .. } => "an unknown authentication request",
+    }
+}
+
+/// One upstream login with a stored credential.
+pub struct UpstreamAuth {
+    user: Vec<u8>,
+    password: Password,
+    binding: ChannelBinding,
+    policy: AuthPolicy,
+    state: State,
+    keys: Option<ScramKeys>,
+}
+
+impl fmt::Debug for UpstreamAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamAuth")
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("binding", &self.binding)
+            .field("state", &self.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamAuth {
+    /// `user` is the role named in the StartupMessage sent upstream (md5 salts with it).
+    pub fn new(
+        user: &[u8],
+        password: Password,
+        binding: ChannelBinding,
+        policy: AuthPolicy,
+    ) -> Self {
+        UpstreamAuth {
+            user: user.to_vec(),
+            password,
+            binding,
+            policy,
+            state: State::Start,
+            keys: None,
+        }
+    }
+
+    /// Seeds SCRAM keys from an earlier login with the same password; used
+    /// only if the server's salt and iteration count match them.
+    pub fn with_scram_keys(mut self, keys: ScramKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The SCRAM keys of this login, for [`UpstreamAuth::with_scram_keys`] next time.
+    pub fn scram_keys(&self) -> Option<&ScramKeys> {
+        self.keys.as_ref()
+    }
+
+    /// Handles one Authentication message; responses are appended to `dst`.
+    pub fn step(
+        &mut self,
+        msg: &Authentication<'_>,
+        dst: &mut BytesMut,
+    ) -> Result<AuthStep, AuthError> {
+        let state = std::mem::replace(&mut self.state, State::Failed);
+        let (next, step) = self.advance(state, msg, dst)?;
+        self.state = next;
+        Ok(step)
+    }
+
+    fn advance(
+        &mut self,
+        state: State,
+        msg: &Authentication<'_>,
+        dst: &mut BytesMut,
+    ) -> Result<(State, AuthStep), AuthError> {
+        let unexpected = |state: &State| AuthError::Unexpected {
+            state: state.name(),
+            got: request_name(msg),
+        };
+        let cb_required = self.policy.require_channel_binding;
+        match (state, msg) {
+            (State::Start, Authentication::Ok) => {
+                if cb_required {
+                    return Err(AuthError::ChannelBindingRequired {
+                        reason: "the upstream asked for no authentication",
+                    });
+                }
+                if !self.policy.allow_trust {
+                    return Err(AuthError::MethodNotAllowed { method: "trust" });
+                }
+                Ok((State::Done, AuthStep::Done(AuthMethod::Trust)))
+            }
+            (State::Start, Authentication::CleartextPassword) => {
+                self.allow_password(self.policy.allow_cleartext, "cleartext password")?;
+                encode_password_message(dst, self.password.expose()).map_err(nul_is_password)?;
+                Ok((
+                    State::PasswordSent(AuthMethod::Cleartext),
+                    AuthStep::Respond,
+                ))
+            }
+            (State::Start, Authentication::Md5Password { salt }) => {
+                self.allow_password(self.policy.allow_md5, "md5")?;
+                if self.password.expose().contains(&0) {
+                    return Err(AuthError::PasswordHasNul);
+                }
+                let response = md5_response(&self.user, self.password.expose(), *salt);
+                encode_password_message(dst, response.as_bytes())?;
+                Ok((State::PasswordSent(AuthMethod::Md5), AuthStep::Respond))
+            }
+            (State::Start, Authentication::Sasl { mechanisms }) => {
+                let (client, method) = self.start_scram(mechanisms.clone())?;
+                let mechanism = if method == AuthMethod::ScramSha256Plus {
+                    SCRAM_PLUS
+                } else {
+                    SCRAM
+                };
+                encode_sasl_initial_response(
+                    dst,
+                    mechanism.as_bytes(),
+                    Some(client.client_first().as_bytes()),
+                )?;
+                Ok((State::ScramFirstSent(client, method), AuthStep::Respond))
+            }
+            (State::Start, Authentication::Unknown { code, .. }) => {
+                Err(AuthError::UnsupportedMethod { code: *code })
+            }
+            (
+                State::Start,
+                Authentication::KerberosV5
+                | Authentication::Gss
+                | Authentication::Sspi
+                | Authentication::GssContinue { .. },
+            ) => Err(AuthError::MethodNotAllowed {
+                method: request_name(msg),
+            }),
+            (State::PasswordSent(method), Authentication::Ok) => {
+                Ok((State::Done, AuthStep::Done(method)))
+            }
+            (State::ScramFirstSent(mut client, method), Authentication::SaslContinue { data }) => {
+                let response = client.client_final(
+                    data,
+                    self.password.expose(),
+                    self.policy.max_scram_iterations,
+                    &mut self.keys,
+                )?;
+                encode_sasl_response(dst, response.as_bytes())?;
+                Ok((State::ScramFinalSent(client, method), AuthStep::Respond))
+            }
+            (State::ScramFinalSent(mut client, method), Authentication::SaslFinal { data }) => {
+                client.verify_server_final(data)?;
+                Ok((State::ScramVerified(method), AuthStep::Wait))
+            }
+            (State::ScramFirstSent(..) | State::ScramFinalSent(..), Authentication::Ok) => {
+                Err(AuthError::PrematureOk { method: "SCRAM" })
+            }
+            (State::ScramVerified(method), Authentication::Ok) => {
+                Ok((State::Done, AuthStep::Done(method)))
+            }
+            (state, _) => Err(unexpected(&state)),
+        }
+    }
+
+    fn allow_password(&self, allowed: bool, method: &'static str) -> Result<(), AuthError> {
+        if self.policy.require_channel_binding {
+            return Err(AuthError::ChannelBindingRequired {
+                reason: "the upstream asked for a password instead of SCRAM",
+            });
+        }
+        if !allowed {
+            return Err(AuthError::MethodNotAllowed { method });
+        }
+        Ok(())
+    }
+
+    fn start_scram<'m>(
+        &self,
+        mechanisms: impl Iterator<Item = &'m [u8]> + Clone,
+    ) -> Result<(ScramClient, AuthMethod), AuthError> {
+        let offers = |m: &str| mechanisms.clone().any(|o| o == m.as_bytes());
+        let nonce = new_nonce()?;
+        let cert_hash = match &self.binding {
+            ChannelBinding::TlsServerEndPoint(h) => Some(h.clone()),
+            ChannelBinding::None => None,
+        };
+        match cert_hash {
+            Some(hash) if offers(SCRAM_PLUS) => Ok((
+                ScramClient::new("p=tls-server-end-point,,", hash, "", nonce),
+                AuthMethod::ScramSha256Plus,
+            )),
+            _ if self.policy.require_channel_binding => Err(AuthError::ChannelBindingRequired {
+                reason: if self.binding == ChannelBinding::None {
+                    "the upstream connection has no TLS certificate to bind to"
+                } else {
+                    "the upstream did not offer SCRAM-SHA-256-PLUS"
+                },
+            }),
+            // `y`: we could bind but the server did not offer it; a server that
+            // does support -PLUS then knows the offer was stripped on the way.
+            Some(_) if offers(SCRAM) => Ok((
+                ScramClient::new("y,,", Vec::new(), "", nonce),
+                AuthMethod::ScramSha256,
+            )),
+            None if offers(SCRAM) => Ok((
+                ScramClient::new("n,,", Vec::new(), "", nonce),
+                AuthMethod::ScramSha256,
+            )),
+            _ => Err(AuthError::NoSupportedMechanism {
+                offered: mechanisms
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+fn nul_is_password(e: PgError) -> AuthError {
+    match e {
+        PgError::InteriorNul { .. } => AuthError::PasswordHasNul,
+        e => AuthError::Encode(e),
+    }
+}
+
+fn new_nonce() -> Result<String, AuthError> {
+    let mut raw = [0u8; NONCE_BYTES];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| AuthError::Random)?;
+    Ok(B64.encode(raw))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {}

@@ -2,3 +2,8 @@
 //! and the per-connection session glue over `tollgate_codecs::pg`.
 
 pub mod auth;
+pub mod cancel;
+pub mod inspect;
+pub mod io;
+pub mod relay;
+pub mod session;

@@ -1,0 +1,118 @@
+//! Framed reading for PostgreSQL sessions and the session's error type.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use tollgate_codecs::pg::{self, Caps, Frame, PgError};
+
+use crate::tls::{ReadHalf, WriteHalf};
+
+/// How a PostgreSQL session went wrong, and on which side.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("client: {0}")]
+    ClientIo(io::Error),
+    #[error("client sent a malformed message: {0}")]
+    ClientProtocol(PgError),
+    #[error("client closed the connection")]
+    ClientClosed,
+    #[error("upstream: {0}")]
+    UpstreamIo(io::Error),
+    #[error("upstream sent a malformed message: {0}")]
+    UpstreamProtocol(PgError),
+    #[error("upstream closed the connection")]
+    UpstreamClosed,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Which peer a reader reads from (for error attribution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Client,
+    Upstream,
+}
+
+impl Peer {
+    fn io(self, e: io::Error) -> SessionError {
+        match self {
+            Peer::Client => SessionError::ClientIo(e),
+            Peer::Upstream => SessionError::UpstreamIo(e),
+        }
+    }
+    fn protocol(self, e: PgError) -> SessionError {
+        match self {
+            Peer::Client => SessionError::ClientProtocol(e),
+            Peer::Upstream => SessionError::UpstreamProtocol(e),
+        }
+    }
+    fn closed(self) -> SessionError {
+        match self {
+            Peer::Client => SessionError::ClientClosed,
+            Peer::Upstream => SessionError::UpstreamClosed,
+        }
+    }
+}
+
+/// A read half with its buffer and the caps of the direction it reads.
+pub struct FrameReader {
+    pub half: ReadHalf,
+    pub buf: BytesMut,
+    pub caps: Caps,
+    pub peer: Peer,
+}
+
+impl FrameReader {
+    pub fn new(half: ReadHalf, buf: BytesMut, caps: Caps, peer: Peer) -> FrameReader {
+        FrameReader {
+            half,
+            buf,
+            caps,
+            peer,
+        }
+    }
+
+    /// Read more bytes into the buffer; EOF is an error here (a PostgreSQL
+    /// peer always says goodbye with Terminate or an error first).
+    pub async fn fill(&mut self) -> Result<(), SessionError> {
+        match self.half.read_into(&mut self.buf).await {
+            Ok(0) => Err(self.peer.closed()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.peer.io(e)),
+        }
+    }
+
+    /// Like [`FrameReader::fill`] but a clean EOF returns `Ok(false)`.
+    pub async fn fill_or_eof(&mut self) -> Result<bool, SessionError> {
+        match self.half.read_into(&mut self.buf).await {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(self.peer.io(e)),
+        }
+    }
+
+    /// The next whole frame.
+    pub async fn frame(&mut self) -> Result<Frame, SessionError> {
+        loop {
+            match pg::next_frame(&mut self.buf, &self.caps) {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => self.fill().await?,
+                Err(e) => return Err(self.peer.protocol(e)),
+            }
+        }
+    }
+
+    /// Length of the next whole frame at `offset` of the buffer, if complete.
+    pub fn frame_len_at(&self, offset: usize) -> Result<Option<usize>, SessionError> {
+        pg::frame_len(&self.buf[offset..], &self.caps).map_err(|e| self.peer.protocol(e))
+    }
+}
+
+/// Write a message built in `out` to a write half, clearing `out`.
+pub async fn send(w: &mut WriteHalf, out: &mut BytesMut, peer: Peer) -> Result<(), SessionError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let bytes: Bytes = out.split().freeze();
+    w.write_all(bytes).await.map_err(|e| peer.io(e))
+}

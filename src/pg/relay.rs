@@ -1,0 +1,649 @@
+//! The inspected PostgreSQL relay: one future per direction.
+//!
+//! Client → upstream: every statement (Query, Parse, FunctionCall) is judged
+//! before a byte of it reaches the target. A blocked statement is replaced by
+//! a statement the gateway writes (`DO ... RAISE` with SQLSTATE 42501 and the
+//! rule's message), so the target itself produces the error in the right
+//! place of the response stream and its transaction state matches what the
+//! client sees — inside a transaction, in a pipelined batch, anywhere.
+//!
+//! Upstream → client: DataRow values are masked by column and content
+//! rules (RowDescription gives the columns), COPY TO STDOUT rows by content;
+//! the responses to injected extended-protocol messages are filtered out.
+//!
+//! Frames are inspected in place in the read buffer; runs of unchanged
+//! frames are forwarded as slices of it (no copy, no re-encoding), one write
+//! per read.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::{Either, select};
+use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, RowDescription, tag};
+use tracing::{info, warn};
+
+use super::inspect::{Decision, Inspector};
+use super::io::{FrameReader, Peer, SessionError, send};
+use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream, sqlstate};
+use crate::config::TargetConfig;
+use crate::engine::ShardStats;
+use crate::engine::session::SessionEntry;
+use crate::engine::shard::ShardCtx;
+use crate::identity::Identity;
+use crate::policy::mask::{ColumnAction, InPlaceOutcome, MaskOutcome, MaskScratch, ResultPlan};
+use crate::snapshot::{Snapshot, TargetRuntime};
+use crate::tls::WriteHalf;
+
+/// Why a session ended, for the log and the audit record.
+pub type EndReason = String;
+
+/// Responses to drop from the upstream: those of the Parse/Bind the gateway
+/// injected when it blocked an extended-protocol statement.
+#[derive(Debug, Clone, Copy)]
+struct Injection {
+    /// The batch (counted in ReadyForQuery messages) it belongs to.
+    batch: u64,
+    /// ParseComplete / BindComplete messages of that batch before ours.
+    parses_before: u32,
+    binds_before: u32,
+}
+
+/// State both directions read: the client side writes, the upstream side
+/// consumes. Borrowed only between awaits.
+#[derive(Default)]
+struct Flow {
+    injections: VecDeque<Injection>,
+}
+
+pub(crate) async fn run(
+    ctx: &ShardCtx,
+    _snapshot: &Snapshot,
+    target: &TargetConfig,
+    rt: &TargetRuntime,
+    entry: &SessionEntry,
+    admitted: Admitted,
+) -> EndReason {
+    let Admitted {
+        reader: client_r,
+        writer: mut client_w,
+        buf: client_buf,
+        identity,
+        params,
+        ..
+    } = admitted;
+    let login = std::pin::pin!(login_upstream(target, rt, &params));
+    let up = match select(login, entry.kill.killed()).await {
+        Either::Left((Ok(up), _)) => up,
+        Either::Left((Err(e), _)) => {
+            ShardStats::add(&ctx.stats().upstream_failures, 1);
+            warn!(session = %entry.id, target = %target.name, error = %e, "upstream login failed");
+            let mut out = BytesMut::new();
+            fatal(
+                &mut out,
+                sqlstate::CONNECTION_FAILURE,
+                "tollgate could not log in to the target",
+            );
+            let _ = send(&mut client_w, &mut out, Peer::Client).await;
+            return format!("upstream login failed: {e}");
+        }
+        Either::Right((k, _)) => return k.to_string(),
+    };
+    let UpstreamReady {
+        reader: up_r,
+        writer: up_w,
+        buf: up_buf,
+        greeting,
+        key,
+        status,
+        method,
+    } = up;
+    let session_id = entry.id.to_string();
+    let cancel = cancel_key(ctx, target, &key, &session_id);
+    let mut out = BytesMut::with_capacity(512 + greeting.len());
+    pg::encode_authentication_ok(&mut out);
+    out.extend_from_slice(&greeting);
+    if let Some((pid, secret)) = cancel {
+        let _ = pg::encode_backend_key_data(&mut out, pid, &secret);
+    }
+    pg::encode_ready_for_query(&mut out, status);
+    info!(
+        shard = ctx.id,
+        session = %entry.id,
+        target = %target.name,
+        subject = %identity.subject,
+        groups = ?identity.groups,
+        issuer = %identity.issuer,
+        client = %entry.client,
+        upstream_auth = method,
+        "session opened"
+    );
+    let reason = if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
+        e.to_string()
+    } else {
+        let flow = RefCell::new(Flow::default());
+        let last_activity = std::cell::Cell::new(Instant::now());
+        let mut inspector = Inspector::new(rt, &identity);
+        let client_side = ClientSide {
+            ctx,
+            entry,
+            reader: FrameReader::new(
+                client_r,
+                client_buf,
+                Caps::frontend(&Limits::default()),
+                Peer::Client,
+            ),
+            writer: up_w,
+            flow: &flow,
+            last_activity: &last_activity,
+        };
+        let upstream_side = UpstreamSide {
+            ctx,
+            entry,
+            rt,
+            identity: &identity,
+            reader: FrameReader::new(
+                up_r,
+                up_buf,
+                Caps::backend(&Limits::default()),
+                Peer::Upstream,
+            ),
+            writer: client_w,
+            flow: &flow,
+            last_activity: &last_activity,
+        };
+        let c2u = std::pin::pin!(client_side.run(&mut inspector));
+        let u2c = std::pin::pin!(upstream_side.run());
+        let both = async {
+            match select(c2u, u2c).await {
+                Either::Left((r, _)) | Either::Right((r, _)) => r,
+            }
+        };
+        let watchdog = async {
+            let idle = std::pin::pin!(idle_timer(&last_activity, target.idle_timeout));
+            match select(idle, entry.kill.killed()).await {
+                Either::Left(_) => "idle timeout".to_string(),
+                Either::Right((k, _)) => k.to_string(),
+            }
+        };
+        let both = std::pin::pin!(both);
+        let watchdog = std::pin::pin!(watchdog);
+        match select(both, watchdog).await {
+            Either::Left((r, _)) => match r {
+                Ok(()) => "client terminated".to_string(),
+                Err(e) => e.to_string(),
+            },
+            Either::Right((r, _)) => r,
+        }
+    };
+    if let Some(k) = cancel {
+        ctx.shared.cancel.remove(k);
+    }
+    reason
+}
+
+async fn idle_timer(last: &std::cell::Cell<Instant>, idle: std::time::Duration) {
+    loop {
+        let due = last.get() + idle;
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        compio::time::sleep(due - now).await;
+    }
+}
+
+/// What happens to one frame.
+enum Action {
+    Keep,
+    Drop,
+    Replace(Bytes),
+}
+
+/// Split `buf` into the segments to write: the unchanged run before `pos`,
+/// then (for Drop/Replace) skip the frame at `pos..pos+len`.
+fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usize, action: Action) {
+    match action {
+        Action::Keep => *pos += len,
+        Action::Drop | Action::Replace(_) => {
+            if *pos > 0 {
+                segments.push(buf.split_to(*pos).freeze());
+            }
+            buf.advance(len);
+            *pos = 0;
+            if let Action::Replace(b) = action {
+                segments.push(b);
+            }
+        }
+    }
+}
+
+struct ClientSide<'a> {
+    ctx: &'a ShardCtx,
+    entry: &'a SessionEntry,
+    reader: FrameReader,
+    writer: WriteHalf,
+    flow: &'a RefCell<Flow>,
+    last_activity: &'a std::cell::Cell<Instant>,
+}
+
+impl ClientSide<'_> {
+    async fn run(mut self, inspector: &mut Inspector<'_>) -> Result<(), SessionError> {
+        // Batches are counted in the ReadyForQuery messages they produce:
+        // one per Query, one per Sync.
+        let mut batch: u64 = 0;
+        let mut parses_in_batch: u32 = 0;
+        let mut binds_in_batch: u32 = 0;
+        let mut skipping = false;
+        let mut segments: Vec<Bytes> = Vec::with_capacity(4);
+        let mut terminate = false;
+        loop {
+            self.reader.fill().await?;
+            self.last_activity.set(Instant::now());
+            let mut pos = 0;
+            while let Some(len) = self.reader.frame_len_at(pos)? {
+                let frame = &self.reader.buf[pos..pos + len];
+                let t = frame[0];
+                let body = &frame[pg::HEADER_LEN..];
+                let action = if skipping && t != tag::SYNC {
+                    // After a blocked statement the batch is void until Sync,
+                    // as the server would treat it after an error.
+                    Action::Drop
+                } else {
+                    match t {
+                        tag::QUERY => {
+                            let sql = strip_nul(body);
+                            batch += 1;
+                            let d = inspector.judge(sql);
+                            self.note_statement(sql, &d);
+                            match d {
+                                Decision::Allow | Decision::Audit { .. } => Action::Keep,
+                                Decision::Block { message, rule } => {
+                                    let mut b = BytesMut::new();
+                                    pg::encode_query(&mut b, raise_sql(&message, &rule).as_bytes())
+                                        .map_err(SessionError::ClientProtocol)?;
+                                    Action::Replace(b.freeze())
+                                }
+                            }
+                        }
+                        tag::PARSE => {
+                            let p = pg::Parse::parse_body(body)
+                                .map_err(SessionError::ClientProtocol)?;
+                            let d = inspector.judge(p.query);
+                            self.note_statement(p.query, &d);
+                            match d {
+                                Decision::Allow | Decision::Audit { .. } => {
+                                    parses_in_batch += 1;
+                                    Action::Keep
+                                }
+                                Decision::Block { message, rule } => {
+                                    skipping = true;
+                                    self.flow.borrow_mut().injections.push_back(Injection {
+                                        batch,
+                                        parses_before: parses_in_batch,
+                                        binds_before: binds_in_batch,
+                                    });
+                                    Action::Replace(injected_error(&message, &rule)?)
+                                }
+                            }
+                        }
+                        tag::BIND => {
+                            binds_in_batch += 1;
+                            Action::Keep
+                        }
+                        tag::SYNC => {
+                            skipping = false;
+                            batch += 1;
+                            parses_in_batch = 0;
+                            binds_in_batch = 0;
+                            Action::Keep
+                        }
+                        tag::FUNCTION_CALL => {
+                            // The fast-path function call names a function by
+                            // OID, not SQL: nothing to classify, so the
+                            // target's unclassified default decides.
+                            match inspector.judge_unclassified("fastpath function call") {
+                                Decision::Allow | Decision::Audit { .. } => Action::Keep,
+                                Decision::Block { message, .. } => {
+                                    return Err(SessionError::Refused(format!(
+                                        "function call refused: {message}"
+                                    )));
+                                }
+                            }
+                        }
+                        tag::TERMINATE => {
+                            terminate = true;
+                            Action::Keep
+                        }
+                        tag::DESCRIBE
+                        | tag::EXECUTE
+                        | tag::CLOSE
+                        | tag::FLUSH
+                        | tag::COPY_DATA
+                        | tag::COPY_DONE
+                        | tag::COPY_FAIL => Action::Keep,
+                        other => {
+                            return Err(SessionError::Refused(format!(
+                                "unexpected message {:?} from the client",
+                                pg::TagName(other)
+                            )));
+                        }
+                    }
+                };
+                cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
+                if terminate {
+                    break;
+                }
+            }
+            if pos > 0 {
+                segments.push(self.reader.buf.split_to(pos).freeze());
+            }
+            if !segments.is_empty() {
+                let n: usize = segments.iter().map(Bytes::len).sum();
+                self.entry
+                    .bytes_up
+                    .set(self.entry.bytes_up.get() + n as u64);
+                ShardStats::add(&self.ctx.stats().bytes_client_to_upstream, n as u64);
+                self.writer
+                    .write_all_vectored(std::mem::take(&mut segments))
+                    .await
+                    .map_err(SessionError::UpstreamIo)?;
+            }
+            if terminate {
+                return Ok(());
+            }
+        }
+    }
+
+    fn note_statement(&self, sql: &[u8], d: &Decision) {
+        let shown = String::from_utf8_lossy(&sql[..sql.len().min(256)]).into_owned();
+        match d {
+            Decision::Block { rule, .. } => {
+                ShardStats::add(&self.ctx.stats().statements_blocked, 1);
+                info!(session = %self.entry.id, rule = %rule, statement = %shown, "statement blocked");
+            }
+            Decision::Audit { rule } => {
+                ShardStats::add(&self.ctx.stats().statements_allowed, 1);
+                info!(session = %self.entry.id, rule = %rule, statement = %shown, "statement audited");
+            }
+            Decision::Allow => ShardStats::add(&self.ctx.stats().statements_allowed, 1),
+        }
+        *self.entry.current_statement.borrow_mut() = Some(shown);
+    }
+}
+
+fn strip_nul(body: &[u8]) -> &[u8] {
+    body.strip_suffix(&[0]).unwrap_or(body)
+}
+
+/// The statement that makes the target raise our error: SQLSTATE 42501,
+/// the rule's message, the rule's name as detail.
+fn raise_sql(message: &str, rule: &str) -> String {
+    let lit = |s: &str| {
+        let s: String = s.chars().filter(|c| *c != '\0').collect();
+        format!("'{}'", s.replace('\'', "''").replace("$tollgate$", ""))
+    };
+    format!(
+        "DO $tollgate$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = {}, DETAIL = {}; END$tollgate$",
+        lit(message),
+        lit(&format!("blocked by tollgate rule \"{rule}\"")),
+    )
+}
+
+/// Parse + Bind + Execute of the raising statement (unnamed), in place of a
+/// blocked Parse; the upstream side drops the ParseComplete/BindComplete.
+fn injected_error(message: &str, rule: &str) -> Result<Bytes, SessionError> {
+    let mut b = BytesMut::new();
+    let sql = raise_sql(message, rule);
+    pg::encode_parse(&mut b, b"", sql.as_bytes(), &[]).map_err(SessionError::ClientProtocol)?;
+    pg::encode_bind(&mut b, b"", b"", &[], std::iter::empty(), &[])
+        .map_err(SessionError::ClientProtocol)?;
+    pg::encode_execute(&mut b, b"", 0).map_err(SessionError::ClientProtocol)?;
+    Ok(b.freeze())
+}
+
+struct UpstreamSide<'a> {
+    ctx: &'a ShardCtx,
+    entry: &'a SessionEntry,
+    rt: &'a TargetRuntime,
+    identity: &'a Arc<Identity>,
+    reader: FrameReader,
+    writer: WriteHalf,
+    flow: &'a RefCell<Flow>,
+    last_activity: &'a std::cell::Cell<Instant>,
+}
+
+/// Text-like type OIDs whose binary format is their text (masking applies).
+fn is_text_oid(oid: u32) -> bool {
+    matches!(oid, 25 | 1042 | 1043 | 19 | 114 | 3802 | 705)
+}
+
+impl UpstreamSide<'_> {
+    async fn run(mut self) -> Result<(), SessionError> {
+        let masking = self.rt.masking.as_ref();
+        let mut plan = ResultPlan::default();
+        let mut plan_active = false;
+        // Per column: whether masking may touch it given its format.
+        let mut maskable: Vec<bool> = Vec::new();
+        let mut copy_out = false;
+        let mut scratch = MaskScratch::default();
+        let mut ranges: Vec<Option<Range<usize>>> = Vec::new();
+        let mut batch: u64 = 0;
+        let mut parses_seen: u32 = 0;
+        let mut binds_seen: u32 = 0;
+        let mut segments: Vec<Bytes> = Vec::with_capacity(4);
+        loop {
+            self.reader.fill().await?;
+            self.last_activity.set(Instant::now());
+            let mut pos = 0;
+            while let Some(len) = self.reader.frame_len_at(pos)? {
+                let t = self.reader.buf[pos];
+                let action = match t {
+                    tag::ROW_DESCRIPTION => {
+                        if let Some(m) = masking {
+                            let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                            let rd = RowDescription::parse_body(body)
+                                .map_err(SessionError::UpstreamProtocol)?;
+                            m.plan_result(
+                                rd.fields().map(|f| f.name),
+                                &self.identity.groups,
+                                &mut plan,
+                            );
+                            maskable.clear();
+                            maskable.extend(
+                                rd.fields()
+                                    .map(|f| f.format == 0 || is_text_oid(f.type_oid)),
+                            );
+                            plan_active = !plan.is_noop();
+                        }
+                        Action::Keep
+                    }
+                    tag::DATA_ROW if plan_active => {
+                        let m = masking
+                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
+                        self.mask_row(m, &plan, &maskable, pos, len, &mut scratch, &mut ranges)?
+                    }
+                    tag::DATA_ROW => {
+                        if let Some(m) = masking {
+                            // Rows with no description in this batch (a
+                            // cached prepared statement): scan their content.
+                            if !plan_active && maskable.is_empty() {
+                                m.plan_caller(&self.identity.groups, &mut plan);
+                                plan_active = !plan.is_noop();
+                                if plan_active {
+                                    maskable.clear();
+                                    self.mask_row(
+                                        m,
+                                        &plan,
+                                        &maskable,
+                                        pos,
+                                        len,
+                                        &mut scratch,
+                                        &mut ranges,
+                                    )?
+                                } else {
+                                    Action::Keep
+                                }
+                            } else {
+                                Action::Keep
+                            }
+                        } else {
+                            Action::Keep
+                        }
+                    }
+                    tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
+                        if let Some(m) = masking {
+                            m.plan_caller(&self.identity.groups, &mut plan);
+                            copy_out = !plan.is_noop();
+                        }
+                        Action::Keep
+                    }
+                    tag::COPY_DATA if copy_out => {
+                        let m = masking
+                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        match m.mask_text(&plan, body, &mut scratch) {
+                            MaskOutcome::Unchanged => Action::Keep,
+                            MaskOutcome::Replaced(v) => {
+                                let mut b = BytesMut::new();
+                                pg::encode_copy_data(&mut b, v)
+                                    .map_err(SessionError::UpstreamProtocol)?;
+                                Action::Replace(b.freeze())
+                            }
+                            MaskOutcome::Null => {
+                                let mut b = BytesMut::new();
+                                pg::encode_copy_data(&mut b, b"\\N\n")
+                                    .map_err(SessionError::UpstreamProtocol)?;
+                                Action::Replace(b.freeze())
+                            }
+                        }
+                    }
+                    tag::COPY_DONE | tag::COMMAND_COMPLETE => {
+                        copy_out = false;
+                        Action::Keep
+                    }
+                    tag::PARSE_COMPLETE => {
+                        parses_seen += 1;
+                        self.injected(batch, |i| i.parses_before + 1 == parses_seen)
+                    }
+                    tag::BIND_COMPLETE => {
+                        binds_seen += 1;
+                        self.injected(batch, |i| i.binds_before + 1 == binds_seen)
+                    }
+                    tag::READY_FOR_QUERY => {
+                        let mut flow = self.flow.borrow_mut();
+                        while flow.injections.front().is_some_and(|i| i.batch <= batch) {
+                            flow.injections.pop_front();
+                        }
+                        batch += 1;
+                        parses_seen = 0;
+                        binds_seen = 0;
+                        plan_active = false;
+                        maskable.clear();
+                        copy_out = false;
+                        *self.entry.current_statement.borrow_mut() = None;
+                        Action::Keep
+                    }
+                    _ => Action::Keep,
+                };
+                cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
+            }
+            if pos > 0 {
+                segments.push(self.reader.buf.split_to(pos).freeze());
+            }
+            if !segments.is_empty() {
+                let n: usize = segments.iter().map(Bytes::len).sum();
+                self.entry
+                    .bytes_down
+                    .set(self.entry.bytes_down.get() + n as u64);
+                ShardStats::add(&self.ctx.stats().bytes_upstream_to_client, n as u64);
+                self.writer
+                    .write_all_vectored(std::mem::take(&mut segments))
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+            }
+            if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
+            {
+                let n =
+                    scratch.counters.by_column + scratch.counters.by_detector.iter().sum::<u64>();
+                ShardStats::add(&self.ctx.stats().values_masked, n);
+                scratch.counters = Default::default();
+            }
+        }
+    }
+
+    /// Drop this frame if it answers a message the gateway injected.
+    fn injected(&self, batch: u64, is_ours: impl Fn(&Injection) -> bool) -> Action {
+        let flow = self.flow.borrow();
+        match flow.injections.front() {
+            Some(i) if i.batch == batch && is_ours(i) => Action::Drop,
+            _ => Action::Keep,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mask_row(
+        &mut self,
+        m: &crate::policy::mask::MaskPolicy,
+        plan: &ResultPlan,
+        maskable: &[bool],
+        pos: usize,
+        len: usize,
+        scratch: &mut MaskScratch,
+        ranges: &mut Vec<Option<Range<usize>>>,
+    ) -> Result<Action, SessionError> {
+        let body_at = pos + pg::HEADER_LEN;
+        ranges.clear();
+        {
+            let body = &self.reader.buf[body_at..pos + len];
+            let row = DataRow::parse_body(body).map_err(SessionError::UpstreamProtocol)?;
+            ranges.extend(row.value_ranges());
+        }
+        let mut replacements: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        for (col, r) in ranges.iter().enumerate() {
+            let Some(r) = r else { continue };
+            if plan.column(col) == ColumnAction::Clear {
+                continue;
+            }
+            let value = &mut self.reader.buf[body_at + r.start..body_at + r.end];
+            if !maskable.get(col).copied().unwrap_or(true) {
+                // Binary non-text value: bytes cannot be masked as text, so a
+                // column rule hides it entirely.
+                if matches!(plan.column(col), ColumnAction::Whole { .. }) {
+                    replacements.push((col, None));
+                }
+                continue;
+            }
+            match m.mask_value_in_place(plan, col, value, scratch) {
+                InPlaceOutcome::Unchanged | InPlaceOutcome::Masked => {}
+                InPlaceOutcome::Replaced(v) => replacements.push((col, Some(v.to_vec()))),
+                InPlaceOutcome::Null => replacements.push((col, None)),
+            }
+        }
+        if replacements.is_empty() {
+            return Ok(Action::Keep);
+        }
+        let body = &self.reader.buf[body_at..pos + len];
+        let row = DataRow::parse_body(body).map_err(SessionError::UpstreamProtocol)?;
+        let reps: Vec<(usize, Option<&[u8]>)> = replacements
+            .iter()
+            .map(|(c, v)| (*c, v.as_deref()))
+            .collect();
+        let mut b = BytesMut::with_capacity(len + 64);
+        pg::encode_data_row_replacing(&mut b, &row, &reps)
+            .map_err(SessionError::UpstreamProtocol)?;
+        Ok(Action::Replace(b.freeze()))
+    }
+}
+
+/// Client-facing error for a statement the gateway refuses itself.
+#[allow(dead_code)]
+fn refuse(out: &mut BytesMut, message: &str) {
+    let _ = pg::encode_error_response(
+        out,
+        &ErrorFields::error(sqlstate::INSUFFICIENT_PRIVILEGE, message),
+    );
+}

@@ -1,1 +1,0 @@
-//! Masking: column-name globs and content detectors over result values.

@@ -1,0 +1,195 @@
+//! The content scanner: a cheap summary pass over each value decides which
+//! detectors can possibly match, and only those run their exact checks.
+
+use memchr::memmem;
+use regex::bytes::Regex;
+
+use super::detect::{Builtin, DetectorId, DetectorSet, Span};
+use super::numeric::scan_numeric;
+use super::token::{ANCHORED, Anchors, anchor_hint, scan_email};
+
+/// A custom detector compiled from `[[masking.custom]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct CustomDetector {
+    pub(crate) id: DetectorId,
+    pub(crate) regex: Regex,
+    pub(crate) anchor: Option<memmem::Finder<'static>>,
+}
+
+/// What one vectorisable pass learns about a value.
+#[derive(Clone, Copy, Debug, Default)]
+struct Summary {
+    digits: usize,
+    dots: usize,
+    upper: bool,
+    at: bool,
+}
+
+impl Summary {
+    /// Counts in `u8` per 128-byte chunk so the inner loop stays in byte
+    /// lanes (the compiler turns it into SIMD compares and adds).
+    fn of(v: &[u8]) -> Summary {
+        let mut sum = Summary::default();
+        let (mut upper, mut at) = (0u8, 0u8);
+        for chunk in v.chunks(128) {
+            let (mut d, mut dots) = (0u8, 0u8);
+            for &b in chunk {
+                d += u8::from(b.wrapping_sub(b'0') < 10);
+                dots += u8::from(b == b'.');
+                upper |= u8::from(b.wrapping_sub(b'A') < 26);
+                at |= u8::from(b == b'@');
+            }
+            sum.digits += usize::from(d);
+            sum.dots += usize::from(dots);
+        }
+        sum.upper = upper != 0;
+        sum.at = at != 0;
+        sum
+    }
+
+    /// The numeric detectors whose minimum digit count this value reaches.
+    fn numeric_candidates(self, enabled: DetectorSet) -> DetectorSet {
+        let mut set = DetectorSet::EMPTY;
+        let mut want = |b: Builtin, ok: bool| {
+            if ok && enabled.has(b) {
+                set.insert(b.id());
+            }
+        };
+        want(Builtin::Card, self.digits >= 13);
+        want(Builtin::UsSsn, self.digits >= 9);
+        want(Builtin::Phone, self.digits >= 8);
+        want(Builtin::Ipv4, self.digits >= 4 && self.dots >= 3);
+        want(Builtin::Iban, self.digits >= 4 && self.upper);
+        set
+    }
+}
+
+/// All detectors of one policy snapshot.
+#[derive(Clone, Debug)]
+pub(crate) struct Scanner {
+    anchors: Anchors,
+    custom: Vec<CustomDetector>,
+}
+
+impl Scanner {
+    pub(crate) fn new(custom: Vec<CustomDetector>) -> Result<Self, aho_corasick::BuildError> {
+        Ok(Scanner {
+            anchors: Anchors::new()?,
+            custom,
+        })
+    }
+
+    /// Replaces `spans` with every match of the `enabled` detectors in `v`,
+    /// sorted by start (overlaps are left for the caller to merge).
+    pub(crate) fn scan(&self, v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>) {
+        spans.clear();
+        if enabled.is_empty() || v.is_empty() {
+            return;
+        }
+        let sum = Summary::of(v);
+        if sum.at && enabled.has(Builtin::Email) {
+            scan_email(v, spans);
+        }
+        if enabled.intersects(ANCHORED) && anchor_hint(v) {
+            self.anchors.scan(v, enabled, spans);
+        }
+        let numeric = sum.numeric_candidates(enabled);
+        if !numeric.is_empty() {
+            scan_numeric(v, numeric, spans);
+        }
+        for c in &self.custom {
+            if !enabled.contains(c.id) || c.anchor.as_ref().is_some_and(|f| f.find(v).is_none()) {
+                continue;
+            }
+            for m in c.regex.find_iter(v) {
+                if !m.is_empty() {
+                    spans.push(Span {
+                        start: m.start(),
+                        end: m.end(),
+                        detector: c.id,
+                    });
+                }
+            }
+        }
+        spans.sort_unstable_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+    }
+}
+
+/// Merges overlapping spans in place; a merged span keeps the detector of the
+/// one that starts first (the longest, on a tie), so its rule picks the style.
+pub(crate) fn merge_overlaps(spans: &mut Vec<Span>) {
+    let mut w = 0;
+    for r in 0..spans.len() {
+        if w > 0 && spans[r].start < spans[w - 1].end {
+            spans[w - 1].end = spans[w - 1].end.max(spans[r].end);
+        } else {
+            spans[w] = spans[r];
+            w += 1;
+        }
+    }
+    spans.truncate(w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner() -> Scanner {
+        let custom = CustomDetector {
+            id: DetectorId(Builtin::COUNT as u8),
+            regex: Regex::new("EMP-[0-9]{6}").unwrap(),
+            anchor: Some(memmem::Finder::new(b"EMP-").into_owned()),
+        };
+        Scanner::new(vec![custom]).unwrap()
+    }
+
+    fn all() -> DetectorSet {
+        DetectorSet(u64::MAX)
+    }
+
+    #[test]
+    fn summary_counts_across_chunks() {
+        let v = format!("{}@{}", "1.".repeat(200), "A");
+        let s = Summary::of(v.as_bytes());
+        assert_eq!((s.digits, s.dots, s.at, s.upper), (200, 200, true, true));
+        let s = Summary::of(b"abc");
+        assert_eq!((s.digits, s.at, s.upper), (0, false, false));
+    }
+
+    #[test]
+    fn mixed_value_finds_every_kind_in_order() {
+        let v = b"mail a@b.io card 4111111111111111 key AKIAIOSFODNN7EXAMPLE emp EMP-123456";
+        let mut spans = Vec::new();
+        scanner().scan(v, all(), &mut spans);
+        let ids: Vec<_> = spans.iter().map(|s| s.detector).collect();
+        assert_eq!(
+            ids,
+            [
+                Builtin::Email.id(),
+                Builtin::Card.id(),
+                Builtin::AwsAccessKey.id(),
+                DetectorId(Builtin::COUNT as u8)
+            ]
+        );
+    }
+
+    #[test]
+    fn disabled_detectors_stay_quiet() {
+        let mut spans = Vec::new();
+        let only_email = DetectorSet::of(&[Builtin::Email]);
+        scanner().scan(b"4111111111111111 EMP-123456", only_email, &mut spans);
+        assert!(spans.is_empty());
+    }
+
+    #[test]
+    fn merge_keeps_first_detector() {
+        let s = |start, end, d| Span {
+            start,
+            end,
+            detector: DetectorId(d),
+        };
+        let mut spans = vec![s(0, 5, 1), s(3, 8, 2), s(10, 12, 3), s(11, 12, 4)];
+        merge_overlaps(&mut spans);
+        assert_eq!(spans, [s(0, 8, 1), s(10, 12, 3)]);
+    }
+}

@@ -1,0 +1,145 @@
+//! The compiled, immutable view of one configuration: per-target policy,
+//! masking and access rules, TLS configs, and the identity service. Built
+//! once per (re)load, shared by every shard through an `Arc`; a session keeps
+//! the snapshot it started with.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Config, UpstreamTlsMode};
+use crate::identity::{AccessPolicy, IdentityService};
+use crate::policy::mask::MaskPolicy;
+
+/// Why a configuration could not be put into service.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("identity: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("target {target}: access: {reason}")]
+    Access { target: String, reason: String },
+    #[error("target {target}: masking: {reason}")]
+    Masking { target: String, reason: String },
+    #[error("target {target}: cannot read {path}: {reason}")]
+    File {
+        target: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("target {target}: TLS: {reason}")]
+    Tls { target: String, reason: String },
+}
+
+/// Everything a session needs to enforce one target.
+pub struct TargetRuntime {
+    pub access: AccessPolicy,
+    pub masking: Option<MaskPolicy>,
+    /// Client-facing TLS (PostgreSQL SSLRequest).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS towards the upstream, with the name to verify.
+    pub upstream_tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+/// A configuration in service.
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub identity: Arc<IdentityService>,
+    pub targets: Vec<TargetRuntime>,
+}
+
+impl Snapshot {
+    pub fn build(config: Arc<Config>) -> Result<Snapshot, SnapshotError> {
+        let identity = Arc::new(IdentityService::new(&config.identity)?);
+        let mut targets = Vec::with_capacity(config.targets.len());
+        for (i, t) in config.targets.iter().enumerate() {
+            let name = || t.name.clone();
+            let access =
+                AccessPolicy::compile(&t.access, &format!("target[{i}].access")).map_err(|e| {
+                    SnapshotError::Access {
+                        target: name(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            let masking = match &t.masking {
+                None => None,
+                Some(m) => {
+                    let key = match &m.key_file {
+                        Some(path) => Some(read_file(&t.name, path)?),
+                        None => None,
+                    };
+                    let key = match &key {
+                        Some(bytes) => Some(
+                            crate::policy::mask::MaskingConfig::key_from_file(bytes)
+                                .map_err(|e| SnapshotError::Masking {
+                                    target: name(),
+                                    reason: e.to_string(),
+                                })?
+                                .to_vec(),
+                        ),
+                        None => None,
+                    };
+                    Some(MaskPolicy::new(m, key.as_deref()).map_err(|e| {
+                        SnapshotError::Masking {
+                            target: name(),
+                            reason: e.to_string(),
+                        }
+                    })?)
+                }
+            };
+            let tls = match &t.tls {
+                None => None,
+                Some(files) => Some(
+                    crate::identity::mtls::server_config(&files.cert_file, &files.key_file, None)
+                        .map_err(|e| SnapshotError::Tls {
+                        target: name(),
+                        reason: e.to_string(),
+                    })?,
+                ),
+            };
+            let upstream_tls = match &t.upstream_tls {
+                Some(u) if u.mode == UpstreamTlsMode::VerifyFull => {
+                    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None)
+                        .map_err(|e| SnapshotError::Tls {
+                            target: name(),
+                            reason: e.to_string(),
+                        })?;
+                    let host = u.server_name.clone().unwrap_or_else(|| {
+                        t.upstream
+                            .rsplit_once(':')
+                            .map_or(t.upstream.clone(), |(h, _)| {
+                                h.trim_matches(['[', ']']).to_string()
+                            })
+                    });
+                    let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| SnapshotError::Tls {
+                            target: name(),
+                            reason: format!("{host:?} is not a valid server name: {e}"),
+                        })?;
+                    Some((cfg, server_name))
+                }
+                _ => None,
+            };
+            targets.push(TargetRuntime {
+                access,
+                masking,
+                tls,
+                upstream_tls,
+            });
+        }
+        Ok(Snapshot {
+            config,
+            identity,
+            targets,
+        })
+    }
+}
+
+fn read_file(target: &str, path: &Path) -> Result<Vec<u8>, SnapshotError> {
+    std::fs::read(path).map_err(|e| SnapshotError::File {
+        target: target.to_string(),
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,246 @@
+//! Shared end-to-end harness: a real `tollgate` process on free ports, echo
+//! upstreams, and `assert_eventually!` instead of sleeps.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pg;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Retry a condition until it holds or the deadline passes.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $timeout:expr, $($msg:tt)+) => {{
+        let deadline = std::time::Instant::now() + $timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!($($msg)+);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }};
+}
+
+/// A port nobody listens on right now (the kernel picked it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn tollgate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tollgate")
+}
+
+/// An echo upstream: echoes until the client half-closes, then finishes and
+/// closes its side. Counts connections it accepted.
+pub struct Echo {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Echo {
+    pub fn start() -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (accepted.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut c) = conn else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                thread::spawn(move || {
+                    c.set_nodelay(true).ok();
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if c.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = c.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Echo {
+            addr,
+            accepted,
+            stop,
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// A running `tollgate run` process with JSON logs captured to a file.
+pub struct Gateway {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    /// Write `config` (TOML) to a temp dir and start the gateway on it,
+    /// waiting until it logs that it is ready.
+    pub fn start(config: &str) -> Gateway {
+        let g = Gateway::spawn(config);
+        g.wait_ready();
+        g
+    }
+
+    /// Start without waiting for readiness (for start-up failures).
+    pub fn spawn(config: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tollgate.toml");
+        std::fs::write(&cfg, config).unwrap();
+        Gateway::spawn_in(dir, cfg)
+    }
+
+    pub fn spawn_in(dir: tempfile::TempDir, cfg: PathBuf) -> Gateway {
+        let log = dir.path().join("tollgate.log");
+        let child = Command::new(tollgate_bin())
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(&cfg)
+            .env("TOLLGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Gateway {
+            child,
+            dir,
+            config: cfg,
+            log,
+        }
+    }
+
+    pub fn wait_ready(&self) {
+        assert_eventually!(
+            self.log_text().contains("tollgate ready") && self.log_count("\"listening\"") > 0,
+            Duration::from_secs(20),
+            "gateway never became ready; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
+    }
+
+    /// Parsed JSON log lines whose message is `msg`.
+    pub fn log_events(&self, msg: &str) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == msg)
+            .collect()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tcp target section for tests.
+pub fn tcp_target(name: &str, listen: u16, upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        "[[target]]\nname = \"{name}\"\nprotocol = \"tcp\"\nlisten = [\"127.0.0.1:{listen}\"]\n\
+         upstream = \"{upstream}\"\nunauthenticated = true\n{extra}\n"
+    )
+}
+
+pub fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// Send `msg`, read back exactly its length.
+pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    back
+}
+
+/// Read until EOF or error; returns bytes read and whether it was a clean EOF.
+pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("connection still open after the read timeout")
+            }
+            Err(_) => return (out, false),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A throwaway PostgreSQL 15 cluster for end-to-end tests: initdb as the
+//! `postgres` user (it refuses root) in a temp dir, on a free port, with
+//! SCRAM password auth over TCP. One cluster per test binary; a watchdog
+//! stops it when the test process exits, so nothing outlives the run.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub struct Cluster {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub socket_dir: PathBuf,
+    pub bin: PathBuf,
+}
+
+/// The Debian location of PostgreSQL 15's server binaries.
+fn pg_bin() -> PathBuf {
+    let p = PathBuf::from("/usr/lib/postgresql/15/bin");
+    assert!(
+        p.join("initdb").exists(),
+        "PostgreSQL 15 is not installed (tests/deps.sh installs postgresql-15)"
+    );
+    p
+}
+
+fn as_postgres(cmd: &str) -> Output {
+    let out = Command::new("su")
+        .args(["postgres", "-s", "/bin/sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The shared cluster for this test binary, started on first use.
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = pg_bin();
+        let dir = std::env::temp_dir().join(format!("tollgate-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        let data = dir.join("data");
+        let socket_dir = dir.clone();
+        let port = super::free_port();
+        as_postgres(&format!(
+            "{}/initdb -D {} -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null",
+            bin.display(),
+            data.display()
+        ));
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             max_connections = 200\nshared_buffers = 64MB\nfsync = off\nsynchronous_commit = off\n\
+             full_page_writes = off\nlog_connections = on\nlog_line_prefix = '%m [%p] %u@%d '\n\
+             logging_collector = off\npassword_encryption = 'scram-sha-256'\n",
+            socket_dir.display()
+        );
+        std::fs::write(data.join("postgresql.auto.conf"), conf).unwrap();
+        // md5 for one role, so the gateway's md5 path meets a real server too.
+        let hba = "local all all trust\nhost all md5user 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        let log = dir.join("server.log");
+        // The watchdog: postgres runs as long as this test process does.
+        let me = std::process::id();
+        let script = format!(
+            "{bin}/postgres -D {data} >>{log} 2>&1 & pg=$!; \
+             while [ -d /proc/{me} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
+             kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
+            bin = bin.display(),
+            data = data.display(),
+            log = log.display(),
+            dir = dir.display(),
+        );
+        Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let c = Cluster {
+            port,
+            dir,
+            socket_dir,
+            bin,
+        };
+        crate::assert_eventually!(
+            c.try_sql("postgres", "select 1").is_some(),
+            Duration::from_secs(30),
+            "PostgreSQL did not start; log:\n{}",
+            c.server_log()
+        );
+        c
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    fn psql_cmd(&self, db: &str) -> Command {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-d", db]);
+        cmd
+    }
+
+    /// Run SQL as the superuser over the unix socket (the direct path, not
+    /// through the gateway); None on failure.
+    pub fn try_sql(&self, db: &str, sql: &str) -> Option<String> {
+        let out = self.psql_cmd(db).arg("-c").arg(sql).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.psql_cmd(db).arg("-c").arg(sql).output().unwrap();
+        assert!(
+            out.status.success(),
+            "direct SQL failed: {sql}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A fresh database owned by a fresh login role with `password`.
+    pub fn create_db(&self, db: &str, role: &str, password: &str) {
+        self.sql(
+            "postgres",
+            &format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
+        );
+        self.sql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what the test suite and the quickstart need on a
+# Debian machine (as root): a Rust toolchain check, and the real servers and
+# clients the end-to-end tests talk to. Safe to run again: it installs only
+# what is missing.
+set -euo pipefail
+
+need_pkgs=()
+want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$1"); }
+
+# Real targets and clients for the end-to-end tests.
+want postgresql-15
+want postgresql-client-15
+want postgresql-contrib
+want python3-venv
+want ca-certificates
+want curl
+want procps
+
+if ((${#need_pkgs[@]})); then
+    echo "deps: installing ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "deps: no Rust toolchain (cargo) found; install Rust 1.95 or newer (rustup) and re-run" >&2
+        exit 1
+    fi
+fi
+
+# Python drivers for cross-ecosystem tests live in a venv under target/ so the
+# system Python stays untouched.
+venv="${TOLLGATE_VENV:-$(pwd)/target/pyenv}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+    "$venv/bin/pip" install -q 'psycopg[binary]>=3.1'
+fi
+export TOLLGATE_PYTHON="$venv/bin/python"
