@@ -85,6 +85,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     let metrics = Arc::new(Metrics::new(config.engine.shards));
+    metrics.attach_recorders(recorders.clone());
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,

@@ -5,10 +5,15 @@
 //! observation is one bucket search and three atomic adds, no allocation.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tollgate_recorder::ShardRecorder;
+
 use crate::engine::ShardStats;
+use crate::identity::AuthError;
+use crate::policy::mask::{Builtin, MaskCounters};
 
 /// Bucket bounds for latencies in microseconds (added latency per statement,
 /// fsync): 5 µs .. 1 s.
@@ -250,6 +255,66 @@ label_enum!(
     }
 );
 
+impl AuthOutcome {
+    /// The outcome a token or certificate failure is counted under.
+    pub fn of_error(e: &AuthError) -> AuthOutcome {
+        match e {
+            AuthError::TooLarge { .. }
+            | AuthError::Malformed { .. }
+            | AuthError::BadBase64 { .. }
+            | AuthError::MissingClaim { .. }
+            | AuthError::BadClaim { .. }
+            | AuthError::GroupsMissing { .. }
+            | AuthError::GroupsMalformed { .. } => AuthOutcome::Malformed,
+            AuthError::BadSignature | AuthError::AlgorithmNotAllowed { .. } => {
+                AuthOutcome::BadSignature
+            }
+            AuthError::Expired { .. } | AuthError::LifetimeTooLong { .. } => AuthOutcome::Expired,
+            AuthError::NotYetValid { .. } | AuthError::IssuedInFuture { .. } => {
+                AuthOutcome::NotYetValid
+            }
+            AuthError::WrongIssuer { .. } => AuthOutcome::WrongIssuer,
+            AuthError::WrongAudience => AuthOutcome::WrongAudience,
+            AuthError::UnknownKid { .. } | AuthError::NoKeys { .. } => AuthOutcome::UnknownKey,
+            AuthError::Revoked { .. } => AuthOutcome::Revoked,
+            AuthError::NoClientCertificate | AuthError::BadCertificate { .. } => AuthOutcome::Other,
+        }
+    }
+}
+
+impl RefuseReason {
+    /// Why a connection whose caller failed authentication was refused.
+    pub fn of_auth(outcome: AuthOutcome) -> RefuseReason {
+        match outcome {
+            AuthOutcome::Revoked => RefuseReason::Revoked,
+            AuthOutcome::NotAdmitted => RefuseReason::NotAdmitted,
+            _ => RefuseReason::Unauthenticated,
+        }
+    }
+}
+
+impl Detector {
+    /// The family a masking detector's count goes to: the built-in
+    /// detectors by what they find, everything else as `custom`.
+    pub fn of_builtin(b: Builtin) -> Detector {
+        match b {
+            Builtin::Email => Detector::Email,
+            Builtin::Card => Detector::PaymentCard,
+            Builtin::UsSsn => Detector::NationalId,
+            Builtin::Iban => Detector::Iban,
+            Builtin::Phone => Detector::Phone,
+            Builtin::Jwt
+            | Builtin::Bearer
+            | Builtin::AwsAccessKey
+            | Builtin::GcpApiKey
+            | Builtin::GithubToken
+            | Builtin::SlackToken
+            | Builtin::PrivateKey => Detector::Secret,
+            Builtin::Ipv4 => Detector::Custom,
+        }
+    }
+}
+
 fn counters<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
@@ -297,6 +362,27 @@ impl ShardMetrics {
     pub fn refused(&self, reason: RefuseReason) {
         self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
+    /// A caller refused at authentication: counted by outcome and as a
+    /// refused connection.
+    pub fn auth_refused(&self, outcome: AuthOutcome) {
+        self.auth(outcome);
+        self.refused(RefuseReason::of_auth(outcome));
+    }
+    /// Add a session's masking counters (by column, by detector).
+    pub fn masked_counts(&self, c: &MaskCounters) {
+        if c.by_column > 0 {
+            self.masked(Detector::Column, c.by_column);
+        }
+        for (i, n) in c.by_detector.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let d = Builtin::ALL
+                .get(i)
+                .map_or(Detector::Custom, |b| Detector::of_builtin(*b));
+            self.masked(d, *n);
+        }
+    }
     /// Time tollgate itself added to one statement (inspection, masking, recording).
     pub fn statement_added_latency(&self, d: Duration) {
         self.statement_latency.observe_duration_us(d);
@@ -322,13 +408,23 @@ impl ShardMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     shards: Box<[ShardMetrics]>,
+    /// Each shard's recorder: its queue depth and bytes written are read at
+    /// scrape time, so the data path pays nothing for them.
+    recorders: OnceLock<Vec<ShardRecorder>>,
 }
 
 impl Metrics {
     pub fn new(shards: usize) -> Metrics {
         Metrics {
             shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
+            recorders: OnceLock::new(),
         }
+    }
+
+    /// The recorders whose queue depth and bytes `/metrics` reports (once;
+    /// the recorder is not replaced while running).
+    pub fn attach_recorders(&self, recorders: Vec<ShardRecorder>) {
+        let _ = self.recorders.set(recorders);
     }
 
     /// This shard's metrics. Panics only on a shard index the engine never
@@ -344,6 +440,14 @@ impl Metrics {
     /// Render the engine's per-shard stats together with these metrics.
     /// `engine` may be shorter or longer than the shard metrics (tests).
     pub fn render(&self, engine: &[ShardStats], e: &mut Exposition) {
+        for r in self.recorders.get().map_or(&[][..], Vec::as_slice) {
+            let Some(m) = self.shards.get(r.shard() as usize) else {
+                continue;
+            };
+            let h = r.health();
+            m.set_recorder_queue_depth(h.queue_len as u64);
+            m.recorder_bytes.store(h.disk_bytes, Ordering::Relaxed);
+        }
         render_shard_families(engine, &self.shards, e);
     }
 }
@@ -597,6 +701,71 @@ mod tests {
         );
         assert_eq!(s["tollgate_recorder_fsync_seconds_count{shard=\"0\"}"], 1.0);
         assert_eq!(s["tollgate_recorder_queue_depth{shard=\"0\"}"], 9.0);
+    }
+
+    #[test]
+    fn auth_refusals_count_the_outcome_and_the_refused_connection() {
+        let m = Metrics::new(1);
+        let s = m.shard(0);
+        s.auth_refused(AuthOutcome::of_error(&AuthError::Malformed { what: "x" }));
+        s.auth_refused(AuthOutcome::of_error(&AuthError::Revoked {
+            rule: "r".into(),
+        }));
+        s.auth_refused(AuthOutcome::NotAdmitted);
+        s.auth_refused(AuthOutcome::of_error(&AuthError::Expired {
+            exp: 1,
+            now: 2,
+        }));
+        let mut e = Exposition::new();
+        m.render(&[], &mut e);
+        let c = checker::check(&e.finish()).unwrap();
+        let auth = |o: &str| c[&format!("tollgate_auth_total{{shard=\"0\",outcome=\"{o}\"}}")];
+        let refused = |r: &str| {
+            c[&format!("tollgate_connections_refused_total{{shard=\"0\",reason=\"{r}\"}}")]
+        };
+        assert_eq!(
+            [
+                auth("malformed"),
+                auth("revoked"),
+                auth("not_admitted"),
+                auth("expired"),
+                auth("ok")
+            ],
+            [1.0, 1.0, 1.0, 1.0, 0.0]
+        );
+        assert_eq!(refused("unauthenticated"), 2.0);
+        assert_eq!(refused("revoked"), 1.0);
+        assert_eq!(refused("not_admitted"), 1.0);
+    }
+
+    #[test]
+    fn masking_counters_land_on_their_detector_family() {
+        let m = Metrics::new(1);
+        let mut counters = MaskCounters {
+            by_column: 4,
+            ..MaskCounters::default()
+        };
+        counters.by_detector[Builtin::Email.id().index()] = 2;
+        counters.by_detector[Builtin::Card.id().index()] = 1;
+        counters.by_detector[Builtin::UsSsn.id().index()] = 1;
+        counters.by_detector[Builtin::Jwt.id().index()] = 1;
+        counters.by_detector[Builtin::PrivateKey.id().index()] = 1;
+        // The first custom detector sits after the built-ins.
+        counters.by_detector[Builtin::COUNT] = 3;
+        m.shard(0).masked_counts(&counters);
+        let mut e = Exposition::new();
+        m.render(&[], &mut e);
+        let c = checker::check(&e.finish()).unwrap();
+        let d = |name: &str| {
+            c[&format!("tollgate_masked_values_total{{shard=\"0\",detector=\"{name}\"}}")]
+        };
+        assert_eq!(d("column"), 4.0);
+        assert_eq!(d("email"), 2.0);
+        assert_eq!(d("payment_card"), 1.0);
+        assert_eq!(d("national_id"), 1.0);
+        assert_eq!(d("secret"), 2.0);
+        assert_eq!(d("custom"), 3.0);
+        assert_eq!(d("phone"), 0.0);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
+use crate::metrics::AuthOutcome;
 use crate::recording::SessionRecording;
 use crate::tls::{Conn, ReadHalf, WriteHalf, close_socket};
 use tollgate_recorder::{SessionEnd, SessionStart};
@@ -73,6 +74,7 @@ pub(crate) async fn serve(
     let snapshot = ctx.snapshot();
     let target = &snapshot.config.targets[target_idx];
     let rt = &snapshot.targets[target_idx];
+    let metrics = ctx.shared.metrics.shard(ctx.id);
     // mTLS: the workload certificate is the caller's identity.
     let client_conn = match &rt.tls {
         None => Conn::plain(client.clone()),
@@ -86,6 +88,7 @@ pub(crate) async fn serve(
                 Either::Left((Ok(Ok(c)), _)) => c,
                 Either::Left((Ok(Err(e)), _)) => {
                     ShardStats::add(&ctx.stats().auth_failures, 1);
+                    metrics.auth_refused(AuthOutcome::Other);
                     warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
                     close(&client);
                     return;
@@ -98,9 +101,9 @@ pub(crate) async fn serve(
             let chain = conn.peer_certificates().unwrap_or_default();
             let now = std::time::SystemTime::now();
             let refused = match snapshot.identity.identity_from_certificate(&chain, now) {
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some((e.to_string(), AuthOutcome::of_error(&e))),
                 Ok(id) if snapshot.identity.revocations().is_revoked(&id, now) => {
-                    Some("identity revoked".to_string())
+                    Some(("identity revoked".to_string(), AuthOutcome::Revoked))
                 }
                 Ok(id) => {
                     let decision = rt.access.decide(&id);
@@ -108,17 +111,22 @@ pub(crate) async fn serve(
                         *entry.identity.borrow_mut() = Some(id);
                         None
                     } else {
-                        Some(format!("not admitted: {decision}"))
+                        Some((
+                            format!("not admitted: {decision}"),
+                            AuthOutcome::NotAdmitted,
+                        ))
                     }
                 }
             };
-            if let Some(reason) = refused {
+            if let Some((reason, outcome)) = refused {
                 ShardStats::add(&ctx.stats().auth_failures, 1);
+                metrics.auth_refused(outcome);
                 warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
                 close(&client);
                 return;
             }
             ShardStats::add(&ctx.stats().auth_ok, 1);
+            metrics.auth(AuthOutcome::Ok);
             conn
         }
     };

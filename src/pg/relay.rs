@@ -859,6 +859,11 @@ impl UpstreamSide<'_> {
                 let n =
                     scratch.counters.by_column + scratch.counters.by_detector.iter().sum::<u64>();
                 ShardStats::add(&self.ctx.stats().values_masked, n);
+                self.ctx
+                    .shared
+                    .metrics
+                    .shard(self.ctx.id)
+                    .masked_counts(&scratch.counters);
                 scratch.counters = Default::default();
             }
         }

@@ -26,6 +26,7 @@ use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::{AuthError, Identity};
+use crate::metrics::AuthOutcome;
 use crate::snapshot::{Snapshot, TargetRuntime};
 use crate::tls::{Conn, close_socket};
 
@@ -281,6 +282,10 @@ async fn front_door(
         Ok(id) => id,
         Err(reason) => {
             ShardStats::add(&ctx.stats().auth_failures, 1);
+            ctx.shared
+                .metrics
+                .shard(ctx.id)
+                .auth_refused(reason.outcome());
             warn!(
                 session = %entry.id,
                 client = %entry.client,
@@ -295,6 +300,7 @@ async fn front_door(
         }
     };
     ShardStats::add(&ctx.stats().auth_ok, 1);
+    ctx.shared.metrics.shard(ctx.id).auth(AuthOutcome::Ok);
     *entry.identity.borrow_mut() = Some(identity.clone());
     Ok(Some(Admitted {
         reader: fr.half,
@@ -313,6 +319,16 @@ enum Refusal {
     Token(AuthError),
     Revoked,
     NotAdmitted(String),
+}
+
+impl Refusal {
+    fn outcome(&self) -> AuthOutcome {
+        match self {
+            Refusal::Token(e) => AuthOutcome::of_error(e),
+            Refusal::Revoked => AuthOutcome::Revoked,
+            Refusal::NotAdmitted(_) => AuthOutcome::NotAdmitted,
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {
