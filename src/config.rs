@@ -107,6 +107,14 @@ struct RawTarget {
     masking: Option<MaskingConfig>,
     /// Command rules.
     policy: Option<crate::policy::rules::PolicyConfig>,
+    /// Who may approve held statements and access requests here (default:
+    /// `[admin] reviewer_groups`).
+    #[serde(default)]
+    reviewer_groups: Vec<String>,
+    /// Every connection waits for a reviewer unless an access window granted
+    /// earlier covers the caller (just-in-time access).
+    #[serde(default)]
+    require_approval_to_connect: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +228,8 @@ pub struct TargetConfig {
     pub masking: Option<MaskingConfig>,
     /// Command rules (the default blocks what cannot be classified).
     pub policy: crate::policy::rules::PolicyConfig,
+    pub reviewer_groups: Vec<String>,
+    pub require_approval_to_connect: bool,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
@@ -811,6 +821,13 @@ impl Validator<'_> {
         {
             return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
         }
+        if raw.require_approval_to_connect && raw.protocol != Protocol::Postgres {
+            return Err(self.invalid(
+                &at("require_approval_to_connect"),
+                &field("require_approval_to_connect"),
+                "approval to connect is available on postgres targets",
+            ));
+        }
         let policy = raw.policy.unwrap_or_default();
         if let Err(e) = policy.validate() {
             return Err(self.invalid(&at("policy"), &field("policy"), &e.to_string()));
@@ -838,6 +855,8 @@ impl Validator<'_> {
             access,
             masking: raw.masking,
             policy,
+            reviewer_groups: raw.reviewer_groups,
+            require_approval_to_connect: raw.require_approval_to_connect,
         })
     }
 }

@@ -942,3 +942,59 @@ fn admin_actions_are_recorded_with_who_did_what() {
         "{records:#?}"
     );
 }
+
+#[test]
+fn a_target_requiring_approval_to_connect_holds_the_connection_until_a_reviewer_opens_a_window() {
+    // Per-target reviewers: only `dba` may decide here, not [admin]'s `reviewers`.
+    let port = free_port();
+    let mut g = PgGateway::builder()
+        .target("require_approval_to_connect = true\nreviewer_groups = [\"dba\"]")
+        .tables(&format!(
+            "[admin]\nlisten = \"127.0.0.1:{port}\"\nreviewer_groups = [\"reviewers\"]\n"
+        ))
+        .start("jit");
+    g.gw.admin_port = port;
+    let t = g.token("ci-job", "ci", "10m");
+    let rita = g.token("rita", "reviewers", "10m");
+    let dana = g.token("dana", "dba", "10m");
+    let before = g.server_logins();
+    std::thread::scope(|s| {
+        let psql = s.spawn(|| g.psql(&t, "select 'in'"));
+        let a = pending(&g);
+        assert_eq!(a["kind"], "access");
+        assert_eq!(a["requester"], "ci-job");
+        // Held before the upstream: the server has not seen this caller.
+        assert_eq!(g.server_logins(), before);
+        assert!(!psql.is_finished());
+        let id = a["id"].to_string();
+        // A reviewer of other targets cannot open this one.
+        let (ok, out, err) = cli(&g, &["approvals", "approve", &id, "--token", &rita]);
+        assert!(!ok, "{out}{err}");
+        let (ok, out, err) = cli(
+            &g,
+            &["approvals", "approve", &id, "--token", &dana, "--grant-minutes", "5", "--reason", "deploy window"],
+        );
+        assert!(ok, "{out}{err}");
+        let (ok, out, err) = psql.join().unwrap();
+        assert!(ok, "{err}");
+        assert_eq!(out, "in");
+    });
+    // The window is open: the next connection does not wait.
+    let (ok, out, _) = g.psql(&t, "select 'again'");
+    assert!(ok);
+    assert_eq!(out, "again");
+    assert!(cli_json(&g, &["approvals", "list"])["approvals"].as_array().unwrap().is_empty());
+    // Another identity still needs its own approval, and a denial refuses it.
+    let other = g.token("other-job", "ci", "10m");
+    std::thread::scope(|s| {
+        let psql = s.spawn(|| g.psql(&other, "select 1"));
+        let a = pending(&g);
+        assert_eq!(a["requester"], "other-job");
+        let id = a["id"].to_string();
+        let (ok, out, err) = cli(&g, &["approvals", "deny", &id, "--token", &dana, "--reason", "not today"]);
+        assert!(ok, "{out}{err}");
+        let (ok, _, err) = psql.join().unwrap();
+        assert!(!ok);
+        assert!(err.contains("access denied by dana: not today"), "{err}");
+    });
+}

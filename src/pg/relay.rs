@@ -81,6 +81,14 @@ pub(crate) async fn run(
         tls,
         ..
     } = admitted;
+    if target.require_approval_to_connect
+        && let Err(why) = access_window(ctx, target, entry, &identity).await
+    {
+        let mut out = BytesMut::new();
+        fatal(&mut out, sqlstate::INVALID_AUTHORIZATION, &why);
+        let _ = send(&mut client_w, &mut out, Peer::Client).await;
+        return why;
+    }
     let login = std::pin::pin!(login_upstream(target, rt, &params));
     let up = match select(login, entry.kill.killed()).await {
         Either::Left((Ok(up), _)) => up,
@@ -233,6 +241,43 @@ pub(crate) async fn run(
         ctx.shared.cancel.remove(k);
     }
     reason
+}
+
+/// Just-in-time access: the connection waits for a reviewer unless an
+/// access window granted earlier covers this identity on this target.
+async fn access_window(
+    ctx: &ShardCtx,
+    target: &TargetConfig,
+    entry: &SessionEntry,
+    identity: &Identity,
+) -> Result<(), String> {
+    let pending = ctx.shared.broker.request_access(ApprovalRequest {
+        session_id: entry.id.to_string(),
+        requester: identity.subject.clone(),
+        requester_groups: identity.groups.clone(),
+        target: target.name.clone(),
+        statement: String::new(),
+        rule: "require_approval_to_connect".into(),
+        reviewer_groups: target.reviewer_groups.clone(),
+    });
+    if pending.id != 0 {
+        info!(session = %entry.id, subject = %identity.subject, approval = pending.id, "connection held for access approval");
+        *entry.current_statement.borrow_mut() = Some("[awaiting access approval]".into());
+    }
+    let decision = std::pin::pin!(pending.decision());
+    let decision = match select(decision, entry.kill.killed()).await {
+        Either::Left((d, _)) => d,
+        Either::Right((k, _)) => return Err(k.to_string()),
+    };
+    *entry.current_statement.borrow_mut() = None;
+    match decision {
+        ApprovalDecision::Approved { by, .. } => {
+            info!(session = %entry.id, by = %by, "access approved");
+            Ok(())
+        }
+        ApprovalDecision::Denied { by, reason } => Err(format!("access denied by {by}: {reason}")),
+        ApprovalDecision::TimedOut => Err("access was not approved in time".into()),
+    }
 }
 
 async fn idle_timer(last: &std::cell::Cell<Instant>, idle: std::time::Duration) {
@@ -467,18 +512,16 @@ impl ClientSide<'_> {
             target: self.target.name.clone(),
             statement: statement.to_string(),
             rule: rule.to_string(),
-            reviewer_groups: Vec::new(),
+            reviewer_groups: self.target.reviewer_groups.clone(),
         });
         info!(session = %self.entry.id, rule, approval = pending.id, statement, "statement held for approval");
         *self.entry.current_statement.borrow_mut() =
             Some(format!("[awaiting approval] {statement}"));
-        let waited = Instant::now();
         let decision = std::pin::pin!(pending.decision());
         let decision = match select(decision, self.entry.kill.killed()).await {
             Either::Left((d, _)) => d,
             Either::Right((k, _)) => return Err(SessionError::Refused(k.to_string())),
         };
-        let _ = waited;
         let (resolved, outcome) = match decision {
             ApprovalDecision::Approved { by, reason } => (
                 Decision::Audit {
