@@ -31,7 +31,7 @@
 # Usage: bench/compare-pg.sh [--rounds 3] [--relays direct,tollgate,pgbouncer,haproxy]
 #            [--modes simple,extended] [--duration 15] [--lat-duration 10]
 #            [--clients 16] [--jobs 2] [--scale 10] [--pin none|split]
-#            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0]
+#            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0] [--perf]
 #            [--results DIR] [--bin-dir DIR] [--no-build] [--no-latency]
 # Relays: direct tollgate tollgate-norec tollgate-bare pgbouncer haproxy.
 # Modes: simple extended prepared (pgbench -M). Durations in seconds.
@@ -62,6 +62,9 @@ WARMUP=${WARMUP:-2}
 # pgbench): on a shared machine, -10 keeps other people's builds from taking
 # the relay's CPU mid-run (they still get what is left).
 NICE=${NICE:-0}
+# --perf: profile tollgate (perf record -g, cpu-clock) during its tps runs;
+# the profile's overhead lands in those runs' numbers, so use a separate run.
+PERF=${PERF:-0}
 BUILD=${BUILD:-1}
 LATENCY=${LATENCY:-1}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -89,6 +92,7 @@ while [ $# -gt 0 ]; do
         --shards) SHARDS=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --nice) NICE=$2; shift 2 ;;
+        --perf) PERF=1; shift ;;
         --results) RESULTS=$2; shift 2 ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         --no-build) BUILD=0; shift ;;
@@ -185,6 +189,21 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"
 }
 
+# thread_stats PID: per thread "name cpu_ticks voluntary_switches", summed
+# over threads of the same name (tollgate names its shard and recorder threads).
+thread_stats() {
+    local t stat comm ticks sw
+    for t in /proc/"$1"/task/*; do
+        stat=$(<"$t/stat") 2>/dev/null || continue
+        comm=${stat#*(}
+        comm=${comm%)*}
+        stat=${stat##*) }
+        ticks=$(awk '{ print $12 + $13 }' <<<"$stat")
+        sw=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null || echo 0)
+        printf '%s %s %s\n' "${comm// /_}" "$ticks" "${sw:-0}"
+    done | awk '{ c[$1] += $2; s[$1] += $3 } END { for (k in c) print k, c[k], s[k] }'
+}
+
 # The CPU sets: LOAD_PIN for pgbench and PostgreSQL, RELAY_PIN for the relay.
 if [ "$PIN" = split ]; then
     LOAD_PIN=(taskset -c "$LOAD_CPU")
@@ -209,6 +228,7 @@ if [ "${#need[@]}" -gt 0 ]; then
         die "apt-get install ${need[*]} failed"
     # The packages start their own services where systemd runs; ours are separate.
 fi
+if [ "$PERF" = 1 ]; then command -v perf >/dev/null || die "--perf needs perf (linux-perf)"; fi
 for t in taskset setpriv getconf; do command -v "$t" >/dev/null || die "$t is required"; done
 id postgres >/dev/null 2>&1 || die "no postgres user (the postgresql-15 package creates it)"
 CLK_TCK=$(getconf CLK_TCK)
@@ -494,16 +514,35 @@ report_failure() {
 
 # tps_run ROUND RELAY MODE: one measured tps run; appends a row to tps.tsv.
 tps_run() {
-    local round=$1 relay=$2 mode=$3 out before=0 after=0 load tps txns failed cpu_us=-
+    local round=$1 relay=$2 mode=$3 out before=0 after=0 load tps txns failed cpu_us=- th_before= th_after=
     out=$RESULTS/raw/r$round-$relay-$mode.txt
     read -r load _ </proc/loadavg
-    [ -n "$RELAY_PID" ] && before=$(cpu_ticks "$RELAY_PID")
-    if ! pgbench_run "$out" -S -M "$mode" -c "$CLIENTS" -j "$JOBS" -T "$DURATION"; then
+    if [ -n "$RELAY_PID" ]; then
+        th_before=$(thread_stats "$RELAY_PID")
+        before=$(cpu_ticks "$RELAY_PID")
+    fi
+    local perf_pid= perf_data=$RESULTS/raw/r$round-$relay-$mode.perf.data
+    if [ "$PERF" = 1 ] && [[ "$relay" == tollgate* ]]; then
+        perf record -q -F 999 -g -p "$RELAY_PID" -o "$perf_data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    local ok=1
+    pgbench_run "$out" -S -M "$mode" -c "$CLIENTS" -j "$JOBS" -T "$DURATION" || ok=0
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -i "$perf_data" --stdio --no-children --sort dso,sym --percent-limit 0.5 -g none \
+            >"${perf_data%.data}.txt" 2>/dev/null || log "perf report failed for $perf_data"
+    fi
+    if [ "$ok" = 0 ]; then
         report_failure "$relay" "-M $mode (round $round)" "$out"
         printf '%s\t%s\t%s\tFAIL\t-\t-\t-\t%s\n' "$round" "$relay" "$mode" "$load" >>"$RESULTS/tps.tsv"
         return 0
     fi
-    [ -n "$RELAY_PID" ] && after=$(cpu_ticks "$RELAY_PID")
+    if [ -n "$RELAY_PID" ]; then
+        after=$(cpu_ticks "$RELAY_PID")
+        th_after=$(thread_stats "$RELAY_PID")
+    fi
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out")
     txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
@@ -513,6 +552,14 @@ tps_run() {
         cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$txns" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$relay" "$mode" "$tps" "$txns" "${failed:-0}" \
         "$cpu_us" "$load" >>"$RESULTS/tps.tsv"
+    # Where the relay's CPU went, by thread: CPU µs and sleeps (voluntary
+    # context switches) per transaction.
+    if [ -n "$RELAY_PID" ] && [ "$txns" -gt 0 ]; then
+        awk -v r="$round" -v relay="$relay" -v m="$mode" -v n="$txns" -v hz="$CLK_TCK" '
+            NR == FNR { c[$1] = $2; s[$1] = $3; next }
+            { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\n", r, relay, m, $1, ($2 - c[$1]) * 1e6 / hz / n, ($3 - s[$1]) / n }
+        ' <(echo "$th_before") <(echo "$th_after") >>"$RESULTS/threads.tsv"
+    fi
     log "  $relay -M $mode: $tps tps, relay CPU ${cpu_us} µs/txn (load $load)"
 }
 
@@ -536,6 +583,7 @@ latency_run() {
 }
 
 printf 'round\trelay\tmode\ttps\ttransactions\tfailed\trelay_cpu_us_per_txn\tload1\n' >"$RESULTS/tps.tsv"
+printf 'round\trelay\tmode\tthread\tcpu_us_per_txn\tsleeps_per_txn\n' >"$RESULTS/threads.tsv"
 printf 'round\trelay\tn\tp50_us\tp99_us\tmean_us\tload1\n' >"$RESULTS/latency.tsv"
 n=${#RELAY_LIST[@]}
 for round in $(seq "$ROUNDS"); do
@@ -558,6 +606,6 @@ if has_relay tollgate && [ -d "$WORK/recordings-full" ]; then
 fi
 
 awk -f "$SCRIPTS/pg-summary.awk" -v relays="$RELAYS" -v modes="$MODES" \
-    "$RESULTS/tps.tsv" "$RESULTS/latency.tsv" | tee "$RESULTS/summary.md"
+    "$RESULTS/tps.tsv" "$RESULTS/latency.tsv" "$RESULTS/threads.tsv" | tee "$RESULTS/summary.md"
 log "results in $RESULTS"
 [ "$FAILED" = 0 ] || die "some runs failed (see $RESULTS/failures.txt)"

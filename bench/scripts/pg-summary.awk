@@ -1,7 +1,8 @@
 # bench/scripts/pg-summary.awk — the Markdown tables of compare-pg.sh.
-# Usage: awk -f pg-summary.awk -v relays=a,b -v modes=simple,extended tps.tsv latency.tsv
+# Usage: awk -f pg-summary.awk -v relays=a,b -v modes=simple,extended tps.tsv latency.tsv [threads.tsv]
 # tps.tsv:     round relay mode tps transactions failed relay_cpu_us_per_txn load1
 # latency.tsv: round relay n p50_us p99_us mean_us load1
+# threads.tsv: round relay mode thread cpu_us_per_txn sleeps_per_txn
 # Medians over rounds; ratios and added latency are against the relay `direct`.
 function median(key,    n, i, j, t, v) {
     n = count[key]
@@ -25,6 +26,11 @@ file == 2 {
     add($2 SUBSEP "p50", $4); add($2 SUBSEP "p99", $5); add($2 SUBSEP "mean", $6); add("load", $7)
     latruns[$2]++; nlat++
 }
+file == 3 {
+    k = $2 SUBSEP $3 SUBSEP $4
+    if (!(k in seen)) { seen[k] = 1; order[++nth] = k }
+    add(k SUBSEP "cpu", $5); add(k SUBSEP "sleeps", $6)
+}
 END {
     nr = split(relays, R, ","); nm = split(modes, M, ",")
     printf "### Throughput: pgbench -S, median tps over rounds\n\n"
@@ -43,7 +49,20 @@ END {
         }
         printf "\n"
     }
-    if (nlat == 0) exit 0
+    if (nlat > 0) latency_table()
+    if (nth > 0) {
+        printf "\n### Relay CPU by thread (median per transaction of the throughput runs; sleeps = voluntary context switches)\n\n"
+        printf "| relay | mode | thread | CPU µs/txn | sleeps/txn |\n| --- | --- | --- | ---: | ---: |\n"
+        for (i = 1; i <= nth; i++) {
+            split(order[i], p, SUBSEP)
+            c = median(order[i] SUBSEP "cpu")
+            if (c < 0.05) continue
+            printf "| %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], num(c, "%.1f"), num(median(order[i] SUBSEP "sleeps"), "%.2f")
+        }
+    }
+    printf "\nMedian 1-minute load average at the start of the runs: %.2f\n", median("load")
+}
+function latency_table(    i, r, p50, p99, d50, d99) {
     printf "\n### Latency: 1 client, pgbench -S -M simple, per-transaction µs (median of per-round percentiles)\n\n"
     printf "| relay | p50 µs | p99 µs | mean µs | added p50 µs | added p99 µs |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
     d50 = median("direct" SUBSEP "p50"); d99 = median("direct" SUBSEP "p99")
@@ -55,5 +74,4 @@ END {
             num(median(r SUBSEP "mean"), "%.1f"),
             (r == "direct") ? "–" : added(p50, d50), (r == "direct") ? "–" : added(p99, d99)
     }
-    printf "\nMedian 1-minute load average at the start of the runs: %.2f\n", median("load")
 }
