@@ -56,8 +56,20 @@ pub fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let metrics = Arc::new(Metrics::new(config.engine.shards));
     // Recorder first: without it (when configured) nobody gets in.
-    let recorder = match &config.recorder {
+    let recorder_config = config.recorder.clone().map(|mut rc| {
+        let m = metrics.clone();
+        rc.fsync_observer = Some(tollgate_recorder::FsyncObserver(Arc::new(
+            move |shard, d| {
+                if (shard as usize) < m.shard_count() {
+                    m.shard(shard as usize).fsync(d);
+                }
+            },
+        )));
+        rc
+    });
+    let recorder = match &recorder_config {
         None => {
             warn!("recording is disabled ([recorder] enabled = false): sessions are not recorded");
             None
@@ -84,7 +96,6 @@ pub fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let metrics = Arc::new(Metrics::new(config.engine.shards));
     metrics.attach_recorders(recorders.clone());
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,

@@ -768,6 +768,8 @@ fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     );
     assert!(count("tollgate_bytes_total", "direction=\"client_to_upstream\"") > 0.0);
     assert!(count("tollgate_recorder_bytes_total", "") > 0.0);
+    // Every block is fsynced (batch durability), and each fsync is timed.
+    assert!(count("tollgate_recorder_fsync_seconds_count", "") > 0.0);
     assert_eq!(m["tollgate_approvals_pending"], 0.0);
     assert_eventually!(
         total(&metrics(&g), "tollgate_connections_active", "") == 0.0,
@@ -972,7 +974,17 @@ fn a_target_requiring_approval_to_connect_holds_the_connection_until_a_reviewer_
         assert!(!ok, "{out}{err}");
         let (ok, out, err) = cli(
             &g,
-            &["approvals", "approve", &id, "--token", &dana, "--grant-minutes", "5", "--reason", "deploy window"],
+            &[
+                "approvals",
+                "approve",
+                &id,
+                "--token",
+                &dana,
+                "--grant-minutes",
+                "5",
+                "--reason",
+                "deploy window",
+            ],
         );
         assert!(ok, "{out}{err}");
         let (ok, out, err) = psql.join().unwrap();
@@ -983,7 +995,12 @@ fn a_target_requiring_approval_to_connect_holds_the_connection_until_a_reviewer_
     let (ok, out, _) = g.psql(&t, "select 'again'");
     assert!(ok);
     assert_eq!(out, "again");
-    assert!(cli_json(&g, &["approvals", "list"])["approvals"].as_array().unwrap().is_empty());
+    assert!(
+        cli_json(&g, &["approvals", "list"])["approvals"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Another identity still needs its own approval, and a denial refuses it.
     let other = g.token("other-job", "ci", "10m");
     std::thread::scope(|s| {
@@ -991,7 +1008,18 @@ fn a_target_requiring_approval_to_connect_holds_the_connection_until_a_reviewer_
         let a = pending(&g);
         assert_eq!(a["requester"], "other-job");
         let id = a["id"].to_string();
-        let (ok, out, err) = cli(&g, &["approvals", "deny", &id, "--token", &dana, "--reason", "not today"]);
+        let (ok, out, err) = cli(
+            &g,
+            &[
+                "approvals",
+                "deny",
+                &id,
+                "--token",
+                &dana,
+                "--reason",
+                "not today",
+            ],
+        );
         assert!(ok, "{out}{err}");
         let (ok, _, err) = psql.join().unwrap();
         assert!(!ok);

@@ -43,6 +43,19 @@ pub struct RecorderConfig {
     pub retention_check_interval: Duration,
     /// Ed25519 PKCS#8 key (DER or PEM) that signs segment seals.
     pub signing_key: Option<PathBuf>,
+    /// Told how long each segment fsync took, per shard (for metrics).
+    pub fsync_observer: Option<FsyncObserver>,
+}
+
+/// A callback for fsync latencies: `(shard, duration)`. Runs on the writer
+/// thread, so it must be cheap (an atomic histogram update).
+#[derive(Clone)]
+pub struct FsyncObserver(pub std::sync::Arc<dyn Fn(u32, Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
 }
 
 impl RecorderConfig {
@@ -61,6 +74,7 @@ impl RecorderConfig {
             retention_max_bytes: None,
             retention_check_interval: Duration::from_secs(60),
             signing_key: None,
+            fsync_observer: None,
         }
     }
 

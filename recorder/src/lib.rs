@@ -21,7 +21,7 @@ pub mod signing;
 pub mod writer;
 
 pub use bytes::Bytes;
-pub use config::{Durability, RecorderConfig};
+pub use config::{Durability, FsyncObserver, RecorderConfig};
 pub use error::RecorderError;
 pub use producer::{RecorderHealth, ShardRecorder};
 pub use record::{AdminAction, CommandEvent, Record, RecordBody, SessionEnd, SessionStart, now_ns};

@@ -423,10 +423,14 @@ impl ShardWriter {
     }
 
     fn sync_segment(&mut self) -> Result<(), RecorderError> {
+        let started = Instant::now();
         self.active
             .file
             .sync()
             .map_err(RecorderError::io("fsync segment", &self.active.path))?;
+        if let Some(o) = &self.config.fsync_observer {
+            (o.0)(self.shard, started.elapsed());
+        }
         self.last_sync = Instant::now();
         if self.written_next > self.synced_next {
             self.synced_next = self.written_next;
