@@ -305,8 +305,9 @@ measured_run() {
         printf "%.1f", (total > 0 ? 100 * (y[1] - x[1] - r) / total : 0) }')
 }
 
-# measure ROUND RELAY WORKLOAD: a warm-up run, then the measured run (redone
-# while other work disturbed it, up to RETRIES times); appends a row.
+# measure ROUND RELAY WORKLOAD: once the CPUs are quiet, a warm-up run and the
+# measured run (both redone while other work disturbed it, up to RETRIES times);
+# appends a row.
 measure() {
     local round=$1 relay=$2 workload=$3 out args duration attempt=0
     out="$RESULTS/round$round-$relay-$workload.json"
@@ -320,11 +321,11 @@ measure() {
             duration=$BULK_DURATION
             ;;
     esac
-    taskset -c "$LOAD_CPU" "$LOAD" "${args[@]}" --addr "$RELAY_ADDR" \
-        --duration "$WARM_DURATION" --warmup 0s --json --no-progress >/dev/null ||
-        die "warm-up run against $relay failed"
     while :; do
         wait_quiet
+        taskset -c "$LOAD_CPU" "$LOAD" "${args[@]}" --addr "$RELAY_ADDR" \
+            --duration "$WARM_DURATION" --warmup 0s --json --no-progress >/dev/null ||
+            die "warm-up run against $relay failed"
         measured_run "$duration" "$out" "${args[@]}"
         awk -v o="$RUN_OTHER_PCT" -v m="$MAX_OTHER" 'BEGIN { exit !(o <= m) }' && break
         [ "$attempt" -lt "$RETRIES" ] || break
