@@ -105,6 +105,16 @@ struct RawTarget {
     access: Option<AccessConfig>,
     /// Result masking.
     masking: Option<MaskingConfig>,
+    /// Command rules.
+    policy: Option<crate::policy::rules::PolicyConfig>,
+    /// Who may approve held statements and access requests here (default:
+    /// `[admin] reviewer_groups`).
+    #[serde(default)]
+    reviewer_groups: Vec<String>,
+    /// Every connection waits for a reviewer unless an access window granted
+    /// earlier covers the caller (just-in-time access).
+    #[serde(default)]
+    require_approval_to_connect: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +140,31 @@ struct RawUpstreamTls {
     server_name: Option<String>,
 }
 
+/// `[recorder]`: the session log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecorder {
+    enabled: Option<bool>,
+    dir: Option<PathBuf>,
+    zstd_level: Option<i32>,
+    durability: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    durability_interval: Option<Duration>,
+    block_size: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    block_max_delay: Option<Duration>,
+    queue_capacity: Option<usize>,
+    segment_max_bytes: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    segment_max_age: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retention_max_age: Option<Duration>,
+    retention_max_bytes: Option<u64>,
+    signing_key: Option<PathBuf>,
+}
+
+pub const DEFAULT_RECORDING_DIR: &str = "/var/lib/tollgate/recordings";
+
 /// How the gateway talks TLS to an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,6 +179,8 @@ pub enum UpstreamTlsMode {
 struct RawConfig {
     engine: Option<RawEngine>,
     identity: Option<IdentityConfig>,
+    recorder: Option<RawRecorder>,
+    admin: Option<crate::admin::AdminConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -189,6 +226,10 @@ pub struct TargetConfig {
     /// Who may use this target; empty admits nobody.
     pub access: AccessConfig,
     pub masking: Option<MaskingConfig>,
+    /// Command rules (the default blocks what cannot be classified).
+    pub policy: crate::policy::rules::PolicyConfig,
+    pub reviewer_groups: Vec<String>,
+    pub require_approval_to_connect: bool,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
@@ -228,12 +269,15 @@ pub struct ListenerSpec {
 }
 
 /// The whole validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The file it came from (for messages and reloads).
     pub path: PathBuf,
     pub engine: EngineConfig,
     pub identity: IdentityConfig,
+    /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
+    pub recorder: Option<tollgate_recorder::RecorderConfig>,
+    pub admin: crate::admin::AdminConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
@@ -268,6 +312,15 @@ impl Config {
         })?;
         let v = Validator { file: &file, text };
         let engine = v.engine(raw.engine)?;
+        let recorder = v.recorder(raw.recorder)?;
+        let admin = raw.admin.unwrap_or_default();
+        if let Err(e) = admin.validate() {
+            return Err(v.invalid(
+                &[Seg::Key("admin"), Seg::Key(e.field)],
+                &format!("admin.{}", e.field),
+                &e.message,
+            ));
+        }
         let identity = raw.identity.unwrap_or_default();
         if let Err(e) = identity.validate() {
             return Err(v.invalid(&[Seg::Key("identity")], "identity", &e.to_string()));
@@ -313,6 +366,15 @@ impl Config {
                     ));
                 }
             }
+            let mtls_ca = identity.mtls.as_ref().and_then(|m| m.ca_file.as_ref());
+            if target.protocol == Protocol::Tcp && target.tls.is_some() && mtls_ca.is_none() {
+                return Err(v.invalid(
+                    &[Seg::Key("target"), Seg::Index(i), Seg::Key("tls")],
+                    &format!("target[{i}].tls"),
+                    "a tcp target with TLS authenticates callers by client certificate: \
+                     configure [identity.mtls] ca_file",
+                ));
+            }
             if target.protocol == Protocol::Postgres && identity.issuers.is_empty() {
                 return Err(v.invalid(
                     &[Seg::Key("target"), Seg::Index(i), Seg::Key("protocol")],
@@ -340,6 +402,8 @@ impl Config {
             path: path.to_path_buf(),
             engine,
             identity,
+            recorder,
+            admin,
             targets,
             listeners,
         })
@@ -446,8 +510,8 @@ impl Validator<'_> {
         let cpus = allowed_cpus().len().max(1);
         let shards = match raw.shards {
             None | Some(0) => cpus,
-            Some(n) if n > 1024 => {
-                return Err(self.invalid(&at("shards"), "engine.shards", "at most 1024 shards"));
+            Some(n) if n > crate::engine::session::MAX_SHARDS => {
+                return Err(self.invalid(&at("shards"), "engine.shards", "at most 256 shards"));
             }
             Some(n) => n,
         };
@@ -492,6 +556,81 @@ impl Validator<'_> {
             listen_backlog,
             buffer_size,
         })
+    }
+
+    fn recorder(
+        &self,
+        raw: Option<RawRecorder>,
+    ) -> Result<Option<tollgate_recorder::RecorderConfig>, ConfigError> {
+        use tollgate_recorder::{Durability, RecorderConfig};
+        let raw = match raw {
+            Some(r) if r.enabled == Some(false) => return Ok(None),
+            Some(r) => r,
+            None => RawRecorder {
+                enabled: None,
+                dir: None,
+                zstd_level: None,
+                durability: None,
+                durability_interval: None,
+                block_size: None,
+                block_max_delay: None,
+                queue_capacity: None,
+                segment_max_bytes: None,
+                segment_max_age: None,
+                retention_max_age: None,
+                retention_max_bytes: None,
+                signing_key: None,
+            },
+        };
+        let mut c = RecorderConfig::new(raw.dir.unwrap_or_else(|| DEFAULT_RECORDING_DIR.into()));
+        if let Some(v) = raw.zstd_level {
+            c.zstd_level = v;
+        }
+        c.durability = match raw.durability.as_deref() {
+            None | Some("batch") => Durability::Batch,
+            Some("always") => Durability::Always,
+            Some("interval") => Durability::Interval(
+                raw.durability_interval
+                    .unwrap_or(Duration::from_millis(100)),
+            ),
+            Some(other) => {
+                return Err(self.invalid(
+                    &[Seg::Key("recorder"), Seg::Key("durability")],
+                    "recorder.durability",
+                    &format!("{other:?}: expected always, batch or interval"),
+                ));
+            }
+        };
+        if let Some(v) = raw.block_size {
+            c.block_size = v;
+        }
+        if let Some(v) = raw.block_max_delay {
+            c.block_max_delay = v;
+        }
+        if let Some(v) = raw.queue_capacity {
+            c.queue_capacity = v;
+        }
+        if let Some(v) = raw.segment_max_bytes {
+            c.segment_max_bytes = v;
+        }
+        if let Some(v) = raw.segment_max_age {
+            c.segment_max_age = v;
+        }
+        c.retention_max_age = raw.retention_max_age;
+        c.retention_max_bytes = raw.retention_max_bytes;
+        c.signing_key = raw.signing_key;
+        if let Err(e) = c.validate() {
+            let field = match &e {
+                tollgate_recorder::RecorderError::Config { field, .. } => field.to_string(),
+                _ => "recorder".to_string(),
+            };
+            return Err(self.invalid(
+                &[Seg::Key("recorder"), Seg::Key(&field)],
+                &format!("recorder.{field}"),
+                &e.to_string(),
+            ));
+        }
+        Ok(Some(c))
     }
 
     fn target(&self, i: usize, raw: RawTarget) -> Result<TargetConfig, ConfigError> {
@@ -563,14 +702,22 @@ impl Validator<'_> {
                 "postgres targets always authenticate callers by token",
             ));
         }
-        if raw.protocol == Protocol::Tcp {
+        if raw.protocol == Protocol::Tcp && raw.tls.is_some() && raw.unauthenticated {
+            return Err(self.invalid(
+                &at("unauthenticated"),
+                &field("unauthenticated"),
+                "a tcp target with [target.tls] authenticates callers by client certificate; \
+                 remove `unauthenticated`",
+            ));
+        }
+        if raw.protocol == Protocol::Tcp && raw.tls.is_none() {
             if !raw.unauthenticated {
                 return Err(self.invalid(
                     &at("protocol"),
                     &field("unauthenticated"),
-                    "a tcp target needs caller identity (mTLS); until it is configured the \
-                     target must say `unauthenticated = true`, which is only accepted on \
-                     loopback listen addresses",
+                    "a tcp target needs caller identity: configure [target.tls] with \
+                     [identity.mtls] ca_file (mTLS), or say `unauthenticated = true`, which is \
+                     only accepted on loopback listen addresses",
                 ));
             }
             if let Some(a) = listen.iter().find(|a| !a.ip().is_loopback()) {
@@ -669,10 +816,21 @@ impl Validator<'_> {
         if let Err(e) = crate::identity::AccessPolicy::compile(&access, &field("access")) {
             return Err(self.invalid(&at("access"), &field("access"), &e.to_string()));
         }
-        if let Some(m) = &raw.masking {
-            if let Err(e) = m.validate() {
-                return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
-            }
+        if let Some(m) = &raw.masking
+            && let Err(e) = m.validate()
+        {
+            return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
+        }
+        if raw.require_approval_to_connect && raw.protocol != Protocol::Postgres {
+            return Err(self.invalid(
+                &at("require_approval_to_connect"),
+                &field("require_approval_to_connect"),
+                "approval to connect is available on postgres targets",
+            ));
+        }
+        let policy = raw.policy.unwrap_or_default();
+        if let Err(e) = policy.validate() {
+            return Err(self.invalid(&at("policy"), &field("policy"), &e.to_string()));
         }
         let upstream_tls = raw.upstream_tls.map(|u| UpstreamTls {
             mode: u.mode,
@@ -696,6 +854,9 @@ impl Validator<'_> {
             upstream_tls,
             access,
             masking: raw.masking,
+            policy,
+            reviewer_groups: raw.reviewer_groups,
+            require_approval_to_connect: raw.require_approval_to_connect,
         })
     }
 }
@@ -807,7 +968,7 @@ idle_timeout = "5m"
     #[test]
     fn too_many_shards() {
         let e = err(&OK.replace("shards = 2", "shards = 5000"));
-        assert!(e.contains("t.toml:3: engine.shards"), "{e}");
+        assert!(e.contains("t.toml:3: engine.shards: at most 256"), "{e}");
     }
 
     #[test]
@@ -1011,6 +1172,68 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(!c.targets[0].allow_plaintext);
         let e = err(&PG.replace("upstream = ", "unauthenticated = true\nupstream = "));
         assert!(e.contains("always authenticate"), "{e}");
+    }
+
+    #[test]
+    fn tcp_with_tls_requires_mtls_and_no_unauthenticated() {
+        let tls = "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        let with_tls = format!("{}{tls}", OK.replace("unauthenticated = true\n", ""));
+        let e = err(&with_tls);
+        assert!(e.contains("[identity.mtls] ca_file"), "{e}");
+        let mtls = "[identity.mtls]\nca_file = \"/ca.pem\"\n";
+        let ok = format!(
+            "{mtls}{}",
+            with_tls.replace("127.0.0.1:7000", "0.0.0.0:7000")
+        );
+        let c = parse(&ok).unwrap();
+        assert!(!c.targets[0].unauthenticated);
+        let e = err(&format!("{mtls}{}{tls}", OK));
+        assert!(e.contains("remove `unauthenticated`"), "{e}");
+    }
+
+    #[test]
+    fn recorder_section() {
+        let c = parse(OK).unwrap();
+        assert_eq!(
+            c.recorder.as_ref().unwrap().dir,
+            Path::new(DEFAULT_RECORDING_DIR)
+        );
+        let c = parse(&format!("[recorder]\nenabled = false\n{OK}")).unwrap();
+        assert!(c.recorder.is_none());
+        let c = parse(&format!(
+            "[recorder]\ndir = \"/r\"\ndurability = \"interval\"\ndurability_interval = \"50ms\"\nzstd_level = 3\n{OK}"
+        ))
+        .unwrap();
+        let r = c.recorder.unwrap();
+        assert_eq!(r.zstd_level, 3);
+        assert_eq!(
+            r.durability,
+            tollgate_recorder::Durability::Interval(Duration::from_millis(50))
+        );
+        let e = err(&format!("[recorder]\ndurability = \"sometimes\"\n{OK}"));
+        assert!(e.contains("t.toml:2: recorder.durability"), "{e}");
+        let e = err(&format!("[recorder]\nblock_size = 0\n{OK}"));
+        assert!(e.contains("recorder.block_size"), "{e}");
+    }
+
+    #[test]
+    fn policy_is_validated_in_place() {
+        let c = parse(PG).unwrap();
+        assert_eq!(
+            c.targets[0].policy,
+            crate::policy::rules::PolicyConfig::default()
+        );
+        let e = err(&format!(
+            "{PG}[[target.policy.rules]]\nname = \"x\"\naction = \"block\"\nclasses = [\"no_such_class\"]\n"
+        ));
+        assert!(e.contains("target[0].policy"), "{e}");
+        assert!(e.contains("no_such_class"), "{e}");
+    }
+
+    #[test]
+    fn admin_section_off_loopback_needs_tls() {
+        let e = err(&format!("[admin]\nlisten = \"0.0.0.0:9090\"\n{OK}"));
+        assert!(e.contains("admin."), "{e}");
     }
 
     #[test]

@@ -4,11 +4,19 @@
 //! policy, the per-protocol session glue and the command-line front end.
 //! See `../shared/DESIGN.md` (the product) and `README.md` (how to run it).
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod admin;
+pub mod app;
+pub mod approvals;
 pub mod config;
 pub mod engine;
 pub mod identity;
+pub mod metrics;
 pub mod pg;
 pub mod policy;
+pub mod recording;
+pub mod recordings_cli;
 pub mod relay;
 pub mod snapshot;
 pub mod telemetry;

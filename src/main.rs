@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tollgate::config::{Config, LogFormat};
-use tollgate::engine::Engine;
 use tollgate::snapshot::Snapshot;
-use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +18,8 @@ use tracing::{error, info, warn};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    admin: tollgate::admin::client::ClientOptions,
 }
 
 #[derive(Subcommand)]
@@ -29,6 +29,11 @@ enum Command {
         #[arg(long, short, env = "TOLLGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Auditors: list, export, replay and verify session recordings.
+    #[command(subcommand)]
+    Recordings(tollgate::recordings_cli::RecordingsCommand),
+    #[command(flatten)]
+    Admin(tollgate::admin::client::AdminCommand),
     /// Development token issuer: key pairs and short-lived tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -110,91 +115,23 @@ fn main() -> ExitCode {
             shards,
             log_format,
             log_level,
-        } => run(config, shards, log_format, &log_level),
-    }
-}
-
-fn run(
-    path: PathBuf,
-    shards: Option<usize>,
-    log_format: Option<LogFormat>,
-    log_level: &str,
-) -> ExitCode {
-    let mut config = match Config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(n) = shards {
-        config.engine.shards = if n == 0 {
-            tollgate::config::allowed_cpus().len().max(1)
-        } else {
-            n
-        };
-    }
-    let format = log_format.unwrap_or(config.engine.log_format);
-    tollgate::telemetry::init(format, log_level);
-    let config = Arc::new(config);
-    let snapshot = match Snapshot::build(config.clone()) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            error!(error = %e, "cannot put the configuration in service");
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ]);
-    let mut signals = match signals {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "cannot install signal handlers");
-            return ExitCode::FAILURE;
-        }
-    };
-    let engine = match Engine::start(snapshot) {
-        Ok(e) => e,
-        Err(e) => {
-            error!(error = %e, "cannot start");
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    info!(
-        shards = config.engine.shards,
-        targets = config.targets.len(),
-        version = env!("CARGO_PKG_VERSION"),
-        "tollgate ready"
-    );
-    let grace = config.engine.shutdown_grace;
-    let mut stopping = false;
-    loop {
-        for sig in signals.pending() {
-            if !stopping {
-                info!(
-                    signal = sig,
-                    grace_ms = grace.as_millis() as u64,
-                    "shutting down: no new connections, draining live sessions"
-                );
-                engine.shutdown(grace);
-                stopping = true;
-            } else {
-                warn!(signal = sig, "second signal: closing live sessions now");
-                engine.shutdown(Duration::ZERO);
+        } => tollgate::app::run(tollgate::app::RunOptions {
+            config,
+            shards,
+            log_format,
+            log_level,
+        }),
+        Command::Recordings(cmd) => tollgate::recordings_cli::run(cmd),
+        Command::Admin(cmd) => {
+            match tollgate::admin::client::run_cli(cmd, cli.admin, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
-        if engine.is_finished() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    engine.join();
-    info!("tollgate stopped");
-    ExitCode::SUCCESS
 }
 
 fn token(cmd: TokenCommand) -> ExitCode {

@@ -8,11 +8,9 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use compio::BufResult;
-use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 use tracing::{debug, info, warn};
@@ -21,6 +19,10 @@ use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
+use crate::metrics::AuthOutcome;
+use crate::recording::SessionRecording;
+use crate::tls::{Conn, ReadHalf, WriteHalf, close_socket};
+use tollgate_recorder::{SessionEnd, SessionStart};
 
 /// How a relayed session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,7 @@ pub enum EndReason {
     ClientError,
     UpstreamError,
     IdleTimeout,
+    RecorderFailed,
     Killed(crate::engine::KillReason),
 }
 
@@ -40,6 +43,7 @@ impl EndReason {
             EndReason::ClientError => "client error",
             EndReason::UpstreamError => "upstream error",
             EndReason::IdleTimeout => "idle timeout",
+            EndReason::RecorderFailed => "recorder failed",
             EndReason::Killed(crate::engine::KillReason::Shutdown) => "shutdown",
             EndReason::Killed(crate::engine::KillReason::Admin) => "killed by admin",
             EndReason::Killed(crate::engine::KillReason::Revoked) => "identity revoked",
@@ -62,12 +66,78 @@ pub async fn connect_upstream(target: &TargetConfig) -> io::Result<TcpStream> {
 /// Serve one `tcp` session to its end.
 pub(crate) async fn serve(
     ctx: &ShardCtx,
-    target: &TargetConfig,
+    target_idx: usize,
     entry: &SessionEntry,
     client: TcpStream,
 ) {
     let started = Instant::now();
-    info!(shard = ctx.id, session = %entry.id, target = %target.name, client = %entry.client, "session opened");
+    let snapshot = ctx.snapshot();
+    let target = &snapshot.config.targets[target_idx];
+    let rt = &snapshot.targets[target_idx];
+    let metrics = ctx.shared.metrics.shard(ctx.id);
+    // mTLS: the workload certificate is the caller's identity.
+    let client_conn = match &rt.tls {
+        None => Conn::plain(client.clone()),
+        Some(cfg) => {
+            let accept = compio::time::timeout(
+                target.auth_timeout,
+                Conn::accept(client.clone(), cfg.clone()),
+            );
+            let accept = std::pin::pin!(accept);
+            let conn = match select(accept, entry.kill.killed()).await {
+                Either::Left((Ok(Ok(c)), _)) => c,
+                Either::Left((Ok(Err(e)), _)) => {
+                    ShardStats::add(&ctx.stats().auth_failures, 1);
+                    metrics.auth_refused(AuthOutcome::Other);
+                    warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
+                    close(&client);
+                    return;
+                }
+                Either::Left((Err(_), _)) | Either::Right(_) => {
+                    close(&client);
+                    return;
+                }
+            };
+            let chain = conn.peer_certificates().unwrap_or_default();
+            let now = std::time::SystemTime::now();
+            let refused = match snapshot.identity.identity_from_certificate(&chain, now) {
+                Err(e) => Some((e.to_string(), AuthOutcome::of_error(&e))),
+                Ok(id) if snapshot.identity.revocations().is_revoked(&id, now) => {
+                    Some(("identity revoked".to_string(), AuthOutcome::Revoked))
+                }
+                Ok(id) => {
+                    let decision = rt.access.decide(&id);
+                    if decision.is_admitted() {
+                        *entry.identity.borrow_mut() = Some(id);
+                        None
+                    } else {
+                        Some((
+                            format!("not admitted: {decision}"),
+                            AuthOutcome::NotAdmitted,
+                        ))
+                    }
+                }
+            };
+            if let Some((reason, outcome)) = refused {
+                ShardStats::add(&ctx.stats().auth_failures, 1);
+                metrics.auth_refused(outcome);
+                warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
+                close(&client);
+                return;
+            }
+            ShardStats::add(&ctx.stats().auth_ok, 1);
+            metrics.auth(AuthOutcome::Ok);
+            conn
+        }
+    };
+    info!(
+        shard = ctx.id,
+        session = %entry.id,
+        target = %target.name,
+        client = %entry.client,
+        subject = entry.subject().as_deref().unwrap_or("-"),
+        "session opened"
+    );
     let connect = std::pin::pin!(connect_upstream(target));
     let upstream = match select(connect, entry.kill.killed()).await {
         Either::Left((Ok(u), _)) => u,
@@ -82,9 +152,46 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let reason = relay(ctx, target, entry, &client, &upstream).await;
+    let recording = SessionRecording::new(ctx.recorder(), entry);
+    let identity = entry.identity.borrow().clone();
+    let start = SessionStart {
+        subject: identity.as_ref().map_or("-".into(), |i| i.subject.clone()),
+        groups: identity.as_ref().map_or(Vec::new(), |i| i.groups.clone()),
+        issuer: identity.as_ref().map(|i| i.issuer.clone()),
+        target: target.name.clone(),
+        client_addr: Some(entry.client.to_string()),
+        tls_version: client_conn.tls_summary(),
+        protocol: Some("tcp".into()),
+        ..Default::default()
+    };
+    let reason = match recording.start(start).await {
+        Ok(()) => {
+            relay(
+                ctx,
+                target,
+                entry,
+                client_conn,
+                Conn::plain(upstream.clone()),
+                &recording,
+            )
+            .await
+        }
+        Err(e) => {
+            warn!(session = %entry.id, error = %e, "cannot record: session refused");
+            EndReason::RecorderFailed
+        }
+    };
     close(&client);
     close(&upstream);
+    let end = SessionEnd {
+        reason: reason.as_str().into(),
+        bytes_client_to_target: entry.bytes_up.get(),
+        bytes_target_to_client: entry.bytes_down.get(),
+        duration_ns: started.elapsed().as_nanos() as u64,
+    };
+    if let Err(e) = recording.end(end).await {
+        warn!(session = %entry.id, error = %e, "session end not recorded");
+    }
     info!(
         shard = ctx.id,
         session = %entry.id,
@@ -101,15 +208,19 @@ async fn relay(
     ctx: &ShardCtx,
     target: &TargetConfig,
     entry: &SessionEntry,
-    client: &TcpStream,
-    upstream: &TcpStream,
+    client: Conn,
+    upstream: Conn,
+    recording: &SessionRecording,
 ) -> EndReason {
     let last_activity = Cell::new(Instant::now());
     let buf = ctx.shared.config.engine.buffer_size;
     let stats = ctx.stats();
+    let (client_r, client_w) = client.split();
+    let (up_r, up_w) = upstream.split();
     let up = pump(
-        client,
-        upstream,
+        client_r,
+        up_w,
+        recording,
         ReadSide::Client,
         buf,
         &last_activity,
@@ -117,8 +228,9 @@ async fn relay(
         &stats.bytes_client_to_upstream,
     );
     let down = pump(
-        upstream,
-        client,
+        up_r,
+        client_w,
+        recording,
         ReadSide::Upstream,
         buf,
         &last_activity,
@@ -131,10 +243,7 @@ async fn relay(
         match select(up, down).await {
             // One direction finished cleanly (EOF, write side shut down):
             // the other may still have a reply to carry.
-            Either::Left((Ok(()), rest)) => {
-                rest.await.err().map_or(EndReason::Closed, |s| s.reason())
-            }
-            Either::Right((Ok(()), rest)) => {
+            Either::Left((Ok(()), rest)) | Either::Right((Ok(()), rest)) => {
                 rest.await.err().map_or(EndReason::Closed, |s| s.reason())
             }
             Either::Left((Err(side), _)) | Either::Right((Err(side), _)) => side.reason(),
@@ -160,6 +269,7 @@ async fn relay(
 enum Side {
     Read(ReadSide),
     Write(ReadSide),
+    Recorder,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,15 +285,22 @@ impl Side {
             Side::Read(ReadSide::Upstream) | Side::Write(ReadSide::Upstream) => {
                 EndReason::UpstreamError
             }
+            Side::Recorder => EndReason::RecorderFailed,
         }
     }
 }
 
+// Each argument is one of the two directions' own pieces; a struct for them
+// would be built once per session just to be taken apart here.
+#[allow(clippy::too_many_arguments)]
 /// Copy `from` → `to` until `from` reaches EOF, then shut down `to`'s write
-/// half (half-close) so the peer sees the same EOF.
+/// half (half-close) so the peer sees the same EOF. The buffer is handed to
+/// the write as `Bytes` and reclaimed by the next read once the write is done,
+/// so the steady state allocates nothing.
 async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf,
+    mut to: WriteHalf,
+    recording: &SessionRecording,
     from_side: ReadSide,
     buf_size: usize,
     last_activity: &Cell<Instant>,
@@ -194,15 +311,12 @@ async fn pump(
         ReadSide::Client => ReadSide::Upstream,
         ReadSide::Upstream => ReadSide::Client,
     };
-    let mut from_r = from;
-    let mut to_w = to;
-    let mut buf: Vec<u8> = Vec::with_capacity(buf_size);
+    let mut buf = BytesMut::with_capacity(buf_size);
     loop {
-        // compio fills from the start but never shrinks `len`: clear first.
-        buf.clear();
-        let BufResult(res, b) = from_r.read(buf).await;
-        buf = b;
-        let n = match res {
+        if buf.capacity() < buf_size {
+            buf.reserve(buf_size);
+        }
+        let n = match from.read_into(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
@@ -211,18 +325,27 @@ async fn pump(
             }
         };
         last_activity.set(Instant::now());
-        let BufResult(res, b) = to_w.write_all(buf).await;
-        buf = b;
-        if let Err(e) = res {
+        let data = buf.split().freeze();
+        // Recorded before it is forwarded: nothing reaches a peer unrecorded.
+        if recording.enabled() {
+            let rec = match from_side {
+                ReadSide::Client => recording.client_data(data.clone()).await,
+                ReadSide::Upstream => recording.target_data(data.clone()).await,
+            };
+            if let Err(e) = rec {
+                warn!(error = %e, "recorder failed: ending the session");
+                return Err(Side::Recorder);
+            }
+        }
+        if let Err(e) = to.write_all(data).await {
             debug!(error = %e, "relay write failed");
             return Err(Side::Write(to_side));
         }
         session_bytes.set(session_bytes.get() + n as u64);
         ShardStats::add(shard_bytes, n as u64);
     }
-    match to_w.shutdown().await {
+    match to.shutdown().await {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         Err(_) => Err(Side::Write(to_side)),
     }
 }
@@ -239,8 +362,6 @@ async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
     }
 }
 
-/// Shut a socket down both ways so any operation still pending on it
-/// completes, and the peer sees the close at once.
 fn close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Both);
+    close_socket(stream);
 }

@@ -17,6 +17,8 @@ pub enum SnapshotError {
     Identity(#[from] crate::identity::IdentityError),
     #[error("target {target}: access: {reason}")]
     Access { target: String, reason: String },
+    #[error("target {target}: policy: {reason}")]
+    Policy { target: String, reason: String },
     #[error("target {target}: masking: {reason}")]
     Masking { target: String, reason: String },
     #[error("target {target}: cannot read {path}: {reason}")]
@@ -32,6 +34,7 @@ pub enum SnapshotError {
 /// Everything a session needs to enforce one target.
 pub struct TargetRuntime {
     pub access: AccessPolicy,
+    pub policy: crate::policy::rules::Policy,
     pub masking: Option<MaskPolicy>,
     /// Client-facing TLS (PostgreSQL SSLRequest).
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -88,11 +91,25 @@ impl Snapshot {
                     })?)
                 }
             };
+            // A tcp target's TLS listener requires client certificates from
+            // the mTLS CA; PostgreSQL callers authenticate with tokens.
+            let client_ca = match t.protocol {
+                crate::config::Protocol::Tcp => config
+                    .identity
+                    .mtls
+                    .as_ref()
+                    .and_then(|m| m.ca_file.as_deref()),
+                crate::config::Protocol::Postgres => None,
+            };
             let tls = match &t.tls {
                 None => None,
                 Some(files) => Some(
-                    crate::identity::mtls::server_config(&files.cert_file, &files.key_file, None)
-                        .map_err(|e| SnapshotError::Tls {
+                    crate::identity::mtls::server_config(
+                        &files.cert_file,
+                        &files.key_file,
+                        client_ca,
+                    )
+                    .map_err(|e| SnapshotError::Tls {
                         target: name(),
                         reason: e.to_string(),
                     })?,
@@ -121,8 +138,15 @@ impl Snapshot {
                 }
                 _ => None,
             };
+            let policy = crate::policy::rules::Policy::compile(&t.policy).map_err(|e| {
+                SnapshotError::Policy {
+                    target: name(),
+                    reason: e.to_string(),
+                }
+            })?;
             targets.push(TargetRuntime {
                 access,
+                policy,
                 masking,
                 tls,
                 upstream_tls,

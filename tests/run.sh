@@ -7,5 +7,6 @@ source tests/deps.sh
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast

@@ -1,2 +1,5 @@
 //! Sans-IO wire codecs for tollgate. No I/O, no runtime: bytes in, frames out.
+
+pub mod http;
 pub mod pg;
+pub mod sql;

@@ -11,7 +11,7 @@ pub(crate) mod shard;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, allowed_cpus};
 use crate::snapshot::Snapshot;
@@ -39,6 +39,7 @@ pub struct ShardStats {
     pub active: AtomicU64,
     pub refused_global_cap: AtomicU64,
     pub refused_shard_cap: AtomicU64,
+    pub refused_recorder: AtomicU64,
     pub upstream_failures: AtomicU64,
     pub bytes_client_to_upstream: AtomicU64,
     pub bytes_upstream_to_client: AtomicU64,
@@ -66,8 +67,21 @@ pub struct Shared {
     /// Live client connections across all shards (the global cap).
     pub active: AtomicUsize,
     pub stats: Vec<ShardStats>,
-    /// Engine start time in nanoseconds since the epoch; prefixes session ids.
-    pub boot: u64,
+    /// Each shard's recorder (empty when recording is disabled).
+    pub recorders: Vec<tollgate_recorder::ShardRecorder>,
+    /// Held statements and access requests wait here for reviewers.
+    pub broker: crate::approvals::Broker,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set once shutdown began (readiness turns false).
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+/// What the engine runs with.
+pub struct EngineParts {
+    pub snapshot: Arc<Snapshot>,
+    pub recorders: Vec<tollgate_recorder::ShardRecorder>,
+    pub broker: crate::approvals::Broker,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A live session as listed to operators (a copy; the shard keeps the real one).
@@ -88,10 +102,12 @@ pub struct SessionInfo {
 }
 
 /// Which live sessions a kill applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SessionSelector {
     Id(SessionId),
     Subject(String),
+    /// Every session whose identity a revocation matches.
+    Revoked(crate::identity::Revocation),
     All,
 }
 
@@ -162,6 +178,45 @@ impl Control {
         }
     }
 
+    /// A revocation ends the revoked identity's live sessions on every shard
+    /// at once (the callback runs on the revoking thread: it only posts to
+    /// the shards' inboxes).
+    fn subscribe_revocations(&self, snapshot: &Snapshot) {
+        let kill = self.clone();
+        snapshot
+            .identity
+            .revocations()
+            .subscribe(Box::new(move |rev| {
+                kill.broadcast(ShardCommand::Kill {
+                    which: SessionSelector::Revoked(rev.clone()),
+                    reason: KillReason::Revoked,
+                    reply: None,
+                });
+            }));
+    }
+
+    /// Put a new snapshot in service for new sessions on every shard (live
+    /// sessions keep theirs). Revocations made through the old identity
+    /// service carry over.
+    pub fn replace_snapshot(&self, new: Arc<Snapshot>) {
+        let old = self.shared.current_snapshot();
+        for r in old.identity.revocations().list() {
+            if !new.identity.revocations().list().contains(&r) {
+                new.identity.revocations().revoke(r);
+            }
+        }
+        self.subscribe_revocations(&new);
+        match self.shared.snapshot.write() {
+            Ok(mut s) => *s = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Whether the engine is serving (not draining).
+    pub fn list_sessions_ok(&self) -> bool {
+        !self.shared.draining.load(Ordering::Relaxed)
+    }
+
     /// Live sessions across every shard (a shard that does not answer within
     /// two seconds is left out rather than stalling the caller).
     pub fn list_sessions(&self) -> Vec<SessionInfo> {
@@ -225,7 +280,13 @@ impl Engine {
     ///
     /// All binding happens here, before any shard runs, so a bad address or
     /// a port held by another process is an error at start-up, not a log line.
-    pub fn start(snapshot: Arc<crate::snapshot::Snapshot>) -> Result<Engine, EngineError> {
+    pub fn start(parts: EngineParts) -> Result<Engine, EngineError> {
+        let EngineParts {
+            snapshot,
+            recorders,
+            broker,
+            metrics,
+        } = parts;
         let config = snapshot.config.clone();
         for spec in &config.listeners {
             listener::ensure_port_free(spec.addr)?;
@@ -240,16 +301,16 @@ impl Engine {
             }
             per_shard.push(mine);
         }
-        let boot = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
         let shared = Arc::new(Shared {
             stats: (0..n).map(|_| ShardStats::default()).collect(),
             config: config.clone(),
             snapshot: std::sync::RwLock::new(snapshot),
             cancel: Default::default(),
             active: AtomicUsize::new(0),
-            boot,
+            recorders,
+            broker,
+            metrics,
+            draining: Default::default(),
         });
         let cpus = allowed_cpus();
         let mut shards = Vec::with_capacity(n);
@@ -272,6 +333,7 @@ impl Engine {
             shared: shared.clone(),
             inboxes: shards.iter().map(|s| s.commands.clone()).collect(),
         };
+        control.subscribe_revocations(&shared.current_snapshot());
         Ok(Engine {
             shared,
             shards,
@@ -295,6 +357,7 @@ impl Engine {
 
     /// Stop accepting everywhere; live sessions get `grace` to finish.
     pub fn shutdown(&self, grace: Duration) {
+        self.shared.draining.store(true, Ordering::Relaxed);
         self.control.broadcast(ShardCommand::Shutdown {
             deadline: Instant::now() + grace,
         });

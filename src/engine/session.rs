@@ -12,33 +12,77 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-/// Globally unique session id: the engine's boot time in the high 64 bits
-/// (unique across restarts), the shard and a per-shard counter in the low 64.
+/// Session id, unique across shards and restarts, and the key of a
+/// session's recording: `[prefix: 32 bits | shard: 8 | counter: 24]`. The
+/// prefix is the Unix second at which the shard started its current block of
+/// 2^24 ids (at boot, then whenever the counter wraps), so two blocks never
+/// share a prefix unless a shard used up 16 M ids within one second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u128);
+pub struct SessionId(pub u64);
+
+pub const MAX_SHARDS: usize = 256;
 
 impl SessionId {
-    pub fn new(boot: u64, shard: usize, counter: u64) -> SessionId {
-        let low = ((shard as u64 & 0xffff) << 48) | (counter & 0xffff_ffff_ffff);
-        SessionId(((boot as u128) << 64) | low as u128)
+    pub fn new(prefix: u32, shard: usize, counter: u32) -> SessionId {
+        SessionId(
+            (u64::from(prefix) << 32)
+                | (((shard & 0xff) as u64) << 24)
+                | u64::from(counter & 0xff_ffff),
+        )
     }
 
     /// The shard that owns this session.
     pub fn shard(self) -> usize {
-        ((self.0 as u64) >> 48) as usize
+        ((self.0 >> 24) & 0xff) as usize
     }
+}
+
+/// Hands out a shard's session ids.
+pub struct SessionIds {
+    shard: usize,
+    prefix: Cell<u32>,
+    next: Cell<u32>,
+}
+
+impl SessionIds {
+    pub fn new(shard: usize) -> SessionIds {
+        SessionIds {
+            shard,
+            prefix: Cell::new(unix_secs()),
+            next: Cell::new(0),
+        }
+    }
+
+    pub fn next(&self) -> SessionId {
+        let n = self.next.get();
+        if n > 0xff_ffff {
+            // A new block: a later second than the last one.
+            self.prefix
+                .set(unix_secs().max(self.prefix.get().wrapping_add(1)));
+            self.next.set(1);
+            return SessionId::new(self.prefix.get(), self.shard, 0);
+        }
+        self.next.set(n + 1);
+        SessionId::new(self.prefix.get(), self.shard, n)
+    }
+}
+
+fn unix_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:016x}", self.0)
     }
 }
 
 impl std::str::FromStr for SessionId {
     type Err = std::num::ParseIntError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u128::from_str_radix(s, 16).map(SessionId)
+        u64::from_str_radix(s, 16).map(SessionId)
     }
 }
 
@@ -113,8 +157,8 @@ pub struct SessionEntry {
     pub target: RefCell<Rc<str>>,
     pub client: SocketAddr,
     pub started: SystemTime,
-    /// The caller's identity once known (subject), for revocation and listing.
-    pub subject: RefCell<Option<String>>,
+    /// The caller's identity once verified, for revocation and listing.
+    pub identity: RefCell<Option<std::sync::Arc<crate::identity::Identity>>>,
     /// The statement executing now, for operators' session lists.
     pub current_statement: RefCell<Option<String>>,
     pub bytes_up: Cell<u64>,
@@ -127,6 +171,13 @@ pub struct SessionEntry {
 pub struct Registry {
     live: RefCell<HashMap<SessionId, Rc<SessionEntry>>>,
     emptied: RefCell<Vec<Waker>>,
+}
+
+impl SessionEntry {
+    /// The caller's subject, once authenticated.
+    pub fn subject(&self) -> Option<String> {
+        self.identity.borrow().as_ref().map(|i| i.subject.clone())
+    }
 }
 
 impl Registry {
@@ -204,12 +255,28 @@ mod tests {
 
     #[test]
     fn session_id_round_trips_and_names_its_shard() {
-        let id = SessionId::new(0x1234_5678_9abc_def0, 7, 42);
+        let id = SessionId::new(0x1234_5678, 7, 42);
         assert_eq!(id.shard(), 7);
         let s = id.to_string();
-        assert_eq!(s.len(), 32);
+        assert_eq!(s.len(), 16);
         assert_eq!(s.parse::<SessionId>().unwrap(), id);
         assert_ne!(SessionId::new(1, 7, 42), id);
+        assert_ne!(SessionId::new(0x1234_5678, 6, 42), id);
+    }
+
+    #[test]
+    fn ids_stay_unique_when_the_counter_wraps() {
+        let ids = SessionIds::new(3);
+        ids.next.set(0xff_fffe);
+        let a = ids.next();
+        let b = ids.next();
+        let c = ids.next();
+        assert!(a != b && b != c && a != c);
+        assert_eq!(c.shard(), 3);
+        assert!(
+            c.0 >> 32 > a.0 >> 32,
+            "a wrapped counter starts a later prefix"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use compio::driver::ProactorBuilder;
 use compio::net::{TcpListener, TcpStream};
 use compio::runtime::RuntimeBuilder;
+use futures_util::FutureExt;
 use futures_util::future::{Either, select};
 use tracing::{debug, error, info, warn};
 
@@ -26,13 +27,18 @@ pub(crate) struct ShardCtx {
     pub registry: Registry,
     /// Fires when the shard stops accepting (shutdown).
     pub stop_accepting: KillSwitch,
-    next_session: Cell<u64>,
+    ids: super::session::SessionIds,
     refusals: RefusalLog,
     /// Verified tokens, for the identity service they came from.
     tokens: RefCell<Option<(usize, crate::identity::TokenCache)>>,
 }
 
 impl ShardCtx {
+    /// This shard's recorder, when recording is on.
+    pub fn recorder(&self) -> Option<tollgate_recorder::ShardRecorder> {
+        self.shared.recorders.get(self.id).cloned()
+    }
+
     /// The configuration snapshot a new session starts with.
     pub fn snapshot(&self) -> Arc<crate::snapshot::Snapshot> {
         self.shared.current_snapshot()
@@ -90,7 +96,7 @@ pub(super) fn run(
             shared,
             registry: Registry::default(),
             stop_accepting: KillSwitch::default(),
-            next_session: Cell::new(0),
+            ids: super::session::SessionIds::new(id),
             refusals: RefusalLog::default(),
             tokens: RefCell::new(None),
         });
@@ -130,9 +136,19 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
                 reason,
                 reply,
             }) => {
+                let now = SystemTime::now();
                 let n = ctx.registry.kill_where(reason, |e| match &which {
                     SessionSelector::Id(id) => e.id == *id,
-                    SessionSelector::Subject(s) => e.subject.borrow().as_deref() == Some(s),
+                    SessionSelector::Subject(s) => e
+                        .identity
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|i| i.subject == *s),
+                    SessionSelector::Revoked(r) => e
+                        .identity
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|i| r.matches(i, now)),
                     SessionSelector::All => true,
                 });
                 if let Some(reply) = reply {
@@ -149,7 +165,7 @@ async fn control_loop(ctx: &ShardCtx, commands: async_channel::Receiver<ShardCom
                         shard: ctx.id,
                         target: e.target.borrow().to_string(),
                         client: e.client.to_string(),
-                        subject: e.subject.borrow().clone(),
+                        subject: e.subject(),
                         started_ms: e
                             .started
                             .duration_since(std::time::UNIX_EPOCH)
@@ -239,11 +255,18 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         );
         return;
     }
+    // Fail closed: a shard that cannot record takes no new sessions.
+    if let Some(rec) = ctx.shared.recorders.get(ctx.id)
+        && !rec.is_healthy()
+    {
+        ctx.shared.active.fetch_sub(1, Ordering::AcqRel);
+        ShardStats::add(&stats.refused_recorder, 1);
+        ctx.refusals.log(ctx.id, peer, "recorder failed", 0);
+        return;
+    }
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY on a client socket");
     }
-    let n = ctx.next_session.get();
-    ctx.next_session.set(n + 1);
     let listener = &ctx.shared.config.listeners[spec];
     // A listener with one target knows it now; a shared postgres listener
     // learns it from the start-up message.
@@ -252,11 +275,11 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
         _ => Rc::from("-"),
     };
     let entry = Rc::new(SessionEntry {
-        id: SessionId::new(ctx.shared.boot, ctx.id, n),
+        id: ctx.ids.next(),
         target: RefCell::new(target_name),
         client: peer,
         started: SystemTime::now(),
-        subject: Default::default(),
+        identity: Default::default(),
         current_statement: Default::default(),
         bytes_up: Cell::new(0),
         bytes_down: Cell::new(0),
@@ -272,14 +295,24 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
             id: entry.id,
         };
         let listener = &ctx.shared.config.listeners[spec];
-        match listener.protocol {
-            Protocol::Tcp => {
-                let target = &ctx.shared.config.targets[listener.targets[0]];
-                crate::relay::serve(&ctx, target, &entry, stream).await
+        let serve = async {
+            match listener.protocol {
+                Protocol::Tcp => {
+                    crate::relay::serve(&ctx, listener.targets[0], &entry, stream).await
+                }
+                Protocol::Postgres => {
+                    crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
+                }
             }
-            Protocol::Postgres => {
-                crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
-            }
+        };
+        // A bug in one session must not take the shard (and every other
+        // session on it) down: contain it, log it, close that session.
+        if std::panic::AssertUnwindSafe(serve)
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            error!(shard = ctx.id, session = %entry.id, "session task panicked; connection closed");
         }
     })
     .detach();

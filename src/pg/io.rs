@@ -102,9 +102,18 @@ impl FrameReader {
         }
     }
 
-    /// Length of the next whole frame at `offset` of the buffer, if complete.
-    pub fn frame_len_at(&self, offset: usize) -> Result<Option<usize>, SessionError> {
-        pg::frame_len(&self.buf[offset..], &self.caps).map_err(|e| self.peer.protocol(e))
+    /// Length of the next frame at `offset` of the buffer, once it is whole.
+    /// While it is not, the buffer gets the capacity for the rest of it (the
+    /// length has already passed the cap for its type).
+    pub fn frame_len_at(&mut self, offset: usize) -> Result<Option<usize>, SessionError> {
+        match pg::frame_len(&self.buf[offset..], &self.caps).map_err(|e| self.peer.protocol(e))? {
+            Some(len) if self.buf.len() - offset >= len => Ok(Some(len)),
+            Some(len) => {
+                self.buf.reserve(offset + len - self.buf.len());
+                Ok(None)
+            }
+            None => Ok(None),
+        }
     }
 }
 

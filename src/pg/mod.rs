@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod decode;
 pub mod inspect;
 pub mod io;
 pub mod relay;

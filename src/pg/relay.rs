@@ -29,14 +29,18 @@ use tracing::{info, warn};
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
 use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream, sqlstate};
+use crate::approvals::{ApprovalRequest, Decision as ApprovalDecision};
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
+use crate::metrics::StatementVerdict;
 use crate::policy::mask::{ColumnAction, InPlaceOutcome, MaskOutcome, MaskScratch, ResultPlan};
+use crate::recording::SessionRecording;
 use crate::snapshot::{Snapshot, TargetRuntime};
 use crate::tls::WriteHalf;
+use tollgate_recorder::{CommandEvent, SessionEnd, SessionStart};
 
 /// Why a session ended, for the log and the audit record.
 pub type EndReason = String;
@@ -54,9 +58,10 @@ struct Injection {
 
 /// State both directions read: the client side writes, the upstream side
 /// consumes. Borrowed only between awaits.
-#[derive(Default)]
 struct Flow {
     injections: VecDeque<Injection>,
+    /// The upstream's `standard_conforming_strings` (how `\\` lexes).
+    standard_conforming_strings: bool,
 }
 
 pub(crate) async fn run(
@@ -73,8 +78,17 @@ pub(crate) async fn run(
         buf: client_buf,
         identity,
         params,
+        tls,
         ..
     } = admitted;
+    if target.require_approval_to_connect
+        && let Err(why) = access_window(ctx, target, entry, &identity).await
+    {
+        let mut out = BytesMut::new();
+        fatal(&mut out, sqlstate::INVALID_AUTHORIZATION, &why);
+        let _ = send(&mut client_w, &mut out, Peer::Client).await;
+        return why;
+    }
     let login = std::pin::pin!(login_upstream(target, rt, &params));
     let up = match select(login, entry.kill.killed()).await {
         Either::Left((Ok(up), _)) => up,
@@ -121,15 +135,49 @@ pub(crate) async fn run(
         upstream_auth = method,
         "session opened"
     );
-    let reason = if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
+    let recording = SessionRecording::new(ctx.recorder(), entry);
+    let start = SessionStart {
+        subject: identity.subject.clone(),
+        groups: identity.groups.clone(),
+        issuer: Some(identity.issuer.clone()),
+        target: target.name.clone(),
+        client_addr: Some(entry.client.to_string()),
+        tls_version: tls,
+        protocol: Some("postgres".into()),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let reason = if let Err(e) = recording.start(start).await {
+        warn!(session = %entry.id, error = %e, "cannot record: session refused");
+        out.clear();
+        fatal(
+            &mut out,
+            sqlstate::CONNECTION_FAILURE,
+            "tollgate cannot record this session",
+        );
+        let _ = send(&mut client_w, &mut out, Peer::Client).await;
+        format!("recorder failed: {e}")
+    } else if let Err(e) = recording.target_data(out.clone().freeze()).await {
+        format!("recorder failed: {e}")
+    } else if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
         e.to_string()
     } else {
-        let flow = RefCell::new(Flow::default());
+        let flow = RefCell::new(Flow {
+            injections: VecDeque::new(),
+            standard_conforming_strings: !param_is(
+                &greeting,
+                b"standard_conforming_strings",
+                b"off",
+            ),
+        });
         let last_activity = std::cell::Cell::new(Instant::now());
         let mut inspector = Inspector::new(rt, &identity);
         let client_side = ClientSide {
             ctx,
             entry,
+            target,
+            identity: &identity,
+            recording: &recording,
             reader: FrameReader::new(
                 client_r,
                 client_buf,
@@ -145,6 +193,7 @@ pub(crate) async fn run(
             entry,
             rt,
             identity: &identity,
+            recording: &recording,
             reader: FrameReader::new(
                 up_r,
                 up_buf,
@@ -179,10 +228,56 @@ pub(crate) async fn run(
             Either::Right((r, _)) => r,
         }
     };
+    let end = SessionEnd {
+        reason: reason.clone(),
+        bytes_client_to_target: entry.bytes_up.get(),
+        bytes_target_to_client: entry.bytes_down.get(),
+        duration_ns: started.elapsed().as_nanos() as u64,
+    };
+    if let Err(e) = recording.end(end).await {
+        warn!(session = %entry.id, error = %e, "session end not recorded");
+    }
     if let Some(k) = cancel {
         ctx.shared.cancel.remove(k);
     }
     reason
+}
+
+/// Just-in-time access: the connection waits for a reviewer unless an
+/// access window granted earlier covers this identity on this target.
+async fn access_window(
+    ctx: &ShardCtx,
+    target: &TargetConfig,
+    entry: &SessionEntry,
+    identity: &Identity,
+) -> Result<(), String> {
+    let pending = ctx.shared.broker.request_access(ApprovalRequest {
+        session_id: entry.id.to_string(),
+        requester: identity.subject.clone(),
+        requester_groups: identity.groups.clone(),
+        target: target.name.clone(),
+        statement: String::new(),
+        rule: "require_approval_to_connect".into(),
+        reviewer_groups: target.reviewer_groups.clone(),
+    });
+    if pending.id != 0 {
+        info!(session = %entry.id, subject = %identity.subject, approval = pending.id, "connection held for access approval");
+        *entry.current_statement.borrow_mut() = Some("[awaiting access approval]".into());
+    }
+    let decision = std::pin::pin!(pending.decision());
+    let decision = match select(decision, entry.kill.killed()).await {
+        Either::Left((d, _)) => d,
+        Either::Right((k, _)) => return Err(k.to_string()),
+    };
+    *entry.current_statement.borrow_mut() = None;
+    match decision {
+        ApprovalDecision::Approved { by, .. } => {
+            info!(session = %entry.id, by = %by, "access approved");
+            Ok(())
+        }
+        ApprovalDecision::Denied { by, reason } => Err(format!("access denied by {by}: {reason}")),
+        ApprovalDecision::TimedOut => Err("access was not approved in time".into()),
+    }
 }
 
 async fn idle_timer(last: &std::cell::Cell<Instant>, idle: std::time::Duration) {
@@ -224,6 +319,9 @@ fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usiz
 struct ClientSide<'a> {
     ctx: &'a ShardCtx,
     entry: &'a SessionEntry,
+    target: &'a TargetConfig,
+    identity: &'a Arc<Identity>,
+    recording: &'a SessionRecording,
     reader: FrameReader,
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
@@ -243,50 +341,85 @@ impl ClientSide<'_> {
         loop {
             self.reader.fill().await?;
             self.last_activity.set(Instant::now());
+            inspector.standard_conforming_strings = self.flow.borrow().standard_conforming_strings;
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
-                let frame = &self.reader.buf[pos..pos + len];
-                let t = frame[0];
-                let body = &frame[pg::HEADER_LEN..];
+                let t = self.reader.buf[pos];
                 let action = if skipping && t != tag::SYNC {
                     // After a blocked statement the batch is void until Sync,
                     // as the server would treat it after an error.
                     Action::Drop
                 } else {
                     match t {
-                        tag::QUERY => {
-                            let sql = strip_nul(body);
-                            batch += 1;
-                            let d = inspector.judge(sql);
-                            self.note_statement(sql, &d);
-                            match d {
-                                Decision::Allow | Decision::Audit { .. } => Action::Keep,
-                                Decision::Block { message, rule } => {
-                                    let mut b = BytesMut::new();
-                                    pg::encode_query(&mut b, raise_sql(&message, &rule).as_bytes())
+                        tag::QUERY | tag::PARSE => {
+                            let started = Instant::now();
+                            let (decision, statement) = {
+                                let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                                let sql = if t == tag::QUERY {
+                                    strip_nul(body)
+                                } else {
+                                    pg::Parse::parse_body(body)
+                                        .map_err(SessionError::ClientProtocol)?
+                                        .query
+                                };
+                                (inspector.judge(sql), shown(sql))
+                            };
+                            let decision = match decision {
+                                Decision::Approve { message, rule } => {
+                                    // Everything before this statement goes on; the
+                                    // statement itself waits for a reviewer.
+                                    if pos > 0 {
+                                        segments.push(self.reader.buf.split_to(pos).freeze());
+                                        pos = 0;
+                                    }
+                                    self.forward(&mut segments).await?;
+                                    let d =
+                                        self.await_approval(&statement, &message, &rule).await?;
+                                    inspector.approved(matches!(
+                                        d,
+                                        Decision::Allow | Decision::Audit { .. }
+                                    ));
+                                    d
+                                }
+                                d => {
+                                    self.note(&statement, &d, None).await?;
+                                    d
+                                }
+                            };
+                            self.ctx
+                                .shared
+                                .metrics
+                                .shard(self.ctx.id)
+                                .statement_added_latency(started.elapsed());
+                            if t == tag::QUERY {
+                                batch += 1;
+                                match decision {
+                                    Decision::Block { message, rule } => {
+                                        let mut b = BytesMut::new();
+                                        pg::encode_query(
+                                            &mut b,
+                                            raise_sql(&message, &rule).as_bytes(),
+                                        )
                                         .map_err(SessionError::ClientProtocol)?;
-                                    Action::Replace(b.freeze())
+                                        Action::Replace(b.freeze())
+                                    }
+                                    _ => Action::Keep,
                                 }
-                            }
-                        }
-                        tag::PARSE => {
-                            let p = pg::Parse::parse_body(body)
-                                .map_err(SessionError::ClientProtocol)?;
-                            let d = inspector.judge(p.query);
-                            self.note_statement(p.query, &d);
-                            match d {
-                                Decision::Allow | Decision::Audit { .. } => {
-                                    parses_in_batch += 1;
-                                    Action::Keep
-                                }
-                                Decision::Block { message, rule } => {
-                                    skipping = true;
-                                    self.flow.borrow_mut().injections.push_back(Injection {
-                                        batch,
-                                        parses_before: parses_in_batch,
-                                        binds_before: binds_in_batch,
-                                    });
-                                    Action::Replace(injected_error(&message, &rule)?)
+                            } else {
+                                match decision {
+                                    Decision::Block { message, rule } => {
+                                        skipping = true;
+                                        self.flow.borrow_mut().injections.push_back(Injection {
+                                            batch,
+                                            parses_before: parses_in_batch,
+                                            binds_before: binds_in_batch,
+                                        });
+                                        Action::Replace(injected_error(&message, &rule)?)
+                                    }
+                                    _ => {
+                                        parses_in_batch += 1;
+                                        Action::Keep
+                                    }
                                 }
                             }
                         }
@@ -305,9 +438,12 @@ impl ClientSide<'_> {
                             // The fast-path function call names a function by
                             // OID, not SQL: nothing to classify, so the
                             // target's unclassified default decides.
-                            match inspector.judge_unclassified("fastpath function call") {
+                            let d = inspector.judge_unclassified("a fast-path function call");
+                            self.note("<fast-path function call>", &d, None).await?;
+                            match d {
                                 Decision::Allow | Decision::Audit { .. } => Action::Keep,
-                                Decision::Block { message, .. } => {
+                                Decision::Block { message, .. }
+                                | Decision::Approve { message, .. } => {
                                     return Err(SessionError::Refused(format!(
                                         "function call refused: {message}"
                                     )));
@@ -341,38 +477,168 @@ impl ClientSide<'_> {
             if pos > 0 {
                 segments.push(self.reader.buf.split_to(pos).freeze());
             }
-            if !segments.is_empty() {
-                let n: usize = segments.iter().map(Bytes::len).sum();
-                self.entry
-                    .bytes_up
-                    .set(self.entry.bytes_up.get() + n as u64);
-                ShardStats::add(&self.ctx.stats().bytes_client_to_upstream, n as u64);
-                self.writer
-                    .write_all_vectored(std::mem::take(&mut segments))
-                    .await
-                    .map_err(SessionError::UpstreamIo)?;
-            }
+            self.forward(&mut segments).await?;
             if terminate {
                 return Ok(());
             }
         }
     }
 
-    fn note_statement(&self, sql: &[u8], d: &Decision) {
-        let shown = String::from_utf8_lossy(&sql[..sql.len().min(256)]).into_owned();
+    /// Record, then send, what is ready for the upstream.
+    async fn forward(&mut self, segments: &mut Vec<Bytes>) -> Result<(), SessionError> {
+        forward(
+            &mut self.writer,
+            segments,
+            self.recording,
+            Peer::Upstream,
+            &self.entry.bytes_up,
+            &self.ctx.stats().bytes_client_to_upstream,
+        )
+        .await
+    }
+
+    /// Hold a statement for a reviewer; the answer as an allow or a block.
+    async fn await_approval(
+        &self,
+        statement: &str,
+        message: &str,
+        rule: &str,
+    ) -> Result<Decision, SessionError> {
+        let broker = &self.ctx.shared.broker;
+        let pending = broker.request(ApprovalRequest {
+            session_id: self.entry.id.to_string(),
+            requester: self.identity.subject.clone(),
+            requester_groups: self.identity.groups.clone(),
+            target: self.target.name.clone(),
+            statement: statement.to_string(),
+            rule: rule.to_string(),
+            reviewer_groups: self.target.reviewer_groups.clone(),
+        });
+        info!(session = %self.entry.id, rule, approval = pending.id, statement, "statement held for approval");
+        *self.entry.current_statement.borrow_mut() =
+            Some(format!("[awaiting approval] {statement}"));
+        let decision = std::pin::pin!(pending.decision());
+        let decision = match select(decision, self.entry.kill.killed()).await {
+            Either::Left((d, _)) => d,
+            Either::Right((k, _)) => return Err(SessionError::Refused(k.to_string())),
+        };
+        let (resolved, outcome) = match decision {
+            ApprovalDecision::Approved { by, reason } => (
+                Decision::Audit {
+                    rule: rule.to_string(),
+                },
+                format!(
+                    "approved by {by}{}",
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {reason}")
+                    }
+                ),
+            ),
+            ApprovalDecision::Denied { by, reason } => (
+                Decision::Block {
+                    message: if reason.is_empty() {
+                        format!("{message} (denied by {by})")
+                    } else {
+                        format!("denied by {by}: {reason}")
+                    },
+                    rule: rule.to_string(),
+                },
+                format!("denied by {by}: {reason}"),
+            ),
+            ApprovalDecision::TimedOut => (
+                Decision::Block {
+                    message: format!("{message} (no reviewer approved it in time)"),
+                    rule: rule.to_string(),
+                },
+                "timed out".to_string(),
+            ),
+        };
+        info!(session = %self.entry.id, rule, outcome = %outcome, "approval decided");
+        self.note(statement, &resolved, Some(outcome)).await?;
+        Ok(resolved)
+    }
+
+    /// Count, log and record a judged statement.
+    async fn note(
+        &self,
+        statement: &str,
+        d: &Decision,
+        approval: Option<String>,
+    ) -> Result<(), SessionError> {
+        let m = self.ctx.shared.metrics.shard(self.ctx.id);
         match d {
             Decision::Block { rule, .. } => {
                 ShardStats::add(&self.ctx.stats().statements_blocked, 1);
-                info!(session = %self.entry.id, rule = %rule, statement = %shown, "statement blocked");
+                m.statement(StatementVerdict::Block);
+                info!(session = %self.entry.id, rule = %rule, statement, "statement blocked");
             }
             Decision::Audit { rule } => {
                 ShardStats::add(&self.ctx.stats().statements_allowed, 1);
-                info!(session = %self.entry.id, rule = %rule, statement = %shown, "statement audited");
+                m.statement(StatementVerdict::Audit);
+                info!(session = %self.entry.id, rule = %rule, statement, "statement audited");
             }
-            Decision::Allow => ShardStats::add(&self.ctx.stats().statements_allowed, 1),
+            Decision::Approve { .. } => m.statement(StatementVerdict::Approve),
+            Decision::Allow => {
+                ShardStats::add(&self.ctx.stats().statements_allowed, 1);
+                m.statement(StatementVerdict::Allow);
+            }
         }
-        *self.entry.current_statement.borrow_mut() = Some(shown);
+        *self.entry.current_statement.borrow_mut() = Some(statement.to_string());
+        if self.recording.enabled() {
+            self.recording
+                .command(CommandEvent {
+                    statement: statement.to_string(),
+                    verdict: d.verdict().to_string(),
+                    rule: d.rule().map(str::to_string),
+                    approval,
+                })
+                .await
+                .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
+        }
+        Ok(())
     }
+}
+
+/// Record, count, then send the segments ready for one peer: nothing
+/// reaches a peer unrecorded, and a failed recorder ends the session.
+async fn forward(
+    writer: &mut WriteHalf,
+    segments: &mut Vec<Bytes>,
+    recording: &SessionRecording,
+    to: Peer,
+    session_bytes: &std::cell::Cell<u64>,
+    shard_bytes: &std::sync::atomic::AtomicU64,
+) -> Result<(), SessionError> {
+    if segments.is_empty() {
+        return Ok(());
+    }
+    let n: usize = segments.iter().map(Bytes::len).sum();
+    if recording.enabled() {
+        for seg in segments.iter() {
+            let r = match to {
+                Peer::Upstream => recording.client_data(seg.clone()).await,
+                Peer::Client => recording.target_data(seg.clone()).await,
+            };
+            r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
+        }
+    }
+    session_bytes.set(session_bytes.get() + n as u64);
+    ShardStats::add(shard_bytes, n as u64);
+    writer
+        .write_all_vectored(std::mem::take(segments))
+        .await
+        .map_err(|e| match to {
+            Peer::Upstream => SessionError::UpstreamIo(e),
+            Peer::Client => SessionError::ClientIo(e),
+        })
+}
+
+/// A statement as shown in logs, lists and records (bounded).
+fn shown(sql: &[u8]) -> String {
+    const MAX: usize = 8192;
+    String::from_utf8_lossy(&sql[..sql.len().min(MAX)]).into_owned()
 }
 
 fn strip_nul(body: &[u8]) -> &[u8] {
@@ -410,10 +676,50 @@ struct UpstreamSide<'a> {
     entry: &'a SessionEntry,
     rt: &'a TargetRuntime,
     identity: &'a Arc<Identity>,
+    recording: &'a SessionRecording,
     reader: FrameReader,
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
+}
+
+/// The error our injected statement raised, without the PL/pgSQL context,
+/// routine, file and line the server attaches (they describe the gateway's
+/// `DO` block, not the client's statement). `None` for any other error.
+fn ours_without_context(body: &[u8]) -> Option<Bytes> {
+    let e = pg::ErrorResponse::parse_body(tag::ERROR_RESPONSE, body).ok()?;
+    if e.code()? != b"42501" || !e.field(b'D')?.starts_with(b"blocked by tollgate rule") {
+        return None;
+    }
+    let mut b = BytesMut::with_capacity(body.len() + 5);
+    b.extend_from_slice(&[tag::ERROR_RESPONSE, 0, 0, 0, 0]);
+    for (code, value) in e.fields() {
+        if matches!(code, b'W' | b'R' | b'F' | b'L' | b'p' | b'q') {
+            continue;
+        }
+        b.extend_from_slice(&[code]);
+        b.extend_from_slice(value);
+        b.extend_from_slice(&[0]);
+    }
+    b.extend_from_slice(&[0]);
+    let len = u32::try_from(b.len() - 1).ok()?;
+    b[1..5].copy_from_slice(&len.to_be_bytes());
+    Some(b.freeze())
+}
+
+/// Whether the ParameterStatus frames in `greeting` set `name` to `value`.
+fn param_is(greeting: &[u8], name: &[u8], value: &[u8]) -> bool {
+    let mut buf = BytesMut::from(greeting);
+    let caps = Caps::backend(&Limits::default());
+    while let Ok(Some(f)) = pg::next_frame(&mut buf, &caps) {
+        if f.tag() == tag::PARAMETER_STATUS
+            && let Ok(p) = pg::ParameterStatus::parse_body(f.body())
+            && p.name == name
+        {
+            return p.value == value;
+        }
+    }
+    false
 }
 
 /// Text-like type OIDs whose binary format is their text (masking applies).
@@ -436,7 +742,18 @@ impl UpstreamSide<'_> {
         let mut binds_seen: u32 = 0;
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
-            self.reader.fill().await?;
+            if let Err(e) = self.reader.fill().await {
+                // The target went away (or spoke garbage) mid-session: tell
+                // the client in protocol terms before the connection closes.
+                let mut out = BytesMut::new();
+                fatal(
+                    &mut out,
+                    sqlstate::CONNECTION_FAILURE,
+                    "the target closed the connection unexpectedly",
+                );
+                let _ = self.writer.write_all(out.freeze()).await;
+                return Err(e);
+            }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
@@ -533,6 +850,22 @@ impl UpstreamSide<'_> {
                         binds_seen += 1;
                         self.injected(batch, |i| i.binds_before + 1 == binds_seen)
                     }
+                    tag::ERROR_RESPONSE => {
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        match ours_without_context(body) {
+                            Some(b) => Action::Replace(b),
+                            None => Action::Keep,
+                        }
+                    }
+                    tag::PARAMETER_STATUS => {
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        if let Ok(p) = pg::ParameterStatus::parse_body(body)
+                            && p.name == b"standard_conforming_strings"
+                        {
+                            self.flow.borrow_mut().standard_conforming_strings = p.value != b"off";
+                        }
+                        Action::Keep
+                    }
                     tag::READY_FOR_QUERY => {
                         let mut flow = self.flow.borrow_mut();
                         while flow.injections.front().is_some_and(|i| i.batch <= batch) {
@@ -554,22 +887,26 @@ impl UpstreamSide<'_> {
             if pos > 0 {
                 segments.push(self.reader.buf.split_to(pos).freeze());
             }
-            if !segments.is_empty() {
-                let n: usize = segments.iter().map(Bytes::len).sum();
-                self.entry
-                    .bytes_down
-                    .set(self.entry.bytes_down.get() + n as u64);
-                ShardStats::add(&self.ctx.stats().bytes_upstream_to_client, n as u64);
-                self.writer
-                    .write_all_vectored(std::mem::take(&mut segments))
-                    .await
-                    .map_err(SessionError::ClientIo)?;
-            }
+            // Recorded as forwarded (after masking), before it is sent.
+            forward(
+                &mut self.writer,
+                &mut segments,
+                self.recording,
+                Peer::Client,
+                &self.entry.bytes_down,
+                &self.ctx.stats().bytes_upstream_to_client,
+            )
+            .await?;
             if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
             {
                 let n =
                     scratch.counters.by_column + scratch.counters.by_detector.iter().sum::<u64>();
                 ShardStats::add(&self.ctx.stats().values_masked, n);
+                self.ctx
+                    .shared
+                    .metrics
+                    .shard(self.ctx.id)
+                    .masked_counts(&scratch.counters);
                 scratch.counters = Default::default();
             }
         }

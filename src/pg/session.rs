@@ -26,6 +26,7 @@ use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::{AuthError, Identity};
+use crate::metrics::AuthOutcome;
 use crate::snapshot::{Snapshot, TargetRuntime};
 use crate::tls::{Conn, close_socket};
 
@@ -105,7 +106,7 @@ pub(crate) async fn serve(
         shard = ctx.id,
         session = %entry.id,
         target = %target.name,
-        subject = entry.subject.borrow().as_deref().unwrap_or("-"),
+        subject = entry.subject().as_deref().unwrap_or("-"),
         reason = %reason,
         bytes_up = entry.bytes_up.get(),
         bytes_down = entry.bytes_down.get(),
@@ -281,6 +282,10 @@ async fn front_door(
         Ok(id) => id,
         Err(reason) => {
             ShardStats::add(&ctx.stats().auth_failures, 1);
+            ctx.shared
+                .metrics
+                .shard(ctx.id)
+                .auth_refused(reason.outcome());
             warn!(
                 session = %entry.id,
                 client = %entry.client,
@@ -295,7 +300,8 @@ async fn front_door(
         }
     };
     ShardStats::add(&ctx.stats().auth_ok, 1);
-    *entry.subject.borrow_mut() = Some(identity.subject.clone());
+    ctx.shared.metrics.shard(ctx.id).auth(AuthOutcome::Ok);
+    *entry.identity.borrow_mut() = Some(identity.clone());
     Ok(Some(Admitted {
         reader: fr.half,
         writer,
@@ -313,6 +319,16 @@ enum Refusal {
     Token(AuthError),
     Revoked,
     NotAdmitted(String),
+}
+
+impl Refusal {
+    fn outcome(&self) -> AuthOutcome {
+        match self {
+            Refusal::Token(e) => AuthOutcome::of_error(e),
+            Refusal::Revoked => AuthOutcome::Revoked,
+            Refusal::NotAdmitted(_) => AuthOutcome::NotAdmitted,
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {

@@ -3,6 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pg;
+pub mod pggw;
+pub mod pgwire;
+pub mod pki;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -103,6 +106,10 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// The admin API's port (each test gateway gets its own).
+    pub admin_port: u16,
+    /// Where this gateway records sessions.
+    pub recordings: PathBuf,
 }
 
 impl Gateway {
@@ -122,7 +129,20 @@ impl Gateway {
         Gateway::spawn_in(dir, cfg)
     }
 
+    /// Start on a config file; unless it says otherwise, the gateway records
+    /// into the temp dir and serves its admin API on a free port.
     pub fn spawn_in(dir: tempfile::TempDir, cfg: PathBuf) -> Gateway {
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        let recordings = dir.path().join("recordings");
+        if !text.contains("[recorder]") {
+            text = format!("[recorder]\ndir = \"{}\"\n\n{text}", recordings.display());
+        }
+        let mut admin_port = 0;
+        if !text.contains("[admin]") {
+            admin_port = free_port();
+            text = format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n{text}");
+        }
+        std::fs::write(&cfg, text).unwrap();
         let log = dir.path().join("tollgate.log");
         let child = Command::new(tollgate_bin())
             .args(["run", "--log-format", "json", "--config"])
@@ -138,6 +158,8 @@ impl Gateway {
             dir,
             config: cfg,
             log,
+            admin_port,
+            recordings,
         }
     }
 
@@ -194,6 +216,19 @@ impl Gateway {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Run `tollgate <args>` against this gateway's admin API and recordings.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(tollgate_bin())
+            .args(args)
+            .env(
+                "TOLLGATE_ADMIN",
+                format!("http://127.0.0.1:{}", self.admin_port),
+            )
+            .env("TOLLGATE_RECORDINGS", &self.recordings)
+            .output()
+            .unwrap()
+    }
 }
 
 impl Drop for Gateway {
@@ -243,4 +278,33 @@ pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, bool) {
             Err(_) => return (out, false),
         }
     }
+}
+
+/// The Python with the test drivers (psycopg), set up by tests/deps.sh.
+pub fn python_bin() -> String {
+    std::env::var("TOLLGATE_PYTHON").unwrap_or_else(|_| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
+        if Path::new(venv).exists() {
+            venv.to_string()
+        } else {
+            "python3".to_string()
+        }
+    })
+}
+
+/// Run a Python snippet with `args`; returns its trimmed stdout, panics on failure.
+pub fn python(code: &str, args: &[&str]) -> String {
+    let out = Command::new(python_bin())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

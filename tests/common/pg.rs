@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub struct Cluster {
     pub port: u16,
+    /// The CA that signed the server's certificate (CN/SAN localhost, 127.0.0.1).
+    pub ca: PathBuf,
     pub dir: PathBuf,
     pub socket_dir: PathBuf,
     pub bin: PathBuf,
@@ -67,8 +69,15 @@ impl Cluster {
             bin.display(),
             data.display()
         ));
+        // TLS on the server too, so upstream TLS verification and SCRAM
+        // channel binding meet a real PostgreSQL.
+        let ca = super::pki::Ca::new(&dir, "pg-server-ca");
+        let (crt, key) = ca.server(&dir, "pg-server");
+        std::fs::copy(&crt, data.join("server.crt")).unwrap();
+        std::fs::copy(&key, data.join("server.key")).unwrap();
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
              max_connections = 200\nshared_buffers = 64MB\nfsync = off\nsynchronous_commit = off\n\
              full_page_writes = off\nlog_connections = on\nlog_line_prefix = '%m [%p] %u@%d '\n\
              logging_collector = off\npassword_encryption = 'scram-sha-256'\n",
@@ -83,6 +92,11 @@ impl Cluster {
             .arg(&dir)
             .status()
             .unwrap();
+        Command::new("chmod")
+            .arg("600")
+            .arg(data.join("server.key"))
+            .status()
+            .unwrap();
         let log = dir.join("server.log");
         // The watchdog: postgres runs as long as this test process does.
         let me = std::process::id();
@@ -95,7 +109,10 @@ impl Cluster {
             log = log.display(),
             dir = dir.display(),
         );
-        Command::new("su")
+        // The watchdog outlives this call by design (it stops the cluster
+        // when the test process exits), so it is never waited for.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = Command::new("su")
             .args(["postgres", "-s", "/bin/sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,6 +121,7 @@ impl Cluster {
             .unwrap();
         let c = Cluster {
             port,
+            ca: dir.join("pg-server-ca.pem"),
             dir,
             socket_dir,
             bin,

@@ -280,14 +280,14 @@ impl MaskRuleConfig {
                 max: MAX_KEEP,
             });
         }
-        if let Some(r) = &self.replacement {
-            if r.len() > MAX_REPLACEMENT {
-                return Err(MaskError::TooLarge {
-                    field: field("replacement"),
-                    value: r.len(),
-                    max: MAX_REPLACEMENT,
-                });
-            }
+        if let Some(r) = &self.replacement
+            && r.len() > MAX_REPLACEMENT
+        {
+            return Err(MaskError::TooLarge {
+                field: field("replacement"),
+                value: r.len(),
+                max: MAX_REPLACEMENT,
+            });
         }
         Ok(())
     }

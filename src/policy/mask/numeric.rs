@@ -107,9 +107,7 @@ fn is_chain_start(v: &[u8], s: usize) -> bool {
     if is_word(p) {
         return false;
     }
-    !(s >= 2
-        && v[s - 2].is_ascii_digit()
-        && matches!(p, b' ' | b'-' | b'.' | b':' | b'+' | b'/' | b')'))
+    !(s >= 2 && v[s - 2].is_ascii_digit() && matches!(p, b'-' | b'.' | b':' | b'+' | b'/' | b')'))
 }
 
 /// Parses the chain starting at `start`; returns where scanning resumes.
@@ -151,12 +149,13 @@ pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>
     let mut pos = 0;
     while let Some(off) = v[pos..].iter().position(u8::is_ascii_digit) {
         let s = pos + off;
-        if iban && iban_trigger(v, s) {
-            if let Some(end) = iban_at(v, s - 2) {
-                spans.push(span(s - 2, end, Builtin::Iban));
-                pos = end;
-                continue;
-            }
+        if iban
+            && iban_trigger(v, s)
+            && let Some(end) = iban_at(v, s - 2)
+        {
+            spans.push(span(s - 2, end, Builtin::Iban));
+            pos = end;
+            continue;
         }
         if chained && is_chain_start(v, s) {
             let end = parse_chain(v, s, &mut chain);
@@ -270,7 +269,7 @@ pub(crate) fn luhn_ok(d: &[u8]) -> bool {
         }
         sum += x;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer prefixes and lengths of the networks in wide use (Visa, Mastercard,
@@ -334,11 +333,11 @@ fn ssn_valid(area: &[u8], group: &[u8], serial: &[u8]) -> bool {
 
 fn find_phones(v: &[u8], c: &Chain, spans: &mut Vec<Span>) {
     let mut i = 0;
-    if c.plus {
-        if let Some(j) = e164(v, c) {
-            spans.push(span(c.groups[0].start - 1, c.groups[j].end, Builtin::Phone));
-            i = j + 1;
-        }
+    if c.plus
+        && let Some(j) = e164(v, c)
+    {
+        spans.push(span(c.groups[0].start - 1, c.groups[j].end, Builtin::Phone));
+        i = j + 1;
     }
     while i < c.len {
         if let Some((start, j)) = nanp_at(v, c, i).or_else(|| trunk_at(v, c, i)) {
@@ -595,7 +594,7 @@ fn iban_at(v: &[u8], p: usize) -> Option<usize> {
             continue;
         }
         if !(b.is_ascii_digit() || b.is_ascii_uppercase())
-            || (n < 4 && n >= 2 && !b.is_ascii_digit())
+            || ((2..4).contains(&n) && !b.is_ascii_digit())
         {
             return None;
         }

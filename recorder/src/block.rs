@@ -1,0 +1,224 @@
+//! Builds blocks: batches raw records, compresses them with zstd, checksums
+//! and chains them. Pure CPU, no I/O, so the bench can measure it alone.
+
+use std::io;
+
+use crate::format::{BLOCK_HEADER_LEN, BlockHeader, FormatError, Hash, MAX_BLOCK_RAW, block_hash};
+use crate::record::Record;
+
+/// A finished block, borrowed from the builder until the next one.
+#[derive(Debug)]
+pub struct FinishedBlock<'a> {
+    /// Header + payload, ready to append to a segment.
+    pub bytes: &'a [u8],
+    /// SHA-256 of `bytes`: the next block's `prev_hash`.
+    pub hash: Hash,
+    pub first_seq: u64,
+    pub count: u32,
+    pub raw_len: usize,
+}
+
+/// Accumulates records for one block; reused for every block of a shard so
+/// the steady state allocates nothing.
+pub struct BlockBuilder {
+    raw: Vec<u8>,
+    first_seq: u64,
+    count: u32,
+    compressor: zstd::bulk::Compressor<'static>,
+    out: Vec<u8>,
+}
+
+impl BlockBuilder {
+    pub fn new(zstd_level: i32) -> io::Result<Self> {
+        Ok(Self {
+            raw: Vec::new(),
+            first_seq: 0,
+            count: 0,
+            compressor: zstd::bulk::Compressor::new(zstd_level)?,
+            out: Vec::new(),
+        })
+    }
+
+    /// Adds a record with sequence number `seq`; sequences within a block
+    /// must be consecutive.
+    pub fn push(&mut self, seq: u64, record: &Record) -> Result<(), FormatError> {
+        if self.count == 0 {
+            self.first_seq = seq;
+        } else if seq != self.first_seq + u64::from(self.count) {
+            return Err(FormatError::Invalid {
+                field: "sequence",
+                detail: format!(
+                    "expected {}, got {seq}",
+                    self.first_seq + u64::from(self.count)
+                ),
+            });
+        }
+        let before = self.raw.len();
+        record.encode_into(&mut self.raw)?;
+        if self.raw.len() > MAX_BLOCK_RAW {
+            self.raw.truncate(before);
+            return Err(FormatError::TooLarge {
+                field: "raw block length",
+                len: (self.raw.len()) as u64,
+                max: MAX_BLOCK_RAW as u64,
+            });
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Raw bytes pending.
+    pub fn raw_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Records pending.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Compresses the pending records into a block linked to `prev_hash` and
+    /// resets the builder for the next block.
+    pub fn finish(&mut self, prev_hash: &Hash) -> io::Result<FinishedBlock<'_>> {
+        let raw_len = self.raw.len();
+        let bound = zstd::zstd_safe::compress_bound(raw_len);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.resize(BLOCK_HEADER_LEN, 0);
+        out.reserve(bound);
+        let mut cursor = io::Cursor::new(out);
+        cursor.set_position(BLOCK_HEADER_LEN as u64);
+        let written = self.compressor.compress_to_buffer(&self.raw, &mut cursor);
+        let mut out = cursor.into_inner();
+        let compressed_len = match written {
+            Ok(n) => n,
+            Err(e) => {
+                self.out = out;
+                return Err(e);
+            }
+        };
+        debug_assert_eq!(out.len(), BLOCK_HEADER_LEN + compressed_len);
+        let mut header = BlockHeader {
+            compressed_len: compressed_len as u32,
+            raw_len: raw_len as u32,
+            first_seq: self.first_seq,
+            count: self.count,
+            prev_hash: *prev_hash,
+            crc: 0,
+        };
+        header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
+        header.crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..56]), &out[BLOCK_HEADER_LEN..]);
+        header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
+        let hash = block_hash(&out[..BLOCK_HEADER_LEN], &out[BLOCK_HEADER_LEN..]);
+        let (first_seq, count) = (self.first_seq, self.count);
+        self.raw.clear();
+        self.count = 0;
+        self.out = out;
+        Ok(FinishedBlock {
+            bytes: &self.out,
+            hash,
+            first_seq,
+            count,
+            raw_len,
+        })
+    }
+}
+
+/// Decompresses block payloads into a reused buffer.
+pub struct BlockDecoder {
+    decompressor: zstd::bulk::Decompressor<'static>,
+    raw: Vec<u8>,
+}
+
+impl BlockDecoder {
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            decompressor: zstd::bulk::Decompressor::new()?,
+            raw: Vec::new(),
+        })
+    }
+
+    /// Decompresses `payload`, which must expand to exactly `header.raw_len`.
+    pub fn decompress(
+        &mut self,
+        header: &BlockHeader,
+        payload: &[u8],
+    ) -> Result<&[u8], FormatError> {
+        let want = header.raw_len as usize;
+        self.raw.clear();
+        self.raw.reserve(want);
+        let n = self
+            .decompressor
+            .decompress_to_buffer(payload, &mut self.raw)
+            .map_err(|e| FormatError::Invalid {
+                field: "compressed payload",
+                detail: e.to_string(),
+            })?;
+        if n != want {
+            return Err(FormatError::Invalid {
+                field: "raw block length",
+                detail: format!("header says {want}, payload holds {n}"),
+            });
+        }
+        Ok(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{ZERO_HASH, block_hash};
+    use crate::record::{RawRecords, RecordBody};
+    use bytes::Bytes;
+
+    #[test]
+    fn block_round_trips_and_chains() {
+        let mut b = BlockBuilder::new(1).unwrap();
+        let recs: Vec<Record> = (0..50)
+            .map(|i| Record {
+                session: 1,
+                timestamp_ns: i,
+                body: RecordBody::ClientData(Bytes::from(
+                    format!("select {i} from t").into_bytes(),
+                )),
+            })
+            .collect();
+        for (i, r) in recs.iter().enumerate() {
+            b.push(10 + i as u64, r).unwrap();
+        }
+        let blk = b.finish(&[3; 32]).unwrap();
+        let bytes = blk.bytes.to_vec();
+        let hash = blk.hash;
+        let h = BlockHeader::decode(&bytes).unwrap();
+        assert_eq!((h.first_seq, h.count, h.prev_hash), (10, 50, [3; 32]));
+        BlockHeader::check_crc(&bytes, &bytes[BLOCK_HEADER_LEN..]).unwrap();
+        assert_eq!(hash, block_hash(&bytes, &bytes[BLOCK_HEADER_LEN..]));
+        let mut d = BlockDecoder::new().unwrap();
+        let raw = d.decompress(&h, &bytes[BLOCK_HEADER_LEN..]).unwrap();
+        let back: Vec<Record> = RawRecords::new(raw)
+            .map(|r| r.unwrap().to_record().unwrap())
+            .collect();
+        assert_eq!(back, recs);
+        assert!(b.is_empty());
+        b.push(60, &recs[0]).unwrap();
+        let next = b.finish(&hash).unwrap();
+        assert_ne!(next.hash, ZERO_HASH);
+        assert_eq!(BlockHeader::decode(next.bytes).unwrap().prev_hash, hash);
+    }
+
+    #[test]
+    fn non_consecutive_sequence_is_refused() {
+        let mut b = BlockBuilder::new(1).unwrap();
+        let r = Record {
+            session: 1,
+            timestamp_ns: 0,
+            body: RecordBody::ClientData(Bytes::new()),
+        };
+        b.push(5, &r).unwrap();
+        assert!(b.push(7, &r).is_err());
+    }
+}

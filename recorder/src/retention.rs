@@ -1,0 +1,119 @@
+//! Retention: deleting a shard's oldest sealed segments beyond a maximum
+//! age or total size. The active (last) segment is never deleted, and each
+//! deletion is first noted in the session index so `verify` can tell
+//! retention from a removed segment.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::RecorderError;
+use crate::format::{SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::fs::{AppendFile, FileSystem};
+use crate::index::{INDEX_FILE, IndexEntry};
+use crate::recovery::list_segments;
+
+/// What to keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Delete sealed segments whose newest data is older than this.
+    pub max_age: Option<Duration>,
+    /// Delete the oldest sealed segments while the shard holds more.
+    pub max_bytes: Option<u64>,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Base sequences of the deleted segments.
+    pub deleted: Vec<u64>,
+    pub bytes_freed: u64,
+}
+
+pub(crate) fn read_segment_header(
+    fs: &dyn FileSystem,
+    path: &Path,
+) -> Result<SegmentHeader, RecorderError> {
+    let mut buf = [0u8; SEGMENT_HEADER_LEN];
+    fs.open_read(path)
+        .and_then(|mut r| r.read_exact(&mut buf))
+        .map_err(RecorderError::io("read segment header", path))?;
+    Ok(SegmentHeader::decode(&buf)?)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Applies `policy` to one shard directory at time `now_ns`. `index` is the
+/// shard's open index when the writer calls this; otherwise it is opened.
+pub fn apply_retention(
+    fs: &dyn FileSystem,
+    shard_dir: &Path,
+    policy: &RetentionPolicy,
+    now_ns: u64,
+    index: Option<&mut dyn AppendFile>,
+) -> Result<RetentionOutcome, RecorderError> {
+    let mut out = RetentionOutcome::default();
+    if policy.max_age.is_none() && policy.max_bytes.is_none() {
+        return Ok(out);
+    }
+    let segs = list_segments(fs, shard_dir)?;
+    let mut sizes = Vec::with_capacity(segs.len());
+    for (_, path) in &segs {
+        sizes.push(fs.len(path).map_err(RecorderError::io("stat", path))?);
+    }
+    let mut total: u64 = sizes.iter().sum();
+    let index_path = shard_dir.join(INDEX_FILE);
+    let mut own_index: Option<Box<dyn AppendFile>> = None;
+    let mut index = index;
+    // The last segment has no successor and is the active one: never deleted.
+    for i in 0..segs.len().saturating_sub(1) {
+        let (base, path) = &segs[i];
+        let next = read_segment_header(fs, &segs[i + 1].1)?;
+        // The next segment was created when this one was sealed.
+        let too_old = policy
+            .max_age
+            .is_some_and(|age| u128::from(now_ns.saturating_sub(next.created_ns)) > age.as_nanos());
+        let too_big = policy.max_bytes.is_some_and(|max| total > max);
+        if !too_old && !too_big {
+            break;
+        }
+        let mark = IndexEntry::Pruned {
+            segment: *base,
+            next_base: next.base_seq,
+            chain_head: hex(&next.prev_hash),
+        };
+        let mut buf = Vec::new();
+        mark.encode_into(&mut buf)?;
+        let file: &mut dyn AppendFile = match index.as_deref_mut() {
+            Some(f) => f,
+            None => own_index
+                .get_or_insert(
+                    fs.open_append(&index_path)
+                        .map_err(RecorderError::io("open index", &index_path))?,
+                )
+                .as_mut(),
+        };
+        file.append(&buf)
+            .and_then(|()| file.sync())
+            .map_err(RecorderError::io("append index", &index_path))?;
+        fs.remove(path)
+            .map_err(RecorderError::io("remove segment", path))?;
+        tracing::info!(segment = %path.display(), bytes = sizes[i], "retention deleted a sealed segment");
+        total -= sizes[i];
+        out.deleted.push(*base);
+        out.bytes_freed += sizes[i];
+    }
+    if !out.deleted.is_empty() {
+        fs.sync_dir(shard_dir)
+            .map_err(RecorderError::io("sync", shard_dir))?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,247 @@
+//! The admin plane: an HTTP/JSON API on its own listener for operators,
+//! reviewers and Prometheus — health, metrics, live sessions and kills,
+//! revocations, reloads and approvals. See `API.md` for every endpoint.
+//!
+//! The server depends on the rest of the appliance only through the traits
+//! below, which the binary wires to the engine, the identity layer, the
+//! recorder and the config loader; tests plug in fakes.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod routes;
+pub mod server;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::approvals::webhook::{Webhook, WebhookOptions, WebhookStats};
+use crate::approvals::{Broker, Notify};
+use crate::engine::{Control, KillReason, SessionInfo, SessionSelector, ShardStats};
+use crate::metrics::Metrics;
+pub use config::AdminConfig;
+pub use server::{AdminError, AdminServer};
+
+/// A verified admin-API caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: String,
+    pub groups: Vec<String>,
+}
+
+/// Verifies `Authorization: Bearer` tokens (wired to the identity layer).
+pub trait AdminAuth: Send + Sync {
+    /// The caller the token proves, or why it proves nothing.
+    fn verify(&self, bearer: &str) -> Result<Caller, String>;
+}
+
+/// Live sessions across shards. Implemented by [`Control`]; a seam so the
+/// admin plane can be tested without an engine.
+pub trait SessionControl: Send + Sync {
+    fn list_sessions(&self) -> Vec<SessionInfo>;
+    /// End the selected sessions; returns how many ended.
+    fn kill(&self, which: SessionSelector, reason: KillReason) -> usize;
+    /// The engine's per-shard counters, for `/metrics`.
+    fn shard_stats(&self) -> &[ShardStats] {
+        &[]
+    }
+}
+
+impl SessionControl for Control {
+    fn list_sessions(&self) -> Vec<SessionInfo> {
+        Control::list_sessions(self)
+    }
+    fn kill(&self, which: SessionSelector, reason: KillReason) -> usize {
+        Control::kill(self, which, reason)
+    }
+    fn shard_stats(&self) -> &[ShardStats] {
+        &self.shared().stats
+    }
+}
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    Subject,
+    TokenId,
+    Issuer,
+}
+
+/// One revocation as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    pub value: String,
+    pub reason: String,
+    pub revoked_by: String,
+    pub revoked_ms: u64,
+}
+
+/// The identity layer's revocation store.
+pub trait RevocationSink: Send + Sync {
+    /// Store the revocation so new sessions are refused. Returns further
+    /// subjects whose live sessions must end (a token-id or issuer
+    /// revocation names no subject itself; the identity layer may know
+    /// which subjects it covers). A subject revocation's own subject is
+    /// always ended by the admin plane.
+    fn revoke(&self, revocation: &Revocation) -> Result<Vec<String>, String>;
+    fn list(&self) -> Vec<Revocation>;
+}
+
+/// An in-memory revocation list (tests, and a fallback before the identity
+/// layer is wired).
+#[derive(Debug, Default)]
+pub struct MemoryRevocations(Mutex<Vec<Revocation>>);
+
+impl MemoryRevocations {
+    pub fn is_revoked(&self, kind: RevocationKind, value: &str) -> bool {
+        self.list()
+            .iter()
+            .any(|r| r.kind == kind && r.value == value)
+    }
+}
+
+impl RevocationSink for MemoryRevocations {
+    fn revoke(&self, revocation: &Revocation) -> Result<Vec<String>, String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(revocation.clone());
+        Ok(Vec::new())
+    }
+    fn list(&self) -> Vec<Revocation> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Validates and applies a new configuration (SIGHUP does the same).
+pub trait Reloader: Send + Sync {
+    /// `Ok(summary)` once swapped on every shard; `Err(validation error)`
+    /// when refused (the old configuration keeps serving).
+    fn reload(&self) -> Result<String, String>;
+}
+
+impl<F: Fn() -> Result<String, String> + Send + Sync> Reloader for F {
+    fn reload(&self) -> Result<String, String> {
+        self()
+    }
+}
+
+/// One readiness condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyCheck {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Listeners bound, recorder writable, keys loaded: the binary decides.
+pub trait ReadinessProbe: Send + Sync {
+    fn checks(&self) -> Vec<ReadyCheck>;
+}
+
+impl<F: Fn() -> Vec<ReadyCheck> + Send + Sync> ReadinessProbe for F {
+    fn checks(&self) -> Vec<ReadyCheck> {
+        self()
+    }
+}
+
+/// Where admin actions are recorded (the recorder).
+pub trait AuditSink: Send + Sync {
+    /// `action` is one of kill, revoke, reload, approve, deny.
+    fn admin_action(&self, actor: &str, action: &str, object: &str, detail: &str);
+}
+
+/// Everything the routes can reach.
+pub struct AdminState {
+    pub config: AdminConfig,
+    pub control: Arc<dyn SessionControl>,
+    pub broker: Broker,
+    pub auth: Option<Arc<dyn AdminAuth>>,
+    pub revocations: Option<Arc<dyn RevocationSink>>,
+    pub reloader: Option<Arc<dyn Reloader>>,
+    pub readiness: Option<Arc<dyn ReadinessProbe>>,
+    pub audit: Option<Arc<dyn AuditSink>>,
+    pub metrics: Option<Arc<Metrics>>,
+    pub webhook: Option<Arc<WebhookStats>>,
+}
+
+impl AdminState {
+    /// State with only the required parts; add the rest with `with_*`.
+    pub fn new(
+        config: AdminConfig,
+        control: Arc<dyn SessionControl>,
+        broker: Broker,
+    ) -> AdminState {
+        AdminState {
+            config,
+            control,
+            broker,
+            auth: None,
+            revocations: None,
+            reloader: None,
+            readiness: None,
+            audit: None,
+            metrics: None,
+            webhook: None,
+        }
+    }
+    pub fn with_auth(mut self, auth: Arc<dyn AdminAuth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+    pub fn with_revocations(mut self, sink: Arc<dyn RevocationSink>) -> Self {
+        self.revocations = Some(sink);
+        self
+    }
+    pub fn with_reloader(mut self, reloader: Arc<dyn Reloader>) -> Self {
+        self.reloader = Some(reloader);
+        self
+    }
+    pub fn with_readiness(mut self, probe: Arc<dyn ReadinessProbe>) -> Self {
+        self.readiness = Some(probe);
+        self
+    }
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+    pub fn with_webhook_stats(mut self, stats: Arc<WebhookStats>) -> Self {
+        self.webhook = Some(stats);
+        self
+    }
+
+    pub(crate) fn audit(&self, actor: &str, action: &str, object: &str, detail: &str) {
+        tracing::info!(actor, action, object, detail, "admin action");
+        if let Some(a) = &self.audit {
+            a.admin_action(actor, action, object, detail);
+        }
+    }
+}
+
+/// Build the approval broker (and its webhook notifier, when configured)
+/// from `[admin]`. The broker is shared: hand clones to the sessions.
+pub fn start_broker(config: &AdminConfig) -> std::io::Result<(Broker, Option<Arc<WebhookStats>>)> {
+    let (notifier, stats) = match &config.webhook_url {
+        Some(url) => {
+            let hook = Webhook::start(url.clone(), WebhookOptions::default())?;
+            let stats = hook.stats();
+            (Some(Arc::new(hook) as Arc<dyn Notify>), Some(stats))
+        }
+        None => (None, None),
+    };
+    Ok((Broker::new(config.broker_config(), notifier)?, stats))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,391 @@
+//! `tollgate run`: puts a configuration in service — recorder, engine,
+//! approval broker, admin plane — and handles signals (TERM/INT drain, HUP
+//! reload) until the engine stops.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tollgate_recorder::{AdminAction, Record, RecordBody, Recorder, ShardRecorder, now_ns};
+use tracing::{error, info, warn};
+
+use crate::admin::{
+    AdminAuth, AdminServer, AdminState, AuditSink, Caller, ReadyCheck, Reloader, RevocationKind,
+    RevocationSink,
+};
+use crate::config::{Config, LogFormat};
+use crate::engine::{Engine, EngineParts};
+use crate::identity::{IdentityService, RevocationTarget, TokenCache};
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+
+/// Overrides from the command line.
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub shards: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: String,
+}
+
+pub fn run(opts: RunOptions) -> ExitCode {
+    let mut config = match Config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = opts.shards {
+        config.engine.shards = if n == 0 {
+            crate::config::allowed_cpus().len().max(1)
+        } else {
+            n.min(crate::engine::session::MAX_SHARDS)
+        };
+    }
+    crate::telemetry::init(
+        opts.log_format.unwrap_or(config.engine.log_format),
+        &opts.log_level,
+    );
+    let config = Arc::new(config);
+    let snapshot = match Snapshot::build(config.clone()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            error!(error = %e, "cannot put the configuration in service");
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Recorder first: without it (when configured) nobody gets in.
+    let recorder = match &config.recorder {
+        None => {
+            warn!("recording is disabled ([recorder] enabled = false): sessions are not recorded");
+            None
+        }
+        Some(rc) => match Recorder::open(rc, config.engine.shards as u32) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                error!(error = %e, dir = %rc.dir.display(), "cannot open the recorder");
+                eprintln!("error: recorder: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let recorders: Vec<ShardRecorder> = match &recorder {
+        None => Vec::new(),
+        Some(r) => (0..config.engine.shards as u32)
+            .filter_map(|i| r.shard(i).ok())
+            .collect(),
+    };
+    let (broker, webhook) = match crate::admin::start_broker(&config.admin) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: approvals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = Arc::new(Metrics::new(config.engine.shards));
+    metrics.attach_recorders(recorders.clone());
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let engine = match Engine::start(EngineParts {
+        snapshot,
+        recorders: recorders.clone(),
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+    }) {
+        Ok(e) => e,
+        Err(e) => {
+            error!(error = %e, "cannot start");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let control = engine.control();
+    let reloader = Arc::new(ConfigReloader {
+        path: opts.config.clone(),
+        control: control.clone(),
+        lock: Mutex::new(()),
+    });
+    let mut state = AdminState::new(config.admin.clone(), Arc::new(control.clone()), broker)
+        .with_auth(Arc::new(TokenAuth {
+            control: control.clone(),
+            cache: Mutex::new(None),
+        }))
+        .with_revocations(Arc::new(IdentityRevocations {
+            control: control.clone(),
+        }))
+        .with_reloader(reloader.clone())
+        .with_readiness(Arc::new({
+            let control = control.clone();
+            let recorders = recorders.clone();
+            move || readiness(&control, &recorders)
+        }))
+        .with_audit(Arc::new(RecorderAudit {
+            recorders: recorders.clone(),
+        }))
+        .with_metrics(metrics);
+    if let Some(w) = webhook {
+        state = state.with_webhook_stats(w);
+    }
+    let admin = match AdminServer::start(Arc::new(state)) {
+        Ok(a) => a,
+        Err(e) => {
+            error!(error = %e, "cannot start the admin API");
+            eprintln!("error: admin: {e}");
+            engine.shutdown(Duration::ZERO);
+            engine.join();
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        shards = config.engine.shards,
+        targets = config.targets.len(),
+        admin = %admin.local_addr(),
+        recording = recorder.is_some(),
+        version = env!("CARGO_PKG_VERSION"),
+        "tollgate ready"
+    );
+    let grace = config.engine.shutdown_grace;
+    let mut stopping = false;
+    loop {
+        for sig in signals.pending() {
+            if sig == signal_hook::consts::SIGHUP {
+                match reloader.reload() {
+                    Ok(summary) => info!(%summary, "configuration reloaded (SIGHUP)"),
+                    Err(e) => error!(error = %e, "reload refused; the running configuration stays"),
+                }
+            } else if !stopping {
+                info!(
+                    signal = sig,
+                    grace_ms = grace.as_millis() as u64,
+                    "shutting down: no new connections, draining live sessions"
+                );
+                engine.shutdown(grace);
+                stopping = true;
+            } else {
+                warn!(signal = sig, "second signal: closing live sessions now");
+                engine.shutdown(Duration::ZERO);
+            }
+        }
+        if engine.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.join();
+    admin.shutdown();
+    if let Some(r) = recorder
+        && let Err(e) = r.shutdown()
+    {
+        error!(error = %e, "recorder did not close cleanly");
+    }
+    info!("tollgate stopped");
+    ExitCode::SUCCESS
+}
+
+fn readiness(control: &crate::engine::Control, recorders: &[ShardRecorder]) -> Vec<ReadyCheck> {
+    let shards = control.shard_count();
+    let listening = control.list_sessions_ok();
+    let recorder_ok = recorders.iter().all(ShardRecorder::is_healthy);
+    let snapshot = control.shared().current_snapshot();
+    let keys = snapshot.identity.wait_for_keys(Duration::ZERO);
+    vec![
+        ReadyCheck {
+            name: "listeners".into(),
+            ok: listening,
+            detail: format!("{shards} shards"),
+        },
+        ReadyCheck {
+            name: "recorder".into(),
+            ok: recorder_ok,
+            detail: if recorders.is_empty() {
+                "disabled".into()
+            } else {
+                String::new()
+            },
+        },
+        ReadyCheck {
+            name: "keys".into(),
+            ok: keys,
+            detail: String::new(),
+        },
+    ]
+}
+
+/// Admin tokens are verified by the identity layer of the configuration in
+/// service (with a cache of its own, off the shards).
+struct TokenAuth {
+    control: crate::engine::Control,
+    cache: Mutex<Option<(usize, TokenCache)>>,
+}
+
+impl AdminAuth for TokenAuth {
+    fn verify(&self, bearer: &str) -> Result<Caller, String> {
+        let snapshot = self.control.shared().current_snapshot();
+        let service: &Arc<IdentityService> = &snapshot.identity;
+        let key = Arc::as_ptr(service) as usize;
+        let mut slot = self
+            .cache
+            .lock()
+            .map_err(|_| "internal error".to_string())?;
+        if slot.as_ref().is_none_or(|(k, _)| *k != key) {
+            *slot = Some((key, service.new_cache()));
+        }
+        let Some((_, cache)) = slot.as_mut() else {
+            return Err("internal error".into());
+        };
+        let now = SystemTime::now();
+        let id = service
+            .verify_token(bearer.as_bytes(), cache, now)
+            .map_err(|e| e.to_string())?;
+        if service.revocations().is_revoked(&id, now) {
+            return Err("identity revoked".into());
+        }
+        Ok(Caller {
+            subject: id.subject.clone(),
+            groups: id.groups.clone(),
+        })
+    }
+}
+
+/// Admin revocations go to the identity layer's store, whose subscribers end
+/// the matching live sessions on every shard.
+struct IdentityRevocations {
+    control: crate::engine::Control,
+}
+
+impl RevocationSink for IdentityRevocations {
+    fn revoke(&self, r: &crate::admin::Revocation) -> Result<Vec<String>, String> {
+        let target = match r.kind {
+            RevocationKind::Subject => RevocationTarget::Subject(r.value.clone()),
+            RevocationKind::TokenId => RevocationTarget::TokenId(r.value.clone()),
+            RevocationKind::Issuer => RevocationTarget::Issuer(r.value.clone()),
+        };
+        let mut rev = crate::identity::Revocation::new(target);
+        rev.reason = Some(r.reason.clone());
+        self.control
+            .shared()
+            .current_snapshot()
+            .identity
+            .revocations()
+            .revoke(rev);
+        Ok(Vec::new())
+    }
+
+    fn list(&self) -> Vec<crate::admin::Revocation> {
+        self.control
+            .shared()
+            .current_snapshot()
+            .identity
+            .revocations()
+            .list()
+            .into_iter()
+            .map(|r| {
+                let (kind, value) = match r.target {
+                    RevocationTarget::Subject(v) => (RevocationKind::Subject, v),
+                    RevocationTarget::TokenId(v) => (RevocationKind::TokenId, v),
+                    RevocationTarget::Issuer(v) => (RevocationKind::Issuer, v),
+                };
+                crate::admin::Revocation {
+                    kind,
+                    value,
+                    reason: r.reason.unwrap_or_default(),
+                    revoked_by: String::new(),
+                    revoked_ms: 0,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Admin actions go into shard 0's recording (session 0).
+struct RecorderAudit {
+    recorders: Vec<ShardRecorder>,
+}
+
+impl AuditSink for RecorderAudit {
+    fn admin_action(&self, actor: &str, action: &str, object: &str, detail: &str) {
+        let Some(r) = self.recorders.first() else {
+            return;
+        };
+        let rec = Record {
+            session: 0,
+            timestamp_ns: now_ns(),
+            body: RecordBody::Admin(AdminAction {
+                actor: actor.to_string(),
+                action: action.to_string(),
+                object: object.to_string(),
+                detail: (!detail.is_empty()).then(|| detail.to_string()),
+            }),
+        };
+        if let Err(e) = r.try_record(rec) {
+            error!(error = %e, actor, action, object, "admin action could not be recorded");
+        }
+    }
+}
+
+/// Reload: validate the file, build the new snapshot, refuse changes that
+/// need a restart, then swap it in for new sessions on every shard at once
+/// (sessions keep the snapshot they started with).
+struct ConfigReloader {
+    path: PathBuf,
+    control: crate::engine::Control,
+    lock: Mutex<()>,
+}
+
+impl Reloader for ConfigReloader {
+    fn reload(&self) -> Result<String, String> {
+        let _one_at_a_time = self
+            .lock
+            .lock()
+            .map_err(|_| "reload in progress".to_string())?;
+        reload(&self.path, &self.control)
+    }
+}
+
+fn reload(path: &Path, control: &crate::engine::Control) -> Result<String, String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    let old = control.shared().config.clone();
+    if let Some(why) = needs_restart(&old, &new) {
+        return Err(format!("{why}: restart tollgate to apply this change"));
+    }
+    let summary = format!(
+        "{} targets, {} issuers",
+        new.targets.len(),
+        new.identity.issuers.len()
+    );
+    let snapshot = Snapshot::build(Arc::new(new)).map_err(|e| e.to_string())?;
+    control.replace_snapshot(Arc::new(snapshot));
+    Ok(summary)
+}
+
+/// Changes a running engine cannot take: its listeners and shards are bound
+/// at start.
+fn needs_restart(old: &Config, new: &Config) -> Option<String> {
+    if old.engine != new.engine {
+        return Some("[engine] changed".into());
+    }
+    if old.listeners != new.listeners {
+        return Some("listen addresses or their targets changed".into());
+    }
+    let old_names: Vec<&str> = old.targets.iter().map(|t| t.name.as_str()).collect();
+    let new_names: Vec<&str> = new.targets.iter().map(|t| t.name.as_str()).collect();
+    if old_names != new_names {
+        return Some("targets were added, removed or reordered".into());
+    }
+    if old.recorder.as_ref().map(|r| &r.dir) != new.recorder.as_ref().map(|r| &r.dir) {
+        return Some("[recorder] changed".into());
+    }
+    None
+}
