@@ -10,9 +10,10 @@
 # /proc/<pid>/stat) over each measured run gives CPU µs per request.
 #
 # Usage: bench/compare-tcp.sh [--rounds N] [--relays direct,tollgate,haproxy]
+#            (tollgate-rec, tollgate with its session recorder on, is also a relay)
 #            [--load-cpu 0] [--relay-cpu 1] [--ping-duration 5s]
 #            [--bulk-duration 5s] [--results DIR] [--no-build]
-#            [--echo-port 17001] [--relay-port 17000] [--bin-dir DIR]
+#            [--echo-port 17001] [--relay-port 17000] [--admin-port 17090] [--bin-dir DIR]
 #            [--max-other 10] [--retries 3] [--quiet-wait 120]
 # --bin-dir takes tollgate and tollgate-load from DIR instead of building them.
 # --max-other/--retries/--quiet-wait: see "shared machine" below.
@@ -34,6 +35,7 @@ PING_SIZE=${PING_SIZE:-64}
 BULK_SIZE=${BULK_SIZE:-1MiB}
 ECHO_PORT=${ECHO_PORT:-17001}
 RELAY_PORT=${RELAY_PORT:-17000}
+ADMIN_PORT=${ADMIN_PORT:-17090}
 BUILD=${BUILD:-1}
 # On a shared machine other work can land on the relay's CPU mid-run. Before
 # each run wait (up to QUIET_WAIT seconds) until both CPUs are idle, and redo a
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
         --results) RESULTS=$2; shift 2 ;;
         --echo-port) ECHO_PORT=$2; shift 2 ;;
         --relay-port) RELAY_PORT=$2; shift 2 ;;
+        --admin-port) ADMIN_PORT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         --max-other) MAX_OTHER=$2; shift 2 ;;
@@ -73,7 +76,7 @@ done
 IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for relay in "${RELAY_LIST[@]}"; do
-    case "$relay" in direct|tollgate|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
+    case "$relay" in direct|tollgate|tollgate-rec|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [ "$LOAD_CPU" != "$RELAY_CPU" ] || die "--load-cpu and --relay-cpu must differ"
@@ -178,7 +181,7 @@ BIN_DIR=${BIN_DIR:-$TARGET_DIR/release}
 if [ "$BUILD" = 1 ]; then
     log "building release binaries"
     packages=(-p tollgate-bench)
-    has_relay tollgate && packages+=(-p tollgate)
+    { has_relay tollgate || has_relay tollgate-rec; } && packages+=(-p tollgate)
     (cd "$REPO" && cargo build --release "${packages[@]}") || die "cargo build failed"
 fi
 # Run copies kept with the results: they record exactly what was measured, and a
@@ -187,7 +190,7 @@ mkdir -p "$RESULTS/bin"
 cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "tollgate-load not built"
 LOAD=$RESULTS/bin/tollgate-load
 TOLLGATE=$RESULTS/bin/tollgate
-if has_relay tollgate; then
+if has_relay tollgate || has_relay tollgate-rec; then
     cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "tollgate not built"
 fi
 if has_relay haproxy && ! command -v haproxy >/dev/null; then
@@ -206,6 +209,7 @@ CPUS=$(nproc --all)
 
 port_free "$ECHO_PORT" || die "port $ECHO_PORT is in use"
 port_free "$RELAY_PORT" || die "port $RELAY_PORT is in use"
+port_free "$ADMIN_PORT" || die "port $ADMIN_PORT is in use"
 
 # --- the machine, for the record ---------------------------------------------
 {
@@ -219,9 +223,18 @@ port_free "$RELAY_PORT" || die "port $RELAY_PORT is in use"
 } >"$RESULTS/machine.txt"
 
 # --- configs -------------------------------------------------------------------
-cat >"$RESULTS/tollgate.toml" <<EOF
+# tollgate_config RECORDER_SECTION: the relay as the issue defines it; `tollgate`
+# runs it without the session recorder (the relay alone), `tollgate-rec` with
+# recording into the results directory (what a production gateway does).
+tollgate_config() {
+    cat <<EOF
 [engine]
 shards = 1
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+$1
 
 [[target]]
 name = "echo"
@@ -230,6 +243,9 @@ listen = ["127.0.0.1:$RELAY_PORT"]
 upstream = "127.0.0.1:$ECHO_PORT"
 unauthenticated = true
 EOF
+}
+tollgate_config $'[recorder]\nenabled = false' >"$RESULTS/tollgate.toml"
+tollgate_config "$(printf '[recorder]\ndir = "%s"' "$RESULTS/recordings")" >"$RESULTS/tollgate-rec.toml"
 
 cat >"$RESULTS/haproxy.cfg" <<EOF
 global
@@ -266,10 +282,10 @@ start_relay() {
             RELAY_ADDR=127.0.0.1:$ECHO_PORT
             return 0
             ;;
-        tollgate)
+        tollgate|tollgate-rec)
             port_free "$RELAY_PORT" || die "port $RELAY_PORT still in use"
-            taskset -c "$RELAY_CPU" "$TOLLGATE" run --config "$RESULTS/tollgate.toml" \
-                --shards 1 >>"$RESULTS/tollgate.log" 2>&1 &
+            taskset -c "$RELAY_CPU" "$TOLLGATE" run --config "$RESULTS/$name.toml" \
+                --shards 1 >>"$RESULTS/$name.log" 2>&1 &
             ;;
         haproxy)
             port_free "$RELAY_PORT" || die "port $RELAY_PORT still in use"
@@ -357,6 +373,12 @@ for round in $(seq "$ROUNDS"); do
         measure "$round" "$relay" bulk
         if [ -n "$RELAY_PID" ]; then
             stop_pid "$RELAY_PID"
+        fi
+        if [ -d "$RESULTS/recordings" ]; then
+            # Bulk runs record gigabytes: keep the size, not the bytes.
+            printf '%s\t%s\n' "$round" "$(du -sb "$RESULTS/recordings" | cut -f1)" \
+                >>"$RESULTS/recording-bytes.tsv"
+            rm -rf "$RESULTS/recordings"
         fi
     done
 done
