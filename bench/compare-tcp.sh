@@ -48,6 +48,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Under target/ (git-ignored) unless --results says otherwise.
 RESULTS=${RESULTS:-$REPO/target/compare-tcp/$(date -u +%Y%m%dT%H%M%SZ)}
 
+ARGS_GIVEN="$*"
 die() { echo "compare-tcp: $*" >&2; exit 1; }
 log() { echo "compare-tcp: $*" >&2; }
 
@@ -214,7 +215,8 @@ port_free "$ADMIN_PORT" || die "port $ADMIN_PORT is in use"
 # --- the machine, for the record ---------------------------------------------
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "command: $0 --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION"
+    echo "command: $0 $ARGS_GIVEN"
+    echo "settings: --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION --max-other $MAX_OTHER --retries $RETRIES"
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $CPUS CPUs"
     echo "kernel: $(uname -sr)"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
