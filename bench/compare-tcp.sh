@@ -10,9 +10,10 @@
 # /proc/<pid>/stat) over each measured run gives CPU µs per request.
 #
 # Usage: bench/compare-tcp.sh [--rounds N] [--relays direct,tollgate,haproxy]
+#            (tollgate-rec, tollgate with its session recorder on, is also a relay)
 #            [--load-cpu 0] [--relay-cpu 1] [--ping-duration 5s]
 #            [--bulk-duration 5s] [--results DIR] [--no-build]
-#            [--echo-port 17001] [--relay-port 17000] [--bin-dir DIR]
+#            [--echo-port 17001] [--relay-port 17000] [--admin-port 17090] [--bin-dir DIR]
 #            [--max-other 10] [--retries 3] [--quiet-wait 120]
 # --bin-dir takes tollgate and tollgate-load from DIR instead of building them.
 # --max-other/--retries/--quiet-wait: see "shared machine" below.
@@ -34,6 +35,7 @@ PING_SIZE=${PING_SIZE:-64}
 BULK_SIZE=${BULK_SIZE:-1MiB}
 ECHO_PORT=${ECHO_PORT:-17001}
 RELAY_PORT=${RELAY_PORT:-17000}
+ADMIN_PORT=${ADMIN_PORT:-17090}
 BUILD=${BUILD:-1}
 # On a shared machine other work can land on the relay's CPU mid-run. Before
 # each run wait (up to QUIET_WAIT seconds) until both CPUs are idle, and redo a
@@ -46,6 +48,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Under target/ (git-ignored) unless --results says otherwise.
 RESULTS=${RESULTS:-$REPO/target/compare-tcp/$(date -u +%Y%m%dT%H%M%SZ)}
 
+ARGS_GIVEN="$*"
 die() { echo "compare-tcp: $*" >&2; exit 1; }
 log() { echo "compare-tcp: $*" >&2; }
 
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
         --results) RESULTS=$2; shift 2 ;;
         --echo-port) ECHO_PORT=$2; shift 2 ;;
         --relay-port) RELAY_PORT=$2; shift 2 ;;
+        --admin-port) ADMIN_PORT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         --max-other) MAX_OTHER=$2; shift 2 ;;
@@ -73,7 +77,7 @@ done
 IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for relay in "${RELAY_LIST[@]}"; do
-    case "$relay" in direct|tollgate|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
+    case "$relay" in direct|tollgate|tollgate-rec|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [ "$LOAD_CPU" != "$RELAY_CPU" ] || die "--load-cpu and --relay-cpu must differ"
@@ -178,7 +182,7 @@ BIN_DIR=${BIN_DIR:-$TARGET_DIR/release}
 if [ "$BUILD" = 1 ]; then
     log "building release binaries"
     packages=(-p tollgate-bench)
-    has_relay tollgate && packages+=(-p tollgate)
+    { has_relay tollgate || has_relay tollgate-rec; } && packages+=(-p tollgate)
     (cd "$REPO" && cargo build --release "${packages[@]}") || die "cargo build failed"
 fi
 # Run copies kept with the results: they record exactly what was measured, and a
@@ -187,7 +191,7 @@ mkdir -p "$RESULTS/bin"
 cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "tollgate-load not built"
 LOAD=$RESULTS/bin/tollgate-load
 TOLLGATE=$RESULTS/bin/tollgate
-if has_relay tollgate; then
+if has_relay tollgate || has_relay tollgate-rec; then
     cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "tollgate not built"
 fi
 if has_relay haproxy && ! command -v haproxy >/dev/null; then
@@ -206,11 +210,13 @@ CPUS=$(nproc --all)
 
 port_free "$ECHO_PORT" || die "port $ECHO_PORT is in use"
 port_free "$RELAY_PORT" || die "port $RELAY_PORT is in use"
+port_free "$ADMIN_PORT" || die "port $ADMIN_PORT is in use"
 
 # --- the machine, for the record ---------------------------------------------
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "command: $0 --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION"
+    echo "command: $0 $ARGS_GIVEN"
+    echo "settings: --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION --max-other $MAX_OTHER --retries $RETRIES"
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $CPUS CPUs"
     echo "kernel: $(uname -sr)"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -219,9 +225,18 @@ port_free "$RELAY_PORT" || die "port $RELAY_PORT is in use"
 } >"$RESULTS/machine.txt"
 
 # --- configs -------------------------------------------------------------------
-cat >"$RESULTS/tollgate.toml" <<EOF
+# tollgate_config RECORDER_SECTION: the relay as the issue defines it; `tollgate`
+# runs it without the session recorder (the relay alone), `tollgate-rec` with
+# recording into the results directory (what a production gateway does).
+tollgate_config() {
+    cat <<EOF
 [engine]
 shards = 1
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+$1
 
 [[target]]
 name = "echo"
@@ -230,6 +245,9 @@ listen = ["127.0.0.1:$RELAY_PORT"]
 upstream = "127.0.0.1:$ECHO_PORT"
 unauthenticated = true
 EOF
+}
+tollgate_config $'[recorder]\nenabled = false' >"$RESULTS/tollgate.toml"
+tollgate_config "$(printf '[recorder]\ndir = "%s"' "$RESULTS/recordings")" >"$RESULTS/tollgate-rec.toml"
 
 cat >"$RESULTS/haproxy.cfg" <<EOF
 global
@@ -266,10 +284,10 @@ start_relay() {
             RELAY_ADDR=127.0.0.1:$ECHO_PORT
             return 0
             ;;
-        tollgate)
+        tollgate|tollgate-rec)
             port_free "$RELAY_PORT" || die "port $RELAY_PORT still in use"
-            taskset -c "$RELAY_CPU" "$TOLLGATE" run --config "$RESULTS/tollgate.toml" \
-                --shards 1 >>"$RESULTS/tollgate.log" 2>&1 &
+            taskset -c "$RELAY_CPU" "$TOLLGATE" run --config "$RESULTS/$name.toml" \
+                --shards 1 >>"$RESULTS/$name.log" 2>&1 &
             ;;
         haproxy)
             port_free "$RELAY_PORT" || die "port $RELAY_PORT still in use"
@@ -305,8 +323,9 @@ measured_run() {
         printf "%.1f", (total > 0 ? 100 * (y[1] - x[1] - r) / total : 0) }')
 }
 
-# measure ROUND RELAY WORKLOAD: a warm-up run, then the measured run (redone
-# while other work disturbed it, up to RETRIES times); appends a row.
+# measure ROUND RELAY WORKLOAD: once the CPUs are quiet, a warm-up run and the
+# measured run (both redone while other work disturbed it, up to RETRIES times);
+# appends a row.
 measure() {
     local round=$1 relay=$2 workload=$3 out args duration attempt=0
     out="$RESULTS/round$round-$relay-$workload.json"
@@ -320,11 +339,11 @@ measure() {
             duration=$BULK_DURATION
             ;;
     esac
-    taskset -c "$LOAD_CPU" "$LOAD" "${args[@]}" --addr "$RELAY_ADDR" \
-        --duration "$WARM_DURATION" --warmup 0s --json --no-progress >/dev/null ||
-        die "warm-up run against $relay failed"
     while :; do
         wait_quiet
+        taskset -c "$LOAD_CPU" "$LOAD" "${args[@]}" --addr "$RELAY_ADDR" \
+            --duration "$WARM_DURATION" --warmup 0s --json --no-progress >/dev/null ||
+            die "warm-up run against $relay failed"
         measured_run "$duration" "$out" "${args[@]}"
         awk -v o="$RUN_OTHER_PCT" -v m="$MAX_OTHER" 'BEGIN { exit !(o <= m) }' && break
         [ "$attempt" -lt "$RETRIES" ] || break
@@ -356,6 +375,12 @@ for round in $(seq "$ROUNDS"); do
         measure "$round" "$relay" bulk
         if [ -n "$RELAY_PID" ]; then
             stop_pid "$RELAY_PID"
+        fi
+        if [ -d "$RESULTS/recordings" ]; then
+            # Bulk runs record gigabytes: keep the size, not the bytes.
+            printf '%s\t%s\n' "$round" "$(du -sb "$RESULTS/recordings" | cut -f1)" \
+                >>"$RESULTS/recording-bytes.tsv"
+            rm -rf "$RESULTS/recordings"
         fi
     done
 done
