@@ -172,6 +172,10 @@ struct ShardWriter {
     shared: Option<Arc<Shared>>,
     builder: BlockBuilder,
     pending_since: Option<Instant>,
+    /// Draining a backlog: blocks are written as they fill but fsynced once
+    /// at the end of the drain (group commit), so a full queue costs one
+    /// fsync, not one per block. Acknowledgements still wait for the fsync.
+    group_commit: bool,
     pending_index: Vec<IndexEntry>,
     active: Active,
     chain_head: Hash,
@@ -239,6 +243,7 @@ impl ShardWriter {
             index_path,
             index_buf: Vec::new(),
             last_sync: Instant::now(),
+            group_commit: false,
             last_retention: Instant::now(),
         };
         w.apply_retention()?;
@@ -284,6 +289,7 @@ impl ShardWriter {
             };
             match got {
                 Some(Ok((seq, record))) => {
+                    self.group_commit = self.config.durability == Durability::Batch;
                     self.handle(seq, &record)?;
                     // Drain what is already queued before touching the disk again.
                     loop {
@@ -292,6 +298,10 @@ impl ShardWriter {
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Closed) => break,
                         }
+                    }
+                    self.group_commit = false;
+                    if self.written_next > self.synced_next {
+                        self.sync()?;
                     }
                 }
                 Some(Err(_closed)) => return Ok(()),
@@ -399,14 +409,20 @@ impl ShardWriter {
             }
             e.encode_into(&mut self.index_buf)?;
         }
-        if !matches!(self.config.durability, Durability::Interval(_)) {
+        let sync_now =
+            !matches!(self.config.durability, Durability::Interval(_)) && !self.group_commit;
+        if sync_now {
             self.sync_segment()?;
+        }
+        if let Some(s) = self.shared() {
+            // Producers slowed by a full queue go on as soon as a block is out.
+            s.wake_space_waiters();
         }
         if !self.index_buf.is_empty() {
             self.index
                 .append(&self.index_buf)
                 .map_err(RecorderError::io("append index", &self.index_path))?;
-            if !matches!(self.config.durability, Durability::Interval(_)) {
+            if sync_now {
                 self.index
                     .sync()
                     .map_err(RecorderError::io("sync index", &self.index_path))?;
