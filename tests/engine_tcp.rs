@@ -172,15 +172,17 @@ fn upstream_vanishing_mid_session_closes_the_client() {
 #[test]
 fn idle_sessions_are_closed_and_busy_ones_are_not() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "idle_timeout = \"700ms\"", echo.addr);
+    // Wide margins (2 s idle vs a tick every 100 ms) so a loaded CI machine
+    // cannot stall the busy session past its timeout.
+    let (cfg, port) = one_target("", "idle_timeout = \"2s\"", echo.addr);
     let gw = Gateway::start(&cfg);
     let mut busy = connect(port);
     let mut idle = connect(port);
     let started = Instant::now();
     // Keep one session busy for well past the idle timeout.
-    while started.elapsed() < Duration::from_millis(2000) {
+    while started.elapsed() < Duration::from_millis(4500) {
         assert_eq!(roundtrip(&mut busy, b"tick"), b"tick");
-        thread::sleep(Duration::from_millis(150));
+        thread::sleep(Duration::from_millis(100));
     }
     let (_, _) = read_until_closed(&mut idle);
     assert_eq!(roundtrip(&mut busy, b"tock"), b"tock");
