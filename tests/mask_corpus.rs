@@ -1,6 +1,8 @@
 //! Runs the labelled masking corpora in `tests/corpus/mask/` (format in its
 //! README) and prints precision and recall per detector.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -49,10 +51,10 @@ fn strip_markers(s: &str) -> (Vec<u8>, Vec<(usize, usize)>) {
     let mut spans = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find("[[") {
-        text.extend_from_slice(rest[..open].as_bytes());
+        text.extend_from_slice(&rest.as_bytes()[..open]);
         let close = rest[open..].find("]]").expect("unclosed [[") + open;
         let start = text.len();
-        text.extend_from_slice(rest[open + 2..close].as_bytes());
+        text.extend_from_slice(&rest.as_bytes()[open + 2..close]);
         spans.push((start, text.len()));
         rest = &rest[close + 2..];
     }

@@ -515,4 +515,5 @@ fn compile_style(r: &MaskRuleConfig) -> Style {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

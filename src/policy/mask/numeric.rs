@@ -71,7 +71,49 @@ impl Chain {
     }
 }
 
+/// High bit of each byte of `w` that is an ASCII digit (SWAR: eight bytes per
+/// step with plain integer ops; `unsafe` SIMD is not allowed in this crate).
+/// Bytes are masked to 7 bits first so the additions never carry across.
+#[inline]
+fn digit_mask(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let y = w & LOW7;
+    let at_least_0 = y + 0x5050_5050_5050_5050;
+    let above_9 = y + 0x4646_4646_4646_4646;
+    at_least_0 & !above_9 & !w & HIGH
+}
+
+#[inline]
+fn word_at(v: &[u8], i: usize) -> Option<u64> {
+    let bytes: [u8; 8] = v.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// First digit at or after `i`.
+fn next_digit(v: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word_at(v, i) {
+        let m = digit_mask(w);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    v[i.min(v.len())..]
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
+/// End of the digit run that contains `i`.
 fn digit_run_end(v: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(v, i) {
+        let non_digit = !digit_mask(w) & 0x8080_8080_8080_8080;
+        if non_digit != 0 {
+            return i + (non_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < v.len() && v[i].is_ascii_digit() {
         i += 1;
     }
@@ -145,22 +187,26 @@ pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>
         Builtin::Ipv4,
     ]));
     let iban = enabled.has(Builtin::Iban);
-    let mut chain = Chain::new();
+    // Built on the first chain start: most values never have one.
+    let mut chain: Option<Chain> = None;
     let mut pos = 0;
-    while let Some(off) = v[pos..].iter().position(u8::is_ascii_digit) {
-        let s = pos + off;
-        if iban && iban_trigger(v, s) {
-            if let Some(end) = iban_at(v, s - 2) {
+    while let Some(s) = next_digit(v, pos) {
+        if iban
+            && iban_trigger(v, s)
+            && let Some(end) = iban_at(v, s - 2)
+        {
+            {
                 spans.push(span(s - 2, end, Builtin::Iban));
                 pos = end;
                 continue;
             }
         }
         if chained && is_chain_start(v, s) {
-            let end = parse_chain(v, s, &mut chain);
+            let chain = chain.get_or_insert_with(Chain::new);
+            let end = parse_chain(v, s, chain);
             chain.plus = s >= 1 && v[s - 1] == b'+' && (s < 2 || !is_word(v[s - 2]));
             if chain.len > 0 {
-                detect_in_chain(v, &chain, enabled, spans);
+                detect_in_chain(v, chain, enabled, spans);
             }
             pos = end.max(s + 1);
             continue;
@@ -268,7 +314,7 @@ pub(crate) fn luhn_ok(d: &[u8]) -> bool {
         }
         sum += x;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Issuer prefixes and lengths of the networks in wide use (Visa, Mastercard,
@@ -332,8 +378,10 @@ fn ssn_valid(area: &[u8], group: &[u8], serial: &[u8]) -> bool {
 
 fn find_phones(v: &[u8], c: &Chain, spans: &mut Vec<Span>) {
     let mut i = 0;
-    if c.plus {
-        if let Some(j) = e164(v, c) {
+    if c.plus
+        && let Some(j) = e164(v, c)
+    {
+        {
             spans.push(span(c.groups[0].start - 1, c.groups[j].end, Builtin::Phone));
             i = j + 1;
         }
@@ -593,7 +641,7 @@ fn iban_at(v: &[u8], p: usize) -> Option<usize> {
             continue;
         }
         if !(b.is_ascii_digit() || b.is_ascii_uppercase())
-            || (n < 4 && n >= 2 && !b.is_ascii_digit())
+            || ((2..4).contains(&n) && !b.is_ascii_digit())
         {
             return None;
         }
@@ -621,6 +669,7 @@ fn iban_mod97(iban: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -632,6 +681,24 @@ mod tests {
             .filter(|s| s.detector == b.id())
             .map(|s| &v[s.start..s.end])
             .collect()
+    }
+
+    #[test]
+    fn swar_digit_scanning_matches_bytewise() {
+        let v: Vec<u8> = (0..=255u8)
+            .chain(b"0123456789abc9".iter().copied())
+            .collect();
+        for i in 0..v.len() {
+            assert_eq!(
+                next_digit(&v, i),
+                v[i..].iter().position(u8::is_ascii_digit).map(|p| p + i)
+            );
+            let mut e = i;
+            while e < v.len() && v[e].is_ascii_digit() {
+                e += 1;
+            }
+            assert_eq!(digit_run_end(&v, i), e, "at {i}");
+        }
     }
 
     #[test]
