@@ -22,6 +22,7 @@
 
 mod config;
 mod detect;
+mod iban;
 mod numeric;
 mod scan;
 mod style;
