@@ -283,11 +283,13 @@ impl MaskRuleConfig {
         if let Some(r) = &self.replacement
             && r.len() > MAX_REPLACEMENT
         {
-            return Err(MaskError::TooLarge {
-                field: field("replacement"),
-                value: r.len(),
-                max: MAX_REPLACEMENT,
-            });
+            {
+                return Err(MaskError::TooLarge {
+                    field: field("replacement"),
+                    value: r.len(),
+                    max: MAX_REPLACEMENT,
+                });
+            }
         }
         Ok(())
     }
@@ -309,6 +311,7 @@ pub(crate) fn column_glob(glob: &str) -> Result<globset::Glob, globset::Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

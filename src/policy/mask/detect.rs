@@ -134,6 +134,7 @@ pub(crate) fn is_word(b: u8) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@
 
 mod config;
 mod detect;
+mod iban;
 mod numeric;
 mod scan;
 mod style;
@@ -515,4 +516,5 @@ fn compile_style(r: &MaskRuleConfig) -> Style {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -8,6 +8,7 @@
 //! `1.5`) is never a start of its own.
 
 use super::detect::{Builtin, DetectorSet, Span, is_word};
+use super::iban::{iban_at, iban_trigger};
 
 /// Longest chain parsed at once; a longer one is cut and the rest restarts as
 /// a new chain, which can only lose a match that straddles the cut.
@@ -71,7 +72,49 @@ impl Chain {
     }
 }
 
+/// High bit of each byte of `w` that is an ASCII digit (SWAR: eight bytes per
+/// step with plain integer ops; `unsafe` SIMD is not allowed in this crate).
+/// Bytes are masked to 7 bits first so the additions never carry across.
+#[inline]
+fn digit_mask(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let y = w & LOW7;
+    let at_least_0 = y + 0x5050_5050_5050_5050;
+    let above_9 = y + 0x4646_4646_4646_4646;
+    at_least_0 & !above_9 & !w & HIGH
+}
+
+#[inline]
+fn word_at(v: &[u8], i: usize) -> Option<u64> {
+    let bytes: [u8; 8] = v.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// First digit at or after `i`.
+fn next_digit(v: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word_at(v, i) {
+        let m = digit_mask(w);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    v[i.min(v.len())..]
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
+/// End of the digit run that contains `i`.
 fn digit_run_end(v: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(v, i) {
+        let non_digit = !digit_mask(w) & 0x8080_8080_8080_8080;
+        if non_digit != 0 {
+            return i + (non_digit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
     while i < v.len() && v[i].is_ascii_digit() {
         i += 1;
     }
@@ -145,23 +188,26 @@ pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>
         Builtin::Ipv4,
     ]));
     let iban = enabled.has(Builtin::Iban);
-    let mut chain = Chain::new();
+    // Built on the first chain start: most values never have one.
+    let mut chain: Option<Chain> = None;
     let mut pos = 0;
-    while let Some(off) = v[pos..].iter().position(u8::is_ascii_digit) {
-        let s = pos + off;
+    while let Some(s) = next_digit(v, pos) {
         if iban
             && iban_trigger(v, s)
             && let Some(end) = iban_at(v, s - 2)
         {
-            spans.push(span(s - 2, end, Builtin::Iban));
-            pos = end;
-            continue;
+            {
+                spans.push(span(s - 2, end, Builtin::Iban));
+                pos = end;
+                continue;
+            }
         }
         if chained && is_chain_start(v, s) {
-            let end = parse_chain(v, s, &mut chain);
+            let chain = chain.get_or_insert_with(Chain::new);
+            let end = parse_chain(v, s, chain);
             chain.plus = s >= 1 && v[s - 1] == b'+' && (s < 2 || !is_word(v[s - 2]));
             if chain.len > 0 {
-                detect_in_chain(v, &chain, enabled, spans);
+                detect_in_chain(v, chain, enabled, spans);
             }
             pos = end.max(s + 1);
             continue;
@@ -336,8 +382,10 @@ fn find_phones(v: &[u8], c: &Chain, spans: &mut Vec<Span>) {
     if c.plus
         && let Some(j) = e164(v, c)
     {
-        spans.push(span(c.groups[0].start - 1, c.groups[j].end, Builtin::Phone));
-        i = j + 1;
+        {
+            spans.push(span(c.groups[0].start - 1, c.groups[j].end, Builtin::Phone));
+            i = j + 1;
+        }
     }
     while i < c.len {
         if let Some((start, j)) = nanp_at(v, c, i).or_else(|| trunk_at(v, c, i)) {
@@ -479,149 +527,8 @@ fn octet_ok(d: &[u8]) -> bool {
     }
 }
 
-// ---- IBAN ----------------------------------------------------------------
-
-/// Digits at `s` right after two capitals that start a word: `DE89...`.
-fn iban_trigger(v: &[u8], s: usize) -> bool {
-    s >= 2
-        && v[s - 1].is_ascii_uppercase()
-        && v[s - 2].is_ascii_uppercase()
-        && digit_at(v, s + 1)
-        && (s == 2 || !is_word(v[s - 3]))
-}
-
-/// IBAN lengths by country (the SWIFT IBAN registry). Countries outside the
-/// table are not matched: without a length, mod-97 alone lets one in 97
-/// random capital-prefixed codes through.
-const IBAN_LENGTHS: &[([u8; 2], u8)] = &[
-    (*b"AD", 24),
-    (*b"AE", 23),
-    (*b"AL", 28),
-    (*b"AT", 20),
-    (*b"AZ", 28),
-    (*b"BA", 20),
-    (*b"BE", 16),
-    (*b"BG", 22),
-    (*b"BH", 22),
-    (*b"BR", 29),
-    (*b"BY", 28),
-    (*b"CH", 21),
-    (*b"CR", 22),
-    (*b"CY", 28),
-    (*b"CZ", 24),
-    (*b"DE", 22),
-    (*b"DK", 18),
-    (*b"DO", 28),
-    (*b"EE", 20),
-    (*b"EG", 29),
-    (*b"ES", 24),
-    (*b"FI", 18),
-    (*b"FO", 18),
-    (*b"FR", 27),
-    (*b"GB", 22),
-    (*b"GE", 22),
-    (*b"GI", 23),
-    (*b"GL", 18),
-    (*b"GR", 27),
-    (*b"GT", 28),
-    (*b"HR", 21),
-    (*b"HU", 28),
-    (*b"IE", 22),
-    (*b"IL", 23),
-    (*b"IQ", 23),
-    (*b"IS", 26),
-    (*b"IT", 27),
-    (*b"JO", 30),
-    (*b"KW", 30),
-    (*b"KZ", 20),
-    (*b"LB", 28),
-    (*b"LC", 32),
-    (*b"LI", 21),
-    (*b"LT", 20),
-    (*b"LU", 20),
-    (*b"LV", 21),
-    (*b"LY", 25),
-    (*b"MC", 27),
-    (*b"MD", 24),
-    (*b"ME", 22),
-    (*b"MK", 19),
-    (*b"MR", 27),
-    (*b"MT", 31),
-    (*b"MU", 30),
-    (*b"NL", 18),
-    (*b"NO", 15),
-    (*b"PK", 24),
-    (*b"PL", 28),
-    (*b"PS", 29),
-    (*b"PT", 25),
-    (*b"QA", 29),
-    (*b"RO", 24),
-    (*b"RS", 22),
-    (*b"SA", 24),
-    (*b"SC", 31),
-    (*b"SE", 24),
-    (*b"SI", 19),
-    (*b"SK", 24),
-    (*b"SM", 27),
-    (*b"ST", 25),
-    (*b"SV", 28),
-    (*b"TL", 23),
-    (*b"TN", 24),
-    (*b"TR", 26),
-    (*b"UA", 29),
-    (*b"VA", 22),
-    (*b"VG", 24),
-    (*b"XK", 20),
-];
-
-fn iban_length(cc: [u8; 2]) -> Option<usize> {
-    IBAN_LENGTHS
-        .binary_search_by(|(c, _)| c.cmp(&cc))
-        .ok()
-        .map(|k| usize::from(IBAN_LENGTHS[k].1))
-}
-
-/// An IBAN at `p`, compact or printed in groups of four; returns its end.
-fn iban_at(v: &[u8], p: usize) -> Option<usize> {
-    let len = iban_length([v[p], v[p + 1]])?;
-    let mut compact = [0u8; 34];
-    let mut n = 0;
-    let mut i = p;
-    while n < len {
-        let b = *v.get(i)?;
-        if b == b' ' && n % 4 == 0 && n > 0 && v.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) {
-            i += 1;
-            continue;
-        }
-        if !(b.is_ascii_digit() || b.is_ascii_uppercase())
-            || ((2..4).contains(&n) && !b.is_ascii_digit())
-        {
-            return None;
-        }
-        compact[n] = b;
-        n += 1;
-        i += 1;
-    }
-    if v.get(i).is_some_and(|&b| is_word(b)) {
-        return None;
-    }
-    (iban_mod97(&compact[..len]) == 1).then_some(i)
-}
-
-/// ISO 7064 mod 97-10 over the IBAN with its first four characters moved to
-/// the end and letters read as 10..35.
-fn iban_mod97(iban: &[u8]) -> u32 {
-    let (head, rest) = iban.split_at(4);
-    rest.iter().chain(head).fold(0u32, |r, &b| {
-        if b.is_ascii_digit() {
-            (r * 10 + u32::from(b - b'0')) % 97
-        } else {
-            (r * 100 + u32::from(b - b'A') + 10) % 97
-        }
-    })
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -633,6 +540,24 @@ mod tests {
             .filter(|s| s.detector == b.id())
             .map(|s| &v[s.start..s.end])
             .collect()
+    }
+
+    #[test]
+    fn swar_digit_scanning_matches_bytewise() {
+        let v: Vec<u8> = (0..=255u8)
+            .chain(b"0123456789abc9".iter().copied())
+            .collect();
+        for i in 0..v.len() {
+            assert_eq!(
+                next_digit(&v, i),
+                v[i..].iter().position(u8::is_ascii_digit).map(|p| p + i)
+            );
+            let mut e = i;
+            while e < v.len() && v[e].is_ascii_digit() {
+                e += 1;
+            }
+            assert_eq!(digit_run_end(&v, i), e, "at {i}");
+        }
     }
 
     #[test]
@@ -739,30 +664,6 @@ mod tests {
         ] {
             assert!(found(bad, Builtin::Ipv4).is_empty(), "{bad}");
         }
-    }
-
-    #[test]
-    fn iban() {
-        assert_eq!(
-            found("DE89370400440532013000", Builtin::Iban),
-            ["DE89370400440532013000"]
-        );
-        assert_eq!(
-            found("iban: GB82 WEST 1234 5698 7654 32.", Builtin::Iban),
-            ["GB82 WEST 1234 5698 7654 32"]
-        );
-        assert!(
-            found("DE88370400440532013000", Builtin::Iban).is_empty(),
-            "check digits"
-        );
-        assert!(
-            found("DE8937040044053201300", Builtin::Iban).is_empty(),
-            "short"
-        );
-        assert!(
-            found("XX89370400440532013000", Builtin::Iban).is_empty(),
-            "country"
-        );
     }
 
     #[test]

@@ -64,6 +64,103 @@ impl Summary {
     }
 }
 
+/// Values shorter than this are summarised by one table-driven loop; longer
+/// ones by the vectorised passes, which only pay off once the compiler's SIMD
+/// body runs more than its scalar tail.
+const SHORT_VALUE: usize = 64;
+
+/// Bit layout of [`CLASS`]: which anchor triples a byte can start (bits
+/// 0..8), continue (8..16) or end (16..24); flags; and count units so one
+/// add per byte counts digits (bits 32..40) and dots (40..48). A value under
+/// [`SHORT_VALUE`] bytes cannot overflow the 8-bit counts.
+const SECOND_SHIFT: u32 = 8;
+const THIRD_SHIFT: u32 = 16;
+const UPPER: u64 = 1 << 24;
+const AT: u64 = 1 << 25;
+const DIGIT_UNIT: u64 = 1 << 32;
+const DOT_UNIT: u64 = 1 << 40;
+
+/// Byte-class triples, one per anchor family; every anchor contains one
+/// (`AKI`, `ASI`, `AIz`; `ghp`.., `git`; `eyJ`; `---`; `Bea`/`bea`/`BEA`; `xox`).
+/// Supersets (`AKz`) only cost a needless exact check.
+const TRIPLES: [(&[u8], &[u8], &[u8]); 6] = [
+    (b"A", b"KSI", b"Iz"),
+    (b"g", b"hi", b"pousrt"),
+    (b"e", b"y", b"J"),
+    (b"-", b"-", b"-"),
+    (b"Bb", b"eE", b"aA"),
+    (b"x", b"o", b"x"),
+];
+
+const fn contains(set: &[u8], c: u8) -> bool {
+    let mut k = 0;
+    while k < set.len() {
+        if set[k] == c {
+            return true;
+        }
+        k += 1;
+    }
+    false
+}
+
+const CLASS: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut bits = 0u64;
+        if c.is_ascii_digit() {
+            bits |= DIGIT_UNIT;
+        }
+        if c == b'.' {
+            bits |= DOT_UNIT;
+        }
+        if c.is_ascii_uppercase() {
+            bits |= UPPER;
+        }
+        if c == b'@' {
+            bits |= AT;
+        }
+        let mut p = 0;
+        while p < TRIPLES.len() {
+            let (first, second, third) = TRIPLES[p];
+            if contains(first, c) {
+                bits |= 1 << p;
+            }
+            if contains(second, c) {
+                bits |= 1 << (p as u32 + SECOND_SHIFT);
+            }
+            if contains(third, c) {
+                bits |= 1 << (p as u32 + THIRD_SHIFT);
+            }
+            p += 1;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+};
+
+/// Summary and anchor hint of a short value in one table-driven pass.
+fn summarize_short(v: &[u8]) -> (Summary, bool) {
+    let (mut p1, mut p2, mut hint, mut flags, mut counts) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for &b in v {
+        let c = CLASS[usize::from(b)];
+        hint |= p2 & (p1 >> SECOND_SHIFT) & (c >> THIRD_SHIFT);
+        p2 = p1;
+        p1 = c;
+        flags |= c;
+        counts += c & (DIGIT_UNIT | DOT_UNIT);
+    }
+    let sum = Summary {
+        digits: ((counts >> 32) & 0xff) as usize,
+        dots: ((counts >> 40) & 0xff) as usize,
+        upper: flags & UPPER != 0,
+        at: flags & AT != 0,
+    };
+    (sum, hint & 0xff != 0)
+}
+
 /// All detectors of one policy snapshot.
 #[derive(Clone, Debug)]
 pub(crate) struct Scanner {
@@ -86,11 +183,16 @@ impl Scanner {
         if enabled.is_empty() || v.is_empty() {
             return;
         }
-        let sum = Summary::of(v);
+        let anchored = enabled.intersects(ANCHORED);
+        let (sum, hint) = if v.len() < SHORT_VALUE {
+            summarize_short(v)
+        } else {
+            (Summary::of(v), anchored && anchor_hint(v))
+        };
         if sum.at && enabled.has(Builtin::Email) {
             scan_email(v, spans);
         }
-        if enabled.intersects(ANCHORED) && anchor_hint(v) {
+        if anchored && hint {
             self.anchors.scan(v, enabled, spans);
         }
         let numeric = sum.numeric_candidates(enabled);
@@ -131,6 +233,7 @@ pub(crate) fn merge_overlaps(spans: &mut Vec<Span>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -154,6 +257,43 @@ mod tests {
         assert_eq!((s.digits, s.dots, s.at, s.upper), (200, 200, true, true));
         let s = Summary::of(b"abc");
         assert_eq!((s.digits, s.at, s.upper), (0, false, false));
+    }
+
+    #[test]
+    fn short_and_long_summaries_agree() {
+        let samples: [&[u8]; 6] = [
+            b"hello world",
+            b"2024-03-15 10:23:45.123+00 a@b.io",
+            b"550e8400-e29b-41d4-a716-446655440000",
+            b"DE89 3704 0044 0532 0130 00",
+            b"\xff\xfe1.2.3.4",
+            b"",
+        ];
+        for v in samples {
+            let (short, _) = summarize_short(v);
+            let long = Summary::of(v);
+            assert_eq!(
+                (short.digits, short.dots, short.upper, short.at),
+                (long.digits, long.dots, long.upper, long.at),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_hint_covers_every_anchor() {
+        for (anchor, _) in super::super::token::ANCHORS {
+            assert!(summarize_short(anchor.as_bytes()).1, "{anchor}");
+            assert!(
+                summarize_short(format!("x {anchor} y").as_bytes()).1,
+                "{anchor}"
+            );
+        }
+        assert!(!summarize_short(b"order shipped to customer 42").1);
+        assert!(
+            !summarize_short(b"550e8400-e29b-41d4-a716-4466beef0000").1,
+            "hex `be`"
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn hash_into(key: &hmac::Key, value: &[u8], out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -88,7 +88,7 @@ fn email_at(v: &[u8], at: usize) -> Option<(usize, usize)> {
 
 /// Literal prefixes and the detector each one starts. `Bearer` is matched in
 /// its three usual spellings rather than fully case-insensitively.
-const ANCHORS: &[(&str, Builtin)] = &[
+pub(crate) const ANCHORS: &[(&str, Builtin)] = &[
     ("AKIA", Builtin::AwsAccessKey),
     ("ASIA", Builtin::AwsAccessKey),
     ("AIza", Builtin::GcpApiKey),
@@ -358,6 +358,7 @@ fn pem_at(v: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
