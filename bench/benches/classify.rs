@@ -8,6 +8,7 @@
 //!   per core);
 //! - `evaluate`: full `Policy::evaluate` with a 10-rule policy (classes,
 //!   function and relation globs, keywords, one regex).
+//!
 //! Throughput is in statements (`Throughput::Elements`), one core.
 
 use std::hint::black_box;
