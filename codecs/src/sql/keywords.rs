@@ -149,7 +149,16 @@ impl Kw {
                 buf.copy_from_slice(bytes);
                 Kw::find(u128::from_le_bytes(buf) & KEEP[len], len)
             }
-            None => sql.get(start..end).map_or(Kw::None, Kw::lookup),
+            // Near the end of the input: load the 16 bytes ending at `end`
+            // and shift the word down, rather than copying it.
+            None => match end.checked_sub(16).and_then(|from| sql.get(from..end)) {
+                Some(bytes) => {
+                    let mut buf = [0u8; 16];
+                    buf.copy_from_slice(bytes);
+                    Kw::find(u128::from_le_bytes(buf) >> (8 * (16 - len)), len)
+                }
+                None => sql.get(start..end).map_or(Kw::None, Kw::lookup),
+            },
         }
     }
 
