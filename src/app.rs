@@ -207,7 +207,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
 
 fn readiness(control: &crate::engine::Control, recorders: &[ShardRecorder]) -> Vec<ReadyCheck> {
     let shards = control.shard_count();
-    let listening = control.list_sessions_ok();
+    let listening = control.is_serving();
     let recorder_ok = recorders.iter().all(ShardRecorder::is_healthy);
     let snapshot = control.shared().current_snapshot();
     let keys = snapshot.identity.wait_for_keys(Duration::ZERO);

@@ -90,11 +90,11 @@ pub(crate) async fn serve(
                     ShardStats::add(&ctx.stats().auth_failures, 1);
                     metrics.auth_refused(AuthOutcome::Other);
                     warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
-                    close(&client);
+                    close_socket(&client);
                     return;
                 }
                 Either::Left((Err(_), _)) | Either::Right(_) => {
-                    close(&client);
+                    close_socket(&client);
                     return;
                 }
             };
@@ -122,7 +122,7 @@ pub(crate) async fn serve(
                 ShardStats::add(&ctx.stats().auth_failures, 1);
                 metrics.auth_refused(outcome);
                 warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
-                close(&client);
+                close_socket(&client);
                 return;
             }
             ShardStats::add(&ctx.stats().auth_ok, 1);
@@ -144,11 +144,11 @@ pub(crate) async fn serve(
         Either::Left((Err(e), _)) => {
             ShardStats::add(&ctx.stats().upstream_failures, 1);
             warn!(session = %entry.id, target = %target.name, upstream = %target.upstream, error = %e, "upstream connect failed; closing client");
-            close(&client);
+            close_socket(&client);
             return;
         }
         Either::Right(_) => {
-            close(&client);
+            close_socket(&client);
             return;
         }
     };
@@ -181,8 +181,8 @@ pub(crate) async fn serve(
             EndReason::RecorderFailed
         }
     };
-    close(&client);
-    close(&upstream);
+    close_socket(&client);
+    close_socket(&upstream);
     let end = SessionEnd {
         reason: reason.as_str().into(),
         bytes_client_to_target: entry.bytes_up.get(),
@@ -351,7 +351,7 @@ async fn pump(
 }
 
 /// Resolves once nothing has moved for `idle`.
-async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
+pub(crate) async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
     loop {
         let due = last_activity.get() + idle;
         let now = Instant::now();
@@ -360,8 +360,4 @@ async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
         }
         compio::time::sleep(due - now).await;
     }
-}
-
-fn close(stream: &TcpStream) {
-    close_socket(stream);
 }

@@ -242,7 +242,10 @@ impl ReadHalf {
                 {
                     let mut tls = shared.tls.borrow_mut();
                     let start = buf.len();
-                    let spare = buf.capacity() - start;
+                    // rustls hands out at most a record's worth per call:
+                    // zero (and offer) only that much, not the whole capacity
+                    // a large frame may have reserved.
+                    let spare = (buf.capacity() - start).min(TLS_READ_CHUNK);
                     buf.resize(start + spare, 0);
                     match tls.reader().read(&mut buf[start..]) {
                         Ok(n) => {

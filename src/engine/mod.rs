@@ -213,7 +213,7 @@ impl Control {
     }
 
     /// Whether the engine is serving (not draining).
-    pub fn list_sessions_ok(&self) -> bool {
+    pub fn is_serving(&self) -> bool {
         !self.shared.draining.load(Ordering::Relaxed)
     }
 

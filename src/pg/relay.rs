@@ -212,7 +212,10 @@ pub(crate) async fn run(
             }
         };
         let watchdog = async {
-            let idle = std::pin::pin!(idle_timer(&last_activity, target.idle_timeout));
+            let idle = std::pin::pin!(crate::relay::idle_timer(
+                &last_activity,
+                target.idle_timeout
+            ));
             match select(idle, entry.kill.killed()).await {
                 Either::Left(_) => "idle timeout".to_string(),
                 Either::Right((k, _)) => k.to_string(),
@@ -277,17 +280,6 @@ async fn access_window(
         }
         ApprovalDecision::Denied { by, reason } => Err(format!("access denied by {by}: {reason}")),
         ApprovalDecision::TimedOut => Err("access was not approved in time".into()),
-    }
-}
-
-async fn idle_timer(last: &std::cell::Cell<Instant>, idle: std::time::Duration) {
-    loop {
-        let due = last.get() + idle;
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        compio::time::sleep(due - now).await;
     }
 }
 
@@ -732,6 +724,8 @@ impl UpstreamSide<'_> {
         let masking = self.rt.masking.as_ref();
         let mut plan = ResultPlan::default();
         let mut plan_active = false;
+        // Whether this batch's rows have a plan (from RowDescription or the caller).
+        let mut planned = false;
         // Per column: whether masking may touch it given its format.
         let mut maskable: Vec<bool> = Vec::new();
         let mut copy_out = false;
@@ -775,6 +769,7 @@ impl UpstreamSide<'_> {
                                     .map(|f| f.format == 0 || is_text_oid(f.type_oid)),
                             );
                             plan_active = !plan.is_noop();
+                            planned = true;
                         }
                         Action::Keep
                     }
@@ -783,34 +778,31 @@ impl UpstreamSide<'_> {
                             .ok_or(SessionError::Refused("masking plan without policy".into()))?;
                         self.mask_row(m, &plan, &maskable, pos, len, &mut scratch, &mut ranges)?
                     }
-                    tag::DATA_ROW => {
-                        if let Some(m) = masking {
-                            // Rows with no description in this batch (a
-                            // cached prepared statement): scan their content.
-                            if !plan_active && maskable.is_empty() {
-                                m.plan_caller(&self.identity.groups, &mut plan);
-                                plan_active = !plan.is_noop();
-                                if plan_active {
-                                    maskable.clear();
-                                    self.mask_row(
-                                        m,
-                                        &plan,
-                                        &maskable,
-                                        pos,
-                                        len,
-                                        &mut scratch,
-                                        &mut ranges,
-                                    )?
-                                } else {
-                                    Action::Keep
-                                }
+                    tag::DATA_ROW => match masking {
+                        // Rows with no description in this batch (a cached
+                        // prepared statement): plan once for the caller and
+                        // scan their content.
+                        Some(m) if !planned => {
+                            m.plan_caller(&self.identity.groups, &mut plan);
+                            maskable.clear();
+                            planned = true;
+                            plan_active = !plan.is_noop();
+                            if plan_active {
+                                self.mask_row(
+                                    m,
+                                    &plan,
+                                    &maskable,
+                                    pos,
+                                    len,
+                                    &mut scratch,
+                                    &mut ranges,
+                                )?
                             } else {
                                 Action::Keep
                             }
-                        } else {
-                            Action::Keep
                         }
-                    }
+                        _ => Action::Keep,
+                    },
                     tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
                         if let Some(m) = masking {
                             m.plan_caller(&self.identity.groups, &mut plan);
@@ -875,6 +867,7 @@ impl UpstreamSide<'_> {
                         parses_seen = 0;
                         binds_seen = 0;
                         plan_active = false;
+                        planned = false;
                         maskable.clear();
                         copy_out = false;
                         *self.entry.current_statement.borrow_mut() = None;
