@@ -154,6 +154,7 @@ struct RawRecorder {
     #[serde(default, with = "humantime_serde")]
     block_max_delay: Option<Duration>,
     queue_capacity: Option<usize>,
+    queue_bytes: Option<usize>,
     segment_max_bytes: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     segment_max_age: Option<Duration>,
@@ -575,6 +576,7 @@ impl Validator<'_> {
                 block_size: None,
                 block_max_delay: None,
                 queue_capacity: None,
+                queue_bytes: None,
                 segment_max_bytes: None,
                 segment_max_age: None,
                 retention_max_age: None,
@@ -609,6 +611,9 @@ impl Validator<'_> {
         }
         if let Some(v) = raw.queue_capacity {
             c.queue_capacity = v;
+        }
+        if let Some(v) = raw.queue_bytes {
+            c.queue_bytes = v;
         }
         if let Some(v) = raw.segment_max_bytes {
             c.segment_max_bytes = v;

@@ -3,10 +3,9 @@
 //! fails ends the session (fail closed: no recording, no access). A full
 //! queue slows the session (the `record` future waits), it never drops.
 
-use bytes::Bytes;
 use tollgate_recorder::{
-    CommandEvent, Record, RecordBody, RecorderError, SessionEnd, SessionStart, ShardRecorder,
-    now_ns,
+    CommandEvent, DataDirection, Record, RecordBody, RecorderError, SessionEnd, SessionStart,
+    ShardRecorder, now_ns,
 };
 
 use crate::engine::session::SessionEntry;
@@ -47,12 +46,25 @@ impl SessionRecording {
         self.put(RecordBody::SessionStart(start)).await
     }
 
-    pub async fn client_data(&self, data: Bytes) -> Result<(), RecorderError> {
-        self.put(RecordBody::ClientData(data)).await
+    /// Bytes about to be forwarded to the target, copied into the shard's
+    /// recording buffer (the caller keeps and reuses its own buffer).
+    pub async fn client_data(&self, data: &[u8]) -> Result<(), RecorderError> {
+        self.data(DataDirection::ClientToTarget, data).await
     }
 
-    pub async fn target_data(&self, data: Bytes) -> Result<(), RecorderError> {
-        self.put(RecordBody::TargetData(data)).await
+    /// Bytes about to be forwarded to the client, after masking.
+    pub async fn target_data(&self, data: &[u8]) -> Result<(), RecorderError> {
+        self.data(DataDirection::TargetToClient, data).await
+    }
+
+    async fn data(&self, direction: DataDirection, data: &[u8]) -> Result<(), RecorderError> {
+        match &self.rec {
+            None => Ok(()),
+            Some(r) => r
+                .record_data(self.session, direction, now_ns(), data)
+                .await
+                .map(|_| ()),
+        }
     }
 
     pub async fn command(&self, ev: CommandEvent) -> Result<(), RecorderError> {

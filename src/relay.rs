@@ -329,8 +329,8 @@ async fn pump(
         // Recorded before it is forwarded: nothing reaches a peer unrecorded.
         if recording.enabled() {
             let rec = match from_side {
-                ReadSide::Client => recording.client_data(data.clone()).await,
-                ReadSide::Upstream => recording.target_data(data.clone()).await,
+                ReadSide::Client => recording.client_data(&data).await,
+                ReadSide::Upstream => recording.target_data(&data).await,
             };
             if let Err(e) = rec {
                 warn!(error = %e, "recorder failed: ending the session");

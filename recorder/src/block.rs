@@ -84,40 +84,20 @@ impl BlockBuilder {
     /// Compresses the pending records into a block linked to `prev_hash` and
     /// resets the builder for the next block.
     pub fn finish(&mut self, prev_hash: &Hash) -> io::Result<FinishedBlock<'_>> {
-        let raw_len = self.raw.len();
-        let bound = zstd::zstd_safe::compress_bound(raw_len);
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        out.resize(BLOCK_HEADER_LEN, 0);
-        out.reserve(bound);
-        let mut cursor = io::Cursor::new(out);
-        cursor.set_position(BLOCK_HEADER_LEN as u64);
-        let written = self.compressor.compress_to_buffer(&self.raw, &mut cursor);
-        let mut out = cursor.into_inner();
-        let compressed_len = match written {
-            Ok(n) => n,
-            Err(e) => {
-                self.out = out;
-                return Err(e);
-            }
-        };
-        debug_assert_eq!(out.len(), BLOCK_HEADER_LEN + compressed_len);
-        let mut header = BlockHeader {
-            compressed_len: compressed_len as u32,
-            raw_len: raw_len as u32,
-            first_seq: self.first_seq,
-            count: self.count,
-            prev_hash: *prev_hash,
-            crc: 0,
-        };
-        header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
-        header.crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..56]), &out[BLOCK_HEADER_LEN..]);
-        header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
-        let hash = block_hash(&out[..BLOCK_HEADER_LEN], &out[BLOCK_HEADER_LEN..]);
         let (first_seq, count) = (self.first_seq, self.count);
-        self.raw.clear();
+        let raw = std::mem::take(&mut self.raw);
         self.count = 0;
-        self.out = out;
+        let sealed = seal_block(
+            &mut self.compressor,
+            &mut self.out,
+            &raw,
+            first_seq,
+            count,
+            prev_hash,
+        );
+        self.raw = raw;
+        self.raw.clear();
+        let (hash, raw_len) = sealed?;
         Ok(FinishedBlock {
             bytes: &self.out,
             hash,
@@ -126,6 +106,76 @@ impl BlockBuilder {
             raw_len,
         })
     }
+
+    /// Compresses already encoded records (`count` of them, from `first_seq`,
+    /// as a shard's staging buffer holds them) into a block linked to
+    /// `prev_hash`. The pending records of [`BlockBuilder::push`] are not
+    /// touched.
+    pub fn build(
+        &mut self,
+        raw: &[u8],
+        first_seq: u64,
+        count: u32,
+        prev_hash: &Hash,
+    ) -> io::Result<FinishedBlock<'_>> {
+        if raw.len() > MAX_BLOCK_RAW {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("raw block of {} bytes over {MAX_BLOCK_RAW}", raw.len()),
+            ));
+        }
+        let (hash, raw_len) = seal_block(
+            &mut self.compressor,
+            &mut self.out,
+            raw,
+            first_seq,
+            count,
+            prev_hash,
+        )?;
+        Ok(FinishedBlock {
+            bytes: &self.out,
+            hash,
+            first_seq,
+            count,
+            raw_len,
+        })
+    }
+}
+
+/// Header + compressed `raw` into `out`; returns the block's hash and raw length.
+fn seal_block(
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    first_seq: u64,
+    count: u32,
+    prev_hash: &Hash,
+) -> io::Result<(Hash, usize)> {
+    let raw_len = raw.len();
+    let bound = zstd::zstd_safe::compress_bound(raw_len);
+    let mut buf = std::mem::take(out);
+    buf.clear();
+    buf.resize(BLOCK_HEADER_LEN, 0);
+    buf.reserve(bound);
+    let mut cursor = io::Cursor::new(buf);
+    cursor.set_position(BLOCK_HEADER_LEN as u64);
+    let written = compressor.compress_to_buffer(raw, &mut cursor);
+    *out = cursor.into_inner();
+    let compressed_len = written?;
+    debug_assert_eq!(out.len(), BLOCK_HEADER_LEN + compressed_len);
+    let mut header = BlockHeader {
+        compressed_len: compressed_len as u32,
+        raw_len: raw_len as u32,
+        first_seq,
+        count,
+        prev_hash: *prev_hash,
+        crc: 0,
+    };
+    header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
+    header.crc = crc32c::crc32c_append(crc32c::crc32c(&out[0..56]), &out[BLOCK_HEADER_LEN..]);
+    header.encode_into(&mut out[..BLOCK_HEADER_LEN]);
+    let hash = block_hash(&out[..BLOCK_HEADER_LEN], &out[BLOCK_HEADER_LEN..]);
+    Ok((hash, raw_len))
 }
 
 /// Decompresses block payloads into a reused buffer.

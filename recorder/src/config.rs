@@ -31,6 +31,9 @@ pub struct RecorderConfig {
     pub durability: Durability,
     /// Records queued per shard before producers are slowed.
     pub queue_capacity: usize,
+    /// Encoded bytes queued per shard before producers are slowed (a single
+    /// record larger than this is still taken, alone).
+    pub queue_bytes: usize,
     /// A segment is sealed once it reaches this size ...
     pub segment_max_bytes: u64,
     /// ... or this age (if it holds at least one block).
@@ -68,6 +71,7 @@ impl RecorderConfig {
             zstd_level: 1,
             durability: Durability::Batch,
             queue_capacity: 4096,
+            queue_bytes: 16 << 20,
             segment_max_bytes: 128 << 20,
             segment_max_age: Duration::from_secs(3600),
             retention_max_age: None,
@@ -102,6 +106,15 @@ impl RecorderConfig {
         }
         if self.queue_capacity == 0 {
             return bad("queue_capacity", "must be above zero".into());
+        }
+        if self.queue_bytes < self.block_size {
+            return bad(
+                "queue_bytes",
+                format!(
+                    "{} is below block_size {}: a block could never fill",
+                    self.queue_bytes, self.block_size
+                ),
+            );
         }
         if self.segment_max_bytes < 4096 {
             return bad(

@@ -23,7 +23,7 @@ pub mod writer;
 pub use bytes::Bytes;
 pub use config::{Durability, FsyncObserver, RecorderConfig};
 pub use error::RecorderError;
-pub use producer::{RecorderHealth, ShardRecorder};
+pub use producer::{DataDirection, RecorderHealth, ShardRecorder};
 pub use record::{AdminAction, CommandEvent, Record, RecordBody, SessionEnd, SessionStart, now_ns};
 pub use recovery::list_segments;
 pub use retention::{RetentionOutcome, RetentionPolicy, apply_retention};

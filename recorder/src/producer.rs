@@ -1,17 +1,19 @@
-//! The producer side of a shard's recorder: sessions queue records through
+//! The producer side of a shard's recorder: sessions stage records through
 //! [`ShardRecorder`] (sequence assignment, backpressure, durability waits,
 //! health); the writer thread on the other end lives in `writer.rs`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
-
-use async_channel::{Sender, TrySendError};
+use std::thread::Thread;
+use std::time::Instant;
 
 use crate::error::RecorderError;
-use crate::format::MAX_RECORD_BODY;
-use crate::record::Record;
+use crate::format::{MAX_RECORD_BODY, RECORD_HEADER_LEN};
+use crate::index::IndexEntry;
+use crate::record::{Record, RecordKind, encode_data_into};
+use crate::recovery::index_entry_for;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means another thread panicked; the data is plain.
@@ -37,13 +39,46 @@ pub struct RecorderHealth {
     pub segments_sealed: u64,
 }
 
+/// Records waiting for the writer: already encoded, in sequence order. The
+/// session's own thread encodes into it under an (almost always
+/// uncontended) lock, and the writer takes the whole buffer at once, so a
+/// record costs one copy and no cross-thread hand-off or wake-up of its own:
+/// the writer is woken at most when a block's worth is staged or when the
+/// first record of an idle period arrives.
+pub(crate) struct Staging {
+    pub(crate) raw: Vec<u8>,
+    /// Sequence of the first staged record.
+    pub(crate) first_seq: u64,
+    pub(crate) count: usize,
+    /// Index entries (session start / end) of staged records.
+    pub(crate) index: Vec<IndexEntry>,
+    /// When the oldest staged record arrived (the block deadline runs from it).
+    pub(crate) since: Option<Instant>,
+    /// No more records: shutting down or failed.
+    pub(crate) closed: bool,
+    /// The writer is parked with nothing staged and needs a wake-up to start
+    /// a block's deadline.
+    pub(crate) writer_idle: bool,
+    /// The writer has been woken for a full block already.
+    pub(crate) full_signalled: bool,
+}
+
+impl Staging {
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.first_seq + self.count as u64
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) shard: u32,
+    /// Records staged before producers are slowed.
     pub(crate) capacity: usize,
-    /// Held while a record is assigned its sequence and queued, so queue
-    /// order is sequence order even with producers on several threads.
-    pub(crate) next_seq: Mutex<u64>,
-    pub(crate) tx: Sender<(u64, Record)>,
+    /// Bytes staged before producers are slowed (one record always fits).
+    pub(crate) capacity_bytes: usize,
+    /// The writer is woken once this many bytes are staged (0: every record).
+    pub(crate) wake_at: usize,
+    pub(crate) staging: Mutex<Staging>,
+    pub(crate) writer: OnceLock<Thread>,
     pub(crate) durable_next: AtomicU64,
     pub(crate) failed: AtomicBool,
     pub(crate) failure: Mutex<Option<String>>,
@@ -65,6 +100,18 @@ impl Shared {
             shard: self.shard,
             reason,
         }
+    }
+
+    pub(crate) fn wake_writer(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
+    /// Refuses further records and wakes the writer to drain what is staged.
+    pub(crate) fn close(&self) {
+        lock(&self.staging).closed = true;
+        self.wake_writer();
     }
 
     pub(crate) fn mark_durable(&self, next: u64) {
@@ -92,19 +139,118 @@ impl Shared {
         tracing::error!(shard = self.shard, error = %err, "session recorder failed; new sessions are refused");
         *lock(&self.failure) = Some(err.to_string());
         self.failed.store(true, Ordering::SeqCst);
-        self.tx.close();
+        {
+            let mut st = lock(&self.staging);
+            st.closed = true;
+            // Nothing staged will be written now; free it.
+            st.raw = Vec::new();
+            st.index.clear();
+        }
         for (_, w) in lock(&self.durable_waiters).drain(..) {
             w.wake();
         }
         self.space_wanted.store(true, Ordering::SeqCst);
         self.wake_space_waiters();
     }
+
+    fn enqueue(&self, item: Item<'_>) -> Enqueue {
+        if self.failed.load(Ordering::SeqCst) {
+            return Enqueue::Refused(self.failed_error());
+        }
+        let len = item.data_len();
+        if len > MAX_RECORD_BODY {
+            return Enqueue::Refused(RecorderError::RecordTooLarge {
+                len,
+                max: MAX_RECORD_BODY,
+            });
+        }
+        let mut st = lock(&self.staging);
+        if st.closed {
+            drop(st);
+            return Enqueue::Refused(if self.failed.load(Ordering::SeqCst) {
+                self.failed_error()
+            } else {
+                RecorderError::Closed { shard: self.shard }
+            });
+        }
+        if st.count > 0
+            && (st.count >= self.capacity
+                || st.raw.len() + RECORD_HEADER_LEN + len > self.capacity_bytes)
+        {
+            return Enqueue::Full;
+        }
+        let seq = st.next_seq();
+        let encoded = match item {
+            Item::Record(r) => {
+                let e = r.encode_into(&mut st.raw);
+                if e.is_ok()
+                    && let Some(entry) = index_entry_for(seq, 0, r)
+                {
+                    st.index.push(entry);
+                }
+                e
+            }
+            Item::Data {
+                kind,
+                session,
+                timestamp_ns,
+                data,
+            } => encode_data_into(&mut st.raw, kind, session, timestamp_ns, data),
+        };
+        if let Err(e) = encoded {
+            return Enqueue::Refused(RecorderError::Format(e));
+        }
+        st.count += 1;
+        let mut wake = false;
+        if st.count == 1 {
+            st.since = Some(Instant::now());
+            wake = std::mem::take(&mut st.writer_idle);
+        }
+        if st.raw.len() >= self.wake_at && !st.full_signalled {
+            st.full_signalled = true;
+            wake = true;
+        }
+        drop(st);
+        if wake {
+            self.wake_writer();
+        }
+        Enqueue::Queued(seq)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Record(&'a Record),
+    Data {
+        kind: RecordKind,
+        session: u64,
+        timestamp_ns: u64,
+        data: &'a [u8],
+    },
+}
+
+impl Item<'_> {
+    fn data_len(&self) -> usize {
+        match self {
+            Item::Record(r) => r.data_len(),
+            Item::Data { data, .. } => data.len(),
+        }
+    }
 }
 
 enum Enqueue {
     Queued(u64),
-    Full(Record),
+    Full,
     Refused(RecorderError),
+}
+
+/// Which way forwarded bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirection {
+    /// Client → target (`ClientData`).
+    ClientToTarget,
+    /// Target → client (`TargetData`).
+    TargetToClient,
 }
 
 /// The producer side of one shard's recorder: cheap to clone, usable from
@@ -134,13 +280,17 @@ impl ShardRecorder {
 
     pub fn health(&self) -> RecorderHealth {
         let s = &self.shared;
+        let (next_seq, queue_len) = {
+            let st = lock(&s.staging);
+            (st.next_seq(), st.count)
+        };
         RecorderHealth {
             shard: s.shard,
             healthy: self.is_healthy(),
             error: lock(&s.failure).clone(),
-            next_seq: *lock(&s.next_seq),
+            next_seq,
             durable_seq: s.durable_next.load(Ordering::Acquire),
-            queue_len: s.tx.len(),
+            queue_len,
             queue_capacity: s.capacity,
             blocks_written: s.blocks_written.load(Ordering::Relaxed),
             raw_bytes: s.raw_bytes.load(Ordering::Relaxed),
@@ -149,41 +299,12 @@ impl ShardRecorder {
         }
     }
 
-    fn enqueue(&self, record: Record) -> Enqueue {
-        let s = &self.shared;
-        if s.failed.load(Ordering::SeqCst) {
-            return Enqueue::Refused(s.failed_error());
-        }
-        let len = record.data_len();
-        if len > MAX_RECORD_BODY {
-            return Enqueue::Refused(RecorderError::RecordTooLarge {
-                len,
-                max: MAX_RECORD_BODY,
-            });
-        }
-        let mut next = lock(&s.next_seq);
-        let seq = *next;
-        match s.tx.try_send((seq, record)) {
-            Ok(()) => {
-                *next += 1;
-                Enqueue::Queued(seq)
-            }
-            Err(TrySendError::Full((_, record))) => Enqueue::Full(record),
-            Err(TrySendError::Closed(_)) if s.failed.load(Ordering::SeqCst) => {
-                Enqueue::Refused(s.failed_error())
-            }
-            Err(TrySendError::Closed(_)) => {
-                Enqueue::Refused(RecorderError::Closed { shard: s.shard })
-            }
-        }
-    }
-
     /// Queues `record` without waiting; returns its sequence number, or
     /// `QueueFull` when the writer is behind.
     pub fn try_record(&self, record: Record) -> Result<u64, RecorderError> {
-        match self.enqueue(record) {
+        match self.shared.enqueue(Item::Record(&record)) {
             Enqueue::Queued(seq) => Ok(seq),
-            Enqueue::Full(_) => Err(RecorderError::QueueFull {
+            Enqueue::Full => Err(RecorderError::QueueFull {
                 shard: self.shared.shard,
                 capacity: self.shared.capacity,
             }),
@@ -194,28 +315,48 @@ impl ShardRecorder {
     /// Queues `record`, waiting while the queue is full (backpressure: the
     /// caller slows down, nothing is dropped). Returns its sequence number.
     pub async fn record(&self, record: Record) -> Result<u64, RecorderError> {
-        let mut pending = Some(record);
+        self.put(Item::Record(&record)).await
+    }
+
+    /// Records forwarded bytes, copied straight into the shard's staging
+    /// buffer (no allocation, no `Bytes` kept alive): the relays' hot path.
+    /// Waits like [`ShardRecorder::record`] when the queue is full.
+    pub async fn record_data(
+        &self,
+        session: u64,
+        direction: DataDirection,
+        timestamp_ns: u64,
+        data: &[u8],
+    ) -> Result<u64, RecorderError> {
+        let kind = match direction {
+            DataDirection::ClientToTarget => RecordKind::ClientData,
+            DataDirection::TargetToClient => RecordKind::TargetData,
+        };
+        self.put(Item::Data {
+            kind,
+            session,
+            timestamp_ns,
+            data,
+        })
+        .await
+    }
+
+    async fn put(&self, item: Item<'_>) -> Result<u64, RecorderError> {
+        let shared = &self.shared;
+        // The fast path: no future state, no waker clone.
+        match shared.enqueue(item) {
+            Enqueue::Queued(seq) => return Ok(seq),
+            Enqueue::Refused(e) => return Err(e),
+            Enqueue::Full => {}
+        }
         poll_fn(|cx| {
-            let Some(record) = pending.take() else {
-                return Poll::Ready(Err(RecorderError::Closed {
-                    shard: self.shared.shard,
-                }));
-            };
-            let record = match self.enqueue(record) {
-                Enqueue::Queued(seq) => return Poll::Ready(Ok(seq)),
-                Enqueue::Refused(e) => return Poll::Ready(Err(e)),
-                Enqueue::Full(record) => record,
-            };
-            // Register before retrying so a slot freed in between wakes us.
-            lock(&self.shared.space_waiters).push(cx.waker().clone());
-            self.shared.space_wanted.store(true, Ordering::SeqCst);
-            match self.enqueue(record) {
+            // Register before retrying so space freed in between wakes us.
+            lock(&shared.space_waiters).push(cx.waker().clone());
+            shared.space_wanted.store(true, Ordering::SeqCst);
+            match shared.enqueue(item) {
                 Enqueue::Queued(seq) => Poll::Ready(Ok(seq)),
                 Enqueue::Refused(e) => Poll::Ready(Err(e)),
-                Enqueue::Full(record) => {
-                    pending = Some(record);
-                    Poll::Pending
-                }
+                Enqueue::Full => Poll::Pending,
             }
         })
         .await

@@ -143,22 +143,14 @@ impl Record {
 
     /// Appends the raw encoding (header + body) to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        let kind = self.body.kind();
+        if let RecordBody::ClientData(b) | RecordBody::TargetData(b) = &self.body {
+            return encode_data_into(out, kind, self.session, self.timestamp_ns, b);
+        }
         let start = out.len();
-        out.push(self.body.kind() as u8);
-        out.extend_from_slice(&self.session.to_le_bytes());
-        out.extend_from_slice(&self.timestamp_ns.to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
+        push_header(out, kind, self.session, self.timestamp_ns, 0);
         let body_start = out.len();
-        let written = match &self.body {
-            RecordBody::ClientData(b) | RecordBody::TargetData(b) => {
-                out.extend_from_slice(b);
-                Ok(())
-            }
-            RecordBody::SessionStart(s) => serde_json::to_writer(&mut *out, s),
-            RecordBody::Command(c) => serde_json::to_writer(&mut *out, c),
-            RecordBody::Admin(a) => serde_json::to_writer(&mut *out, a),
-            RecordBody::SessionEnd(e) => serde_json::to_writer(&mut *out, e),
-        };
+        let written = self.encode_meta(out);
         if let Err(e) = written {
             out.truncate(start);
             return Err(FormatError::Invalid {
@@ -178,6 +170,48 @@ impl Record {
         out[body_start - 4..body_start].copy_from_slice(&(body_len as u32).to_le_bytes());
         Ok(())
     }
+
+    /// The JSON body of a non-data record.
+    fn encode_meta(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match &self.body {
+            RecordBody::ClientData(_) | RecordBody::TargetData(_) => Ok(()),
+            RecordBody::SessionStart(s) => serde_json::to_writer(&mut *out, s),
+            RecordBody::Command(c) => serde_json::to_writer(&mut *out, c),
+            RecordBody::Admin(a) => serde_json::to_writer(&mut *out, a),
+            RecordBody::SessionEnd(e) => serde_json::to_writer(&mut *out, e),
+        }
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, kind: RecordKind, session: u64, ts_ns: u64, len: u32) {
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    h[0] = kind as u8;
+    h[1..9].copy_from_slice(&session.to_le_bytes());
+    h[9..17].copy_from_slice(&ts_ns.to_le_bytes());
+    h[17..21].copy_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&h);
+}
+
+/// Appends a data record (`ClientData` / `TargetData`) straight from the
+/// forwarded bytes: the relay's hot path, one copy, no allocation.
+pub fn encode_data_into(
+    out: &mut Vec<u8>,
+    kind: RecordKind,
+    session: u64,
+    timestamp_ns: u64,
+    data: &[u8],
+) -> Result<(), FormatError> {
+    if data.len() > MAX_RECORD_BODY {
+        return Err(FormatError::TooLarge {
+            field: "record body",
+            len: data.len() as u64,
+            max: MAX_RECORD_BODY as u64,
+        });
+    }
+    out.reserve(RECORD_HEADER_LEN + data.len());
+    push_header(out, kind, session, timestamp_ns, data.len() as u32);
+    out.extend_from_slice(data);
+    Ok(())
 }
 
 /// A record as it lies in a decompressed block, borrowed from the payload.

@@ -1,30 +1,28 @@
 //! The recording path: [`ShardRecorder`] (the producer side sessions use)
-//! feeds a bounded queue drained by one writer thread per shard
-//! (`tollgate-rec-<N>`), so the data path never waits on the disk.
+//! stages encoded records in a bounded buffer that one writer thread per
+//! shard (`tollgate-rec-<N>`) takes whole, compresses into blocks and writes,
+//! so the data path never waits on the disk.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, JoinHandle, Thread};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, TryRecvError};
 use ring::signature::Ed25519KeyPair;
 
 use crate::block::BlockBuilder;
 use crate::config::{Durability, RecorderConfig};
 use crate::error::RecorderError;
 use crate::format::{
-    Hash, SEGMENT_HEADER_LEN, Seal, SegmentHeader, segment_file_name, shard_dir_name,
+    Hash, MAX_BLOCK_RAW, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, Seal, SegmentHeader,
+    segment_file_name, shard_dir_name,
 };
 use crate::fs::{AppendFile, FileSystem, RealFs};
 use crate::index::{INDEX_FILE, IndexEntry, read_index};
-use crate::producer::{RecorderHealth, ShardRecorder, Shared};
-use crate::record::{Record, now_ns};
-use crate::recovery::{index_entry_for, recover_shard};
+use crate::producer::{RecorderHealth, ShardRecorder, Shared, Staging, lock};
+use crate::record::now_ns;
+use crate::recovery::recover_shard;
 use crate::retention::{RetentionPolicy, apply_retention};
 
 /// All shard writers of one recording directory.
@@ -104,7 +102,7 @@ impl Recorder {
 
     fn stop(&mut self) {
         for s in &self.shards {
-            s.shared.tx.close();
+            s.shared.close();
         }
         for t in self.threads.drain(..) {
             if t.join().is_err() {
@@ -127,13 +125,27 @@ fn spawn_shard(
     fs: Arc<dyn FileSystem>,
     key: Option<Arc<Ed25519KeyPair>>,
 ) -> Result<(ShardRecorder, JoinHandle<()>), RecorderError> {
-    let (tx, rx) = async_channel::bounded(config.queue_capacity);
     let mut writer = ShardWriter::open(config, shard, fs, key)?;
     let shared = Arc::new(Shared {
         shard,
         capacity: config.queue_capacity,
-        next_seq: Mutex::new(writer.next_seq),
-        tx,
+        capacity_bytes: config.queue_bytes,
+        wake_at: if config.durability == Durability::Always {
+            0
+        } else {
+            config.block_size
+        },
+        staging: Mutex::new(Staging {
+            raw: Vec::new(),
+            first_seq: writer.next_seq,
+            count: 0,
+            index: Vec::new(),
+            since: None,
+            closed: false,
+            writer_idle: false,
+            full_signalled: false,
+        }),
+        writer: OnceLock::new(),
         durable_next: AtomicU64::new(writer.next_seq),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
@@ -148,8 +160,11 @@ fn spawn_shard(
     writer.shared = Some(shared.clone());
     let thread = thread::Builder::new()
         .name(format!("tollgate-rec-{shard}"))
-        .spawn(move || writer.run(rx))
+        .spawn(move || writer.run())
         .map_err(RecorderError::io("spawn writer thread", &config.dir))?;
+    // A record staged before this is set is still seen: the writer looks at
+    // the staging buffer before it first parks.
+    let _ = shared.writer.set(thread.thread().clone());
     Ok((ShardRecorder { shared }, thread))
 }
 
@@ -171,7 +186,8 @@ struct ShardWriter {
     key: Option<Arc<Ed25519KeyPair>>,
     shared: Option<Arc<Shared>>,
     builder: BlockBuilder,
-    pending_since: Option<Instant>,
+    /// The staging buffer the writer swaps in next (keeps its capacity).
+    spare: Vec<u8>,
     /// Draining a backlog: blocks are written as they fill but fsynced once
     /// at the end of the drain (group commit), so a full queue costs one
     /// fsync, not one per block. Acknowledgements still wait for the fsync.
@@ -232,7 +248,7 @@ impl ShardWriter {
             shared: None,
             builder: BlockBuilder::new(config.zstd_level)
                 .map_err(RecorderError::io("zstd", &config.dir))?,
-            pending_since: None,
+            spare: Vec::new(),
             pending_index: Vec::new(),
             active,
             chain_head: rec.chain_head,
@@ -254,71 +270,69 @@ impl ShardWriter {
         self.shared.as_deref()
     }
 
-    fn run(mut self, rx: Receiver<(u64, Record)>) {
-        let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-        let result = self.run_inner(&rx, &waker);
+    fn run(mut self) {
+        let result = self.run_inner();
         let result = result.and_then(|()| self.finish());
         if let (Err(e), Some(shared)) = (result, self.shared()) {
             shared.fail(&e);
-            rx.close();
         }
     }
 
-    fn run_inner(
-        &mut self,
-        rx: &Receiver<(u64, Record)>,
-        waker: &Waker,
-    ) -> Result<(), RecorderError> {
+    fn run_inner(&mut self) -> Result<(), RecorderError> {
+        let Some(shared) = self.shared.clone() else {
+            return Ok(());
+        };
         loop {
-            let timeout = self.next_wakeup();
-            // With a block already open, sleep through to its deadline without
-            // listening on the queue: a listening writer is woken by every
-            // producer's send, and on a busy shard those wake-ups cost more
-            // than compressing (measured with pgbench: ~0.3 wake-ups per
-            // transaction, the largest part of recording's cost). The queue
-            // keeps filling meanwhile; a full queue slows producers, as ever.
-            let got = if self.pending_since.is_some() && !timeout.is_zero() {
-                thread::park_timeout(timeout);
-                match rx.try_recv() {
-                    Ok(v) => Some(Ok(v)),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Closed) => Some(Err(async_channel::RecvError)),
+            let mut st = lock(&shared.staging);
+            let due = st
+                .since
+                .is_some_and(|t| t.elapsed() >= self.config.block_max_delay);
+            if st.count > 0 && (st.closed || due || st.raw.len() >= shared.wake_at) {
+                // Take everything staged at once; producers go on filling the
+                // (previously spare) buffer while this one is compressed.
+                let mut raw = std::mem::take(&mut self.spare);
+                raw.clear();
+                std::mem::swap(&mut raw, &mut st.raw);
+                let (first_seq, count) = (st.first_seq, st.count);
+                st.first_seq += count as u64;
+                st.count = 0;
+                st.since = None;
+                st.full_signalled = false;
+                self.pending_index.append(&mut st.index);
+                drop(st);
+                shared.wake_space_waiters();
+                let written = self.write_batch(&raw, first_seq, count);
+                self.spare = raw;
+                written?;
+                self.tick()?;
+                continue;
+            }
+            if st.closed {
+                return Ok(());
+            }
+            // With a block open, sleep to its deadline; producers wake us
+            // early only for a full block. Idle, sleep long and ask the
+            // first producer to wake us (the block deadline starts then).
+            let wait = match st.since {
+                Some(t) => self.config.block_max_delay.saturating_sub(t.elapsed()),
+                None => {
+                    st.writer_idle = true;
+                    Duration::from_millis(500)
                 }
-            } else {
-                recv_timeout(rx, timeout, waker)
             };
-            match got {
-                Some(Ok((seq, record))) => {
-                    self.group_commit = self.config.durability == Durability::Batch;
-                    self.handle(seq, &record)?;
-                    // Drain what is already queued before touching the disk again.
-                    loop {
-                        match rx.try_recv() {
-                            Ok((seq, record)) => self.handle(seq, &record)?,
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Closed) => break,
-                        }
-                    }
-                    self.group_commit = false;
-                    if self.written_next > self.synced_next {
-                        self.sync()?;
-                    }
-                }
-                Some(Err(_closed)) => return Ok(()),
-                None => {}
+            drop(st);
+            let wait = wait.min(self.housekeeping_due());
+            if !wait.is_zero() {
+                thread::park_timeout(wait);
             }
-            if let Some(s) = self.shared() {
-                s.wake_space_waiters();
-            }
+            lock(&shared.staging).writer_idle = false;
             self.tick()?;
         }
     }
 
-    fn next_wakeup(&self) -> Duration {
+    /// Time left until interval durability wants an fsync.
+    fn housekeeping_due(&self) -> Duration {
         let mut wait = Duration::from_millis(500);
-        if let Some(since) = self.pending_since {
-            wait = wait.min(self.config.block_max_delay.saturating_sub(since.elapsed()));
-        }
         if let Durability::Interval(every) = self.config.durability
             && self.written_next > self.synced_next
         {
@@ -327,38 +341,72 @@ impl ShardWriter {
         wait
     }
 
-    fn handle(&mut self, seq: u64, record: &Record) -> Result<(), RecorderError> {
-        if seq != self.next_seq {
-            return Err(RecorderError::Corrupt {
-                shard: self.shard,
-                path: self.active.path.clone(),
-                offset: self.active.len,
-                detail: format!("queue delivered sequence {seq}, expected {}", self.next_seq),
-            });
+    /// Writes `count` staged records (sequences from `first_seq`) as blocks
+    /// of about `block_size` (one per record with `always` durability), then
+    /// makes them durable with a single fsync (group commit).
+    fn write_batch(
+        &mut self,
+        raw: &[u8],
+        first_seq: u64,
+        count: usize,
+    ) -> Result<(), RecorderError> {
+        if first_seq != self.next_seq {
+            return Err(self.corrupt_batch(format!(
+                "staged sequence {first_seq}, expected {}",
+                self.next_seq
+            )));
         }
-        self.builder.push(seq, record)?;
-        self.next_seq += 1;
-        if let Some(e) = index_entry_for(seq, 0, record) {
-            self.pending_index.push(e);
+        let always = self.config.durability == Durability::Always;
+        let target = self.config.block_size.max(1);
+        self.group_commit = self.config.durability == Durability::Batch;
+        let (mut start, mut at, mut n, mut seq) = (0usize, 0usize, 0u32, first_seq);
+        while at < raw.len() {
+            let len = raw
+                .get(at + 17..at + RECORD_HEADER_LEN)
+                .map(|b| RECORD_HEADER_LEN + crate::format::u32_at(b, 0) as usize)
+                .filter(|len| at + len <= raw.len())
+                .ok_or_else(|| self.corrupt_batch(format!("bad staged record at {at}")))?;
+            if n > 0 && at - start + len > MAX_BLOCK_RAW {
+                self.write_block(&raw[start..at], seq, n)?;
+                (start, seq, n) = (at, seq + u64::from(n), 0);
+            }
+            at += len;
+            n += 1;
+            // Close the block once it reaches the target size, unless what
+            // is left of the batch is small: no runt blocks.
+            let rest = raw.len() - at;
+            if always || (at - start >= target && rest >= target / 2) {
+                self.write_block(&raw[start..at], seq, n)?;
+                (start, seq, n) = (at, seq + u64::from(n), 0);
+            }
         }
-        if self.pending_since.is_none() {
-            self.pending_since = Some(Instant::now());
+        if n > 0 {
+            self.write_block(&raw[start..], seq, n)?;
         }
-        if self.config.durability == Durability::Always
-            || self.builder.raw_len() >= self.config.block_size
+        self.group_commit = false;
+        let wrote = seq + u64::from(n) - first_seq;
+        if wrote != count as u64 {
+            return Err(self.corrupt_batch(format!("staged {count} records, found {wrote}")));
+        }
+        self.next_seq = first_seq + wrote;
+        if !matches!(self.config.durability, Durability::Interval(_))
+            && self.written_next > self.synced_next
         {
-            self.flush_block()?;
+            self.sync()?;
         }
         Ok(())
     }
 
-    fn tick(&mut self) -> Result<(), RecorderError> {
-        if self
-            .pending_since
-            .is_some_and(|t| t.elapsed() >= self.config.block_max_delay)
-        {
-            self.flush_block()?;
+    fn corrupt_batch(&self, detail: String) -> RecorderError {
+        RecorderError::Corrupt {
+            shard: self.shard,
+            path: self.active.path.clone(),
+            offset: self.active.len,
+            detail,
         }
+    }
+
+    fn tick(&mut self) -> Result<(), RecorderError> {
         if let Durability::Interval(every) = self.config.durability
             && self.written_next > self.synced_next
             && self.last_sync.elapsed() >= every
@@ -376,13 +424,11 @@ impl ShardWriter {
         Ok(())
     }
 
-    fn flush_block(&mut self) -> Result<(), RecorderError> {
-        if self.builder.is_empty() {
-            return Ok(());
-        }
+    /// Appends one block of encoded records to the active segment.
+    fn write_block(&mut self, raw: &[u8], first_seq: u64, count: u32) -> Result<(), RecorderError> {
         let block = self
             .builder
-            .finish(&self.chain_head)
+            .build(raw, first_seq, count, &self.chain_head)
             .map_err(RecorderError::io("compress", &self.active.path))?;
         let path = &self.active.path;
         self.active
@@ -394,7 +440,6 @@ impl ShardWriter {
         self.written_next = block.first_seq + u64::from(block.count);
         self.active.len += len;
         self.active.blocks += 1;
-        self.pending_since = None;
         if let Some(s) = self.shared() {
             s.blocks_written.fetch_add(1, Ordering::Relaxed);
             s.raw_bytes.fetch_add(raw_len, Ordering::Relaxed);
@@ -403,7 +448,13 @@ impl ShardWriter {
         // Index entries follow their block, so the index can only lag.
         let base = self.active_base();
         self.index_buf.clear();
-        for mut e in self.pending_index.drain(..) {
+        let written_next = self.written_next;
+        let upto = self
+            .pending_index
+            .iter()
+            .position(|e| e.seq().is_none_or(|s| s >= written_next))
+            .unwrap_or(self.pending_index.len());
+        for mut e in self.pending_index.drain(..upto) {
             if let IndexEntry::Start { segment, .. } | IndexEntry::End { segment, .. } = &mut e {
                 *segment = base;
             }
@@ -413,10 +464,6 @@ impl ShardWriter {
             !matches!(self.config.durability, Durability::Interval(_)) && !self.group_commit;
         if sync_now {
             self.sync_segment()?;
-        }
-        if let Some(s) = self.shared() {
-            // Producers slowed by a full queue go on as soon as a block is out.
-            s.wake_space_waiters();
         }
         if !self.index_buf.is_empty() {
             self.index
@@ -479,7 +526,6 @@ impl ShardWriter {
     }
 
     fn seal(&mut self) -> Result<(), RecorderError> {
-        self.flush_block()?;
         self.sync()?;
         let mut seal = Seal {
             block_count: self.active.blocks,
@@ -509,9 +555,8 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// On shutdown: write what is pending and seal a non-empty segment.
+    /// On shutdown (everything staged is written): seal a non-empty segment.
     fn finish(&mut self) -> Result<(), RecorderError> {
-        self.flush_block()?;
         if self.active.blocks > 0 {
             self.seal()
         } else {
@@ -623,42 +668,4 @@ fn recover_index(
     }
     file.sync().map_err(RecorderError::io("sync index", path))?;
     Ok(file)
-}
-
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Receives with a deadline: polls the channel's future, parking the writer
-/// thread in between. `None` on timeout.
-fn recv_timeout<T>(
-    rx: &Receiver<T>,
-    timeout: Duration,
-    waker: &Waker,
-) -> Option<Result<T, async_channel::RecvError>> {
-    match rx.try_recv() {
-        Ok(v) => return Some(Ok(v)),
-        Err(TryRecvError::Closed) => return Some(Err(async_channel::RecvError)),
-        Err(TryRecvError::Empty) => {}
-    }
-    let deadline = Instant::now() + timeout;
-    let mut cx = Context::from_waker(waker);
-    let mut fut = pin!(rx.recv());
-    loop {
-        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
-            return Some(r);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        thread::park_timeout(deadline - now);
-    }
 }

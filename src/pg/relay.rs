@@ -157,7 +157,7 @@ pub(crate) async fn run(
         );
         let _ = send(&mut client_w, &mut out, Peer::Client).await;
         format!("recorder failed: {e}")
-    } else if let Err(e) = recording.target_data(out.clone().freeze()).await {
+    } else if let Err(e) = recording.target_data(&out).await {
         format!("recorder failed: {e}")
     } else if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
         e.to_string()
@@ -610,8 +610,8 @@ async fn forward(
     if recording.enabled() {
         for seg in segments.iter() {
             let r = match to {
-                Peer::Upstream => recording.client_data(seg.clone()).await,
-                Peer::Client => recording.target_data(seg.clone()).await,
+                Peer::Upstream => recording.client_data(seg).await,
+                Peer::Client => recording.target_data(seg).await,
             };
             r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
         }
