@@ -1,8 +1,11 @@
-//! Criterion bench: the recorder's cost per raw session byte. Compares zstd
-//! levels -1, 1 (default) and 3 for encode + compress + CRC + SHA-256 chain into
-//! an in-memory sink (pure CPU), and level 1 with each block appended to a
-//! real temporary file and fsynced (CPU + disk), on a realistic mix of SQL
-//! text, row data and random bytes.
+//! Criterion bench: the recorder's cost per raw session byte, on the path a
+//! session's records take (encoded into the shard's staging buffer, then cut
+//! into blocks: compress + CRC + SHA-256 chain). Compares zstd levels -1, 1
+//! (default) and 3 into an in-memory sink (pure CPU) on two corpora — `mixed`
+//! (SQL text, row data with random values, 10 % random bytes) and `oltp`
+//! (pgbench -S-like extended-protocol exchanges of 16 interleaved sessions) —
+//! 256 KiB blocks against the default 64 KiB, and level 1 with each block
+//! appended to a real temporary file and fsynced (CPU + disk).
 
 // Setup failures (no temp dir, zstd refusing a level) end a bench run.
 #![allow(clippy::expect_used)]
@@ -103,50 +106,135 @@ fn corpus() -> Vec<Record> {
     out
 }
 
+/// About 8 MiB of pgbench -S-like traffic (`-M prepared`): Bind / Execute /
+/// Sync from the client, BindComplete / DataRow / CommandComplete /
+/// ReadyForQuery back, one record per direction per transaction, 16
+/// sessions interleaved.
+fn oltp_corpus() -> Vec<Record> {
+    fn msg(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+        out.push(tag);
+        out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let sessions: Vec<u64> = (0..16).map(|_| rng.next() >> 24).collect();
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let mut ts = 1_790_000_000_000_000_000u64;
+    while total < 8 << 20 {
+        let session = sessions[rng.below(16) as usize];
+        let aid = (1 + rng.below(1_000_000)).to_string();
+        let mut c = Vec::new();
+        let mut bind = b"\0P0_1\0\0\0\0\x01".to_vec();
+        bind.extend_from_slice(&(aid.len() as u32).to_be_bytes());
+        bind.extend_from_slice(aid.as_bytes());
+        bind.extend_from_slice(&[0, 0]);
+        msg(&mut c, b'B', &bind);
+        msg(&mut c, b'E', b"\0\0\0\0\0");
+        msg(&mut c, b'S', b"");
+        let balance = (rng.below(10_000_000) as i64 - 5_000_000).to_string();
+        let mut t = Vec::new();
+        msg(&mut t, b'2', b"");
+        let mut row = vec![0, 1];
+        row.extend_from_slice(&(balance.len() as u32).to_be_bytes());
+        row.extend_from_slice(balance.as_bytes());
+        msg(&mut t, b'D', &row);
+        msg(&mut t, b'C', b"SELECT 1\0");
+        msg(&mut t, b'Z', b"I");
+        total += c.len() + t.len();
+        ts += 20_000 + rng.below(40_000);
+        out.push(Record {
+            session,
+            timestamp_ns: ts,
+            body: RecordBody::ClientData(Bytes::from(c)),
+        });
+        ts += 20_000 + rng.below(40_000);
+        out.push(Record {
+            session,
+            timestamp_ns: ts,
+            body: RecordBody::TargetData(Bytes::from(t)),
+        });
+    }
+    out
+}
+
 fn raw_bytes(records: &[Record]) -> u64 {
     records.iter().map(|r| r.data_len() as u64).sum()
 }
 
-/// Builds every block of `records`, handing each to `sink`.
-fn build_all(builder: &mut BlockBuilder, records: &[Record], sink: &mut impl FnMut(&[u8])) {
+/// Stages every record the way a session does (encoded into one buffer)
+/// and cuts a block whenever `block_size` bytes are staged, handing each to
+/// `sink`.
+fn build_all(
+    builder: &mut BlockBuilder,
+    staging: &mut Vec<u8>,
+    block_size: usize,
+    records: &[Record],
+    sink: &mut impl FnMut(&[u8]),
+) {
     let mut head = ZERO_HASH;
+    let (mut first, mut count) = (0u64, 0u32);
+    staging.clear();
     for (seq, r) in records.iter().enumerate() {
-        builder.push(seq as u64, r).expect("bench records fit");
-        if builder.raw_len() >= BLOCK_SIZE {
-            let b = builder.finish(&head).expect("compress");
+        r.encode_into(staging).expect("bench records fit");
+        count += 1;
+        if staging.len() >= block_size {
+            let b = builder
+                .build(staging, first, count, &head)
+                .expect("compress");
             head = b.hash;
             sink(b.bytes);
+            staging.clear();
+            (first, count) = (seq as u64 + 1, 0);
         }
     }
-    if !builder.is_empty() {
-        let b = builder.finish(&head).expect("compress");
+    if count > 0 {
+        let b = builder
+            .build(staging, first, count, &head)
+            .expect("compress");
         sink(b.bytes);
     }
 }
 
 fn bench_cpu(c: &mut Criterion) {
-    let records = corpus();
+    let corpora = [("mixed", corpus()), ("oltp", oltp_corpus())];
     let mut group = c.benchmark_group("recorder_block_cpu");
-    group.throughput(Throughput::Bytes(raw_bytes(&records)));
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .warm_up_time(Duration::from_secs(1));
+    let mut staging = Vec::new();
     // Level -1 (zstd "fast") is shown for the 1 GB/s goal; 1 is the default.
-    for level in [-1, 1, 3] {
+    let cases = [
+        ("mixed", BLOCK_SIZE, -1),
+        ("mixed", BLOCK_SIZE, 1),
+        ("mixed", BLOCK_SIZE, 3),
+        ("mixed", 4 * BLOCK_SIZE, 1),
+        ("oltp", BLOCK_SIZE, -1),
+        ("oltp", BLOCK_SIZE, 1),
+        ("oltp", BLOCK_SIZE, 3),
+    ];
+    for (name, block_size, level) in cases {
+        let records = &corpora
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("corpus")
+            .1;
+        group.throughput(Throughput::Bytes(raw_bytes(records)));
         let mut builder = BlockBuilder::new(level).expect("zstd");
-        let mut ratio = (0u64, 0u64);
-        build_all(&mut builder, &records, &mut |b| ratio.1 += b.len() as u64);
-        ratio.0 = raw_bytes(&records);
+        let mut on_disk = 0u64;
+        build_all(&mut builder, &mut staging, block_size, records, &mut |b| {
+            on_disk += b.len() as u64
+        });
+        let raw = raw_bytes(records);
+        let id = format!("{name}/{}k_blocks/zstd_level", block_size >> 10);
         eprintln!(
-            "zstd level {level}: {} raw -> {} on disk ({:.2}x)",
-            ratio.0,
-            ratio.1,
-            ratio.0 as f64 / ratio.1 as f64
+            "{id} {level}: {raw} raw -> {on_disk} on disk ({:.2}x)",
+            raw as f64 / on_disk as f64
         );
-        group.bench_with_input(BenchmarkId::new("zstd_level", level), &level, |b, _| {
+        group.bench_with_input(BenchmarkId::new(id, level), &level, |b, _| {
             b.iter(|| {
-                build_all(&mut builder, &records, &mut |bytes| {
+                build_all(&mut builder, &mut staging, block_size, records, &mut |bytes| {
                     black_box(bytes);
                 })
             })
@@ -168,7 +256,8 @@ fn bench_disk(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(6))
         .warm_up_time(Duration::from_secs(1));
     let mut builder = BlockBuilder::new(1).expect("zstd");
-    group.bench_function("zstd_level/1", |b| {
+    let mut staging = Vec::new();
+    group.bench_function("mixed/64k_blocks/zstd_level/1", |b| {
         b.iter(|| {
             let mut file: File = OpenOptions::new()
                 .create(true)
@@ -176,7 +265,7 @@ fn bench_disk(c: &mut Criterion) {
                 .truncate(true)
                 .open(&path)
                 .expect("tmp file");
-            build_all(&mut builder, &records, &mut |bytes| {
+            build_all(&mut builder, &mut staging, BLOCK_SIZE, &records, &mut |bytes| {
                 file.write_all(bytes).expect("write");
                 file.sync_data().expect("fsync");
             });
