@@ -10,7 +10,8 @@
 # /proc/<pid>/stat) over each measured run gives CPU µs per request.
 #
 # Usage: bench/compare-tcp.sh [--rounds N] [--relays direct,tollgate,haproxy]
-#            (tollgate-rec, tollgate with its session recorder on, is also a relay)
+#            (tollgate-rec, tollgate with its session recorder on, is also a relay;
+#            tollgate-rec3 the same at zstd level 3)
 #            [--load-cpu 0] [--relay-cpu 1] [--ping-duration 5s]
 #            [--bulk-duration 5s] [--results DIR] [--no-build]
 #            [--echo-port 17001] [--relay-port 17000] [--admin-port 17090] [--bin-dir DIR]
@@ -77,7 +78,7 @@ done
 IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for relay in "${RELAY_LIST[@]}"; do
-    case "$relay" in direct|tollgate|tollgate-rec|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
+    case "$relay" in direct|tollgate|tollgate-rec|tollgate-rec3|haproxy) ;; *) die "unknown relay '$relay'" ;; esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [ "$LOAD_CPU" != "$RELAY_CPU" ] || die "--load-cpu and --relay-cpu must differ"
@@ -182,7 +183,7 @@ BIN_DIR=${BIN_DIR:-$TARGET_DIR/release}
 if [ "$BUILD" = 1 ]; then
     log "building release binaries"
     packages=(-p tollgate-bench)
-    { has_relay tollgate || has_relay tollgate-rec; } && packages+=(-p tollgate)
+    { has_relay tollgate || has_relay tollgate-rec || has_relay tollgate-rec3; } && packages+=(-p tollgate)
     (cd "$REPO" && cargo build --release "${packages[@]}") || die "cargo build failed"
 fi
 # Run copies kept with the results: they record exactly what was measured, and a
@@ -191,7 +192,7 @@ mkdir -p "$RESULTS/bin"
 cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "tollgate-load not built"
 LOAD=$RESULTS/bin/tollgate-load
 TOLLGATE=$RESULTS/bin/tollgate
-if has_relay tollgate || has_relay tollgate-rec; then
+if has_relay tollgate || has_relay tollgate-rec || has_relay tollgate-rec3; then
     cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "tollgate not built"
 fi
 if has_relay haproxy && ! command -v haproxy >/dev/null; then
@@ -248,6 +249,7 @@ EOF
 }
 tollgate_config $'[recorder]\nenabled = false' >"$RESULTS/tollgate.toml"
 tollgate_config "$(printf '[recorder]\ndir = "%s"' "$RESULTS/recordings")" >"$RESULTS/tollgate-rec.toml"
+tollgate_config "$(printf '[recorder]\ndir = "%s"\nzstd_level = 3' "$RESULTS/recordings3")" >"$RESULTS/tollgate-rec3.toml"
 
 cat >"$RESULTS/haproxy.cfg" <<EOF
 global
@@ -284,7 +286,7 @@ start_relay() {
             RELAY_ADDR=127.0.0.1:$ECHO_PORT
             return 0
             ;;
-        tollgate|tollgate-rec)
+        tollgate|tollgate-rec|tollgate-rec3)
             port_free "$RELAY_PORT" || die "port $RELAY_PORT still in use"
             taskset -c "$RELAY_CPU" "$TOLLGATE" run --config "$RESULTS/$name.toml" \
                 --shards 1 >>"$RESULTS/$name.log" 2>&1 &
@@ -376,12 +378,14 @@ for round in $(seq "$ROUNDS"); do
         if [ -n "$RELAY_PID" ]; then
             stop_pid "$RELAY_PID"
         fi
-        if [ -d "$RESULTS/recordings" ]; then
-            # Bulk runs record gigabytes: keep the size, not the bytes.
-            printf '%s\t%s\n' "$round" "$(du -sb "$RESULTS/recordings" | cut -f1)" \
-                >>"$RESULTS/recording-bytes.tsv"
-            rm -rf "$RESULTS/recordings"
-        fi
+        for dir in recordings recordings3; do
+            if [ -d "$RESULTS/$dir" ]; then
+                # Bulk runs record gigabytes: keep the size, not the bytes.
+                printf '%s\t%s\t%s\n' "$round" "$relay" "$(du -sb "$RESULTS/$dir" | cut -f1)" \
+                    >>"$RESULTS/recording-bytes.tsv"
+                rm -rf "${RESULTS:?}/$dir"
+            fi
+        done
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
