@@ -215,11 +215,7 @@ fn bench_cpu(c: &mut Criterion) {
         ("oltp", BLOCK_SIZE, 3),
     ];
     for (name, block_size, level) in cases {
-        let records = &corpora
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("corpus")
-            .1;
+        let records = &corpora.iter().find(|(n, _)| *n == name).expect("corpus").1;
         group.throughput(Throughput::Bytes(raw_bytes(records)));
         let mut builder = BlockBuilder::new(level).expect("zstd");
         let mut on_disk = 0u64;
@@ -234,9 +230,15 @@ fn bench_cpu(c: &mut Criterion) {
         );
         group.bench_with_input(BenchmarkId::new(id, level), &level, |b, _| {
             b.iter(|| {
-                build_all(&mut builder, &mut staging, block_size, records, &mut |bytes| {
-                    black_box(bytes);
-                })
+                build_all(
+                    &mut builder,
+                    &mut staging,
+                    block_size,
+                    records,
+                    &mut |bytes| {
+                        black_box(bytes);
+                    },
+                )
             })
         });
     }
@@ -265,10 +267,16 @@ fn bench_disk(c: &mut Criterion) {
                 .truncate(true)
                 .open(&path)
                 .expect("tmp file");
-            build_all(&mut builder, &mut staging, BLOCK_SIZE, &records, &mut |bytes| {
-                file.write_all(bytes).expect("write");
-                file.sync_data().expect("fsync");
-            });
+            build_all(
+                &mut builder,
+                &mut staging,
+                BLOCK_SIZE,
+                &records,
+                &mut |bytes| {
+                    file.write_all(bytes).expect("write");
+                    file.sync_data().expect("fsync");
+                },
+            );
         })
     });
     group.finish();

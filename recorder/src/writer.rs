@@ -203,6 +203,8 @@ struct ShardWriter {
     index: Box<dyn AppendFile>,
     index_path: PathBuf,
     index_buf: Vec<u8>,
+    /// Index entries appended but not yet fsynced.
+    index_dirty: bool,
     last_sync: Instant,
     last_retention: Instant,
 }
@@ -258,6 +260,7 @@ impl ShardWriter {
             index,
             index_path,
             index_buf: Vec::new(),
+            index_dirty: true,
             last_sync: Instant::now(),
             group_commit: false,
             last_retention: Instant::now(),
@@ -473,6 +476,8 @@ impl ShardWriter {
                 self.index
                     .sync()
                     .map_err(RecorderError::io("sync index", &self.index_path))?;
+            } else {
+                self.index_dirty = true;
             }
         }
         if self.active.len >= self.config.segment_max_bytes {
@@ -504,11 +509,17 @@ impl ShardWriter {
         Ok(())
     }
 
+    /// Makes the segment durable, and the index when it was appended to
+    /// since its last fsync (most batches add no index entry: an fsync of an
+    /// unchanged file is still a disk flush on most file systems).
     fn sync(&mut self) -> Result<(), RecorderError> {
         self.sync_segment()?;
-        self.index
-            .sync()
-            .map_err(RecorderError::io("sync index", &self.index_path))
+        if std::mem::take(&mut self.index_dirty) {
+            self.index
+                .sync()
+                .map_err(RecorderError::io("sync index", &self.index_path))?;
+        }
+        Ok(())
     }
 
     /// Seals the active segment and opens the next one.
