@@ -3,6 +3,8 @@
 //! fails ends the session (fail closed: no recording, no access). A full
 //! queue slows the session (the `record` future waits), it never drops.
 
+use std::time::Instant;
+
 use tollgate_recorder::{
     CommandEvent, DataDirection, Record, RecordBody, RecorderError, SessionEnd, SessionStart,
     ShardRecorder, now_ns,
@@ -14,6 +16,11 @@ use crate::engine::session::SessionEntry;
 pub struct SessionRecording {
     rec: Option<ShardRecorder>,
     session: u64,
+    /// The session's clock: wall time at its start, advanced by the monotonic
+    /// clock, so a relay that already read the time for its idle timer does
+    /// not read it again per record, and a wall-clock step mid-session cannot
+    /// reorder its records.
+    base: (Instant, u64),
 }
 
 impl SessionRecording {
@@ -21,7 +28,16 @@ impl SessionRecording {
         SessionRecording {
             rec,
             session: entry.id.0,
+            base: (Instant::now(), now_ns()),
         }
+    }
+
+    /// The record timestamp (Unix nanoseconds) of the instant `at`.
+    pub fn stamp(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.base.0).as_nanos();
+        self.base
+            .1
+            .saturating_add(u64::try_from(since).unwrap_or(u64::MAX))
     }
 
     pub fn enabled(&self) -> bool {
@@ -34,7 +50,7 @@ impl SessionRecording {
             Some(r) => r
                 .record(Record {
                     session: self.session,
-                    timestamp_ns: now_ns(),
+                    timestamp_ns: self.stamp(Instant::now()),
                     body,
                 })
                 .await
@@ -46,22 +62,28 @@ impl SessionRecording {
         self.put(RecordBody::SessionStart(start)).await
     }
 
-    /// Bytes about to be forwarded to the target, copied into the shard's
-    /// recording buffer (the caller keeps and reuses its own buffer).
-    pub async fn client_data(&self, data: &[u8]) -> Result<(), RecorderError> {
-        self.data(DataDirection::ClientToTarget, data).await
+    /// Bytes read at `at` and about to be forwarded to the target, copied
+    /// into the shard's recording buffer (the caller keeps its own buffer).
+    pub async fn client_data(&self, at: Instant, data: &[u8]) -> Result<(), RecorderError> {
+        self.data(DataDirection::ClientToTarget, at, data).await
     }
 
-    /// Bytes about to be forwarded to the client, after masking.
-    pub async fn target_data(&self, data: &[u8]) -> Result<(), RecorderError> {
-        self.data(DataDirection::TargetToClient, data).await
+    /// Bytes read at `at` and about to be forwarded to the client, after
+    /// masking.
+    pub async fn target_data(&self, at: Instant, data: &[u8]) -> Result<(), RecorderError> {
+        self.data(DataDirection::TargetToClient, at, data).await
     }
 
-    async fn data(&self, direction: DataDirection, data: &[u8]) -> Result<(), RecorderError> {
+    async fn data(
+        &self,
+        direction: DataDirection,
+        at: Instant,
+        data: &[u8],
+    ) -> Result<(), RecorderError> {
         match &self.rec {
             None => Ok(()),
             Some(r) => r
-                .record_data(self.session, direction, now_ns(), data)
+                .record_data(self.session, direction, self.stamp(at), data)
                 .await
                 .map(|_| ()),
         }
@@ -77,7 +99,7 @@ impl SessionRecording {
         let seq = r
             .record(Record {
                 session: self.session,
-                timestamp_ns: now_ns(),
+                timestamp_ns: self.stamp(Instant::now()),
                 body: RecordBody::SessionEnd(end),
             })
             .await?;

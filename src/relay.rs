@@ -324,13 +324,14 @@ async fn pump(
                 return Err(Side::Read(from_side));
             }
         };
-        last_activity.set(Instant::now());
+        let now = Instant::now();
+        last_activity.set(now);
         let data = buf.split().freeze();
         // Recorded before it is forwarded: nothing reaches a peer unrecorded.
         if recording.enabled() {
             let rec = match from_side {
-                ReadSide::Client => recording.client_data(&data).await,
-                ReadSide::Upstream => recording.target_data(&data).await,
+                ReadSide::Client => recording.client_data(now, &data).await,
+                ReadSide::Upstream => recording.target_data(now, &data).await,
             };
             if let Err(e) = rec {
                 warn!(error = %e, "recorder failed: ending the session");

@@ -75,7 +75,8 @@ pub(crate) struct Shared {
     pub(crate) capacity: usize,
     /// Bytes staged before producers are slowed (one record always fits).
     pub(crate) capacity_bytes: usize,
-    /// The writer is woken once this many bytes are staged (0: every record).
+    /// The writer is woken once this many bytes are staged (0: every record),
+    /// if the oldest record's block deadline has not woken it already.
     pub(crate) wake_at: usize,
     pub(crate) staging: Mutex<Staging>,
     pub(crate) writer: OnceLock<Thread>,
@@ -177,6 +178,12 @@ impl Shared {
             && (st.count >= self.capacity
                 || st.raw.len() + RECORD_HEADER_LEN + len > self.capacity_bytes)
         {
+            // Whatever the thresholds, a full queue gets the writer going.
+            let wake = !std::mem::replace(&mut st.full_signalled, true);
+            drop(st);
+            if wake {
+                self.wake_writer();
+            }
             return Enqueue::Full;
         }
         let seq = st.next_seq();

@@ -25,6 +25,10 @@ use crate::record::now_ns;
 use crate::recovery::recover_shard;
 use crate::retention::{RetentionPolicy, apply_retention};
 
+/// Blocks' worth of staged bytes that wake the writer before the block
+/// deadline does.
+const BATCH_BLOCKS: usize = 4;
+
 /// All shard writers of one recording directory.
 pub struct Recorder {
     shards: Vec<ShardRecorder>,
@@ -133,7 +137,10 @@ fn spawn_shard(
         wake_at: if config.durability == Durability::Always {
             0
         } else {
-            config.block_size
+            // A busy shard fills blocks faster than the deadline: let a few
+            // accumulate and make them durable with one fsync, which costs
+            // the writer far more than compressing a block does.
+            (config.block_size * BATCH_BLOCKS).min(config.queue_bytes)
         },
         staging: Mutex::new(Staging {
             raw: Vec::new(),
@@ -290,7 +297,8 @@ impl ShardWriter {
             let due = st
                 .since
                 .is_some_and(|t| t.elapsed() >= self.config.block_max_delay);
-            if st.count > 0 && (st.closed || due || st.raw.len() >= shared.wake_at) {
+            let full = st.full_signalled || st.raw.len() >= shared.wake_at;
+            if st.count > 0 && (st.closed || due || full) {
                 // Take everything staged at once; producers go on filling the
                 // (previously spare) buffer while this one is compressed.
                 let mut raw = std::mem::take(&mut self.spare);

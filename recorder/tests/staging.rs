@@ -171,3 +171,32 @@ fn queue_bytes_below_block_size_is_refused() {
     let err = Recorder::open(&cfg, 1).unwrap_err();
     assert!(err.to_string().contains("queue_bytes"), "{err}");
 }
+
+#[test]
+fn a_full_queue_wakes_the_writer_before_any_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    // Neither the deadline nor the staged bytes would wake the writer: only
+    // the record-count bound can.
+    cfg.block_max_delay = Duration::from_secs(3600);
+    cfg.queue_capacity = 4;
+    let rec = Recorder::open(&cfg, 1).unwrap();
+    let shard = rec.shard(0).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (shard, done) = (shard.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..50u64 {
+                block_on(shard.record(client(1, i, b"tiny"))).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    wait_until("50 records through a 4-record queue", || {
+        done.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    producer.join().unwrap();
+    assert!(shard.health().blocks_written >= 10);
+    rec.shutdown().unwrap();
+    assert_eq!(read_all(Arc::new(RealFs), tmp.path()).len(), 50);
+}

@@ -157,7 +157,7 @@ pub(crate) async fn run(
         );
         let _ = send(&mut client_w, &mut out, Peer::Client).await;
         format!("recorder failed: {e}")
-    } else if let Err(e) = recording.target_data(&out).await {
+    } else if let Err(e) = recording.target_data(Instant::now(), &out).await {
         format!("recorder failed: {e}")
     } else if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
         e.to_string()
@@ -608,10 +608,11 @@ async fn forward(
     }
     let n: usize = segments.iter().map(Bytes::len).sum();
     if recording.enabled() {
+        let at = Instant::now();
         for seg in segments.iter() {
             let r = match to {
-                Peer::Upstream => recording.client_data(seg).await,
-                Peer::Client => recording.target_data(seg).await,
+                Peer::Upstream => recording.client_data(at, seg).await,
+                Peer::Client => recording.target_data(at, seg).await,
             };
             r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
         }
