@@ -164,17 +164,168 @@ fn class(b: u8) -> u8 {
     CLASS[b as usize]
 }
 
-/// Length of the prefix of `bytes` whose bytes all have a `bits` class.
+/// What the lexer does with the byte a token (or a gap) starts with. One
+/// table per dialect resolves every dialect difference that depends only on
+/// that byte, so the main loop is a single indexed jump instead of a chain
+/// of comparisons (a byte's action used to be found by testing it against
+/// each case in turn, after a separate whitespace-and-comment pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Act {
+    Space,
+    Word,
+    Digit,
+    /// `'`.
+    Quote,
+    /// `"`: a string or a quoted identifier, by session mode.
+    DoubleQuote,
+    /// MySQL `` ` ``.
+    Backtick,
+    /// PostgreSQL `$`: parameter, dollar quote or operator.
+    Dollar,
+    Dot,
+    Comma,
+    LParen,
+    RParen,
+    Semicolon,
+    /// MySQL `?`.
+    Param,
+    /// `-`: a comment when doubled, else an operator.
+    Dash,
+    /// `/`: a block comment before `*`, else an operator.
+    Slash,
+    /// `*`: closes a MySQL executable comment before `/`, else an operator.
+    Star,
+    /// MySQL `#`: a line comment.
+    Hash,
+    /// Any other operator character.
+    Op,
+    /// Anything else: a one-byte operator token.
+    Other,
+}
+
+const fn actions(mysql: bool) -> [Act; 256] {
+    let mut t = [Act::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = CLASS[b];
+        t[b] = if c & SPACE != 0 {
+            Act::Space
+        } else if c & DIGIT != 0 {
+            Act::Digit
+        } else if c & IDENT_START != 0 {
+            Act::Word
+        } else if c & OP != 0 {
+            Act::Op
+        } else {
+            Act::Other
+        };
+        b += 1;
+    }
+    t[b'\'' as usize] = Act::Quote;
+    t[b'"' as usize] = Act::DoubleQuote;
+    t[b'.' as usize] = Act::Dot;
+    t[b',' as usize] = Act::Comma;
+    t[b'(' as usize] = Act::LParen;
+    t[b')' as usize] = Act::RParen;
+    t[b';' as usize] = Act::Semicolon;
+    t[b'-' as usize] = Act::Dash;
+    t[b'/' as usize] = Act::Slash;
+    t[b'*' as usize] = Act::Star;
+    if mysql {
+        t[b'`' as usize] = Act::Backtick;
+        t[b'$' as usize] = Act::Word;
+        t[b'?' as usize] = Act::Param;
+        t[b'#' as usize] = Act::Hash;
+    } else {
+        t[b'$' as usize] = Act::Dollar;
+    }
+    t
+}
+
+static PG_ACTIONS: [Act; 256] = actions(false);
+static MYSQL_ACTIONS: [Act; 256] = actions(true);
+
+const LANES_LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const LANES_HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `b` in every byte lane.
+const fn lanes(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// High bit of each lane of `low7` (bytes below 0x80) set where the byte
+/// equals `b` (< 0x80). Exact per lane: no carry crosses lanes.
 #[inline]
-fn scan_while(bytes: &[u8], bits: u8) -> usize {
-    bytes
-        .iter()
-        .position(|&b| class(b) & bits == 0)
-        .unwrap_or(bytes.len())
+const fn lanes_eq(low7: u64, b: u8) -> u64 {
+    let v = low7 ^ lanes(b);
+    !((v + LANES_LOW7) | v) & LANES_HIGH
+}
+
+/// High bit of each byte lane of `x` set where the byte is an identifier
+/// continuation byte (`IDENT_CONT`: letter, digit, `_`, `$` or >= 0x80).
+/// Eight bytes at once without a branch per byte: word lengths vary, so a
+/// byte loop mispredicts its exit on nearly every word.
+#[inline]
+const fn ident_lanes(x: u64) -> u64 {
+    let low7 = x & LANES_LOW7;
+    // Every lane sum below stays under 0x100: lanes are <= 0x7f.
+    let folded = low7 | lanes(0x20);
+    let letter = (folded + lanes(0x80 - b'a')) & !(folded + lanes(0x7f - b'z'));
+    let digit = (low7 + lanes(0x80 - b'0')) & !(low7 + lanes(0x7f - b'9'));
+    (x | letter | digit | lanes_eq(low7, b'_') | lanes_eq(low7, b'$')) & LANES_HIGH
+}
+
+/// End of the run of `IDENT_CONT` bytes starting at `i`.
+#[inline]
+fn ident_end(sql: &[u8], mut i: usize) -> usize {
+    loop {
+        let word = match sql.get(i..i + 8) {
+            Some(bytes) => {
+                let mut buf = [0u8; 8];
+                buf.copy_from_slice(bytes);
+                u64::from_le_bytes(buf)
+            }
+            None => {
+                // Fewer than 8 bytes left: pad with 0, which ends any run.
+                let rest = sql.get(i..).unwrap_or_default();
+                let mut buf = [0u8; 8];
+                buf[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(buf)
+            }
+        };
+        let stop = !ident_lanes(word) & LANES_HIGH;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
 }
 
 /// Splits `sql` into tokens appended to `out` (cleared first).
 pub fn tokenize(sql: &[u8], dialect: Dialect, out: &mut Vec<Token>) -> Result<(), LexError> {
+    lex(sql, dialect, out, None)
+}
+
+/// `tokenize`, also appending to `semicolons` (cleared first) the index of
+/// every `;` token, so the classifier splits statements without another
+/// walk over the tokens.
+pub(crate) fn tokenize_split(
+    sql: &[u8],
+    dialect: Dialect,
+    out: &mut Vec<Token>,
+    semicolons: &mut Vec<u32>,
+) -> Result<(), LexError> {
+    semicolons.clear();
+    lex(sql, dialect, out, Some(semicolons))
+}
+
+fn lex(
+    sql: &[u8],
+    dialect: Dialect,
+    out: &mut Vec<Token>,
+    semicolons: Option<&mut Vec<u32>>,
+) -> Result<(), LexError> {
     out.clear();
     if sql.len() > MAX_SQL_LEN {
         return Err(LexError::TooLong {
@@ -182,13 +333,16 @@ pub fn tokenize(sql: &[u8], dialect: Dialect, out: &mut Vec<Token>) -> Result<()
             max: MAX_SQL_LEN,
         });
     }
+    let mysql = dialect.is_mysql();
     let mut lexer = Lexer {
         sql,
         pos: 0,
         dialect,
-        mysql: dialect.is_mysql(),
+        mysql,
         in_exec_comment: false,
+        actions: if mysql { &MYSQL_ACTIONS } else { &PG_ACTIONS },
         out,
+        semicolons,
     };
     lexer.run();
     Ok(())
@@ -201,7 +355,9 @@ struct Lexer<'a, 'o> {
     mysql: bool,
     /// Inside a MySQL `/*! .. */`: the closing `*/` is skipped like space.
     in_exec_comment: bool,
+    actions: &'static [Act; 256],
     out: &'o mut Vec<Token>,
+    semicolons: Option<&'o mut Vec<u32>>,
 }
 
 impl Lexer<'_, '_> {
@@ -210,6 +366,7 @@ impl Lexer<'_, '_> {
         self.sql.get(i).copied().unwrap_or(0)
     }
 
+    #[inline]
     fn push(&mut self, start: usize, end: usize, kind: TokenKind, kw: Kw) {
         // Both offsets are <= sql.len() <= u32::MAX, checked in tokenize.
         self.out.push(Token {
@@ -229,41 +386,55 @@ impl Lexer<'_, '_> {
     }
 
     fn run(&mut self) {
-        loop {
-            if !self.skip_space_and_comments() {
-                return;
-            }
-            if self.pos >= self.sql.len() {
-                if self.in_exec_comment {
-                    // `/*!` never closed: MySQL rejects the statement.
-                    self.push(self.pos, self.pos, TokenKind::Unterminated, Kw::None);
-                }
-                return;
-            }
+        let sql = self.sql;
+        while let Some(&b) = sql.get(self.pos) {
             let start = self.pos;
-            let b = self.sql[start];
-            match b {
-                b'\'' => self.string(start, start, self.plain_backslashes(), b'\''),
-                b'"' => match self.dialect {
+            match self.actions[b as usize] {
+                Act::Space => self.pos += 1,
+                Act::Word => self.word(start),
+                Act::Digit => self.number(start),
+                Act::Quote => self.string(start, start, self.plain_backslashes(), b'\''),
+                Act::DoubleQuote => match self.dialect {
                     Dialect::MySql(m) if !m.ansi_quotes => {
                         self.string(start, start, m.backslash_escapes, b'"')
                     }
                     _ => self.quoted_ident(start, start, b'"'),
                 },
-                b'`' if self.mysql => self.quoted_ident(start, start, b'`'),
-                b'$' if !self.mysql => self.dollar(start),
-                b'0'..=b'9' => self.number(start),
-                b'.' if self.at(start + 1).is_ascii_digit() => self.number(start),
-                b'.' => self.single(TokenKind::Dot),
-                b',' => self.single(TokenKind::Comma),
-                b'(' => self.single(TokenKind::LParen),
-                b')' => self.single(TokenKind::RParen),
-                b';' => self.single(TokenKind::Semicolon),
-                b'?' if self.mysql => self.single(TokenKind::Param),
-                _ if class(b) & IDENT_START != 0 || (b == b'$' && self.mysql) => self.word(start),
-                _ if class(b) & OP != 0 => self.operator(start),
-                _ => self.single(TokenKind::Operator),
+                Act::Backtick => self.quoted_ident(start, start, b'`'),
+                Act::Dollar => self.dollar(start),
+                Act::Dot if self.at(start + 1).is_ascii_digit() => self.number(start),
+                Act::Dot => self.single(TokenKind::Dot),
+                Act::Comma => self.single(TokenKind::Comma),
+                Act::LParen => self.single(TokenKind::LParen),
+                Act::RParen => self.single(TokenKind::RParen),
+                Act::Semicolon => {
+                    if let Some(semicolons) = self.semicolons.as_mut() {
+                        // Token counts are below the input length, a u32.
+                        semicolons.push(self.out.len() as u32);
+                    }
+                    self.single(TokenKind::Semicolon)
+                }
+                Act::Param => self.single(TokenKind::Param),
+                Act::Dash if self.at(start + 1) == b'-' && self.dash_comment_at(start) => {
+                    self.line_comment(start + 2)
+                }
+                Act::Hash => self.line_comment(start + 1),
+                Act::Slash if self.at(start + 1) == b'*' => {
+                    if !self.block_comment() {
+                        return;
+                    }
+                }
+                Act::Star if self.in_exec_comment && self.at(start + 1) == b'/' => {
+                    self.in_exec_comment = false;
+                    self.pos += 2;
+                }
+                Act::Dash | Act::Slash | Act::Star | Act::Op => self.operator(start),
+                Act::Other => self.single(TokenKind::Operator),
             }
+        }
+        if self.in_exec_comment {
+            // `/*!` never closed: MySQL rejects the statement.
+            self.push(self.pos, self.pos, TokenKind::Unterminated, Kw::None);
         }
     }
 
@@ -278,35 +449,6 @@ impl Lexer<'_, '_> {
         match self.dialect {
             Dialect::Postgres(p) => !p.standard_conforming_strings,
             Dialect::MySql(m) => m.backslash_escapes,
-        }
-    }
-
-    /// Skips whitespace and comments. Returns false once lexing has ended
-    /// with an error token.
-    fn skip_space_and_comments(&mut self) -> bool {
-        let len = self.sql.len();
-        loop {
-            let rest = self.sql.get(self.pos..).unwrap_or_default();
-            self.pos += scan_while(rest, SPACE);
-            if self.pos >= len {
-                return true;
-            }
-            let b = self.sql[self.pos];
-            let next = self.at(self.pos + 1);
-            if b == b'-' && next == b'-' && self.dash_comment_at(self.pos) {
-                self.line_comment(self.pos + 2);
-            } else if b == b'#' && self.mysql {
-                self.line_comment(self.pos + 1);
-            } else if b == b'/' && next == b'*' {
-                if !self.block_comment() {
-                    return false;
-                }
-            } else if b == b'*' && next == b'/' && self.in_exec_comment {
-                self.in_exec_comment = false;
-                self.pos += 2;
-            } else {
-                return true;
-            }
         }
     }
 
@@ -508,8 +650,7 @@ impl Lexer<'_, '_> {
     }
 
     fn word(&mut self, start: usize) {
-        let rest = self.sql.get(start + 1..).unwrap_or_default();
-        let i = start + 1 + scan_while(rest, IDENT_CONT);
+        let i = ident_end(self.sql, start + 1);
         let next = self.at(i);
         if i == start + 1 {
             let first = self.sql[start].to_ascii_lowercase();
@@ -732,5 +873,162 @@ mod tests {
         }
         // Non-breaking space (UTF-8 C2 A0) joins words rather than splitting them.
         assert_eq!(texts("DROP\u{a0}DATABASE", Dialect::POSTGRES).len(), 1);
+    }
+
+    /// The old predicates the dispatch table replaced, byte by byte.
+    fn old_action(b: u8, next: u8, mysql: bool) -> &'static str {
+        match b {
+            _ if class(b) & SPACE != 0 => "space",
+            b'-' if next == b'-' => "dash",
+            b'#' if mysql => "hash",
+            b'/' if next == b'*' => "slash",
+            b'*' if next == b'/' => "star",
+            b'\'' => "quote",
+            b'"' => "dquote",
+            b'`' if mysql => "backtick",
+            b'$' if !mysql => "dollar",
+            b'0'..=b'9' => "digit",
+            b'.' => "dot",
+            b',' => "comma",
+            b'(' => "lparen",
+            b')' => "rparen",
+            b';' => "semicolon",
+            b'?' if mysql => "param",
+            _ if class(b) & IDENT_START != 0 || (b == b'$' && mysql) => "word",
+            _ if class(b) & OP != 0 => "op",
+            _ => "other",
+        }
+    }
+
+    fn new_action(b: u8, next: u8, mysql: bool) -> &'static str {
+        let table = if mysql { &MYSQL_ACTIONS } else { &PG_ACTIONS };
+        match table[b as usize] {
+            Act::Space => "space",
+            Act::Dash if next == b'-' => "dash",
+            Act::Hash => "hash",
+            Act::Slash if next == b'*' => "slash",
+            Act::Star if next == b'/' => "star",
+            Act::Quote => "quote",
+            Act::DoubleQuote => "dquote",
+            Act::Backtick => "backtick",
+            Act::Dollar => "dollar",
+            Act::Digit => "digit",
+            Act::Dot => "dot",
+            Act::Comma => "comma",
+            Act::LParen => "lparen",
+            Act::RParen => "rparen",
+            Act::Semicolon => "semicolon",
+            Act::Param => "param",
+            Act::Word => "word",
+            Act::Dash | Act::Slash | Act::Star | Act::Op => "op",
+            Act::Other => "other",
+        }
+    }
+
+    #[test]
+    fn action_tables_match_the_old_predicates_on_every_byte() {
+        for mysql in [false, true] {
+            for b in 0..=255u8 {
+                for next in [0u8, b'-', b'*', b'/', b'a', b' '] {
+                    assert_eq!(
+                        new_action(b, next, mysql),
+                        old_action(b, next, mysql),
+                        "byte {b:#04x} before {next:#04x}, mysql {mysql}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ident_lanes_match_the_class_table_in_every_lane() {
+        let fillers = [0u8, b'a', b' ', 0xff, b'_', b'9', b'$', 0x7f];
+        for b in 0..=255u8 {
+            for lane in 0..8 {
+                for &fill in &fillers {
+                    let mut bytes = [fill; 8];
+                    bytes[lane] = b;
+                    let mask = ident_lanes(u64::from_le_bytes(bytes));
+                    for (l, &x) in bytes.iter().enumerate() {
+                        let got = mask & (0x80 << (8 * l)) != 0;
+                        let want = class(x) & IDENT_CONT != 0;
+                        assert_eq!(got, want, "byte {x:#04x} in lane {l} (probe {b:#04x})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ident_end_stops_at_the_first_non_identifier_byte() {
+        let sql = b"abcdefghijklmnopqrstu_$9\xc3\xa9 x";
+        assert_eq!(ident_end(sql, 0), sql.len() - 2);
+        for start in 0..sql.len() {
+            let want = start
+                + sql[start..]
+                    .iter()
+                    .position(|&b| class(b) & IDENT_CONT == 0)
+                    .unwrap_or(sql.len() - start);
+            assert_eq!(ident_end(sql, start), want, "from {start}");
+        }
+        assert_eq!(ident_end(b"abc", 3), 3);
+        assert_eq!(ident_end(b"", 0), 0);
+    }
+
+    /// Deterministic pseudo-random SQL-ish text: fragments chosen to hit
+    /// every lexer path (quotes, comments, dollar quotes, versioned
+    /// comments, operators, prefixes, high bytes) in random orders.
+    fn random_sql(seed: &mut u64, len: usize) -> Vec<u8> {
+        const PARTS: &[&[u8]] = &[
+            b"SELECT", b" ", b"\n", b"\t", b"\r", b"a", b"x_1", b"$", b"$1", b"$a$", b"$$",
+            b"'", b"''", b"\"", b"`", b"\\", b"--", b"-- c\n", b"#", b"/*", b"*/", b"/*!",
+            b"/*!50001", b"/*M!", b"*", b"/", b"-", b"+", b"e", b"E'", b"X'", b"U&'",
+            b"U&\"", b"N'", b"b'", b".", b".5", b"1e-3", b"0x1f", b"12", b",", b"(", b")",
+            b";", b"?", b":", b"::", b"<>", b"\xc2\xa0", b"\xff", b"\x00", b"drop", b"From",
+            b"low_priority", b"abcdefghijklmnopq", b"{", b"@",
+        ];
+        let mut out = Vec::with_capacity(len * 4);
+        for _ in 0..len {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            out.extend_from_slice(PARTS[(*seed % PARTS.len() as u64) as usize]);
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_reference_lexer_on_random_input() {
+        let v8 = Dialect::MySql(MySqlMode {
+            ansi_quotes: false,
+            backslash_escapes: true,
+            server_version: 80036,
+            mariadb: false,
+        });
+        let ansi = Dialect::MySql(MySqlMode {
+            ansi_quotes: true,
+            backslash_escapes: false,
+            server_version: 0,
+            mariadb: true,
+        });
+        let dialects = [Dialect::POSTGRES, PG_OFF, Dialect::MYSQL, v8, ansi];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let (mut got, mut want, mut semicolons) = (Vec::new(), Vec::new(), Vec::new());
+        let mut tokens = 0usize;
+        for round in 0..20_000 {
+            let sql = random_sql(&mut seed, 1 + round % 40);
+            for d in dialects {
+                tokenize_split(&sql, d, &mut got, &mut semicolons).unwrap();
+                crate::sql::lexer_ref::tokenize(&sql, d, &mut want).unwrap();
+                assert_eq!(got, want, "{:?} in {d:?}", String::from_utf8_lossy(&sql));
+                let expected: Vec<u32> = (0..got.len() as u32)
+                    .filter(|&i| got[i as usize].kind == TokenKind::Semicolon)
+                    .collect();
+                assert_eq!(semicolons, expected);
+                tokens += got.len();
+            }
+        }
+        // The generator really exercises the lexer (not a run of empties).
+        assert!(tokens > 200_000, "{tokens} tokens");
     }
 }
