@@ -16,7 +16,7 @@
 
 use super::class::{Flags, ObjectKind, StatementClass};
 use super::keywords::Kw;
-use super::lexer::{Dialect, Token, TokenKind, tokenize};
+use super::lexer::{Dialect, Token, TokenKind, tokenize_split};
 
 /// How deep data-modifying statements may nest in one another before the
 /// outer statement is `Unknown` (hostile input must not recurse unboundedly).
@@ -161,6 +161,8 @@ pub fn push_ident(raw: &[u8], mysql: bool, out: &mut Vec<u8>) {
 #[derive(Debug, Default)]
 pub struct Classifier {
     tokens: Vec<Token>,
+    /// Indices of the `;` tokens, from the lexer: the statement boundaries.
+    semicolons: Vec<u32>,
     statements: Vec<Statement>,
     relations: NameList,
     functions: NameList,
@@ -223,7 +225,7 @@ impl Classifier {
         self.statements.clear();
         self.relations.clear();
         self.functions.clear();
-        if tokenize(sql, dialect, &mut self.tokens).is_err() {
+        if tokenize_split(sql, dialect, &mut self.tokens, &mut self.semicolons).is_err() {
             self.tokens.clear();
             self.statements.push(Statement {
                 span: Span::new(0, sql.len().min(u32::MAX as usize)),
@@ -242,13 +244,15 @@ impl Classifier {
             };
             let n = pass.tokens.len();
             let mut start = 0;
-            for i in 0..=n {
-                if i == n || pass.tokens[i].kind == TokenKind::Semicolon {
-                    if i > start {
-                        pass.statement(start, i, 0, NO_PARENT);
-                    }
-                    start = i + 1;
+            for &semicolon in &self.semicolons {
+                let semicolon = semicolon as usize;
+                if semicolon > start {
+                    pass.statement(start, semicolon, 0, NO_PARENT);
                 }
+                start = semicolon + 1;
+            }
+            if n > start {
+                pass.statement(start, n, 0, NO_PARENT);
             }
         }
         Classified {
