@@ -143,7 +143,16 @@ pub fn push_ident(raw: &[u8], mysql: bool, out: &mut Vec<u8>) {
         Some(b'u' | b'U') if raw.len() >= 4 && raw[1] == b'&' => {
             (&raw[3..raw.len() - 1], b'"', false)
         }
-        _ => (raw, 0, true),
+        _ => {
+            // Bare words, nearly every name: one copy and an in-place fold
+            // instead of a push per byte.
+            let at = out.len();
+            out.extend_from_slice(raw);
+            if let Some(copied) = out.get_mut(at..) {
+                copied.make_ascii_lowercase();
+            }
+            return;
+        }
     };
     let mut prev_quote = false;
     for &b in body {
@@ -551,7 +560,12 @@ impl Pass<'_> {
                             i = name_end.max(j);
                         }
                         _ => {
-                            let name_end = self.name_end(i, end);
+                            // Token `i` is a name, so only a dot can make it longer.
+                            let name_end = if self.kind(i + 1, end) == Some(TokenKind::Dot) {
+                                self.name_end(i, end)
+                            } else {
+                                i + 1
+                            };
                             if self.kind(name_end, end) == Some(TokenKind::LParen)
                                 && self.is_call(i, name_end, end)
                             {
