@@ -341,10 +341,13 @@ fn lex(
         mysql,
         in_exec_comment: false,
         actions: if mysql { &MYSQL_ACTIONS } else { &PG_ACTIONS },
-        out,
+        // Owned for the run, so the push path keeps the vector's length in
+        // the lexer rather than behind the caller's reference.
+        out: std::mem::take(out),
         semicolons,
     };
     lexer.run();
+    *out = lexer.out;
     Ok(())
 }
 
@@ -356,7 +359,7 @@ struct Lexer<'a, 'o> {
     /// Inside a MySQL `/*! .. */`: the closing `*/` is skipped like space.
     in_exec_comment: bool,
     actions: &'static [Act; 256],
-    out: &'o mut Vec<Token>,
+    out: Vec<Token>,
     semicolons: Option<&'o mut Vec<u32>>,
 }
 
