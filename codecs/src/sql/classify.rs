@@ -144,13 +144,9 @@ pub fn push_ident(raw: &[u8], mysql: bool, out: &mut Vec<u8>) {
             (&raw[3..raw.len() - 1], b'"', false)
         }
         _ => {
-            // Bare words, nearly every name: one copy and an in-place fold
-            // instead of a push per byte.
-            let at = out.len();
-            out.extend_from_slice(raw);
-            if let Some(copied) = out.get_mut(at..) {
-                copied.make_ascii_lowercase();
-            }
+            // Bare words, nearly every name: one reservation and a folding
+            // copy (an exact-size iterator) instead of a push per byte.
+            out.extend(raw.iter().map(u8::to_ascii_lowercase));
             return;
         }
     };

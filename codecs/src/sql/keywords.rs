@@ -277,7 +277,11 @@ impl Kw {
         let hash = mix(key, table.seed);
         let slot = slot_of(hash, table.displacements[bucket_of(hash)]);
         let kw = table.kws[slot];
-        if table.keys[slot] == key { kw } else { Kw::None }
+        if table.keys[slot] == key {
+            kw
+        } else {
+            Kw::None
+        }
     }
 }
 
@@ -429,7 +433,10 @@ mod tests {
                 word.push(b);
                 assert_eq!(Kw::lookup(&word), reference(&word));
                 word.insert(0, b);
-                assert_eq!(Kw::lookup(&word[..word.len() - 1]), reference(&word[..word.len() - 1]));
+                assert_eq!(
+                    Kw::lookup(&word[..word.len() - 1]),
+                    reference(&word[..word.len() - 1])
+                );
             }
         }
         let mut seed = 0x2545_F491_4F6C_DD1Du64;

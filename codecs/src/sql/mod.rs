@@ -6,8 +6,6 @@ pub mod classify;
 mod head;
 pub mod keywords;
 pub mod lexer;
-#[cfg(test)]
-mod lexer_ref;
 pub mod normalize;
 pub mod selector;
 

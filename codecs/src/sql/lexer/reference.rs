@@ -3,8 +3,8 @@
 
 use memchr::{memchr, memchr2};
 
-use super::keywords::Kw;
-use super::lexer::{Dialect, LexError, MAX_SQL_LEN, Token, TokenKind};
+use crate::sql::keywords::Kw;
+use super::{Dialect, LexError, MAX_SQL_LEN, Token, TokenKind};
 
 const SPACE: u8 = 1;
 const IDENT_START: u8 = 2;
@@ -442,4 +442,3 @@ impl Lexer<'_, '_> {
         self.push(start, i, TokenKind::Operator, Kw::None);
     }
 }
-
