@@ -3,8 +3,8 @@
 
 use memchr::{memchr, memchr2};
 
-use crate::sql::keywords::Kw;
 use super::{Dialect, LexError, MAX_SQL_LEN, Token, TokenKind};
+use crate::sql::keywords::Kw;
 
 const SPACE: u8 = 1;
 const IDENT_START: u8 = 2;
