@@ -7,7 +7,9 @@
 //! - `classify`: lexer + classifier (the goal: >= 3 M statements/s
 //!   per core);
 //! - `evaluate`: full `Policy::evaluate` with a 10-rule policy (classes,
-//!   function and relation globs, keywords, one regex).
+//!   function and relation globs, keywords, one regex);
+//! - `classify_batch`: the same 20 statements joined by `; ` into one
+//!   simple-query string, classified in one call (statement splitting).
 //!
 //! Throughput is in statements (`Throughput::Elements`), one core.
 
@@ -171,6 +173,14 @@ fn bench(c: &mut Criterion) {
                 let classified = classifier.classify(black_box(sql.as_bytes()), Dialect::POSTGRES);
                 black_box(classified.statements().len());
             }
+        })
+    });
+
+    let batch = MIX.join("; ");
+    group.bench_function("classify_batch", |b| {
+        b.iter(|| {
+            let classified = classifier.classify(black_box(batch.as_bytes()), Dialect::POSTGRES);
+            black_box(classified.statements().len());
         })
     });
 

@@ -16,7 +16,7 @@
 
 use super::class::{Flags, ObjectKind, StatementClass};
 use super::keywords::Kw;
-use super::lexer::{Dialect, Token, TokenKind, tokenize};
+use super::lexer::{Dialect, Token, TokenKind, tokenize_split};
 
 /// How deep data-modifying statements may nest in one another before the
 /// outer statement is `Unknown` (hostile input must not recurse unboundedly).
@@ -143,7 +143,12 @@ pub fn push_ident(raw: &[u8], mysql: bool, out: &mut Vec<u8>) {
         Some(b'u' | b'U') if raw.len() >= 4 && raw[1] == b'&' => {
             (&raw[3..raw.len() - 1], b'"', false)
         }
-        _ => (raw, 0, true),
+        _ => {
+            // Bare words, nearly every name: one reservation and a folding
+            // copy (an exact-size iterator) instead of a push per byte.
+            out.extend(raw.iter().map(u8::to_ascii_lowercase));
+            return;
+        }
     };
     let mut prev_quote = false;
     for &b in body {
@@ -161,6 +166,8 @@ pub fn push_ident(raw: &[u8], mysql: bool, out: &mut Vec<u8>) {
 #[derive(Debug, Default)]
 pub struct Classifier {
     tokens: Vec<Token>,
+    /// Indices of the `;` tokens, from the lexer: the statement boundaries.
+    semicolons: Vec<u32>,
     statements: Vec<Statement>,
     relations: NameList,
     functions: NameList,
@@ -223,7 +230,7 @@ impl Classifier {
         self.statements.clear();
         self.relations.clear();
         self.functions.clear();
-        if tokenize(sql, dialect, &mut self.tokens).is_err() {
+        if tokenize_split(sql, dialect, &mut self.tokens, &mut self.semicolons).is_err() {
             self.tokens.clear();
             self.statements.push(Statement {
                 span: Span::new(0, sql.len().min(u32::MAX as usize)),
@@ -242,13 +249,15 @@ impl Classifier {
             };
             let n = pass.tokens.len();
             let mut start = 0;
-            for i in 0..=n {
-                if i == n || pass.tokens[i].kind == TokenKind::Semicolon {
-                    if i > start {
-                        pass.statement(start, i, 0, NO_PARENT);
-                    }
-                    start = i + 1;
+            for &semicolon in &self.semicolons {
+                let semicolon = semicolon as usize;
+                if semicolon > start {
+                    pass.statement(start, semicolon, 0, NO_PARENT);
                 }
+                start = semicolon + 1;
+            }
+            if n > start {
+                pass.statement(start, n, 0, NO_PARENT);
             }
         }
         Classified {
@@ -547,7 +556,12 @@ impl Pass<'_> {
                             i = name_end.max(j);
                         }
                         _ => {
-                            let name_end = self.name_end(i, end);
+                            // Token `i` is a name, so only a dot can make it longer.
+                            let name_end = if self.kind(i + 1, end) == Some(TokenKind::Dot) {
+                                self.name_end(i, end)
+                            } else {
+                                i + 1
+                            };
                             if self.kind(name_end, end) == Some(TokenKind::LParen)
                                 && self.is_call(i, name_end, end)
                             {

@@ -2,8 +2,12 @@
 //!
 //! Tokens are `(start, end)` offsets into the caller's bytes; nothing is
 //! copied and the output `Vec` is the caller's, reused between statements.
-//! Comments and whitespace produce no tokens. Strings, quoted identifiers
-//! and comments are scanned with memchr. Input that a server would reject
+//! Comments and whitespace produce no tokens. Each token's first byte picks
+//! its handler through one 256-entry table per dialect; words are scanned
+//! eight bytes at a time; strings, quoted identifiers and comments are
+//! scanned with memchr. The `;` tokens' indices can be collected as the
+//! lexer goes (`tokenize_split`), so the classifier splits statements
+//! without another pass. Input that a server would reject
 //! or read differently depending on state we do not know (an unterminated
 //! string or comment, a MySQL versioned comment without a known server
 //! version) produces an `Unterminated` or `Ambiguous` token, never a panic:
@@ -164,17 +168,168 @@ fn class(b: u8) -> u8 {
     CLASS[b as usize]
 }
 
-/// Length of the prefix of `bytes` whose bytes all have a `bits` class.
+/// What the lexer does with the byte a token (or a gap) starts with. One
+/// table per dialect resolves every dialect difference that depends only on
+/// that byte, so the main loop is a single indexed jump instead of a chain
+/// of comparisons (a byte's action used to be found by testing it against
+/// each case in turn, after a separate whitespace-and-comment pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Act {
+    Space,
+    Word,
+    Digit,
+    /// `'`.
+    Quote,
+    /// `"`: a string or a quoted identifier, by session mode.
+    DoubleQuote,
+    /// MySQL `` ` ``.
+    Backtick,
+    /// PostgreSQL `$`: parameter, dollar quote or operator.
+    Dollar,
+    Dot,
+    Comma,
+    LParen,
+    RParen,
+    Semicolon,
+    /// MySQL `?`.
+    Param,
+    /// `-`: a comment when doubled, else an operator.
+    Dash,
+    /// `/`: a block comment before `*`, else an operator.
+    Slash,
+    /// `*`: closes a MySQL executable comment before `/`, else an operator.
+    Star,
+    /// MySQL `#`: a line comment.
+    Hash,
+    /// Any other operator character.
+    Op,
+    /// Anything else: a one-byte operator token.
+    Other,
+}
+
+const fn actions(mysql: bool) -> [Act; 256] {
+    let mut t = [Act::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = CLASS[b];
+        t[b] = if c & SPACE != 0 {
+            Act::Space
+        } else if c & DIGIT != 0 {
+            Act::Digit
+        } else if c & IDENT_START != 0 {
+            Act::Word
+        } else if c & OP != 0 {
+            Act::Op
+        } else {
+            Act::Other
+        };
+        b += 1;
+    }
+    t[b'\'' as usize] = Act::Quote;
+    t[b'"' as usize] = Act::DoubleQuote;
+    t[b'.' as usize] = Act::Dot;
+    t[b',' as usize] = Act::Comma;
+    t[b'(' as usize] = Act::LParen;
+    t[b')' as usize] = Act::RParen;
+    t[b';' as usize] = Act::Semicolon;
+    t[b'-' as usize] = Act::Dash;
+    t[b'/' as usize] = Act::Slash;
+    t[b'*' as usize] = Act::Star;
+    if mysql {
+        t[b'`' as usize] = Act::Backtick;
+        t[b'$' as usize] = Act::Word;
+        t[b'?' as usize] = Act::Param;
+        t[b'#' as usize] = Act::Hash;
+    } else {
+        t[b'$' as usize] = Act::Dollar;
+    }
+    t
+}
+
+static PG_ACTIONS: [Act; 256] = actions(false);
+static MYSQL_ACTIONS: [Act; 256] = actions(true);
+
+const LANES_LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const LANES_HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// `b` in every byte lane.
+const fn lanes(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// High bit of each lane of `low7` (bytes below 0x80) set where the byte
+/// equals `b` (< 0x80). Exact per lane: no carry crosses lanes.
 #[inline]
-fn scan_while(bytes: &[u8], bits: u8) -> usize {
-    bytes
-        .iter()
-        .position(|&b| class(b) & bits == 0)
-        .unwrap_or(bytes.len())
+const fn lanes_eq(low7: u64, b: u8) -> u64 {
+    let v = low7 ^ lanes(b);
+    !((v + LANES_LOW7) | v) & LANES_HIGH
+}
+
+/// High bit of each byte lane of `x` set where the byte is an identifier
+/// continuation byte (`IDENT_CONT`: letter, digit, `_`, `$` or >= 0x80).
+/// Eight bytes at once without a branch per byte: word lengths vary, so a
+/// byte loop mispredicts its exit on nearly every word.
+#[inline]
+const fn ident_lanes(x: u64) -> u64 {
+    let low7 = x & LANES_LOW7;
+    // Every lane sum below stays under 0x100: lanes are <= 0x7f.
+    let folded = low7 | lanes(0x20);
+    let letter = (folded + lanes(0x80 - b'a')) & !(folded + lanes(0x7f - b'z'));
+    let digit = (low7 + lanes(0x80 - b'0')) & !(low7 + lanes(0x7f - b'9'));
+    (x | letter | digit | lanes_eq(low7, b'_') | lanes_eq(low7, b'$')) & LANES_HIGH
+}
+
+/// End of the run of `IDENT_CONT` bytes starting at `i`.
+#[inline]
+fn ident_end(sql: &[u8], mut i: usize) -> usize {
+    loop {
+        let word = match sql.get(i..i + 8) {
+            Some(bytes) => {
+                let mut buf = [0u8; 8];
+                buf.copy_from_slice(bytes);
+                u64::from_le_bytes(buf)
+            }
+            None => {
+                // Fewer than 8 bytes left: pad with 0, which ends any run.
+                let rest = sql.get(i..).unwrap_or_default();
+                let mut buf = [0u8; 8];
+                buf[..rest.len()].copy_from_slice(rest);
+                u64::from_le_bytes(buf)
+            }
+        };
+        let stop = !ident_lanes(word) & LANES_HIGH;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
 }
 
 /// Splits `sql` into tokens appended to `out` (cleared first).
 pub fn tokenize(sql: &[u8], dialect: Dialect, out: &mut Vec<Token>) -> Result<(), LexError> {
+    lex(sql, dialect, out, None)
+}
+
+/// `tokenize`, also appending to `semicolons` (cleared first) the index of
+/// every `;` token, so the classifier splits statements without another
+/// walk over the tokens.
+pub(crate) fn tokenize_split(
+    sql: &[u8],
+    dialect: Dialect,
+    out: &mut Vec<Token>,
+    semicolons: &mut Vec<u32>,
+) -> Result<(), LexError> {
+    semicolons.clear();
+    lex(sql, dialect, out, Some(semicolons))
+}
+
+fn lex(
+    sql: &[u8],
+    dialect: Dialect,
+    out: &mut Vec<Token>,
+    semicolons: Option<&mut Vec<u32>>,
+) -> Result<(), LexError> {
     out.clear();
     if sql.len() > MAX_SQL_LEN {
         return Err(LexError::TooLong {
@@ -182,15 +337,21 @@ pub fn tokenize(sql: &[u8], dialect: Dialect, out: &mut Vec<Token>) -> Result<()
             max: MAX_SQL_LEN,
         });
     }
+    let mysql = dialect.is_mysql();
     let mut lexer = Lexer {
         sql,
         pos: 0,
         dialect,
-        mysql: dialect.is_mysql(),
+        mysql,
         in_exec_comment: false,
-        out,
+        actions: if mysql { &MYSQL_ACTIONS } else { &PG_ACTIONS },
+        // Owned for the run, so the push path keeps the vector's length in
+        // the lexer rather than behind the caller's reference.
+        out: std::mem::take(out),
+        semicolons,
     };
     lexer.run();
+    *out = lexer.out;
     Ok(())
 }
 
@@ -201,7 +362,9 @@ struct Lexer<'a, 'o> {
     mysql: bool,
     /// Inside a MySQL `/*! .. */`: the closing `*/` is skipped like space.
     in_exec_comment: bool,
-    out: &'o mut Vec<Token>,
+    actions: &'static [Act; 256],
+    out: Vec<Token>,
+    semicolons: Option<&'o mut Vec<u32>>,
 }
 
 impl Lexer<'_, '_> {
@@ -210,6 +373,7 @@ impl Lexer<'_, '_> {
         self.sql.get(i).copied().unwrap_or(0)
     }
 
+    #[inline]
     fn push(&mut self, start: usize, end: usize, kind: TokenKind, kw: Kw) {
         // Both offsets are <= sql.len() <= u32::MAX, checked in tokenize.
         self.out.push(Token {
@@ -229,41 +393,70 @@ impl Lexer<'_, '_> {
     }
 
     fn run(&mut self) {
-        loop {
-            if !self.skip_space_and_comments() {
-                return;
-            }
-            if self.pos >= self.sql.len() {
-                if self.in_exec_comment {
-                    // `/*!` never closed: MySQL rejects the statement.
-                    self.push(self.pos, self.pos, TokenKind::Unterminated, Kw::None);
+        let sql = self.sql;
+        while let Some(&first) = sql.get(self.pos) {
+            let mut b = first;
+            // Most tokens are followed by one plain space: step over it here
+            // rather than through the dispatch (an indirect jump per gap).
+            if b == b' ' {
+                match sql.get(self.pos + 1) {
+                    Some(&next) => {
+                        self.pos += 1;
+                        b = next;
+                    }
+                    None => {
+                        self.pos += 1;
+                        break;
+                    }
                 }
-                return;
             }
             let start = self.pos;
-            let b = self.sql[start];
-            match b {
-                b'\'' => self.string(start, start, self.plain_backslashes(), b'\''),
-                b'"' => match self.dialect {
+            match self.actions[b as usize] {
+                Act::Space => self.pos += 1,
+                Act::Word => self.word(start),
+                Act::Digit => self.number(start),
+                Act::Quote => self.string(start, start, self.plain_backslashes(), b'\''),
+                Act::DoubleQuote => match self.dialect {
                     Dialect::MySql(m) if !m.ansi_quotes => {
                         self.string(start, start, m.backslash_escapes, b'"')
                     }
                     _ => self.quoted_ident(start, start, b'"'),
                 },
-                b'`' if self.mysql => self.quoted_ident(start, start, b'`'),
-                b'$' if !self.mysql => self.dollar(start),
-                b'0'..=b'9' => self.number(start),
-                b'.' if self.at(start + 1).is_ascii_digit() => self.number(start),
-                b'.' => self.single(TokenKind::Dot),
-                b',' => self.single(TokenKind::Comma),
-                b'(' => self.single(TokenKind::LParen),
-                b')' => self.single(TokenKind::RParen),
-                b';' => self.single(TokenKind::Semicolon),
-                b'?' if self.mysql => self.single(TokenKind::Param),
-                _ if class(b) & IDENT_START != 0 || (b == b'$' && self.mysql) => self.word(start),
-                _ if class(b) & OP != 0 => self.operator(start),
-                _ => self.single(TokenKind::Operator),
+                Act::Backtick => self.quoted_ident(start, start, b'`'),
+                Act::Dollar => self.dollar(start),
+                Act::Dot if self.at(start + 1).is_ascii_digit() => self.number(start),
+                Act::Dot => self.single(TokenKind::Dot),
+                Act::Comma => self.single(TokenKind::Comma),
+                Act::LParen => self.single(TokenKind::LParen),
+                Act::RParen => self.single(TokenKind::RParen),
+                Act::Semicolon => {
+                    if let Some(semicolons) = self.semicolons.as_mut() {
+                        // Token counts are below the input length, a u32.
+                        semicolons.push(self.out.len() as u32);
+                    }
+                    self.single(TokenKind::Semicolon)
+                }
+                Act::Param => self.single(TokenKind::Param),
+                Act::Dash if self.at(start + 1) == b'-' && self.dash_comment_at(start) => {
+                    self.line_comment(start + 2)
+                }
+                Act::Hash => self.line_comment(start + 1),
+                Act::Slash if self.at(start + 1) == b'*' => {
+                    if !self.block_comment() {
+                        return;
+                    }
+                }
+                Act::Star if self.in_exec_comment && self.at(start + 1) == b'/' => {
+                    self.in_exec_comment = false;
+                    self.pos += 2;
+                }
+                Act::Dash | Act::Slash | Act::Star | Act::Op => self.operator(start),
+                Act::Other => self.single(TokenKind::Operator),
             }
+        }
+        if self.in_exec_comment {
+            // `/*!` never closed: MySQL rejects the statement.
+            self.push(self.pos, self.pos, TokenKind::Unterminated, Kw::None);
         }
     }
 
@@ -278,35 +471,6 @@ impl Lexer<'_, '_> {
         match self.dialect {
             Dialect::Postgres(p) => !p.standard_conforming_strings,
             Dialect::MySql(m) => m.backslash_escapes,
-        }
-    }
-
-    /// Skips whitespace and comments. Returns false once lexing has ended
-    /// with an error token.
-    fn skip_space_and_comments(&mut self) -> bool {
-        let len = self.sql.len();
-        loop {
-            let rest = self.sql.get(self.pos..).unwrap_or_default();
-            self.pos += scan_while(rest, SPACE);
-            if self.pos >= len {
-                return true;
-            }
-            let b = self.sql[self.pos];
-            let next = self.at(self.pos + 1);
-            if b == b'-' && next == b'-' && self.dash_comment_at(self.pos) {
-                self.line_comment(self.pos + 2);
-            } else if b == b'#' && self.mysql {
-                self.line_comment(self.pos + 1);
-            } else if b == b'/' && next == b'*' {
-                if !self.block_comment() {
-                    return false;
-                }
-            } else if b == b'*' && next == b'/' && self.in_exec_comment {
-                self.in_exec_comment = false;
-                self.pos += 2;
-            } else {
-                return true;
-            }
         }
     }
 
@@ -508,8 +672,7 @@ impl Lexer<'_, '_> {
     }
 
     fn word(&mut self, start: usize) {
-        let rest = self.sql.get(start + 1..).unwrap_or_default();
-        let i = start + 1 + scan_while(rest, IDENT_CONT);
+        let i = ident_end(self.sql, start + 1);
         let next = self.at(i);
         if i == start + 1 {
             let first = self.sql[start].to_ascii_lowercase();
@@ -559,178 +722,8 @@ impl Lexer<'_, '_> {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn lex(sql: &str, dialect: Dialect) -> Vec<(TokenKind, String)> {
-        let mut out = Vec::new();
-        tokenize(sql.as_bytes(), dialect, &mut out).unwrap();
-        out.iter()
-            .map(|t| {
-                let text = String::from_utf8_lossy(t.text(sql.as_bytes())).into_owned();
-                (t.kind, text)
-            })
-            .collect()
-    }
-
-    fn texts(sql: &str, dialect: Dialect) -> Vec<String> {
-        lex(sql, dialect).into_iter().map(|(_, t)| t).collect()
-    }
-
-    const PG_OFF: Dialect = Dialect::Postgres(PgMode {
-        standard_conforming_strings: false,
-    });
-
-    #[test]
-    fn words_numbers_and_punctuation() {
-        let got = lex("SELECT a.b, 1.5e-3 FROM t;", Dialect::POSTGRES);
-        let kinds: Vec<_> = got.iter().map(|(k, _)| *k).collect();
-        use TokenKind::*;
-        assert_eq!(
-            kinds,
-            [Word, Word, Dot, Word, Comma, Number, Word, Word, Semicolon]
-        );
-        assert_eq!(got[5].1, "1.5e-3");
-    }
-
-    #[test]
-    fn comments_vanish_and_pg_nests_them() {
-        assert_eq!(
-            texts("dRoP/**/DATABASE", Dialect::POSTGRES),
-            ["dRoP", "DATABASE"]
-        );
-        assert_eq!(
-            texts("a /* x /* y */ still */ b -- c\nd", Dialect::POSTGRES),
-            ["a", "b", "d"]
-        );
-        // MySQL does not nest: the first `*/` ends the comment.
-        assert_eq!(
-            texts("a /* x /* y */ b */", Dialect::MYSQL),
-            ["a", "b", "*/"]
-        );
-    }
-
-    #[test]
-    fn mysql_comment_rules() {
-        assert_eq!(texts("a # c\nb", Dialect::MYSQL), ["a", "b"]);
-        assert_eq!(texts("a # c\nb", Dialect::POSTGRES), ["a", "#", "c", "b"]);
-        // `--` without a following space is two minus signs in MySQL.
-        assert_eq!(texts("1--1", Dialect::MYSQL), ["1", "--", "1"]);
-        assert_eq!(texts("1--1", Dialect::POSTGRES), ["1"]);
-        // A lone CR does not end a MySQL line comment.
-        assert_eq!(texts("a -- x\rWHERE\nb", Dialect::MYSQL), ["a", "b"]);
-        assert_eq!(
-            texts("a -- x\rWHERE\nb", Dialect::POSTGRES),
-            ["a", "WHERE", "b"]
-        );
-    }
-
-    #[test]
-    fn mysql_executable_comments_are_code() {
-        assert_eq!(
-            texts("/*!DROP*/ DATABASE x", Dialect::MYSQL),
-            ["DROP", "DATABASE", "x"]
-        );
-        let v8 = Dialect::MySql(MySqlMode {
-            server_version: 80036,
-            ..match Dialect::MYSQL {
-                Dialect::MySql(m) => m,
-                Dialect::Postgres(_) => unreachable!(),
-            }
-        });
-        assert_eq!(
-            texts("/*!50001 DROP */ TABLE t", v8),
-            ["DROP", "TABLE", "t"]
-        );
-        assert_eq!(texts("/*!90001 DROP */ TABLE t", v8), ["TABLE", "t"]);
-        // Unknown version: cannot tell, so the statement is ambiguous.
-        let got = lex("/*!50001 DROP */ TABLE t", Dialect::MYSQL);
-        assert_eq!(got.last().unwrap().0, TokenKind::Ambiguous);
-        // MariaDB-only comments are plain comments on MySQL.
-        assert_eq!(texts("/*M! DROP */ TABLE t", v8), ["TABLE", "t"]);
-        // PostgreSQL has no executable comments.
-        assert_eq!(texts("/*!DROP*/ x", Dialect::POSTGRES), ["x"]);
-    }
-
-    #[test]
-    fn strings_by_dialect() {
-        // Standard strings: backslash is an ordinary character.
-        assert_eq!(
-            texts(r"SELECT '\'; DROP TABLE x; --'", Dialect::POSTGRES),
-            ["SELECT", r"'\'", ";", "DROP", "TABLE", "x", ";"]
-        );
-        // E-strings and MySQL strings escape the quote.
-        assert_eq!(
-            texts(r"SELECT E'\'; DROP TABLE x; --'", Dialect::POSTGRES),
-            ["SELECT", r"E'\'; DROP TABLE x; --'"]
-        );
-        assert_eq!(
-            texts(r"SELECT '\'; DROP'", Dialect::MYSQL),
-            ["SELECT", r"'\'; DROP'"]
-        );
-        assert_eq!(
-            texts(r"SELECT '\'; DROP'", PG_OFF),
-            ["SELECT", r"'\'; DROP'"]
-        );
-        assert_eq!(texts("'it''s'", Dialect::POSTGRES), ["'it''s'"]);
-        // MySQL double quotes are strings unless ANSI_QUOTES.
-        assert_eq!(lex(r#""a\"b""#, Dialect::MYSQL)[0].0, TokenKind::String);
-        assert_eq!(
-            lex(r#""drop""#, Dialect::POSTGRES)[0].0,
-            TokenKind::QuotedIdent
-        );
-        assert_eq!(lex("`a``b`", Dialect::MYSQL)[0].1, "`a``b`");
-        assert_eq!(lex("X'4142'", Dialect::POSTGRES)[0].0, TokenKind::String);
-        assert_eq!(
-            lex(r#"U&"d\0061t""#, Dialect::POSTGRES)[0].0,
-            TokenKind::QuotedIdent
-        );
-    }
-
-    #[test]
-    fn dollar_quotes_and_params() {
-        assert_eq!(
-            texts("SELECT $$;DROP$$, $a$ $$ ; $a$, $1", Dialect::POSTGRES),
-            ["SELECT", "$$;DROP$$", ",", "$a$ $$ ; $a$", ",", "$1"]
-        );
-        assert_eq!(texts("a$b", Dialect::POSTGRES), ["a$b"]);
-        assert_eq!(lex("$$;", Dialect::MYSQL)[0].0, TokenKind::Word);
-        assert_eq!(lex("?", Dialect::MYSQL)[0].0, TokenKind::Param);
-    }
-
-    #[test]
-    fn unterminated_input_never_panics() {
-        for sql in [
-            "'abc", "\"abc", "/* abc", "$x$ abc", "E'\\", "/*!", "`a", "/* /* */",
-        ] {
-            let got = lex(sql, Dialect::POSTGRES);
-            let got_my = lex(sql, Dialect::MYSQL);
-            assert!(
-                got.iter()
-                    .chain(&got_my)
-                    .any(|(k, _)| *k == TokenKind::Unterminated),
-                "{sql}: {got:?} / {got_my:?}"
-            );
-        }
-        assert_eq!(
-            lex("/* a */ /* b", Dialect::MYSQL).last().unwrap().0,
-            TokenKind::Unterminated
-        );
-    }
-
-    #[test]
-    fn hostile_bytes_are_tokens() {
-        let sql: Vec<u8> = (0u8..=255).collect();
-        for d in [Dialect::POSTGRES, Dialect::MYSQL, PG_OFF] {
-            let mut out = Vec::new();
-            tokenize(&sql, d, &mut out).unwrap();
-            assert!(
-                out.iter()
-                    .all(|t| t.start <= t.end && t.end as usize <= sql.len())
-            );
-        }
-        // Non-breaking space (UTF-8 C2 A0) joins words rather than splitting them.
-        assert_eq!(texts("DROP\u{a0}DATABASE", Dialect::POSTGRES).len(), 1);
-    }
-}
+mod tests;

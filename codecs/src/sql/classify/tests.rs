@@ -368,3 +368,20 @@ fn hostile_input_is_unknown_not_a_panic() {
     c.classify(&bytes, Dialect::POSTGRES);
     c.classify(&bytes, MYSQL8);
 }
+
+#[test]
+fn push_ident_normalizes_every_name_form() {
+    let norm = |raw: &[u8], mysql: bool| {
+        let mut out = b"x.".to_vec();
+        push_ident(raw, mysql, &mut out);
+        out
+    };
+    // Bare words fold ASCII only and append after what is there.
+    assert_eq!(norm(b"Orders_2$", false), b"x.orders_2$");
+    assert_eq!(norm("CAFÉ".as_bytes(), true), "x.cafÉ".as_bytes());
+    // PostgreSQL quoted names keep their case; MySQL folds them.
+    assert_eq!(norm(br#""My""Tbl""#, false), br#"x.My"Tbl"#);
+    assert_eq!(norm(b"`My``Tbl`", true), b"x.my`tbl");
+    assert_eq!(norm(br#"U&"Ab""#, false), b"x.Ab");
+    assert_eq!(norm(b"", false), b"x.");
+}
