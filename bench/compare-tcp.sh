@@ -309,17 +309,31 @@ start_relay() {
 # relay's CPU meanwhile (other engineers' builds, the hypervisor), in % of that
 # CPU. Softirq work for the relay's packets lands there when the kernel does
 # not charge it to the relay itself; in clean runs it stays under a few %.
+# rec_ticks PID: utime+stime of the process's recorder writer threads
+# (tollgate-rec-N), so recording's writer cost shows apart from the shard's.
+rec_ticks() {
+    local t stat total=0
+    for t in /proc/"$1"/task/*; do
+        [[ $(<"$t/comm") == tollgate-rec-* ]] 2>/dev/null || continue
+        stat=$(<"$t/stat") 2>/dev/null || continue
+        stat=${stat##*) }
+        total=$((total + $(awk '{ print $12 + $13 }' <<<"$stat")))
+    done
+    echo "$total"
+}
+
 measured_run() {
-    local duration=$1 out=$2 before=0 after=0 core_before core_after
+    local duration=$1 out=$2 before=0 after=0 core_before core_after rec_before=0 rec_after=0
     shift 2
-    [ -n "$RELAY_PID" ] && before=$(cpu_ticks "$RELAY_PID")
+    [ -n "$RELAY_PID" ] && before=$(cpu_ticks "$RELAY_PID") && rec_before=$(rec_ticks "$RELAY_PID")
     core_before=$(core_ticks "$RELAY_CPU")
     taskset -c "$LOAD_CPU" "$LOAD" "$@" --addr "$RELAY_ADDR" \
         --duration "$duration" --warmup 0s --json --no-progress >"$out" ||
         die "run against $RELAY_ADDR failed (see $out)"
-    [ -n "$RELAY_PID" ] && after=$(cpu_ticks "$RELAY_PID")
+    [ -n "$RELAY_PID" ] && after=$(cpu_ticks "$RELAY_PID") && rec_after=$(rec_ticks "$RELAY_PID")
     core_after=$(core_ticks "$RELAY_CPU")
     RUN_CPU_TICKS=$((after - before))
+    RUN_REC_TICKS=$((rec_after - rec_before))
     RUN_OTHER_PCT=$(awk -v b="$core_before" -v a="$core_after" -v r="$RUN_CPU_TICKS" 'BEGIN {
         split(b, x, " "); split(a, y, " "); total = y[2] - x[2]
         printf "%.1f", (total > 0 ? 100 * (y[1] - x[1] - r) / total : 0) }')
@@ -357,15 +371,16 @@ measure() {
     errors=$(json_field "$out" errors_total)
     [ "$errors" = 0 ] || log "warning: $errors errors in $out"
     [ -n "$RELAY_PID" ] && relay_us=$((RUN_CPU_TICKS * 1000000 / CLK_TCK))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$round" "$relay" "$workload" \
         "$(json_field "$out" req_per_s)" \
         "$(json_field "$out" p50)" "$(json_field "$out" p99)" \
         "$(json_field "$out" mb_per_s)" "$(json_field "$out" duration_s)" \
-        "$requests" "$errors" "$relay_us" "$RUN_OTHER_PCT" >>"$RESULTS/rounds.tsv"
+        "$requests" "$errors" "$relay_us" "$RUN_OTHER_PCT" \
+        "$((RUN_REC_TICKS * 1000000 / CLK_TCK))" >>"$RESULTS/rounds.tsv"
 }
 
-printf 'round\trelay\tworkload\treq_per_s\tp50_us\tp99_us\tmb_per_s\tduration_s\trequests\terrors\trelay_cpu_us\tother_on_relay_cpu_pct\n' \
+printf 'round\trelay\tworkload\treq_per_s\tp50_us\tp99_us\tmb_per_s\tduration_s\trequests\terrors\trelay_cpu_us\tother_on_relay_cpu_pct\trecorder_thread_cpu_us\n' \
     >"$RESULTS/rounds.tsv"
 n=${#RELAY_LIST[@]}
 for round in $(seq "$ROUNDS"); do

@@ -313,7 +313,11 @@ impl ShardWriter {
                 drop(st);
                 shared.wake_space_waiters();
                 let written = self.write_batch(&raw, first_seq, count);
-                self.spare = raw;
+                // Keep the buffer for the next swap, unless a burst grew it
+                // far beyond a normal batch.
+                if raw.capacity() <= (self.config.queue_bytes / 4).max(2 * shared.wake_at) {
+                    self.spare = raw;
+                }
                 written?;
                 self.tick()?;
                 continue;
