@@ -3,7 +3,8 @@
 //! into blocks: compress + CRC + SHA-256 chain). Compares zstd levels -1, 1
 //! (default) and 3 into an in-memory sink (pure CPU) on two corpora — `mixed`
 //! (SQL text, row data with random values, 10 % random bytes) and `oltp`
-//! (pgbench -S-like extended-protocol exchanges of 16 interleaved sessions) —
+//! (pgbench -S-like extended-protocol exchanges of 16 interleaved sessions)
+//! and `bulk` (64 KiB reads of incompressible bytes, as a bulk transfer) —
 //! 256 KiB blocks against the default 64 KiB, and level 1 with each block
 //! appended to a real temporary file and fsynced (CPU + disk).
 
@@ -158,6 +159,21 @@ fn oltp_corpus() -> Vec<Record> {
     out
 }
 
+/// 8 MiB of a bulk transfer as the TCP relay records it: 64 KiB reads of
+/// incompressible bytes (tollgate-load's bulk payload is pseudo-random).
+fn bulk_corpus() -> Vec<Record> {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    (0..128u64)
+        .map(|i| Record {
+            session: 7,
+            timestamp_ns: 1_790_000_000_000_000_000 + i * 10_000,
+            body: RecordBody::ClientData(Bytes::from(
+                (0..64 << 10).map(|_| rng.next() as u8).collect::<Vec<u8>>(),
+            )),
+        })
+        .collect()
+}
+
 fn raw_bytes(records: &[Record]) -> u64 {
     records.iter().map(|r| r.data_len() as u64).sum()
 }
@@ -197,7 +213,11 @@ fn build_all(
 }
 
 fn bench_cpu(c: &mut Criterion) {
-    let corpora = [("mixed", corpus()), ("oltp", oltp_corpus())];
+    let corpora = [
+        ("mixed", corpus()),
+        ("oltp", oltp_corpus()),
+        ("bulk", bulk_corpus()),
+    ];
     let mut group = c.benchmark_group("recorder_block_cpu");
     group
         .sample_size(10)
@@ -213,6 +233,8 @@ fn bench_cpu(c: &mut Criterion) {
         ("oltp", BLOCK_SIZE, -1),
         ("oltp", BLOCK_SIZE, 1),
         ("oltp", BLOCK_SIZE, 3),
+        ("bulk", BLOCK_SIZE, 1),
+        ("bulk", BLOCK_SIZE, 3),
     ];
     for (name, block_size, level) in cases {
         let records = &corpora.iter().find(|(n, _)| *n == name).expect("corpus").1;
