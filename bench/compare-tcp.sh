@@ -12,6 +12,8 @@
 # Usage: bench/compare-tcp.sh [--rounds N] [--relays direct,tollgate,haproxy]
 #            (tollgate-rec, tollgate with its session recorder on, is also a relay;
 #            tollgate-rec3 the same at zstd level 3)
+#            [--rec-dir DIR]  where those record (default: the results dir; a
+#            tmpfs such as /dev/shm shows recording's CPU cost without the disk's)
 #            [--load-cpu 0] [--relay-cpu 1] [--ping-duration 5s]
 #            [--bulk-duration 5s] [--results DIR] [--no-build]
 #            [--echo-port 17001] [--relay-port 17000] [--admin-port 17090] [--bin-dir DIR]
@@ -62,6 +64,7 @@ while [ $# -gt 0 ]; do
         --ping-duration) PING_DURATION=$2; shift 2 ;;
         --bulk-duration) BULK_DURATION=$2; shift 2 ;;
         --results) RESULTS=$2; shift 2 ;;
+        --rec-dir) REC_DIR=$2; shift 2 ;;
         --echo-port) ECHO_PORT=$2; shift 2 ;;
         --relay-port) RELAY_PORT=$2; shift 2 ;;
         --admin-port) ADMIN_PORT=$2; shift 2 ;;
@@ -217,7 +220,7 @@ port_free "$ADMIN_PORT" || die "port $ADMIN_PORT is in use"
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "command: $0 $ARGS_GIVEN"
-    echo "settings: --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION --max-other $MAX_OTHER --retries $RETRIES"
+    echo "settings: --rounds $ROUNDS --relays $RELAYS --load-cpu $LOAD_CPU --relay-cpu $RELAY_CPU --ping-duration $PING_DURATION --bulk-duration $BULK_DURATION --max-other $MAX_OTHER --retries $RETRIES --rec-dir ${REC_DIR:-$RESULTS}"
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $CPUS CPUs"
     echo "kernel: $(uname -sr)"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -248,8 +251,10 @@ unauthenticated = true
 EOF
 }
 tollgate_config $'[recorder]\nenabled = false' >"$RESULTS/tollgate.toml"
-tollgate_config "$(printf '[recorder]\ndir = "%s"' "$RESULTS/recordings")" >"$RESULTS/tollgate-rec.toml"
-tollgate_config "$(printf '[recorder]\ndir = "%s"\nzstd_level = 3' "$RESULTS/recordings3")" >"$RESULTS/tollgate-rec3.toml"
+REC_DIR=${REC_DIR:-$RESULTS}
+mkdir -p "$REC_DIR"
+tollgate_config "$(printf '[recorder]\ndir = "%s"' "$REC_DIR/recordings")" >"$RESULTS/tollgate-rec.toml"
+tollgate_config "$(printf '[recorder]\ndir = "%s"\nzstd_level = 3' "$REC_DIR/recordings3")" >"$RESULTS/tollgate-rec3.toml"
 
 cat >"$RESULTS/haproxy.cfg" <<EOF
 global
@@ -394,11 +399,11 @@ for round in $(seq "$ROUNDS"); do
             stop_pid "$RELAY_PID"
         fi
         for dir in recordings recordings3; do
-            if [ -d "$RESULTS/$dir" ]; then
+            if [ -d "$REC_DIR/$dir" ]; then
                 # Bulk runs record gigabytes: keep the size, not the bytes.
-                printf '%s\t%s\t%s\n' "$round" "$relay" "$(du -sb "$RESULTS/$dir" | cut -f1)" \
+                printf '%s\t%s\t%s\n' "$round" "$relay" "$(du -sb "$REC_DIR/$dir" | cut -f1)" \
                     >>"$RESULTS/recording-bytes.tsv"
-                rm -rf "${RESULTS:?}/$dir"
+                rm -rf "${REC_DIR:?}/$dir"
             fi
         done
     done
