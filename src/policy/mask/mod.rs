@@ -24,6 +24,7 @@ mod config;
 mod detect;
 mod iban;
 mod numeric;
+mod prefilter;
 mod scan;
 mod style;
 mod token;

@@ -5,7 +5,8 @@ use memchr::memmem;
 use regex::bytes::Regex;
 
 use super::detect::{Builtin, DetectorId, DetectorSet, Span};
-use super::numeric::scan_numeric;
+use super::numeric::scan_numeric_range;
+use super::prefilter::{NUMERIC, for_each_candidate_run};
 use super::token::{ANCHORED, Anchors, anchor_hint, scan_email};
 
 /// A custom detector compiled from `[[masking.custom]]`.
@@ -195,9 +196,11 @@ impl Scanner {
         if anchored && hint {
             self.anchors.scan(v, enabled, spans);
         }
-        let numeric = sum.numeric_candidates(enabled);
-        if !numeric.is_empty() {
-            scan_numeric(v, numeric, spans);
+        let numeric = DetectorSet(enabled.0 & NUMERIC.0);
+        if !numeric.is_empty() && (sum.digits >= 4) {
+            for_each_candidate_run(v, numeric, sum.upper, |from, to| {
+                scan_numeric_range(v, from, to, numeric, spans);
+            });
         }
         for c in &self.custom {
             if !enabled.contains(c.id) || c.anchor.as_ref().is_some_and(|f| f.find(v).is_none()) {

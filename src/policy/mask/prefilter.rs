@@ -1,0 +1,374 @@
+//! Whole-value prefilter for the digit-based detectors: one SWAR pass turns
+//! each 64-byte block into bitmaps (bit `i` = byte `i`) of digits, separators,
+//! `+` and capitals, and a few shifts and ANDs over those bitmaps find the
+//! places where a card, SSN, phone, IPv4 or IBAN can possibly start. Only the
+//! [`chainable_run`](super::numeric::chainable_run) around such a place is
+//! handed to the exact detectors, so a timestamp or a UUID costs a few word
+//! operations and never reaches a parser.
+//!
+//! Every condition here is *necessary* for its detector (a superset of what
+//! the detector accepts), never sufficient: exactness stays with `numeric.rs`.
+
+use super::detect::{Builtin, DetectorSet};
+use super::numeric::{chainable, chainable_run, digit_mask};
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// High bit of each zero byte of `x`.
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// High bit of each byte in `0x20..=0x2f`: space and `!"#$%&'()*+,-./`, a
+/// superset of every chain separator (` `, `-`, `.`, `)`, `(`).
+#[inline]
+fn punct_mask(w: u64) -> u64 {
+    zero_bytes((w & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x2020_2020_2020_2020)
+}
+
+#[inline]
+fn upper_mask(w: u64) -> u64 {
+    let y = w & LOW7;
+    let at_least_a = y + 0x3f3f_3f3f_3f3f_3f3f;
+    let above_z = y + 0x2525_2525_2525_2525;
+    at_least_a & !above_z & !w & HIGH
+}
+
+/// Packs the high bit of each byte into one bit per byte (byte `k` -> bit `k`).
+#[inline]
+fn gather(hi: u64) -> u64 {
+    ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
+/// which belong to no class (so the end of a value looks like a boundary).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Block {
+    digit: u64,
+    punct: u64,
+    plus: u64,
+    upper: u64,
+}
+
+/// Which bitmaps a scan needs beyond digits and separators.
+#[derive(Clone, Copy)]
+struct Want {
+    plus: bool,
+    upper: bool,
+}
+
+impl Block {
+    #[inline]
+    fn add(&mut self, w: u64, k: u32, want: Want) {
+        self.digit |= gather(digit_mask(w)) << k;
+        self.punct |= gather(punct_mask(w)) << k;
+        if want.plus {
+            self.plus |= gather(zero_bytes(w ^ (ONES * u64::from(b'+')))) << k;
+        }
+        if want.upper {
+            self.upper |= gather(upper_mask(w)) << k;
+        }
+    }
+
+    fn load(v: &[u8], off: usize, want: Want) -> Block {
+        let mut b = Block::default();
+        let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
+            return b;
+        };
+        let mut chunks = bytes.chunks_exact(8);
+        let mut k = 0;
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            b.add(w, k, want);
+            k += 8;
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rem.len()].copy_from_slice(rem);
+            b.add(u64::from_le_bytes(buf), k, want);
+        }
+        b
+    }
+}
+
+/// Numeric detectors a plan enables.
+pub(crate) const NUMERIC: DetectorSet = DetectorSet(
+    1 << Builtin::Card as u8
+        | 1 << Builtin::UsSsn as u8
+        | 1 << Builtin::Iban as u8
+        | 1 << Builtin::Phone as u8
+        | 1 << Builtin::Ipv4 as u8,
+);
+
+/// Two blocks seen as one 128-bit window, so patterns that start in the first
+/// block can look up to 64 bytes ahead.
+struct Window {
+    d: u128,
+    p: u128,
+}
+
+impl Window {
+    /// Digits in the run of digits and separators that starts at bit `i`
+    /// (a superset of any chain starting there) reach `min`. A run that
+    /// reaches the window's end counts as long enough.
+    #[inline]
+    fn run_digits_at_least(&self, i: u32, min: u32) -> bool {
+        let dp = (self.d | self.p) >> i;
+        let run = (!dp).trailing_zeros();
+        if i + run >= 128 {
+            return true;
+        }
+        ((self.d >> i) & ((1u128 << run) - 1)).count_ones() >= min
+    }
+}
+
+/// Candidate positions in block `cur` (bit `i` = byte `off + i`): inside each,
+/// some enabled numeric detector may match in the chainable run containing
+/// it. `prev_digit` says whether the byte before the block is a digit.
+fn candidates(
+    v: &[u8],
+    off: usize,
+    cur: Block,
+    next: Block,
+    prev_digit: bool,
+    enabled: DetectorSet,
+) -> u64 {
+    let d = u128::from(cur.digit) | u128::from(next.digit) << 64;
+    let p = u128::from(cur.punct) | u128::from(next.punct) << 64;
+    if d == 0 {
+        return 0;
+    }
+    let gs = d & !((d << 1) | u128::from(prev_digit));
+    let r2 = d & d >> 1;
+    let r3 = r2 & d >> 2;
+    let r4 = r2 & r2 >> 2;
+    let w = Window { d, p };
+    let mut out: u128 = 0;
+    if enabled.has(Builtin::Card) {
+        let r8 = r4 & r4 >> 4;
+        let run13 = gs & r8 & r4 >> 8 & d >> 12;
+        out |= run13;
+        // `dddd` then a separator and a digit: a grouped card needs 13 digits
+        // in its chain.
+        let mut grouped = (gs & r4 & p >> 4 & d >> 5) as u64;
+        while grouped != 0 {
+            let i = grouped.trailing_zeros();
+            grouped &= grouped - 1;
+            if w.run_digits_at_least(i, 13) {
+                out |= 1 << i;
+            }
+        }
+    }
+    if enabled.has(Builtin::UsSsn) {
+        out |= gs & r3 & p >> 3 & r2 >> 4 & p >> 6 & r4 >> 7 & !(d >> 11);
+    }
+    if enabled.has(Builtin::Phone) {
+        // NANP `ddd?ddd?dddd`, and with `) ` after the area code.
+        out |= gs & r3 & p >> 3 & r3 >> 4 & p >> 7 & r4 >> 8 & !(d >> 12);
+        out |= gs & r3 & p >> 3 & p >> 4 & r3 >> 5 & p >> 8 & r4 >> 9 & !(d >> 13);
+        // Trunk prefix: a group of 2–5 digits joined to another group.
+        let link_end = d & p >> 1 & (d >> 2 | p >> 2 & d >> 3);
+        let mut trunk = (gs
+            & r2
+            & (link_end >> 1 | d >> 2 & link_end >> 2 | r4 & link_end >> 3 | r4 & d >> 4 & link_end >> 4))
+            as u64;
+        while trunk != 0 {
+            let i = trunk.trailing_zeros();
+            trunk &= trunk - 1;
+            let at = off + i as usize;
+            if v.get(at) == Some(&b'0')
+                && v.get(at + 1) != Some(&b'0')
+                && w.run_digits_at_least(i, 10)
+            {
+                out |= 1 << i;
+            }
+        }
+        // E.164: `+` and a chain of at least 8 digits not starting with 0.
+        let plus = u128::from(cur.plus) | u128::from(next.plus) << 64;
+        let mut e164 = (plus & d >> 1) as u64;
+        while e164 != 0 {
+            let i = e164.trailing_zeros();
+            e164 &= e164 - 1;
+            let at = off + i as usize + 1;
+            // Marks the `+` (bit `i` stays inside this block); the caller
+            // moves a mark on an unchainable byte to the next byte.
+            if v.get(at) != Some(&b'0') && w.run_digits_at_least(i + 1, 8) {
+                out |= 1 << i;
+            }
+        }
+    }
+    if enabled.has(Builtin::Ipv4) {
+        // Four groups of at most three digits joined by separators.
+        let long = r4 | r4 << 1 | r4 << 2 | r4 << 3;
+        let short = d & !long;
+        let link = short & p >> 1 & short >> 2;
+        let two = link & (link >> 2 | link >> 3 | link >> 4);
+        out |= link & (two >> 2 | two >> 3 | two >> 4);
+    }
+    if enabled.has(Builtin::Iban) {
+        let u = u128::from(cur.upper) | u128::from(next.upper) << 64;
+        out |= u & u >> 1 & d >> 2 & d >> 3;
+    }
+    out as u64
+}
+
+/// Calls `scan(from, to)` for each chainable run of `v` that holds a
+/// candidate, in order, each run once. `upper` says whether `v` holds a
+/// capital at all (so IBAN bitmaps are worth building).
+pub(crate) fn for_each_candidate_run(
+    v: &[u8],
+    enabled: DetectorSet,
+    upper: bool,
+    mut scan: impl FnMut(usize, usize),
+) {
+    let want = Want {
+        plus: enabled.has(Builtin::Phone),
+        upper: upper && enabled.has(Builtin::Iban),
+    };
+    let mut off = 0;
+    let mut cur = Block::load(v, 0, want);
+    let mut prev_digit = false;
+    let mut done = 0;
+    while off < v.len() {
+        let next = Block::load(v, off + 64, want);
+        let mut cand = candidates(v, off, cur, next, prev_digit, enabled);
+        while cand != 0 {
+            let mut at = off + cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            if v.get(at).is_some_and(|&b| !chainable(b)) {
+                at += 1;
+            }
+            if at < done {
+                continue;
+            }
+            let (from, to) = chainable_run(v, at);
+            scan(from, to);
+            done = to.max(at + 1);
+        }
+        prev_digit = cur.digit >> 63 != 0;
+        cur = next;
+        off += 64;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn bits(v: &[u8], f: impl Fn(u8) -> bool) -> u64 {
+        v.iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, b)| f(**b))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    #[test]
+    fn block_bitmaps_match_bytewise_classes() {
+        let all = Want {
+            plus: true,
+            upper: true,
+        };
+        let v: Vec<u8> = (0..=255u8).chain(b"0a+Z (9)".iter().copied()).collect();
+        // Every offset, so values shorter than a word, tails, and classes
+        // straddling word boundaries are all covered.
+        for off in 0..v.len() {
+            for len in [1, 7, 8, 9, 63, 64, 65] {
+                let s = &v[off..v.len().min(off + len)];
+                let b = Block::load(s, 0, all);
+                assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
+                assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
+                assert_eq!(b.plus, bits(s, |c| c == b'+'));
+                assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
+            }
+        }
+    }
+
+    fn runs(v: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for_each_candidate_run(v.as_bytes(), NUMERIC, true, |f, t| out.push(&v[f..t]));
+        out
+    }
+
+    #[test]
+    fn clean_shapes_have_no_candidates() {
+        for v in [
+            "2024-03-05 09:23:45.012345+00",
+            "2026-11-26 09:24:13+00",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "12345.67",
+            "order_123 shipped 42 of 17",
+            "1700000000",
+        ] {
+            assert!(runs(v).is_empty(), "{v}: {:?}", runs(v));
+        }
+    }
+
+    #[test]
+    fn candidates_found_at_block_edges() {
+        for pad in 55..75 {
+            for pii in [
+                "4111 1111 1111 1111",
+                "123-45-6789",
+                "+1 415 555 2671",
+                "10.0.0.1",
+                "DE89370400440532013000",
+                "(415) 555-2671",
+                "020 7946 0958",
+            ] {
+                let v = format!("{}{pii}", "x".repeat(pad));
+                // `+` is no chain byte: the run starts after it.
+                assert_eq!(runs(&v), [pii.trim_start_matches('+')], "pad {pad}");
+            }
+        }
+    }
+
+    /// The prefiltered scan must find exactly what a scan of the whole value
+    /// finds, on values built from the pieces numbers are made of, at every
+    /// length and alignment.
+    #[test]
+    fn prefiltered_scan_equals_full_scan() {
+        use super::super::detect::Span;
+        use super::super::numeric::{scan_numeric, scan_numeric_range};
+        const PIECES: &[&str] = &[
+            " ", "-", ".", ")", "(", "+", ":", "/", "\t", ",", "x", "e", "DE", "GB", "0", "1",
+            "4111", "1111", "123", "45", "6789", "415", "555", "2671", "020", "7946", "01",
+            "10", "192", "168", "89370400440532013000", "82 WEST 1234 5698 7654 32",
+            "4111111111111111", "2024", "09", "+1 ", "(415) ", ") ",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut full, mut pre) = (Vec::<Span>::new(), Vec::<Span>::new());
+        let mut hits = 0;
+        for _ in 0..40_000 {
+            let mut v = String::new();
+            let pieces = 1 + next() % 40;
+            for _ in 0..pieces {
+                v.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let b = v.as_bytes();
+            full.clear();
+            scan_numeric(b, NUMERIC, &mut full);
+            pre.clear();
+            for_each_candidate_run(b, NUMERIC, true, |f, t| {
+                scan_numeric_range(b, f, t, NUMERIC, &mut pre)
+            });
+            let key = |s: &Span| (s.start, s.end, s.detector);
+            full.sort_unstable_by_key(key);
+            pre.sort_unstable_by_key(key);
+            assert_eq!(full, pre, "{v:?}");
+            hits += usize::from(!full.is_empty());
+        }
+        assert!(hits > 1000, "the generator must produce matches: {hits}");
+    }
+}
