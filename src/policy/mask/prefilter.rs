@@ -53,27 +53,57 @@ struct Block {
     upper: u64,
 }
 
-/// Which bitmaps a scan needs beyond digits and separators.
-#[derive(Clone, Copy)]
-struct Want {
-    plus: bool,
-    upper: bool,
+/// What the pass learns about the value as a whole, for the other detectors.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// An `@`: emails are possible.
+    pub(crate) at: bool,
+    pub(crate) upper: bool,
+    /// A capital, or one of the pairs `gh`, `gi`, `be`, `xo`: every anchor of
+    /// [`ANCHORS`](super::token::ANCHORS) holds one of these.
+    pub(crate) anchor: bool,
 }
 
-impl Block {
+/// Word-level state carried across words and blocks: the flags seen so far
+/// and the first letters of pairs that may straddle two words.
+#[derive(Clone, Copy, Default)]
+struct Loader {
+    at: u64,
+    upper: u64,
+    pairs: u64,
+    last_g: u64,
+    last_b: u64,
+    last_x: u64,
+}
+
+#[inline]
+fn eq(w: u64, c: u8) -> u64 {
+    zero_bytes(w ^ (ONES * u64::from(c)))
+}
+
+impl Loader {
     #[inline]
-    fn add(&mut self, w: u64, k: u32, want: Want) {
-        self.digit |= gather(digit_mask(w)) << k;
-        self.punct |= gather(punct_mask(w)) << k;
-        if want.plus {
-            self.plus |= gather(zero_bytes(w ^ (ONES * u64::from(b'+')))) << k;
-        }
-        if want.upper {
-            self.upper |= gather(upper_mask(w)) << k;
-        }
+    fn add(&mut self, b: &mut Block, w: u64, k: u32) {
+        b.digit |= gather(digit_mask(w)) << k;
+        b.punct |= gather(punct_mask(w)) << k;
+        b.plus |= gather(eq(w, b'+')) << k;
+        let upper = upper_mask(w);
+        b.upper |= gather(upper) << k;
+        self.upper |= upper;
+        self.at |= eq(w, b'@');
+        // Pairs: first letter at byte j, second at j + 1 (the next byte is
+        // eight bits up in a little-endian word), or across the word edge.
+        let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
+        let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
+        let (x, o) = (eq(w, b'x'), eq(w, b'o'));
+        self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
+        self.pairs |= (self.last_g >> 56) & hi | (self.last_b >> 56) & e | (self.last_x >> 56) & o;
+        self.last_g = g;
+        self.last_b = bb;
+        self.last_x = x;
     }
 
-    fn load(v: &[u8], off: usize, want: Want) -> Block {
+    fn load(&mut self, v: &[u8], off: usize) -> Block {
         let mut b = Block::default();
         let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
             return b;
@@ -82,16 +112,24 @@ impl Block {
         let mut k = 0;
         for c in &mut chunks {
             let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            b.add(w, k, want);
+            self.add(&mut b, w, k);
             k += 8;
         }
         let rem = chunks.remainder();
         if !rem.is_empty() {
             let mut buf = [0u8; 8];
             buf[..rem.len()].copy_from_slice(rem);
-            b.add(u64::from_le_bytes(buf), k, want);
+            self.add(&mut b, u64::from_le_bytes(buf), k);
         }
         b
+    }
+
+    fn seen(&self) -> Seen {
+        Seen {
+            at: self.at != 0,
+            upper: self.upper != 0,
+            anchor: (self.upper | self.pairs) != 0,
+        }
     }
 }
 
@@ -216,26 +254,26 @@ fn candidates(
     out as u64
 }
 
-/// Calls `scan(from, to)` for each chainable run of `v` that holds a
-/// candidate, in order, each run once. `upper` says whether `v` holds a
-/// capital at all (so IBAN bitmaps are worth building).
-pub(crate) fn for_each_candidate_run(
-    v: &[u8],
-    enabled: DetectorSet,
-    upper: bool,
-    mut scan: impl FnMut(usize, usize),
-) {
-    let want = Want {
-        plus: enabled.has(Builtin::Phone),
-        upper: upper && enabled.has(Builtin::Iban),
-    };
+/// One pass over `v`: calls `scan(from, to)` for each chainable run that
+/// holds a candidate of the `numeric` detectors, in order, each run once, and
+/// returns what it saw for the other detectors.
+pub(crate) fn prefilter(v: &[u8], numeric: DetectorSet, mut scan: impl FnMut(usize, usize)) -> Seen {
+    let mut loader = Loader::default();
     let mut off = 0;
-    let mut cur = Block::load(v, 0, want);
+    let mut cur = loader.load(v, 0);
     let mut prev_digit = false;
     let mut done = 0;
     while off < v.len() {
-        let next = Block::load(v, off + 64, want);
-        let mut cand = candidates(v, off, cur, next, prev_digit, enabled);
+        let next = if off + 64 < v.len() {
+            loader.load(v, off + 64)
+        } else {
+            Block::default()
+        };
+        let mut cand = if numeric.is_empty() {
+            0
+        } else {
+            candidates(v, off, cur, next, prev_digit, numeric)
+        };
         while cand != 0 {
             let mut at = off + cand.trailing_zeros() as usize;
             cand &= cand - 1;
@@ -253,6 +291,7 @@ pub(crate) fn for_each_candidate_run(
         cur = next;
         off += 64;
     }
+    loader.seen()
 }
 
 #[cfg(test)]
@@ -270,17 +309,13 @@ mod tests {
 
     #[test]
     fn block_bitmaps_match_bytewise_classes() {
-        let all = Want {
-            plus: true,
-            upper: true,
-        };
         let v: Vec<u8> = (0..=255u8).chain(b"0a+Z (9)".iter().copied()).collect();
         // Every offset, so values shorter than a word, tails, and classes
         // straddling word boundaries are all covered.
         for off in 0..v.len() {
             for len in [1, 7, 8, 9, 63, 64, 65] {
                 let s = &v[off..v.len().min(off + len)];
-                let b = Block::load(s, 0, all);
+                let b = Loader::default().load(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
                 assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
                 assert_eq!(b.plus, bits(s, |c| c == b'+'));
@@ -289,9 +324,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn anchor_flag_covers_every_anchor_at_every_alignment() {
+        for (anchor, _) in super::super::token::ANCHORS {
+            for pad in 0..20 {
+                let v = format!("{}{anchor}", "z".repeat(pad));
+                assert!(prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{v}");
+            }
+        }
+        // A pair split across two words, and across two blocks.
+        for pad in [7, 63] {
+            let v = format!("{}xo", "z".repeat(pad));
+            assert!(prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{pad}");
+        }
+        for v in ["order shipped to the warehouse", "g h b e x o", "2024-03-15"] {
+            assert!(!prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{v}");
+        }
+        assert!(prefilter(b"a@b", NUMERIC, |_, _| ()).at);
+    }
+
     fn runs(v: &str) -> Vec<&str> {
         let mut out = Vec::new();
-        for_each_candidate_run(v.as_bytes(), NUMERIC, true, |f, t| out.push(&v[f..t]));
+        prefilter(v.as_bytes(), NUMERIC, |f, t| out.push(&v[f..t]));
         out
     }
 
@@ -360,7 +414,7 @@ mod tests {
             full.clear();
             scan_numeric(b, NUMERIC, &mut full);
             pre.clear();
-            for_each_candidate_run(b, NUMERIC, true, |f, t| {
+            prefilter(b, NUMERIC, |f, t| {
                 scan_numeric_range(b, f, t, NUMERIC, &mut pre)
             });
             let key = |s: &Span| (s.start, s.end, s.detector);
