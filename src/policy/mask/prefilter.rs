@@ -82,28 +82,44 @@ fn eq(w: u64, c: u8) -> u64 {
 }
 
 impl Loader {
+    /// Adds word `w` at bit `k` of `b`. Digits and separators are only
+    /// gathered for words that hold a digit: a separator matters only next to
+    /// a digit, and a chain has a digit at least every third byte, so it never
+    /// spans a digit-free word. The flags (`FLAGS`) are skipped for long
+    /// values, whose email and anchor scans are fast enough on their own.
     #[inline]
-    fn add(&mut self, b: &mut Block, w: u64, k: u32) {
-        b.digit |= gather(digit_mask(w)) << k;
-        b.punct |= gather(punct_mask(w)) << k;
-        b.plus |= gather(eq(w, b'+')) << k;
+    fn add<const FLAGS: bool>(&mut self, b: &mut Block, w: u64, k: u32) {
+        let digit = digit_mask(w);
+        if digit != 0 {
+            b.digit |= gather(digit) << k;
+            b.punct |= gather(punct_mask(w)) << k;
+        }
+        let plus = eq(w, b'+');
+        if plus != 0 {
+            b.plus |= gather(plus) << k;
+        }
         let upper = upper_mask(w);
-        b.upper |= gather(upper) << k;
-        self.upper |= upper;
-        self.at |= eq(w, b'@');
-        // Pairs: first letter at byte j, second at j + 1 (the next byte is
-        // eight bits up in a little-endian word), or across the word edge.
-        let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
-        let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
-        let (x, o) = (eq(w, b'x'), eq(w, b'o'));
-        self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
-        self.pairs |= (self.last_g >> 56) & hi | (self.last_b >> 56) & e | (self.last_x >> 56) & o;
-        self.last_g = g;
-        self.last_b = bb;
-        self.last_x = x;
+        if upper != 0 {
+            b.upper |= gather(upper) << k;
+            self.upper |= upper;
+        }
+        if FLAGS {
+            self.at |= eq(w, b'@');
+            // Pairs: first letter at byte j, second at j + 1 (the next byte is
+            // eight bits up in a little-endian word), or across the word edge.
+            let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
+            let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
+            let (x, o) = (eq(w, b'x'), eq(w, b'o'));
+            self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
+            self.pairs |=
+                (self.last_g >> 56) & hi | (self.last_b >> 56) & e | (self.last_x >> 56) & o;
+            self.last_g = g;
+            self.last_b = bb;
+            self.last_x = x;
+        }
     }
 
-    fn load(&mut self, v: &[u8], off: usize) -> Block {
+    fn load<const FLAGS: bool>(&mut self, v: &[u8], off: usize) -> Block {
         let mut b = Block::default();
         let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
             return b;
@@ -112,14 +128,14 @@ impl Loader {
         let mut k = 0;
         for c in &mut chunks {
             let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            self.add(&mut b, w, k);
+            self.add::<FLAGS>(&mut b, w, k);
             k += 8;
         }
         let rem = chunks.remainder();
         if !rem.is_empty() {
             let mut buf = [0u8; 8];
             buf[..rem.len()].copy_from_slice(rem);
-            self.add(&mut b, u64::from_le_bytes(buf), k);
+            self.add::<FLAGS>(&mut b, u64::from_le_bytes(buf), k);
         }
         b
     }
@@ -257,15 +273,38 @@ fn candidates(
 /// One pass over `v`: calls `scan(from, to)` for each chainable run that
 /// holds a candidate of the `numeric` detectors, in order, each run once, and
 /// returns what it saw for the other detectors.
-pub(crate) fn prefilter(v: &[u8], numeric: DetectorSet, mut scan: impl FnMut(usize, usize)) -> Seen {
+pub(crate) fn prefilter(v: &[u8], numeric: DetectorSet, scan: impl FnMut(usize, usize)) -> Seen {
+    if v.len() > LONG {
+        prefilter_with::<false>(v, numeric, scan);
+        // Not looked for: the caller scans long values for `@` and anchors
+        // directly.
+        Seen {
+            at: true,
+            upper: true,
+            anchor: true,
+        }
+    } else {
+        prefilter_with::<true>(v, numeric, scan)
+    }
+}
+
+/// Values longer than this skip the flags: `memchr` and the anchor
+/// automaton's vectorised prefilter beat word-at-a-time tests on them.
+pub(crate) const LONG: usize = 256;
+
+fn prefilter_with<const FLAGS: bool>(
+    v: &[u8],
+    numeric: DetectorSet,
+    mut scan: impl FnMut(usize, usize),
+) -> Seen {
     let mut loader = Loader::default();
     let mut off = 0;
-    let mut cur = loader.load(v, 0);
+    let mut cur = loader.load::<FLAGS>(v, 0);
     let mut prev_digit = false;
     let mut done = 0;
     while off < v.len() {
         let next = if off + 64 < v.len() {
-            loader.load(v, off + 64)
+            loader.load::<FLAGS>(v, off + 64)
         } else {
             Block::default()
         };
@@ -315,9 +354,15 @@ mod tests {
         for off in 0..v.len() {
             for len in [1, 7, 8, 9, 63, 64, 65] {
                 let s = &v[off..v.len().min(off + len)];
-                let b = Loader::default().load(s, 0);
+                let b = Loader::default().load::<true>(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
-                assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
+                // Separators count only in words that hold a digit.
+                let punct = bits(s, |c| (0x20..=0x2f).contains(&c));
+                let word_has_digit = (0..8).fold(0u64, |m, k| {
+                    let word = 0xffu64 << (8 * k);
+                    if b.digit & word != 0 { m | word } else { m }
+                });
+                assert_eq!(b.punct, punct & word_has_digit, "{off} {len}");
                 assert_eq!(b.plus, bits(s, |c| c == b'+'));
                 assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
             }
@@ -406,7 +451,7 @@ mod tests {
         let mut hits = 0;
         for _ in 0..40_000 {
             let mut v = String::new();
-            let pieces = 1 + next() % 40;
+            let pieces = 1 + next() % 90;
             for _ in 0..pieces {
                 v.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
             }
