@@ -9,6 +9,8 @@
 //! Every condition here is *necessary* for its detector (a superset of what
 //! the detector accepts), never sufficient: exactness stays with `numeric.rs`.
 
+use std::ops::{BitAnd, BitOr, BitOrAssign, Not, Shl, Shr};
+
 use super::detect::{Builtin, DetectorSet};
 use super::numeric::{chainable, chainable_run, digit_mask};
 
@@ -41,6 +43,19 @@ fn upper_mask(w: u64) -> u64 {
 #[inline]
 fn gather(hi: u64) -> u64 {
     ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The last `n` (< 8) bytes of `v` as a word padded with zero bytes: one
+/// load of the last eight bytes when there are eight, so no copy.
+#[inline(always)]
+fn tail_word(v: &[u8], n: usize) -> u64 {
+    match v.len().checked_sub(8).and_then(|s| v.get(s..)) {
+        Some(last) => u64::from_le_bytes(last.try_into().unwrap_or([0; 8])) >> (8 * (8 - n)),
+        None => v[v.len() - n..]
+            .iter()
+            .rev()
+            .fold(0u64, |w, &b| w << 8 | u64::from(b)),
+    }
 }
 
 /// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
@@ -87,7 +102,7 @@ impl Loader {
     /// a digit, and a chain has a digit at least every third byte, so it never
     /// spans a digit-free word. The flags (`FLAGS`) are skipped for long
     /// values, whose email and anchor scans are fast enough on their own.
-    #[inline]
+    #[inline(always)]
     fn add<const FLAGS: bool>(&mut self, b: &mut Block, w: u64, k: u32) {
         let digit = digit_mask(w);
         if digit != 0 {
@@ -133,9 +148,7 @@ impl Loader {
         }
         let rem = chunks.remainder();
         if !rem.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rem.len()].copy_from_slice(rem);
-            self.add::<FLAGS>(&mut b, u64::from_le_bytes(buf), k);
+            self.add::<FLAGS>(&mut b, tail_word(v, rem.len()), k);
         }
         b
     }
@@ -158,32 +171,74 @@ pub(crate) const NUMERIC: DetectorSet = DetectorSet(
         | 1 << Builtin::Ipv4 as u8,
 );
 
-/// Two blocks seen as one 128-bit window, so patterns that start in the first
-/// block can look up to 64 bytes ahead.
-struct Window {
-    d: u128,
-    p: u128,
+/// A bitmap window: `u64` for a value that fits one block, `u128` for two
+/// blocks, so patterns that start in the first block can look 64 bytes ahead.
+trait Bits:
+    Copy
+    + PartialEq
+    + BitAnd<Output = Self>
+    + BitOr<Output = Self>
+    + BitOrAssign
+    + Not<Output = Self>
+    + Shr<u32, Output = Self>
+    + Shl<u32, Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const WIDTH: u32;
+    fn join(lo: u64, hi: u64) -> Self;
+    fn low(self) -> u64;
+    fn tz(self) -> u32;
+    fn ones(self) -> u32;
 }
 
-impl Window {
-    /// Digits in the run of digits and separators that starts at bit `i`
-    /// (a superset of any chain starting there) reach `min`. A run that
-    /// reaches the window's end counts as long enough.
-    #[inline]
-    fn run_digits_at_least(&self, i: u32, min: u32) -> bool {
-        let dp = (self.d | self.p) >> i;
-        let run = (!dp).trailing_zeros();
-        if i + run >= 128 {
-            return true;
+macro_rules! bits {
+    ($t:ty, $join:expr) => {
+        impl Bits for $t {
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            const WIDTH: u32 = <$t>::BITS;
+            #[inline(always)]
+            fn join(lo: u64, hi: u64) -> Self {
+                $join(lo, hi)
+            }
+            #[inline(always)]
+            fn low(self) -> u64 {
+                self as u64
+            }
+            #[inline(always)]
+            fn tz(self) -> u32 {
+                self.trailing_zeros()
+            }
+            #[inline(always)]
+            fn ones(self) -> u32 {
+                self.count_ones()
+            }
         }
-        ((self.d >> i) & ((1u128 << run) - 1)).count_ones() >= min
+    };
+}
+
+bits!(u64, |lo: u64, _hi: u64| lo);
+bits!(u128, |lo: u64, hi: u64| u128::from(lo) | u128::from(hi) << 64);
+
+/// Digits in the run of digits and separators that starts at bit `i` of the
+/// window (a superset of any chain starting there) reach `min`. A run that
+/// reaches the window's end counts as long enough.
+#[inline(always)]
+fn run_digits_at_least<T: Bits>(d: T, p: T, i: u32, min: u32) -> bool {
+    let run = (!((d | p) >> i)).tz();
+    if i + run >= T::WIDTH {
+        return true;
     }
+    ((d >> i) & !(!T::ZERO << run)).ones() >= min
 }
 
 /// Candidate positions in block `cur` (bit `i` = byte `off + i`): inside each,
 /// some enabled numeric detector may match in the chainable run containing
-/// it. `prev_digit` says whether the byte before the block is a digit.
-fn candidates(
+/// it. `prev_digit` says whether the byte before the block is a digit. `T`
+/// is `u64` only when `next` is past the value's end.
+#[inline(always)]
+fn candidates<T: Bits>(
     v: &[u8],
     off: usize,
     cur: Block,
@@ -191,29 +246,29 @@ fn candidates(
     prev_digit: bool,
     enabled: DetectorSet,
 ) -> u64 {
-    let d = u128::from(cur.digit) | u128::from(next.digit) << 64;
-    let p = u128::from(cur.punct) | u128::from(next.punct) << 64;
-    if d == 0 {
+    let d = T::join(cur.digit, next.digit);
+    let p = T::join(cur.punct, next.punct);
+    if d == T::ZERO {
         return 0;
     }
-    let gs = d & !((d << 1) | u128::from(prev_digit));
+    let before = if prev_digit { T::ONE } else { T::ZERO };
+    let gs = d & !((d << 1) | before);
     let r2 = d & d >> 1;
     let r3 = r2 & d >> 2;
     let r4 = r2 & r2 >> 2;
-    let w = Window { d, p };
-    let mut out: u128 = 0;
+    let mut out = T::ZERO;
     if enabled.has(Builtin::Card) {
         let r8 = r4 & r4 >> 4;
         let run13 = gs & r8 & r4 >> 8 & d >> 12;
         out |= run13;
         // `dddd` then a separator and a digit: a grouped card needs 13 digits
         // in its chain.
-        let mut grouped = (gs & r4 & p >> 4 & d >> 5) as u64;
+        let mut grouped = (gs & r4 & p >> 4 & d >> 5).low();
         while grouped != 0 {
             let i = grouped.trailing_zeros();
             grouped &= grouped - 1;
-            if w.run_digits_at_least(i, 13) {
-                out |= 1 << i;
+            if run_digits_at_least(d, p, i, 13) {
+                out |= T::ONE << i;
             }
         }
     }
@@ -229,29 +284,29 @@ fn candidates(
         let mut trunk = (gs
             & r2
             & (link_end >> 1 | d >> 2 & link_end >> 2 | r4 & link_end >> 3 | r4 & d >> 4 & link_end >> 4))
-            as u64;
+            .low();
         while trunk != 0 {
             let i = trunk.trailing_zeros();
             trunk &= trunk - 1;
             let at = off + i as usize;
             if v.get(at) == Some(&b'0')
                 && v.get(at + 1) != Some(&b'0')
-                && w.run_digits_at_least(i, 10)
+                && run_digits_at_least(d, p, i, 10)
             {
-                out |= 1 << i;
+                out |= T::ONE << i;
             }
         }
         // E.164: `+` and a chain of at least 8 digits not starting with 0.
-        let plus = u128::from(cur.plus) | u128::from(next.plus) << 64;
-        let mut e164 = (plus & d >> 1) as u64;
+        let plus = T::join(cur.plus, next.plus);
+        let mut e164 = (plus & d >> 1).low();
         while e164 != 0 {
             let i = e164.trailing_zeros();
             e164 &= e164 - 1;
             let at = off + i as usize + 1;
             // Marks the `+` (bit `i` stays inside this block); the caller
             // moves a mark on an unchainable byte to the next byte.
-            if v.get(at) != Some(&b'0') && w.run_digits_at_least(i + 1, 8) {
-                out |= 1 << i;
+            if v.get(at) != Some(&b'0') && run_digits_at_least(d, p, i + 1, 8) {
+                out |= T::ONE << i;
             }
         }
     }
@@ -264,10 +319,10 @@ fn candidates(
         out |= link & (two >> 2 | two >> 3 | two >> 4);
     }
     if enabled.has(Builtin::Iban) {
-        let u = u128::from(cur.upper) | u128::from(next.upper) << 64;
+        let u = T::join(cur.upper, next.upper);
         out |= u & u >> 1 & d >> 2 & d >> 3;
     }
-    out as u64
+    out.low()
 }
 
 /// One pass over `v`: calls `scan(from, to)` for each chainable run that
@@ -310,8 +365,10 @@ fn prefilter_with<const FLAGS: bool>(
         };
         let mut cand = if numeric.is_empty() {
             0
+        } else if v.len() <= off + 64 {
+            candidates::<u64>(v, off, cur, next, prev_digit, numeric)
         } else {
-            candidates(v, off, cur, next, prev_digit, numeric)
+            candidates::<u128>(v, off, cur, next, prev_digit, numeric)
         };
         while cand != 0 {
             let mut at = off + cand.trailing_zeros() as usize;
