@@ -31,6 +31,23 @@ fn punct_mask(w: u64) -> u64 {
     zero_bytes((w & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x2020_2020_2020_2020)
 }
 
+/// A high bit in each byte equal to `c`, and possibly in a byte just above
+/// one (the borrow of the subtraction): enough for "may hold `c`" flags.
+#[inline]
+fn maybe_eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// High bit of each byte in `0x40..=0x5a`: `@` and the capitals.
+#[inline]
+fn at_or_upper_mask(w: u64) -> u64 {
+    let y = w & LOW7;
+    let at_least = y + 0x4040_4040_4040_4040;
+    let above = y + 0x2525_2525_2525_2525;
+    at_least & !above & !w & HIGH
+}
+
 #[inline]
 fn upper_mask(w: u64) -> u64 {
     let y = w & LOW7;
@@ -113,24 +130,31 @@ impl Loader {
         if plus != 0 {
             b.plus |= gather(plus) << k;
         }
-        let upper = upper_mask(w);
-        if upper != 0 {
+        // `@` and the capitals share one range test; clean text has neither.
+        if at_or_upper_mask(w) != 0 {
+            let upper = upper_mask(w);
             b.upper |= gather(upper) << k;
             self.upper |= upper;
+            self.at |= eq(w, b'@');
         }
         if FLAGS {
-            self.at |= eq(w, b'@');
-            // Pairs: first letter at byte j, second at j + 1 (the next byte is
-            // eight bits up in a little-endian word), or across the word edge.
-            let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
-            let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
-            let (x, o) = (eq(w, b'x'), eq(w, b'o'));
-            self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
-            self.pairs |=
-                (self.last_g >> 56) & hi | (self.last_b >> 56) & e | (self.last_x >> 56) & o;
-            self.last_g = g;
-            self.last_b = bb;
-            self.last_x = x;
+            // Pairs `gh`/`gi`, `be`, `xo`: first letter at byte j, second at
+            // j + 1 (eight bits up in a little-endian word) or, for byte 7,
+            // at byte 0 of the next word. Most words hold no first letter.
+            let first = maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
+            if first | self.last_g | self.last_b | self.last_x != 0 {
+                let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
+                let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
+                let (x, o) = (eq(w, b'x'), eq(w, b'o'));
+                self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
+                self.pairs |= (self.last_g >> 56) & hi
+                    | (self.last_b >> 56) & e
+                    | (self.last_x >> 56) & o;
+                // Only byte 7 carries over.
+                self.last_g = g & 1 << 63;
+                self.last_b = bb & 1 << 63;
+                self.last_x = x & 1 << 63;
+            }
         }
     }
 
@@ -443,6 +467,27 @@ mod tests {
             assert!(!prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{v}");
         }
         assert!(prefilter(b"a@b", NUMERIC, |_, _| ()).at);
+    }
+
+    #[test]
+    fn word_tests_match_bytewise() {
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                for fill in [0u8, b'g', b'z', 0xff] {
+                    let mut bytes = [fill; 8];
+                    bytes[pos] = b;
+                    let w = u64::from_le_bytes(bytes);
+                    let has = |c: u8| bytes.contains(&c);
+                    assert_eq!(maybe_eq(w, b'g') != 0, has(b'g'), "{bytes:?}");
+                    let hi = |m: u64, f: &dyn Fn(u8) -> bool| {
+                        (0..8).all(|k| (m >> (8 * k + 7) & 1 == 1) == f(bytes[k]))
+                    };
+                    assert!(hi(at_or_upper_mask(w), &|c| (0x40..=0x5a).contains(&c)));
+                    assert!(hi(upper_mask(w), &|c| c.is_ascii_uppercase()));
+                    assert!(hi(eq(w, b'+'), &|c| c == b'+'));
+                }
+            }
+        }
     }
 
     fn runs(v: &str) -> Vec<&str> {
