@@ -85,9 +85,10 @@ struct Block {
     upper: u64,
 }
 
-/// What the pass learns about the value as a whole, for the other detectors.
+/// What a value holds, as far as the detectors care: one vectorised pass.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Seen {
+    pub(crate) digit: bool,
     /// An `@`: emails are possible.
     pub(crate) at: bool,
     pub(crate) upper: bool,
@@ -96,16 +97,53 @@ pub(crate) struct Seen {
     pub(crate) anchor: bool,
 }
 
-/// Word-level state carried across words and blocks: the flags seen so far
-/// and the first letters of pairs that may straddle two words.
+const SEEN_DIGIT: u8 = 1;
+const SEEN_AT: u8 = 2;
+const SEEN_UPPER: u8 = 4;
+const SEEN_PAIR: u8 = 8;
+
+/// Classes of byte `x` followed by byte `y`. Branch-free on bytes so the
+/// loop in [`seen`] runs in vector lanes.
+#[inline(always)]
+fn classes(x: u8, y: u8) -> u8 {
+    let pair = (x == b'g') & (y & 0xfe == b'h') | (x == b'b') & (y == b'e') | (x == b'x') & (y == b'o');
+    u8::from(x.wrapping_sub(b'0') < 10) * SEEN_DIGIT
+        | u8::from(x == b'@') * SEEN_AT
+        | u8::from(x.wrapping_sub(b'A') < 26) * SEEN_UPPER
+        | u8::from(pair) * SEEN_PAIR
+}
+
+/// What `v` holds. Sixteen bytes (and their successors) per step, in a
+/// shape the compiler turns into SIMD compares; short values go byte by byte.
+pub(crate) fn seen(v: &[u8]) -> Seen {
+    let mut acc = [0u8; 16];
+    let n = v.len();
+    let mut windows = 0;
+    while let Some(w) = v.get(windows * 16..windows * 16 + 17) {
+        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
+        for j in 0..16 {
+            acc[j] |= classes(w[j], w[j + 1]);
+        }
+        windows += 1;
+    }
+    // The bytes the windows left out, each with its successor (0 past the end).
+    for i in windows * 16..n {
+        acc[0] |= classes(v[i], v.get(i + 1).copied().unwrap_or(0));
+    }
+    let all = acc.iter().fold(0, |a, &b| a | b);
+    Seen {
+        digit: all & SEEN_DIGIT != 0,
+        at: all & SEEN_AT != 0,
+        upper: all & SEEN_UPPER != 0,
+        anchor: all & (SEEN_UPPER | SEEN_PAIR) != 0,
+    }
+}
+
+/// Word-level state of the bitmap pass.
 #[derive(Clone, Copy, Default)]
 struct Loader {
-    at: u64,
-    upper: u64,
-    pairs: u64,
-    last_g: u64,
-    last_b: u64,
-    last_x: u64,
+    /// Build capital bitmaps (IBAN is enabled and the value has a capital).
+    upper: bool,
 }
 
 #[inline]
@@ -117,10 +155,9 @@ impl Loader {
     /// Adds word `w` at bit `k` of `b`. Digits and separators are only
     /// gathered for words that hold a digit: a separator matters only next to
     /// a digit, and a chain has a digit at least every third byte, so it never
-    /// spans a digit-free word. The flags (`FLAGS`) are skipped for long
-    /// values, whose email and anchor scans are fast enough on their own.
+    /// spans a digit-free word.
     #[inline(always)]
-    fn add<const FLAGS: bool>(&mut self, b: &mut Block, w: u64, k: u32) {
+    fn add(&self, b: &mut Block, w: u64, k: u32) {
         let digit = digit_mask(w);
         if digit != 0 {
             b.digit |= gather(digit) << k;
@@ -130,35 +167,13 @@ impl Loader {
         if plus != 0 {
             b.plus |= gather(plus) << k;
         }
-        // `@` and the capitals share one range test; clean text has neither.
-        if at_or_upper_mask(w) != 0 {
-            let upper = upper_mask(w);
-            b.upper |= gather(upper) << k;
-            self.upper |= upper;
-            self.at |= eq(w, b'@');
-        }
-        if FLAGS {
-            // Pairs `gh`/`gi`, `be`, `xo`: first letter at byte j, second at
-            // j + 1 (eight bits up in a little-endian word) or, for byte 7,
-            // at byte 0 of the next word. Most words hold no first letter.
-            let first = maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
-            if first | self.last_g | self.last_b | self.last_x != 0 {
-                let (g, hi) = (eq(w, b'g'), eq(w & !ONES, b'h'));
-                let (bb, e) = (eq(w, b'b'), eq(w, b'e'));
-                let (x, o) = (eq(w, b'x'), eq(w, b'o'));
-                self.pairs |= g & (hi >> 8) | bb & (e >> 8) | x & (o >> 8);
-                self.pairs |= (self.last_g >> 56) & hi
-                    | (self.last_b >> 56) & e
-                    | (self.last_x >> 56) & o;
-                // Only byte 7 carries over.
-                self.last_g = g & 1 << 63;
-                self.last_b = bb & 1 << 63;
-                self.last_x = x & 1 << 63;
-            }
+        if self.upper {
+            b.upper |= gather(upper_mask(w)) << k;
         }
     }
 
-    fn load<const FLAGS: bool>(&mut self, v: &[u8], off: usize) -> Block {
+    #[inline(always)]
+    fn load(&self, v: &[u8], off: usize) -> Block {
         let mut b = Block::default();
         let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
             return b;
@@ -167,22 +182,14 @@ impl Loader {
         let mut k = 0;
         for c in &mut chunks {
             let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            self.add::<FLAGS>(&mut b, w, k);
+            self.add(&mut b, w, k);
             k += 8;
         }
         let rem = chunks.remainder();
         if !rem.is_empty() {
-            self.add::<FLAGS>(&mut b, tail_word(v, rem.len()), k);
+            self.add(&mut b, tail_word(v, rem.len()), k);
         }
         b
-    }
-
-    fn seen(&self) -> Seen {
-        Seen {
-            at: self.at != 0,
-            upper: self.upper != 0,
-            anchor: (self.upper | self.pairs) != 0,
-        }
     }
 }
 
@@ -272,7 +279,10 @@ fn candidates<T: Bits>(
 ) -> u64 {
     let d = T::join(cur.digit, next.digit);
     let p = T::join(cur.punct, next.punct);
-    if d == T::ZERO {
+    // Every shape needs 8 digits, but IPv4 (4 digits, 3 separators) and
+    // IBAN (capitals).
+    let digits = d.ones();
+    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && p.ones() < 3) {
         return 0;
     }
     let before = if prev_digit { T::ONE } else { T::ZERO };
@@ -349,47 +359,29 @@ fn candidates<T: Bits>(
     out.low()
 }
 
-/// One pass over `v`: calls `scan(from, to)` for each chainable run that
-/// holds a candidate of the `numeric` detectors, in order, each run once, and
-/// returns what it saw for the other detectors.
-pub(crate) fn prefilter(v: &[u8], numeric: DetectorSet, scan: impl FnMut(usize, usize)) -> Seen {
-    if v.len() > LONG {
-        prefilter_with::<false>(v, numeric, scan);
-        // Not looked for: the caller scans long values for `@` and anchors
-        // directly.
-        Seen {
-            at: true,
-            upper: true,
-            anchor: true,
-        }
-    } else {
-        prefilter_with::<true>(v, numeric, scan)
-    }
-}
-
-/// Values longer than this skip the flags: `memchr` and the anchor
-/// automaton's vectorised prefilter beat word-at-a-time tests on them.
-pub(crate) const LONG: usize = 256;
-
-fn prefilter_with<const FLAGS: bool>(
+/// Calls `scan(from, to)` for each chainable run of `v` that holds a
+/// candidate of the `numeric` detectors, in order, each run once. `upper`:
+/// whether `v` holds a capital (see [`seen`]).
+pub(crate) fn prefilter(
     v: &[u8],
     numeric: DetectorSet,
+    upper: bool,
     mut scan: impl FnMut(usize, usize),
-) -> Seen {
-    let mut loader = Loader::default();
+) {
+    let loader = Loader {
+        upper: upper && numeric.has(Builtin::Iban),
+    };
     let mut off = 0;
-    let mut cur = loader.load::<FLAGS>(v, 0);
+    let mut cur = loader.load(v, 0);
     let mut prev_digit = false;
     let mut done = 0;
     while off < v.len() {
         let next = if off + 64 < v.len() {
-            loader.load::<FLAGS>(v, off + 64)
+            loader.load(v, off + 64)
         } else {
             Block::default()
         };
-        let mut cand = if numeric.is_empty() {
-            0
-        } else if v.len() <= off + 64 {
+        let mut cand = if v.len() <= off + 64 {
             candidates::<u64>(v, off, cur, next, prev_digit, numeric)
         } else {
             candidates::<u128>(v, off, cur, next, prev_digit, numeric)
@@ -411,7 +403,6 @@ fn prefilter_with<const FLAGS: bool>(
         cur = next;
         off += 64;
     }
-    loader.seen()
 }
 
 #[cfg(test)]
@@ -435,7 +426,7 @@ mod tests {
         for off in 0..v.len() {
             for len in [1, 7, 8, 9, 63, 64, 65] {
                 let s = &v[off..v.len().min(off + len)];
-                let b = Loader::default().load::<true>(s, 0);
+                let b = Loader { upper: true }.load(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
                 // Separators count only in words that hold a digit.
                 let punct = bits(s, |c| (0x20..=0x2f).contains(&c));
@@ -455,18 +446,37 @@ mod tests {
         for (anchor, _) in super::super::token::ANCHORS {
             for pad in 0..20 {
                 let v = format!("{}{anchor}", "z".repeat(pad));
-                assert!(prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{v}");
+                assert!(seen(v.as_bytes()).anchor, "{v}");
             }
         }
         // A pair split across two words, and across two blocks.
         for pad in [7, 63] {
             let v = format!("{}xo", "z".repeat(pad));
-            assert!(prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{pad}");
+            assert!(seen(v.as_bytes()).anchor, "{pad}");
         }
         for v in ["order shipped to the warehouse", "g h b e x o", "2024-03-15"] {
-            assert!(!prefilter(v.as_bytes(), NUMERIC, |_, _| ()).anchor, "{v}");
+            assert!(!seen(v.as_bytes()).anchor, "{v}");
         }
-        assert!(prefilter(b"a@b", NUMERIC, |_, _| ()).at);
+        // Every flag at every position of short and long values, the last
+        // byte included.
+        for len in [1, 2, 15, 16, 17, 18, 33, 40] {
+            for at in 0..len {
+                let mut v = vec![b'z'; len];
+                v[at] = b'7';
+                assert_eq!(seen(&v).digit, true, "{len} {at}");
+                v[at] = b'@';
+                assert!(seen(&v).at && !seen(&v).digit, "{len} {at}");
+                v[at] = b'Q';
+                assert!(seen(&v).upper && seen(&v).anchor, "{len} {at}");
+                if at + 1 < len {
+                    v[at] = b'x';
+                    v[at + 1] = b'o';
+                    assert!(seen(&v).anchor && !seen(&v).upper, "{len} {at}");
+                }
+            }
+            assert_eq!(seen(&vec![b'z'; len]), Seen::default());
+        }
+        assert!(seen(b"a@b").at);
     }
 
     #[test]
@@ -492,7 +502,7 @@ mod tests {
 
     fn runs(v: &str) -> Vec<&str> {
         let mut out = Vec::new();
-        prefilter(v.as_bytes(), NUMERIC, |f, t| out.push(&v[f..t]));
+        prefilter(v.as_bytes(), NUMERIC, true, |f, t| out.push(&v[f..t]));
         out
     }
 
@@ -561,7 +571,7 @@ mod tests {
             full.clear();
             scan_numeric(b, NUMERIC, &mut full);
             pre.clear();
-            prefilter(b, NUMERIC, |f, t| {
+            prefilter(b, NUMERIC, true, |f, t| {
                 scan_numeric_range(b, f, t, NUMERIC, &mut pre)
             });
             let key = |s: &Span| (s.start, s.end, s.detector);

@@ -7,7 +7,7 @@ use regex::bytes::Regex;
 
 use super::detect::{Builtin, DetectorId, DetectorSet, Span};
 use super::numeric::scan_numeric_range;
-use super::prefilter::{LONG, NUMERIC, prefilter};
+use super::prefilter::{NUMERIC, prefilter, seen};
 use super::token::{ANCHORED, Anchors, anchor_hint, scan_email};
 
 /// A custom detector compiled from `[[masking.custom]]`.
@@ -40,17 +40,20 @@ impl Scanner {
         if enabled.is_empty() || v.is_empty() {
             return;
         }
-        let numeric = DetectorSet(enabled.0 & NUMERIC.0);
-        let seen = prefilter(v, numeric, |from, to| {
-            scan_numeric_range(v, from, to, numeric, spans);
-        });
+        let seen = seen(v);
         if seen.at && enabled.has(Builtin::Email) {
             scan_email(v, spans);
         }
-        // The pass's anchor flag is coarse (any capital sets it); the triple
-        // hint is exact enough to keep the automaton off most such values.
-        if seen.anchor && enabled.intersects(ANCHORED) && (v.len() > LONG || anchor_hint(v)) {
+        // The anchor flag is coarse (any capital sets it); the triple hint is
+        // exact enough to keep the automaton off most such values.
+        if seen.anchor && enabled.intersects(ANCHORED) && anchor_hint(v) {
             self.anchors.scan(v, enabled, spans);
+        }
+        let numeric = DetectorSet(enabled.0 & NUMERIC.0);
+        if seen.digit && !numeric.is_empty() {
+            prefilter(v, numeric, seen.upper, |from, to| {
+                scan_numeric_range(v, from, to, numeric, spans);
+            });
         }
         for c in &self.custom {
             if !enabled.contains(c.id) || c.anchor.as_ref().is_some_and(|f| f.find(v).is_none()) {
@@ -141,7 +144,7 @@ mod tests {
     }
 
     /// The prefiltered scan finds exactly what every detector finds when run
-    /// over the whole value, short and long (past [`LONG`]), at any alignment.
+    /// over the whole value, short and long, at any alignment.
     #[test]
     fn prefiltered_scan_equals_unfiltered_detectors() {
         use super::super::numeric::scan_numeric;
