@@ -75,6 +75,23 @@ fn tail_word(v: &[u8], n: usize) -> u64 {
     }
 }
 
+/// `v[start..]` (at most 16 bytes) followed by zero bytes.
+#[inline(always)]
+fn padded_rest(v: &[u8], start: usize) -> [u8; 17] {
+    let n = v.len() - start;
+    let word = |off: usize| -> u64 {
+        match v.get(start + off..start + off + 8) {
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+            None if n > off => tail_word(v, n - off),
+            None => 0,
+        }
+    };
+    let mut out = [0u8; 17];
+    out[..8].copy_from_slice(&word(0).to_le_bytes());
+    out[8..16].copy_from_slice(&word(8).to_le_bytes());
+    out
+}
+
 /// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
 /// which belong to no class (so the end of a value looks like a boundary).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -126,9 +143,14 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
         }
         windows += 1;
     }
-    // The bytes the windows left out, each with its successor (0 past the end).
-    for i in windows * 16..n {
-        acc[0] |= classes(v[i], v.get(i + 1).copied().unwrap_or(0));
+    // The 1..=16 bytes the windows left out, zero-padded into one more
+    // window (so each has its successor, 0 past the end) without a copy loop.
+    let start = windows * 16;
+    if start < n {
+        let w = padded_rest(v, start);
+        for j in 0..16 {
+            acc[j] |= classes(w[j], w[j + 1]);
+        }
     }
     let all = acc.iter().fold(0, |a, &b| a | b);
     Seen {
