@@ -62,17 +62,34 @@ fn gather(hi: u64) -> u64 {
     ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
 
-/// The last `n` (< 8) bytes of `v` as a word padded with zero bytes: one
-/// load of the last eight bytes when there are eight, so no copy.
+/// The last `n` (< 8) bytes of `v` as a word padded with zero bytes, from at
+/// most two overlapping loads (no byte loop, no copy).
 #[inline(always)]
 fn tail_word(v: &[u8], n: usize) -> u64 {
-    match v.len().checked_sub(8).and_then(|s| v.get(s..)) {
-        Some(last) => u64::from_le_bytes(last.try_into().unwrap_or([0; 8])) >> (8 * (8 - n)),
-        None => v[v.len() - n..]
-            .iter()
-            .rev()
-            .fold(0u64, |w, &b| w << 8 | u64::from(b)),
+    let len = v.len();
+    if n == 0 {
+        return 0;
     }
+    if len >= 8 {
+        return load::<8>(v, len - 8) >> (8 * (8 - n));
+    }
+    let s = len - n;
+    // Two loads that together cover `v[s..]`; the overlap ORs equal bytes.
+    match n {
+        1 => load::<1>(v, s),
+        2..=3 => load::<2>(v, s) | load::<2>(v, len - 2) << (8 * (n - 2)),
+        _ => load::<4>(v, s) | load::<4>(v, len - 4) << (8 * (n - 4)),
+    }
+}
+
+/// `N` bytes of `v` at `at` as a little-endian integer (0 if out of range).
+#[inline(always)]
+fn load<const N: usize>(v: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Some(src) = v.get(at..at + N) {
+        bytes[..N].copy_from_slice(src);
+    }
+    u64::from_le_bytes(bytes)
 }
 
 /// `v[start..]` (at most 16 bytes) followed by zero bytes.
@@ -499,6 +516,18 @@ mod tests {
             assert_eq!(seen(&vec![b'z'; len]), Seen::default());
         }
         assert!(seen(b"a@b").at);
+    }
+
+    #[test]
+    fn tail_words_are_the_last_bytes_zero_padded() {
+        let v: Vec<u8> = (1..=20).collect();
+        for len in 0..=v.len() {
+            for n in 0..8.min(len + 1) {
+                let mut want = [0u8; 8];
+                want[..n].copy_from_slice(&v[len - n..len]);
+                assert_eq!(tail_word(&v[..len], n), u64::from_le_bytes(want), "{len} {n}");
+            }
+        }
     }
 
     #[test]
