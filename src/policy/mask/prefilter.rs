@@ -92,23 +92,6 @@ fn load<const N: usize>(v: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// `v[start..]` (at most 16 bytes) followed by zero bytes.
-#[inline(always)]
-fn padded_rest(v: &[u8], start: usize) -> [u8; 17] {
-    let n = v.len() - start;
-    let word = |off: usize| -> u64 {
-        match v.get(start + off..start + off + 8) {
-            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
-            None if n > off => tail_word(v, n - off),
-            None => 0,
-        }
-    };
-    let mut out = [0u8; 17];
-    out[..8].copy_from_slice(&word(0).to_le_bytes());
-    out[8..16].copy_from_slice(&word(8).to_le_bytes());
-    out
-}
-
 /// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
 /// which belong to no class (so the end of a value looks like a boundary).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -148,10 +131,14 @@ fn classes(x: u8, y: u8) -> u8 {
 }
 
 /// What `v` holds. Sixteen bytes (and their successors) per step, in a
-/// shape the compiler turns into SIMD compares; short values go byte by byte.
+/// shape the compiler turns into SIMD compares; values under 17 bytes go
+/// through two words instead.
 pub(crate) fn seen(v: &[u8]) -> Seen {
-    let mut acc = [0u8; 16];
     let n = v.len();
+    if n < 17 {
+        return seen_short(v);
+    }
+    let mut acc = [0u8; 16];
     let mut windows = 0;
     while let Some(w) = v.get(windows * 16..windows * 16 + 17) {
         let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
@@ -160,15 +147,16 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
         }
         windows += 1;
     }
-    // The 1..=16 bytes the windows left out, zero-padded into one more
-    // window (so each has its successor, 0 past the end) without a copy loop.
-    let start = windows * 16;
-    if start < n {
-        let w = padded_rest(v, start);
+    // The bytes the windows left out: one more window over the last 17 bytes
+    // (the overlap only repeats flags), then the last byte, which has no
+    // successor.
+    if let Some(w) = v.get(n - 17..) {
+        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
         for j in 0..16 {
             acc[j] |= classes(w[j], w[j + 1]);
         }
     }
+    acc[0] |= classes(v[n - 1], 0);
     let all = acc.iter().fold(0, |a, &b| a | b);
     Seen {
         digit: all & SEEN_DIGIT != 0,
@@ -176,6 +164,41 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
         upper: all & SEEN_UPPER != 0,
         anchor: all & (SEEN_UPPER | SEEN_PAIR) != 0,
     }
+}
+
+/// [`seen`] of a value under 17 bytes, from two zero-padded words (a byte
+/// array would cost a store-forwarding stall before the vector load).
+fn seen_short(v: &[u8]) -> Seen {
+    let n = v.len();
+    let w0 = if n >= 8 { load::<8>(v, 0) } else { tail_word(v, n) };
+    let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
+    let mut seen = Seen {
+        digit: digit_mask(w0) | digit_mask(w1) != 0,
+        ..Seen::default()
+    };
+    if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
+        seen.at = eq(w0, b'@') | eq(w1, b'@') != 0;
+        seen.upper = upper_mask(w0) | upper_mask(w1) != 0;
+    }
+    let first = |w| maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
+    seen.anchor = seen.upper || first(w0) | first(w1) != 0 && has_pair(w0, w1);
+    seen
+}
+
+/// `gh`, `gi`, `be` or `xo` in the 16 bytes `w0` then `w1`.
+fn has_pair(w0: u64, w1: u64) -> bool {
+    let kinds = |w: u64| {
+        [
+            (eq(w, b'g'), eq(w & !ONES, b'h')),
+            (eq(w, b'b'), eq(w, b'e')),
+            (eq(w, b'x'), eq(w, b'o')),
+        ]
+    };
+    let (k0, k1) = (kinds(w0), kinds(w1));
+    k0.iter().zip(&k1).any(|(&(f0, s0), &(f1, s1))| {
+        // Second letter one byte (eight bits) up, or across the word edge.
+        f0 & (s0 >> 8) | f1 & (s1 >> 8) | (f0 >> 56) & s1 != 0
+    })
 }
 
 /// Word-level state of the bitmap pass.
