@@ -100,11 +100,23 @@ struct Block {
     punct: u64,
     plus: u64,
     upper: u64,
+    /// Population counts of `digit` and `punct`.
+    digits: u32,
+    puncts: u32,
+}
+
+/// Number of high bits set in a byte mask: the multiply sums the bytes' low
+/// bits into the top byte (at most 8, so nothing carries).
+#[inline(always)]
+fn count_high(m: u64) -> u32 {
+    ((m >> 7).wrapping_mul(ONES) >> 56) as u32
 }
 
 /// What a value holds, as far as the detectors care: one vectorised pass.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Seen {
+    /// Enough digits (and separators, or capitals) for some numeric shape:
+    /// exact for short values, "any digit" for long ones.
     pub(crate) digit: bool,
     /// An `@`: emails are possible.
     pub(crate) at: bool,
@@ -172,14 +184,17 @@ fn seen_short(v: &[u8]) -> Seen {
     let n = v.len();
     let w0 = if n >= 8 { load::<8>(v, 0) } else { tail_word(v, n) };
     let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
-    let mut seen = Seen {
-        digit: digit_mask(w0) | digit_mask(w1) != 0,
-        ..Seen::default()
-    };
+    let mut seen = Seen::default();
     if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
         seen.at = eq(w0, b'@') | eq(w1, b'@') != 0;
         seen.upper = upper_mask(w0) | upper_mask(w1) != 0;
     }
+    // The same gate as in `candidates`, so a short id or amount stops here.
+    let digits = count_high(digit_mask(w0)) + count_high(digit_mask(w1));
+    seen.digit = digits > 0
+        && (seen.upper
+            || digits >= 8
+            || digits >= 4 && count_high(punct_mask(w0)) + count_high(punct_mask(w1)) >= 3);
     let first = |w| maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
     seen.anchor = seen.upper || first(w0) | first(w1) != 0 && has_pair(w0, w1);
     seen
@@ -222,8 +237,11 @@ impl Loader {
     fn add(&self, b: &mut Block, w: u64, k: u32) {
         let digit = digit_mask(w);
         if digit != 0 {
+            let punct = punct_mask(w);
             b.digit |= gather(digit) << k;
-            b.punct |= gather(punct_mask(w)) << k;
+            b.punct |= gather(punct) << k;
+            b.digits += count_high(digit);
+            b.puncts += count_high(punct);
         }
         let plus = eq(w, b'+');
         if plus != 0 {
@@ -343,8 +361,9 @@ fn candidates<T: Bits>(
     let p = T::join(cur.punct, next.punct);
     // Every shape needs 8 digits, but IPv4 (4 digits, 3 separators) and
     // IBAN (capitals).
-    let digits = d.ones();
-    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && p.ones() < 3) {
+    let digits = cur.digits + next.digits;
+    let puncts = cur.puncts + next.puncts;
+    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && puncts < 3) {
         return 0;
     }
     let before = if prev_digit { T::ONE } else { T::ZERO };
@@ -524,8 +543,12 @@ mod tests {
         for len in [1, 2, 15, 16, 17, 18, 33, 40] {
             for at in 0..len {
                 let mut v = vec![b'z'; len];
-                v[at] = b'7';
-                assert_eq!(seen(&v).digit, true, "{len} {at}");
+                if len >= 2 {
+                    v[at] = b'Q';
+                    v[(at + 1) % len] = b'7';
+                    assert!(seen(&v).digit, "{len} {at}");
+                    v[(at + 1) % len] = b'z';
+                }
                 v[at] = b'@';
                 assert!(seen(&v).at && !seen(&v).digit, "{len} {at}");
                 v[at] = b'Q';
@@ -537,6 +560,18 @@ mod tests {
                 }
             }
             assert_eq!(seen(&vec![b'z'; len]), Seen::default());
+        }
+        // The digit gate of short values: no numeric shape in fewer than 8
+        // digits, but IPv4 (4 digits, 3 separators) and IBAN (capitals).
+        for (v, digit) in [
+            ("1234567", false),
+            ("12345678", true),
+            ("123.45", false),
+            ("1.2.3.4", true),
+            ("DE12", true),
+            ("x 1234567890123456", true),
+        ] {
+            assert_eq!(seen(v.as_bytes()).digit, digit, "{v}");
         }
         assert!(seen(b"a@b").at);
     }
