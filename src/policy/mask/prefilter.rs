@@ -135,11 +135,12 @@ const SEEN_PAIR: u8 = 8;
 /// loop in [`seen`] runs in vector lanes.
 #[inline(always)]
 fn classes(x: u8, y: u8) -> u8 {
-    let pair = (x == b'g') & (y & 0xfe == b'h') | (x == b'b') & (y == b'e') | (x == b'x') & (y == b'o');
-    u8::from(x.wrapping_sub(b'0') < 10) * SEEN_DIGIT
-        | u8::from(x == b'@') * SEEN_AT
-        | u8::from(x.wrapping_sub(b'A') < 26) * SEEN_UPPER
-        | u8::from(pair) * SEEN_PAIR
+    let pair =
+        (x == b'g') & (y & 0xfe == b'h') | (x == b'b') & (y == b'e') | (x == b'x') & (y == b'o');
+    (u8::from(x.wrapping_sub(b'0') < 10) * SEEN_DIGIT)
+        | (u8::from(x == b'@') * SEEN_AT)
+        | (u8::from(x.wrapping_sub(b'A') < 26) * SEEN_UPPER)
+        | (u8::from(pair) * SEEN_PAIR)
 }
 
 /// What `v` holds. Sixteen bytes (and their successors) per step, in a
@@ -182,7 +183,11 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
 /// array would cost a store-forwarding stall before the vector load).
 fn seen_short(v: &[u8]) -> Seen {
     let n = v.len();
-    let w0 = if n >= 8 { load::<8>(v, 0) } else { tail_word(v, n) };
+    let w0 = if n >= 8 {
+        load::<8>(v, 0)
+    } else {
+        tail_word(v, n)
+    };
     let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
     let mut seen = Seen::default();
     if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
@@ -330,7 +335,8 @@ macro_rules! bits {
 }
 
 bits!(u64, |lo: u64, _hi: u64| lo);
-bits!(u128, |lo: u64, hi: u64| u128::from(lo) | u128::from(hi) << 64);
+bits!(u128, |lo: u64, hi: u64| u128::from(lo)
+    | u128::from(hi) << 64);
 
 /// Digits in the run of digits and separators that starts at bit `i` of the
 /// window (a superset of any chain starting there) reach `min`. A run that
@@ -398,7 +404,10 @@ fn candidates<T: Bits>(
         let link_end = d & p >> 1 & (d >> 2 | p >> 2 & d >> 3);
         let mut trunk = (gs
             & r2
-            & (link_end >> 1 | d >> 2 & link_end >> 2 | r4 & link_end >> 3 | r4 & d >> 4 & link_end >> 4))
+            & (link_end >> 1
+                | d >> 2 & link_end >> 2
+                | r4 & link_end >> 3
+                | r4 & d >> 4 & link_end >> 4))
             .low();
         while trunk != 0 {
             let i = trunk.trailing_zeros();
@@ -535,7 +544,11 @@ mod tests {
             let v = format!("{}xo", "z".repeat(pad));
             assert!(seen(v.as_bytes()).anchor, "{pad}");
         }
-        for v in ["order shipped to the warehouse", "g h b e x o", "2024-03-15"] {
+        for v in [
+            "order shipped to the warehouse",
+            "g h b e x o",
+            "2024-03-15",
+        ] {
             assert!(!seen(v.as_bytes()).anchor, "{v}");
         }
         // Every flag at every position of short and long values, the last
@@ -583,7 +596,11 @@ mod tests {
             for n in 0..8.min(len + 1) {
                 let mut want = [0u8; 8];
                 want[..n].copy_from_slice(&v[len - n..len]);
-                assert_eq!(tail_word(&v[..len], n), u64::from_le_bytes(want), "{len} {n}");
+                assert_eq!(
+                    tail_word(&v[..len], n),
+                    u64::from_le_bytes(want),
+                    "{len} {n}"
+                );
             }
         }
     }
@@ -656,10 +673,44 @@ mod tests {
         use super::super::detect::Span;
         use super::super::numeric::{scan_numeric, scan_numeric_range};
         const PIECES: &[&str] = &[
-            " ", "-", ".", ")", "(", "+", ":", "/", "\t", ",", "x", "e", "DE", "GB", "0", "1",
-            "4111", "1111", "123", "45", "6789", "415", "555", "2671", "020", "7946", "01",
-            "10", "192", "168", "89370400440532013000", "82 WEST 1234 5698 7654 32",
-            "4111111111111111", "2024", "09", "+1 ", "(415) ", ") ",
+            " ",
+            "-",
+            ".",
+            ")",
+            "(",
+            "+",
+            ":",
+            "/",
+            "\t",
+            ",",
+            "x",
+            "e",
+            "DE",
+            "GB",
+            "0",
+            "1",
+            "4111",
+            "1111",
+            "123",
+            "45",
+            "6789",
+            "415",
+            "555",
+            "2671",
+            "020",
+            "7946",
+            "01",
+            "10",
+            "192",
+            "168",
+            "89370400440532013000",
+            "82 WEST 1234 5698 7654 32",
+            "4111111111111111",
+            "2024",
+            "09",
+            "+1 ",
+            "(415) ",
+            ") ",
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
