@@ -5,7 +5,9 @@
 //! single separators, and every detector looks for its shape inside that one
 //! chain. A timestamp or a UUID therefore costs one short parse, not one parse
 //! per detector, and a run that continues a chain (`:23` in `10:23`, `.5` in
-//! `1.5`) is never a start of its own.
+//! `1.5`) is never a start of its own. The scanner only calls this on the
+//! chainable runs where `prefilter.rs` found a candidate
+//! ([`scan_numeric_range`]), so most timestamps and UUIDs never get here.
 
 use super::detect::{Builtin, DetectorSet, Span, is_word};
 use super::iban::{iban_at, iban_trigger};
