@@ -6,7 +6,9 @@
 //! definitions) for its caller, then masks each value with [`MaskPolicy::mask_value`]
 //! (or [`MaskPolicy::mask_value_in_place`] on the frame buffer), and free text
 //! (COPY rows, HTTP bodies) with [`MaskPolicy::mask_text`]. A value with no
-//! candidate costs one vectorised summary pass and no copy.
+//! candidate costs one vectorised flag pass (plus, when it has digits enough
+//! for some number shape, one word-at-a-time bitmap pass; see `prefilter.rs`)
+//! and no copy.
 //!
 //! Semantics, in brief:
 //! - A column whose name matches a rule's `columns` glob has its whole value
@@ -24,6 +26,7 @@ mod config;
 mod detect;
 mod iban;
 mod numeric;
+mod prefilter;
 mod scan;
 mod style;
 mod token;

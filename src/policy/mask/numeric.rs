@@ -5,7 +5,9 @@
 //! single separators, and every detector looks for its shape inside that one
 //! chain. A timestamp or a UUID therefore costs one short parse, not one parse
 //! per detector, and a run that continues a chain (`:23` in `10:23`, `.5` in
-//! `1.5`) is never a start of its own.
+//! `1.5`) is never a start of its own. The scanner only calls this on the
+//! chainable runs where `prefilter.rs` found a candidate
+//! ([`scan_numeric_range`]), so most timestamps and UUIDs never get here.
 
 use super::detect::{Builtin, DetectorSet, Span, is_word};
 use super::iban::{iban_at, iban_trigger};
@@ -76,7 +78,7 @@ impl Chain {
 /// step with plain integer ops; `unsafe` SIMD is not allowed in this crate).
 /// Bytes are masked to 7 bits first so the additions never carry across.
 #[inline]
-fn digit_mask(w: u64) -> u64 {
+pub(crate) fn digit_mask(w: u64) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let y = w & LOW7;
@@ -179,8 +181,47 @@ fn parse_chain(v: &[u8], start: usize, chain: &mut Chain) -> usize {
     }
 }
 
-/// Scans `v` for the numeric detectors in `enabled`, appending spans.
+/// Scans all of `v` for the numeric detectors in `enabled`, appending spans:
+/// the reference the prefiltered scan is tested against.
+#[cfg(test)]
 pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>) {
+    scan_numeric_range(v, 0, v.len(), enabled, spans);
+}
+
+/// Bytes that can lie inside a chain (digits and separators) or an IBAN
+/// (capitals, digits, spaces). Every other byte is a *sync point*: no match
+/// crosses it, and the scan's state after it does not depend on what came
+/// before, so [`scan_numeric_range`] may start right after one.
+#[inline]
+pub(crate) fn chainable(b: u8) -> bool {
+    b.is_ascii_digit() || b.is_ascii_uppercase() || matches!(b, b' ' | b'-' | b'.' | b')' | b'(')
+}
+
+/// The run of [`chainable`] bytes around `i`: `(from, to)` with `from` right
+/// after a sync byte (or 0) and `to` at one (or the end).
+pub(crate) fn chainable_run(v: &[u8], i: usize) -> (usize, usize) {
+    let mut from = i.min(v.len());
+    while from > 0 && chainable(v[from - 1]) {
+        from -= 1;
+    }
+    let mut to = i.min(v.len());
+    while to < v.len() && chainable(v[to]) {
+        to += 1;
+    }
+    (from, to)
+}
+
+/// [`scan_numeric`] restricted to matches that start in `from..to`, where
+/// `from` and `to` are sync points (see [`chainable`]): the spans found are
+/// exactly those a scan of the whole value finds there. Reading before `from`
+/// and after `to` is allowed (boundary checks look at neighbours).
+pub(crate) fn scan_numeric_range(
+    v: &[u8],
+    from: usize,
+    to: usize,
+    enabled: DetectorSet,
+    spans: &mut Vec<Span>,
+) {
     let chained = enabled.intersects(DetectorSet::of(&[
         Builtin::Card,
         Builtin::UsSsn,
@@ -190,8 +231,11 @@ pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>
     let iban = enabled.has(Builtin::Iban);
     // Built on the first chain start: most values never have one.
     let mut chain: Option<Chain> = None;
-    let mut pos = 0;
+    let mut pos = from;
     while let Some(s) = next_digit(v, pos) {
+        if s >= to {
+            break;
+        }
         if iban
             && iban_trigger(v, s)
             && let Some(end) = iban_at(v, s - 2)

@@ -1,0 +1,745 @@
+//! Whole-value prefilter for the digit-based detectors: one SWAR pass turns
+//! each 64-byte block into bitmaps (bit `i` = byte `i`) of digits, separators,
+//! `+` and capitals, and a few shifts and ANDs over those bitmaps find the
+//! places where a card, SSN, phone, IPv4 or IBAN can possibly start. Only the
+//! [`chainable_run`](super::numeric::chainable_run) around such a place is
+//! handed to the exact detectors, so a timestamp or a UUID costs a few word
+//! operations and never reaches a parser.
+//!
+//! Every condition here is *necessary* for its detector (a superset of what
+//! the detector accepts), never sufficient: exactness stays with `numeric.rs`.
+
+use std::ops::{BitAnd, BitOr, BitOrAssign, Not, Shl, Shr};
+
+use super::detect::{Builtin, DetectorSet};
+use super::numeric::{chainable, chainable_run, digit_mask};
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// High bit of each zero byte of `x`.
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// High bit of each byte in `0x20..=0x2f`: space and `!"#$%&'()*+,-./`, a
+/// superset of every chain separator (` `, `-`, `.`, `)`, `(`).
+#[inline]
+fn punct_mask(w: u64) -> u64 {
+    zero_bytes((w & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x2020_2020_2020_2020)
+}
+
+/// A high bit in each byte equal to `c`, and possibly in a byte just above
+/// one (the borrow of the subtraction): enough for "may hold `c`" flags.
+#[inline]
+fn maybe_eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// High bit of each byte in `0x40..=0x5a`: `@` and the capitals.
+#[inline]
+fn at_or_upper_mask(w: u64) -> u64 {
+    let y = w & LOW7;
+    let at_least = y + 0x4040_4040_4040_4040;
+    let above = y + 0x2525_2525_2525_2525;
+    at_least & !above & !w & HIGH
+}
+
+#[inline]
+fn upper_mask(w: u64) -> u64 {
+    let y = w & LOW7;
+    let at_least_a = y + 0x3f3f_3f3f_3f3f_3f3f;
+    let above_z = y + 0x2525_2525_2525_2525;
+    at_least_a & !above_z & !w & HIGH
+}
+
+/// Packs the high bit of each byte into one bit per byte (byte `k` -> bit `k`).
+#[inline]
+fn gather(hi: u64) -> u64 {
+    ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The last `n` (< 8) bytes of `v` as a word padded with zero bytes, from at
+/// most two overlapping loads (no byte loop, no copy).
+#[inline(always)]
+fn tail_word(v: &[u8], n: usize) -> u64 {
+    let len = v.len();
+    if n == 0 {
+        return 0;
+    }
+    if len >= 8 {
+        return load::<8>(v, len - 8) >> (8 * (8 - n));
+    }
+    let s = len - n;
+    // Two loads that together cover `v[s..]`; the overlap ORs equal bytes.
+    match n {
+        1 => load::<1>(v, s),
+        2..=3 => load::<2>(v, s) | load::<2>(v, len - 2) << (8 * (n - 2)),
+        _ => load::<4>(v, s) | load::<4>(v, len - 4) << (8 * (n - 4)),
+    }
+}
+
+/// `N` bytes of `v` at `at` as a little-endian integer (0 if out of range).
+#[inline(always)]
+fn load<const N: usize>(v: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Some(src) = v.get(at..at + N) {
+        bytes[..N].copy_from_slice(src);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
+/// which belong to no class (so the end of a value looks like a boundary).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Block {
+    digit: u64,
+    punct: u64,
+    plus: u64,
+    upper: u64,
+    /// Population counts of `digit` and `punct`.
+    digits: u32,
+    puncts: u32,
+}
+
+/// Number of high bits set in a byte mask: the multiply sums the bytes' low
+/// bits into the top byte (at most 8, so nothing carries).
+#[inline(always)]
+fn count_high(m: u64) -> u32 {
+    ((m >> 7).wrapping_mul(ONES) >> 56) as u32
+}
+
+/// What a value holds, as far as the detectors care: one vectorised pass.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// Enough digits (and separators, or capitals) for some numeric shape:
+    /// exact for short values, "any digit" for long ones.
+    pub(crate) digit: bool,
+    /// An `@`: emails are possible.
+    pub(crate) at: bool,
+    pub(crate) upper: bool,
+    /// A capital, or one of the pairs `gh`, `gi`, `be`, `xo`: every anchor of
+    /// [`ANCHORS`](super::token::ANCHORS) holds one of these.
+    pub(crate) anchor: bool,
+}
+
+const SEEN_DIGIT: u8 = 1;
+const SEEN_AT: u8 = 2;
+const SEEN_UPPER: u8 = 4;
+const SEEN_PAIR: u8 = 8;
+
+/// Classes of byte `x` followed by byte `y`. Branch-free on bytes so the
+/// loop in [`seen`] runs in vector lanes.
+#[inline(always)]
+fn classes(x: u8, y: u8) -> u8 {
+    let pair =
+        (x == b'g') & (y & 0xfe == b'h') | (x == b'b') & (y == b'e') | (x == b'x') & (y == b'o');
+    (u8::from(x.wrapping_sub(b'0') < 10) * SEEN_DIGIT)
+        | (u8::from(x == b'@') * SEEN_AT)
+        | (u8::from(x.wrapping_sub(b'A') < 26) * SEEN_UPPER)
+        | (u8::from(pair) * SEEN_PAIR)
+}
+
+/// What `v` holds. Sixteen bytes (and their successors) per step, in a
+/// shape the compiler turns into SIMD compares; values under 17 bytes go
+/// through two words instead.
+pub(crate) fn seen(v: &[u8]) -> Seen {
+    let n = v.len();
+    if n < 17 {
+        return seen_short(v);
+    }
+    let mut acc = [0u8; 16];
+    let mut windows = 0;
+    while let Some(w) = v.get(windows * 16..windows * 16 + 17) {
+        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
+        for j in 0..16 {
+            acc[j] |= classes(w[j], w[j + 1]);
+        }
+        windows += 1;
+    }
+    // The bytes the windows left out: one more window over the last 17 bytes
+    // (the overlap only repeats flags), then the last byte, which has no
+    // successor.
+    if let Some(w) = v.get(n - 17..) {
+        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
+        for j in 0..16 {
+            acc[j] |= classes(w[j], w[j + 1]);
+        }
+    }
+    acc[0] |= classes(v[n - 1], 0);
+    let all = acc.iter().fold(0, |a, &b| a | b);
+    Seen {
+        digit: all & SEEN_DIGIT != 0,
+        at: all & SEEN_AT != 0,
+        upper: all & SEEN_UPPER != 0,
+        anchor: all & (SEEN_UPPER | SEEN_PAIR) != 0,
+    }
+}
+
+/// [`seen`] of a value under 17 bytes, from two zero-padded words (a byte
+/// array would cost a store-forwarding stall before the vector load).
+fn seen_short(v: &[u8]) -> Seen {
+    let n = v.len();
+    let w0 = if n >= 8 {
+        load::<8>(v, 0)
+    } else {
+        tail_word(v, n)
+    };
+    let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
+    let mut seen = Seen::default();
+    if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
+        seen.at = eq(w0, b'@') | eq(w1, b'@') != 0;
+        seen.upper = upper_mask(w0) | upper_mask(w1) != 0;
+    }
+    // The same gate as in `candidates`, so a short id or amount stops here.
+    let digits = count_high(digit_mask(w0)) + count_high(digit_mask(w1));
+    seen.digit = digits > 0
+        && (seen.upper
+            || digits >= 8
+            || digits >= 4 && count_high(punct_mask(w0)) + count_high(punct_mask(w1)) >= 3);
+    let first = |w| maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
+    seen.anchor = seen.upper || first(w0) | first(w1) != 0 && has_pair(w0, w1);
+    seen
+}
+
+/// `gh`, `gi`, `be` or `xo` in the 16 bytes `w0` then `w1`.
+fn has_pair(w0: u64, w1: u64) -> bool {
+    let kinds = |w: u64| {
+        [
+            (eq(w, b'g'), eq(w & !ONES, b'h')),
+            (eq(w, b'b'), eq(w, b'e')),
+            (eq(w, b'x'), eq(w, b'o')),
+        ]
+    };
+    let (k0, k1) = (kinds(w0), kinds(w1));
+    k0.iter().zip(&k1).any(|(&(f0, s0), &(f1, s1))| {
+        // Second letter one byte (eight bits) up, or across the word edge.
+        f0 & (s0 >> 8) | f1 & (s1 >> 8) | (f0 >> 56) & s1 != 0
+    })
+}
+
+/// Word-level state of the bitmap pass.
+#[derive(Clone, Copy, Default)]
+struct Loader {
+    /// Build capital bitmaps (IBAN is enabled and the value has a capital).
+    upper: bool,
+}
+
+#[inline]
+fn eq(w: u64, c: u8) -> u64 {
+    zero_bytes(w ^ (ONES * u64::from(c)))
+}
+
+impl Loader {
+    /// Adds word `w` at bit `k` of `b`. Digits and separators are only
+    /// gathered for words that hold a digit: a separator matters only next to
+    /// a digit, and a chain has a digit at least every third byte, so it never
+    /// spans a digit-free word.
+    #[inline(always)]
+    fn add(&self, b: &mut Block, w: u64, k: u32) {
+        let digit = digit_mask(w);
+        if digit != 0 {
+            let punct = punct_mask(w);
+            b.digit |= gather(digit) << k;
+            b.punct |= gather(punct) << k;
+            b.digits += count_high(digit);
+            b.puncts += count_high(punct);
+        }
+        let plus = eq(w, b'+');
+        if plus != 0 {
+            b.plus |= gather(plus) << k;
+        }
+        if self.upper {
+            b.upper |= gather(upper_mask(w)) << k;
+        }
+    }
+
+    #[inline(always)]
+    fn load(&self, v: &[u8], off: usize) -> Block {
+        let mut b = Block::default();
+        let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
+            return b;
+        };
+        let mut chunks = bytes.chunks_exact(8);
+        let mut k = 0;
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            self.add(&mut b, w, k);
+            k += 8;
+        }
+        let rem = chunks.remainder();
+        if !rem.is_empty() {
+            self.add(&mut b, tail_word(v, rem.len()), k);
+        }
+        b
+    }
+}
+
+/// Numeric detectors a plan enables.
+pub(crate) const NUMERIC: DetectorSet = DetectorSet(
+    1 << Builtin::Card as u8
+        | 1 << Builtin::UsSsn as u8
+        | 1 << Builtin::Iban as u8
+        | 1 << Builtin::Phone as u8
+        | 1 << Builtin::Ipv4 as u8,
+);
+
+/// A bitmap window: `u64` for a value that fits one block, `u128` for two
+/// blocks, so patterns that start in the first block can look 64 bytes ahead.
+trait Bits:
+    Copy
+    + PartialEq
+    + BitAnd<Output = Self>
+    + BitOr<Output = Self>
+    + BitOrAssign
+    + Not<Output = Self>
+    + Shr<u32, Output = Self>
+    + Shl<u32, Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const WIDTH: u32;
+    fn join(lo: u64, hi: u64) -> Self;
+    fn low(self) -> u64;
+    fn tz(self) -> u32;
+    fn ones(self) -> u32;
+}
+
+macro_rules! bits {
+    ($t:ty, $join:expr) => {
+        impl Bits for $t {
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            const WIDTH: u32 = <$t>::BITS;
+            #[inline(always)]
+            fn join(lo: u64, hi: u64) -> Self {
+                $join(lo, hi)
+            }
+            #[inline(always)]
+            fn low(self) -> u64 {
+                self as u64
+            }
+            #[inline(always)]
+            fn tz(self) -> u32 {
+                self.trailing_zeros()
+            }
+            #[inline(always)]
+            fn ones(self) -> u32 {
+                self.count_ones()
+            }
+        }
+    };
+}
+
+bits!(u64, |lo: u64, _hi: u64| lo);
+bits!(u128, |lo: u64, hi: u64| u128::from(lo)
+    | u128::from(hi) << 64);
+
+/// Digits in the run of digits and separators that starts at bit `i` of the
+/// window (a superset of any chain starting there) reach `min`. A run that
+/// reaches the window's end counts as long enough.
+#[inline(always)]
+fn run_digits_at_least<T: Bits>(d: T, p: T, i: u32, min: u32) -> bool {
+    let run = (!((d | p) >> i)).tz();
+    if i + run >= T::WIDTH {
+        return true;
+    }
+    ((d >> i) & !(!T::ZERO << run)).ones() >= min
+}
+
+/// Candidate positions in block `cur` (bit `i` = byte `off + i`): inside each,
+/// some enabled numeric detector may match in the chainable run containing
+/// it. `prev_digit` says whether the byte before the block is a digit. `T`
+/// is `u64` only when `next` is past the value's end.
+#[inline(always)]
+fn candidates<T: Bits>(
+    v: &[u8],
+    off: usize,
+    cur: Block,
+    next: Block,
+    prev_digit: bool,
+    enabled: DetectorSet,
+) -> u64 {
+    let d = T::join(cur.digit, next.digit);
+    let p = T::join(cur.punct, next.punct);
+    // Every shape needs 8 digits, but IPv4 (4 digits, 3 separators) and
+    // IBAN (capitals).
+    let digits = cur.digits + next.digits;
+    let puncts = cur.puncts + next.puncts;
+    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && puncts < 3) {
+        return 0;
+    }
+    let before = if prev_digit { T::ONE } else { T::ZERO };
+    let gs = d & !((d << 1) | before);
+    let r2 = d & d >> 1;
+    let r3 = r2 & d >> 2;
+    let r4 = r2 & r2 >> 2;
+    let mut out = T::ZERO;
+    if enabled.has(Builtin::Card) {
+        let r8 = r4 & r4 >> 4;
+        let run13 = gs & r8 & r4 >> 8 & d >> 12;
+        out |= run13;
+        // `dddd` then a separator and a digit: a grouped card needs 13 digits
+        // in its chain.
+        let mut grouped = (gs & r4 & p >> 4 & d >> 5).low();
+        while grouped != 0 {
+            let i = grouped.trailing_zeros();
+            grouped &= grouped - 1;
+            if run_digits_at_least(d, p, i, 13) {
+                out |= T::ONE << i;
+            }
+        }
+    }
+    if enabled.has(Builtin::UsSsn) {
+        out |= gs & r3 & p >> 3 & r2 >> 4 & p >> 6 & r4 >> 7 & !(d >> 11);
+    }
+    if enabled.has(Builtin::Phone) {
+        // NANP `ddd?ddd?dddd`, and with `) ` after the area code.
+        out |= gs & r3 & p >> 3 & r3 >> 4 & p >> 7 & r4 >> 8 & !(d >> 12);
+        out |= gs & r3 & p >> 3 & p >> 4 & r3 >> 5 & p >> 8 & r4 >> 9 & !(d >> 13);
+        // Trunk prefix: a group of 2–5 digits joined to another group.
+        let link_end = d & p >> 1 & (d >> 2 | p >> 2 & d >> 3);
+        let mut trunk = (gs
+            & r2
+            & (link_end >> 1
+                | d >> 2 & link_end >> 2
+                | r4 & link_end >> 3
+                | r4 & d >> 4 & link_end >> 4))
+            .low();
+        while trunk != 0 {
+            let i = trunk.trailing_zeros();
+            trunk &= trunk - 1;
+            let at = off + i as usize;
+            if v.get(at) == Some(&b'0')
+                && v.get(at + 1) != Some(&b'0')
+                && run_digits_at_least(d, p, i, 10)
+            {
+                out |= T::ONE << i;
+            }
+        }
+        // E.164: `+` and a chain of at least 8 digits not starting with 0.
+        let plus = T::join(cur.plus, next.plus);
+        let mut e164 = (plus & d >> 1).low();
+        while e164 != 0 {
+            let i = e164.trailing_zeros();
+            e164 &= e164 - 1;
+            let at = off + i as usize + 1;
+            // Marks the `+` (bit `i` stays inside this block); the caller
+            // moves a mark on an unchainable byte to the next byte.
+            if v.get(at) != Some(&b'0') && run_digits_at_least(d, p, i + 1, 8) {
+                out |= T::ONE << i;
+            }
+        }
+    }
+    if enabled.has(Builtin::Ipv4) {
+        // Four groups of at most three digits joined by separators.
+        let long = r4 | r4 << 1 | r4 << 2 | r4 << 3;
+        let short = d & !long;
+        let link = short & p >> 1 & short >> 2;
+        let two = link & (link >> 2 | link >> 3 | link >> 4);
+        out |= link & (two >> 2 | two >> 3 | two >> 4);
+    }
+    if enabled.has(Builtin::Iban) {
+        let u = T::join(cur.upper, next.upper);
+        out |= u & u >> 1 & d >> 2 & d >> 3;
+    }
+    out.low()
+}
+
+/// Calls `scan(from, to)` for each chainable run of `v` that holds a
+/// candidate of the `numeric` detectors, in order, each run once. `upper`:
+/// whether `v` holds a capital (see [`seen`]).
+pub(crate) fn prefilter(
+    v: &[u8],
+    numeric: DetectorSet,
+    upper: bool,
+    mut scan: impl FnMut(usize, usize),
+) {
+    let loader = Loader {
+        upper: upper && numeric.has(Builtin::Iban),
+    };
+    let mut off = 0;
+    let mut cur = loader.load(v, 0);
+    let mut prev_digit = false;
+    let mut done = 0;
+    while off < v.len() {
+        let next = if off + 64 < v.len() {
+            loader.load(v, off + 64)
+        } else {
+            Block::default()
+        };
+        let mut cand = if v.len() <= off + 64 {
+            candidates::<u64>(v, off, cur, next, prev_digit, numeric)
+        } else {
+            candidates::<u128>(v, off, cur, next, prev_digit, numeric)
+        };
+        while cand != 0 {
+            let mut at = off + cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            if v.get(at).is_some_and(|&b| !chainable(b)) {
+                at += 1;
+            }
+            if at < done {
+                continue;
+            }
+            let (from, to) = chainable_run(v, at);
+            scan(from, to);
+            done = to.max(at + 1);
+        }
+        prev_digit = cur.digit >> 63 != 0;
+        cur = next;
+        off += 64;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn bits(v: &[u8], f: impl Fn(u8) -> bool) -> u64 {
+        v.iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, b)| f(**b))
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    #[test]
+    fn block_bitmaps_match_bytewise_classes() {
+        let v: Vec<u8> = (0..=255u8).chain(b"0a+Z (9)".iter().copied()).collect();
+        // Every offset, so values shorter than a word, tails, and classes
+        // straddling word boundaries are all covered.
+        for off in 0..v.len() {
+            for len in [1, 7, 8, 9, 63, 64, 65] {
+                let s = &v[off..v.len().min(off + len)];
+                let b = Loader { upper: true }.load(s, 0);
+                assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
+                // Separators count only in words that hold a digit.
+                let punct = bits(s, |c| (0x20..=0x2f).contains(&c));
+                let word_has_digit = (0..8).fold(0u64, |m, k| {
+                    let word = 0xffu64 << (8 * k);
+                    if b.digit & word != 0 { m | word } else { m }
+                });
+                assert_eq!(b.punct, punct & word_has_digit, "{off} {len}");
+                assert_eq!(b.plus, bits(s, |c| c == b'+'));
+                assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
+            }
+        }
+    }
+
+    #[test]
+    fn anchor_flag_covers_every_anchor_at_every_alignment() {
+        for (anchor, _) in super::super::token::ANCHORS {
+            for pad in 0..20 {
+                let v = format!("{}{anchor}", "z".repeat(pad));
+                assert!(seen(v.as_bytes()).anchor, "{v}");
+            }
+        }
+        // A pair split across two words, and across two blocks.
+        for pad in [7, 63] {
+            let v = format!("{}xo", "z".repeat(pad));
+            assert!(seen(v.as_bytes()).anchor, "{pad}");
+        }
+        for v in [
+            "order shipped to the warehouse",
+            "g h b e x o",
+            "2024-03-15",
+        ] {
+            assert!(!seen(v.as_bytes()).anchor, "{v}");
+        }
+        // Every flag at every position of short and long values, the last
+        // byte included.
+        for len in [1, 2, 15, 16, 17, 18, 33, 40] {
+            for at in 0..len {
+                let mut v = vec![b'z'; len];
+                if len >= 2 {
+                    v[at] = b'Q';
+                    v[(at + 1) % len] = b'7';
+                    assert!(seen(&v).digit, "{len} {at}");
+                    v[(at + 1) % len] = b'z';
+                }
+                v[at] = b'@';
+                assert!(seen(&v).at && !seen(&v).digit, "{len} {at}");
+                v[at] = b'Q';
+                assert!(seen(&v).upper && seen(&v).anchor, "{len} {at}");
+                if at + 1 < len {
+                    v[at] = b'x';
+                    v[at + 1] = b'o';
+                    assert!(seen(&v).anchor && !seen(&v).upper, "{len} {at}");
+                }
+            }
+            assert_eq!(seen(&vec![b'z'; len]), Seen::default());
+        }
+        // The digit gate of short values: no numeric shape in fewer than 8
+        // digits, but IPv4 (4 digits, 3 separators) and IBAN (capitals).
+        for (v, digit) in [
+            ("1234567", false),
+            ("12345678", true),
+            ("123.45", false),
+            ("1.2.3.4", true),
+            ("DE12", true),
+            ("x 1234567890123456", true),
+        ] {
+            assert_eq!(seen(v.as_bytes()).digit, digit, "{v}");
+        }
+        assert!(seen(b"a@b").at);
+    }
+
+    #[test]
+    fn tail_words_are_the_last_bytes_zero_padded() {
+        let v: Vec<u8> = (1..=20).collect();
+        for len in 0..=v.len() {
+            for n in 0..8.min(len + 1) {
+                let mut want = [0u8; 8];
+                want[..n].copy_from_slice(&v[len - n..len]);
+                assert_eq!(
+                    tail_word(&v[..len], n),
+                    u64::from_le_bytes(want),
+                    "{len} {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn word_tests_match_bytewise() {
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                for fill in [0u8, b'g', b'z', 0xff] {
+                    let mut bytes = [fill; 8];
+                    bytes[pos] = b;
+                    let w = u64::from_le_bytes(bytes);
+                    let has = |c: u8| bytes.contains(&c);
+                    assert_eq!(maybe_eq(w, b'g') != 0, has(b'g'), "{bytes:?}");
+                    let hi = |m: u64, f: &dyn Fn(u8) -> bool| {
+                        (0..8).all(|k| (m >> (8 * k + 7) & 1 == 1) == f(bytes[k]))
+                    };
+                    assert!(hi(at_or_upper_mask(w), &|c| (0x40..=0x5a).contains(&c)));
+                    assert!(hi(upper_mask(w), &|c| c.is_ascii_uppercase()));
+                    assert!(hi(eq(w, b'+'), &|c| c == b'+'));
+                }
+            }
+        }
+    }
+
+    fn runs(v: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        prefilter(v.as_bytes(), NUMERIC, true, |f, t| out.push(&v[f..t]));
+        out
+    }
+
+    #[test]
+    fn clean_shapes_have_no_candidates() {
+        for v in [
+            "2024-03-05 09:23:45.012345+00",
+            "2026-11-26 09:24:13+00",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "12345.67",
+            "order_123 shipped 42 of 17",
+            "1700000000",
+        ] {
+            assert!(runs(v).is_empty(), "{v}: {:?}", runs(v));
+        }
+    }
+
+    #[test]
+    fn candidates_found_at_block_edges() {
+        for pad in 55..75 {
+            for pii in [
+                "4111 1111 1111 1111",
+                "123-45-6789",
+                "+1 415 555 2671",
+                "10.0.0.1",
+                "DE89370400440532013000",
+                "(415) 555-2671",
+                "020 7946 0958",
+            ] {
+                let v = format!("{}{pii}", "x".repeat(pad));
+                // `+` is no chain byte: the run starts after it.
+                assert_eq!(runs(&v), [pii.trim_start_matches('+')], "pad {pad}");
+            }
+        }
+    }
+
+    /// The prefiltered scan must find exactly what a scan of the whole value
+    /// finds, on values built from the pieces numbers are made of, at every
+    /// length and alignment.
+    #[test]
+    fn prefiltered_scan_equals_full_scan() {
+        use super::super::detect::Span;
+        use super::super::numeric::{scan_numeric, scan_numeric_range};
+        const PIECES: &[&str] = &[
+            " ",
+            "-",
+            ".",
+            ")",
+            "(",
+            "+",
+            ":",
+            "/",
+            "\t",
+            ",",
+            "x",
+            "e",
+            "DE",
+            "GB",
+            "0",
+            "1",
+            "4111",
+            "1111",
+            "123",
+            "45",
+            "6789",
+            "415",
+            "555",
+            "2671",
+            "020",
+            "7946",
+            "01",
+            "10",
+            "192",
+            "168",
+            "89370400440532013000",
+            "82 WEST 1234 5698 7654 32",
+            "4111111111111111",
+            "2024",
+            "09",
+            "+1 ",
+            "(415) ",
+            ") ",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut full, mut pre) = (Vec::<Span>::new(), Vec::<Span>::new());
+        let mut hits = 0;
+        for _ in 0..40_000 {
+            let mut v = String::new();
+            let pieces = 1 + next() % 90;
+            for _ in 0..pieces {
+                v.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let b = v.as_bytes();
+            full.clear();
+            scan_numeric(b, NUMERIC, &mut full);
+            pre.clear();
+            prefilter(b, NUMERIC, true, |f, t| {
+                scan_numeric_range(b, f, t, NUMERIC, &mut pre)
+            });
+            let key = |s: &Span| (s.start, s.end, s.detector);
+            full.sort_unstable_by_key(key);
+            pre.sort_unstable_by_key(key);
+            assert_eq!(full, pre, "{v:?}");
+            hits += usize::from(!full.is_empty());
+        }
+        assert!(hits > 1000, "the generator must produce matches: {hits}");
+    }
+}
