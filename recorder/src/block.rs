@@ -4,7 +4,6 @@
 use std::io;
 
 use crate::format::{BLOCK_HEADER_LEN, BlockHeader, FormatError, Hash, MAX_BLOCK_RAW, block_hash};
-use crate::record::Record;
 
 /// A finished block, borrowed from the builder until the next one.
 #[derive(Debug)]
@@ -18,12 +17,10 @@ pub struct FinishedBlock<'a> {
     pub raw_len: usize,
 }
 
-/// Accumulates records for one block; reused for every block of a shard so
+/// Compresses, checksums and chains blocks of already encoded records (as a
+/// shard's staging buffer holds them); reused for every block of a shard so
 /// the steady state allocates nothing.
 pub struct BlockBuilder {
-    raw: Vec<u8>,
-    first_seq: u64,
-    count: u32,
     compressor: zstd::bulk::Compressor<'static>,
     out: Vec<u8>,
 }
@@ -31,86 +28,13 @@ pub struct BlockBuilder {
 impl BlockBuilder {
     pub fn new(zstd_level: i32) -> io::Result<Self> {
         Ok(Self {
-            raw: Vec::new(),
-            first_seq: 0,
-            count: 0,
             compressor: zstd::bulk::Compressor::new(zstd_level)?,
             out: Vec::new(),
         })
     }
 
-    /// Adds a record with sequence number `seq`; sequences within a block
-    /// must be consecutive.
-    pub fn push(&mut self, seq: u64, record: &Record) -> Result<(), FormatError> {
-        if self.count == 0 {
-            self.first_seq = seq;
-        } else if seq != self.first_seq + u64::from(self.count) {
-            return Err(FormatError::Invalid {
-                field: "sequence",
-                detail: format!(
-                    "expected {}, got {seq}",
-                    self.first_seq + u64::from(self.count)
-                ),
-            });
-        }
-        let before = self.raw.len();
-        record.encode_into(&mut self.raw)?;
-        if self.raw.len() > MAX_BLOCK_RAW {
-            self.raw.truncate(before);
-            return Err(FormatError::TooLarge {
-                field: "raw block length",
-                len: (self.raw.len()) as u64,
-                max: MAX_BLOCK_RAW as u64,
-            });
-        }
-        self.count += 1;
-        Ok(())
-    }
-
-    /// Raw bytes pending.
-    pub fn raw_len(&self) -> usize {
-        self.raw.len()
-    }
-
-    /// Records pending.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Compresses the pending records into a block linked to `prev_hash` and
-    /// resets the builder for the next block.
-    pub fn finish(&mut self, prev_hash: &Hash) -> io::Result<FinishedBlock<'_>> {
-        let (first_seq, count) = (self.first_seq, self.count);
-        let raw = std::mem::take(&mut self.raw);
-        self.count = 0;
-        let sealed = seal_block(
-            &mut self.compressor,
-            &mut self.out,
-            &raw,
-            first_seq,
-            count,
-            prev_hash,
-        );
-        self.raw = raw;
-        self.raw.clear();
-        let (hash, raw_len) = sealed?;
-        Ok(FinishedBlock {
-            bytes: &self.out,
-            hash,
-            first_seq,
-            count,
-            raw_len,
-        })
-    }
-
-    /// Compresses already encoded records (`count` of them, from `first_seq`,
-    /// as a shard's staging buffer holds them) into a block linked to
-    /// `prev_hash`. The pending records of [`BlockBuilder::push`] are not
-    /// touched.
+    /// Compresses `raw` — `count` encoded records with consecutive sequences
+    /// from `first_seq` — into a block linked to `prev_hash`.
     pub fn build(
         &mut self,
         raw: &[u8],
@@ -222,7 +146,7 @@ impl BlockDecoder {
 mod tests {
     use super::*;
     use crate::format::{ZERO_HASH, block_hash};
-    use crate::record::{RawRecords, RecordBody};
+    use crate::record::{RawRecords, Record, RecordBody};
     use bytes::Bytes;
 
     #[test]
@@ -237,10 +161,11 @@ mod tests {
                 )),
             })
             .collect();
-        for (i, r) in recs.iter().enumerate() {
-            b.push(10 + i as u64, r).unwrap();
+        let mut raw = Vec::new();
+        for r in &recs {
+            r.encode_into(&mut raw).unwrap();
         }
-        let blk = b.finish(&[3; 32]).unwrap();
+        let blk = b.build(&raw, 10, 50, &[3; 32]).unwrap();
         let bytes = blk.bytes.to_vec();
         let hash = blk.hash;
         let h = BlockHeader::decode(&bytes).unwrap();
@@ -248,27 +173,22 @@ mod tests {
         BlockHeader::check_crc(&bytes, &bytes[BLOCK_HEADER_LEN..]).unwrap();
         assert_eq!(hash, block_hash(&bytes, &bytes[BLOCK_HEADER_LEN..]));
         let mut d = BlockDecoder::new().unwrap();
-        let raw = d.decompress(&h, &bytes[BLOCK_HEADER_LEN..]).unwrap();
-        let back: Vec<Record> = RawRecords::new(raw)
-            .map(|r| r.unwrap().to_record().unwrap())
-            .collect();
+        let back: Vec<Record> =
+            RawRecords::new(d.decompress(&h, &bytes[BLOCK_HEADER_LEN..]).unwrap())
+                .map(|r| r.unwrap().to_record().unwrap())
+                .collect();
         assert_eq!(back, recs);
-        assert!(b.is_empty());
-        b.push(60, &recs[0]).unwrap();
-        let next = b.finish(&hash).unwrap();
+        let mut one = Vec::new();
+        recs[0].encode_into(&mut one).unwrap();
+        let next = b.build(&one, 60, 1, &hash).unwrap();
         assert_ne!(next.hash, ZERO_HASH);
         assert_eq!(BlockHeader::decode(next.bytes).unwrap().prev_hash, hash);
     }
 
     #[test]
-    fn non_consecutive_sequence_is_refused() {
+    fn oversized_raw_block_is_refused() {
         let mut b = BlockBuilder::new(1).unwrap();
-        let r = Record {
-            session: 1,
-            timestamp_ns: 0,
-            body: RecordBody::ClientData(Bytes::new()),
-        };
-        b.push(5, &r).unwrap();
-        assert!(b.push(7, &r).is_err());
+        let raw = vec![0u8; MAX_BLOCK_RAW + 1];
+        assert!(b.build(&raw, 0, 1, &ZERO_HASH).is_err());
     }
 }
