@@ -106,3 +106,30 @@ impl SessionRecording {
         r.wait_durable(seq).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn stamps_follow_the_monotonic_clock_from_the_session_start() {
+        let start = Instant::now();
+        let r = SessionRecording {
+            rec: None,
+            session: 1,
+            base: (start, 1_000_000_000),
+        };
+        assert_eq!(r.stamp(start), 1_000_000_000);
+        assert_eq!(
+            r.stamp(start + Duration::from_micros(1500)),
+            1_000_000_000 + 1_500_000
+        );
+        // An instant before the base (a read timed just before the session
+        // was set up) never goes back past the start.
+        if let Some(earlier) = start.checked_sub(Duration::from_millis(1)) {
+            assert_eq!(r.stamp(earlier), 1_000_000_000);
+        }
+    }
+}
