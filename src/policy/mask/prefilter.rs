@@ -11,6 +11,8 @@
 
 use std::ops::{BitAnd, BitOr, BitOrAssign, Not, Shl, Shr};
 
+use wide::i8x16;
+
 use super::detect::{Builtin, DetectorSet};
 use super::numeric::{chainable, chainable_run, digit_mask};
 
@@ -56,12 +58,6 @@ fn upper_mask(w: u64) -> u64 {
     at_least_a & !above_z & !w & HIGH
 }
 
-/// Packs the high bit of each byte into one bit per byte (byte `k` -> bit `k`).
-#[inline]
-fn gather(hi: u64) -> u64 {
-    ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
-}
-
 /// The last `n` (< 8) bytes of `v` as a word padded with zero bytes, from at
 /// most two overlapping loads (no byte loop, no copy).
 #[inline(always)]
@@ -92,17 +88,14 @@ fn load<const N: usize>(v: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
-/// which belong to no class (so the end of a value looks like a boundary).
+/// Bitmaps of one 64-byte block; bytes past the value belong to no class
+/// (so the end of a value looks like a boundary).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Block {
     digit: u64,
     punct: u64,
     plus: u64,
     upper: u64,
-    /// Population counts of `digit` and `punct`.
-    digits: u32,
-    puncts: u32,
 }
 
 /// Number of high bits set in a byte mask: the multiply sums the bytes' low
@@ -221,7 +214,7 @@ fn has_pair(w0: u64, w1: u64) -> bool {
     })
 }
 
-/// Word-level state of the bitmap pass.
+/// State of the bitmap pass.
 #[derive(Clone, Copy, Default)]
 struct Loader {
     /// Build capital bitmaps (IBAN is enabled and the value has a capital).
@@ -233,46 +226,79 @@ fn eq(w: u64, c: u8) -> u64 {
     zero_bytes(w ^ (ONES * u64::from(c)))
 }
 
+/// Lanes of `x` in `lo..lo + n` (n <= 128): the add moves that range to the
+/// bottom of the signed range, so one signed compare tests both ends.
+#[inline(always)]
+fn in_range(x: i8x16, lo: u8, n: u8) -> u32 {
+    let shifted = x + i8x16::splat(0x80u8.wrapping_sub(lo) as i8);
+    shifted
+        .simd_lt(i8x16::splat((0x80u8.wrapping_add(n)) as i8))
+        .to_bitmask()
+}
+
+/// Sixteen bytes of `v` from `at`; the caller guarantees they exist.
+#[inline(always)]
+fn load16(v: &[u8], at: usize) -> i8x16 {
+    let mut bytes = [0u8; 16];
+    if let Some(src) = v.get(at..at + 16) {
+        bytes.copy_from_slice(src);
+    }
+    i8x16::from_ne_bytes(bytes)
+}
+
+/// A value under 16 bytes, zero-padded, from two words (a byte array copy
+/// would cost a store-forwarding stall before the vector load).
+#[inline(always)]
+fn load_short(v: &[u8]) -> i8x16 {
+    let n = v.len();
+    let w0 = if n >= 8 { load::<8>(v, 0) } else { tail_word(v, n) };
+    let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
+    i8x16::from_ne_bytes((u128::from(w0) | u128::from(w1) << 64).to_le_bytes())
+}
+
 impl Loader {
-    /// Adds word `w` at bit `k` of `b`. Digits and separators are only
-    /// gathered for words that hold a digit: a separator matters only next to
-    /// a digit, and a chain has a digit at least every third byte, so it never
-    /// spans a digit-free word.
+    /// Adds the classes of the 16 bytes `x`, of which the `keep` lowest
+    /// mask bits are shifted to bit `k` of `b` (`drop` leading lanes are
+    /// already counted: an overlapping tail load).
     #[inline(always)]
-    fn add(&self, b: &mut Block, w: u64, k: u32) {
-        let digit = digit_mask(w);
-        if digit != 0 {
-            let punct = punct_mask(w);
-            b.digit |= gather(digit) << k;
-            b.punct |= gather(punct) << k;
-            b.digits += count_high(digit);
-            b.puncts += count_high(punct);
-        }
-        let plus = eq(w, b'+');
-        if plus != 0 {
-            b.plus |= gather(plus) << k;
-        }
+    fn add(&self, b: &mut Block, x: i8x16, drop: u32, k: u32) {
+        let place = |m: u32| u64::from(m >> drop) << k;
+        b.digit |= place(in_range(x, b'0', 10));
+        b.punct |= place(in_range(x, 0x20, 16));
+        b.plus |= place(x.simd_eq(i8x16::splat(b'+' as i8)).to_bitmask());
         if self.upper {
-            b.upper |= gather(upper_mask(w)) << k;
+            b.upper |= place(in_range(x, b'A', 26));
         }
     }
 
     #[inline(always)]
     fn load(&self, v: &[u8], off: usize) -> Block {
         let mut b = Block::default();
-        let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
+        let end = v.len().min(off + 64);
+        if off >= end {
             return b;
-        };
-        let mut chunks = bytes.chunks_exact(8);
-        let mut k = 0;
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            self.add(&mut b, w, k);
-            k += 8;
         }
-        let rem = chunks.remainder();
-        if !rem.is_empty() {
-            self.add(&mut b, tail_word(v, rem.len()), k);
+        if end - off == 64 {
+            for k in 0..4 {
+                self.add(&mut b, load16(v, off + 16 * k), 0, 16 * k as u32);
+            }
+            return b;
+        }
+        let mut at = off;
+        while at + 16 <= end {
+            self.add(&mut b, load16(v, at), 0, (at - off) as u32);
+            at += 16;
+        }
+        if at < end {
+            // `end` is the value's end: the last 16 bytes of the value,
+            // overlapping what was already classified, or a short value.
+            let x = if v.len() >= 16 {
+                load16(v, v.len() - 16)
+            } else {
+                load_short(v)
+            };
+            let drop = if v.len() >= 16 { 16 - (end - at) } else { 0 };
+            self.add(&mut b, x, drop as u32, (at - off) as u32);
         }
         b
     }
@@ -367,10 +393,13 @@ fn candidates<T: Bits>(
     let p = T::join(cur.punct, next.punct);
     // Every shape needs 8 digits, but IPv4 (4 digits, 3 separators) and
     // IBAN (capitals).
-    let digits = cur.digits + next.digits;
-    let puncts = cur.puncts + next.puncts;
-    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && puncts < 3) {
-        return 0;
+    if cur.upper | next.upper == 0 {
+        let digits = cur.digit.count_ones() + next.digit.count_ones();
+        if digits < 4
+            || digits < 8 && cur.punct.count_ones() + next.punct.count_ones() < 3
+        {
+            return 0;
+        }
     }
     let before = if prev_digit { T::ONE } else { T::ZERO };
     let gs = d & !((d << 1) | before);
@@ -518,13 +547,7 @@ mod tests {
                 let s = &v[off..v.len().min(off + len)];
                 let b = Loader { upper: true }.load(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
-                // Separators count only in words that hold a digit.
-                let punct = bits(s, |c| (0x20..=0x2f).contains(&c));
-                let word_has_digit = (0..8).fold(0u64, |m, k| {
-                    let word = 0xffu64 << (8 * k);
-                    if b.digit & word != 0 { m | word } else { m }
-                });
-                assert_eq!(b.punct, punct & word_has_digit, "{off} {len}");
+                assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
                 assert_eq!(b.plus, bits(s, |c| c == b'+'));
                 assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
             }
