@@ -138,34 +138,53 @@ fn classes(x: u8, y: u8) -> u8 {
         | (u8::from(pair) * SEEN_PAIR)
 }
 
-/// What `v` holds. Sixteen bytes (and their successors) per step, in a
-/// shape the compiler turns into SIMD compares; values under 17 bytes go
-/// through two words instead.
+/// Lanes of `x` in `lo..lo + n`, as a lane mask (see [`in_range`]).
+#[inline(always)]
+fn in_range_lanes(x: i8x16, lo: u8, n: u8) -> i8x16 {
+    let shifted = x + i8x16::splat(0x80u8.wrapping_sub(lo) as i8);
+    shifted.simd_lt(i8x16::splat((0x80u8.wrapping_add(n)) as i8))
+}
+
+#[inline(always)]
+fn lanes_eq(x: i8x16, c: u8) -> i8x16 {
+    x.simd_eq(i8x16::splat(c as i8))
+}
+
+/// What `v` holds. Sixteen bytes and their successors (an overlapping load
+/// one byte on) per step, as lane masks ORed together and tested once at
+/// the end; values under 17 bytes go through two words instead.
 pub(crate) fn seen(v: &[u8]) -> Seen {
     let n = v.len();
     if n < 17 {
         return seen_short(v);
     }
-    let mut acc = [0u8; 16];
-    let mut windows = 0;
-    while let Some(w) = v.get(windows * 16..windows * 16 + 17) {
-        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
-        for j in 0..16 {
-            acc[j] |= classes(w[j], w[j + 1]);
-        }
-        windows += 1;
+    let zero = i8x16::splat(0);
+    let (mut digit, mut at, mut upper, mut pair) = (zero, zero, zero, zero);
+    let mut step = |i: usize| {
+        let x = load16(v, i);
+        let y = load16(v, i + 1);
+        digit |= in_range_lanes(x, b'0', 10);
+        at |= lanes_eq(x, b'@');
+        upper |= in_range_lanes(x, b'A', 26);
+        pair |= lanes_eq(x, b'g') & lanes_eq(y | i8x16::splat(1), b'i')
+            | lanes_eq(x, b'b') & lanes_eq(y, b'e')
+            | lanes_eq(x, b'x') & lanes_eq(y, b'o');
+    };
+    let mut i = 0;
+    while i + 17 <= n {
+        step(i);
+        i += 16;
     }
-    // The bytes the windows left out: one more window over the last 17 bytes
+    // The bytes the steps left out: one more step over the last 17 bytes
     // (the overlap only repeats flags), then the last byte, which has no
     // successor.
-    if let Some(w) = v.get(n - 17..) {
-        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
-        for j in 0..16 {
-            acc[j] |= classes(w[j], w[j + 1]);
-        }
-    }
-    acc[0] |= classes(v[n - 1], 0);
-    let all = acc.iter().fold(0, |a, &b| a | b);
+    step(n - 17);
+    let last = classes(v[n - 1], 0);
+    let all = last
+        | u8::from(digit.any()) * SEEN_DIGIT
+        | u8::from(at.any()) * SEEN_AT
+        | u8::from(upper.any()) * SEEN_UPPER
+        | u8::from(pair.any()) * SEEN_PAIR;
     Seen {
         digit: all & SEEN_DIGIT != 0,
         at: all & SEEN_AT != 0,
