@@ -1,10 +1,11 @@
-//! Whole-value prefilter for the digit-based detectors: one SWAR pass turns
-//! each 64-byte block into bitmaps (bit `i` = byte `i`) of digits, separators,
-//! `+` and capitals, and a few shifts and ANDs over those bitmaps find the
-//! places where a card, SSN, phone, IPv4 or IBAN can possibly start. Only the
-//! [`chainable_run`](super::numeric::chainable_run) around such a place is
-//! handed to the exact detectors, so a timestamp or a UUID costs a few word
-//! operations and never reaches a parser.
+//! Whole-value prefilter for the digit-based detectors: SSE2 compares and
+//! byte masks (`wide::i8x16`, a safe wrapper over `pcmpeqb`/`pcmpgtb`/
+//! `pmovmskb`) turn each 64-byte window into bitmaps (bit `i` = byte `i`) of
+//! digits, separators, `+`, `0` and capitals, and a few shifts and ANDs over
+//! those bitmaps find the places where a card, SSN, phone, IPv4 or IBAN can
+//! possibly start. Only the [`chainable_run`](super::numeric::chainable_run)
+//! around such a place is handed to the exact detectors, so a timestamp or a
+//! UUID costs a few word operations and never reaches a parser.
 //!
 //! Every condition here is *necessary* for its detector (a superset of what
 //! the detector accepts), never sufficient: exactness stays with `numeric.rs`.
@@ -180,16 +181,13 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
     // successor.
     step(n - 17);
     let last = classes(v[n - 1], 0);
-    let all = last
-        | u8::from(digit.any()) * SEEN_DIGIT
-        | u8::from(at.any()) * SEEN_AT
-        | u8::from(upper.any()) * SEEN_UPPER
-        | u8::from(pair.any()) * SEEN_PAIR;
+    let has = |lanes: i8x16, flag: u8| lanes.any() || last & flag != 0;
+    let upper = has(upper, SEEN_UPPER);
     Seen {
-        digit: all & SEEN_DIGIT != 0,
-        at: all & SEEN_AT != 0,
-        upper: all & SEEN_UPPER != 0,
-        anchor: all & (SEEN_UPPER | SEEN_PAIR) != 0,
+        digit: has(digit, SEEN_DIGIT),
+        at: has(at, SEEN_AT),
+        upper,
+        anchor: upper || has(pair, SEEN_PAIR),
     }
 }
 
@@ -272,7 +270,11 @@ fn load16(v: &[u8], at: usize) -> i8x16 {
 #[inline(always)]
 fn load_short(v: &[u8]) -> i8x16 {
     let n = v.len();
-    let w0 = if n >= 8 { load::<8>(v, 0) } else { tail_word(v, n) };
+    let w0 = if n >= 8 {
+        load::<8>(v, 0)
+    } else {
+        tail_word(v, n)
+    };
     let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
     i8x16::from_ne_bytes((u128::from(w0) | u128::from(w1) << 64).to_le_bytes())
 }
@@ -359,8 +361,8 @@ pub(crate) const NUMERIC: DetectorSet = DetectorSet(
         | 1 << Builtin::Ipv4 as u8,
 );
 
-/// A bitmap window: `u64` for a value that fits one block, `u128` for two
-/// blocks, so patterns that start in the first block can look 64 bytes ahead.
+/// A bitmap window (only `u64` now: see [`STRIDE`]; a `u128` window of two
+/// blocks cost twice the operations per byte).
 trait Bits:
     Copy
     + PartialEq
@@ -407,8 +409,6 @@ macro_rules! bits {
 }
 
 bits!(u64, |lo: u64, _hi: u64| lo);
-bits!(u128, |lo: u64, hi: u64| u128::from(lo)
-    | u128::from(hi) << 64);
 
 /// Digits in the run of digits and separators that starts at bit `i` of the
 /// window (a superset of any chain starting there) reach `min`. A run that
@@ -422,10 +422,12 @@ fn run_digits_at_least<T: Bits>(d: T, p: T, i: u32, min: u32) -> bool {
     ((d >> i) & !(!T::ZERO << run)).ones() >= min
 }
 
-/// Candidate positions in block `cur` (bit `i` = byte `off + i`): inside each,
-/// some enabled numeric detector may match in the chainable run containing
-/// it. `prev_digit` says whether the byte before the block is a digit. `T`
-/// is `u64` only when `next` is past the value's end.
+/// Candidate positions in window `cur` (bit `i` = byte `off + i`): inside
+/// each, some enabled numeric detector may match in the chainable run
+/// containing it. `prev_digit` says whether the byte before the window is a
+/// digit. Bits whose shapes run past the window are kept (a run reaching the
+/// window's end counts as long enough); the caller keeps only the first
+/// [`STRIDE`] bits of a window that is not the value's last.
 #[inline(always)]
 fn candidates<T: Bits>(
     v: &[u8],
@@ -441,9 +443,7 @@ fn candidates<T: Bits>(
     // IBAN (capitals).
     if cur.upper | next.upper == 0 {
         let digits = cur.digit.count_ones() + next.digit.count_ones();
-        if digits < 4
-            || digits < 8 && cur.punct.count_ones() + next.punct.count_ones() < 3
-        {
+        if digits < 4 || digits < 8 && cur.punct.count_ones() + next.punct.count_ones() < 3 {
             return 0;
         }
     }
@@ -600,13 +600,32 @@ mod tests {
         // Every offset, so values shorter than a word, tails, and classes
         // straddling word boundaries are all covered.
         for off in 0..v.len() {
-            for len in [1, 7, 8, 9, 63, 64, 65] {
+            for len in [1, 7, 8, 9, 15, 16, 17, 31, 33, 47, 48, 49, 63, 64, 65] {
                 let s = &v[off..v.len().min(off + len)];
                 let b = Loader { upper: true }.load::<64>(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
                 assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
                 assert_eq!(b.plus, bits(s, |c| c == b'+'));
+                assert_eq!(b.zero, bits(s, |c| c == b'0'));
                 assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
+            }
+        }
+    }
+
+    /// A window moved on by a stride holds what a fresh load there holds, at
+    /// every length of value (so the tail loads at each alignment too).
+    #[test]
+    fn advanced_windows_equal_fresh_loads() {
+        let v: Vec<u8> = (0..400u32).map(|i| (i * 37 % 251) as u8).collect();
+        let loader = Loader { upper: true };
+        for len in 0..v.len() {
+            let s = &v[..len];
+            let mut win = loader.load::<64>(s, 0);
+            let mut off = 0;
+            while off + 64 < len {
+                win = win.advance(loader.load::<STRIDE>(s, off + 64));
+                off += STRIDE;
+                assert_eq!(win, loader.load::<64>(s, off), "{len} {off}");
             }
         }
     }
