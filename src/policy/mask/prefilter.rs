@@ -191,6 +191,37 @@ pub(crate) fn seen(v: &[u8]) -> Seen {
     }
 }
 
+/// [`seen`] of a long value, where only the digit and capital flags pay
+/// for themselves: `@` and the anchors are reported as possible, because
+/// `memchr` and the anchor automaton's own vectorised prefilter look for
+/// them faster than a flag pass would (and long text nearly always holds
+/// one of the anchor pairs anyway).
+pub(crate) fn seen_long(v: &[u8]) -> Seen {
+    let n = v.len();
+    if n < 16 {
+        return seen(v);
+    }
+    let zero = i8x16::splat(0);
+    let (mut digit, mut upper) = (zero, zero);
+    let mut step = |i: usize| {
+        let x = load16(v, i);
+        digit |= in_range_lanes(x, b'0', 10);
+        upper |= in_range_lanes(x, b'A', 26);
+    };
+    let mut i = 0;
+    while i + 16 <= n {
+        step(i);
+        i += 16;
+    }
+    step(n - 16);
+    Seen {
+        digit: digit.any(),
+        at: true,
+        upper: upper.any(),
+        anchor: true,
+    }
+}
+
 /// [`seen`] of a value under 17 bytes, from two zero-padded words (a byte
 /// array would cost a store-forwarding stall before the vector load).
 fn seen_short(v: &[u8]) -> Seen {
@@ -630,6 +661,11 @@ mod tests {
         }
     }
 
+    /// Position `at` counted from the end of a value of `len` bytes.
+    fn at_end(len: usize, at: usize) -> usize {
+        len - 1 - at
+    }
+
     #[test]
     fn anchor_flag_covers_every_anchor_at_every_alignment() {
         for (anchor, _) in super::super::token::ANCHORS {
@@ -672,6 +708,18 @@ mod tests {
                 }
             }
             assert_eq!(seen(&vec![b'z'; len]), Seen::default());
+            for (long, at) in [len + 15, len + 40]
+                .into_iter()
+                .flat_map(|l| (0..len).map(move |a| (l, a)))
+            {
+                let mut v = vec![b'z'; long];
+                v[at_end(long, at)] = b'Q';
+                let s = seen_long(&v);
+                assert!(s.upper && !s.digit && s.at && s.anchor, "{long} {at}");
+                v[at_end(long, at)] = b'5';
+                let s = seen_long(&v);
+                assert!(!s.upper && s.digit, "{long} {at}");
+            }
         }
         // The digit gate of short values: no numeric shape in fewer than 8
         // digits, but IPv4 (4 digits, 3 separators) and IBAN (capitals).
