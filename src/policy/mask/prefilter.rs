@@ -15,49 +15,7 @@ use std::ops::{BitAnd, BitOr, BitOrAssign, Not, Shl, Shr};
 use wide::i8x16;
 
 use super::detect::{Builtin, DetectorSet};
-use super::numeric::{chainable, chainable_run, digit_mask};
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// High bit of each zero byte of `x`.
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & LOW7) + LOW7) | x) & HIGH
-}
-
-/// High bit of each byte in `0x20..=0x2f`: space and `!"#$%&'()*+,-./`, a
-/// superset of every chain separator (` `, `-`, `.`, `)`, `(`).
-#[inline]
-fn punct_mask(w: u64) -> u64 {
-    zero_bytes((w & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x2020_2020_2020_2020)
-}
-
-/// A high bit in each byte equal to `c`, and possibly in a byte just above
-/// one (the borrow of the subtraction): enough for "may hold `c`" flags.
-#[inline]
-fn maybe_eq(w: u64, c: u8) -> u64 {
-    let x = w ^ (ONES * u64::from(c));
-    x.wrapping_sub(ONES) & !x & HIGH
-}
-
-/// High bit of each byte in `0x40..=0x5a`: `@` and the capitals.
-#[inline]
-fn at_or_upper_mask(w: u64) -> u64 {
-    let y = w & LOW7;
-    let at_least = y + 0x4040_4040_4040_4040;
-    let above = y + 0x2525_2525_2525_2525;
-    at_least & !above & !w & HIGH
-}
-
-#[inline]
-fn upper_mask(w: u64) -> u64 {
-    let y = w & LOW7;
-    let at_least_a = y + 0x3f3f_3f3f_3f3f_3f3f;
-    let above_z = y + 0x2525_2525_2525_2525;
-    at_least_a & !above_z & !w & HIGH
-}
+use super::numeric::{chainable, chainable_run};
 
 /// The last `n` (< 8) bytes of `v` as a word padded with zero bytes, from at
 /// most two overlapping loads (no byte loop, no copy).
@@ -99,13 +57,6 @@ struct Block {
     /// `0` digits: trunk prefixes start with one, E.164 numbers never do.
     zero: u64,
     upper: u64,
-}
-
-/// Number of high bits set in a byte mask: the multiply sums the bytes' low
-/// bits into the top byte (at most 8, so nothing carries).
-#[inline(always)]
-fn count_high(m: u64) -> u32 {
-    ((m >> 7).wrapping_mul(ONES) >> 56) as u32
 }
 
 /// What a value holds, as far as the detectors care: one vectorised pass.
@@ -222,9 +173,35 @@ pub(crate) fn seen_long(v: &[u8]) -> Seen {
     }
 }
 
-/// [`seen`] of a value under 17 bytes, from two zero-padded words (a byte
-/// array would cost a store-forwarding stall before the vector load).
+/// [`seen`] of a value under 17 bytes: the same lane masks over the value
+/// zero-padded to 16 bytes (from two words: a byte array would cost a
+/// store-forwarding stall before the vector load), its successor bytes being
+/// the same bits one byte on.
 fn seen_short(v: &[u8]) -> Seen {
+    let (w0, w1) = short_words(v);
+    let bits = u128::from(w0) | u128::from(w1) << 64;
+    let x = i8x16::from_ne_bytes(bits.to_le_bytes());
+    let y = i8x16::from_ne_bytes((bits >> 8).to_le_bytes());
+    let upper = in_range(x, b'A', 26) != 0;
+    // The same gate as in `candidates`, so a short id or amount stops here.
+    let digits = in_range(x, b'0', 10).count_ones();
+    let digit = digits > 0
+        && (upper || digits >= 8 || digits >= 4 && in_range(x, 0x20, 16).count_ones() >= 3);
+    let pair = (lanes_eq(x, b'g') & lanes_eq(y | i8x16::splat(1), b'i')
+        | lanes_eq(x, b'b') & lanes_eq(y, b'e')
+        | lanes_eq(x, b'x') & lanes_eq(y, b'o'))
+    .any();
+    Seen {
+        digit,
+        at: lanes_eq(x, b'@').any(),
+        upper,
+        anchor: upper || pair,
+    }
+}
+
+/// A value of at most 16 bytes as two little-endian words, zero-padded.
+#[inline(always)]
+fn short_words(v: &[u8]) -> (u64, u64) {
     let n = v.len();
     let w0 = if n >= 8 {
         load::<8>(v, 0)
@@ -232,36 +209,7 @@ fn seen_short(v: &[u8]) -> Seen {
         tail_word(v, n)
     };
     let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
-    let mut seen = Seen::default();
-    if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
-        seen.at = eq(w0, b'@') | eq(w1, b'@') != 0;
-        seen.upper = upper_mask(w0) | upper_mask(w1) != 0;
-    }
-    // The same gate as in `candidates`, so a short id or amount stops here.
-    let digits = count_high(digit_mask(w0)) + count_high(digit_mask(w1));
-    seen.digit = digits > 0
-        && (seen.upper
-            || digits >= 8
-            || digits >= 4 && count_high(punct_mask(w0)) + count_high(punct_mask(w1)) >= 3);
-    let first = |w| maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
-    seen.anchor = seen.upper || first(w0) | first(w1) != 0 && has_pair(w0, w1);
-    seen
-}
-
-/// `gh`, `gi`, `be` or `xo` in the 16 bytes `w0` then `w1`.
-fn has_pair(w0: u64, w1: u64) -> bool {
-    let kinds = |w: u64| {
-        [
-            (eq(w, b'g'), eq(w & !ONES, b'h')),
-            (eq(w, b'b'), eq(w, b'e')),
-            (eq(w, b'x'), eq(w, b'o')),
-        ]
-    };
-    let (k0, k1) = (kinds(w0), kinds(w1));
-    k0.iter().zip(&k1).any(|(&(f0, s0), &(f1, s1))| {
-        // Second letter one byte (eight bits) up, or across the word edge.
-        f0 & (s0 >> 8) | f1 & (s1 >> 8) | (f0 >> 56) & s1 != 0
-    })
+    (w0, w1)
 }
 
 /// State of the bitmap pass.
@@ -269,11 +217,6 @@ fn has_pair(w0: u64, w1: u64) -> bool {
 struct Loader {
     /// Build capital bitmaps (IBAN is enabled and the value has a capital).
     upper: bool,
-}
-
-#[inline]
-fn eq(w: u64, c: u8) -> u64 {
-    zero_bytes(w ^ (ONES * u64::from(c)))
 }
 
 /// Lanes of `x` in `lo..lo + n` (n <= 128): the add moves that range to the
@@ -748,27 +691,6 @@ mod tests {
                     u64::from_le_bytes(want),
                     "{len} {n}"
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn word_tests_match_bytewise() {
-        for pos in 0..8 {
-            for b in 0..=255u8 {
-                for fill in [0u8, b'g', b'z', 0xff] {
-                    let mut bytes = [fill; 8];
-                    bytes[pos] = b;
-                    let w = u64::from_le_bytes(bytes);
-                    let has = |c: u8| bytes.contains(&c);
-                    assert_eq!(maybe_eq(w, b'g') != 0, has(b'g'), "{bytes:?}");
-                    let hi = |m: u64, f: &dyn Fn(u8) -> bool| {
-                        (0..8).all(|k| (m >> (8 * k + 7) & 1 == 1) == f(bytes[k]))
-                    };
-                    assert!(hi(at_or_upper_mask(w), &|c| (0x40..=0x5a).contains(&c)));
-                    assert!(hi(upper_mask(w), &|c| c.is_ascii_uppercase()));
-                    assert!(hi(eq(w, b'+'), &|c| c == b'+'));
-                }
             }
         }
     }
