@@ -7,7 +7,7 @@
 //! (or [`MaskPolicy::mask_value_in_place`] on the frame buffer), and free text
 //! (COPY rows, HTTP bodies) with [`MaskPolicy::mask_text`]. A value with no
 //! candidate costs one vectorised flag pass (plus, when it has digits enough
-//! for some number shape, one word-at-a-time bitmap pass; see `prefilter.rs`)
+//! for some number shape, one SIMD bitmap pass; see `prefilter.rs`)
 //! and no copy.
 //!
 //! Semantics, in brief:

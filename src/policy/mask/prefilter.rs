@@ -1,66 +1,21 @@
-//! Whole-value prefilter for the digit-based detectors: one SWAR pass turns
-//! each 64-byte block into bitmaps (bit `i` = byte `i`) of digits, separators,
-//! `+` and capitals, and a few shifts and ANDs over those bitmaps find the
-//! places where a card, SSN, phone, IPv4 or IBAN can possibly start. Only the
-//! [`chainable_run`](super::numeric::chainable_run) around such a place is
-//! handed to the exact detectors, so a timestamp or a UUID costs a few word
-//! operations and never reaches a parser.
+//! Whole-value prefilter for the digit-based detectors: SSE2 compares and
+//! byte masks (`wide::i8x16`, a safe wrapper over `pcmpeqb`/`pcmpgtb`/
+//! `pmovmskb`) turn each 64-byte window into bitmaps (bit `i` = byte `i`) of
+//! digits, separators, `+`, `0` and capitals, and a few shifts and ANDs over
+//! those bitmaps find the places where a card, SSN, phone, IPv4 or IBAN can
+//! possibly start. Only the [`chainable_run`](super::numeric::chainable_run)
+//! around such a place is handed to the exact detectors, so a timestamp or a
+//! UUID costs a few word operations and never reaches a parser.
 //!
 //! Every condition here is *necessary* for its detector (a superset of what
 //! the detector accepts), never sufficient: exactness stays with `numeric.rs`.
 
 use std::ops::{BitAnd, BitOr, BitOrAssign, Not, Shl, Shr};
 
+use wide::i8x16;
+
 use super::detect::{Builtin, DetectorSet};
-use super::numeric::{chainable, chainable_run, digit_mask};
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// High bit of each zero byte of `x`.
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & LOW7) + LOW7) | x) & HIGH
-}
-
-/// High bit of each byte in `0x20..=0x2f`: space and `!"#$%&'()*+,-./`, a
-/// superset of every chain separator (` `, `-`, `.`, `)`, `(`).
-#[inline]
-fn punct_mask(w: u64) -> u64 {
-    zero_bytes((w & 0xf0f0_f0f0_f0f0_f0f0) ^ 0x2020_2020_2020_2020)
-}
-
-/// A high bit in each byte equal to `c`, and possibly in a byte just above
-/// one (the borrow of the subtraction): enough for "may hold `c`" flags.
-#[inline]
-fn maybe_eq(w: u64, c: u8) -> u64 {
-    let x = w ^ (ONES * u64::from(c));
-    x.wrapping_sub(ONES) & !x & HIGH
-}
-
-/// High bit of each byte in `0x40..=0x5a`: `@` and the capitals.
-#[inline]
-fn at_or_upper_mask(w: u64) -> u64 {
-    let y = w & LOW7;
-    let at_least = y + 0x4040_4040_4040_4040;
-    let above = y + 0x2525_2525_2525_2525;
-    at_least & !above & !w & HIGH
-}
-
-#[inline]
-fn upper_mask(w: u64) -> u64 {
-    let y = w & LOW7;
-    let at_least_a = y + 0x3f3f_3f3f_3f3f_3f3f;
-    let above_z = y + 0x2525_2525_2525_2525;
-    at_least_a & !above_z & !w & HIGH
-}
-
-/// Packs the high bit of each byte into one bit per byte (byte `k` -> bit `k`).
-#[inline]
-fn gather(hi: u64) -> u64 {
-    ((hi >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
-}
+use super::numeric::{chainable, chainable_run};
 
 /// The last `n` (< 8) bytes of `v` as a word padded with zero bytes, from at
 /// most two overlapping loads (no byte loop, no copy).
@@ -92,24 +47,16 @@ fn load<const N: usize>(v: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Bitmaps of one 64-byte block; bytes past the value read as zero bytes,
-/// which belong to no class (so the end of a value looks like a boundary).
+/// Bitmaps of one 64-byte block; bytes past the value belong to no class
+/// (so the end of a value looks like a boundary).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Block {
     digit: u64,
     punct: u64,
     plus: u64,
+    /// `0` digits: trunk prefixes start with one, E.164 numbers never do.
+    zero: u64,
     upper: u64,
-    /// Population counts of `digit` and `punct`.
-    digits: u32,
-    puncts: u32,
-}
-
-/// Number of high bits set in a byte mask: the multiply sums the bytes' low
-/// bits into the top byte (at most 8, so nothing carries).
-#[inline(always)]
-fn count_high(m: u64) -> u32 {
-    ((m >> 7).wrapping_mul(ONES) >> 56) as u32
 }
 
 /// What a value holds, as far as the detectors care: one vectorised pass.
@@ -143,45 +90,118 @@ fn classes(x: u8, y: u8) -> u8 {
         | (u8::from(pair) * SEEN_PAIR)
 }
 
-/// What `v` holds. Sixteen bytes (and their successors) per step, in a
-/// shape the compiler turns into SIMD compares; values under 17 bytes go
-/// through two words instead.
+/// Lanes of `x` in `lo..lo + n`, as a lane mask (see [`in_range`]).
+#[inline(always)]
+fn in_range_lanes(x: i8x16, lo: u8, n: u8) -> i8x16 {
+    let shifted = x + i8x16::splat(0x80u8.wrapping_sub(lo) as i8);
+    shifted.simd_lt(i8x16::splat((0x80u8.wrapping_add(n)) as i8))
+}
+
+#[inline(always)]
+fn lanes_eq(x: i8x16, c: u8) -> i8x16 {
+    x.simd_eq(i8x16::splat(c as i8))
+}
+
+/// What `v` holds. Sixteen bytes and their successors (an overlapping load
+/// one byte on) per step, as lane masks ORed together and tested once at
+/// the end; values under 17 bytes go through two words instead.
 pub(crate) fn seen(v: &[u8]) -> Seen {
     let n = v.len();
     if n < 17 {
         return seen_short(v);
     }
-    let mut acc = [0u8; 16];
-    let mut windows = 0;
-    while let Some(w) = v.get(windows * 16..windows * 16 + 17) {
-        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
-        for j in 0..16 {
-            acc[j] |= classes(w[j], w[j + 1]);
-        }
-        windows += 1;
+    let zero = i8x16::splat(0);
+    let (mut digit, mut at, mut upper, mut pair) = (zero, zero, zero, zero);
+    let mut step = |i: usize| {
+        let x = load16(v, i);
+        let y = load16(v, i + 1);
+        digit |= in_range_lanes(x, b'0', 10);
+        at |= lanes_eq(x, b'@');
+        upper |= in_range_lanes(x, b'A', 26);
+        pair |= lanes_eq(x, b'g') & lanes_eq(y | i8x16::splat(1), b'i')
+            | lanes_eq(x, b'b') & lanes_eq(y, b'e')
+            | lanes_eq(x, b'x') & lanes_eq(y, b'o');
+    };
+    let mut i = 0;
+    while i + 17 <= n {
+        step(i);
+        i += 16;
     }
-    // The bytes the windows left out: one more window over the last 17 bytes
+    // The bytes the steps left out: one more step over the last 17 bytes
     // (the overlap only repeats flags), then the last byte, which has no
     // successor.
-    if let Some(w) = v.get(n - 17..) {
-        let w: &[u8; 17] = w.try_into().unwrap_or(&[0; 17]);
-        for j in 0..16 {
-            acc[j] |= classes(w[j], w[j + 1]);
-        }
-    }
-    acc[0] |= classes(v[n - 1], 0);
-    let all = acc.iter().fold(0, |a, &b| a | b);
+    step(n - 17);
+    let last = classes(v[n - 1], 0);
+    let has = |lanes: i8x16, flag: u8| lanes.any() || last & flag != 0;
+    let upper = has(upper, SEEN_UPPER);
     Seen {
-        digit: all & SEEN_DIGIT != 0,
-        at: all & SEEN_AT != 0,
-        upper: all & SEEN_UPPER != 0,
-        anchor: all & (SEEN_UPPER | SEEN_PAIR) != 0,
+        digit: has(digit, SEEN_DIGIT),
+        at: has(at, SEEN_AT),
+        upper,
+        anchor: upper || has(pair, SEEN_PAIR),
     }
 }
 
-/// [`seen`] of a value under 17 bytes, from two zero-padded words (a byte
-/// array would cost a store-forwarding stall before the vector load).
+/// [`seen`] of a long value, where only the digit and capital flags pay
+/// for themselves: `@` and the anchors are reported as possible, because
+/// `memchr` and the anchor automaton's own vectorised prefilter look for
+/// them faster than a flag pass would (and long text nearly always holds
+/// one of the anchor pairs anyway).
+pub(crate) fn seen_long(v: &[u8]) -> Seen {
+    let n = v.len();
+    if n < 16 {
+        return seen(v);
+    }
+    let zero = i8x16::splat(0);
+    let (mut digit, mut upper) = (zero, zero);
+    let mut step = |i: usize| {
+        let x = load16(v, i);
+        digit |= in_range_lanes(x, b'0', 10);
+        upper |= in_range_lanes(x, b'A', 26);
+    };
+    let mut i = 0;
+    while i + 16 <= n {
+        step(i);
+        i += 16;
+    }
+    step(n - 16);
+    Seen {
+        digit: digit.any(),
+        at: true,
+        upper: upper.any(),
+        anchor: true,
+    }
+}
+
+/// [`seen`] of a value under 17 bytes: the same lane masks over the value
+/// zero-padded to 16 bytes (from two words: a byte array would cost a
+/// store-forwarding stall before the vector load), its successor bytes being
+/// the same bits one byte on.
 fn seen_short(v: &[u8]) -> Seen {
+    let (w0, w1) = short_words(v);
+    let bits = u128::from(w0) | u128::from(w1) << 64;
+    let x = i8x16::from_ne_bytes(bits.to_le_bytes());
+    let y = i8x16::from_ne_bytes((bits >> 8).to_le_bytes());
+    let upper = in_range(x, b'A', 26) != 0;
+    // The same gate as in `candidates`, so a short id or amount stops here.
+    let digits = in_range(x, b'0', 10).count_ones();
+    let digit = digits > 0
+        && (upper || digits >= 8 || digits >= 4 && in_range(x, 0x20, 16).count_ones() >= 3);
+    let pair = (lanes_eq(x, b'g') & lanes_eq(y | i8x16::splat(1), b'i')
+        | lanes_eq(x, b'b') & lanes_eq(y, b'e')
+        | lanes_eq(x, b'x') & lanes_eq(y, b'o'))
+    .any();
+    Seen {
+        digit,
+        at: lanes_eq(x, b'@').any(),
+        upper,
+        anchor: upper || pair,
+    }
+}
+
+/// A value of at most 16 bytes as two little-endian words, zero-padded.
+#[inline(always)]
+fn short_words(v: &[u8]) -> (u64, u64) {
     let n = v.len();
     let w0 = if n >= 8 {
         load::<8>(v, 0)
@@ -189,94 +209,122 @@ fn seen_short(v: &[u8]) -> Seen {
         tail_word(v, n)
     };
     let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
-    let mut seen = Seen::default();
-    if at_or_upper_mask(w0) | at_or_upper_mask(w1) != 0 {
-        seen.at = eq(w0, b'@') | eq(w1, b'@') != 0;
-        seen.upper = upper_mask(w0) | upper_mask(w1) != 0;
-    }
-    // The same gate as in `candidates`, so a short id or amount stops here.
-    let digits = count_high(digit_mask(w0)) + count_high(digit_mask(w1));
-    seen.digit = digits > 0
-        && (seen.upper
-            || digits >= 8
-            || digits >= 4 && count_high(punct_mask(w0)) + count_high(punct_mask(w1)) >= 3);
-    let first = |w| maybe_eq(w, b'g') | maybe_eq(w, b'b') | maybe_eq(w, b'x');
-    seen.anchor = seen.upper || first(w0) | first(w1) != 0 && has_pair(w0, w1);
-    seen
+    (w0, w1)
 }
 
-/// `gh`, `gi`, `be` or `xo` in the 16 bytes `w0` then `w1`.
-fn has_pair(w0: u64, w1: u64) -> bool {
-    let kinds = |w: u64| {
-        [
-            (eq(w, b'g'), eq(w & !ONES, b'h')),
-            (eq(w, b'b'), eq(w, b'e')),
-            (eq(w, b'x'), eq(w, b'o')),
-        ]
-    };
-    let (k0, k1) = (kinds(w0), kinds(w1));
-    k0.iter().zip(&k1).any(|(&(f0, s0), &(f1, s1))| {
-        // Second letter one byte (eight bits) up, or across the word edge.
-        f0 & (s0 >> 8) | f1 & (s1 >> 8) | (f0 >> 56) & s1 != 0
-    })
-}
-
-/// Word-level state of the bitmap pass.
+/// State of the bitmap pass.
 #[derive(Clone, Copy, Default)]
 struct Loader {
     /// Build capital bitmaps (IBAN is enabled and the value has a capital).
     upper: bool,
 }
 
-#[inline]
-fn eq(w: u64, c: u8) -> u64 {
-    zero_bytes(w ^ (ONES * u64::from(c)))
+/// Lanes of `x` in `lo..lo + n` (n <= 128): the add moves that range to the
+/// bottom of the signed range, so one signed compare tests both ends.
+#[inline(always)]
+fn in_range(x: i8x16, lo: u8, n: u8) -> u32 {
+    let shifted = x + i8x16::splat(0x80u8.wrapping_sub(lo) as i8);
+    shifted
+        .simd_lt(i8x16::splat((0x80u8.wrapping_add(n)) as i8))
+        .to_bitmask()
+}
+
+/// Sixteen bytes of `v` from `at`; the caller guarantees they exist.
+#[inline(always)]
+fn load16(v: &[u8], at: usize) -> i8x16 {
+    let mut bytes = [0u8; 16];
+    if let Some(src) = v.get(at..at + 16) {
+        bytes.copy_from_slice(src);
+    }
+    i8x16::from_ne_bytes(bytes)
+}
+
+/// A value under 16 bytes, zero-padded, from two words (a byte array copy
+/// would cost a store-forwarding stall before the vector load).
+#[inline(always)]
+fn load_short(v: &[u8]) -> i8x16 {
+    let n = v.len();
+    let w0 = if n >= 8 {
+        load::<8>(v, 0)
+    } else {
+        tail_word(v, n)
+    };
+    let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
+    i8x16::from_ne_bytes((u128::from(w0) | u128::from(w1) << 64).to_le_bytes())
 }
 
 impl Loader {
-    /// Adds word `w` at bit `k` of `b`. Digits and separators are only
-    /// gathered for words that hold a digit: a separator matters only next to
-    /// a digit, and a chain has a digit at least every third byte, so it never
-    /// spans a digit-free word.
+    /// Adds the classes of the 16 bytes `x`, of which the `keep` lowest
+    /// mask bits are shifted to bit `k` of `b` (`drop` leading lanes are
+    /// already counted: an overlapping tail load).
     #[inline(always)]
-    fn add(&self, b: &mut Block, w: u64, k: u32) {
-        let digit = digit_mask(w);
-        if digit != 0 {
-            let punct = punct_mask(w);
-            b.digit |= gather(digit) << k;
-            b.punct |= gather(punct) << k;
-            b.digits += count_high(digit);
-            b.puncts += count_high(punct);
-        }
-        let plus = eq(w, b'+');
-        if plus != 0 {
-            b.plus |= gather(plus) << k;
-        }
+    fn add(&self, b: &mut Block, x: i8x16, drop: u32, k: u32) {
+        let place = |m: u32| u64::from(m >> drop) << k;
+        b.digit |= place(in_range(x, b'0', 10));
+        b.punct |= place(in_range(x, 0x20, 16));
+        b.plus |= place(x.simd_eq(i8x16::splat(b'+' as i8)).to_bitmask());
+        b.zero |= place(x.simd_eq(i8x16::splat(b'0' as i8)).to_bitmask());
         if self.upper {
-            b.upper |= gather(upper_mask(w)) << k;
+            b.upper |= place(in_range(x, b'A', 26));
         }
     }
 
+    /// Bitmaps of the `N` (48 or 64) bytes of `v` from `off`.
     #[inline(always)]
-    fn load(&self, v: &[u8], off: usize) -> Block {
+    fn load<const N: usize>(&self, v: &[u8], off: usize) -> Block {
         let mut b = Block::default();
-        let Some(bytes) = v.get(off..v.len().min(off + 64)) else {
+        let end = v.len().min(off + N);
+        if off >= end {
             return b;
-        };
-        let mut chunks = bytes.chunks_exact(8);
-        let mut k = 0;
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            self.add(&mut b, w, k);
-            k += 8;
         }
-        let rem = chunks.remainder();
-        if !rem.is_empty() {
-            self.add(&mut b, tail_word(v, rem.len()), k);
+        if end - off == N {
+            for k in 0..N / 16 {
+                self.add(&mut b, load16(v, off + 16 * k), 0, 16 * k as u32);
+            }
+            return b;
+        }
+        let mut at = off;
+        while at + 16 <= end {
+            self.add(&mut b, load16(v, at), 0, (at - off) as u32);
+            at += 16;
+        }
+        if at < end {
+            // `end` is the value's end: the last 16 bytes of the value,
+            // overlapping what was already classified, or a short value.
+            let x = if v.len() >= 16 {
+                load16(v, v.len() - 16)
+            } else {
+                load_short(v)
+            };
+            let drop = if v.len() >= 16 { 16 - (end - at) } else { 0 };
+            self.add(&mut b, x, drop as u32, (at - off) as u32);
         }
         b
     }
 }
+
+impl Block {
+    /// The window `STRIDE` bytes on: this window's last bytes, then `more`
+    /// (the bitmaps of the `STRIDE` bytes after this window).
+    #[inline(always)]
+    fn advance(self, more: Block) -> Block {
+        let k = STRIDE as u32;
+        let mv = |a: u64, m: u64| a >> k | m << (64 - k);
+        Block {
+            digit: mv(self.digit, more.digit),
+            punct: mv(self.punct, more.punct),
+            plus: mv(self.plus, more.plus),
+            zero: mv(self.zero, more.zero),
+            upper: mv(self.upper, more.upper),
+        }
+    }
+}
+
+/// Bytes between two bitmap windows. A window is 64 bytes, and candidates
+/// are taken from its first 48 only: every shape's fixed part lies within
+/// 14 bytes of its start, so the last 16 bytes are look-ahead, and the
+/// bitmaps stay single words (a two-word window costs twice the operations).
+const STRIDE: usize = 48;
 
 /// Numeric detectors a plan enables.
 pub(crate) const NUMERIC: DetectorSet = DetectorSet(
@@ -287,8 +335,8 @@ pub(crate) const NUMERIC: DetectorSet = DetectorSet(
         | 1 << Builtin::Ipv4 as u8,
 );
 
-/// A bitmap window: `u64` for a value that fits one block, `u128` for two
-/// blocks, so patterns that start in the first block can look 64 bytes ahead.
+/// A bitmap window (only `u64` now: see [`STRIDE`]; a `u128` window of two
+/// blocks cost twice the operations per byte).
 trait Bits:
     Copy
     + PartialEq
@@ -335,8 +383,6 @@ macro_rules! bits {
 }
 
 bits!(u64, |lo: u64, _hi: u64| lo);
-bits!(u128, |lo: u64, hi: u64| u128::from(lo)
-    | u128::from(hi) << 64);
 
 /// Digits in the run of digits and separators that starts at bit `i` of the
 /// window (a superset of any chain starting there) reach `min`. A run that
@@ -350,10 +396,12 @@ fn run_digits_at_least<T: Bits>(d: T, p: T, i: u32, min: u32) -> bool {
     ((d >> i) & !(!T::ZERO << run)).ones() >= min
 }
 
-/// Candidate positions in block `cur` (bit `i` = byte `off + i`): inside each,
-/// some enabled numeric detector may match in the chainable run containing
-/// it. `prev_digit` says whether the byte before the block is a digit. `T`
-/// is `u64` only when `next` is past the value's end.
+/// Candidate positions in window `cur` (bit `i` = byte `off + i`): inside
+/// each, some enabled numeric detector may match in the chainable run
+/// containing it. `prev_digit` says whether the byte before the window is a
+/// digit. Bits whose shapes run past the window are kept (a run reaching the
+/// window's end counts as long enough); the caller keeps only the first
+/// [`STRIDE`] bits of a window that is not the value's last.
 #[inline(always)]
 fn candidates<T: Bits>(
     v: &[u8],
@@ -367,16 +415,25 @@ fn candidates<T: Bits>(
     let p = T::join(cur.punct, next.punct);
     // Every shape needs 8 digits, but IPv4 (4 digits, 3 separators) and
     // IBAN (capitals).
-    let digits = cur.digits + next.digits;
-    let puncts = cur.puncts + next.puncts;
-    if cur.upper | next.upper == 0 && (digits < 4 || digits < 8 && puncts < 3) {
-        return 0;
+    if cur.upper | next.upper == 0 {
+        let digits = cur.digit.count_ones() + next.digit.count_ones();
+        if digits < 4 || digits < 8 && cur.punct.count_ones() + next.punct.count_ones() < 3 {
+            return 0;
+        }
     }
     let before = if prev_digit { T::ONE } else { T::ZERO };
     let gs = d & !((d << 1) | before);
     let r2 = d & d >> 1;
     let r3 = r2 & d >> 2;
     let r4 = r2 & r2 >> 2;
+    // Runs of digits and separators, by length: a chain of `n` digits spans
+    // at least `n` such bytes, so these gate the loops below, which would
+    // otherwise visit every date and time (`2024-03-05 09`).
+    let q = d | p;
+    let q2 = q & q >> 1;
+    let q4 = q2 & q2 >> 2;
+    let q8 = q4 & q4 >> 4;
+    let zero = T::join(cur.zero, next.zero);
     let mut out = T::ZERO;
     if enabled.has(Builtin::Card) {
         let r8 = r4 & r4 >> 4;
@@ -384,7 +441,8 @@ fn candidates<T: Bits>(
         out |= run13;
         // `dddd` then a separator and a digit: a grouped card needs 13 digits
         // in its chain.
-        let mut grouped = (gs & r4 & p >> 4 & d >> 5).low();
+        // 13 digits and the separator: at least 14 bytes.
+        let mut grouped = (gs & r4 & p >> 4 & d >> 5 & q8 & q4 >> 8 & q2 >> 12).low();
         while grouped != 0 {
             let i = grouped.trailing_zeros();
             grouped &= grouped - 1;
@@ -407,7 +465,11 @@ fn candidates<T: Bits>(
             & (link_end >> 1
                 | d >> 2 & link_end >> 2
                 | r4 & link_end >> 3
-                | r4 & d >> 4 & link_end >> 4))
+                | r4 & d >> 4 & link_end >> 4)
+            & zero
+            & !(zero >> 1)
+            & q8
+            & q2 >> 8)
             .low();
         while trunk != 0 {
             let i = trunk.trailing_zeros();
@@ -422,7 +484,7 @@ fn candidates<T: Bits>(
         }
         // E.164: `+` and a chain of at least 8 digits not starting with 0.
         let plus = T::join(cur.plus, next.plus);
-        let mut e164 = (plus & d >> 1).low();
+        let mut e164 = (plus & d >> 1 & !(zero >> 1) & q8 >> 1).low();
         while e164 != 0 {
             let i = e164.trailing_zeros();
             e164 &= e164 - 1;
@@ -462,20 +524,15 @@ pub(crate) fn prefilter(
         upper: upper && numeric.has(Builtin::Iban),
     };
     let mut off = 0;
-    let mut cur = loader.load(v, 0);
+    let mut win = loader.load::<64>(v, 0);
     let mut prev_digit = false;
     let mut done = 0;
     while off < v.len() {
-        let next = if off + 64 < v.len() {
-            loader.load(v, off + 64)
-        } else {
-            Block::default()
-        };
-        let mut cand = if v.len() <= off + 64 {
-            candidates::<u64>(v, off, cur, next, prev_digit, numeric)
-        } else {
-            candidates::<u128>(v, off, cur, next, prev_digit, numeric)
-        };
+        let last = off + 64 >= v.len();
+        let mut cand = candidates::<u64>(v, off, win, Block::default(), prev_digit, numeric);
+        if !last {
+            cand &= (1 << STRIDE) - 1;
+        }
         while cand != 0 {
             let mut at = off + cand.trailing_zeros() as usize;
             cand &= cand - 1;
@@ -489,9 +546,12 @@ pub(crate) fn prefilter(
             scan(from, to);
             done = to.max(at + 1);
         }
-        prev_digit = cur.digit >> 63 != 0;
-        cur = next;
-        off += 64;
+        if last {
+            break;
+        }
+        prev_digit = win.digit >> (STRIDE - 1) & 1 != 0;
+        win = win.advance(loader.load::<STRIDE>(v, off + 64));
+        off += STRIDE;
     }
 }
 
@@ -514,21 +574,39 @@ mod tests {
         // Every offset, so values shorter than a word, tails, and classes
         // straddling word boundaries are all covered.
         for off in 0..v.len() {
-            for len in [1, 7, 8, 9, 63, 64, 65] {
+            for len in [1, 7, 8, 9, 15, 16, 17, 31, 33, 47, 48, 49, 63, 64, 65] {
                 let s = &v[off..v.len().min(off + len)];
-                let b = Loader { upper: true }.load(s, 0);
+                let b = Loader { upper: true }.load::<64>(s, 0);
                 assert_eq!(b.digit, bits(s, |c| c.is_ascii_digit()), "{off} {len}");
-                // Separators count only in words that hold a digit.
-                let punct = bits(s, |c| (0x20..=0x2f).contains(&c));
-                let word_has_digit = (0..8).fold(0u64, |m, k| {
-                    let word = 0xffu64 << (8 * k);
-                    if b.digit & word != 0 { m | word } else { m }
-                });
-                assert_eq!(b.punct, punct & word_has_digit, "{off} {len}");
+                assert_eq!(b.punct, bits(s, |c| (0x20..=0x2f).contains(&c)));
                 assert_eq!(b.plus, bits(s, |c| c == b'+'));
+                assert_eq!(b.zero, bits(s, |c| c == b'0'));
                 assert_eq!(b.upper, bits(s, |c| c.is_ascii_uppercase()));
             }
         }
+    }
+
+    /// A window moved on by a stride holds what a fresh load there holds, at
+    /// every length of value (so the tail loads at each alignment too).
+    #[test]
+    fn advanced_windows_equal_fresh_loads() {
+        let v: Vec<u8> = (0..400u32).map(|i| (i * 37 % 251) as u8).collect();
+        let loader = Loader { upper: true };
+        for len in 0..v.len() {
+            let s = &v[..len];
+            let mut win = loader.load::<64>(s, 0);
+            let mut off = 0;
+            while off + 64 < len {
+                win = win.advance(loader.load::<STRIDE>(s, off + 64));
+                off += STRIDE;
+                assert_eq!(win, loader.load::<64>(s, off), "{len} {off}");
+            }
+        }
+    }
+
+    /// Position `at` counted from the end of a value of `len` bytes.
+    fn at_end(len: usize, at: usize) -> usize {
+        len - 1 - at
     }
 
     #[test]
@@ -573,6 +651,18 @@ mod tests {
                 }
             }
             assert_eq!(seen(&vec![b'z'; len]), Seen::default());
+            for (long, at) in [len + 15, len + 40]
+                .into_iter()
+                .flat_map(|l| (0..len).map(move |a| (l, a)))
+            {
+                let mut v = vec![b'z'; long];
+                v[at_end(long, at)] = b'Q';
+                let s = seen_long(&v);
+                assert!(s.upper && !s.digit && s.at && s.anchor, "{long} {at}");
+                v[at_end(long, at)] = b'5';
+                let s = seen_long(&v);
+                assert!(!s.upper && s.digit, "{long} {at}");
+            }
         }
         // The digit gate of short values: no numeric shape in fewer than 8
         // digits, but IPv4 (4 digits, 3 separators) and IBAN (capitals).
@@ -605,27 +695,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn word_tests_match_bytewise() {
-        for pos in 0..8 {
-            for b in 0..=255u8 {
-                for fill in [0u8, b'g', b'z', 0xff] {
-                    let mut bytes = [fill; 8];
-                    bytes[pos] = b;
-                    let w = u64::from_le_bytes(bytes);
-                    let has = |c: u8| bytes.contains(&c);
-                    assert_eq!(maybe_eq(w, b'g') != 0, has(b'g'), "{bytes:?}");
-                    let hi = |m: u64, f: &dyn Fn(u8) -> bool| {
-                        (0..8).all(|k| (m >> (8 * k + 7) & 1 == 1) == f(bytes[k]))
-                    };
-                    assert!(hi(at_or_upper_mask(w), &|c| (0x40..=0x5a).contains(&c)));
-                    assert!(hi(upper_mask(w), &|c| c.is_ascii_uppercase()));
-                    assert!(hi(eq(w, b'+'), &|c| c == b'+'));
-                }
-            }
-        }
-    }
-
     fn runs(v: &str) -> Vec<&str> {
         let mut out = Vec::new();
         prefilter(v.as_bytes(), NUMERIC, true, |f, t| out.push(&v[f..t]));
@@ -648,7 +717,7 @@ mod tests {
 
     #[test]
     fn candidates_found_at_block_edges() {
-        for pad in 55..75 {
+        for pad in (40..75).chain(88..100) {
             for pii in [
                 "4111 1111 1111 1111",
                 "123-45-6789",

@@ -7,7 +7,7 @@ use regex::bytes::Regex;
 
 use super::detect::{Builtin, DetectorId, DetectorSet, Span};
 use super::numeric::scan_numeric_range;
-use super::prefilter::{NUMERIC, prefilter, seen};
+use super::prefilter::{NUMERIC, prefilter, seen, seen_long};
 use super::token::{ANCHORED, Anchors, anchor_hint, scan_email};
 
 /// A custom detector compiled from `[[masking.custom]]`.
@@ -43,7 +43,11 @@ impl Scanner {
         if enabled.is_empty() || v.is_empty() {
             return;
         }
-        let seen = seen(v);
+        let seen = if v.len() > LONG {
+            seen_long(v)
+        } else {
+            seen(v)
+        };
         if seen.at && enabled.has(Builtin::Email) {
             scan_email(v, spans);
         }
@@ -201,7 +205,13 @@ mod tests {
         let mut hits = 0;
         for _ in 0..20_000 {
             let mut v = String::new();
-            for _ in 0..1 + next() % 40 {
+            // Some values past `LONG`, for the long-value flag pass.
+            let pieces = if next() % 16 == 0 {
+                150
+            } else {
+                1 + next() % 40
+            };
+            for _ in 0..pieces {
                 v.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
             }
             let b = v.as_bytes();
