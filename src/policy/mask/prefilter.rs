@@ -243,13 +243,7 @@ fn load16(v: &[u8], at: usize) -> i8x16 {
 /// would cost a store-forwarding stall before the vector load).
 #[inline(always)]
 fn load_short(v: &[u8]) -> i8x16 {
-    let n = v.len();
-    let w0 = if n >= 8 {
-        load::<8>(v, 0)
-    } else {
-        tail_word(v, n)
-    };
-    let w1 = if n > 8 { tail_word(v, n - 8) } else { 0 };
+    let (w0, w1) = short_words(v);
     i8x16::from_ne_bytes((u128::from(w0) | u128::from(w1) << 64).to_le_bytes())
 }
 
