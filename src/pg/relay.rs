@@ -482,6 +482,7 @@ impl ClientSide<'_> {
             &mut self.writer,
             segments,
             self.recording,
+            self.last_activity.get(),
             Peer::Upstream,
             &self.entry.bytes_up,
             &self.ctx.stats().bytes_client_to_upstream,
@@ -595,10 +596,12 @@ impl ClientSide<'_> {
 
 /// Record, count, then send the segments ready for one peer: nothing
 /// reaches a peer unrecorded, and a failed recorder ends the session.
+/// `read_at` is when their bytes were read (the relay's activity clock).
 async fn forward(
     writer: &mut WriteHalf,
     segments: &mut Vec<Bytes>,
     recording: &SessionRecording,
+    read_at: Instant,
     to: Peer,
     session_bytes: &std::cell::Cell<u64>,
     shard_bytes: &std::sync::atomic::AtomicU64,
@@ -608,11 +611,10 @@ async fn forward(
     }
     let n: usize = segments.iter().map(Bytes::len).sum();
     if recording.enabled() {
-        let at = Instant::now();
         for seg in segments.iter() {
             let r = match to {
-                Peer::Upstream => recording.client_data(at, seg).await,
-                Peer::Client => recording.target_data(at, seg).await,
+                Peer::Upstream => recording.client_data(read_at, seg).await,
+                Peer::Client => recording.target_data(read_at, seg).await,
             };
             r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
         }
@@ -886,6 +888,7 @@ impl UpstreamSide<'_> {
                 &mut self.writer,
                 &mut segments,
                 self.recording,
+                self.last_activity.get(),
                 Peer::Client,
                 &self.entry.bytes_down,
                 &self.ctx.stats().bytes_upstream_to_client,
