@@ -39,7 +39,9 @@ venv="${TOLLGATE_VENV:-$(pwd)/target/pyenv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
-    "$venv/bin/pip" install -q 'psycopg[binary]>=3.1'
+# Third-party drivers from several ecosystems: psycopg 3, psycopg2 (large
+# objects), asyncpg (its statement cache and binary formats).
+if ! "$venv/bin/python" -c 'import psycopg, psycopg2, asyncpg' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'psycopg[binary]>=3.1' 'psycopg2-binary>=2.9' 'asyncpg>=0.29'
 fi
 export TOLLGATE_PYTHON="$venv/bin/python"
