@@ -4,19 +4,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use tollgate_recorder::{AdminAction, Record, RecordBody, Recorder, ShardRecorder, now_ns};
 use tracing::{error, info, warn};
 
-use crate::admin::{
-    AdminAuth, AdminServer, AdminState, AuditSink, Caller, ReadyCheck, Reloader, RevocationKind,
-    RevocationSink,
-};
+use crate::admin::durable::{DurableRevocations, state_dir};
+use crate::admin::store::RevocationStore;
+use crate::admin::{AdminAuth, AdminServer, AdminState, AuditSink, Caller, ReadyCheck, Reloader};
 use crate::config::{Config, LogFormat};
 use crate::engine::{Engine, EngineParts};
-use crate::identity::{IdentityService, RevocationTarget, TokenCache};
+use crate::identity::{IdentityService, TokenCache};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
@@ -54,6 +53,14 @@ pub fn run(opts: RunOptions) -> ExitCode {
             error!(error = %e, "cannot put the configuration in service");
             eprintln!("error: {e}");
             return ExitCode::from(2);
+        }
+    };
+    let revocation_store = match open_revocation_store(&config, &snapshot) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot restore the admin revocations");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let metrics = Arc::new(Metrics::new(config.engine.shards));
@@ -127,15 +134,17 @@ pub fn run(opts: RunOptions) -> ExitCode {
         path: opts.config.clone(),
         control: control.clone(),
         lock: Mutex::new(()),
+        admin: OnceLock::new(),
     });
     let mut state = AdminState::new(config.admin.clone(), Arc::new(control.clone()), broker)
         .with_auth(Arc::new(TokenAuth {
             control: control.clone(),
             cache: Mutex::new(None),
         }))
-        .with_revocations(Arc::new(IdentityRevocations {
-            control: control.clone(),
-        }))
+        .with_revocations(Arc::new(DurableRevocations::new(
+            control.clone(),
+            revocation_store,
+        )))
         .with_reloader(reloader.clone())
         .with_readiness(Arc::new({
             let control = control.clone();
@@ -149,7 +158,9 @@ pub fn run(opts: RunOptions) -> ExitCode {
     if let Some(w) = webhook {
         state = state.with_webhook_stats(w);
     }
-    let admin = match AdminServer::start(Arc::new(state)) {
+    let state = Arc::new(state);
+    let _ = reloader.admin.set(Arc::downgrade(&state));
+    let admin = match AdminServer::start(state) {
         Ok(a) => a,
         Err(e) => {
             error!(error = %e, "cannot start the admin API");
@@ -270,56 +281,6 @@ impl AdminAuth for TokenAuth {
     }
 }
 
-/// Admin revocations go to the identity layer's store, whose subscribers end
-/// the matching live sessions on every shard.
-struct IdentityRevocations {
-    control: crate::engine::Control,
-}
-
-impl RevocationSink for IdentityRevocations {
-    fn revoke(&self, r: &crate::admin::Revocation) -> Result<Vec<String>, String> {
-        let target = match r.kind {
-            RevocationKind::Subject => RevocationTarget::Subject(r.value.clone()),
-            RevocationKind::TokenId => RevocationTarget::TokenId(r.value.clone()),
-            RevocationKind::Issuer => RevocationTarget::Issuer(r.value.clone()),
-        };
-        let mut rev = crate::identity::Revocation::new(target);
-        rev.reason = Some(r.reason.clone());
-        self.control
-            .shared()
-            .current_snapshot()
-            .identity
-            .revocations()
-            .revoke(rev);
-        Ok(Vec::new())
-    }
-
-    fn list(&self) -> Vec<crate::admin::Revocation> {
-        self.control
-            .shared()
-            .current_snapshot()
-            .identity
-            .revocations()
-            .list()
-            .into_iter()
-            .map(|r| {
-                let (kind, value) = match r.target {
-                    RevocationTarget::Subject(v) => (RevocationKind::Subject, v),
-                    RevocationTarget::TokenId(v) => (RevocationKind::TokenId, v),
-                    RevocationTarget::Issuer(v) => (RevocationKind::Issuer, v),
-                };
-                crate::admin::Revocation {
-                    kind,
-                    value,
-                    reason: r.reason.unwrap_or_default(),
-                    revoked_by: String::new(),
-                    revoked_ms: 0,
-                }
-            })
-            .collect()
-    }
-}
-
 /// Admin actions go into shard 0's recording (session 0).
 struct RecorderAudit {
     recorders: Vec<ShardRecorder>,
@@ -353,6 +314,8 @@ struct ConfigReloader {
     path: PathBuf,
     control: crate::engine::Control,
     lock: Mutex<()>,
+    /// The admin plane, whose `[admin]` settings a reload applies too.
+    admin: OnceLock<Weak<AdminState>>,
 }
 
 impl Reloader for ConfigReloader {
@@ -361,42 +324,89 @@ impl Reloader for ConfigReloader {
             .lock
             .lock()
             .map_err(|_| "reload in progress".to_string())?;
-        reload(&self.path, &self.control)
+        let admin = self.admin.get().and_then(Weak::upgrade);
+        reload(&self.path, &self.control, admin.as_deref())
     }
 }
 
-fn reload(path: &Path, control: &crate::engine::Control) -> Result<String, String> {
+fn reload(
+    path: &Path,
+    control: &crate::engine::Control,
+    admin: Option<&AdminState>,
+) -> Result<String, String> {
     let new = Config::load(path).map_err(|e| e.to_string())?;
-    let old = control.shared().config.clone();
-    if let Some(why) = needs_restart(&old, &new) {
-        return Err(format!("{why}: restart tollgate to apply this change"));
+    // Compare with what is in service: the start-up config, with the
+    // `[admin]` table a previous reload applied.
+    let mut old = (*control.shared().config).clone();
+    if let Some(a) = admin {
+        old.admin = a.config();
+    }
+    let why = needs_restart(&old, &new);
+    if !why.is_empty() {
+        return Err(format!(
+            "{} changed: restart tollgate to apply; nothing was reloaded",
+            why.join(", ")
+        ));
     }
     let summary = format!(
         "{} targets, {} issuers",
         new.targets.len(),
         new.identity.issuers.len()
     );
+    let admin_config = new.admin.clone();
     let snapshot = Snapshot::build(Arc::new(new)).map_err(|e| e.to_string())?;
     control.replace_snapshot(Arc::new(snapshot));
+    if let Some(a) = admin {
+        a.apply_config(admin_config)
+            .map_err(|e| format!("[admin] not applied (the rest was): {e}"))?;
+    }
     Ok(summary)
 }
 
 /// Changes a running engine cannot take: its listeners and shards are bound
-/// at start.
-fn needs_restart(old: &Config, new: &Config) -> Option<String> {
+/// at start, the recorder is opened once, the admin listener bound once.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let mut why = Vec::new();
     if old.engine != new.engine {
-        return Some("[engine] changed".into());
+        why.push("[engine]".to_string());
     }
     if old.listeners != new.listeners {
-        return Some("listen addresses or their targets changed".into());
+        why.push("listen addresses or their targets".into());
     }
     let old_names: Vec<&str> = old.targets.iter().map(|t| t.name.as_str()).collect();
     let new_names: Vec<&str> = new.targets.iter().map(|t| t.name.as_str()).collect();
     if old_names != new_names {
-        return Some("targets were added, removed or reordered".into());
+        why.push("the list of targets (added, removed or reordered)".into());
     }
-    if old.recorder.as_ref().map(|r| &r.dir) != new.recorder.as_ref().map(|r| &r.dir) {
-        return Some("[recorder] changed".into());
+    // Every field of the recorder config is plain data (the fsync observer is
+    // never set in a loaded file), so the Debug forms compare the settings.
+    if format!("{:?}", old.recorder) != format!("{:?}", new.recorder) {
+        why.push("[recorder]".into());
     }
-    None
+    why.extend(
+        old.admin
+            .needs_restart(&new.admin)
+            .into_iter()
+            .map(String::from),
+    );
+    why
+}
+
+/// Open the durable store of API revocations and put what it holds in force
+/// in the start-up snapshot, before any listener accepts.
+fn open_revocation_store(
+    config: &Config,
+    snapshot: &Snapshot,
+) -> Result<Option<RevocationStore>, crate::admin::store::StoreError> {
+    let Some(dir) = state_dir(config) else {
+        warn!("no [admin] state_dir and no recorder: revocations through the admin API are refused");
+        return Ok(None);
+    };
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let store = RevocationStore::open(&dir, now)?;
+    let restored = DurableRevocations::restore(&store, snapshot.identity.revocations());
+    info!(path = %store.path().display(), restored, "admin revocations restored");
+    Ok(Some(store))
 }

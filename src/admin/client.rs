@@ -190,10 +190,17 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
+        // The server takes a POST only as JSON (a browser cannot send that
+        // cross-site without a preflight it would never pass).
+        let body = match body {
+            Some(v) => Some(v.to_string()),
+            None if method == "POST" => Some("{}".to_string()),
+            None => None,
+        };
         if body.is_some() {
             req = req.header("Content-Type", "application/json");
         }
-        let body = body.map(Value::to_string).unwrap_or_default();
+        let body = body.unwrap_or_default();
         let req = req.body(body).map_err(|e| transport(e.to_string()))?;
         let mut resp = self.agent.run(req).map_err(|e| transport(e.to_string()))?;
         let status = resp.status().as_u16();

@@ -47,6 +47,12 @@ pub struct AdminConfig {
     pub webhook_url: Option<String>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub approval_timeout: Duration,
+    /// Where the admin plane keeps what must survive a restart (the
+    /// revocations made through the API, `revocations.json`). Default:
+    /// `<recorder dir>/admin-state`; with recording disabled it must be set
+    /// for API revocations to be accepted.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9090";
@@ -69,6 +75,7 @@ impl Default for AdminConfig {
             reviewer_groups: Vec::new(),
             webhook_url: None,
             approval_timeout: DEFAULT_TIMEOUT,
+            state_dir: None,
         }
     }
 }
@@ -141,7 +148,29 @@ impl AdminConfig {
         if self.approval_timeout < Duration::from_secs(1) || self.approval_timeout > MAX_GRANT {
             return Err(err("approval_timeout", "must be between 1s and 24h"));
         }
+        if let Some(dir) = &self.state_dir
+            && !dir.is_absolute()
+        {
+            return Err(err("state_dir", "must be an absolute path"));
+        }
         Ok(())
+    }
+
+    /// The settings a running admin plane cannot take from a reload (its
+    /// socket, TLS identity and state directory are set up once), each
+    /// named; empty when `new` can be applied in place.
+    pub fn needs_restart(&self, new: &AdminConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.listen != new.listen {
+            changed.push("admin.listen");
+        }
+        if self.tls_cert != new.tls_cert || self.tls_key != new.tls_key {
+            changed.push("admin.tls_cert/tls_key");
+        }
+        if self.state_dir != new.state_dir {
+            changed.push("admin.state_dir");
+        }
+        changed
     }
 
     /// Broker settings taken from this table.
@@ -199,6 +228,28 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_names_what_needs_a_restart_and_nothing_else() {
+        let old = parse(r#"reviewer_groups = ["a"]"#).unwrap();
+        let groups_only = parse(
+            r#"reviewer_groups = ["b"]
+               admin_groups = ["sre"]
+               approval_timeout = "9m"
+               webhook_url = "http://127.0.0.1:1/h""#,
+        )
+        .unwrap();
+        assert!(old.needs_restart(&groups_only).is_empty());
+        let moved = parse(
+            r#"listen = "127.0.0.1:9"
+               state_dir = "/var/lib/x""#,
+        )
+        .unwrap();
+        assert_eq!(
+            old.needs_restart(&moved),
+            vec!["admin.listen", "admin.state_dir"]
+        );
+    }
+
+    #[test]
     fn refusals_name_the_field() {
         let cases = [
             (r#"listen = "0.0.0.0:9090""#, "tls_cert"),
@@ -216,6 +267,7 @@ mod tests {
             (r#"webhook_url = "http://""#, "webhook_url"),
             (r#"approval_timeout = "0s""#, "approval_timeout"),
             (r#"approval_timeout = "2days""#, "approval_timeout"),
+            (r#"state_dir = "relative/dir""#, "state_dir"),
             (r#"surprise = 1"#, "surprise"),
         ];
         for (text, field) in cases {

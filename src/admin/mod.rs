@@ -9,10 +9,14 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod durable;
 pub mod routes;
 pub mod server;
+pub mod store;
+pub mod validate;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,24 +73,49 @@ pub enum RevocationKind {
     Issuer,
 }
 
+impl RevocationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RevocationKind::Subject => "subject",
+            RevocationKind::TokenId => "token_id",
+            RevocationKind::Issuer => "issuer",
+        }
+    }
+}
+
 /// One revocation as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
+    /// Set by the durable store for revocations made through the API (the
+    /// handle `DELETE /v1/revocations/{id}` lifts); `None` for entries of
+    /// `[identity] revocation_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     pub kind: RevocationKind,
     pub value: String,
     pub reason: String,
+    /// Who revoked (`revocation_file` for the file's entries).
     pub revoked_by: String,
-    pub revoked_ms: u64,
+    /// When (milliseconds since the epoch); `None` when unknown (file).
+    #[serde(default)]
+    pub revoked_ms: Option<u64>,
+    /// The revocation lapses at this time (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
 }
 
 /// The identity layer's revocation store.
 pub trait RevocationSink: Send + Sync {
-    /// Store the revocation so new sessions are refused. Returns further
+    /// Store the revocation durably, then apply it so new sessions are
+    /// refused. Returns the revocation as stored (with its id) and further
     /// subjects whose live sessions must end (a token-id or issuer
     /// revocation names no subject itself; the identity layer may know
     /// which subjects it covers). A subject revocation's own subject is
     /// always ended by the admin plane.
-    fn revoke(&self, revocation: &Revocation) -> Result<Vec<String>, String>;
+    fn revoke(&self, revocation: &Revocation) -> Result<(Revocation, Vec<String>), String>;
+    /// Lift the API revocation `id`: `Ok(None)` when there is none.
+    fn lift(&self, id: u64) -> Result<Option<Revocation>, String>;
+    /// Revocations in force (API and file).
     fn list(&self) -> Vec<Revocation>;
 }
 
@@ -104,12 +133,17 @@ impl MemoryRevocations {
 }
 
 impl RevocationSink for MemoryRevocations {
-    fn revoke(&self, revocation: &Revocation) -> Result<Vec<String>, String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(revocation.clone());
-        Ok(Vec::new())
+    fn revoke(&self, revocation: &Revocation) -> Result<(Revocation, Vec<String>), String> {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stored = revocation.clone();
+        stored.id = Some(list.iter().filter_map(|r| r.id).max().unwrap_or(0) + 1);
+        list.push(stored.clone());
+        Ok((stored, Vec::new()))
+    }
+    fn lift(&self, id: u64) -> Result<Option<Revocation>, String> {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = list.iter().position(|r| r.id == Some(id));
+        Ok(found.map(|i| list.remove(i)))
     }
     fn list(&self) -> Vec<Revocation> {
         self.0
@@ -160,7 +194,10 @@ pub trait AuditSink: Send + Sync {
 
 /// Everything the routes can reach.
 pub struct AdminState {
-    pub config: AdminConfig,
+    /// Swapped by a reload (groups, approval settings).
+    config: RwLock<AdminConfig>,
+    /// The listener's bound address, for the `Host` check.
+    bound: OnceLock<SocketAddr>,
     pub control: Arc<dyn SessionControl>,
     pub broker: Broker,
     pub auth: Option<Arc<dyn AdminAuth>>,
@@ -169,7 +206,7 @@ pub struct AdminState {
     pub readiness: Option<Arc<dyn ReadinessProbe>>,
     pub audit: Option<Arc<dyn AuditSink>>,
     pub metrics: Option<Arc<Metrics>>,
-    pub webhook: Option<Arc<WebhookStats>>,
+    pub webhook: RwLock<Option<Arc<WebhookStats>>>,
 }
 
 impl AdminState {
@@ -180,7 +217,8 @@ impl AdminState {
         broker: Broker,
     ) -> AdminState {
         AdminState {
-            config,
+            config: RwLock::new(config),
+            bound: OnceLock::new(),
             control,
             broker,
             auth: None,
@@ -189,7 +227,7 @@ impl AdminState {
             readiness: None,
             audit: None,
             metrics: None,
-            webhook: None,
+            webhook: RwLock::new(None),
         }
     }
     pub fn with_auth(mut self, auth: Arc<dyn AdminAuth>) -> Self {
@@ -216,9 +254,50 @@ impl AdminState {
         self.metrics = Some(metrics);
         self
     }
-    pub fn with_webhook_stats(mut self, stats: Arc<WebhookStats>) -> Self {
-        self.webhook = Some(stats);
+    pub fn with_webhook_stats(self, stats: Arc<WebhookStats>) -> Self {
+        *self.webhook.write().unwrap_or_else(PoisonError::into_inner) = Some(stats);
         self
+    }
+
+    /// The `[admin]` settings in force.
+    pub fn config(&self) -> AdminConfig {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_bound(&self, addr: SocketAddr) {
+        let _ = self.bound.set(addr);
+    }
+
+    /// The address the listener is bound to (once started).
+    pub fn bound(&self) -> Option<SocketAddr> {
+        self.bound.get().copied()
+    }
+
+    /// Apply a reloaded `[admin]` table: groups, approval timeout and
+    /// webhook take effect for requests from now on. Settings the running
+    /// listener cannot take are refused before this by
+    /// [`AdminConfig::needs_restart`].
+    pub fn apply_config(&self, new: AdminConfig) -> std::io::Result<()> {
+        let old = self.config();
+        let (notifier, stats) = if new.webhook_url == old.webhook_url {
+            (self.broker.notifier(), self.webhook_stats())
+        } else {
+            start_notifier(&new)?
+        };
+        self.broker.reconfigure(new.broker_config(), notifier);
+        *self.webhook.write().unwrap_or_else(PoisonError::into_inner) = stats;
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = new;
+        Ok(())
+    }
+
+    pub(crate) fn webhook_stats(&self) -> Option<Arc<WebhookStats>> {
+        self.webhook
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn audit(&self, actor: &str, action: &str, object: &str, detail: &str) {
@@ -232,15 +311,22 @@ impl AdminState {
 /// Build the approval broker (and its webhook notifier, when configured)
 /// from `[admin]`. The broker is shared: hand clones to the sessions.
 pub fn start_broker(config: &AdminConfig) -> std::io::Result<(Broker, Option<Arc<WebhookStats>>)> {
-    let (notifier, stats) = match &config.webhook_url {
+    let (notifier, stats) = start_notifier(config)?;
+    Ok((Broker::new(config.broker_config(), notifier)?, stats))
+}
+
+type Notifier = (Option<Arc<dyn Notify>>, Option<Arc<WebhookStats>>);
+
+/// The webhook notifier `[admin] webhook_url` names, if any.
+fn start_notifier(config: &AdminConfig) -> std::io::Result<Notifier> {
+    Ok(match &config.webhook_url {
         Some(url) => {
             let hook = Webhook::start(url.clone(), WebhookOptions::default())?;
             let stats = hook.stats();
             (Some(Arc::new(hook) as Arc<dyn Notify>), Some(stats))
         }
         None => (None, None),
-    };
-    Ok((Broker::new(config.broker_config(), notifier)?, stats))
+    })
 }
 
 #[cfg(test)]

@@ -1,20 +1,61 @@
-//! Routing and handlers: one parsed request in, one reply out. No sockets
-//! here, so every route is testable with a plain `Request`.
+//! Routing and handlers: one request in, one reply out. No sockets here, so
+//! every route is testable with a plain [`AdminRequest`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_codecs::http::Request;
 
-use super::auth::{Need, Principal, Refusal, authenticate, authorize};
+use super::auth::{Need, Principal, Refusal, authenticate, authorize, browser_refusal};
+use super::validate::{self, MAX_REASON};
 use super::{AdminState, Revocation, RevocationKind};
 use crate::approvals::{Broker, DecideError, Verdict};
 use crate::engine::{KillReason, SessionId, SessionSelector};
 use crate::metrics::{Exposition, render_shard_families};
 
-/// Longest reason or revocation value accepted.
-const MAX_TEXT: usize = 1024;
+/// The longest a revocation may be given to lapse in (`until`): beyond this
+/// it is a mistake, or meant to be permanent (leave `until` out).
+const MAX_UNTIL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A request as the routes see it (the server builds it from hyper's parts;
+/// tests build it directly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRequest {
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// Names lower-case, in arrival order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+impl AdminRequest {
+    pub fn from_parts(parts: &hyper::http::request::Parts, body: Bytes) -> AdminRequest {
+        AdminRequest {
+            method: parts.method.as_str().to_string(),
+            path: parts.uri.path().to_string(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_ascii_lowercase(), v.as_bytes().to_vec()))
+                .collect(),
+            body,
+        }
+    }
+
+    /// Every value of header `name` (any case).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
 
 /// A response before encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +97,7 @@ fn refused(r: Refusal) -> Reply {
             Reply::error(401, m).header("WWW-Authenticate", "Bearer realm=\"tollgate-admin\"")
         }
         Refusal::Forbidden(m) => Reply::error(403, m),
+        Refusal::UnsupportedMediaType(m) => Reply::error(415, m),
     }
 }
 
@@ -63,14 +105,9 @@ fn method_not_allowed(allow: &'static str) -> Reply {
     Reply::error(405, format!("method not allowed; use {allow}")).header("Allow", allow)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// Parse an optional JSON body (empty = all defaults).
-fn body<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> Result<T, Reply> {
+fn body<T: for<'de> Deserialize<'de> + Default>(req: &AdminRequest) -> Result<T, Reply> {
     if req.body().iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -78,27 +115,22 @@ fn body<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> Result<T, Repl
         .map_err(|e| Reply::error(400, format!("invalid JSON body: {e}")))
 }
 
-fn check_text(what: &str, s: &str) -> Result<(), Reply> {
-    if s.len() > MAX_TEXT {
-        return Err(Reply::error(
-            422,
-            format!("{what} longer than {MAX_TEXT} bytes"),
-        ));
-    }
-    Ok(())
+fn invalid(e: validate::InputError) -> Reply {
+    Reply::error(422, e)
 }
 
 /// Route one request. `loopback` says whether the listener is loopback.
-pub fn handle(state: &AdminState, req: &Request, loopback: bool) -> Reply {
-    let path = req.path();
+pub fn handle(state: &AdminState, req: &AdminRequest, loopback: bool) -> Reply {
+    let path = req.path.as_str();
     let segs: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let method = req.method();
+    let method = req.method.as_str();
     let (need, allow) = match segs.as_slice() {
         ["healthz"] | ["readyz"] => (Need::Public, "GET"),
         ["metrics"] => (Need::Admin, "GET"),
         ["v1", "sessions"] => (Need::Admin, "GET"),
         ["v1", "sessions", _] => (Need::Admin, "DELETE"),
         ["v1", "revocations"] => (Need::Admin, "GET, POST"),
+        ["v1", "revocations", _] => (Need::Admin, "DELETE"),
         ["v1", "reload"] => (Need::Admin, "POST"),
         ["v1", "approvals"] | ["v1", "approvals", _] | ["v1", "grants"] => (Need::Reviewer, "GET"),
         ["v1", "approvals", _, "approve" | "deny"] => (Need::Reviewer, "POST"),
@@ -110,6 +142,9 @@ pub fn handle(state: &AdminState, req: &Request, loopback: bool) -> Reply {
     let who = if need == Need::Public {
         Principal::local_operator()
     } else {
+        if let Err(r) = browser_refusal(state, req, loopback) {
+            return refused(r);
+        }
         match authenticate(state, req, loopback)
             .and_then(|p| authorize(state, &p, need).map(|()| p))
         {
@@ -130,6 +165,7 @@ pub fn handle(state: &AdminState, req: &Request, loopback: bool) -> Reply {
             None => Reply::error(501, "revocation is not configured"),
         },
         ("POST", ["v1", "revocations"]) => revoke(state, &who, req),
+        ("DELETE", ["v1", "revocations", id]) => lift(state, &who, id),
         ("POST", ["v1", "reload"]) => reload(state, &who),
         ("GET", ["v1", "approvals"]) => {
             let visible: Vec<_> = state
@@ -178,7 +214,7 @@ fn metrics(state: &AdminState) -> Reply {
         None => render_shard_families(stats, &[], &mut e),
     }
     state.broker.render_metrics(&mut e);
-    if let Some(w) = &state.webhook {
+    if let Some(w) = state.webhook_stats() {
         w.render(&mut e);
     }
     Reply {
@@ -216,16 +252,38 @@ struct RevokeBody {
     token_id: Option<String>,
     issuer: Option<String>,
     reason: Option<String>,
+    /// RFC 3339 time at which the revocation lapses.
+    until: Option<String>,
 }
 
-fn revoke(state: &AdminState, who: &Principal, req: &Request) -> Reply {
-    let Some(sink) = &state.revocations else {
-        return Reply::error(501, "revocation is not configured");
-    };
-    let b: RevokeBody = match body(req) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// `until` as milliseconds since the epoch: in the future, not absurdly far.
+fn parse_until(until: &str, now: SystemTime) -> Result<u64, Reply> {
+    validate::text("until", until, 64).map_err(invalid)?;
+    let t = humantime::parse_rfc3339_weak(until).map_err(|e| {
+        Reply::error(
+            422,
+            format!("until {until:?} is not an RFC 3339 time ({e}); e.g. 2026-12-31T23:00:00Z"),
+        )
+    })?;
+    if t <= now {
+        return Err(Reply::error(422, format!("until {until:?} is not in the future")));
+    }
+    if t.duration_since(now).unwrap_or_default() > MAX_UNTIL {
+        return Err(Reply::error(
+            422,
+            "until is more than 10 years away; leave it out for a revocation until lifted",
+        ));
+    }
+    Ok(epoch_ms(t))
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The revocation a POST body asks for, validated.
+fn revocation_of(b: RevokeBody, who: &Principal) -> Result<Revocation, Reply> {
     let named: Vec<(RevocationKind, String)> = [
         (RevocationKind::Subject, b.subject),
         (RevocationKind::TokenId, b.token_id),
@@ -235,28 +293,43 @@ fn revoke(state: &AdminState, who: &Principal, req: &Request) -> Reply {
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect();
     let [(kind, value)] = named.as_slice() else {
-        return Reply::error(400, "name exactly one of subject, token_id, issuer");
+        return Err(Reply::error(
+            400,
+            "name exactly one of subject, token_id, issuer",
+        ));
     };
-    if value.trim().is_empty() {
-        return Reply::error(422, "the revoked value is empty");
-    }
+    validate::identifier(kind.name(), value).map_err(invalid)?;
     let reason = b.reason.unwrap_or_default();
-    if let Err(r) = check_text("value", value).and_then(|()| check_text("reason", &reason)) {
-        return r;
-    }
-    let revocation = Revocation {
+    validate::text("reason", &reason, MAX_REASON).map_err(invalid)?;
+    let now = SystemTime::now();
+    let until_ms = b.until.map(|u| parse_until(&u, now)).transpose()?;
+    Ok(Revocation {
+        id: None,
         kind: *kind,
         value: value.clone(),
         reason,
         revoked_by: who.subject.clone(),
-        revoked_ms: now_ms(),
+        revoked_ms: Some(epoch_ms(now)),
+        until_ms,
+    })
+}
+
+fn revoke(state: &AdminState, who: &Principal, req: &AdminRequest) -> Reply {
+    let Some(sink) = &state.revocations else {
+        return Reply::error(501, "revocation is not configured");
     };
-    let mut subjects = match sink.revoke(&revocation) {
+    let revocation = match body::<RevokeBody>(req).and_then(|b| revocation_of(b, who)) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    // Durable first: nothing is acknowledged (or enforced) that a restart
+    // would forget.
+    let (stored, mut subjects) = match sink.revoke(&revocation) {
         Ok(s) => s,
-        Err(e) => return Reply::error(500, format!("revocation not stored: {e}")),
+        Err(e) => return Reply::error(503, format!("revocation not stored: {e}")),
     };
-    if *kind == RevocationKind::Subject {
-        subjects.insert(0, value.clone());
+    if stored.kind == RevocationKind::Subject {
+        subjects.insert(0, stored.value.clone());
     }
     subjects.sort();
     subjects.dedup();
@@ -268,21 +341,46 @@ fn revoke(state: &AdminState, who: &Principal, req: &Request) -> Reply {
                 .kill(SessionSelector::Subject(s), KillReason::Revoked)
         })
         .sum();
-    let kind_name = match kind {
-        RevocationKind::Subject => "subject",
-        RevocationKind::TokenId => "token_id",
-        RevocationKind::Issuer => "issuer",
-    };
+    let until = stored
+        .until_ms
+        .map(|u| format!(" until_ms={u}"))
+        .unwrap_or_default();
     state.audit(
         &who.subject,
         "revoke",
-        &format!("{kind_name}/{value}"),
-        &format!("reason={:?} sessions_ended={ended}", revocation.reason),
+        &format!("{}/{}", stored.kind.name(), stored.value),
+        &format!(
+            "id={} reason={:?}{until} sessions_ended={ended}",
+            stored.id.unwrap_or(0),
+            stored.reason
+        ),
     );
     Reply::json(
         201,
-        &json!({ "revocation": revocation, "sessions_ended": ended }),
+        &json!({ "revocation": stored, "sessions_ended": ended }),
     )
+}
+
+fn lift(state: &AdminState, who: &Principal, id: &str) -> Reply {
+    let Some(sink) = &state.revocations else {
+        return Reply::error(501, "revocation is not configured");
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return Reply::error(404, format!("no revocation {id:?} (ids are numbers)"));
+    };
+    match sink.lift(id) {
+        Ok(Some(r)) => {
+            state.audit(
+                &who.subject,
+                "lift",
+                &format!("{}/{}", r.kind.name(), r.value),
+                &format!("id={id}"),
+            );
+            Reply::json(200, &json!({ "lifted": r }))
+        }
+        Ok(None) => Reply::error(404, format!("no revocation {id} in force")),
+        Err(e) => Reply::error(503, format!("revocation not lifted: {e}")),
+    }
 }
 
 fn reload(state: &AdminState, who: &Principal) -> Reply {
@@ -308,7 +406,13 @@ struct DecideBody {
     grant_minutes: Option<u64>,
 }
 
-fn decide(state: &AdminState, who: &Principal, req: &Request, id: &str, action: &str) -> Reply {
+fn decide(
+    state: &AdminState,
+    who: &Principal,
+    req: &AdminRequest,
+    id: &str,
+    action: &str,
+) -> Reply {
     let Ok(id) = id.parse::<u64>() else {
         return Reply::error(404, format!("no approval request {id}"));
     };
@@ -317,9 +421,9 @@ fn decide(state: &AdminState, who: &Principal, req: &Request, id: &str, action: 
         Err(r) => return r,
     };
     if let Some(reason) = &b.reason
-        && let Err(r) = check_text("reason", reason)
+        && let Err(e) = validate::text("reason", reason, MAX_REASON)
     {
-        return r;
+        return invalid(e);
     }
     let verdict = match action {
         "approve" => Verdict::Approve {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::BytesMut;
 use tollgate_codecs::http::{Limits, Request, parse_request};
 
-use super::routes::{Reply, handle};
+use super::routes::{AdminRequest, Reply, handle};
 use super::*;
 use crate::approvals::{ApprovalRequest, BrokerConfig, Decision};
 
@@ -127,16 +127,34 @@ fn fixture() -> Fixture {
     }
 }
 
-fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> Request {
+fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> AdminRequest {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+    let json = if method == "POST" {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
+    raw(&format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:9090\r\n{auth}{json}Content-Length: {}\r\n\r\n{body}",
         body.len()
-    );
-    let mut b = BytesMut::from(raw.as_bytes());
-    parse_request(&mut b, &Limits::default()).unwrap().unwrap()
+    ))
+}
+
+/// A request exactly as written on the wire (parsed by the HTTP codec).
+fn raw(text: &str) -> AdminRequest {
+    let mut b = BytesMut::from(text.as_bytes());
+    let req: Request = parse_request(&mut b, &Limits::default()).unwrap().unwrap();
+    AdminRequest {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+        headers: req
+            .headers()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec()))
+            .collect(),
+        body: req.body().clone(),
+    }
 }
 
 fn call(
@@ -208,12 +226,7 @@ fn a_token_on_loopback_is_verified_and_its_identity_used() {
         call(&f, true, "GET", "/v1/sessions", Some("forged"), "").status,
         401
     );
-    let mut raw = BytesMut::from(
-        &b"GET /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Basic abc\r\n\r\n"[..],
-    );
-    let req = parse_request(&mut raw, &Limits::default())
-        .unwrap()
-        .unwrap();
+    let req = raw("GET /v1/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic abc\r\n\r\n");
     assert_eq!(handle(&f.state, &req, true).status, 401);
 }
 
@@ -538,4 +551,111 @@ fn bad_decision_bodies() {
         404
     );
     assert_eq!(f.state.broker.pending().len(), 1);
+}
+
+#[test]
+fn a_browser_cannot_drive_the_loopback_admin() {
+    let f = fixture();
+    let body = r#"{"subject": "ci-job"}"#;
+    let n = body.len();
+    // The cross-site form POST of issue 13: text/plain, foreign Origin and Host.
+    let cross_site = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: evil.example\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    let only_text_plain = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nContent-Type: text/plain\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    let no_type = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    let json_with_origin = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nOrigin: null\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    let rebound_host = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: attacker.example:9090\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    let fetch_metadata = "GET /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nSec-Fetch-Site: cross-site\r\n\r\n".to_string();
+    let rebound_get = "GET /v1/sessions HTTP/1.1\r\nHost: attacker.example\r\n\r\n".to_string();
+    for (text, status) in [
+        (&cross_site, 403),
+        (&only_text_plain, 415),
+        (&no_type, 415),
+        (&json_with_origin, 403),
+        (&rebound_host, 403),
+        (&fetch_metadata, 403),
+        (&rebound_get, 403),
+    ] {
+        let r = handle(&f.state, &raw(text), true);
+        assert_eq!(r.status, status, "{text}\n{:?}", r.json_body());
+    }
+    assert!(f.revocations.list().is_empty());
+    assert_eq!(f.control.list_sessions().len(), 2);
+    // The CLI's own request shape still works, and health probes never check.
+    let cli = format!(
+        "POST /v1/revocations HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {n}\r\n\r\n{body}"
+    );
+    assert_eq!(handle(&f.state, &raw(&cli), true).status, 201);
+    let probe = "GET /healthz HTTP/1.1\r\nHost: lb.internal\r\nOrigin: https://x\r\n\r\n";
+    assert_eq!(handle(&f.state, &raw(probe), true).status, 200);
+}
+
+#[test]
+fn revocation_inputs_are_validated() {
+    let f = fixture();
+    for bad in [
+        "{\"subject\": \"ci\\u0000job\"}",
+        "{\"subject\": \"ci\\njob\"}",
+        "{\"subject\": \" ci-job\"}",
+        "{\"token_id\": \"\"}",
+        "{\"subject\": \"a\", \"reason\": \"x\\u001b[31m\"}",
+        "{\"subject\": \"a\", \"until\": \"yesterday\"}",
+        "{\"subject\": \"a\", \"until\": \"2001-01-01T00:00:00Z\"}",
+        "{\"subject\": \"a\", \"until\": \"2999-01-01T00:00:00Z\"}",
+    ] {
+        let r = call(&f, true, "POST", "/v1/revocations", None, bad);
+        assert_eq!(r.status, 422, "{bad}: {:?}", r.json_body());
+    }
+    let long = format!("{{\"subject\": \"{}\"}}", "x".repeat(600));
+    assert_eq!(
+        call(&f, true, "POST", "/v1/revocations", None, &long).status,
+        422
+    );
+    assert!(f.revocations.list().is_empty());
+    assert!(f.audit.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_revocation_is_listed_as_made_given_an_expiry_and_lifted_with_an_audit() {
+    let f = fixture();
+    let until = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    )
+    .to_string();
+    let made = call(
+        &f,
+        false,
+        "POST",
+        "/v1/revocations",
+        Some("sre-token"),
+        &format!(r#"{{"subject": "etl", "reason": "rotating", "until": "{until}"}}"#),
+    );
+    assert_eq!(made.status, 201, "{:?}", made.json_body());
+    let made = made.json_body()["revocation"].clone();
+    let listed = call(&f, false, "GET", "/v1/revocations", Some("sre-token"), "");
+    assert_eq!(listed.json_body()["revocations"][0], made);
+    assert_eq!(made["revoked_by"], "sam");
+    assert!(made["revoked_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    assert!(made["until_ms"].as_u64().unwrap() > made["revoked_ms"].as_u64().unwrap());
+    let id = made["id"].as_u64().unwrap();
+    assert_eq!(
+        call(&f, true, "DELETE", "/v1/revocations/999", None, "").status,
+        404
+    );
+    let lifted = call(&f, true, "DELETE", &format!("/v1/revocations/{id}"), None, "");
+    assert_eq!(lifted.status, 200, "{:?}", lifted.json_body());
+    assert!(f.revocations.list().is_empty());
+    let audit = f.audit.0.lock().unwrap().clone();
+    assert_eq!(audit[1].0, "local-admin");
+    assert_eq!(audit[1].1, "lift");
+    assert_eq!(audit[1].2, "subject/etl");
 }

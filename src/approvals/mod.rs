@@ -10,7 +10,7 @@ pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -237,12 +237,20 @@ struct State {
 struct Core {
     state: Mutex<State>,
     wake: Condvar,
-    config: BrokerConfig,
+    /// Swapped by a reload; requests already pending keep what they got.
+    config: RwLock<BrokerConfig>,
     metrics: ApprovalMetrics,
-    notifier: Option<Arc<dyn Notify>>,
+    notifier: RwLock<Option<Arc<dyn Notify>>>,
 }
 
 impl Core {
+    fn config(&self) -> BrokerConfig {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every
         // mutation is a single insert/remove), so keep serving.
@@ -412,9 +420,9 @@ impl Broker {
                 ..State::default()
             }),
             wake: Condvar::new(),
-            config,
+            config: RwLock::new(config),
             metrics: ApprovalMetrics::default(),
-            notifier,
+            notifier: RwLock::new(notifier),
         });
         let timer_core = core.clone();
         std::thread::Builder::new()
@@ -429,8 +437,26 @@ impl Broker {
         &self.handle.core
     }
 
-    pub fn config(&self) -> &BrokerConfig {
-        &self.core().config
+    /// The settings in force now.
+    pub fn config(&self) -> BrokerConfig {
+        self.core().config()
+    }
+
+    /// The notifier in use (the webhook), if any.
+    pub fn notifier(&self) -> Option<Arc<dyn Notify>> {
+        self.core()
+            .notifier
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply reloaded settings (reviewer groups, timeout) and notifier to
+    /// requests made from now on.
+    pub fn reconfigure(&self, config: BrokerConfig, notifier: Option<Arc<dyn Notify>>) {
+        let core = self.core();
+        *core.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+        *core.notifier.write().unwrap_or_else(PoisonError::into_inner) = notifier;
     }
 
     pub fn metrics(&self) -> &ApprovalMetrics {
@@ -467,9 +493,10 @@ impl Broker {
         let (tx, rx) = async_channel::bounded(1);
         let view;
         let id;
+        let config = core.config();
         {
             let mut st = core.lock();
-            if st.pending.len() >= core.config.max_pending {
+            if st.pending.len() >= config.max_pending {
                 drop(st);
                 core.metrics.refused_full.fetch_add(1, Ordering::Relaxed);
                 return Pending::ready(Decision::Denied {
@@ -480,7 +507,7 @@ impl Broker {
             id = st.next_id;
             st.next_id += 1;
             let reviewer_groups = if req.reviewer_groups.is_empty() {
-                core.config.default_reviewer_groups.clone()
+                config.default_reviewer_groups.clone()
             } else {
                 req.reviewer_groups
             };
@@ -496,7 +523,7 @@ impl Broker {
                 rule: req.rule,
                 reviewer_groups,
                 created_ms: epoch_ms(now),
-                expires_ms: epoch_ms(now + core.config.timeout),
+                expires_ms: epoch_ms(now + config.timeout),
                 decided_by: None,
                 reason: None,
                 decided_ms: None,
@@ -508,19 +535,24 @@ impl Broker {
                 Entry {
                     view: view.clone(),
                     created,
-                    deadline: created + core.config.timeout,
+                    deadline: created + config.timeout,
                     tx,
                 },
             );
         }
         core.wake.notify_all();
         tracing::info!(approval = id, requester = %view.requester, target = %view.target, "approval requested");
-        if let Some(n) = &core.notifier {
+        let notifier = core
+            .notifier
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(n) = notifier {
             n.approval_requested(&view);
         }
         Pending {
             id,
-            expires: now + core.config.timeout,
+            expires: now + config.timeout,
             rx,
             core: Some(self.handle.core.clone()),
         }
@@ -558,9 +590,8 @@ impl Broker {
     /// Whether `groups` name a reviewer of any pending request or the defaults.
     pub fn is_reviewer_group_member(&self, groups: &[String]) -> bool {
         let core = self.core();
-        groups
-            .iter()
-            .any(|g| core.config.default_reviewer_groups.contains(g))
+        let defaults = core.config().default_reviewer_groups;
+        groups.iter().any(|g| defaults.contains(g))
             || core
                 .lock()
                 .pending
@@ -578,12 +609,13 @@ impl Broker {
         reason: Option<&str>,
     ) -> Result<ApprovalView, DecideError> {
         let core = self.core();
+        let max_grant = core.config().max_grant;
         if let Verdict::Approve { grant: Some(d) } = verdict
-            && (d.is_zero() || d > core.config.max_grant)
+            && (d.is_zero() || d > max_grant)
         {
             return Err(DecideError::BadGrant {
                 minutes: d.as_secs() / 60,
-                max_minutes: core.config.max_grant.as_secs() / 60,
+                max_minutes: max_grant.as_secs() / 60,
             });
         }
         let mut st = core.lock();
