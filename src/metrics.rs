@@ -245,13 +245,12 @@ label_enum!(
 );
 
 label_enum!(
-    /// Why a connection was refused after accept, beyond the engine's caps.
+    /// Why a connection was refused after accept, beyond the engine's caps
+    /// (and the recorder: see `render_shard_families`).
     RefuseReason {
         Unauthenticated => "unauthenticated",
         NotAdmitted => "not_admitted",
         Revoked => "revoked",
-        AccessDenied => "access_denied",
-        Protocol => "protocol_error",
     }
 );
 
@@ -497,6 +496,7 @@ pub fn render_shard_families(engine: &[ShardStats], shards: &[ShardMetrics], e: 
         for (reason, v) in [
             ("global_cap", &s.refused_global_cap),
             ("shard_cap", &s.refused_shard_cap),
+            ("recorder", &s.refused_recorder),
         ] {
             e.sample(
                 "tollgate_connections_refused_total",
@@ -660,6 +660,7 @@ mod tests {
         let engine: Vec<ShardStats> = (0..2).map(|_| ShardStats::default()).collect();
         engine[1].accepted.store(7, Ordering::Relaxed);
         engine[0].refused_shard_cap.store(2, Ordering::Relaxed);
+        engine[1].refused_recorder.store(4, Ordering::Relaxed);
         let m = Metrics::new(2);
         m.shard(0).auth(AuthOutcome::Expired);
         m.shard(0).auth(AuthOutcome::Expired);
@@ -682,6 +683,12 @@ mod tests {
         assert_eq!(
             s["tollgate_connections_refused_total{shard=\"0\",reason=\"revoked\"}"],
             1.0
+        );
+        // Connections refused because the recorder had failed (issue 13:
+        // counted but never exported before).
+        assert_eq!(
+            s["tollgate_connections_refused_total{shard=\"1\",reason=\"recorder\"}"],
+            4.0
         );
         assert_eq!(
             s["tollgate_auth_total{shard=\"0\",outcome=\"expired\"}"],

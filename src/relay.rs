@@ -87,7 +87,6 @@ pub(crate) async fn serve(
             let conn = match select(accept, entry.kill.killed()).await {
                 Either::Left((Ok(Ok(c)), _)) => c,
                 Either::Left((Ok(Err(e)), _)) => {
-                    ShardStats::add(&ctx.stats().auth_failures, 1);
                     metrics.auth_refused(AuthOutcome::Other);
                     warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
                     close_socket(&client);
@@ -119,13 +118,11 @@ pub(crate) async fn serve(
                 }
             };
             if let Some((reason, outcome)) = refused {
-                ShardStats::add(&ctx.stats().auth_failures, 1);
                 metrics.auth_refused(outcome);
                 warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
                 close_socket(&client);
                 return;
             }
-            ShardStats::add(&ctx.stats().auth_ok, 1);
             metrics.auth(AuthOutcome::Ok);
             conn
         }

@@ -73,7 +73,15 @@ fn send(
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    // The API takes POSTs only as JSON (issue 13: no browser-driven admin).
+    let body = match body {
+        Some(b) => b.to_string(),
+        None if method == "POST" => "{}".to_string(),
+        None => String::new(),
+    };
+    if method == "POST" {
+        req = req.header("Content-Type", "application/json");
+    }
     let mut resp = agent.run(req.body(body).unwrap()).unwrap();
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap();

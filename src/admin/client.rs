@@ -64,8 +64,11 @@ pub enum AdminCommand {
     /// Revoke a subject, a token id or an issuer: new sessions are refused
     /// and a subject's live sessions end.
     Revoke(RevokeArgs),
-    /// List revocations.
-    Revocations,
+    /// List revocations (the default), or lift one.
+    Revocations {
+        #[command(subcommand)]
+        action: Option<RevocationsCommand>,
+    },
     /// Validate and apply the configuration file again.
     Reload,
 }
@@ -97,6 +100,14 @@ pub enum ApprovalsCommand {
 }
 
 #[derive(Debug, Clone, Subcommand)]
+pub enum RevocationsCommand {
+    /// Revocations in force (the file's and the API's).
+    List,
+    /// Lift a revocation made through the API, by the id the list shows.
+    Lift { id: u64 },
+}
+
+#[derive(Debug, Clone, Subcommand)]
 pub enum SessionsCommand {
     List,
     /// End a session by id.
@@ -116,6 +127,21 @@ pub struct RevokeArgs {
     pub issuer: Option<String>,
     #[arg(long)]
     pub reason: Option<String>,
+    /// The revocation lapses then: an RFC 3339 time
+    /// (`2026-12-31T23:00:00Z`) or a span from now (`2h`, `7days`).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// `--until` as the RFC 3339 time the API takes.
+fn until_time(arg: &str) -> Result<String, ClientError> {
+    if humantime::parse_rfc3339_weak(arg).is_ok() {
+        return Ok(arg.to_string());
+    }
+    let span = humantime::parse_duration(arg).map_err(|e| ClientError::Usage {
+        message: format!("--until {arg:?}: neither an RFC 3339 time nor a span like 2h ({e})"),
+    })?;
+    Ok(humantime::format_rfc3339_seconds(std::time::SystemTime::now() + span).to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +154,8 @@ pub enum ClientError {
     CaFile { path: String, message: String },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{message}")]
+    Usage { message: String },
 }
 
 /// A connection to the admin API.
@@ -269,6 +297,9 @@ pub fn run_cli(
         ),
         AdminCommand::Revoke(a) => {
             let mut body = json!({ "reason": a.reason });
+            if let Some(u) = &a.until {
+                body["until"] = Value::String(until_time(u)?);
+            }
             for (key, v) in [
                 ("subject", a.subject),
                 ("token_id", a.token_id),
@@ -289,7 +320,24 @@ pub fn run_cli(
                 )
             })
         }
-        AdminCommand::Revocations => (c.call("GET", "/v1/revocations", None)?, print_revocations),
+        AdminCommand::Revocations {
+            action: None | Some(RevocationsCommand::List),
+        } => (c.call("GET", "/v1/revocations", None)?, print_revocations),
+        AdminCommand::Revocations {
+            action: Some(RevocationsCommand::Lift { id }),
+        } => (
+            c.call("DELETE", &format!("/v1/revocations/{id}"), None)?,
+            |v, out| {
+                let r = &v["lifted"];
+                writeln!(
+                    out,
+                    "lifted revocation {} of {} {}",
+                    r["id"],
+                    text(&r["kind"]),
+                    text(&r["value"])
+                )
+            },
+        ),
         AdminCommand::Reload => (c.call("POST", "/v1/reload", None)?, |v, out| {
             writeln!(out, "reloaded: {}", text(&v["summary"]))
         }),
@@ -536,10 +584,12 @@ fn print_revocations(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
         .iter()
         .map(|r| {
             vec![
+                r["id"].as_u64().map_or("-".into(), |id| id.to_string()),
                 text(&r["kind"]),
-                text(&r["value"]),
+                short(&text(&r["value"]), 60),
                 text(&r["revoked_by"]),
                 age(&r["revoked_ms"]),
+                until(&r["until_ms"]),
                 short(&text(&r["reason"]), 50),
             ]
         })
@@ -547,7 +597,11 @@ fn print_revocations(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     if rows.is_empty() {
         return writeln!(out, "no revocations");
     }
-    table(out, &["KIND", "VALUE", "BY", "AGE", "REASON"], &rows)
+    table(
+        out,
+        &["ID", "KIND", "VALUE", "BY", "AGE", "LAPSES IN", "REASON"],
+        &rows,
+    )
 }
 
 #[cfg(test)]

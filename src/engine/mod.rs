@@ -43,11 +43,6 @@ pub struct ShardStats {
     pub upstream_failures: AtomicU64,
     pub bytes_client_to_upstream: AtomicU64,
     pub bytes_upstream_to_client: AtomicU64,
-    pub auth_ok: AtomicU64,
-    pub auth_failures: AtomicU64,
-    pub statements_allowed: AtomicU64,
-    pub statements_blocked: AtomicU64,
-    pub values_masked: AtomicU64,
 }
 
 impl ShardStats {

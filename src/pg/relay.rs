@@ -563,18 +563,15 @@ impl ClientSide<'_> {
         let m = self.ctx.shared.metrics.shard(self.ctx.id);
         match d {
             Decision::Block { rule, .. } => {
-                ShardStats::add(&self.ctx.stats().statements_blocked, 1);
                 m.statement(StatementVerdict::Block);
                 info!(session = %self.entry.id, rule = %rule, statement, "statement blocked");
             }
             Decision::Audit { rule } => {
-                ShardStats::add(&self.ctx.stats().statements_allowed, 1);
                 m.statement(StatementVerdict::Audit);
                 info!(session = %self.entry.id, rule = %rule, statement, "statement audited");
             }
             Decision::Approve { .. } => m.statement(StatementVerdict::Approve),
             Decision::Allow => {
-                ShardStats::add(&self.ctx.stats().statements_allowed, 1);
                 m.statement(StatementVerdict::Allow);
             }
         }
@@ -896,9 +893,6 @@ impl UpstreamSide<'_> {
             .await?;
             if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
             {
-                let n =
-                    scratch.counters.by_column + scratch.counters.by_detector.iter().sum::<u64>();
-                ShardStats::add(&self.ctx.stats().values_masked, n);
                 self.ctx
                     .shared
                     .metrics

@@ -22,7 +22,6 @@ use super::auth::{AuthPolicy, AuthStep, ChannelBinding, Password, UpstreamAuth};
 use super::cancel::CancelTarget;
 use super::io::{FrameReader, Peer, SessionError, send};
 use crate::config::{SecretSource, TargetConfig};
-use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::{AuthError, Identity};
@@ -281,7 +280,6 @@ async fn front_door(
     let identity = match authenticate(ctx, snapshot, rt, token) {
         Ok(id) => id,
         Err(reason) => {
-            ShardStats::add(&ctx.stats().auth_failures, 1);
             ctx.shared
                 .metrics
                 .shard(ctx.id)
@@ -299,7 +297,6 @@ async fn front_door(
             return Err(SessionError::Refused(format!("authentication: {reason}")));
         }
     };
-    ShardStats::add(&ctx.stats().auth_ok, 1);
     ctx.shared.metrics.shard(ctx.id).auth(AuthOutcome::Ok);
     *entry.identity.borrow_mut() = Some(identity.clone());
     Ok(Some(Admitted {

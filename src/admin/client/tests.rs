@@ -73,6 +73,14 @@ fn parses_as_the_binary_embeds_it() {
             ..
         }))
     ));
+    let cli = Cli::try_parse_from(["tollgate", "revocations", "lift", "7"]).unwrap();
+    assert!(matches!(
+        cli.command,
+        Top::Admin(AdminCommand::Revocations {
+            action: Some(RevocationsCommand::Lift { id: 7 })
+        })
+    ));
+    assert!(Cli::try_parse_from(["tollgate", "revocations"]).is_ok());
     let cli = Cli::try_parse_from(["tollgate", "sessions", "kill", "abc"]).unwrap();
     assert!(matches!(
         cli.command,
@@ -298,16 +306,41 @@ fn revoke_revocations_and_reload() {
         token_id: None,
         issuer: None,
         reason: Some("leaked".into()),
+        until: Some("2h".into()),
     });
     assert_eq!(
         run(&l, revoke, Some("sre-token"), false).unwrap(),
         "revoked subject ci-job; 1 live session(s) ended\n"
     );
-    let listed = run(&l, AdminCommand::Revocations, None, false).unwrap();
+    let listed = run(&l, AdminCommand::Revocations { action: None }, None, false).unwrap();
     assert!(
         listed.contains("subject") && listed.contains("sam") && listed.contains("leaked"),
         "{listed}"
     );
+    // Lapses in just under two hours; revoked just now.
+    assert!(listed.contains(" 1h") || listed.contains(" 2h"), "{listed}");
+    let lift = AdminCommand::Revocations {
+        action: Some(RevocationsCommand::Lift { id: 1 }),
+    };
+    assert_eq!(
+        run(&l, lift.clone(), None, false).unwrap(),
+        "lifted revocation 1 of subject ci-job\n"
+    );
+    assert!(matches!(
+        run(&l, lift, None, false),
+        Err(ClientError::Api { status: 404, .. })
+    ));
+    let bad = AdminCommand::Revoke(RevokeArgs {
+        subject: Some("x".into()),
+        token_id: None,
+        issuer: None,
+        reason: None,
+        until: Some("someday".into()),
+    });
+    assert!(matches!(
+        run(&l, bad, None, false),
+        Err(ClientError::Usage { .. })
+    ));
     assert_eq!(
         run(&l, AdminCommand::Reload, None, false).unwrap(),
         "reloaded: 3 targets\n"
