@@ -399,7 +399,9 @@ fn open_revocation_store(
     snapshot: &Snapshot,
 ) -> Result<Option<RevocationStore>, crate::admin::store::StoreError> {
     let Some(dir) = state_dir(config) else {
-        warn!("no [admin] state_dir and no recorder: revocations through the admin API are refused");
+        warn!(
+            "no [admin] state_dir and no recorder: revocations through the admin API are refused"
+        );
         return Ok(None);
     };
     let now = SystemTime::now()

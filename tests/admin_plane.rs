@@ -82,10 +82,7 @@ fn a_revocation_made_with_the_cli_survives_a_restart_until_it_is_lifted() {
     let mut g = gateway("durable_revoke", "");
     let token = g.token("ci-job", "ci", "30m");
     connects(&g, &token).unwrap();
-    let (ok, out) = cli(
-        &g,
-        &["revoke", "--subject", "ci-job", "--reason", "leaked"],
-    );
+    let (ok, out) = cli(&g, &["revoke", "--subject", "ci-job", "--reason", "leaked"]);
     assert!(ok, "{out}");
     let err = connects(&g, &token).unwrap_err();
     assert!(err.contains("authentication failed"), "{err}");
@@ -107,7 +104,10 @@ fn a_revocation_made_with_the_cli_survives_a_restart_until_it_is_lifted() {
     // Lifted stays lifted across a restart too.
     restart(&mut g, 2);
     connects(&g, &token).unwrap();
-    assert_eq!(cli_json(&g, &["revocations"])["revocations"], Value::Array(vec![]));
+    assert_eq!(
+        cli_json(&g, &["revocations"])["revocations"],
+        Value::Array(vec![])
+    );
     let (ok, out) = cli(&g, &["revocations", "lift", &id]);
     assert!(!ok && out.contains("404"), "{out}");
 }
@@ -119,7 +119,10 @@ fn a_revocation_with_an_expiry_stops_applying_when_it_lapses() {
     let (ok, out) = cli(&g, &["revoke", "--subject", "ci-job", "--until", "8s"]);
     assert!(ok, "{out}");
     let listed = cli_json(&g, &["revocations"]);
-    assert!(listed["revocations"][0]["until_ms"].as_u64().is_some(), "{listed}");
+    assert!(
+        listed["revocations"][0]["until_ms"].as_u64().is_some(),
+        "{listed}"
+    );
     assert!(connects(&g, &token).is_err(), "revoked subject connected");
     // Wait for the lapse by observing it: the same token connects again.
     assert_eventually!(
@@ -127,7 +130,10 @@ fn a_revocation_with_an_expiry_stops_applying_when_it_lapses() {
         Duration::from_secs(30),
         "the revocation never lapsed"
     );
-    assert_eq!(cli_json(&g, &["revocations"])["revocations"], Value::Array(vec![]));
+    assert_eq!(
+        cli_json(&g, &["revocations"])["revocations"],
+        Value::Array(vec![])
+    );
 }
 
 /// GET `path` on the admin API as `token`: the HTTP status.
@@ -165,12 +171,18 @@ fn a_reload_applies_admin_groups_and_refuses_what_needs_a_restart() {
     // says so, exits non-zero, and changes nothing (not even the groups).
     let port = g.gw.admin_port;
     let moved = changed
-        .replace(&format!("127.0.0.1:{port}\""), &format!("127.0.0.1:{}\"", free_port()))
+        .replace(
+            &format!("127.0.0.1:{port}\""),
+            &format!("127.0.0.1:{}\"", free_port()),
+        )
         .replace("\"new-reviewers\"", "\"old-reviewers\"");
     std::fs::write(&g.gw.config, &moved).unwrap();
     let (ok, out) = cli(&g, &["reload"]);
     assert!(!ok, "{out}");
-    assert!(out.contains("admin.listen") && out.contains("restart"), "{out}");
+    assert!(
+        out.contains("admin.listen") && out.contains("restart"),
+        "{out}"
+    );
     assert_eq!(admin_get(&g, "/v1/approvals", &reviewer), 200);
     // SIGHUP says the same in the log instead of "configuration reloaded".
     g.gw.signal("HUP");
@@ -235,7 +247,10 @@ fn a_cross_site_post_cannot_revoke_through_the_loopback_admin() {
     assert_eq!(raw_status(port, &text_plain), 415);
     let token = g.token("ci-job", "ci", "30m");
     connects(&g, &token).unwrap();
-    assert_eq!(cli_json(&g, &["revocations"])["revocations"], Value::Array(vec![]));
+    assert_eq!(
+        cli_json(&g, &["revocations"])["revocations"],
+        Value::Array(vec![])
+    );
     // The CLI's JSON POST (no Origin, loopback Host) still works.
     let (ok, out) = cli(&g, &["revoke", "--subject", "ci-job"]);
     assert!(ok, "{out}");

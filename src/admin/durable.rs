@@ -42,20 +42,17 @@ fn target_of(r: &Revocation) -> RevocationTarget {
 pub fn to_identity(r: &Revocation) -> identity::Revocation {
     let mut rev = identity::Revocation::new(target_of(r));
     rev.reason = Some(r.reason.clone());
-    rev.until = r
-        .until_ms
-        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    rev.until = r.until_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
     rev
 }
 
 /// Where the store lives: `[admin] state_dir`, else `<recorder dir>/admin-state`.
 pub fn state_dir(config: &crate::config::Config) -> Option<PathBuf> {
-    config.admin.state_dir.clone().or_else(|| {
-        config
-            .recorder
-            .as_ref()
-            .map(|r| r.dir.join("admin-state"))
-    })
+    config
+        .admin
+        .state_dir
+        .clone()
+        .or_else(|| config.recorder.as_ref().map(|r| r.dir.join("admin-state")))
 }
 
 impl DurableRevocations {

@@ -188,7 +188,7 @@ impl<F: Fn() -> Vec<ReadyCheck> + Send + Sync> ReadinessProbe for F {
 
 /// Where admin actions are recorded (the recorder).
 pub trait AuditSink: Send + Sync {
-    /// `action` is one of kill, revoke, reload, approve, deny.
+    /// `action` is one of kill, revoke, lift, reload, approve, deny.
     fn admin_action(&self, actor: &str, action: &str, object: &str, detail: &str);
 }
 

@@ -105,7 +105,6 @@ fn method_not_allowed(allow: &'static str) -> Reply {
     Reply::error(405, format!("method not allowed; use {allow}")).header("Allow", allow)
 }
 
-
 /// Parse an optional JSON body (empty = all defaults).
 fn body<T: for<'de> Deserialize<'de> + Default>(req: &AdminRequest) -> Result<T, Reply> {
     if req.body().iter().all(u8::is_ascii_whitespace) {
@@ -266,7 +265,10 @@ fn parse_until(until: &str, now: SystemTime) -> Result<u64, Reply> {
         )
     })?;
     if t <= now {
-        return Err(Reply::error(422, format!("until {until:?} is not in the future")));
+        return Err(Reply::error(
+            422,
+            format!("until {until:?} is not in the future"),
+        ));
     }
     if t.duration_since(now).unwrap_or_default() > MAX_UNTIL {
         return Err(Reply::error(

@@ -56,6 +56,8 @@ pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 pub const MAX_BODY: usize = 64 * 1024;
 /// The largest request head (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
+/// How long a stopping server waits for requests in flight.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// Threads for the blocking handlers.
 const BLOCKING_THREADS: usize = 4;
 /// Paths answered on the runtime thread itself, never queued behind a
@@ -130,8 +132,8 @@ impl AdminServer {
             };
             (tls, config.listen, config.is_loopback())
         };
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|source| AdminError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| AdminError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .and_then(|a| listener.set_nonblocking(true).map(|()| a))
@@ -155,9 +157,15 @@ impl AdminServer {
         let thread = std::thread::Builder::new()
             .name("tollgate-admin".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(ctx, listener, stop_rx));
-                // Requests in flight get a moment to finish; nothing waits longer.
-                runtime.shutdown_timeout(Duration::from_secs(2));
+                let slots = ctx.slots.clone();
+                runtime.block_on(async move {
+                    accept_loop(ctx, listener, stop_rx).await;
+                    // Connections were told to close after their request in
+                    // flight; give them a moment (every slot back), no more.
+                    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+                    let _ = tokio::time::timeout(SHUTDOWN_WAIT, slots.acquire_many(all)).await;
+                });
+                runtime.shutdown_timeout(SHUTDOWN_WAIT);
             })
             .map_err(AdminError::Thread)?;
         Ok(AdminServer {
@@ -188,7 +196,11 @@ impl Drop for AdminServer {
     }
 }
 
-async fn accept_loop(ctx: Arc<Ctx>, listener: std::net::TcpListener, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    ctx: Arc<Ctx>,
+    listener: std::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -231,7 +243,9 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: std::net::TcpListener, mut stop: w
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => serve_connection(ctx, tls, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "admin TLS handshake failed"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "admin TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
                     }
                 }
@@ -283,19 +297,19 @@ async fn respond(
             format!("request body larger than {MAX_BODY} bytes"),
         )));
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => {
-            let reply = if e.is::<http_body_util::LengthLimitError>() {
-                Reply::error(413, format!("request body larger than {MAX_BODY} bytes"))
-            } else {
-                Reply::error(400, "request body could not be read")
-            };
-            return Ok(encode(&reply));
-        }
-        Err(_) => return Ok(encode(&Reply::error(408, "request body too slow"))),
-    };
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                let reply = if e.is::<http_body_util::LengthLimitError>() {
+                    Reply::error(413, format!("request body larger than {MAX_BODY} bytes"))
+                } else {
+                    Reply::error(400, "request body could not be read")
+                };
+                return Ok(encode(&reply));
+            }
+            Err(_) => return Ok(encode(&Reply::error(408, "request body too slow"))),
+        };
     let request = AdminRequest::from_parts(&parts, body);
     let reply = if INLINE_PATHS.contains(&request.path.as_str()) {
         handle(&ctx.state, &request, ctx.loopback)

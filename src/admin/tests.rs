@@ -226,7 +226,8 @@ fn a_token_on_loopback_is_verified_and_its_identity_used() {
         call(&f, true, "GET", "/v1/sessions", Some("forged"), "").status,
         401
     );
-    let req = raw("GET /v1/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic abc\r\n\r\n");
+    let req =
+        raw("GET /v1/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic abc\r\n\r\n");
     assert_eq!(handle(&f.state, &req, true).status, 401);
 }
 
@@ -574,7 +575,9 @@ fn a_browser_cannot_drive_the_loopback_admin() {
     let rebound_host = format!(
         "POST /v1/revocations HTTP/1.1\r\nHost: attacker.example:9090\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}"
     );
-    let fetch_metadata = "GET /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nSec-Fetch-Site: cross-site\r\n\r\n".to_string();
+    let fetch_metadata =
+        "GET /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1:9090\r\nSec-Fetch-Site: cross-site\r\n\r\n"
+            .to_string();
     let rebound_get = "GET /v1/sessions HTTP/1.1\r\nHost: attacker.example\r\n\r\n".to_string();
     for (text, status) in [
         (&cross_site, 403),
@@ -651,7 +654,14 @@ fn a_revocation_is_listed_as_made_given_an_expiry_and_lifted_with_an_audit() {
         call(&f, true, "DELETE", "/v1/revocations/999", None, "").status,
         404
     );
-    let lifted = call(&f, true, "DELETE", &format!("/v1/revocations/{id}"), None, "");
+    let lifted = call(
+        &f,
+        true,
+        "DELETE",
+        &format!("/v1/revocations/{id}"),
+        None,
+        "",
+    );
     assert_eq!(lifted.status, 200, "{:?}", lifted.json_body());
     assert!(f.revocations.list().is_empty());
     let audit = f.audit.0.lock().unwrap().clone();

@@ -456,7 +456,10 @@ impl Broker {
     pub fn reconfigure(&self, config: BrokerConfig, notifier: Option<Arc<dyn Notify>>) {
         let core = self.core();
         *core.config.write().unwrap_or_else(PoisonError::into_inner) = config;
-        *core.notifier.write().unwrap_or_else(PoisonError::into_inner) = notifier;
+        *core
+            .notifier
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = notifier;
     }
 
     pub fn metrics(&self) -> &ApprovalMetrics {
