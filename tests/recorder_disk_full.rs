@@ -102,4 +102,20 @@ fn a_full_recording_disk_ends_sessions_and_refuses_new_ones() {
         Err(ureq::Error::StatusCode(code)) => assert_eq!(code, 503),
         Err(e) => panic!("{e}"),
     }
+    // ... and /metrics counts the refusal under its own reason.
+    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", gw.admin_port))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let refused_for_recorder: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("tollgate_connections_refused_total{")
+                && l.contains("reason=\"recorder\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused_for_recorder >= 1.0, "{metrics}");
 }
