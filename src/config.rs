@@ -159,6 +159,8 @@ struct RawRecorder {
     #[serde(default, with = "humantime_serde")]
     segment_max_age: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
+    checkpoint_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     retention_max_age: Option<Duration>,
     retention_max_bytes: Option<u64>,
     signing_key: Option<PathBuf>,
@@ -579,6 +581,7 @@ impl Validator<'_> {
                 queue_bytes: None,
                 segment_max_bytes: None,
                 segment_max_age: None,
+                checkpoint_interval: None,
                 retention_max_age: None,
                 retention_max_bytes: None,
                 signing_key: None,
@@ -591,6 +594,7 @@ impl Validator<'_> {
         c.durability = match raw.durability.as_deref() {
             None | Some("batch") => Durability::Batch,
             Some("always") => Durability::Always,
+            Some("before_forward") => Durability::BeforeForward,
             Some("interval") => Durability::Interval(
                 raw.durability_interval
                     .unwrap_or(Duration::from_millis(100)),
@@ -599,7 +603,7 @@ impl Validator<'_> {
                 return Err(self.invalid(
                     &[Seg::Key("recorder"), Seg::Key("durability")],
                     "recorder.durability",
-                    &format!("{other:?}: expected always, batch or interval"),
+                    &format!("{other:?}: expected before_forward, always, batch or interval"),
                 ));
             }
         };
@@ -620,6 +624,9 @@ impl Validator<'_> {
         }
         if let Some(v) = raw.segment_max_age {
             c.segment_max_age = v;
+        }
+        if let Some(v) = raw.checkpoint_interval {
+            c.checkpoint_interval = v;
         }
         c.retention_max_age = raw.retention_max_age;
         c.retention_max_bytes = raw.retention_max_bytes;

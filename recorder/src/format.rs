@@ -37,7 +37,7 @@
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
-//! | 0 | 1 | kind: 1 session start, 2 client→target data, 3 target→client data, 4 command, 5 admin action, 6 session end |
+//! | 0 | 1 | kind: 1 session start, 2 client→target data, 3 target→client data, 4 command, 5 admin action, 6 session end, 7 checkpoint (see `checkpoint.rs`) |
 //! | 1 | 8 | session id |
 //! | 9 | 8 | timestamp, unix nanoseconds |
 //! | 17 | 4 | body length `B` (≤ 16 MiB) |
