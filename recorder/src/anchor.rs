@@ -225,46 +225,61 @@ impl Anchors {
             if cp.seq < first {
                 continue;
             }
-            if let Some(p) = self.unmet(cp, self.met[i], first, end) {
-                report.problems.push(p);
-            }
+            report.problems.extend(self.unmet(cp, self.met[i], end));
+            report.problems.extend(self.segment_gone(cp, first));
         }
     }
 
-    fn unmet(&self, cp: &Checkpoint, met: bool, first: u64, end: u64) -> Option<Problem> {
+    fn file_for(&self, cp: &Checkpoint) -> String {
         let seg = crate::format::segment_file_name(cp.segment);
-        let file = if self.segments.contains(&cp.segment) {
-            seg.as_str()
+        if self.segments.contains(&cp.segment) {
+            seg
         } else {
-            CHECKPOINT_FILE
-        };
-        let p = |kind, detail| Some(problem(self.shard, file, kind, detail));
+            CHECKPOINT_FILE.to_owned()
+        }
+    }
+
+    /// The chain must pass the checkpoint's (sequence, head).
+    fn unmet(&self, cp: &Checkpoint, met: bool, end: u64) -> Option<Problem> {
         let what = describe(cp);
-        if cp.seq > end {
-            return p(
+        let seg = crate::format::segment_file_name(cp.segment);
+        let (kind, detail) = if cp.seq > end {
+            (
                 ProblemKind::TailRemoved,
                 format!(
                     "the {what} vouches for sequence {} (segment {seg}) but the log ends at {end}: records after it were removed or truncated",
                     cp.seq
                 ),
-            );
-        }
-        if !met {
-            return p(
+            )
+        } else if !met {
+            (
                 ProblemKind::BrokenChain,
                 format!(
                     "no block ends at sequence {} as the {what} says: the log was rewritten",
                     cp.seq
                 ),
-            );
+            )
+        } else {
+            return None;
+        };
+        Some(problem(self.shard, &self.file_for(cp), kind, detail))
+    }
+
+    /// The segment a checkpoint says was created (or sealed) must be there
+    /// (and sealed as it says).
+    fn segment_gone(&self, cp: &Checkpoint, first: u64) -> Option<Problem> {
+        if cp.segment < first {
+            return None;
         }
-        let kept = cp.segment >= first;
+        let what = describe(cp);
+        let seg = crate::format::segment_file_name(cp.segment);
+        let p = |kind, detail| Some(problem(self.shard, &self.file_for(cp), kind, detail));
         match cp.event {
-            CheckpointEvent::Open if kept && !self.segments.contains(&cp.segment) => p(
+            CheckpointEvent::Open if !self.segments.contains(&cp.segment) => p(
                 ProblemKind::MissingSegment,
                 format!("the {what} says segment {seg} was created; it is missing"),
             ),
-            CheckpointEvent::Seal if kept => match self.sealed.get(&cp.segment) {
+            CheckpointEvent::Seal => match self.sealed.get(&cp.segment) {
                 Some((next, head)) if *next == cp.seq && hex(head) == cp.head => None,
                 Some(_) => p(
                     ProblemKind::BadSeal,
@@ -272,7 +287,9 @@ impl Anchors {
                 ),
                 None => p(
                     ProblemKind::Truncated,
-                    format!("the {what} says segment {seg} was sealed; it has no seal: truncated or removed"),
+                    format!(
+                        "the {what} says segment {seg} was sealed; it has no seal: truncated or removed"
+                    ),
                 ),
             },
             _ => None,
