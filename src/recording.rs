@@ -77,13 +77,21 @@ impl SessionRecording {
     /// Bytes read at `at` and about to be forwarded to the target, copied
     /// into the shard's recording buffer (the caller keeps its own buffer).
     /// The bytes may be forwarded once the returned ticket resolves.
-    pub async fn client_data(&self, at: Instant, data: &[u8]) -> Result<Durable<'_>, RecorderError> {
+    pub async fn client_data(
+        &self,
+        at: Instant,
+        data: &[u8],
+    ) -> Result<Durable<'_>, RecorderError> {
         self.data(DataDirection::ClientToTarget, at, data).await
     }
 
     /// Bytes read at `at` and about to be forwarded to the client, after
     /// masking. The bytes may be forwarded once the returned ticket resolves.
-    pub async fn target_data(&self, at: Instant, data: &[u8]) -> Result<Durable<'_>, RecorderError> {
+    pub async fn target_data(
+        &self,
+        at: Instant,
+        data: &[u8],
+    ) -> Result<Durable<'_>, RecorderError> {
         self.data(DataDirection::TargetToClient, at, data).await
     }
 

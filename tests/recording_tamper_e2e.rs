@@ -133,7 +133,11 @@ impl Drop for Proc {
 fn start_gateway(dir: &Path, cfg: &str) -> Proc {
     let path = dir.join("tollgate.toml");
     let admin = free_port();
-    std::fs::write(&path, format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{cfg}")).unwrap();
+    std::fs::write(
+        &path,
+        format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n{cfg}"),
+    )
+    .unwrap();
     let log = dir.join("tollgate.log");
     let child = Command::new(bin())
         .args(["run", "--log-format", "json", "--config"])
@@ -247,7 +251,11 @@ fn tampered_tails_indexes_and_retention_fail_verify_through_the_binary() {
             !matches!(e, IndexEntry::Start { session, .. } | IndexEntry::End { session, .. } if *session == third)
         });
     });
-    r.fails(&d, "dropped index entries", &["BadIndex", "no entry for session"]);
+    r.fails(
+        &d,
+        "dropped index entries",
+        &["BadIndex", "no entry for session"],
+    );
 
     // 5. The first segment deleted, with a retention mark forged for it.
     let d = r.copy("pruned");

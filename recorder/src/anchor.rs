@@ -135,7 +135,13 @@ impl Anchors {
 
     /// The chain passes `seq` with head `head` (a segment start or the end
     /// of a block).
-    pub(crate) fn boundary(&mut self, seq: u64, head: &Hash, file: &str, report: &mut VerifyReport) {
+    pub(crate) fn boundary(
+        &mut self,
+        seq: u64,
+        head: &Hash,
+        file: &str,
+        report: &mut VerifyReport,
+    ) {
         let Some(ids) = self.by_seq.get(&seq) else {
             return;
         };
@@ -176,7 +182,13 @@ impl Anchors {
     }
 
     /// A checkpoint record found in the log must be in the checkpoint file.
-    pub(crate) fn in_log(&self, raw: &RawRecord<'_>, at: &str, seq: u64, report: &mut VerifyReport) {
+    pub(crate) fn in_log(
+        &self,
+        raw: &RawRecord<'_>,
+        at: &str,
+        seq: u64,
+        report: &mut VerifyReport,
+    ) {
         match Checkpoint::from_json(raw.body) {
             Ok(cp) if self.all.contains(&(cp.seq, cp.time_ns, cp.head.clone())) => {}
             Ok(cp) => report.problems.push(problem(

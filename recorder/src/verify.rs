@@ -5,11 +5,11 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::anchor::{Anchors, IndexCheck};
 use crate::block::BlockDecoder;
+use crate::checkpoint::CHECKPOINT_FILE;
 use crate::error::RecorderError;
 use crate::format::{Hash, ZERO_HASH};
-use crate::anchor::{Anchors, IndexCheck};
-use crate::checkpoint::CHECKPOINT_FILE;
 use crate::index::{INDEX_FILE, read_index};
 use crate::reader::RecordingDir;
 use crate::record::{RawRecords, RecordKind};

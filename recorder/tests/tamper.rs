@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
+use tollgate_recorder::checkpoint::{CHECKPOINT_FILE, CheckpointEvent, read_checkpoints};
 use tollgate_recorder::format::{
     BLOCK_HEADER_LEN, BlockHeader, SEGMENT_HEADER_LEN, SegmentHeader, segment_file_name,
 };
-use tollgate_recorder::checkpoint::{CHECKPOINT_FILE, CheckpointEvent, read_checkpoints};
-use tollgate_recorder::index::{INDEX_FILE, IndexEntry, read_index};
 use tollgate_recorder::fs::RealFs;
+use tollgate_recorder::index::{INDEX_FILE, IndexEntry, read_index};
 use tollgate_recorder::{
     ProblemKind, RecordBody, Recorder, RecorderError, RecordingDir, SessionFilter, VerifyReport,
     keygen, list_segments, verify,
@@ -443,10 +443,13 @@ fn an_index_entry_edited_with_its_crc_recomputed_is_an_error() {
     // ... and verify tells.
     let report = f.verify();
     assert!(
-        report.problems.iter().any(|p| p.kind == ProblemKind::BadIndex
-            && p.file.as_deref() == Some(INDEX_FILE)
-            && p.detail.contains("someone-else")
-            && p.detail.contains("user-3")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::BadIndex
+                && p.file.as_deref() == Some(INDEX_FILE)
+                && p.detail.contains("someone-else")
+                && p.detail.contains("user-3")),
         "{report}"
     );
 }
@@ -468,7 +471,12 @@ fn dropped_index_entries_are_an_error() {
     // The last ones: the seal's checkpoint vouches for them.
     let f = sessions_fixture();
     rewrite_index(&f, |entries| {
-        entries.retain(|e| !matches!(e, IndexEntry::Start { session: 5, .. } | IndexEntry::End { session: 5, .. }))
+        entries.retain(|e| {
+            !matches!(
+                e,
+                IndexEntry::Start { session: 5, .. } | IndexEntry::End { session: 5, .. }
+            )
+        })
     });
     let report = f.verify();
     assert!(
@@ -492,8 +500,10 @@ fn dropped_index_entries_are_an_error() {
     });
     let report = f.verify();
     assert!(
-        report.problems.iter().any(|p| p.kind == ProblemKind::BadIndex
-            && p.detail.contains("ghost")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::BadIndex && p.detail.contains("ghost")),
         "{report}"
     );
 }
@@ -519,13 +529,20 @@ fn deleting_the_first_segment_with_a_forged_retention_record_is_an_error() {
     std::fs::write(&path, out).unwrap();
     let report = f.verify();
     assert!(
-        has(&report, ProblemKind::MissingSegment, &name(&segs[1].1), None),
+        has(
+            &report,
+            ProblemKind::MissingSegment,
+            &name(&segs[1].1),
+            None
+        ),
         "{report}"
     );
 
     // A retention checkpoint forged without the key does not pass either.
     let cp_path = f.shard_dir().join(CHECKPOINT_FILE);
-    let mut forged = read_checkpoints(&RealFs, &cp_path).unwrap().entries[0].1.clone();
+    let mut forged = read_checkpoints(&RealFs, &cp_path).unwrap().entries[0]
+        .1
+        .clone();
     forged.event = CheckpointEvent::Prune;
     forged.seq = next.base_seq;
     forged.head = hex(&next.prev_hash);
@@ -538,7 +555,12 @@ fn deleting_the_first_segment_with_a_forged_retention_record_is_an_error() {
     std::fs::write(&cp_path, file).unwrap();
     let report = f.verify();
     assert!(
-        has(&report, ProblemKind::MissingSegment, &name(&segs[1].1), None),
+        has(
+            &report,
+            ProblemKind::MissingSegment,
+            &name(&segs[1].1),
+            None
+        ),
         "{report}"
     );
     assert!(
@@ -609,8 +631,11 @@ fn truncating_the_checkpoint_file_is_an_error_while_the_log_holds_its_checkpoint
     std::fs::write(&cp_path, &data[..interval as usize]).unwrap();
     let report = verify(&dir, None).unwrap();
     assert!(
-        report.problems.iter().any(|p| p.kind == ProblemKind::BadCheckpoint
-            && p.detail.contains("checkpoint file does not")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::BadCheckpoint
+                && p.detail.contains("checkpoint file does not")),
         "{report}"
     );
     std::fs::remove_file(&cp_path).unwrap();
