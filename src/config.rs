@@ -1226,6 +1226,16 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(e.contains("t.toml:2: recorder.durability"), "{e}");
         let e = err(&format!("[recorder]\nblock_size = 0\n{OK}"));
         assert!(e.contains("recorder.block_size"), "{e}");
+        let r = parse(&format!(
+            "[recorder]\ndurability = \"before_forward\"\ncheckpoint_interval = \"2s\"\n{OK}"
+        ))
+        .unwrap()
+        .recorder
+        .unwrap();
+        assert!(r.durability.waits_before_forward());
+        assert_eq!(r.checkpoint_interval, Duration::from_secs(2));
+        let e = err(&format!("[recorder]\ncheckpoint_interval = \"0s\"\n{OK}"));
+        assert!(e.contains("recorder.checkpoint_interval"), "{e}");
     }
 
     #[test]

@@ -149,10 +149,13 @@ fn recorded_statements(rec: &Path) -> HashSet<(u64, u64)> {
     got
 }
 
+/// Per client, the acknowledged statement numbers missing from the export.
+type Lost = BTreeMap<u64, Vec<u64>>;
+
 /// Runs the load, kills the gateway under it, restarts it and returns, per
 /// client, the acknowledged statement numbers that the export lacks, and
 /// how many statements were acknowledged in all.
-fn crash_under_load(name: &str, durability: &str) -> (BTreeMap<u64, Vec<u64>>, Vec<(u64, u64)>) {
+fn crash_under_load(name: &str, durability: &str) -> (Lost, Vec<(u64, u64)>) {
     let rec = tempfile::tempdir().unwrap();
     let g = PgGateway::builder()
         .shards(2)
@@ -213,7 +216,7 @@ fn crash_under_load(name: &str, durability: &str) -> (BTreeMap<u64, Vec<u64>>, V
         String::from_utf8_lossy(&verify.stdout)
     );
     let recorded = recorded_statements(rec.path());
-    let mut missing: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut missing = Lost::new();
     for &(c, n) in &acked {
         if !recorded.contains(&(c, n)) {
             missing.entry(c).or_default().push(n);

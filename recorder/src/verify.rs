@@ -190,9 +190,13 @@ impl RecordingDir {
         report: &mut VerifyReport,
     ) -> Result<(), RecorderError> {
         let fs = self.fs.as_ref();
+        // Checkpoints, then the index, then the segments: the writer appends
+        // in the other order (block, index entry, checkpoint), so on a live
+        // recording whatever the first two name is already in the log.
+        let mut anchors = Anchors::load(fs, shard_dir, shard, public_key, report)?;
+        let index = read_index(fs, &shard_dir.join(INDEX_FILE))?;
         let segs = list_segments(fs, shard_dir)?;
         let mut c = ShardCheck { report, shard };
-        let index = read_index(fs, &shard_dir.join(INDEX_FILE))?;
         if let Some((offset, detail)) = &index.damage {
             c.problem(
                 INDEX_FILE,
@@ -202,7 +206,6 @@ impl RecordingDir {
                 detail.clone(),
             );
         }
-        let mut anchors = Anchors::load(fs, shard_dir, shard, public_key, c.report)?;
         if !anchors.file_exists && !segs.is_empty() {
             c.problem(
                 CHECKPOINT_FILE,
