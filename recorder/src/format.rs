@@ -65,6 +65,14 @@
 //! | 0 | 4 | body length `L` (≤ 64 KiB) |
 //! | 4 | 4 | CRC32C of the body |
 //! | 8 | L | JSON object (see `index.rs`) |
+//!
+//! The index is not trusted on its own: `verify` checks every start/end
+//! entry against the chained record at its sequence.
+//!
+//! # Checkpoint file (`<dir>/shard-<N>/checkpoints.log`)
+//!
+//! Append-only, fsynced signed checkpoints of the chain head, framed like
+//! index entries; see `checkpoint.rs`.
 
 use ring::digest;
 
