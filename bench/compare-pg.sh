@@ -13,8 +13,10 @@
 # tollgate runs with token auth, command rules and masking rules (which no
 # pgbench statement triggers, but every statement is classified and every row
 # goes through the detectors) and recording on; the variants tollgate-norec
-# (recording off) and tollgate-bare (no rules, no masking, no recording) can be
-# added to --relays to see what each part costs.
+# (recording off), tollgate-bare (no rules, no masking, no recording) and
+# tollgate-strict (recording with durability = "before_forward": every frame
+# waits for its record's fsync) can be added to --relays to see what each
+# part costs.
 #
 # Placement (--pin none, default): the kernel places pgbench, PostgreSQL and
 # the relay on every CPU, so the relay's CPU comes out of what the database
@@ -33,7 +35,7 @@
 #            [--clients 16] [--jobs 2] [--scale 10] [--pin none|split]
 #            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0] [--perf]
 #            [--results DIR] [--bin-dir DIR] [--no-build] [--no-latency]
-# Relays: direct tollgate tollgate-norec tollgate-bare pgbouncer haproxy.
+# Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict pgbouncer haproxy.
 # Modes: simple extended prepared (pgbench -M). Durations in seconds.
 # --bin-dir takes the tollgate binary from DIR instead of building it.
 # Every option also reads from the environment (ROUNDS, RELAYS, MODES, ...).
@@ -106,7 +108,7 @@ IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 IFS=',' read -r -a MODE_LIST <<<"$MODES"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for r in "${RELAY_LIST[@]}"; do
-    case "$r" in direct|tollgate|tollgate-norec|tollgate-bare|pgbouncer|haproxy) ;;
+    case "$r" in direct|tollgate|tollgate-norec|tollgate-bare|tollgate-strict|pgbouncer|haproxy) ;;
         *) die "unknown relay '$r'" ;; esac
 done
 for m in "${MODE_LIST[@]}"; do
@@ -347,6 +349,8 @@ jwks_file = "$WORK/keys/tollgate-dev-jwks.json"
 EOF
         if [ "$variant" = full ]; then
             printf '[recorder]\ndir = "%s"\n\n' "$WORK/recordings-$variant"
+        elif [ "$variant" = strict ]; then
+            printf '[recorder]\ndir = "%s"\ndurability = "before_forward"\n\n' "$WORK/recordings-$variant"
         else
             printf '[recorder]\nenabled = false\n\n'
         fi
@@ -398,7 +402,7 @@ style = "redact"
 replacement = "[redacted]"
 EOF
     }
-    for v in full norec bare; do
+    for v in full norec bare strict; do
         tollgate_config "$v" >"$CONF/tollgate-$v.toml"
         "$TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
             { cat "$RESULTS/tollgate-check-$v.log" >&2; die "tollgate check rejected the $v config"; }

@@ -159,6 +159,8 @@ struct RawRecorder {
     #[serde(default, with = "humantime_serde")]
     segment_max_age: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
+    checkpoint_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
     retention_max_age: Option<Duration>,
     retention_max_bytes: Option<u64>,
     signing_key: Option<PathBuf>,
@@ -579,6 +581,7 @@ impl Validator<'_> {
                 queue_bytes: None,
                 segment_max_bytes: None,
                 segment_max_age: None,
+                checkpoint_interval: None,
                 retention_max_age: None,
                 retention_max_bytes: None,
                 signing_key: None,
@@ -591,6 +594,7 @@ impl Validator<'_> {
         c.durability = match raw.durability.as_deref() {
             None | Some("batch") => Durability::Batch,
             Some("always") => Durability::Always,
+            Some("before_forward") => Durability::BeforeForward,
             Some("interval") => Durability::Interval(
                 raw.durability_interval
                     .unwrap_or(Duration::from_millis(100)),
@@ -599,7 +603,7 @@ impl Validator<'_> {
                 return Err(self.invalid(
                     &[Seg::Key("recorder"), Seg::Key("durability")],
                     "recorder.durability",
-                    &format!("{other:?}: expected always, batch or interval"),
+                    &format!("{other:?}: expected before_forward, always, batch or interval"),
                 ));
             }
         };
@@ -620,6 +624,9 @@ impl Validator<'_> {
         }
         if let Some(v) = raw.segment_max_age {
             c.segment_max_age = v;
+        }
+        if let Some(v) = raw.checkpoint_interval {
+            c.checkpoint_interval = v;
         }
         c.retention_max_age = raw.retention_max_age;
         c.retention_max_bytes = raw.retention_max_bytes;
@@ -1219,6 +1226,16 @@ password_file = "/etc/tollgate/payments.pw"
         assert!(e.contains("t.toml:2: recorder.durability"), "{e}");
         let e = err(&format!("[recorder]\nblock_size = 0\n{OK}"));
         assert!(e.contains("recorder.block_size"), "{e}");
+        let r = parse(&format!(
+            "[recorder]\ndurability = \"before_forward\"\ncheckpoint_interval = \"2s\"\n{OK}"
+        ))
+        .unwrap()
+        .recorder
+        .unwrap();
+        assert!(r.durability.waits_before_forward());
+        assert_eq!(r.checkpoint_interval, Duration::from_secs(2));
+        let e = err(&format!("[recorder]\ncheckpoint_interval = \"0s\"\n{OK}"));
+        assert!(e.contains("recorder.checkpoint_interval"), "{e}");
     }
 
     #[test]

@@ -44,6 +44,18 @@ impl SessionRecording {
         self.rec.is_some()
     }
 
+    /// The ticket for record `seq`: one to wait on in the strict durability
+    /// mode, a no-op otherwise.
+    fn ticket(&self, seq: u64) -> Durable<'_> {
+        Durable {
+            wait: self
+                .rec
+                .as_ref()
+                .filter(|r| r.waits_before_forward())
+                .map(|r| (r, seq)),
+        }
+    }
+
     async fn put(&self, body: RecordBody) -> Result<(), RecorderError> {
         match &self.rec {
             None => Ok(()),
@@ -64,14 +76,28 @@ impl SessionRecording {
 
     /// Bytes read at `at` and about to be forwarded to the target, copied
     /// into the shard's recording buffer (the caller keeps its own buffer).
-    pub async fn client_data(&self, at: Instant, data: &[u8]) -> Result<(), RecorderError> {
+    /// The bytes may be forwarded once the returned ticket resolves.
+    pub async fn client_data(
+        &self,
+        at: Instant,
+        data: &[u8],
+    ) -> Result<Durable<'_>, RecorderError> {
         self.data(DataDirection::ClientToTarget, at, data).await
     }
 
     /// Bytes read at `at` and about to be forwarded to the client, after
-    /// masking.
-    pub async fn target_data(&self, at: Instant, data: &[u8]) -> Result<(), RecorderError> {
+    /// masking. The bytes may be forwarded once the returned ticket resolves.
+    pub async fn target_data(
+        &self,
+        at: Instant,
+        data: &[u8],
+    ) -> Result<Durable<'_>, RecorderError> {
         self.data(DataDirection::TargetToClient, at, data).await
+    }
+
+    /// As [`SessionRecording::target_data`], waiting on the ticket too.
+    pub async fn target_data_durable(&self, at: Instant, data: &[u8]) -> Result<(), RecorderError> {
+        self.target_data(at, data).await?.forwardable().await
     }
 
     async fn data(
@@ -79,13 +105,13 @@ impl SessionRecording {
         direction: DataDirection,
         at: Instant,
         data: &[u8],
-    ) -> Result<(), RecorderError> {
+    ) -> Result<Durable<'_>, RecorderError> {
         match &self.rec {
-            None => Ok(()),
+            None => Ok(Durable::NONE),
             Some(r) => r
                 .record_data(self.session, direction, self.stamp(at), data)
                 .await
-                .map(|_| ()),
+                .map(|seq| self.ticket(seq)),
         }
     }
 
@@ -104,6 +130,31 @@ impl SessionRecording {
             })
             .await?;
         r.wait_durable(seq).await
+    }
+}
+
+/// A durability ticket: in `durability = "before_forward"` (or `always`)
+/// the relay awaits it before forwarding the recorded bytes, so nothing
+/// reaches a peer before its record is fsynced. Many sessions' tickets are
+/// served by one fsync (the shard writer's group commit). A later ticket
+/// covers every earlier record of the shard.
+#[must_use = "the strict durability mode needs the ticket awaited before forwarding"]
+#[derive(Clone, Copy)]
+pub struct Durable<'a> {
+    wait: Option<(&'a ShardRecorder, u64)>,
+}
+
+impl Durable<'_> {
+    /// Nothing to wait for.
+    pub const NONE: Durable<'static> = Durable { wait: None };
+
+    /// Resolves once the record is durable (at once outside the strict
+    /// mode); an error when the recorder failed meanwhile.
+    pub async fn forwardable(self) -> Result<(), RecorderError> {
+        match self.wait {
+            None => Ok(()),
+            Some((r, seq)) => r.wait_durable(seq).await,
+        }
     }
 }
 

@@ -40,9 +40,10 @@ pub enum RecordingsCommand {
         #[arg(long, env = "TOLLGATE_RECORDINGS", default_value = crate::config::DEFAULT_RECORDING_DIR)]
         dir: PathBuf,
     },
-    /// Check CRCs, the hash chain, seals and signatures; non-zero exit on any problem.
+    /// Check CRCs, the hash chain, seals, checkpoints, the session index and
+    /// signatures; non-zero exit on any problem.
     Verify {
-        /// Ed25519 public key (base64, as written by `keygen`) to check seal signatures.
+        /// Ed25519 public key (base64, as written by `keygen`) to check seal and checkpoint signatures.
         #[arg(long)]
         key: Option<PathBuf>,
         #[arg(long, env = "TOLLGATE_RECORDINGS", default_value = crate::config::DEFAULT_RECORDING_DIR)]

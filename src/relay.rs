@@ -330,6 +330,11 @@ async fn pump(
                 ReadSide::Client => recording.client_data(now, &data).await,
                 ReadSide::Upstream => recording.target_data(now, &data).await,
             };
+            // Strict durability: forwarded only once the record is fsynced.
+            let rec = match rec {
+                Ok(durable) => durable.forwardable().await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = rec {
                 warn!(error = %e, "recorder failed: ending the session");
                 return Err(Side::Recorder);

@@ -7,15 +7,32 @@ use std::time::Duration;
 use crate::error::RecorderError;
 use crate::format::MAX_BLOCK_RAW;
 
-/// When records become durable.
+/// When records become durable, and what waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Every record is written as its own block and fsynced.
+    /// The guarantee of `BeforeForward` (a session waits for its records'
+    /// fsync before forwarding), with every record in a block of its own.
+    /// Kept for existing configurations; `BeforeForward` costs less.
     Always,
-    /// Every block is fsynced as it is written (the default).
+    /// Strict: a session's bytes are forwarded only once the block holding
+    /// their record is fsynced. The writer starts a block as soon as a
+    /// record arrives and every session staged meanwhile shares the next
+    /// fsync (group commit across the shard's sessions). Nothing a peer has
+    /// received can be missing from the recording after a crash.
+    BeforeForward,
+    /// Every block is fsynced as it is written (the default); forwarding
+    /// does not wait, so a crash loses at most the records of the last
+    /// `block_max_delay` plus one block write and fsync.
     Batch,
     /// Blocks are written as they fill and fsynced at this interval.
     Interval(Duration),
+}
+
+impl Durability {
+    /// True when sessions wait for their records' fsync before forwarding.
+    pub fn waits_before_forward(self) -> bool {
+        matches!(self, Self::Always | Self::BeforeForward)
+    }
 }
 
 /// How one recorder (all its shards) behaves.
@@ -48,6 +65,11 @@ pub struct RecorderConfig {
     pub signing_key: Option<PathBuf>,
     /// Told how long each segment fsync took, per shard (for metrics).
     pub fsync_observer: Option<FsyncObserver>,
+    /// A signed checkpoint of the chain head is written (to the shard's
+    /// checkpoint file and into the log) at most this often while records
+    /// arrive; besides, one is written at start, at each segment's creation
+    /// and seal, and at each retention deletion.
+    pub checkpoint_interval: Duration,
 }
 
 /// A callback for fsync latencies: `(shard, duration)`. Runs on the writer
@@ -79,6 +101,7 @@ impl RecorderConfig {
             retention_check_interval: Duration::from_secs(60),
             signing_key: None,
             fsync_observer: None,
+            checkpoint_interval: Duration::from_secs(10),
         }
     }
 
@@ -124,6 +147,9 @@ impl RecorderConfig {
         }
         if self.segment_max_age.is_zero() {
             return bad("segment_max_age", "must be above zero".into());
+        }
+        if self.checkpoint_interval.is_zero() {
+            return bad("checkpoint_interval", "must be above zero".into());
         }
         if self.retention_check_interval.is_zero() {
             return bad("retention_check_interval", "must be above zero".into());

@@ -236,6 +236,18 @@ fn write_replay_line(out: &mut dyn Write, r: &RecordRef<'_>, offset_s: f64) -> s
                 field(&m, "detail")
             )
         }
+        RecordKind::Checkpoint => {
+            let m = obj();
+            let n = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+            writeln!(
+                out,
+                "{when} +{offset_s:.3}s recorder checkpoint {} at sequence {} (segment {}, host {})",
+                field(&m, "event"),
+                n("seq"),
+                n("segment"),
+                field(&m, "host"),
+            )
+        }
         RecordKind::SessionEnd => {
             let m = obj();
             let n = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);

@@ -37,7 +37,7 @@
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
-//! | 0 | 1 | kind: 1 session start, 2 client→target data, 3 target→client data, 4 command, 5 admin action, 6 session end |
+//! | 0 | 1 | kind: 1 session start, 2 client→target data, 3 target→client data, 4 command, 5 admin action, 6 session end, 7 checkpoint (see `checkpoint.rs`) |
 //! | 1 | 8 | session id |
 //! | 9 | 8 | timestamp, unix nanoseconds |
 //! | 17 | 4 | body length `B` (≤ 16 MiB) |
@@ -65,6 +65,14 @@
 //! | 0 | 4 | body length `L` (≤ 64 KiB) |
 //! | 4 | 4 | CRC32C of the body |
 //! | 8 | L | JSON object (see `index.rs`) |
+//!
+//! The index is not trusted on its own: `verify` checks every start/end
+//! entry against the chained record at its sequence.
+//!
+//! # Checkpoint file (`<dir>/shard-<N>/checkpoints.log`)
+//!
+//! Append-only, fsynced signed checkpoints of the chain head, framed like
+//! index entries; see `checkpoint.rs`.
 
 use ring::digest;
 

@@ -6,7 +6,9 @@
 //! [`verify`] work on a directory, with or without a running writer.
 //! The byte layout is documented in [`format`].
 
+mod anchor;
 pub mod block;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod format;

@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     /// The writer is woken once this many bytes are staged (0: every record),
     /// if the oldest record's block deadline has not woken it already.
     pub(crate) wake_at: usize,
+    /// Sessions wait for their records' fsync before forwarding
+    /// (`before_forward` / `always`).
+    pub(crate) strict: bool,
     pub(crate) staging: Mutex<Staging>,
     pub(crate) writer: OnceLock<Thread>,
     pub(crate) durable_next: AtomicU64,
@@ -152,6 +155,22 @@ impl Shared {
         }
         self.space_wanted.store(true, Ordering::SeqCst);
         self.wake_space_waiters();
+    }
+
+    /// Stages a record of the writer's own (a checkpoint) behind what is
+    /// staged, whatever the queue bounds: the writer cannot wait on itself.
+    pub(crate) fn stage_own(&self, record: &Record) -> Result<u64, RecorderError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(self.failed_error());
+        }
+        let mut st = lock(&self.staging);
+        let seq = st.next_seq();
+        record.encode_into(&mut st.raw)?;
+        st.count += 1;
+        if st.count == 1 {
+            st.since = Some(Instant::now());
+        }
+        Ok(seq)
     }
 
     fn enqueue(&self, item: Item<'_>) -> Enqueue {
@@ -278,6 +297,12 @@ impl std::fmt::Debug for ShardRecorder {
 impl ShardRecorder {
     pub fn shard(&self) -> u32 {
         self.shared.shard
+    }
+
+    /// True when the durability mode wants each forwarded frame's record
+    /// durable before the frame is forwarded (`before_forward`, `always`).
+    pub fn waits_before_forward(&self) -> bool {
+        self.shared.strict
     }
 
     /// False once a write or fsync failed; the engine then refuses sessions.

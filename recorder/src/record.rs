@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoint;
 use crate::format::{FormatError, MAX_RECORD_BODY, RECORD_HEADER_LEN, u32_at, u64_at};
 
 /// One recorded event of a session (or of the admin plane, session id 0).
@@ -25,6 +26,9 @@ pub enum RecordBody {
     Command(CommandEvent),
     Admin(AdminAction),
     SessionEnd(SessionEnd),
+    /// A signed chain-head checkpoint or retention deletion, written by the
+    /// recorder itself (session id 0).
+    Checkpoint(Checkpoint),
 }
 
 /// Who connected to what, and how.
@@ -90,6 +94,7 @@ pub enum RecordKind {
     Command = 4,
     Admin = 5,
     SessionEnd = 6,
+    Checkpoint = 7,
 }
 
 impl RecordKind {
@@ -101,6 +106,7 @@ impl RecordKind {
             4 => Self::Command,
             5 => Self::Admin,
             6 => Self::SessionEnd,
+            7 => Self::Checkpoint,
             _ => return None,
         })
     }
@@ -114,6 +120,7 @@ impl RecordKind {
             Self::Command => "command",
             Self::Admin => "admin",
             Self::SessionEnd => "session_end",
+            Self::Checkpoint => "checkpoint",
         }
     }
 }
@@ -127,6 +134,7 @@ impl RecordBody {
             Self::Command(_) => RecordKind::Command,
             Self::Admin(_) => RecordKind::Admin,
             Self::SessionEnd(_) => RecordKind::SessionEnd,
+            Self::Checkpoint(_) => RecordKind::Checkpoint,
         }
     }
 }
@@ -179,6 +187,7 @@ impl Record {
             RecordBody::Command(c) => serde_json::to_writer(&mut *out, c),
             RecordBody::Admin(a) => serde_json::to_writer(&mut *out, a),
             RecordBody::SessionEnd(e) => serde_json::to_writer(&mut *out, e),
+            RecordBody::Checkpoint(c) => serde_json::to_writer(&mut *out, c),
         }
     }
 }
@@ -239,6 +248,7 @@ impl RawRecord<'_> {
             RecordKind::Command => RecordBody::Command(parse(self.body)?),
             RecordKind::Admin => RecordBody::Admin(parse(self.body)?),
             RecordKind::SessionEnd => RecordBody::SessionEnd(parse(self.body)?),
+            RecordKind::Checkpoint => RecordBody::Checkpoint(parse(self.body)?),
         };
         Ok(Record {
             session: self.session,

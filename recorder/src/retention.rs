@@ -1,12 +1,15 @@
 //! Retention: deleting a shard's oldest sealed segments beyond a maximum
 //! age or total size. The active (last) segment is never deleted, and each
-//! deletion is first noted in the session index so `verify` can tell
-//! retention from a removed segment.
+//! deletion is first written as a signed checkpoint (and noted in the
+//! session index) so `verify` can tell retention from a removed segment.
 
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use ring::signature::Ed25519KeyPair;
+
+use crate::checkpoint::{CHECKPOINT_FILE, Checkpoint, CheckpointEvent, append_checkpoint};
 use crate::error::RecorderError;
 use crate::format::{SEGMENT_HEADER_LEN, SegmentHeader};
 use crate::fs::{AppendFile, FileSystem};
@@ -28,6 +31,8 @@ pub struct RetentionOutcome {
     /// Base sequences of the deleted segments.
     pub deleted: Vec<u64>,
     pub bytes_freed: u64,
+    /// The signed retention checkpoints written, one per deleted segment.
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 pub(crate) fn read_segment_header(
@@ -53,12 +58,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Applies `policy` to one shard directory at time `now_ns`. `index` is the
 /// shard's open index when the writer calls this; otherwise it is opened.
+///
+/// Each deletion is first written, signed with `key` when there is one, to
+/// the shard's checkpoint file (`checkpoints`, or opened here): `verify`
+/// accepts a shard that no longer starts at sequence 0 only on such a
+/// checkpoint. The outcome lists them so the writer can chain them into the
+/// log as well.
 pub fn apply_retention(
     fs: &dyn FileSystem,
     shard_dir: &Path,
     policy: &RetentionPolicy,
     now_ns: u64,
     index: Option<&mut dyn AppendFile>,
+    checkpoints: Option<&mut dyn AppendFile>,
+    key: Option<&Ed25519KeyPair>,
 ) -> Result<RetentionOutcome, RecorderError> {
     let mut out = RetentionOutcome::default();
     if policy.max_age.is_none() && policy.max_bytes.is_none() {
@@ -73,6 +86,9 @@ pub fn apply_retention(
     let index_path = shard_dir.join(INDEX_FILE);
     let mut own_index: Option<Box<dyn AppendFile>> = None;
     let mut index = index;
+    let cp_path = shard_dir.join(CHECKPOINT_FILE);
+    let mut own_cp: Option<Box<dyn AppendFile>> = None;
+    let mut checkpoints = checkpoints;
     // The last segment has no successor and is the active one: never deleted.
     for i in 0..segs.len().saturating_sub(1) {
         let (base, path) = &segs[i];
@@ -104,6 +120,25 @@ pub fn apply_retention(
         file.append(&buf)
             .and_then(|()| file.sync())
             .map_err(RecorderError::io("append index", &index_path))?;
+        let cp = Checkpoint::new(
+            next.shard,
+            CheckpointEvent::Prune,
+            next.base_seq,
+            &next.prev_hash,
+            *base,
+            key,
+        );
+        let cp_file: &mut dyn AppendFile = match checkpoints.as_deref_mut() {
+            Some(f) => f,
+            None => own_cp
+                .get_or_insert(
+                    fs.open_append(&cp_path)
+                        .map_err(RecorderError::io("open checkpoints", &cp_path))?,
+                )
+                .as_mut(),
+        };
+        append_checkpoint(cp_file, &cp_path, &cp)?;
+        out.checkpoints.push(cp);
         fs.remove(path)
             .map_err(RecorderError::io("remove segment", path))?;
         tracing::info!(segment = %path.display(), bytes = sizes[i], "retention deleted a sealed segment");

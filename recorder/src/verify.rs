@@ -5,14 +5,15 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::anchor::{Anchors, IndexCheck};
 use crate::block::BlockDecoder;
+use crate::checkpoint::CHECKPOINT_FILE;
 use crate::error::RecorderError;
 use crate::format::{Hash, ZERO_HASH};
-use crate::index::{INDEX_FILE, IndexEntry, read_index};
+use crate::index::{INDEX_FILE, read_index};
 use crate::reader::RecordingDir;
-use crate::record::RawRecords;
+use crate::record::{RawRecords, RecordKind};
 use crate::recovery::list_segments;
-use crate::retention::hex;
 use crate::scan::{ScanItem, ScanStop, SegmentScan};
 use crate::signing::signature_valid;
 
@@ -44,8 +45,15 @@ pub enum ProblemKind {
     /// Segments are missing (a gap in base sequences, or the start of the
     /// shard without a retention record).
     MissingSegment,
-    /// The session index is damaged.
+    /// The session index is damaged, or says something the chained
+    /// session start/end records do not (edited, dropped or forged entries).
     BadIndex,
+    /// The checkpoint file is damaged or missing, or a checkpoint in it is
+    /// forged, or lacks one the log holds.
+    BadCheckpoint,
+    /// A signed checkpoint vouches for records the log no longer reaches:
+    /// its end (or the last segment) was removed or truncated.
+    TailRemoved,
     /// A file could not be read.
     Io,
 }
@@ -182,9 +190,13 @@ impl RecordingDir {
         report: &mut VerifyReport,
     ) -> Result<(), RecorderError> {
         let fs = self.fs.as_ref();
+        // Checkpoints, then the index, then the segments: the writer appends
+        // in the other order (block, index entry, checkpoint), so on a live
+        // recording whatever the first two name is already in the log.
+        let mut anchors = Anchors::load(fs, shard_dir, shard, public_key, report)?;
+        let index = read_index(fs, &shard_dir.join(INDEX_FILE))?;
         let segs = list_segments(fs, shard_dir)?;
         let mut c = ShardCheck { report, shard };
-        let index = read_index(fs, &shard_dir.join(INDEX_FILE))?;
         if let Some((offset, detail)) = &index.damage {
             c.problem(
                 INDEX_FILE,
@@ -194,18 +206,17 @@ impl RecordingDir {
                 detail.clone(),
             );
         }
-        let pruned: Vec<(u64, String)> = index
-            .entries
-            .iter()
-            .filter_map(|(_, e)| match e {
-                IndexEntry::Pruned {
-                    next_base,
-                    chain_head,
-                    ..
-                } => Some((*next_base, chain_head.clone())),
-                _ => None,
-            })
-            .collect();
+        if !anchors.file_exists && !segs.is_empty() {
+            c.problem(
+                CHECKPOINT_FILE,
+                None,
+                None,
+                ProblemKind::BadCheckpoint,
+                "no checkpoint file: the end of the log cannot be proven (removed?)".into(),
+            );
+        }
+        let mut idx = IndexCheck::new(shard, index.entries.into_iter().map(|(_, e)| e));
+        let mut end = 0u64;
         // (base, chain head) the next segment must continue from.
         let mut expected: Option<(u64, Hash)> = None;
         for (i, (base, path)) in segs.iter().enumerate() {
@@ -261,7 +272,7 @@ impl RecordingDir {
                 Some(_) => {}
                 None if i == 0 => {
                     let genesis = *base == 0 && h.prev_hash == ZERO_HASH;
-                    let retained = pruned.iter().any(|(b, head)| b == base && *head == hex(&h.prev_hash));
+                    let retained = anchors.pruned_to(*base, &h.prev_hash);
                     if !genesis && !retained {
                         c.problem(
                             &name,
@@ -274,6 +285,7 @@ impl RecordingDir {
                 }
                 None => {}
             }
+            anchors.boundary(*base, &h.prev_hash, &name, c.report);
             let mut chain = h.prev_hash;
             let mut next_seq = *base;
             let mut blocks = 0u32;
@@ -315,7 +327,20 @@ impl RecordingDir {
                                 let mut bad = None;
                                 for r in RawRecords::new(raw) {
                                     match r {
-                                        Ok(_) => n += 1,
+                                        Ok(rec) => {
+                                            let seq = header.first_seq + n;
+                                            match rec.kind {
+                                                RecordKind::SessionStart
+                                                | RecordKind::SessionEnd => {
+                                                    idx.record(seq, *base, &rec, c.report)
+                                                }
+                                                RecordKind::Checkpoint => {
+                                                    anchors.in_log(&rec, &name, seq, c.report)
+                                                }
+                                                _ => {}
+                                            }
+                                            n += 1;
+                                        }
                                         Err(e) => bad = Some(e.to_string()),
                                     }
                                 }
@@ -349,6 +374,7 @@ impl RecordingDir {
                         chain = hash;
                         next_seq = header.first_seq + u64::from(header.count);
                         blocks += 1;
+                        anchors.boundary(next_seq, &chain, &name, c.report);
                     }
                     Ok(Some(ScanItem::Seal { offset, seal })) => {
                         c.report.seals += 1;
@@ -439,6 +465,8 @@ impl RecordingDir {
                     "segment has no seal but a later segment exists: truncated".into(),
                 );
             }
+            anchors.segment(*base, sealed.as_ref());
+            end = end.max(next_seq);
             // After damage the chain's end is unknown unless a seal said it.
             expected = match sealed {
                 Some(seal) => Some((seal.next_seq, seal.chain_head)),
@@ -446,6 +474,9 @@ impl RecordingDir {
                 None => None,
             };
         }
+        let first = segs.first().map(|(b, _)| *b);
+        anchors.finish(first, end, c.report);
+        idx.finish(first.unwrap_or(0), end, anchors.covered(), c.report);
         Ok(())
     }
 }

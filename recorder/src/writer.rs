@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ring::signature::Ed25519KeyPair;
 
 use crate::block::BlockBuilder;
+use crate::checkpoint::{Checkpoint, CheckpointEvent, Checkpointer};
 use crate::config::{Durability, RecorderConfig};
 use crate::error::RecorderError;
 use crate::format::{
@@ -21,7 +22,7 @@ use crate::format::{
 use crate::fs::{AppendFile, FileSystem, RealFs};
 use crate::index::{INDEX_FILE, IndexEntry, read_index};
 use crate::producer::{RecorderHealth, ShardRecorder, Shared, Staging, lock};
-use crate::record::now_ns;
+use crate::record::{Record, RecordBody, now_ns};
 use crate::recovery::recover_shard;
 use crate::retention::{RetentionPolicy, apply_retention};
 
@@ -130,11 +131,20 @@ fn spawn_shard(
     key: Option<Arc<Ed25519KeyPair>>,
 ) -> Result<(ShardRecorder, JoinHandle<()>), RecorderError> {
     let mut writer = ShardWriter::open(config, shard, fs, key)?;
+    // Records the writer made before the staging buffer existed (retention
+    // at start) go first.
+    let (mut own_raw, mut own_count) = (Vec::new(), 0usize);
+    for r in writer.own_pending.drain(..) {
+        r.encode_into(&mut own_raw)?;
+        own_count += 1;
+    }
     let shared = Arc::new(Shared {
         shard,
         capacity: config.queue_capacity,
         capacity_bytes: config.queue_bytes,
-        wake_at: if config.durability == Durability::Always {
+        // Sessions that wait for durability want their block started at
+        // once; whoever else stages meanwhile joins the next fsync.
+        wake_at: if config.durability.waits_before_forward() {
             0
         } else {
             // A busy shard fills blocks faster than the deadline: let a few
@@ -142,12 +152,13 @@ fn spawn_shard(
             // the writer far more than compressing a block does.
             (config.block_size * BATCH_BLOCKS).min(config.queue_bytes)
         },
+        strict: config.durability.waits_before_forward(),
         staging: Mutex::new(Staging {
-            raw: Vec::new(),
+            raw: own_raw,
             first_seq: writer.next_seq,
-            count: 0,
+            count: own_count,
             index: Vec::new(),
-            since: None,
+            since: (own_count > 0).then(Instant::now),
             closed: false,
             writer_idle: false,
             full_signalled: false,
@@ -214,6 +225,9 @@ struct ShardWriter {
     index_dirty: bool,
     last_sync: Instant,
     last_retention: Instant,
+    checkpoints: Checkpointer,
+    /// The writer's own records (checkpoints) made before `shared` is set.
+    own_pending: Vec<Record>,
 }
 
 impl ShardWriter {
@@ -227,6 +241,14 @@ impl ShardWriter {
         fs.create_dir_all(&dir)
             .map_err(RecorderError::io("create", &dir))?;
         let rec = recover_shard(fs.as_ref(), &dir, shard)?;
+        let checkpoints = Checkpointer::open(
+            fs.as_ref(),
+            &dir,
+            shard,
+            key.clone(),
+            config.checkpoint_interval,
+        )?;
+        let mut created = false;
         let active = match rec.last {
             Some(last) if !last.sealed => Active {
                 file: fs
@@ -238,7 +260,10 @@ impl ShardWriter {
                 len: last.len,
                 blocks: last.blocks,
             },
-            _ => create_segment(fs.as_ref(), &dir, shard, rec.next_seq, rec.chain_head)?,
+            _ => {
+                created = true;
+                create_segment(fs.as_ref(), &dir, shard, rec.next_seq, rec.chain_head)?
+            }
         };
         let index_path = dir.join(INDEX_FILE);
         let index = recover_index(
@@ -271,7 +296,16 @@ impl ShardWriter {
             last_sync: Instant::now(),
             group_commit: false,
             last_retention: Instant::now(),
+            checkpoints,
+            own_pending: Vec::new(),
         };
+        let (seq, head, base) = (w.next_seq, w.chain_head, w.active_base());
+        if created {
+            w.checkpoints
+                .write(CheckpointEvent::Open, seq, &head, base)?;
+        }
+        w.checkpoints
+            .write(CheckpointEvent::Start, seq, &head, base)?;
         w.apply_retention()?;
         Ok(w)
     }
@@ -353,6 +387,9 @@ impl ShardWriter {
         {
             wait = wait.min(every.saturating_sub(self.last_sync.elapsed()));
         }
+        if self.checkpoints.pending(self.written_next) {
+            wait = wait.min(self.checkpoints.due_in());
+        }
         wait
     }
 
@@ -373,7 +410,9 @@ impl ShardWriter {
         }
         let always = self.config.durability == Durability::Always;
         let target = self.config.block_size.max(1);
-        self.group_commit = self.config.durability == Durability::Batch;
+        // One fsync for the whole batch, whoever staged it: sessions waiting
+        // for durability (strict modes) share it too.
+        self.group_commit = !matches!(self.config.durability, Durability::Interval(_));
         let (mut start, mut at, mut n, mut seq) = (0usize, 0usize, 0u32, first_seq);
         while at < raw.len() {
             let len = raw
@@ -436,7 +475,43 @@ impl ShardWriter {
             self.last_retention = Instant::now();
             self.apply_retention()?;
         }
+        if self.checkpoints.interval_due(self.written_next) {
+            self.interval_checkpoint()?;
+        }
         Ok(())
+    }
+
+    /// Makes everything written durable, anchors the chain head in the
+    /// checkpoint file, and chains the same checkpoint into the log.
+    fn interval_checkpoint(&mut self) -> Result<(), RecorderError> {
+        if self.written_next > self.synced_next {
+            self.sync()?;
+        }
+        let (seq, head, base) = (self.synced_next, self.chain_head, self.active_base());
+        let cp = self
+            .checkpoints
+            .write(CheckpointEvent::Interval, seq, &head, base)?;
+        if let Some(at) = self.log_own(cp)? {
+            self.checkpoints.logged_at(at);
+        }
+        Ok(())
+    }
+
+    /// Stages one of the writer's own records (a checkpoint) behind what
+    /// sessions staged; returns its sequence once it has one.
+    fn log_own(&mut self, cp: Checkpoint) -> Result<Option<u64>, RecorderError> {
+        let record = Record {
+            session: 0,
+            timestamp_ns: cp.time_ns,
+            body: RecordBody::Checkpoint(cp),
+        };
+        match self.shared() {
+            Some(s) => s.stage_own(&record).map(Some),
+            None => {
+                self.own_pending.push(record);
+                Ok(None)
+            }
+        }
     }
 
     /// Appends one block of encoded records to the active segment.
@@ -545,6 +620,9 @@ impl ShardWriter {
             self.chain_head,
         )?;
         self.active = next;
+        let (seq, head, base) = (self.written_next, self.chain_head, self.active_base());
+        self.checkpoints
+            .write(CheckpointEvent::Open, seq, &head, base)?;
         Ok(())
     }
 
@@ -575,6 +653,9 @@ impl ShardWriter {
         if let Some(s) = self.shared() {
             s.segments_sealed.fetch_add(1, Ordering::Relaxed);
         }
+        let (seq, head, base) = (self.written_next, self.chain_head, self.active_base());
+        self.checkpoints
+            .write(CheckpointEvent::Seal, seq, &head, base)?;
         Ok(())
     }
 
@@ -595,13 +676,18 @@ impl ShardWriter {
         if policy.max_age.is_none() && policy.max_bytes.is_none() {
             return Ok(());
         }
-        apply_retention(
+        let out = apply_retention(
             self.fs.as_ref(),
             &self.dir,
             &policy,
             now_ns(),
             Some(self.index.as_mut()),
+            Some(self.checkpoints.file_mut()),
+            self.key.as_deref(),
         )?;
+        for cp in out.checkpoints {
+            self.log_own(cp)?;
+        }
         Ok(())
     }
 }

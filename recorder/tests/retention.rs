@@ -62,7 +62,7 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
         max_age: None,
         max_bytes: Some(max),
     };
-    let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None).unwrap();
+    let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     let after = list_segments(&RealFs, &shard_dir).unwrap();
     assert!(!out.deleted.is_empty());
     assert_eq!(
@@ -109,10 +109,10 @@ fn retention_by_age_spares_young_segments_and_the_active_one() {
         max_age: Some(Duration::from_secs(3600)),
         max_bytes: None,
     };
-    let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None).unwrap();
+    let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     assert!(none.deleted.is_empty(), "nothing is an hour old yet");
     let later = now_ns() + 2 * 3600 * 1_000_000_000;
-    let out = apply_retention(&RealFs, &shard_dir, &policy, later, None).unwrap();
+    let out = apply_retention(&RealFs, &shard_dir, &policy, later, None, None, None).unwrap();
     assert_eq!(out.deleted.len(), before.len() - 1);
     let after = list_segments(&RealFs, &shard_dir).unwrap();
     assert_eq!(after, before[before.len() - 1..].to_vec());

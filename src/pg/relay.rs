@@ -37,7 +37,7 @@ use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
 use crate::metrics::StatementVerdict;
 use crate::policy::mask::{ColumnAction, InPlaceOutcome, MaskOutcome, MaskScratch, ResultPlan};
-use crate::recording::SessionRecording;
+use crate::recording::{Durable, SessionRecording};
 use crate::snapshot::{Snapshot, TargetRuntime};
 use crate::tls::WriteHalf;
 use tollgate_recorder::{CommandEvent, SessionEnd, SessionStart};
@@ -157,7 +157,7 @@ pub(crate) async fn run(
         );
         let _ = send(&mut client_w, &mut out, Peer::Client).await;
         format!("recorder failed: {e}")
-    } else if let Err(e) = recording.target_data(Instant::now(), &out).await {
+    } else if let Err(e) = recording.target_data_durable(Instant::now(), &out).await {
         format!("recorder failed: {e}")
     } else if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
         e.to_string()
@@ -608,13 +608,19 @@ async fn forward(
     }
     let n: usize = segments.iter().map(Bytes::len).sum();
     if recording.enabled() {
+        let mut durable = Durable::NONE;
         for seg in segments.iter() {
             let r = match to {
                 Peer::Upstream => recording.client_data(read_at, seg).await,
                 Peer::Client => recording.target_data(read_at, seg).await,
             };
-            r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
+            durable = r.map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
         }
+        // Strict durability: the last record's fsync covers all of them.
+        durable
+            .forwardable()
+            .await
+            .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
     }
     session_bytes.set(session_bytes.get() + n as u64);
     ShardStats::add(shard_bytes, n as u64);
