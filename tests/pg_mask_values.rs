@@ -40,7 +40,14 @@ fn setup(name: &str) -> PgGateway {
 }
 
 fn clean(out: &str) {
-    for secret in [SSN, EMAIL, SALARY, "1990-05-17", "987-65-4320", "bob@example.org"] {
+    for secret in [
+        SSN,
+        EMAIL,
+        SALARY,
+        "1990-05-17",
+        "987-65-4320",
+        "bob@example.org",
+    ] {
         assert!(!out.contains(secret), "{secret} in clear: {out}");
     }
 }
@@ -63,8 +70,11 @@ fn typed_columns_stay_valid_in_every_client() {
     clean(&out);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec!["(1, 0, datetime.date(2000, 1, 1), '****')", "(2, 0, datetime.date(2000, 1, 1), '****')"]
-            .repeat(2)
+        vec![
+            "(1, 0, datetime.date(2000, 1, 1), '****')",
+            "(2, 0, datetime.date(2000, 1, 1), '****')"
+        ]
+        .repeat(2)
     );
     // asyncpg: binary everywhere, statement cache.
     let out = common::python(
@@ -178,7 +188,10 @@ fn derived_columns_are_masked() {
         let (ok, out, err) = g.psql(&t, sql);
         assert!(ok, "{sql}: {err}");
         clean(&out);
-        assert!(!out.contains("6789") && !out.contains("987655"), "{sql}: {out}");
+        assert!(
+            !out.contains("6789") && !out.contains("987655"),
+            "{sql}: {out}"
+        );
     }
     // JSON stays JSON, with the masked keys' values masked and the rest kept.
     let out = common::python(
@@ -209,8 +222,7 @@ fn errors_notices_and_notifications_are_masked() {
     // message is what must be masked.
     let error = err.lines().find(|l| l.starts_with("ERROR:")).unwrap();
     assert_eq!(
-        error,
-        "ERROR:  invalid input syntax for type integer: \"[redacted]\"",
+        error, "ERROR:  invalid input syntax for type integer: \"[redacted]\"",
         "{err}"
     );
     let (ok, _, err) = g.psql(
@@ -218,7 +230,10 @@ fn errors_notices_and_notifications_are_masked() {
         &format!("do $$begin raise notice 'hello %', '{EMAIL}'; end$$"),
     );
     assert!(ok, "{err}");
-    assert!(err.contains("hello [redacted]") && !err.contains(EMAIL), "{err}");
+    assert!(
+        err.contains("hello [redacted]") && !err.contains(EMAIL),
+        "{err}"
+    );
     let out = common::python(
         "import psycopg, sys\n\
          with psycopg.connect(sys.argv[1], autocommit=True) as c:\n\

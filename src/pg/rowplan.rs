@@ -85,7 +85,7 @@ impl RowPlan {
         m.plan_result(columns.iter().map(|c| &*c.name), groups, &mut self.plan);
         self.kinds
             .extend(columns.iter().map(|c| Kind::of(c.type_oid, c.format)));
-        self.derived(m, &columns, &sql, standard_conforming_strings)?;
+        self.derived(m, &columns, sql.as_deref(), standard_conforming_strings)?;
         let json_keys = m.has_column_rules(&self.plan)
             && self.kinds.iter().any(|k| matches!(k, Kind::Json { .. }));
         self.mode = if self.plan.is_noop() && !json_keys {
@@ -102,21 +102,62 @@ impl RowPlan {
         &mut self,
         m: &MaskPolicy,
         columns: &[Column],
-        sql: &[u8],
+        sql: Option<&[u8]>,
         standard_conforming_strings: bool,
     ) -> Result<(), Refusal> {
-        if sql.is_empty() || !m.has_column_rules(&self.plan) {
+        let Some(any_rule) = m.first_column_rule(&self.plan) else {
             return Ok(());
+        };
+        let mut aliases: Vec<Vec<u8>> = Vec::new();
+        let referenced = match sql {
+            Some([]) => return Ok(()),
+            Some(sql) => self.references(m, sql, standard_conforming_strings, &mut aliases),
+            // A text too long to keep (or to lex) may name any column.
+            None => Some((any_rule, "(statement text not kept)".to_string())),
+        };
+        let Some((rule, name)) = referenced else {
+            return Ok(());
+        };
+        for (i, c) in columns.iter().enumerate() {
+            if matches!(self.plan.column(i), ColumnAction::Whole { .. }) {
+                continue;
+            }
+            let lower = c.name.to_ascii_lowercase();
+            let plain = c.table_oid != 0 && c.column_id > 0 && !aliases.contains(&lower);
+            if plain {
+                continue;
+            }
+            match m.unknown_origin() {
+                UnknownOrigin::Mask => m.mask_column_whole(&mut self.plan, i, rule),
+                UnknownOrigin::Refuse => {
+                    return Err(Refusal::UnknownOrigin {
+                        column: String::from_utf8_lossy(&c.name).into_owned(),
+                        referenced: name,
+                    });
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// The first masked column `sql` names (its rule and name), and the
+    /// names it gives as aliases (after `AS`, or right after a masked name).
+    fn references(
+        &mut self,
+        m: &MaskPolicy,
+        sql: &[u8],
+        standard_conforming_strings: bool,
+        aliases: &mut Vec<Vec<u8>>,
+    ) -> Option<(u8, String)> {
         let dialect = Dialect::Postgres(PgMode {
             standard_conforming_strings,
         });
         self.tokens.clear();
         if tokenize(sql, dialect, &mut self.tokens).is_err() {
-            return Ok(());
+            let rule = m.first_column_rule(&self.plan)?;
+            return Some((rule, "(statement text not lexed)".to_string()));
         }
         let mut referenced: Option<(u8, String)> = None;
-        let mut aliases: Vec<Vec<u8>> = Vec::new();
         let mut prev_masked = false;
         let mut prev_as = false;
         for tok in &self.tokens {
@@ -144,29 +185,7 @@ impl RowPlan {
             }
             prev_as = is_as;
         }
-        let Some((rule, name)) = referenced else {
-            return Ok(());
-        };
-        for (i, c) in columns.iter().enumerate() {
-            if matches!(self.plan.column(i), ColumnAction::Whole { .. }) {
-                continue;
-            }
-            let lower = c.name.to_ascii_lowercase();
-            let plain = c.table_oid != 0 && c.column_id > 0 && !aliases.contains(&lower);
-            if plain {
-                continue;
-            }
-            match m.unknown_origin() {
-                UnknownOrigin::Mask => m.mask_column_whole(&mut self.plan, i, rule),
-                UnknownOrigin::Refuse => {
-                    return Err(Refusal::UnknownOrigin {
-                        column: String::from_utf8_lossy(&c.name).into_owned(),
-                        referenced: name,
-                    });
-                }
-            }
-        }
-        Ok(())
+        referenced
     }
 }
 
@@ -180,7 +199,51 @@ fn unquote(q: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < inner.len() {
         out.push(inner[i]);
-        i += if inner[i] == b'"' && inner.get(i + 1) == Some(&b'"') { 2 } else { 1 };
+        i += if inner[i] == b'"' && inner.get(i + 1) == Some(&b'"') {
+            2
+        } else {
+            1
+        };
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::policy::mask::MaskingConfig;
+
+    fn policy() -> MaskPolicy {
+        let cfg: MaskingConfig =
+            toml::from_str("[[rules]]\nname = 'n'\ncolumns = ['ssn']\nstyle = 'redact'\n").unwrap();
+        MaskPolicy::new(&cfg, None).unwrap()
+    }
+
+    #[test]
+    fn references_and_aliases_come_from_the_token_stream() {
+        let m = policy();
+        let mut rp = RowPlan::default();
+        m.plan_caller(&[], &mut rp.plan);
+        let mut aliases = Vec::new();
+        let r = rp.references(
+            &m,
+            br#"select ssn as x, upper("SSN") y, 'ssn' from t"#,
+            true,
+            &mut aliases,
+        );
+        assert_eq!(r.map(|r| r.1).as_deref(), Some("ssn"));
+        assert_eq!(aliases, vec![b"x".to_vec()]);
+        aliases.clear();
+        let r = rp.references(
+            &m,
+            b"select 'ssn', name /* ssn */ from t",
+            true,
+            &mut aliases,
+        );
+        assert!(r.is_none(), "strings and comments are not references");
+        let r = rp.references(&m, b"select ssn x from t", true, &mut aliases);
+        assert!(r.is_some());
+        assert_eq!(aliases, vec![b"x".to_vec()]);
+    }
 }

@@ -30,7 +30,21 @@ use tollgate_codecs::pg::{
 
 /// Most statements (and, apart, portals) tracked per session; past it the
 /// oldest are forgotten, which only makes their shape unknown (fail closed).
-pub const MAX_TRACKED: usize = 4096;
+pub const MAX_TRACKED: usize = 1024;
+/// Longest statement text kept for the derived-column check; a longer one
+/// is not kept, and the check then assumes it references a masked column.
+pub const MAX_KEPT_SQL: usize = 64 * 1024;
+
+/// A statement's text as kept: `None` when it was too long to keep.
+pub type Sql = Option<Rc<[u8]>>;
+
+fn keep_sql(sql: &[u8]) -> Sql {
+    (sql.len() <= MAX_KEPT_SQL).then(|| Rc::from(sql))
+}
+
+fn no_sql() -> Sql {
+    Some(Rc::from(&[][..]))
+}
 /// Most requests awaiting a response (a pipeline deeper than this is cut:
 /// the oldest entries are dropped and their results become unknown).
 pub const MAX_PENDING: usize = 65_536;
@@ -53,8 +67,9 @@ pub struct Column {
 pub enum ResultShape {
     Known {
         columns: Rc<[Column]>,
-        /// The statement's text, for the reference check (empty if unknown).
-        sql: Rc<[u8]>,
+        /// The statement's text, for the reference check (empty if there
+        /// is none, `None` if it was too long to keep).
+        sql: Sql,
     },
     /// Rows whose columns the gateway cannot name (`what` says why).
     Unknown { what: String },
@@ -62,7 +77,7 @@ pub enum ResultShape {
 
 #[derive(Clone, Debug)]
 struct Statement {
-    sql: Rc<[u8]>,
+    sql: Sql,
     /// From Describe (S): names and types; formats are all text there.
     columns: Option<Rc<[Column]>>,
     /// Bumped per Parse, so a portal bound to an older statement of the same
@@ -74,7 +89,7 @@ struct Statement {
 struct Portal {
     statement: Box<[u8]>,
     generation: u64,
-    sql: Rc<[u8]>,
+    sql: Sql,
     /// From Describe (P) (formats included), or the statement's at Bind.
     columns: Option<Rc<[Column]>>,
     /// Bind's result-format codes (0, 1 or one per column).
@@ -85,14 +100,31 @@ struct Portal {
 /// A request waiting for its response.
 #[derive(Debug)]
 enum Pending {
-    Parse { name: Box<[u8]>, sql: Rc<[u8]> },
-    Bind { portal: Box<[u8]>, statement: Box<[u8]>, formats: Box<[i16]> },
-    Describe { kind: ObjectKind, name: Box<[u8]> },
-    Execute { portal: Box<[u8]> },
-    Close { kind: ObjectKind, name: Box<[u8]> },
+    Parse {
+        name: Box<[u8]>,
+        sql: Sql,
+    },
+    Bind {
+        portal: Box<[u8]>,
+        statement: Box<[u8]>,
+        formats: Box<[i16]>,
+    },
+    Describe {
+        kind: ObjectKind,
+        name: Box<[u8]>,
+    },
+    Execute {
+        portal: Box<[u8]>,
+    },
+    Close {
+        kind: ObjectKind,
+        name: Box<[u8]>,
+    },
     Sync,
     /// A simple Query (or a FunctionCall): answered up to ReadyForQuery.
-    Simple { sql: Rc<[u8]> },
+    Simple {
+        sql: Sql,
+    },
 }
 
 /// What an upstream message means for the rows that follow.
@@ -159,14 +191,14 @@ impl Shapes {
     pub fn client_message(&mut self, t: u8, body: &[u8]) -> Result<(), PgError> {
         let p = match t {
             tag::QUERY => Pending::Simple {
-                sql: body.strip_suffix(&[0]).unwrap_or(body).into(),
+                sql: keep_sql(body.strip_suffix(&[0]).unwrap_or(body)),
             },
-            tag::FUNCTION_CALL => Pending::Simple { sql: Rc::from(&[][..]) },
+            tag::FUNCTION_CALL => Pending::Simple { sql: no_sql() },
             tag::PARSE => {
                 let p = Parse::parse_body(body)?;
                 Pending::Parse {
                     name: p.name.into(),
-                    sql: p.query.into(),
+                    sql: keep_sql(p.query),
                 }
             }
             tag::BIND => {
@@ -208,7 +240,9 @@ impl Shapes {
     pub fn upstream_message(&mut self, t: u8, body: &[u8]) -> Result<Step, PgError> {
         Ok(match t {
             tag::PARSE_COMPLETE => {
-                if let Some(Pending::Parse { name, sql }) = self.pop_if(|p| matches!(p, Pending::Parse { .. })) {
+                if let Some(Pending::Parse { name, sql }) =
+                    self.pop_if(|p| matches!(p, Pending::Parse { .. }))
+                {
                     self.generation += 1;
                     cap(&mut self.statements);
                     self.statements.insert(
@@ -232,7 +266,7 @@ impl Shapes {
                     let st = self.statements.get(&statement);
                     let portal_state = Portal {
                         generation: st.map_or(0, |s| s.generation),
-                        sql: st.map_or_else(|| Rc::from(&[][..]), |s| s.sql.clone()),
+                        sql: st.map_or_else(no_sql, |s| s.sql.clone()),
                         columns: st
                             .and_then(|s| s.columns.as_deref())
                             .map(|c| with_formats(c, &formats)),
@@ -246,7 +280,9 @@ impl Shapes {
                 Step::Same
             }
             tag::CLOSE_COMPLETE => {
-                if let Some(Pending::Close { kind, name }) = self.pop_if(|p| matches!(p, Pending::Close { .. })) {
+                if let Some(Pending::Close { kind, name }) =
+                    self.pop_if(|p| matches!(p, Pending::Close { .. }))
+                {
                     match kind {
                         ObjectKind::Statement => {
                             self.statements.remove(&name);
@@ -340,7 +376,7 @@ impl Shapes {
                 self.in_result = true;
                 Ok(Step::Result(ResultShape::Known {
                     columns,
-                    sql: Rc::from(&[][..]),
+                    sql: no_sql(),
                 }))
             }
         }
@@ -492,7 +528,11 @@ mod tests {
         });
         up(&mut s, tag::PARSE_COMPLETE, b"");
         up(&mut s, tag::PARAMETER_DESCRIPTION, &[0, 0]);
-        up(&mut s, tag::ROW_DESCRIPTION, &row_description(&["a", "ssn"]));
+        up(
+            &mut s,
+            tag::ROW_DESCRIPTION,
+            &row_description(&["a", "ssn"]),
+        );
         up(&mut s, tag::READY_FOR_QUERY, IDLE);
         for formats in [&[1i16][..], &[0, 1][..]] {
             client(&mut s, |b| {
@@ -576,7 +616,10 @@ mod tests {
             pg::encode_execute(b, b"p", 0).unwrap();
             pg::encode_sync(b);
         });
-        assert_eq!(known(up(&mut s, tag::DATA_ROW, &[0, 0])), vec![("ssn".into(), 0)]);
+        assert_eq!(
+            known(up(&mut s, tag::DATA_ROW, &[0, 0])),
+            vec![("ssn".into(), 0)]
+        );
         up(&mut s, tag::COMMAND_COMPLETE, b"SELECT 1\0");
         up(&mut s, tag::READY_FOR_QUERY, IDLE);
         assert!(s.portals.is_empty());

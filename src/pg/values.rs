@@ -31,13 +31,23 @@ pub enum Kind {
     /// Text, or a binary format that is the text itself.
     Text,
     /// A scalar of a known non-text type.
-    Scalar { oid: u32, binary: bool },
+    Scalar {
+        oid: u32,
+        binary: bool,
+    },
     /// An array; `elem` is the element type (text format needs it; binary
     /// carries its own).
-    Array { elem: u32, binary: bool },
+    Array {
+        elem: u32,
+        binary: bool,
+    },
     /// A record or composite value.
-    Record { binary: bool },
-    Json { jsonb_binary: bool },
+    Record {
+        binary: bool,
+    },
+    Json {
+        jsonb_binary: bool,
+    },
     /// A binary value of a type the gateway cannot decode.
     Opaque,
 }
@@ -224,7 +234,10 @@ impl Cx<'_> {
         match kind {
             Kind::Text => self.text(value, scratch),
             Kind::Scalar { oid, binary } => self.scalar(oid, binary, value, scratch),
-            Kind::Array { elem, binary: false } => super::values_text::array(self, elem, value, scratch),
+            Kind::Array {
+                elem,
+                binary: false,
+            } => super::values_text::array(self, elem, value, scratch),
             Kind::Array { binary: true, .. } => self.binary_array(value, scratch),
             Kind::Record { binary: false } => super::values_text::record(self, value, scratch),
             Kind::Record { binary: true } => self.binary_record(value, scratch),
@@ -484,7 +497,10 @@ mod tests {
         v.extend_from_slice(&25u32.to_be_bytes());
         v.extend_from_slice(&(elems.len() as i32).to_be_bytes());
         v.extend_from_slice(&1i32.to_be_bytes());
-        let vals: Vec<Option<Vec<u8>>> = elems.iter().map(|e| e.map(|s| s.as_bytes().to_vec())).collect();
+        let vals: Vec<Option<Vec<u8>>> = elems
+            .iter()
+            .map(|e| e.map(|s| s.as_bytes().to_vec()))
+            .collect();
         put_values(&mut v, &vals).unwrap();
         v
     }
@@ -524,8 +540,20 @@ mod tests {
     #[test]
     fn kinds() {
         assert_eq!(Kind::of(25, 1), Kind::Text);
-        assert_eq!(Kind::of(20, 0), Kind::Scalar { oid: 20, binary: false });
-        assert_eq!(Kind::of(1009, 1), Kind::Array { elem: 25, binary: true });
+        assert_eq!(
+            Kind::of(20, 0),
+            Kind::Scalar {
+                oid: 20,
+                binary: false
+            }
+        );
+        assert_eq!(
+            Kind::of(1009, 1),
+            Kind::Array {
+                elem: 25,
+                binary: true
+            }
+        );
         assert_eq!(Kind::of(99999, 0), Kind::Text);
         assert_eq!(Kind::of(99999, 1), Kind::Opaque);
         assert_eq!(Kind::of(3802, 1), Kind::Json { jsonb_binary: true });

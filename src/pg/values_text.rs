@@ -229,7 +229,11 @@ mod tests {
     fn values(elems: &[Elem]) -> Vec<Option<String>> {
         elems
             .iter()
-            .map(|e| e.value.as_ref().map(|v| String::from_utf8(v.clone()).unwrap()))
+            .map(|e| {
+                e.value
+                    .as_ref()
+                    .map(|v| String::from_utf8(v.clone()).unwrap())
+            })
             .collect()
     }
 
@@ -263,7 +267,12 @@ mod tests {
         let f = record_fields(v).unwrap();
         assert_eq!(
             values(&f),
-            vec![Some("1".into()), Some("a \"b\"".into()), None, Some("x,y".into())]
+            vec![
+                Some("1".into()),
+                Some("a \"b\"".into()),
+                None,
+                Some("x,y".into())
+            ]
         );
         assert!(record_fields(b"(\"a)").is_none());
         assert!(record_fields(b"a,b").is_none());

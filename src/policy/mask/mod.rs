@@ -368,9 +368,16 @@ impl MaskPolicy {
 
     /// Whether any rule masks by column name for the plan's caller.
     pub fn has_column_rules(&self, plan: &ResultPlan) -> bool {
+        self.first_column_rule(plan).is_some()
+    }
+
+    /// The first rule that masks by column name for the plan's caller.
+    pub fn first_column_rule(&self, plan: &ResultPlan) -> Option<u8> {
         self.glob_rule
             .iter()
-            .any(|&r| plan.applies.get(usize::from(r)).copied().unwrap_or(false))
+            .copied()
+            .filter(|&r| plan.applies.get(usize::from(r)).copied().unwrap_or(false))
+            .min()
     }
 
     /// Masks a whole value with `rule`'s style (a value found by name
