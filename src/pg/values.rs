@@ -273,7 +273,7 @@ impl Cx<'_> {
                 (20, 8) => value.try_into().ok().map(i64::from_be_bytes),
                 _ => None,
             };
-            n.is_some_and(|n| self.text(n.to_string().as_bytes(), scratch).is_some())
+            n.is_some_and(|n| self.text(decimal(n, &mut [0; 20]), scratch).is_some())
         };
         if !hit {
             return None;
@@ -392,6 +392,25 @@ impl Cx<'_> {
     pub(super) fn mask_text_elem(&self, elem: u32, value: &[u8], scratch: &mut MaskScratch) -> Out {
         self.deeper().value(Kind::of(elem, 0), value, scratch)
     }
+}
+
+/// `n` in decimal, written into `buf` (no allocation per value).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 /// Appends length-prefixed values (-1 for NULL); `None` if one is too long.
@@ -534,6 +553,13 @@ mod tests {
         assert_eq!(f[1], (23, None));
         for cut in 0..v.len() {
             assert!(decode_record(&v[..cut]).is_none(), "truncated at {cut}");
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, -7, 4111111111111111, i64::MIN, i64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
         }
     }
 
