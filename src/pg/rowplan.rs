@@ -173,7 +173,13 @@ impl RowPlan {
                 if prev_as || prev_masked {
                     aliases.push(id.clone());
                 }
-                let rule = m.column_rule(&self.plan, id);
+                // A name after AS is an alias being defined (`'x' AS ssn`),
+                // not a reference to the masked column.
+                let rule = if prev_as {
+                    None
+                } else {
+                    m.column_rule(&self.plan, id)
+                };
                 if let Some(rule) = rule
                     && referenced.is_none()
                 {
@@ -242,6 +248,9 @@ mod tests {
             &mut aliases,
         );
         assert!(r.is_none(), "strings and comments are not references");
+        let r = rp.references(&m, b"select '123' as ssn from t", true, &mut aliases);
+        assert!(r.is_none(), "an alias is not a reference");
+        aliases.clear();
         let r = rp.references(&m, b"select ssn x from t", true, &mut aliases);
         assert!(r.is_some());
         assert_eq!(aliases, vec![b"x".to_vec()]);
