@@ -70,7 +70,7 @@ fn typed_columns_stay_valid_in_every_client() {
     clean(&out);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec![
+        [
             "(1, 0, datetime.date(2000, 1, 1), '****')",
             "(2, 0, datetime.date(2000, 1, 1), '****')"
         ]
@@ -94,7 +94,7 @@ fn typed_columns_stay_valid_in_every_client() {
     clean(&out);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec![
+        [
             "(1, 0, datetime.date(2000, 1, 1))",
             "(2, 0, datetime.date(2000, 1, 1))"
         ]
