@@ -27,7 +27,13 @@ const EMAIL: &str = "alice@example.com";
 const SALARY: &str = "987654";
 
 fn setup(name: &str) -> PgGateway {
-    let g = PgGateway::builder().tables(RULES).start(name);
+    setup_with(name, "")
+}
+
+fn setup_with(name: &str, extra: &str) -> PgGateway {
+    let g = PgGateway::builder()
+        .tables(&format!("{RULES}{extra}"))
+        .start(name);
     g.direct(&format!(
         "create table customers (id int, name text, email text, ssn text, salary bigint, born date);
          insert into customers values
@@ -210,6 +216,30 @@ fn derived_columns_are_masked() {
     // A plain column next to a masked reference keeps its value.
     let (_, out, _) = g.psql(&t, "select name from customers where ssn = '123-45-6789'");
     assert_eq!(out, "Alice");
+}
+
+#[test]
+fn derived_columns_can_be_refused() {
+    let g = setup_with(
+        "derived_refuse",
+        "[target.masking]\nunknown_origin = \"refuse\"\n",
+    );
+    let t = g.token("ci-job", "ci", "10m");
+    let (ok, out, err) = g.psql(&t, "select upper(ssn) from customers where id = 1");
+    assert!(!ok);
+    clean(&out);
+    assert!(
+        err.contains("cannot tell where result column \"upper\" comes from")
+            && err.contains("\"ssn\""),
+        "{err}"
+    );
+    // Plain columns next to a masked reference are still served.
+    let (ok, out, err) = g.psql(
+        &t,
+        "select name, ssn from customers where ssn = '123-45-6789'",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "Alice|****");
 }
 
 #[test]
