@@ -153,6 +153,7 @@ fn policy(rules: Vec<MaskRuleConfig>) -> (MaskPolicy, ResultPlan) {
         key_file: None,
         rules,
         custom: Vec::new(),
+        ..Default::default()
     };
     let policy = MaskPolicy::new(&config, None).unwrap();
     let mut plan = ResultPlan::default();

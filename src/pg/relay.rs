@@ -23,12 +23,16 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Either, select};
-use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, RowDescription, tag};
+use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
 use tracing::{info, warn};
 
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
+use super::rowplan::{Refusal, RowMode, RowPlan};
 use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream, sqlstate};
+use super::shapes::{Shapes, Step};
+use super::texts;
+use super::values::{self, Kind, Masked};
 use crate::approvals::{ApprovalRequest, Decision as ApprovalDecision};
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
@@ -36,7 +40,7 @@ use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
 use crate::metrics::StatementVerdict;
-use crate::policy::mask::{ColumnAction, InPlaceOutcome, MaskOutcome, MaskScratch, ResultPlan};
+use crate::policy::mask::{MaskOutcome, MaskScratch, ResultPlan};
 use crate::recording::{Durable, SessionRecording};
 use crate::snapshot::{Snapshot, TargetRuntime};
 use crate::tls::WriteHalf;
@@ -62,6 +66,8 @@ struct Flow {
     injections: VecDeque<Injection>,
     /// The upstream's `standard_conforming_strings` (how `\\` lexes).
     standard_conforming_strings: bool,
+    /// Row shapes of statements and portals (only when the target masks).
+    shapes: Option<Shapes>,
 }
 
 pub(crate) async fn run(
@@ -169,6 +175,7 @@ pub(crate) async fn run(
                 b"standard_conforming_strings",
                 b"off",
             ),
+            shapes: rt.masking.as_ref().map(|_| Shapes::default()),
         });
         let last_activity = std::cell::Cell::new(Instant::now());
         let mut inspector = Inspector::new(rt, &identity);
@@ -461,6 +468,7 @@ impl ClientSide<'_> {
                         }
                     }
                 };
+                track_client(self.flow, &self.reader.buf[pos..pos + len], &action)?;
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
                 if terminate {
                     break;
@@ -720,20 +728,68 @@ fn param_is(greeting: &[u8], name: &[u8], value: &[u8]) -> bool {
     false
 }
 
-/// Text-like type OIDs whose binary format is their text (masking applies).
-fn is_text_oid(oid: u32) -> bool {
-    matches!(oid, 25 | 1042 | 1043 | 19 | 114 | 3802 | 705)
+/// Content masking of an ErrorResponse, NoticeResponse or NotificationResponse.
+fn server_text(
+    masking: Option<&crate::policy::mask::MaskPolicy>,
+    caller: &ResultPlan,
+    t: u8,
+    body: &[u8],
+    scratch: &mut MaskScratch,
+) -> Action {
+    let Some(m) = masking.filter(|_| !caller.is_noop()) else {
+        return Action::Keep;
+    };
+    let masked = if t == tag::NOTIFICATION_RESPONSE {
+        texts::notification(m, caller, body, scratch)
+    } else {
+        texts::error_or_notice(m, caller, t, body, scratch)
+    };
+    masked.map_or(Action::Keep, Action::Replace)
+}
+
+/// Tells the shape tracker what the upstream receives in place of one
+/// client frame (`frame` includes its header): the frame, the statement
+/// the gateway wrote instead, or nothing.
+fn track_client(flow: &RefCell<Flow>, frame: &[u8], action: &Action) -> Result<(), SessionError> {
+    let mut flow = flow.borrow_mut();
+    let Some(shapes) = flow.shapes.as_mut() else {
+        return Ok(());
+    };
+    let mut feed = |f: &[u8]| match (f.first(), f.get(pg::HEADER_LEN..)) {
+        (Some(&t), Some(body)) => shapes
+            .client_message(t, body)
+            .map_err(SessionError::ClientProtocol),
+        _ => Ok(()),
+    };
+    match action {
+        Action::Keep => feed(frame),
+        Action::Drop => Ok(()),
+        Action::Replace(b) => {
+            let mut rest = &b[..];
+            while let Some(len) = rest
+                .get(1..pg::HEADER_LEN)
+                .and_then(|l| l.try_into().ok())
+                .map(|l| 1 + u32::from_be_bytes(l) as usize)
+            {
+                let Some(f) = rest.get(..len) else { break };
+                feed(f)?;
+                rest = &rest[len..];
+            }
+            Ok(())
+        }
+    }
 }
 
 impl UpstreamSide<'_> {
     async fn run(mut self) -> Result<(), SessionError> {
         let masking = self.rt.masking.as_ref();
-        let mut plan = ResultPlan::default();
-        let mut plan_active = false;
-        // Whether this batch's rows have a plan (from RowDescription or the caller).
-        let mut planned = false;
-        // Per column: whether masking may touch it given its format.
-        let mut maskable: Vec<bool> = Vec::new();
+        // The current result's plan (from the shape tracker), and the
+        // caller's content plan for COPY rows and server texts.
+        let mut rows = RowPlan::default();
+        let mut caller = ResultPlan::default();
+        if let Some(m) = masking {
+            m.plan_caller(&self.identity.groups, &mut caller);
+        }
         let mut copy_out = false;
         let mut scratch = MaskScratch::default();
         let mut ranges: Vec<Option<Range<usize>>> = Vec::new();
@@ -758,69 +814,26 @@ impl UpstreamSide<'_> {
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
                 let t = self.reader.buf[pos];
+                if let Some(m) = masking
+                    && let Err(why) = self.shape_step(m, &mut rows, t, pos, len)
+                {
+                    return self.refuse_result(&mut segments, pos, why).await;
+                }
                 let action = match t {
-                    tag::ROW_DESCRIPTION => {
-                        if let Some(m) = masking {
-                            let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                            let rd = RowDescription::parse_body(body)
-                                .map_err(SessionError::UpstreamProtocol)?;
-                            m.plan_result(
-                                rd.fields().map(|f| f.name),
-                                &self.identity.groups,
-                                &mut plan,
-                            );
-                            maskable.clear();
-                            maskable.extend(
-                                rd.fields()
-                                    .map(|f| f.format == 0 || is_text_oid(f.type_oid)),
-                            );
-                            plan_active = !plan.is_noop();
-                            planned = true;
-                        }
-                        Action::Keep
-                    }
-                    tag::DATA_ROW if plan_active => {
+                    tag::DATA_ROW if rows.mode != RowMode::Off => {
                         let m = masking
                             .ok_or(SessionError::Refused("masking plan without policy".into()))?;
-                        self.mask_row(m, &plan, &maskable, pos, len, &mut scratch, &mut ranges)?
+                        self.mask_row(m, &rows, pos, len, &mut scratch, &mut ranges)?
                     }
-                    tag::DATA_ROW => match masking {
-                        // Rows with no description in this batch (a cached
-                        // prepared statement): plan once for the caller and
-                        // scan their content.
-                        Some(m) if !planned => {
-                            m.plan_caller(&self.identity.groups, &mut plan);
-                            maskable.clear();
-                            planned = true;
-                            plan_active = !plan.is_noop();
-                            if plan_active {
-                                self.mask_row(
-                                    m,
-                                    &plan,
-                                    &maskable,
-                                    pos,
-                                    len,
-                                    &mut scratch,
-                                    &mut ranges,
-                                )?
-                            } else {
-                                Action::Keep
-                            }
-                        }
-                        _ => Action::Keep,
-                    },
                     tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                        if let Some(m) = masking {
-                            m.plan_caller(&self.identity.groups, &mut plan);
-                            copy_out = !plan.is_noop();
-                        }
+                        copy_out = masking.is_some() && !caller.is_noop();
                         Action::Keep
                     }
                     tag::COPY_DATA if copy_out => {
                         let m = masking
                             .ok_or(SessionError::Refused("masking plan without policy".into()))?;
                         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        match m.mask_text(&plan, body, &mut scratch) {
+                        match m.mask_text(&caller, body, &mut scratch) {
                             MaskOutcome::Unchanged => Action::Keep,
                             MaskOutcome::Replaced(v) => {
                                 let mut b = BytesMut::new();
@@ -852,8 +865,12 @@ impl UpstreamSide<'_> {
                         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
                         match ours_without_context(body) {
                             Some(b) => Action::Replace(b),
-                            None => Action::Keep,
+                            None => server_text(masking, &caller, t, body, &mut scratch),
                         }
+                    }
+                    tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE => {
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        server_text(masking, &caller, t, body, &mut scratch)
                     }
                     tag::PARAMETER_STATUS => {
                         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
@@ -872,9 +889,7 @@ impl UpstreamSide<'_> {
                         batch += 1;
                         parses_seen = 0;
                         binds_seen = 0;
-                        plan_active = false;
-                        planned = false;
-                        maskable.clear();
+                        rows.mode = RowMode::Off;
                         copy_out = false;
                         *self.entry.current_statement.borrow_mut() = None;
                         Action::Keep
@@ -918,12 +933,68 @@ impl UpstreamSide<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Feeds one upstream message to the shape tracker; plans the result it
+    /// starts, if any.
+    fn shape_step(
+        &self,
+        m: &crate::policy::mask::MaskPolicy,
+        rows: &mut RowPlan,
+        t: u8,
+        pos: usize,
+        len: usize,
+    ) -> Result<(), Refusal> {
+        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+        let mut flow = self.flow.borrow_mut();
+        let scs = flow.standard_conforming_strings;
+        let Some(shapes) = flow.shapes.as_mut() else {
+            return Ok(());
+        };
+        // A malformed response is the frame reader's and the arms' to
+        // reject; the tracker only reads well-formed ones.
+        match shapes.upstream_message(t, body) {
+            Ok(Step::Result(shape)) if t == tag::DATA_ROW || t == tag::ROW_DESCRIPTION => {
+                rows.start(m, &self.identity.groups, shape, scs)
+            }
+            Ok(Step::End) => {
+                rows.mode = RowMode::Off;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the session over a result it may not relay: what was read
+    /// before it goes on, then a FATAL error that says why.
+    async fn refuse_result(
+        &mut self,
+        segments: &mut Vec<Bytes>,
+        pos: usize,
+        why: Refusal,
+    ) -> Result<(), SessionError> {
+        if pos > 0 {
+            segments.push(self.reader.buf.split_to(pos).freeze());
+        }
+        let mut out = BytesMut::new();
+        fatal(&mut out, sqlstate::INSUFFICIENT_PRIVILEGE, &why.to_string());
+        segments.push(out.freeze());
+        warn!(session = %self.entry.id, reason = %why, "result refused");
+        forward(
+            &mut self.writer,
+            segments,
+            self.recording,
+            self.last_activity.get(),
+            Peer::Client,
+            &self.entry.bytes_down,
+            &self.ctx.stats().bytes_upstream_to_client,
+        )
+        .await?;
+        Err(SessionError::Refused(why.to_string()))
+    }
+
     fn mask_row(
         &mut self,
         m: &crate::policy::mask::MaskPolicy,
-        plan: &ResultPlan,
-        maskable: &[bool],
+        rows: &RowPlan,
         pos: usize,
         len: usize,
         scratch: &mut MaskScratch,
@@ -939,22 +1010,18 @@ impl UpstreamSide<'_> {
         let mut replacements: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
         for (col, r) in ranges.iter().enumerate() {
             let Some(r) = r else { continue };
-            if plan.column(col) == ColumnAction::Clear {
+            if rows.mode == RowMode::AllNull {
+                // Shape unknown: NULL is valid for every type and format.
+                scratch.counters.by_column += 1;
+                replacements.push((col, None));
                 continue;
             }
+            let kind = rows.kinds.get(col).copied().unwrap_or(Kind::Text);
             let value = &mut self.reader.buf[body_at + r.start..body_at + r.end];
-            if !maskable.get(col).copied().unwrap_or(true) {
-                // Binary non-text value: bytes cannot be masked as text, so a
-                // column rule hides it entirely.
-                if matches!(plan.column(col), ColumnAction::Whole { .. }) {
-                    replacements.push((col, None));
-                }
-                continue;
-            }
-            match m.mask_value_in_place(plan, col, value, scratch) {
-                InPlaceOutcome::Unchanged | InPlaceOutcome::Masked => {}
-                InPlaceOutcome::Replaced(v) => replacements.push((col, Some(v.to_vec()))),
-                InPlaceOutcome::Null => replacements.push((col, None)),
+            match values::mask(m, &rows.plan, col, kind, value, scratch) {
+                Masked::Unchanged | Masked::InPlace => {}
+                Masked::Replace(v) => replacements.push((col, Some(v))),
+                Masked::Null => replacements.push((col, None)),
             }
         }
         if replacements.is_empty() {

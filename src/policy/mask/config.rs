@@ -32,6 +32,41 @@ pub struct MaskingConfig {
     pub rules: Vec<MaskRuleConfig>,
     #[serde(default)]
     pub custom: Vec<CustomDetectorConfig>,
+    /// Rows whose columns the gateway cannot name (a prepared statement or
+    /// portal it never saw described): every value NULL, or the session
+    /// refused. Either way nothing passes unmasked.
+    #[serde(default)]
+    pub unknown_shape: UnknownShape,
+    /// Result columns computed or renamed from a column a rule masks by
+    /// name (`upper(email)`, `ssn AS x`), found by the statement's
+    /// reference to it: masked whole, or the session refused.
+    #[serde(default)]
+    pub unknown_origin: UnknownOrigin,
+}
+
+/// What to do with a result column whose origin cannot be established when
+/// the statement references a column masked by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOrigin {
+    /// Mask the whole value with the referenced column's rule (kept valid
+    /// for the column's type).
+    #[default]
+    Mask,
+    /// End the session with a FATAL error naming the column.
+    Refuse,
+}
+
+/// What to do with rows whose shape (column names and types) is unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownShape {
+    /// Send every value of such rows as NULL (valid for every type and
+    /// format, so clients still decode the rows).
+    #[default]
+    MaskAll,
+    /// End the session with a FATAL error naming the statement.
+    Refuse,
 }
 
 /// One masking rule. `columns` mask whole values by column name; `detectors`

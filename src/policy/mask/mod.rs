@@ -40,7 +40,7 @@ use ring::hmac;
 
 pub use config::{
     CustomDetectorConfig, MAX_CUSTOM, MAX_KEEP, MAX_REPLACEMENT, MAX_RULES, MIN_KEY_LEN, MaskError,
-    MaskRuleConfig, MaskStyleKind, MaskingConfig,
+    MaskRuleConfig, MaskStyleKind, MaskingConfig, UnknownOrigin, UnknownShape,
 };
 pub use detect::{Builtin, DetectorId, DetectorSet, MAX_DETECTORS, Span};
 pub use style::{DEFAULT_REPLACEMENT, HASH_HEX_LEN, HASH_PREFIX, Style};
@@ -79,6 +79,8 @@ pub struct MaskPolicy {
     /// Style for a span whose detector has no rule in the plan (cannot
     /// happen through the API; masks everything if it ever does).
     fallback: Style,
+    unknown_shape: UnknownShape,
+    unknown_origin: UnknownOrigin,
 }
 
 /// What to do with one column of a result.
@@ -272,7 +274,19 @@ impl MaskPolicy {
                 replacement: DEFAULT_REPLACEMENT.into(),
                 preserve_length: true,
             },
+            unknown_shape: config.unknown_shape,
+            unknown_origin: config.unknown_origin,
         })
+    }
+
+    /// What to do with derived columns of a statement naming a masked column.
+    pub fn unknown_origin(&self) -> UnknownOrigin {
+        self.unknown_origin
+    }
+
+    /// What to do with rows whose columns cannot be named.
+    pub fn unknown_shape(&self) -> UnknownShape {
+        self.unknown_shape
     }
 
     /// Number of detector ids in use (built-ins, then customs).
@@ -335,6 +349,62 @@ impl MaskPolicy {
                 None if !plan.scan.is_empty() => ColumnAction::Scan,
                 None => ColumnAction::Clear,
             });
+        }
+    }
+
+    /// The rule whose column glob matches `name` and applies to the plan's
+    /// caller (first rule wins), e.g. for a JSON key or a referenced column.
+    pub fn column_rule(&self, plan: &ResultPlan, name: &[u8]) -> Option<u8> {
+        if self.glob_rule.is_empty() {
+            return None;
+        }
+        self.globs
+            .matches(Path::new(OsStr::from_bytes(name)))
+            .into_iter()
+            .map(|g| self.glob_rule[g])
+            .filter(|&r| plan.applies.get(usize::from(r)).copied().unwrap_or(false))
+            .min()
+    }
+
+    /// Whether any rule masks by column name for the plan's caller.
+    pub fn has_column_rules(&self, plan: &ResultPlan) -> bool {
+        self.first_column_rule(plan).is_some()
+    }
+
+    /// The first rule that masks by column name for the plan's caller.
+    pub fn first_column_rule(&self, plan: &ResultPlan) -> Option<u8> {
+        self.glob_rule
+            .iter()
+            .copied()
+            .filter(|&r| plan.applies.get(usize::from(r)).copied().unwrap_or(false))
+            .min()
+    }
+
+    /// Masks a whole value with `rule`'s style (a value found by name
+    /// somewhere other than a result column: a JSON key).
+    pub fn mask_with_rule<'s>(
+        &self,
+        rule: u8,
+        value: &[u8],
+        scratch: &'s mut MaskScratch,
+    ) -> MaskOutcome<'s> {
+        let Some(r) = self.rules.get(usize::from(rule)) else {
+            return MaskOutcome::Null;
+        };
+        scratch.counters.by_column += 1;
+        if r.style == Style::Null {
+            return MaskOutcome::Null;
+        }
+        scratch.out.clear();
+        r.style.apply(value, self.key.as_ref(), &mut scratch.out);
+        MaskOutcome::Replaced(&scratch.out)
+    }
+
+    /// Makes `column` of `plan` masked whole by `rule` (a derived column of
+    /// a statement that references a masked one).
+    pub fn mask_column_whole(&self, plan: &mut ResultPlan, column: usize, rule: u8) {
+        if let Some(c) = plan.columns.get_mut(column) {
+            *c = ColumnAction::Whole { rule };
         }
     }
 

@@ -1,0 +1,103 @@
+//! JSON values (json, jsonb text): a value whose key matches a column glob
+//! is masked with that column's rule (`row_to_json(c)`, `json_agg(c)`,
+//! `jsonb_build_object('ssn', ssn)`), every other string and number is
+//! scanned by the content detectors; the result is JSON again.
+
+use serde_json::Value;
+
+use crate::policy::mask::{MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
+
+/// Deepest nesting walked; serde_json itself stops at 128 while parsing.
+const MAX_DEPTH: usize = 64;
+
+/// `None`: unchanged; `Some(None)`: NULL (not valid JSON); `Some(Some)`:
+/// the masked document. A document that does not parse is NULLed if any
+/// detector or masked key name finds something in it, since it cannot be
+/// rewritten safely.
+pub(super) fn mask(
+    m: &MaskPolicy,
+    plan: &ResultPlan,
+    text: &[u8],
+    scratch: &mut MaskScratch,
+) -> Option<Option<Vec<u8>>> {
+    let Ok(mut doc) = serde_json::from_slice::<Value>(text) else {
+        let hit = !matches!(m.mask_text(plan, text, scratch), MaskOutcome::Unchanged);
+        return hit.then_some(None);
+    };
+    if !walk(m, plan, &mut doc, scratch, 0) {
+        return None;
+    }
+    Some(serde_json::to_vec(&doc).ok())
+}
+
+/// A value masked whole by `rule`: its JSON text through the style, as a
+/// JSON string (or JSON null for style `null`).
+fn by_rule(m: &MaskPolicy, rule: u8, v: &Value, scratch: &mut MaskScratch) -> Value {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => return Value::Null,
+        other => other.to_string(),
+    };
+    match m.mask_with_rule(rule, text.as_bytes(), scratch) {
+        MaskOutcome::Null => Value::Null,
+        MaskOutcome::Replaced(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        MaskOutcome::Unchanged => Value::String(text),
+    }
+}
+
+fn walk(
+    m: &MaskPolicy,
+    plan: &ResultPlan,
+    v: &mut Value,
+    scratch: &mut MaskScratch,
+    depth: usize,
+) -> bool {
+    if depth > MAX_DEPTH {
+        *v = Value::Null;
+        return true;
+    }
+    match v {
+        Value::Object(map) => {
+            let mut changed = false;
+            for (k, val) in map.iter_mut() {
+                if let Some(rule) = m.column_rule(plan, k.as_bytes()) {
+                    *val = by_rule(m, rule, val, scratch);
+                    changed = true;
+                } else {
+                    changed |= walk(m, plan, val, scratch, depth + 1);
+                }
+            }
+            changed
+        }
+        Value::Array(items) => {
+            let mut changed = false;
+            for item in items {
+                changed |= walk(m, plan, item, scratch, depth + 1);
+            }
+            changed
+        }
+        Value::String(s) => match m.mask_text(plan, s.as_bytes(), scratch) {
+            MaskOutcome::Unchanged => false,
+            MaskOutcome::Replaced(b) => {
+                *s = String::from_utf8_lossy(b).into_owned();
+                true
+            }
+            MaskOutcome::Null => {
+                *v = Value::Null;
+                true
+            }
+        },
+        Value::Number(n) => {
+            let text = n.to_string();
+            if matches!(
+                m.mask_text(plan, text.as_bytes(), scratch),
+                MaskOutcome::Unchanged
+            ) {
+                return false;
+            }
+            *v = Value::from(0);
+            true
+        }
+        Value::Bool(_) | Value::Null => false,
+    }
+}
