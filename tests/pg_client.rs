@@ -116,6 +116,11 @@ const EXT_ATTACK_OFF: &[u8] =
 const EXT_ATTACK_ON: &[u8] =
     br"WITH x AS (SELECT 'a\') , d AS (DELETE FROM t RETURNING 1) SELECT 1 --') SELECT 1";
 
+/// Writes one pipeline; returns how many ReadyForQuery it will produce.
+type Pipeline = Box<dyn Fn(&mut BytesMut) -> usize>;
+/// A pipelined case: name, statements answered first, the pipeline.
+type Case = (&'static str, Vec<&'static [u8]>, Pipeline);
+
 /// One pipelined case: `settle` runs first (answered), then `pipeline` in
 /// one write. Returns a failure description, if any.
 fn pipelined_case(
@@ -152,7 +157,7 @@ fn pipelined_lexical_mode_changes_cannot_smuggle_statements() {
             stmts.len()
         }
     };
-    let cases: Vec<(&str, Vec<&[u8]>, Box<dyn Fn(&mut BytesMut) -> usize>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "SET",
             vec![],
