@@ -710,4 +710,22 @@ fn client_encodings_that_hide_a_backslash_are_refused() {
     query_bytes(&mut b, b"SELECT E'\x95\x5c' ; TRUNCATE t; -- '");
     exchange(&mut w, &b, 1);
     assert_eq!(rows(&g), "3");
+    // A computed value no statement check reads: the server's report of
+    // the encoding ends the session, and the statement pipelined behind it
+    // was judged as possibly read under it.
+    let mut w = login(&g);
+    b.clear();
+    query_bytes(
+        &mut b,
+        b"select set_config('client_' || 'encoding', 'S' || 'JIS', false)",
+    );
+    query_bytes(&mut b, b"SELECT E'\x95\x5c' ; TRUNCATE t; -- '");
+    let msgs = exchange(&mut w, &b, 2);
+    let fatal = msgs
+        .iter()
+        .find(|m| m.tag == b'E' && m.field(b'S').as_deref() == Some("FATAL"))
+        .expect("the session ends");
+    assert_eq!(fatal.field(b'C').as_deref(), Some("0A000"), "{msgs:?}");
+    assert!(w.closed());
+    assert_eq!(rows(&g), "3");
 }

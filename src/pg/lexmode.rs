@@ -141,9 +141,13 @@ pub fn multibyte_may_hide_backslash(sql: &[u8]) -> bool {
 
 /// Whether `sql` may set a backslash-hiding client encoding: it names the
 /// setting (`client_encoding`, or `NAMES` as in `SET NAMES`) and one of the
-/// encodings, as a word, a quoted identifier or a string literal (decoded,
-/// so `E'\x53JIS'` counts). Tokens are lexed in `dialect`; `tokens` and
-/// `value` are scratch.
+/// encodings, as a word, a quoted identifier or a string literal; a literal
+/// with escapes this does not decode (`E'\x53JIS'`) counts as one. This is
+/// the clear error for the usual spellings; computed values
+/// (`set_config('client_' || 'encoding', …)`) are caught when the server
+/// reports the encoding (the session ends, and statements pipelined behind
+/// are judged by `multibyte_may_hide_backslash`). Tokens are lexed in
+/// `dialect`; `tokens` and `value` are scratch.
 pub fn sets_backslash_hiding_encoding(
     sql: &[u8],
     dialect: Dialect,
@@ -159,9 +163,16 @@ pub fn sets_backslash_hiding_encoding(
         let raw = t.text(sql);
         let text: &[u8] = match t.kind {
             TokenKind::Word => raw,
+            TokenKind::QuotedIdent | TokenKind::String if escaped(raw) => {
+                // `E'\x53JIS'`, `U&'\0053JIS'`: escapes this does not
+                // decode; a value it cannot read counts as a refused one.
+                encoding.get_or_insert(raw);
+                continue;
+            }
             TokenKind::QuotedIdent => raw.strip_prefix(b"\"").unwrap_or(raw),
             TokenKind::String => {
                 if !decode_string(raw, dialect, value) {
+                    encoding.get_or_insert(raw);
                     continue;
                 }
                 value.as_slice()
@@ -179,6 +190,12 @@ pub fn sets_backslash_hiding_encoding(
         (true, Some(raw)) => Some(encoding_refusal(raw)),
         _ => None,
     }
+}
+
+/// Whether a literal or quoted identifier holds escapes (`\`, or the `U&`
+/// form) whose decoded value the gateway does not compute here.
+fn escaped(raw: &[u8]) -> bool {
+    memchr(b'\\', raw).is_some() || raw.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"u&"))
 }
 
 /// Cheap prefilter: the text contains `names` or `encoding` in any case
@@ -245,6 +262,7 @@ mod tests {
             "SET NAMES 'GBK'",
             "select set_config('client_encoding', 'WIN932', false)",
             "select set_config('client_encoding', E'\\x53JIS', false)",
+            "select set_config('client_encoding', U&'\\0053JIS', false)",
             "ALTER ROLE x SET client_encoding = 'UHC'",
         ] {
             assert!(
