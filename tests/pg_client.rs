@@ -121,6 +121,11 @@ type Pipeline = Box<dyn Fn(&mut BytesMut) -> usize>;
 /// A pipelined case: name, statements answered first, the pipeline.
 type Case = (&'static str, Vec<&'static [u8]>, Pipeline);
 
+/// One statement: under SJIS `\x95\x5c` is one character and the literal
+/// ends before `)`, so the CTE deletes; read byte by byte `\'` continues it.
+const EXT_ATTACK_SJIS: &[u8] =
+    b"WITH x AS (SELECT E'\x95\x5c') , d AS (DELETE FROM t RETURNING 1) SELECT 1 --') SELECT 1";
+
 /// One pipelined case: `settle` runs first (answered), then `pipeline` in
 /// one write. Returns a failure description, if any.
 fn pipelined_case(
@@ -265,6 +270,35 @@ fn pipelined_lexical_mode_changes_cannot_smuggle_statements() {
                 extended_bytes(b, b"RESET standard_conforming_strings", true);
                 extended_bytes(b, EXT_ATTACK_ON, true);
                 2
+            }),
+        ),
+        (
+            "extended SET LOCAL",
+            vec![],
+            Box::new(|b: &mut BytesMut| {
+                extended_bytes(b, b"BEGIN", false);
+                extended_bytes(b, b"SET LOCAL standard_conforming_strings = off", false);
+                extended_bytes(b, EXT_ATTACK_OFF, true);
+                extended_bytes(b, b"COMMIT", true);
+                2
+            }),
+        ),
+        (
+            "extended SET TO DEFAULT",
+            vec![off],
+            Box::new(|b: &mut BytesMut| {
+                extended_bytes(b, b"SET standard_conforming_strings TO DEFAULT", true);
+                extended_bytes(b, EXT_ATTACK_ON, true);
+                2
+            }),
+        ),
+        (
+            "extended client_encoding",
+            vec![],
+            Box::new(|b: &mut BytesMut| {
+                extended_bytes(b, b"SET client_encoding = 'SJIS'", false);
+                extended_bytes(b, EXT_ATTACK_SJIS, true);
+                1
             }),
         ),
         (
