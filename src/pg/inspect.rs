@@ -143,11 +143,9 @@ impl<'a> Inspector<'a> {
     /// read under the current mode (and the other one while unsettled).
     fn sets_backslash_hiding_encoding(&mut self, sql: &[u8]) -> Option<String> {
         let scs = self.standard_conforming_strings;
-        let mut modes = vec![scs];
-        if !self.mode_settled && lexmode::mode_may_matter(sql) {
-            modes.push(!scs);
-        }
-        modes.into_iter().find_map(|mode| {
+        let both = !self.mode_settled && lexmode::mode_may_matter(sql);
+        let modes = [scs, !scs];
+        modes[..if both { 2 } else { 1 }].iter().find_map(|&mode| {
             lexmode::sets_backslash_hiding_encoding(
                 sql,
                 lexmode::pg_dialect(mode),
