@@ -4,8 +4,11 @@
 pub mod auth;
 pub mod cancel;
 pub mod decode;
+pub mod fastpath;
 pub mod inspect;
 pub mod io;
+pub mod lexmode;
+pub mod probe;
 pub mod relay;
 pub mod rowplan;
 pub mod session;

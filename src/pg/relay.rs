@@ -33,6 +33,7 @@ use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream,
 use super::shapes::{Shapes, Step};
 use super::texts;
 use super::values::{self, Kind, Masked};
+use super::{lexmode, probe};
 use crate::approvals::{ApprovalRequest, Decision as ApprovalDecision};
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
@@ -51,13 +52,24 @@ pub type EndReason = String;
 
 /// Responses to drop from the upstream: those of the Parse/Bind the gateway
 /// injected when it blocked an extended-protocol statement.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Injection {
     /// The batch (counted in ReadyForQuery messages) it belongs to.
     batch: u64,
     /// ParseComplete / BindComplete messages of that batch before ours.
     parses_before: u32,
     binds_before: u32,
+    /// A syntax probe went first (see `probe`).
+    probe: Option<Probe>,
+}
+
+/// The injected Parse/Close of a syntax probe, before the raising statement.
+#[derive(Debug, Clone)]
+struct Probe {
+    /// CloseComplete messages of the batch before ours.
+    closes_before: u32,
+    /// For a simple Query: the refusal that replaces an unpositioned 42601.
+    refusal: Option<Bytes>,
 }
 
 /// State both directions read: the client side writes, the upstream side
@@ -68,6 +80,9 @@ struct Flow {
     standard_conforming_strings: bool,
     /// Row shapes of statements and portals (only when the target masks).
     shapes: Option<Shapes>,
+    /// ReadyForQuery messages relayed: the client side compares it with the
+    /// batches it sent to know whether the lexical mode is settled.
+    ready_seen: u64,
 }
 
 pub(crate) async fn run(
@@ -121,6 +136,12 @@ pub(crate) async fn run(
         status,
         method,
     } = up;
+    if let Some(why) = lexmode::refused_encoding_in_greeting(&greeting) {
+        let mut out = BytesMut::new();
+        fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
+        let _ = send(&mut client_w, &mut out, Peer::Client).await;
+        return why;
+    }
     let session_id = entry.id.to_string();
     let cancel = cancel_key(ctx, target, &key, &session_id);
     let mut out = BytesMut::with_capacity(512 + greeting.len());
@@ -176,6 +197,7 @@ pub(crate) async fn run(
                 b"off",
             ),
             shapes: rt.masking.as_ref().map(|_| Shapes::default()),
+            ready_seen: 0,
         });
         let last_activity = std::cell::Cell::new(Instant::now());
         let mut inspector = Inspector::new(rt, &identity);
@@ -334,13 +356,16 @@ impl ClientSide<'_> {
         let mut batch: u64 = 0;
         let mut parses_in_batch: u32 = 0;
         let mut binds_in_batch: u32 = 0;
+        let mut closes_in_batch: u32 = 0;
+        // A Bind or Execute since the last Sync: it may change the lexical
+        // mode before the server parses what follows in the same batch.
+        let mut ran_in_batch = false;
         let mut skipping = false;
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         let mut terminate = false;
         loop {
             self.reader.fill().await?;
             self.last_activity.set(Instant::now());
-            inspector.standard_conforming_strings = self.flow.borrow().standard_conforming_strings;
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
                 let t = self.reader.buf[pos];
@@ -352,6 +377,12 @@ impl ClientSide<'_> {
                     match t {
                         tag::QUERY | tag::PARSE => {
                             let started = Instant::now();
+                            {
+                                let flow = self.flow.borrow();
+                                inspector.standard_conforming_strings =
+                                    flow.standard_conforming_strings;
+                                inspector.mode_settled = !ran_in_batch && flow.ready_seen >= batch;
+                            }
                             let (decision, statement) = {
                                 let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
                                 let sql = if t == tag::QUERY {
@@ -393,6 +424,22 @@ impl ClientSide<'_> {
                             if t == tag::QUERY {
                                 batch += 1;
                                 match decision {
+                                    Decision::Block { message, rule } if rule == UNCLASSIFIED => {
+                                        let body =
+                                            &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                                        let (bytes, p) =
+                                            probed_error(strip_nul(body), &message, &rule, true)?;
+                                        self.flow.borrow_mut().injections.push_back(Injection {
+                                            batch: batch - 1,
+                                            parses_before: 0,
+                                            binds_before: 0,
+                                            probe: Some(Probe {
+                                                closes_before: 0,
+                                                refusal: p,
+                                            }),
+                                        });
+                                        Action::Replace(bytes)
+                                    }
                                     Decision::Block { message, rule } => {
                                         let mut b = BytesMut::new();
                                         pg::encode_query(
@@ -408,12 +455,29 @@ impl ClientSide<'_> {
                                 match decision {
                                     Decision::Block { message, rule } => {
                                         skipping = true;
+                                        let (bytes, probe) = if rule == UNCLASSIFIED {
+                                            let body =
+                                                &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                                            let sql = pg::Parse::parse_body(body)
+                                                .map_err(SessionError::ClientProtocol)?
+                                                .query;
+                                            let (bytes, _) =
+                                                probed_error(sql, &message, &rule, false)?;
+                                            let probe = Probe {
+                                                closes_before: closes_in_batch,
+                                                refusal: None,
+                                            };
+                                            (bytes, Some(probe))
+                                        } else {
+                                            (injected_error(&message, &rule)?, None)
+                                        };
                                         self.flow.borrow_mut().injections.push_back(Injection {
                                             batch,
                                             parses_before: parses_in_batch,
                                             binds_before: binds_in_batch,
+                                            probe,
                                         });
-                                        Action::Replace(injected_error(&message, &rule)?)
+                                        Action::Replace(bytes)
                                     }
                                     _ => {
                                         parses_in_batch += 1;
@@ -424,6 +488,15 @@ impl ClientSide<'_> {
                         }
                         tag::BIND => {
                             binds_in_batch += 1;
+                            ran_in_batch = true;
+                            Action::Keep
+                        }
+                        tag::EXECUTE => {
+                            ran_in_batch = true;
+                            Action::Keep
+                        }
+                        tag::CLOSE => {
+                            closes_in_batch += 1;
                             Action::Keep
                         }
                         tag::SYNC => {
@@ -431,21 +504,32 @@ impl ClientSide<'_> {
                             batch += 1;
                             parses_in_batch = 0;
                             binds_in_batch = 0;
+                            closes_in_batch = 0;
+                            ran_in_batch = false;
                             Action::Keep
                         }
                         tag::FUNCTION_CALL => {
-                            // The fast-path function call names a function by
-                            // OID, not SQL: nothing to classify, so the
-                            // target's unclassified default decides.
-                            let d = inspector.judge_unclassified("a fast-path function call");
-                            self.note("<fast-path function call>", &d, None).await?;
+                            // Answered with one ReadyForQuery, like a Query.
+                            batch += 1;
+                            let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                            let oid = pg::FunctionCall::parse_body(body)
+                                .map_err(SessionError::ClientProtocol)?
+                                .function_oid;
+                            let d = inspector.judge_function_call(oid);
+                            let statement = super::fastpath::shown(oid);
+                            self.note(&statement, &d, None).await?;
                             match d {
                                 Decision::Allow | Decision::Audit { .. } => Action::Keep,
-                                Decision::Block { message, .. }
-                                | Decision::Approve { message, .. } => {
-                                    return Err(SessionError::Refused(format!(
-                                        "function call refused: {message}"
-                                    )));
+                                Decision::Block { message, rule }
+                                | Decision::Approve { message, rule } => {
+                                    // The server answers our statement with the
+                                    // error and ReadyForQuery the client waits
+                                    // for, and aborts a transaction block as a
+                                    // failed call would.
+                                    let mut b = BytesMut::new();
+                                    pg::encode_query(&mut b, raise_sql(&message, &rule).as_bytes())
+                                        .map_err(SessionError::ClientProtocol)?;
+                                    Action::Replace(b.freeze())
                                 }
                             }
                         }
@@ -454,8 +538,6 @@ impl ClientSide<'_> {
                             Action::Keep
                         }
                         tag::DESCRIBE
-                        | tag::EXECUTE
-                        | tag::CLOSE
                         | tag::FLUSH
                         | tag::COPY_DATA
                         | tag::COPY_DONE
@@ -665,6 +747,28 @@ fn raise_sql(message: &str, rule: &str) -> String {
     )
 }
 
+/// The rule name of the policy's `unclassified` default.
+const UNCLASSIFIED: &str = "unclassified";
+
+/// A syntax probe of `sql` followed by the raising statement (and a Sync for
+/// a simple Query), with the refusal that replaces an unpositioned 42601.
+fn probed_error(
+    sql: &[u8],
+    message: &str,
+    rule: &str,
+    simple: bool,
+) -> Result<(Bytes, Option<Bytes>), SessionError> {
+    let mut b = BytesMut::new();
+    probe::encode_probe(&mut b, sql).map_err(SessionError::ClientProtocol)?;
+    b.extend_from_slice(&injected_error(message, rule)?);
+    if !simple {
+        return Ok((b.freeze(), None));
+    }
+    pg::encode_sync(&mut b);
+    let refusal = probe::refusal(message, rule).map_err(SessionError::ClientProtocol)?;
+    Ok((b.freeze(), Some(refusal)))
+}
+
 /// Parse + Bind + Execute of the raising statement (unnamed), in place of a
 /// blocked Parse; the upstream side drops the ParseComplete/BindComplete.
 fn injected_error(message: &str, rule: &str) -> Result<Bytes, SessionError> {
@@ -796,6 +900,7 @@ impl UpstreamSide<'_> {
         let mut batch: u64 = 0;
         let mut parses_seen: u32 = 0;
         let mut binds_seen: u32 = 0;
+        let mut closes_seen: u32 = 0;
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
             if let Err(e) = self.reader.fill().await {
@@ -855,7 +960,18 @@ impl UpstreamSide<'_> {
                     }
                     tag::PARSE_COMPLETE => {
                         parses_seen += 1;
-                        self.injected(batch, |i| i.parses_before + 1 == parses_seen)
+                        self.injected(batch, |i| {
+                            i.parses_before + 1 == parses_seen
+                                || (i.probe.is_some() && i.parses_before + 2 == parses_seen)
+                        })
+                    }
+                    tag::CLOSE_COMPLETE => {
+                        closes_seen += 1;
+                        self.injected(batch, |i| {
+                            i.probe
+                                .as_ref()
+                                .is_some_and(|p| p.closes_before + 1 == closes_seen)
+                        })
                     }
                     tag::BIND_COMPLETE => {
                         binds_seen += 1;
@@ -865,7 +981,12 @@ impl UpstreamSide<'_> {
                         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
                         match ours_without_context(body) {
                             Some(b) => Action::Replace(b),
-                            None => server_text(masking, &caller, t, body, &mut scratch),
+                            None => match self.probe_refusal(batch, body) {
+                                Action::Keep => {
+                                    server_text(masking, &caller, t, body, &mut scratch)
+                                }
+                                refused => refused,
+                            },
                         }
                     }
                     tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE => {
@@ -879,6 +1000,9 @@ impl UpstreamSide<'_> {
                         {
                             self.flow.borrow_mut().standard_conforming_strings = p.value != b"off";
                         }
+                        if let Some(why) = lexmode::refused_encoding_status(body) {
+                            return self.end_for_encoding(why).await;
+                        }
                         Action::Keep
                     }
                     tag::READY_FOR_QUERY => {
@@ -887,8 +1011,10 @@ impl UpstreamSide<'_> {
                             flow.injections.pop_front();
                         }
                         batch += 1;
+                        flow.ready_seen = batch;
                         parses_seen = 0;
                         binds_seen = 0;
+                        closes_seen = 0;
                         rows.mode = RowMode::Off;
                         copy_out = false;
                         *self.entry.current_statement.borrow_mut() = None;
@@ -922,6 +1048,34 @@ impl UpstreamSide<'_> {
                 scratch.counters = Default::default();
             }
         }
+    }
+
+    /// The gateway's refusal in place of a simple-Query probe's 42601 that
+    /// has no position (see `probe`); any other error passes.
+    fn probe_refusal(&self, batch: u64, body: &[u8]) -> Action {
+        let flow = self.flow.borrow();
+        match flow.injections.front() {
+            Some(Injection {
+                batch: b,
+                probe: Some(Probe {
+                    refusal: Some(r), ..
+                }),
+                ..
+            }) if *b == batch && probe::is_unpositioned_syntax_error(body) => {
+                Action::Replace(r.clone())
+            }
+            _ => Action::Keep,
+        }
+    }
+
+    /// The server switched to a client encoding that can hide a backslash
+    /// (a path no statement check saw, such as a function): end the session.
+    async fn end_for_encoding(&mut self, why: String) -> Result<(), SessionError> {
+        warn!(session = %self.entry.id, reason = %why, "session ended: client encoding");
+        let mut out = BytesMut::new();
+        fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
+        let _ = self.writer.write_all(out.freeze()).await;
+        Err(SessionError::Refused(why))
     }
 
     /// Drop this frame if it answers a message the gateway injected.

@@ -261,6 +261,11 @@ async fn front_door(
         })
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
+    if let Some(why) = super::lexmode::startup_refusal(&params) {
+        fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
+        let _ = send(&mut writer, &mut out, Peer::Client).await;
+        return Err(SessionError::Refused(why));
+    }
     let user = String::from_utf8_lossy(startup.user().unwrap_or_default()).into_owned();
     // The token is the password.
     pg::encode_authentication_cleartext_password(&mut out);

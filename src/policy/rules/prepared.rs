@@ -35,15 +35,16 @@ pub struct StoredVerdict {
     pub classes: ClassSet,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
     Remember(Box<[u8]>, StoredVerdict),
     Forget(Box<[u8]>),
     ForgetAll,
 }
 
-/// A session's prepared-statement verdicts.
-#[derive(Debug, Default)]
+/// A session's prepared-statement verdicts. Clone and compare serve a
+/// session that judges one string under two lexical modes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PreparedVerdicts {
     by_name: HashMap<Box<[u8]>, StoredVerdict>,
     pending: Vec<Pending>,
