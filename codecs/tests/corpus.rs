@@ -149,6 +149,14 @@ fn calls(c: &Classified<'_>, s: &Statement, name: &str) -> bool {
     })
 }
 
+/// PostgreSQL cases (the over-the-wire replays use these).
+fn pg_cases(cases: &[Case]) -> usize {
+    cases
+        .iter()
+        .filter(|c| matches!(c.dialect, Dialect::Postgres(_)))
+        .count()
+}
+
 fn describe(c: &Classified<'_>) -> String {
     let parts: Vec<String> = c
         .statements()
@@ -193,6 +201,7 @@ fn dangerous_statements_are_caught() {
         cases.len()
     );
     assert!(cases.len() >= 100, "corpus shrank to {}", cases.len());
+    assert!(pg_cases(&cases) >= 300, "{} PostgreSQL cases", pg_cases(&cases));
     assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
 }
 
@@ -297,5 +306,6 @@ fn benign_look_alikes_pass() {
         cases.len()
     );
     assert!(cases.len() >= 100, "corpus shrank to {}", cases.len());
+    assert!(pg_cases(&cases) >= 300, "{} PostgreSQL cases", pg_cases(&cases));
     assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
 }
