@@ -440,7 +440,7 @@ impl Scan<'_> {
                 }
                 Kw::Drop if alter => flags.insert(Flags::ALTER_DROP),
                 Kw::Type if alter && self.retypes_column(i) => flags.insert(Flags::ALTER_TYPE),
-                Kw::To if alter && self.word(i.wrapping_sub(1), b"owner") => {
+                Kw::To if alter && self.owner_to(i) => {
                     flags.insert(Flags::OWNER_CHANGE);
                 }
                 Kw::Row
@@ -457,6 +457,18 @@ impl Scan<'_> {
             }
         }
         flags
+    }
+
+    /// `OWNER TO` at `i - 1, i`, not `RENAME [COLUMN] owner TO` (a column,
+    /// constraint or attribute named owner).
+    fn owner_to(&self, i: usize) -> bool {
+        let owner = i.wrapping_sub(1);
+        let before = owner.wrapping_sub(1);
+        self.word(owner, b"owner")
+            && !(self.word(before, b"rename")
+                || self.word(before, b"column")
+                || self.word(before, b"constraint")
+                || self.word(before, b"attribute"))
     }
 
     /// `ALTER [COLUMN] c TYPE` or `SET DATA TYPE` (not a column named type).
@@ -700,6 +712,9 @@ mod tests {
             "ALTER TABLE t ADD COLUMN type text",
             "ALTER TABLE t ENABLE ROW LEVEL SECURITY",
             "ALTER TABLE t RENAME COLUMN a TO b",
+            "ALTER TABLE t RENAME COLUMN owner TO holder",
+            "ALTER TABLE t RENAME owner TO holder",
+            "ALTER TYPE pair RENAME ATTRIBUTE owner TO x",
             "SELECT set_config('search_path', '', false)",
             "SELECT pg_catalog.set_config('application_name', 'x', true)",
             "CREATE FUNCTION f() RETURNS int LANGUAGE sql SECURITY INVOKER AS 'select 1'",
