@@ -150,6 +150,7 @@ fn dangerous(role: &str) -> Vec<(&'static str, String)> {
         (p, "SET SESSION AUTHORIZATION postgres"),
         (p, "SELECT set_config('role', 'postgres', false)"),
         (p, "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO public"),
+        (p, "ALTER FUNCTION tf() SECURITY DEFINER"),
         (p, "ALTER TABLE accounts DISABLE ROW LEVEL SECURITY"),
         (d, "DROP POLICY own ON accounts"),
         (p, "CREATE POLICY everyone ON accounts USING (true)"),
@@ -167,7 +168,6 @@ fn dangerous(role: &str) -> Vec<(&'static str, String)> {
     .collect();
     v.push((d, format!("DROP OWNED BY {role}")));
     v.push((p, format!("ALTER TABLE accounts OWNER TO {role}")));
-    v.push((p, format!("ALTER FUNCTION tf() SECURITY DEFINER")));
     v
 }
 

@@ -90,10 +90,12 @@ pub(crate) fn annotate(
         let scan = Scan { sql, toks };
         let mut flags = Flags::default();
         match s.class {
-            C::Delete | C::Update if s.has(Flags::HAS_WHERE) || scan.where_at().is_some() => {
-                if scan.tautological_where() {
-                    flags.insert(Flags::TAUTOLOGY);
-                }
+            // Without a WHERE, `delete_without_where` applies instead.
+            C::Delete | C::Update
+                if (s.has(Flags::HAS_WHERE) || scan.where_at().is_some())
+                    && scan.tautological_where() =>
+            {
+                flags.insert(Flags::TAUTOLOGY);
             }
             C::Merge => flags.insert(scan.merge_actions()),
             C::Alter | C::Create => flags.insert(scan.ddl_features(s.class)),
@@ -114,6 +116,10 @@ fn called(functions: &NameList, s: &Statement, scan: &Scan<'_>) -> Flags {
             continue;
         };
         let bare = name.bare;
+        // Every name below starts with one of these: most calls stop here.
+        if !matches!(bare.first(), Some(b'l' | b'p' | b'd' | b's')) {
+            continue;
+        }
         if bare == b"lo_unlink" {
             flags.insert(Flags::LO_UNLINK);
         } else if FILE_READ.contains(&bare) {
@@ -203,16 +209,16 @@ impl Scan<'_> {
         if depth >= MAX_PREDICATE_DEPTH || start >= end {
             return true;
         }
-        self.split(start, end, Kw::Or)
-            .into_iter()
-            .any(|(s, e)| self.conjunction_independent(s, e, depth))
+        self.any_part(start, end, Kw::Or, |s, e| {
+            self.conjunction_independent(s, e, depth)
+        })
     }
 
     /// An AND chain is row-independent when every conjunct is.
     fn conjunction_independent(&self, start: usize, end: usize, depth: u32) -> bool {
-        self.split(start, end, Kw::And)
-            .into_iter()
-            .all(|(s, e)| self.atom_independent(s, e, depth))
+        !self.any_part(start, end, Kw::And, |s, e| {
+            !self.atom_independent(s, e, depth)
+        })
     }
 
     fn atom_independent(&self, mut start: usize, end: usize, depth: u32) -> bool {
@@ -228,10 +234,16 @@ impl Scan<'_> {
         self.self_comparison(start, end) || !self.has_column(start, end)
     }
 
-    /// Splits `[start, end)` at top-level `sep` (AND or OR). The AND of
-    /// `BETWEEN a AND b` is not a separator.
-    fn split(&self, start: usize, end: usize, sep: Kw) -> Vec<(usize, usize)> {
-        let mut parts = Vec::new();
+    /// Whether `test` holds for some part of `[start, end)` split at
+    /// top-level `sep` (AND or OR; the AND of `BETWEEN a AND b` does not
+    /// split). Parts are visited in order without allocating.
+    fn any_part(
+        &self,
+        start: usize,
+        end: usize,
+        sep: Kw,
+        mut test: impl FnMut(usize, usize) -> bool,
+    ) -> bool {
         let mut depth = 0u32;
         let mut from = start;
         let mut between = false;
@@ -243,7 +255,9 @@ impl Scan<'_> {
                     Kw::Between => between = true,
                     Kw::And if between => between = false,
                     kw if kw == sep => {
-                        parts.push((from, i));
+                        if test(from, i) {
+                            return true;
+                        }
                         from = i + 1;
                     }
                     _ => {}
@@ -251,8 +265,7 @@ impl Scan<'_> {
                 _ => {}
             }
         }
-        parts.push((from, end));
-        parts
+        test(from, end)
     }
 
     /// Index of the `)` closing the `(` at `open`, or `end`.
