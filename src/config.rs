@@ -438,7 +438,25 @@ impl Config {
                 },
             ));
         }
+        s.push_str(&format!(
+            "  rule presets: version {}\n",
+            tollgate_codecs::sql::PRESET_VERSION
+        ));
         s
+    }
+
+    /// Advice that does not make the configuration invalid, one line each,
+    /// printed by `tollgate check` (today: policies that block part of a
+    /// rule preset by name).
+    pub fn warnings(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .flat_map(|t| {
+                crate::policy::rules::preset_warnings(&t.policy)
+                    .into_iter()
+                    .map(move |w| format!("target {:?}: {w}", t.name))
+            })
+            .collect()
     }
 }
 

@@ -95,6 +95,9 @@ fn main() -> ExitCode {
                 match Snapshot::build(Arc::new(c.clone())) {
                     Ok(s) => {
                         s.identity.shutdown();
+                        for warning in c.warnings() {
+                            eprintln!("warning: {warning}");
+                        }
                         print!("{}", c.summary());
                         ExitCode::SUCCESS
                     }

@@ -59,6 +59,7 @@ fn rule(
         action,
         message: None,
         classes: owned(classes),
+        preset: None,
         functions: owned(functions),
         relations: owned(relations),
         keywords: Vec::new(),

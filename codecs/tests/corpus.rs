@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use tollgate_codecs::sql::presets::MEMBERS;
 use tollgate_codecs::sql::{
     Classified, Classifier, Dialect, MySqlMode, PgMode, Selector, Statement, StatementClass,
     decode_string,
@@ -149,6 +150,14 @@ fn calls(c: &Classified<'_>, s: &Statement, name: &str) -> bool {
     })
 }
 
+/// PostgreSQL cases (the over-the-wire replays use these).
+fn pg_cases(cases: &[Case]) -> usize {
+    cases
+        .iter()
+        .filter(|c| matches!(c.dialect, Dialect::Postgres(_)))
+        .count()
+}
+
 fn describe(c: &Classified<'_>) -> String {
     let parts: Vec<String> = c
         .statements()
@@ -193,6 +202,11 @@ fn dangerous_statements_are_caught() {
         cases.len()
     );
     assert!(cases.len() >= 100, "corpus shrank to {}", cases.len());
+    assert!(
+        pg_cases(&cases) >= 300,
+        "{} PostgreSQL cases",
+        pg_cases(&cases)
+    );
     assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
 }
 
@@ -242,7 +256,13 @@ const DANGER_FUNCTIONS: &[&str] = &[
 #[test]
 fn benign_look_alikes_pass() {
     let cases = load("benign.sql");
-    let danger: Vec<Selector> = DANGER.iter().map(|d| Selector::parse(d).unwrap()).collect();
+    // The corpus test's own list, and every member of the rule presets.
+    let names: Vec<&str> = DANGER
+        .iter()
+        .copied()
+        .chain(MEMBERS.iter().map(|m| m.selector))
+        .collect();
+    let danger: Vec<Selector> = names.iter().map(|d| Selector::parse(d).unwrap()).collect();
     let mut classifier = Classifier::new();
     let mut failures = Vec::new();
     for case in &cases {
@@ -270,7 +290,7 @@ fn benign_look_alikes_pass() {
             }
         }
         with_prepared_bodies(&classified, case.dialect, |c, s| {
-            for (name, sel) in DANGER.iter().zip(&danger) {
+            for (name, sel) in names.iter().zip(&danger) {
                 if sel.matches(s) {
                     problems.push(format!("matches danger selector {name}"));
                 }
@@ -297,5 +317,10 @@ fn benign_look_alikes_pass() {
         cases.len()
     );
     assert!(cases.len() >= 100, "corpus shrank to {}", cases.len());
+    assert!(
+        pg_cases(&cases) >= 300,
+        "{} PostgreSQL cases",
+        pg_cases(&cases)
+    );
     assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
 }

@@ -37,7 +37,13 @@
 //!   copy_from, copy_program, copy_to_program, copy_from_program, copy_file,
 //!   copy_to_file, copy_from_file, copy_to_stdout, copy_from_stdin,
 //!   explain_analyze, select_into, into_outfile, set_global,
-//!   load_data_local, lexical_mode_change, with_cte, nested.
+//!   load_data_local, lexical_mode_change, with_cte, nested,
+//!   tautological_where, merge_delete, merge_update, alter_drop,
+//!   alter_column_type, create_or_replace, security_definer,
+//!   ownership_change, row_security_off, set_config_role, lo_unlink,
+//!   server_file_read, server_file_write, dblink.
+//! - `preset = "destructive" | "privilege" | "exfiltration"` adds a
+//!   preset's selectors (`tollgate_codecs::sql::presets`) to `classes`.
 //!
 //! `EXPLAIN ANALYZE <stmt>` has the class of `<stmt>` (it runs it); plain
 //! EXPLAIN is `explain`. PostgreSQL `PREPARE p AS <stmt>` has the class of
@@ -48,6 +54,7 @@
 
 mod config;
 mod prepared;
+mod presets;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -63,6 +70,7 @@ pub use config::{
     ActionKind, MAX_PATTERN_LEN, MAX_RULES, PolicyConfig, REGEX_SIZE_LIMIT, RuleConfig, RuleError,
 };
 pub use prepared::{MAX_PREPARED, PreparedVerdicts, StoredDecider, StoredVerdict};
+pub use presets::preset_warnings;
 
 const UNCLASSIFIED_MESSAGE: &str = "tollgate could not classify this statement; blocked by policy";
 const UNMATCHED_MESSAGE: &str = "this statement is not allowed by the tollgate policy";
@@ -288,6 +296,9 @@ impl Policy {
                         class: class.clone(),
                     })?;
                 selectors.push(selector);
+            }
+            if let Some(preset) = &rule.preset {
+                selectors.extend(presets::preset_selectors(&rule.name, preset)?);
             }
             config::check_patterns(&rule.name, "keywords", &rule.keywords)?;
             for keyword in &rule.keywords {

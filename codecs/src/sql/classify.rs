@@ -116,7 +116,7 @@ impl NameList {
             .push((start as u32, self.text.len() as u32, bare as u32));
     }
 
-    fn get(&self, index: usize) -> Option<Name<'_>> {
+    pub(crate) fn get(&self, index: usize) -> Option<Name<'_>> {
         let &(start, end, bare) = self.items.get(index)?;
         Some(Name {
             full: self.text.get(start as usize..end as usize)?,
@@ -259,6 +259,7 @@ impl Classifier {
             if n > start {
                 pass.statement(start, n, 0, NO_PARENT);
             }
+            super::features::annotate(sql, &self.tokens, &mut self.statements, &self.functions);
         }
         Classified {
             sql,

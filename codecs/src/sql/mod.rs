@@ -3,10 +3,12 @@
 
 pub mod class;
 pub mod classify;
+mod features;
 mod head;
 pub mod keywords;
 pub mod lexer;
 pub mod normalize;
+pub mod presets;
 pub mod selector;
 
 pub use class::{Flags, ObjectKind, StatementClass};
@@ -16,4 +18,5 @@ pub use classify::{
 pub use keywords::Kw;
 pub use lexer::{Dialect, LexError, MySqlMode, PgMode, Token, TokenKind, tokenize};
 pub use normalize::{decode_string, write_normalized};
+pub use presets::{PRESET_VERSION, Preset};
 pub use selector::{Feature, Selector};

@@ -12,7 +12,11 @@
 //!   `copy_file`, `copy_to_file`, `copy_from_file`, `copy_to_stdout`,
 //!   `copy_from_stdin`, `explain_analyze`, `select_into`, `into_outfile`,
 //!   `set_global`, `load_data_local`, `lexical_mode_change`, `with_cte`,
-//!   `nested`.
+//!   `nested`, and the features of `features.rs`: `tautological_where`,
+//!   `merge_delete`, `merge_update`, `alter_drop`, `alter_column_type`,
+//!   `create_or_replace`, `security_definer`, `ownership_change`,
+//!   `row_security_off`, `set_config_role`, `lo_unlink`, `server_file_read`,
+//!   `server_file_write`, `dblink`.
 
 use super::class::{Flags, ObjectKind, StatementClass};
 use super::classify::Statement;
@@ -40,6 +44,10 @@ pub enum Feature {
     LexicalModeChange,
     WithCte,
     Nested,
+    /// A statement carrying this feature flag (see `features.rs`).
+    Flagged(Flags),
+    /// `CREATE OR REPLACE` (replaces an existing definition).
+    CreateOrReplace,
 }
 
 const FEATURES: &[(&str, Feature)] = &[
@@ -81,6 +89,32 @@ const FEATURES: &[(&str, Feature)] = &[
     ("lexical_mode_change", Feature::LexicalModeChange),
     ("with_cte", Feature::WithCte),
     ("nested", Feature::Nested),
+    ("tautological_where", Feature::Flagged(Flags::TAUTOLOGY)),
+    ("merge_delete", Feature::Flagged(Flags::MERGE_DELETE)),
+    ("merge_update", Feature::Flagged(Flags::MERGE_UPDATE)),
+    ("alter_drop", Feature::Flagged(Flags::ALTER_DROP)),
+    ("alter_column_type", Feature::Flagged(Flags::ALTER_TYPE)),
+    ("create_or_replace", Feature::CreateOrReplace),
+    (
+        "security_definer",
+        Feature::Flagged(Flags::SECURITY_DEFINER),
+    ),
+    ("ownership_change", Feature::Flagged(Flags::OWNER_CHANGE)),
+    (
+        "row_security_off",
+        Feature::Flagged(Flags::ROW_SECURITY_OFF),
+    ),
+    ("set_config_role", Feature::Flagged(Flags::SET_CONFIG_ROLE)),
+    ("lo_unlink", Feature::Flagged(Flags::LO_UNLINK)),
+    (
+        "server_file_read",
+        Feature::Flagged(Flags::SERVER_FILE_READ),
+    ),
+    (
+        "server_file_write",
+        Feature::Flagged(Flags::SERVER_FILE_WRITE),
+    ),
+    ("dblink", Feature::Flagged(Flags::DBLINK)),
 ];
 
 impl Selector {
@@ -124,6 +158,8 @@ impl Selector {
                 Feature::LexicalModeChange => s.has(Flags::LEXICAL_MODE),
                 Feature::WithCte => s.has(Flags::WITH),
                 Feature::Nested => s.has(Flags::NESTED),
+                Feature::Flagged(flag) => s.has(flag),
+                Feature::CreateOrReplace => s.class == C::Create && s.has(Flags::OR_REPLACE),
             },
         }
     }

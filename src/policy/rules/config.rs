@@ -48,6 +48,10 @@ fn allow() -> ActionKind {
 /// action = "block"
 /// message = "destructive statements are not allowed through tollgate"
 /// classes = ["drop_database", "truncate", "delete_without_where"]
+/// [[target.policy.rules]]
+/// name = "no-privilege-changes"
+/// action = "approve"
+/// preset = "privilege"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +98,10 @@ pub struct RuleConfig {
     /// list is in `tollgate_codecs::sql::selector` and `rules.rs`.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// A named selector set added to `classes`: `destructive`, `privilege`
+    /// or `exfiltration` (see `tollgate_codecs::sql::presets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// Globs over called functions, case-insensitive, matched against both
     /// the qualified (`pg_catalog.pg_read_file`) and bare name.
     #[serde(default)]
@@ -136,6 +144,10 @@ pub enum RuleError {
         "policy rule {rule:?}: classes has unknown selector {class:?} (a class name, <class>_<object>, or a feature)"
     )]
     UnknownClass { rule: String, class: String },
+    #[error(
+        "policy rule {rule:?}: unknown preset {preset:?} (destructive, privilege or exfiltration)"
+    )]
+    UnknownPreset { rule: String, preset: String },
     #[error("policy rule {rule:?}: {field} has an empty entry")]
     EmptyPattern { rule: String, field: &'static str },
     #[error("policy rule {rule:?}: {field} entry of {len} bytes exceeds {max}")]
