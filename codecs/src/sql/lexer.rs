@@ -415,6 +415,9 @@ impl Lexer<'_, '_> {
                 Act::Space => self.pos += 1,
                 Act::Word => self.word(start),
                 Act::Digit => self.number(start),
+                Act::Quote if !self.mysql => {
+                    self.pg_string(start, start, self.plain_backslashes(), true)
+                }
                 Act::Quote => self.string(start, start, self.plain_backslashes(), b'\''),
                 Act::DoubleQuote => match self.dialect {
                     Dialect::MySql(m) if !m.ansi_quotes => {
@@ -678,7 +681,12 @@ impl Lexer<'_, '_> {
             let first = self.sql[start].to_ascii_lowercase();
             if next == b'\'' {
                 match first {
-                    b'e' if !self.mysql => return self.string(start, i, true, b'\''),
+                    b'e' if !self.mysql => return self.pg_string(start, i, true, true),
+                    // Bit strings take neither escapes nor doubled quotes.
+                    b'b' | b'x' if !self.mysql => return self.pg_string(start, i, false, false),
+                    b'n' if !self.mysql => {
+                        return self.pg_string(start, i, self.plain_backslashes(), true);
+                    }
                     b'b' | b'x' | b'n' => {
                         return self.string(start, i, self.plain_backslashes(), b'\'');
                     }
@@ -687,7 +695,7 @@ impl Lexer<'_, '_> {
             }
             if first == b'u' && next == b'&' && !self.mysql {
                 match self.at(i + 1) {
-                    b'\'' => return self.string(start, i + 1, false, b'\''),
+                    b'\'' => return self.pg_string(start, i + 1, false, true),
                     b'"' => return self.quoted_ident(start, i + 1, b'"'),
                     _ => {}
                 }
@@ -720,6 +728,8 @@ impl Lexer<'_, '_> {
         self.push(start, i, TokenKind::Operator, Kw::None);
     }
 }
+
+mod pg;
 
 #[cfg(test)]
 mod reference;
