@@ -414,6 +414,7 @@ impl Lexer<'_, '_> {
             match self.actions[b as usize] {
                 Act::Space => self.pos += 1,
                 Act::Word => self.word(start),
+                Act::Digit if !self.mysql => self.pg_number(start),
                 Act::Digit => self.number(start),
                 Act::Quote if !self.mysql => {
                     self.pg_string(start, start, self.plain_backslashes(), true)
@@ -427,7 +428,13 @@ impl Lexer<'_, '_> {
                 },
                 Act::Backtick => self.quoted_ident(start, start, b'`'),
                 Act::Dollar => self.dollar(start),
-                Act::Dot if self.at(start + 1).is_ascii_digit() => self.number(start),
+                Act::Dot if self.at(start + 1).is_ascii_digit() => {
+                    if self.mysql {
+                        self.number(start)
+                    } else {
+                        self.pg_number(start)
+                    }
+                }
                 Act::Dot => self.single(TokenKind::Dot),
                 Act::Comma => self.single(TokenKind::Comma),
                 Act::LParen => self.single(TokenKind::LParen),

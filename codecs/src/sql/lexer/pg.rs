@@ -25,7 +25,13 @@ impl Lexer<'_, '_> {
     /// may be earlier to include a prefix (`E`, `B`, `X`, `N`, `U&`).
     /// `backslashes`: a backslash escapes the next byte (`xe`). `doubled`:
     /// `''` is a quote inside the literal (every state but `xb`/`xh`).
-    pub(super) fn pg_string(&mut self, start: usize, open: usize, backslashes: bool, doubled: bool) {
+    pub(super) fn pg_string(
+        &mut self,
+        start: usize,
+        open: usize,
+        backslashes: bool,
+        doubled: bool,
+    ) {
         let mut i = open + 1;
         loop {
             let rest = self.sql.get(i..).unwrap_or_default();
@@ -82,5 +88,39 @@ fn quote_continuation(sql: &[u8], mut i: usize) -> Option<usize> {
             b'\'' if newline => return Some(i),
             _ => return None,
         }
+    }
+}
+
+impl Lexer<'_, '_> {
+    /// A PostgreSQL 15 number (scan.l's `integer`, `decimal`, `real` and
+    /// their `fail` rules): digits, an optional fraction, an optional
+    /// exponent with at least one digit. It never takes letters: `1FROM t`
+    /// is `1` then `FROM`, and `1.5e-3WHERE` ends before `WHERE`, as the
+    /// server reads them. (PostgreSQL 16 rejects such trailing letters, so
+    /// reading them as the next token hides nothing there either.)
+    pub(super) fn pg_number(&mut self, start: usize) {
+        let digits = |sql: &[u8], mut i: usize| {
+            while sql.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = digits(self.sql, start);
+        // `1..10` is 1, `..`, 10 (decimalfail); `1.` and `.5` are decimals.
+        if self.at(i) == b'.' && !(i > start && self.at(i + 1) == b'.') {
+            i = digits(self.sql, i + 1);
+        }
+        if matches!(self.at(i), b'e' | b'E') {
+            let mut j = i + 1;
+            if matches!(self.at(j), b'+' | b'-') {
+                j += 1;
+            }
+            // Without a digit the `e` (and sign) are the next tokens.
+            if self.at(j).is_ascii_digit() {
+                i = digits(self.sql, j);
+            }
+        }
+        self.pos = i;
+        self.push(start, i, TokenKind::Number, Kw::None);
     }
 }

@@ -142,6 +142,10 @@ impl Lexer<'_, '_> {
                 },
                 b'`' if self.mysql => self.quoted_ident(start, start, b'`'),
                 b'$' if !self.mysql => self.dollar(start),
+                b'0'..=b'9' | b'.' if !self.mysql && self.pg_number_end(start) > start => {
+                    self.pos = self.pg_number_end(start);
+                    self.push(start, self.pos, TokenKind::Number, Kw::None);
+                }
                 b'0'..=b'9' => self.number(start),
                 b'.' if self.at(start + 1).is_ascii_digit() => self.number(start),
                 b'.' => self.single(TokenKind::Dot),
@@ -425,6 +429,45 @@ impl Lexer<'_, '_> {
             }
             j = p + 1;
         }
+    }
+
+    /// End of a PostgreSQL number at `start` (scan.l: integer, decimal,
+    /// real, decimalfail, realfail1/2), or `start` if none starts there.
+    fn pg_number_end(&self, start: usize) -> usize {
+        let s = self.sql;
+        let digit = |i: usize| i < s.len() && s[i].is_ascii_digit();
+        let mut i = start;
+        while digit(i) {
+            i += 1;
+        }
+        let int_digits = i - start;
+        if i < s.len() && s[i] == b'.' {
+            if int_digits > 0 && i + 1 < s.len() && s[i + 1] == b'.' {
+                return i;
+            }
+            let mut j = i + 1;
+            while digit(j) {
+                j += 1;
+            }
+            if int_digits == 0 && j == i + 1 {
+                return start;
+            }
+            i = j;
+        } else if int_digits == 0 {
+            return start;
+        }
+        if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
+            let sign = i + 1 < s.len() && (s[i + 1] == b'+' || s[i + 1] == b'-');
+            let first = i + 1 + usize::from(sign);
+            if digit(first) {
+                let mut j = first;
+                while digit(j) {
+                    j += 1;
+                }
+                i = j;
+            }
+        }
+        i
     }
 
     fn number(&mut self, start: usize) {

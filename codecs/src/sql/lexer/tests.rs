@@ -411,7 +411,10 @@ fn pg_literals_end_where_the_server_ends_them() {
     // Whitespace must hold a newline; `--` comments count, block comments do not.
     assert_eq!(texts("'a' 'b'", on), ["'a'", "'b'"]);
     assert_eq!(texts("'a' -- c\n\t'b'", on), ["'a' -- c\n\t'b'"]);
-    assert_eq!(texts("'a'\r\n-- c\r\n \x0c'b' x", on), ["'a'\r\n-- c\r\n \x0c'b'", "x"]);
+    assert_eq!(
+        texts("'a'\r\n-- c\r\n \x0c'b' x", on),
+        ["'a'\r\n-- c\r\n \x0c'b'", "x"]
+    );
     assert_eq!(texts("'a'/*\n*/'b'", on), ["'a'", "'b'"]);
     assert_eq!(texts("'a'\n-- c'", on), ["'a'"]);
     assert_eq!(texts("E'a'\n'b'\n'c' d", on), ["E'a'\n'b'\n'c'", "d"]);
@@ -457,4 +460,29 @@ fn pg_dollar_tags_params_and_operators() {
     assert_eq!(texts("/* /* */ ; DROP */ x", on), ["x"]);
     assert_eq!(texts("/*/ ; */ x", on), ["x"]);
     assert_eq!(texts("/**/ x /***/ y", on), ["x", "y"]);
+}
+
+/// Found by the oracle (codecs/oracle): PostgreSQL 15 numbers never take
+/// letters, so a keyword glued to a number is still a keyword.
+#[test]
+fn pg_numbers_end_where_scan_l_ends_them() {
+    let on = Dialect::POSTGRES;
+    assert_eq!(texts("SELECT 1FROM t", on), ["SELECT", "1", "FROM", "t"]);
+    assert_eq!(
+        texts("SET x = 1.5e-3WHERE id", on),
+        ["SET", "x", "=", "1.5e-3", "WHERE", "id"]
+    );
+    assert_eq!(texts(".5AS where", on), [".5", "AS", "where"]);
+    assert_eq!(texts("1..x", on), ["1", ".", ".", "x"]);
+    assert_eq!(
+        texts("1.e5 1.5e 2e+ 0x1f", on),
+        ["1.e5", "1.5", "e", "2", "e", "+", "0", "x1f"]
+    );
+    // `1e'x'`: the `e` opens an escape string.
+    assert_eq!(texts("1e'\\'' ; x", on), ["1", "e'\\''", ";", "x"]);
+    // MySQL identifiers may start with digits: unchanged there.
+    assert_eq!(
+        texts("SELECT 1FROM t", Dialect::MYSQL),
+        ["SELECT", "1FROM", "t"]
+    );
 }
