@@ -711,10 +711,7 @@ impl Pass<'_> {
             self.record_relation(target.name_start, target.name_end);
             return self.relation_alias(target.end, end);
         }
-        while matches!(
-            self.kw(i, end),
-            Kw::Only | Kw::Lateral | Kw::LowPriority | Kw::Ignore | Kw::Quick
-        ) {
+        while self.relation_modifier(i, end) {
             i += 1;
         }
         if self.kind(i, end) == Some(TokenKind::Word)
@@ -722,6 +719,7 @@ impl Pass<'_> {
                 self.tokens[i].kw,
                 Kw::Select | Kw::Values | Kw::Where | Kw::Set | Kw::With | Kw::Table
             )
+            && !self.unreserved_relation_name(i, end)
         {
             return i;
         }

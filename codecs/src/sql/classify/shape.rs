@@ -27,6 +27,29 @@ impl Pass<'_> {
         }
     }
 
+    /// Words before a relation that are not its name: `ONLY`, `LATERAL`,
+    /// and MySQL's `LOW_PRIORITY`, `IGNORE`, `QUICK`, which PostgreSQL
+    /// does not know (`DELETE FROM quick` deletes from a table `quick`).
+    pub(crate) fn relation_modifier(&self, i: usize, end: usize) -> bool {
+        match self.kw(i, end) {
+            Kw::Only | Kw::Lateral => true,
+            Kw::LowPriority | Kw::Ignore | Kw::Quick => self.mysql,
+            _ => false,
+        }
+    }
+
+    /// PostgreSQL does not reserve SET or VALUES: where a relation is
+    /// expected they name one (`UPDATE set SET ..`, `DELETE FROM values`),
+    /// except VALUES opening a row list.
+    pub(crate) fn unreserved_relation_name(&self, i: usize, end: usize) -> bool {
+        !self.mysql
+            && match self.kw(i, end) {
+                Kw::Set => true,
+                Kw::Values => self.kind(i + 1, end) != Some(TokenKind::LParen),
+                _ => false,
+            }
+    }
+
     /// PostgreSQL's `relation_expr` at `i`: `name`, `name *`, `ONLY name`,
     /// `ONLY (name)`. `None` when the tokens are not one.
     pub(crate) fn relation_expr(&self, i: usize, end: usize) -> Option<RelationExpr> {

@@ -16,7 +16,12 @@ fn judge(sql: &str) -> Vec<(StatementClass, bool, bool, Vec<String>)> {
                 .relations(s)
                 .map(|n| String::from_utf8_lossy(n.full).into_owned())
                 .collect();
-            (s.class, s.has(Flags::HAS_WHERE), s.parent != NO_PARENT, rels)
+            (
+                s.class,
+                s.has(Flags::HAS_WHERE),
+                s.parent != NO_PARENT,
+                rels,
+            )
         })
         .collect()
 }
@@ -53,7 +58,10 @@ fn nested_updates_of_every_relation_form_are_judged() {
         ("WITH u AS (UPDATE ONLY s.t AS a SET x = 1) SELECT 1", "s.t"),
         ("WITH u AS (UPDATE \"T\" a SET x = 1) SELECT 1", "T"),
         ("COPY (UPDATE t * SET x = 1 RETURNING 1) TO STDOUT", "t"),
-        ("COPY (UPDATE ONLY (s.t) SET x = 1 RETURNING 1) TO STDOUT", "s.t"),
+        (
+            "COPY (UPDATE ONLY (s.t) SET x = 1 RETURNING 1) TO STDOUT",
+            "s.t",
+        ),
     ] {
         let got = judge(sql);
         let nested: Vec<_> = got.iter().filter(|s| s.2).collect();
@@ -69,4 +77,22 @@ fn nested_updates_of_every_relation_form_are_judged() {
     // A column named `update` in parentheses is not a statement.
     let got = judge("SELECT (update + 1), (update) FROM t WHERE (update * 2) > 0");
     assert_eq!(got.len(), 1, "{got:?}");
+}
+
+/// Found by the oracle: PostgreSQL tables may be named by unreserved
+/// keywords and by MySQL's modifier words.
+#[test]
+fn keyword_named_tables_are_targets() {
+    use StatementClass::*;
+    for (sql, class, rel) in [
+        ("UPDATE set \"where\" SET x = 1", Update, "set"),
+        ("DELETE FROM set t", Delete, "set"),
+        ("DELETE FROM values", Delete, "values"),
+        ("DELETE FROM quick WHERE id = 1", Delete, "quick"),
+        ("WITH d AS (DELETE FROM ignore) SELECT 1", Delete, "ignore"),
+    ] {
+        let got = judge(sql);
+        let s = got.iter().find(|s| s.0 == class).unwrap();
+        assert_eq!(s.3, [rel], "{sql}: {got:?}");
+    }
 }
