@@ -199,7 +199,7 @@ fn tollgate_is_never_more_permissive_than_the_server_parser() {
     let seed = std::env::var("TOLLGATE_ORACLE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_0f_7011_6a7e_u64);
+        .unwrap_or(0x005e_ed0f_7011_6a7e_u64);
     println!("oracle generated: seed {seed}, {seconds} s");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rng = Rng::new(seed);
