@@ -7,7 +7,10 @@
 //! eight bytes at a time; strings, quoted identifiers and comments are
 //! scanned with memchr. The `;` tokens' indices can be collected as the
 //! lexer goes (`tokenize_split`), so the classifier splits statements
-//! without another pass. Input that a server would reject
+//! without another pass. PostgreSQL literals and numbers follow the
+//! server's scanner, scan.l (`lexer/pg.rs`: literal states, continuation
+//! across newlines, numbers); the differential oracle in `codecs/oracle`
+//! checks the lexer against it. Input that a server would reject
 //! or read differently depending on state we do not know (an unterminated
 //! string or comment, a MySQL versioned comment without a known server
 //! version) produces an `Unterminated` or `Ambiguous` token, never a panic:
