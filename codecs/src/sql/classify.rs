@@ -504,7 +504,9 @@ impl Pass<'_> {
                 TokenKind::Word | TokenKind::QuotedIdent => {
                     let in_call = paren_depth < 64 && call_parens & (1u64 << paren_depth) != 0;
                     let top = paren_depth <= base;
-                    let kw = if token.kind == TokenKind::Word && !self.keyword_is_name(i, end) {
+                    let kw = if token.kind == TokenKind::Word
+                        && (token.kw == Kw::None || !self.keyword_is_name(i, end))
+                    {
                         token.kw
                     } else {
                         Kw::None
@@ -704,7 +706,10 @@ impl Pass<'_> {
 
     /// One relation (or table function) with its optional alias.
     fn relation_list_one(&mut self, mut i: usize, end: usize) -> usize {
-        if let Some(target) = self.relation_expr(i, end)
+        // Only `ONLY (t)` and `t *` need the full form; plain names take
+        // the path below.
+        if (self.kw(i, end) == Kw::Only || self.is_op(i + 1, end, b"*"))
+            && let Some(target) = self.relation_expr(i, end)
             && target.end > target.name_end
         {
             // `ONLY (t)` or `t *`: the name, then the alias as below.
