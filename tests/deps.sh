@@ -16,6 +16,11 @@ want python3-venv
 want ca-certificates
 want curl
 want procps
+# The SQL differential oracle builds libpg_query (tests/oracle.sh): bindgen
+# needs libclang, prost-build needs protoc.
+want libclang-dev
+want clang
+want protobuf-compiler
 
 if ((${#need_pkgs[@]})); then
     echo "deps: installing ${need_pkgs[*]}" >&2

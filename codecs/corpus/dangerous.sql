@@ -322,6 +322,36 @@ SELECT 1 /*!; DROP DATABASE prod */
 /*M!100100 DROP DATABASE prod */
 === maria drop_database
 /*M! DROP DATABASE prod */
+=== pg drop_table
+SELECT E'a'
+'x\''; DROP TABLE t; -- '
+=== pg drop_table
+SELECT 'a' -- continued
+'x'; DROP TABLE t
+=== pg delete_without_where
+DELETE FROM t RETURNING E'a'
+'\' WHERE id = 1 --'
+=== pg-oldstr drop_table
+SELECT B'\' ; DROP TABLE t; -- '
+=== pg-oldstr truncate
+SELECT U&'\' ; TRUNCATE t; -- '
+=== pg-oldstr drop_table
+SELECT X'0'
+'\' ; DROP TABLE t; -- '
+=== pg delete_without_where
+DELETE FROM t RETURNING 1 AS where
+=== pg update_without_where
+UPDATE t SET x = 1 RETURNING x AS where
+=== pg delete_without_where
+WITH d AS (DELETE FROM t RETURNING 1 AS where) SELECT * FROM d
+=== pg update_without_where
+WITH u AS (UPDATE t * SET x = 1 RETURNING 1) SELECT 1
+=== pg update_without_where
+WITH u AS (UPDATE ONLY (t) SET x = 1) SELECT 1
+=== pg update_without_where
+UPDATE ONLY (t) SET x = 1
+=== pg update_without_where
+COPY (UPDATE t * SET x = 1 RETURNING 1) TO STDOUT
 === pg tautological_where
 DELETE FROM accounts WHERE true
 === pg tautological_where

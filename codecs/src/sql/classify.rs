@@ -505,7 +505,9 @@ impl Pass<'_> {
                 TokenKind::Word | TokenKind::QuotedIdent => {
                     let in_call = paren_depth < 64 && call_parens & (1u64 << paren_depth) != 0;
                     let top = paren_depth <= base;
-                    let kw = if token.kind == TokenKind::Word {
+                    let kw = if token.kind == TokenKind::Word
+                        && (token.kw == Kw::None || !self.keyword_is_name(i, end))
+                    {
                         token.kw
                     } else {
                         Kw::None
@@ -678,16 +680,7 @@ impl Pass<'_> {
         match self.kw(i, end) {
             Kw::Delete => self.kw(i + 1, end) == Kw::From,
             Kw::Insert | Kw::Merge => self.kw(i + 1, end) == Kw::Into,
-            Kw::Update => {
-                for j in i + 1..(i + 10).min(end) {
-                    match self.kind(j, end) {
-                        Some(TokenKind::Word) if self.tokens[j].kw == Kw::Set => return true,
-                        Some(TokenKind::Word | TokenKind::QuotedIdent | TokenKind::Dot) => {}
-                        _ => return false,
-                    }
-                }
-                false
-            }
+            Kw::Update => self.update_target_at(i + 1, end),
             Kw::With => {
                 self.kw(i + 1, end) == Kw::Recursive
                     || (self.is_name(i + 1, end)
@@ -714,10 +707,17 @@ impl Pass<'_> {
 
     /// One relation (or table function) with its optional alias.
     fn relation_list_one(&mut self, mut i: usize, end: usize) -> usize {
-        while matches!(
-            self.kw(i, end),
-            Kw::Only | Kw::Lateral | Kw::LowPriority | Kw::Ignore | Kw::Quick
-        ) {
+        // Only `ONLY (t)` and `t *` need the full form; plain names take
+        // the path below.
+        if (self.kw(i, end) == Kw::Only || self.is_op(i + 1, end, b"*"))
+            && let Some(target) = self.relation_expr(i, end)
+            && target.end > target.name_end
+        {
+            // `ONLY (t)` or `t *`: the name, then the alias as below.
+            self.record_relation(target.name_start, target.name_end);
+            return self.relation_alias(target.end, end);
+        }
+        while self.relation_modifier(i, end) {
             i += 1;
         }
         if self.kind(i, end) == Some(TokenKind::Word)
@@ -725,6 +725,7 @@ impl Pass<'_> {
                 self.tokens[i].kw,
                 Kw::Select | Kw::Values | Kw::Where | Kw::Set | Kw::With | Kw::Table
             )
+            && !self.unreserved_relation_name(i, end)
         {
             return i;
         }
@@ -743,6 +744,12 @@ impl Pass<'_> {
         if self.is_op(j, end, b"*") {
             j += 1;
         }
+        self.relation_alias(j, end)
+    }
+
+    /// An optional alias (`[AS] x [(cols)]`) after a relation ending at `j`.
+    fn relation_alias(&mut self, mut j: usize, end: usize) -> usize {
+        let name_end = j;
         if self.kw(j, end) == Kw::As {
             j += 1;
             if self.is_name(j, end) {
@@ -760,6 +767,8 @@ impl Pass<'_> {
         j
     }
 }
+
+mod shape;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

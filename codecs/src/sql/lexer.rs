@@ -7,7 +7,10 @@
 //! eight bytes at a time; strings, quoted identifiers and comments are
 //! scanned with memchr. The `;` tokens' indices can be collected as the
 //! lexer goes (`tokenize_split`), so the classifier splits statements
-//! without another pass. Input that a server would reject
+//! without another pass. PostgreSQL literals and numbers follow the
+//! server's scanner, scan.l (`lexer/pg.rs`: literal states, continuation
+//! across newlines, numbers); the differential oracle in `codecs/oracle`
+//! checks the lexer against it. Input that a server would reject
 //! or read differently depending on state we do not know (an unterminated
 //! string or comment, a MySQL versioned comment without a known server
 //! version) produces an `Unterminated` or `Ambiguous` token, never a panic:
@@ -414,7 +417,11 @@ impl Lexer<'_, '_> {
             match self.actions[b as usize] {
                 Act::Space => self.pos += 1,
                 Act::Word => self.word(start),
+                Act::Digit if !self.mysql => self.pg_number(start),
                 Act::Digit => self.number(start),
+                Act::Quote if !self.mysql => {
+                    self.pg_string(start, start, self.plain_backslashes(), true)
+                }
                 Act::Quote => self.string(start, start, self.plain_backslashes(), b'\''),
                 Act::DoubleQuote => match self.dialect {
                     Dialect::MySql(m) if !m.ansi_quotes => {
@@ -424,7 +431,13 @@ impl Lexer<'_, '_> {
                 },
                 Act::Backtick => self.quoted_ident(start, start, b'`'),
                 Act::Dollar => self.dollar(start),
-                Act::Dot if self.at(start + 1).is_ascii_digit() => self.number(start),
+                Act::Dot if self.at(start + 1).is_ascii_digit() => {
+                    if self.mysql {
+                        self.number(start)
+                    } else {
+                        self.pg_number(start)
+                    }
+                }
                 Act::Dot => self.single(TokenKind::Dot),
                 Act::Comma => self.single(TokenKind::Comma),
                 Act::LParen => self.single(TokenKind::LParen),
@@ -678,7 +691,12 @@ impl Lexer<'_, '_> {
             let first = self.sql[start].to_ascii_lowercase();
             if next == b'\'' {
                 match first {
-                    b'e' if !self.mysql => return self.string(start, i, true, b'\''),
+                    b'e' if !self.mysql => return self.pg_string(start, i, true, true),
+                    // Bit strings take neither escapes nor doubled quotes.
+                    b'b' | b'x' if !self.mysql => return self.pg_string(start, i, false, false),
+                    b'n' if !self.mysql => {
+                        return self.pg_string(start, i, self.plain_backslashes(), true);
+                    }
                     b'b' | b'x' | b'n' => {
                         return self.string(start, i, self.plain_backslashes(), b'\'');
                     }
@@ -687,7 +705,7 @@ impl Lexer<'_, '_> {
             }
             if first == b'u' && next == b'&' && !self.mysql {
                 match self.at(i + 1) {
-                    b'\'' => return self.string(start, i + 1, false, b'\''),
+                    b'\'' => return self.pg_string(start, i + 1, false, true),
                     b'"' => return self.quoted_ident(start, i + 1, b'"'),
                     _ => {}
                 }
@@ -720,6 +738,8 @@ impl Lexer<'_, '_> {
         self.push(start, i, TokenKind::Operator, Kw::None);
     }
 }
+
+mod pg;
 
 #[cfg(test)]
 mod reference;

@@ -92,6 +92,10 @@ pub fn decode_string(raw: &[u8], dialect: Dialect, out: &mut Vec<u8>) -> bool {
         } else if b == quote && body.get(i + 1) == Some(&quote) {
             out.push(quote);
             i += 2;
+        } else if b == quote {
+            // A lone quote inside: a PostgreSQL literal continued across a
+            // newline (`'a'\n'b'`), not decoded here.
+            return false;
         } else {
             out.push(b);
             i += 1;
@@ -199,6 +203,7 @@ mod tests {
         );
         assert_eq!(decoded("X'4'", Dialect::MYSQL), None);
         assert_eq!(decoded("U&'d\\0061'", Dialect::POSTGRES), None);
+        assert_eq!(decoded("'a'\n'b'", Dialect::POSTGRES), None);
         assert_eq!(
             decoded("\"x\"\"y\"", Dialect::MYSQL).as_deref(),
             Some("x\"y")

@@ -1,5 +1,7 @@
 //! The lexer as it was before the dispatch-table rewrite, kept only for
 //! tests: the new lexer must produce exactly the same tokens on any input.
+//! PostgreSQL literals follow scan.l's states here too (`pg_literal`),
+//! written as a plain byte loop independent of the fast lexer's memchr scan.
 
 use memchr::{memchr, memchr2};
 
@@ -128,6 +130,9 @@ impl Lexer<'_, '_> {
             let start = self.pos;
             let b = self.sql[start];
             match b {
+                b'\'' if !self.mysql => {
+                    self.pg_literal(start, start, self.plain_backslashes(), true)
+                }
                 b'\'' => self.string(start, start, self.plain_backslashes(), b'\''),
                 b'"' => match self.dialect {
                     Dialect::MySql(m) if !m.ansi_quotes => {
@@ -137,6 +142,10 @@ impl Lexer<'_, '_> {
                 },
                 b'`' if self.mysql => self.quoted_ident(start, start, b'`'),
                 b'$' if !self.mysql => self.dollar(start),
+                b'0'..=b'9' | b'.' if !self.mysql && self.pg_number_end(start) > start => {
+                    self.pos = self.pg_number_end(start);
+                    self.push(start, self.pos, TokenKind::Number, Kw::None);
+                }
                 b'0'..=b'9' => self.number(start),
                 b'.' if self.at(start + 1).is_ascii_digit() => self.number(start),
                 b'.' => self.single(TokenKind::Dot),
@@ -314,6 +323,55 @@ impl Lexer<'_, '_> {
         }
     }
 
+    /// A PostgreSQL literal, byte by byte: `escapes` (state `xe`),
+    /// `doubled` (`''` inside; not in `xb`/`xh`), and continuation across
+    /// whitespace holding a newline (`quotecontinue`).
+    fn pg_literal(&mut self, start: usize, open: usize, escapes: bool, doubled: bool) {
+        let len = self.sql.len();
+        let mut i = open + 1;
+        while i < len {
+            let b = self.sql[i];
+            if escapes && b == b'\\' {
+                i += 2;
+                continue;
+            }
+            if b != b'\'' {
+                i += 1;
+                continue;
+            }
+            if doubled && self.at(i + 1) == b'\'' {
+                i += 2;
+                continue;
+            }
+            // Closing quote: does whitespace with a newline and a quote follow?
+            let mut j = i + 1;
+            let mut newlines = 0;
+            let mut in_comment = false;
+            while j < len {
+                let c = self.sql[j];
+                if c == b'\n' || c == b'\r' {
+                    newlines += 1;
+                    in_comment = false;
+                } else if in_comment {
+                } else if c == b'-' && self.at(j + 1) == b'-' {
+                    in_comment = true;
+                    j += 1;
+                } else if !matches!(c, b' ' | b'\t' | 0x0b | 0x0c) {
+                    break;
+                }
+                j += 1;
+            }
+            if newlines > 0 && !in_comment && self.at(j) == b'\'' && j < len {
+                i = j + 1;
+                continue;
+            }
+            self.pos = i + 1;
+            self.push(start, self.pos, TokenKind::String, Kw::None);
+            return;
+        }
+        self.fail(start, TokenKind::Unterminated);
+    }
+
     fn quoted_ident(&mut self, start: usize, open: usize, quote: u8) {
         let mut i = open + 1;
         loop {
@@ -373,6 +431,45 @@ impl Lexer<'_, '_> {
         }
     }
 
+    /// End of a PostgreSQL number at `start` (scan.l: integer, decimal,
+    /// real, decimalfail, realfail1/2), or `start` if none starts there.
+    fn pg_number_end(&self, start: usize) -> usize {
+        let s = self.sql;
+        let digit = |i: usize| i < s.len() && s[i].is_ascii_digit();
+        let mut i = start;
+        while digit(i) {
+            i += 1;
+        }
+        let int_digits = i - start;
+        if i < s.len() && s[i] == b'.' {
+            if int_digits > 0 && i + 1 < s.len() && s[i + 1] == b'.' {
+                return i;
+            }
+            let mut j = i + 1;
+            while digit(j) {
+                j += 1;
+            }
+            if int_digits == 0 && j == i + 1 {
+                return start;
+            }
+            i = j;
+        } else if int_digits == 0 {
+            return start;
+        }
+        if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
+            let sign = i + 1 < s.len() && (s[i + 1] == b'+' || s[i + 1] == b'-');
+            let first = i + 1 + usize::from(sign);
+            if digit(first) {
+                let mut j = first;
+                while digit(j) {
+                    j += 1;
+                }
+                i = j;
+            }
+        }
+        i
+    }
+
     fn number(&mut self, start: usize) {
         let len = self.sql.len();
         let mut i = start;
@@ -398,9 +495,16 @@ impl Lexer<'_, '_> {
         let next = self.at(i);
         if i == start + 1 {
             let first = self.sql[start].to_ascii_lowercase();
+            if next == b'\'' && !self.mysql {
+                match first {
+                    b'e' => return self.pg_literal(start, i, true, true),
+                    b'b' | b'x' => return self.pg_literal(start, i, false, false),
+                    b'n' => return self.pg_literal(start, i, self.plain_backslashes(), true),
+                    _ => {}
+                }
+            }
             if next == b'\'' {
                 match first {
-                    b'e' if !self.mysql => return self.string(start, i, true, b'\''),
                     b'b' | b'x' | b'n' => {
                         return self.string(start, i, self.plain_backslashes(), b'\'');
                     }
@@ -409,7 +513,7 @@ impl Lexer<'_, '_> {
             }
             if first == b'u' && next == b'&' && !self.mysql {
                 match self.at(i + 1) {
-                    b'\'' => return self.string(start, i + 1, false, b'\''),
+                    b'\'' => return self.pg_literal(start, i + 1, false, true),
                     b'"' => return self.quoted_ident(start, i + 1, b'"'),
                     _ => {}
                 }

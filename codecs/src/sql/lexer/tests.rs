@@ -298,6 +298,11 @@ fn random_sql(seed: &mut u64, len: usize) -> Vec<u8> {
         b"\\",
         b"--",
         b"-- c\n",
+        b"'\n'",
+        b"' -- c\n\x0c'",
+        b"\\'",
+        b"B'",
+        b"\x0b",
         b"#",
         b"/*",
         b"*/",
@@ -381,4 +386,103 @@ fn matches_the_reference_lexer_on_random_input() {
     }
     // The generator really exercises the lexer (not a run of empties).
     assert!(tokens > 200_000, "{tokens} tokens");
+}
+
+/// Issue 12 A: each case is input where reading a literal differently from
+/// scan.l moves a statement boundary. `want` is the server's token texts.
+#[test]
+fn pg_literals_end_where_the_server_ends_them() {
+    let on = Dialect::POSTGRES;
+    // Continuation keeps `E`'s escapes: `\'` does not close the second part.
+    assert_eq!(
+        texts("SELECT E'a'\n'x\\''; DROP TABLE t; -- '", on),
+        ["SELECT", "E'a'\n'x\\''", ";", "DROP", "TABLE", "t", ";"]
+    );
+    // A plain literal's continued part takes no escapes.
+    assert_eq!(
+        texts("SELECT 'a'\n'x\\'; DROP TABLE t; -- '", on),
+        ["SELECT", "'a'\n'x\\'", ";", "DROP", "TABLE", "t", ";"]
+    );
+    // ... unless standard_conforming_strings is off.
+    assert_eq!(
+        texts("SELECT 'a'\n'x\\'; DROP TABLE t; -- '", PG_OFF),
+        ["SELECT", "'a'\n'x\\'; DROP TABLE t; -- '"]
+    );
+    // Whitespace must hold a newline; `--` comments count, block comments do not.
+    assert_eq!(texts("'a' 'b'", on), ["'a'", "'b'"]);
+    assert_eq!(texts("'a' -- c\n\t'b'", on), ["'a' -- c\n\t'b'"]);
+    assert_eq!(
+        texts("'a'\r\n-- c\r\n \x0c'b' x", on),
+        ["'a'\r\n-- c\r\n \x0c'b'", "x"]
+    );
+    assert_eq!(texts("'a'/*\n*/'b'", on), ["'a'", "'b'"]);
+    assert_eq!(texts("'a'\n-- c'", on), ["'a'"]);
+    assert_eq!(texts("E'a'\n'b'\n'c' d", on), ["E'a'\n'b'\n'c'", "d"]);
+    // Bit strings take no escapes and no doubled quotes, in either mode.
+    assert_eq!(
+        texts("SELECT B'\\' ; DROP TABLE t; -- '", PG_OFF),
+        ["SELECT", "B'\\'", ";", "DROP", "TABLE", "t", ";"]
+    );
+    assert_eq!(texts("X'01''0a'", on), ["X'01'", "'0a'"]);
+    assert_eq!(texts("x'0'\n'1'", on), ["x'0'\n'1'"]);
+    // U& literals take no backslash escapes even when plain strings do.
+    assert_eq!(
+        texts("SELECT U&'\\' ; DROP TABLE t; -- '", PG_OFF),
+        ["SELECT", "U&'\\'", ";", "DROP", "TABLE", "t", ";"]
+    );
+    assert_eq!(
+        texts("U&'d!0061t' UESCAPE '!'\n'x'", on),
+        ["U&'d!0061t'", "UESCAPE", "'!'\n'x'"]
+    );
+    // N'..' reads like a plain literal in the session's mode.
+    assert_eq!(texts("N'\\' ; x '", PG_OFF), ["N'\\' ; x '"]);
+    assert_eq!(texts("N'\\' ; x", on), ["N'\\'", ";", "x"]);
+}
+
+#[test]
+fn pg_dollar_tags_params_and_operators() {
+    let on = Dialect::POSTGRES;
+    // Tags: a letter, `_` or high byte, then those or digits; never `$`.
+    assert_eq!(texts("$a1$ ; $b$ ; $a1$ ;", on), ["$a1$ ; $b$ ; $a1$", ";"]);
+    assert_eq!(texts("$_$x$_$", on), ["$_$x$_$"]);
+    assert_eq!(texts("$\u{e9}$x$\u{e9}$", on), ["$\u{e9}$x$\u{e9}$"]);
+    // `$1` is a parameter, so `$1$` opens no quote.
+    assert_eq!(texts("$1$ ; DROP", on), ["$1", "$", ";", "DROP"]);
+    // A `$` inside a word is part of the word, not a tag.
+    assert_eq!(texts("x$a$ ; DROP", on), ["x$a$", ";", "DROP"]);
+    // A closing delimiter inside a longer tag-like run does not close.
+    assert_eq!(texts("$a$ $ba$ $a$ ;", on), ["$a$ $ba$ $a$", ";"]);
+    // Operators end where a comment starts (scan.l trims them there).
+    assert_eq!(texts("1 +-- c\n; x", on), ["1", "+", ";", "x"]);
+    assert_eq!(texts("1 @/* ; */2", on), ["1", "@", "2"]);
+    assert_eq!(texts("1 */* ; */2", on), ["1", "*", "2"]);
+    // Nested comments: the first `*/` does not end the outer one.
+    assert_eq!(texts("/* /* */ ; DROP */ x", on), ["x"]);
+    assert_eq!(texts("/*/ ; */ x", on), ["x"]);
+    assert_eq!(texts("/**/ x /***/ y", on), ["x", "y"]);
+}
+
+/// Found by the oracle (codecs/oracle): PostgreSQL 15 numbers never take
+/// letters, so a keyword glued to a number is still a keyword.
+#[test]
+fn pg_numbers_end_where_scan_l_ends_them() {
+    let on = Dialect::POSTGRES;
+    assert_eq!(texts("SELECT 1FROM t", on), ["SELECT", "1", "FROM", "t"]);
+    assert_eq!(
+        texts("SET x = 1.5e-3WHERE id", on),
+        ["SET", "x", "=", "1.5e-3", "WHERE", "id"]
+    );
+    assert_eq!(texts(".5AS where", on), [".5", "AS", "where"]);
+    assert_eq!(texts("1..x", on), ["1", ".", ".", "x"]);
+    assert_eq!(
+        texts("1.e5 1.5e 2e+ 0x1f", on),
+        ["1.e5", "1.5", "e", "2", "e", "+", "0", "x1f"]
+    );
+    // `1e'x'`: the `e` opens an escape string.
+    assert_eq!(texts("1e'\\'' ; x", on), ["1", "e'\\''", ";", "x"]);
+    // MySQL identifiers may start with digits: unchanged there.
+    assert_eq!(
+        texts("SELECT 1FROM t", Dialect::MYSQL),
+        ["SELECT", "1FROM", "t"]
+    );
 }
