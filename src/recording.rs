@@ -12,6 +12,9 @@ use tollgate_recorder::{
 
 use crate::engine::session::SessionEntry;
 
+/// The most bytes one data record carries (well under the recorder's cap).
+const DATA_RECORD_MAX: usize = 4 << 20;
+
 /// A session's handle on its shard's recorder (`None`: recording disabled).
 pub struct SessionRecording {
     rec: Option<ShardRecorder>,
@@ -80,13 +83,17 @@ impl SessionRecording {
         at: Instant,
         data: &[u8],
     ) -> Result<(), RecorderError> {
-        match &self.rec {
-            None => Ok(()),
-            Some(r) => r
-                .record_data(self.session, direction, self.stamp(at), data)
-                .await
-                .map(|_| ()),
+        let Some(r) = &self.rec else {
+            return Ok(());
+        };
+        // One read can carry more than a record may hold (a 64 MiB value,
+        // or many frames read at once from a fast peer): record it as
+        // consecutive data records, which replay as the same byte stream.
+        let stamp = self.stamp(at);
+        for piece in data.chunks(DATA_RECORD_MAX) {
+            r.record_data(self.session, direction, stamp, piece).await?;
         }
+        Ok(())
     }
 
     pub async fn command(&self, ev: CommandEvent) -> Result<(), RecorderError> {
