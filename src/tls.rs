@@ -13,7 +13,7 @@
 //! must send (alerts, key updates) are written by it only when the write
 //! half is idle, otherwise the write half's flush loop picks them up.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::rc::Rc;
@@ -34,6 +34,9 @@ struct Shared {
     sock: TcpStream,
     /// Held by whichever half is writing TLS records to the socket.
     write_lock: Mutex<()>,
+    /// Set while the read half writes records: cut off, they leave a
+    /// partial TLS record on the socket.
+    reply_torn: Cell<bool>,
 }
 
 /// A connection, plain or TLS.
@@ -70,6 +73,17 @@ enum ReadInner {
 /// The write half of a [`Conn`].
 pub struct WriteHalf {
     inner: WriteInner,
+    /// Set while a write is under way: if its future is dropped midway the
+    /// peer may hold part of a message, and no [`LastWord`] may follow it.
+    torn: Rc<Cell<bool>>,
+}
+
+/// A handle for one last message on a connection whose write half belongs
+/// to a task that may be dropped (a session ended by the gateway): it is
+/// sent only if no write was cut off midway.
+pub struct LastWord {
+    inner: WriteInner,
+    torn: Rc<Cell<bool>>,
 }
 
 enum WriteInner {
@@ -105,6 +119,7 @@ impl Conn {
             tls: RefCell::new(tls),
             sock,
             write_lock: Mutex::new(()),
+            reply_torn: Cell::new(false),
         });
         let mut raw = Vec::with_capacity(TLS_READ_CHUNK);
         let mut pos = 0;
@@ -188,6 +203,7 @@ impl Conn {
                 },
                 WriteHalf {
                     inner: WriteInner::Plain(s),
+                    torn: Rc::default(),
                 },
             ),
             Inner::Tls { shared, raw, pos } => (
@@ -204,6 +220,7 @@ impl Conn {
                         shared,
                         out: Vec::new(),
                     },
+                    torn: Rc::default(),
                 },
             ),
         }
@@ -381,55 +398,110 @@ async fn reply_records(shared: &Shared) -> io::Result<()> {
         return Ok(());
     };
     let mut out = Vec::new();
-    flush_tls(shared, &mut out).await
+    shared.reply_torn.set(true);
+    flush_tls(shared, &mut out).await?;
+    shared.reply_torn.set(false);
+    Ok(())
 }
 
 impl WriteHalf {
     /// Write all of `data`.
     pub async fn write_all(&mut self, data: Bytes) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => {
-                let BufResult(r, _) = s.write_all(data).await;
-                r
-            }
-            WriteInner::Tls { shared, out } => write_plain(shared, out, &[data]).await,
+        self.torn.set(true);
+        let r = write_one(&mut self.inner, data).await;
+        self.torn.set(r.is_err());
+        r
+    }
+
+    /// A handle to send one last message after this half is dropped.
+    pub fn last_word(&self) -> LastWord {
+        LastWord {
+            inner: match &self.inner {
+                WriteInner::Plain(s) => WriteInner::Plain(s.clone()),
+                WriteInner::Tls { shared, .. } => WriteInner::Tls {
+                    shared: shared.clone(),
+                    out: Vec::new(),
+                },
+            },
+            torn: self.torn.clone(),
         }
     }
 
     /// Write several buffers in order.
     pub async fn write_all_vectored(&mut self, data: Vec<Bytes>) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => {
-                if data.len() == 1 {
-                    let one = data.into_iter().next().unwrap_or_default();
-                    let BufResult(r, _) = s.write_all(one).await;
-                    return r;
-                }
-                let BufResult(r, _) = s.write_vectored_all(data).await;
-                r
-            }
-            WriteInner::Tls { shared, out } => write_plain(shared, out, &data).await,
-        }
+        self.torn.set(true);
+        let r = write_many(&mut self.inner, data).await;
+        self.torn.set(r.is_err());
+        r
     }
 
     /// Half-close: no more data from us (close_notify for TLS, then FIN).
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => match s.shutdown().await {
+        shutdown(&mut self.inner).await
+    }
+}
+
+impl LastWord {
+    /// Send `data` and half-close, unless a write on this connection was
+    /// cut off midway (then the peer would read `data` as the rest of an
+    /// earlier message); returns whether it was sent.
+    pub async fn send(mut self, data: Bytes) -> bool {
+        if self.torn.get() {
+            return false;
+        }
+        if let WriteInner::Tls { shared, .. } = &self.inner
+            && shared.reply_torn.get()
+        {
+            return false;
+        }
+        let sent = write_one(&mut self.inner, data).await.is_ok();
+        let _ = shutdown(&mut self.inner).await;
+        sent
+    }
+}
+
+async fn write_one(inner: &mut WriteInner, data: Bytes) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => {
+            let BufResult(r, _) = s.write_all(data).await;
+            r
+        }
+        WriteInner::Tls { shared, out } => write_plain(shared, out, &[data]).await,
+    }
+}
+
+async fn write_many(inner: &mut WriteInner, data: Vec<Bytes>) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => {
+            if data.len() == 1 {
+                let one = data.into_iter().next().unwrap_or_default();
+                let BufResult(r, _) = s.write_all(one).await;
+                return r;
+            }
+            let BufResult(r, _) = s.write_vectored_all(data).await;
+            r
+        }
+        WriteInner::Tls { shared, out } => write_plain(shared, out, &data).await,
+    }
+}
+
+/// Half-close: no more data from us (close_notify for TLS, then FIN).
+async fn shutdown(inner: &mut WriteInner) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => match s.shutdown().await {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        },
+        WriteInner::Tls { shared, out } => {
+            {
+                let _turn = shared.write_lock.lock().await;
+                shared.tls.borrow_mut().send_close_notify();
+                flush_tls(shared, out).await?;
+            }
+            let mut sock = &shared.sock;
+            match sock.shutdown().await {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                 r => r,
-            },
-            WriteInner::Tls { shared, out } => {
-                {
-                    let _turn = shared.write_lock.lock().await;
-                    shared.tls.borrow_mut().send_close_notify();
-                    flush_tls(shared, out).await?;
-                }
-                let mut sock = &shared.sock;
-                match sock.shutdown().await {
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                    r => r,
-                }
             }
         }
     }
