@@ -5,22 +5,52 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tollgate_codecs::pg::PgError;
 
 use super::session::{fatal, sqlstate};
 use crate::engine::KillReason;
 use crate::tls::LastWord;
 
 /// Why the gateway itself ended a live session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ending {
     Killed(KillReason),
     IdleTimeout,
+    /// The client sent a message the gateway cannot accept.
+    Protocol {
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// SQLSTATE for a message above its size cap (PostgreSQL's own choice).
+pub(crate) const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+
+/// The SQLSTATE and sentence PostgreSQL would send for a client message
+/// the gateway refuses to parse: `54000` when too large, `08P01` otherwise.
+pub(crate) fn protocol_error(e: &PgError) -> Ending {
+    let code = match e {
+        PgError::MessageTooLarge { .. } | PgError::TooLong { .. } => PROGRAM_LIMIT_EXCEEDED,
+        _ => sqlstate::PROTOCOL_VIOLATION,
+    };
+    Ending::Protocol {
+        code,
+        message: format!("invalid message from the client: {e}"),
+    }
+}
+
+/// Write the FATAL for `e` into `out` (for a caller that owns the writer).
+pub(crate) fn protocol_fatal(out: &mut BytesMut, e: &PgError) {
+    if let Ending::Protocol { code, message } = protocol_error(e) {
+        fatal(out, code, &message);
+    }
 }
 
 impl Ending {
     /// The sentence the client reads.
-    pub(crate) fn message(self) -> &'static str {
+    pub(crate) fn message(&self) -> &str {
         match self {
+            Ending::Protocol { message, .. } => message,
             Ending::Killed(KillReason::Revoked) => {
                 "terminating connection because the caller's identity was revoked"
             }
@@ -35,8 +65,9 @@ impl Ending {
     }
 
     /// The reason in the log and the audit record (unchanged wording).
-    pub(crate) fn reason(self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
+            Ending::Protocol { message, .. } => message.clone(),
             Ending::Killed(k) => k.to_string(),
             Ending::IdleTimeout => "idle timeout".to_string(),
         }
@@ -47,7 +78,11 @@ impl Ending {
 /// client was cut off midway (the FATAL would be read as its rest).
 pub(crate) async fn say_goodbye(w: LastWord, why: Ending) {
     let mut out = BytesMut::new();
-    fatal(&mut out, sqlstate::ADMIN_SHUTDOWN, why.message());
+    let code = match &why {
+        Ending::Protocol { code, .. } => code,
+        _ => sqlstate::ADMIN_SHUTDOWN,
+    };
+    fatal(&mut out, code, why.message());
     // A client that reads nothing must not keep an ended session alive.
     let _ = compio::time::timeout(GOODBYE_LIMIT, w.send(out.freeze())).await;
 }

@@ -235,11 +235,16 @@ pub(crate) async fn run(
         match select(both, watchdog).await {
             Either::Left((r, _)) => match r {
                 Ok(()) => "client terminated".to_string(),
+                Err(SessionError::ClientProtocol(e)) => {
+                    ended_by_us = Some(super::ending::protocol_error(&e));
+                    SessionError::ClientProtocol(e).to_string()
+                }
                 Err(e) => e.to_string(),
             },
             Either::Right((why, _)) => {
+                let reason = why.reason();
                 ended_by_us = Some(why);
-                why.reason()
+                reason
             }
         }
     };
