@@ -137,9 +137,8 @@ fn workload(via: &Via, db: &str, restore: &Via, restore_db: &str) {
         db,
         "select md5(string_agg(id || '|' || v, E'\\n' order by id) || E'\\n') from big",
     );
-    assert_eq!(
+    assert!(
         got.len() as u64 > ROWS * 100,
-        true,
         "result too short: {}",
         got.len()
     );
