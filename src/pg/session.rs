@@ -399,7 +399,7 @@ fn authenticate(
     }
     let decision = rt.access.decide(&identity);
     if !decision.is_admitted() {
-        return Err(Refusal::NotAdmitted(format!("{decision:?}")));
+        return Err(Refusal::NotAdmitted(decision.to_string()));
     }
     Ok(identity)
 }
