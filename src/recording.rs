@@ -12,6 +12,9 @@ use tollgate_recorder::{
 
 use crate::engine::session::SessionEntry;
 
+/// The most bytes one data record carries (well under the recorder's cap).
+const DATA_RECORD_MAX: usize = 4 << 20;
+
 /// A session's handle on its shard's recorder (`None`: recording disabled).
 pub struct SessionRecording {
     rec: Option<ShardRecorder>,
@@ -106,13 +109,19 @@ impl SessionRecording {
         at: Instant,
         data: &[u8],
     ) -> Result<Durable<'_>, RecorderError> {
-        match &self.rec {
-            None => Ok(Durable::NONE),
-            Some(r) => r
-                .record_data(self.session, direction, self.stamp(at), data)
-                .await
-                .map(|seq| self.ticket(seq)),
+        let Some(r) = &self.rec else {
+            return Ok(Durable::NONE);
+        };
+        // One read can carry more than a record may hold (a 64 MiB value,
+        // or many frames read at once from a fast peer): record it as
+        // consecutive data records, which replay as the same byte stream.
+        // The last piece's sequence number covers them all.
+        let stamp = self.stamp(at);
+        let mut seq = None;
+        for piece in data.chunks(DATA_RECORD_MAX) {
+            seq = Some(r.record_data(self.session, direction, stamp, piece).await?);
         }
+        Ok(seq.map_or(Durable::NONE, |seq| self.ticket(seq)))
     }
 
     pub async fn command(&self, ev: CommandEvent) -> Result<(), RecorderError> {

@@ -4,10 +4,14 @@
 //! across reads and deadlocks a TLS relay).
 //!
 //! The `rustls::Connection` sits in an `Rc<RefCell<_>>` shared by the halves
-//! and is borrowed only between awaits. TLS records the read side must send
-//! (alerts, key updates) are written by whichever half is not already
-//! writing: a `writing` flag makes the write half pick them up when it
-//! finishes, so records never interleave on the socket.
+//! and is borrowed only between awaits. rustls's backpressure is honoured
+//! both ways: plaintext goes in only as far as its send buffer takes it,
+//! with the records flushed between rounds, and ciphertext goes in only
+//! once the decrypted plaintext has been drained (the rest is kept).
+//! Every socket write of TLS records happens under one write lock, so the
+//! records of the two halves never interleave; TLS records the read side
+//! must send (alerts, key updates) are written by it only when the write
+//! half is idle, otherwise the write half's flush loop picks them up.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -19,6 +23,7 @@ use bytes::{Bytes, BytesMut};
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
+use futures_util::lock::Mutex;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 /// Bytes of ciphertext read from the socket per read call.
@@ -27,8 +32,11 @@ const TLS_READ_CHUNK: usize = 32 * 1024;
 struct Shared {
     tls: RefCell<rustls::Connection>,
     sock: TcpStream,
-    /// Set while a half is in the middle of writing TLS records.
-    writing: Cell<bool>,
+    /// Held by whichever half is writing TLS records to the socket.
+    write_lock: Mutex<()>,
+    /// Set while the read half writes records: cut off, they leave a
+    /// partial TLS record on the socket.
+    reply_torn: Cell<bool>,
 }
 
 /// A connection, plain or TLS.
@@ -38,7 +46,12 @@ pub struct Conn {
 
 enum Inner {
     Plain(TcpStream),
-    Tls(Rc<Shared>),
+    Tls {
+        shared: Rc<Shared>,
+        /// Ciphertext read during the handshake and not yet given to rustls.
+        raw: Vec<u8>,
+        pos: usize,
+    },
 }
 
 /// The read half of a [`Conn`].
@@ -50,7 +63,9 @@ enum ReadInner {
     Plain(TcpStream),
     Tls {
         shared: Rc<Shared>,
+        /// Ciphertext read from the socket; `raw[pos..]` is not yet in rustls.
         raw: Vec<u8>,
+        pos: usize,
         eof: bool,
     },
 }
@@ -58,6 +73,17 @@ enum ReadInner {
 /// The write half of a [`Conn`].
 pub struct WriteHalf {
     inner: WriteInner,
+    /// Set while a write is under way: if its future is dropped midway the
+    /// peer may hold part of a message, and no [`LastWord`] may follow it.
+    torn: Rc<Cell<bool>>,
+}
+
+/// A handle for one last message on a connection whose write half belongs
+/// to a task that may be dropped (a session ended by the gateway): it is
+/// sent only if no write was cut off midway.
+pub struct LastWord {
+    inner: WriteInner,
+    torn: Rc<Cell<bool>>,
 }
 
 enum WriteInner {
@@ -92,16 +118,28 @@ impl Conn {
         let shared = Rc::new(Shared {
             tls: RefCell::new(tls),
             sock,
-            writing: Cell::new(false),
+            write_lock: Mutex::new(()),
+            reply_torn: Cell::new(false),
         });
         let mut raw = Vec::with_capacity(TLS_READ_CHUNK);
+        let mut pos = 0;
         let mut out = Vec::new();
         loop {
             flush_tls(&shared, &mut out).await?;
             if !shared.tls.borrow().is_handshaking() {
                 break;
             }
+            if pos < raw.len() {
+                if !feed_some(&shared, &raw, &mut pos)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "TLS: rustls took no ciphertext during the handshake",
+                    ));
+                }
+                continue;
+            }
             raw.clear();
+            pos = 0;
             let mut sock = &shared.sock;
             let BufResult(n, r) = sock.read(raw).await;
             raw = r;
@@ -111,22 +149,23 @@ impl Conn {
                     "peer closed during the TLS handshake",
                 ));
             }
-            feed(&shared, &raw)?;
         }
+        // Whatever the peer sent right after its Finished stays in `raw`
+        // for the read half.
         Ok(Conn {
-            inner: Inner::Tls(shared),
+            inner: Inner::Tls { shared, raw, pos },
         })
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.inner, Inner::Tls(_))
+        matches!(self.inner, Inner::Tls { .. })
     }
 
     /// The peer's certificate chain (TLS with client or server certificates).
     pub fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
         match &self.inner {
             Inner::Plain(_) => None,
-            Inner::Tls(s) => s
+            Inner::Tls { shared: s, .. } => s
                 .tls
                 .borrow()
                 .peer_certificates()
@@ -138,7 +177,7 @@ impl Conn {
     pub fn tls_summary(&self) -> Option<String> {
         match &self.inner {
             Inner::Plain(_) => None,
-            Inner::Tls(s) => {
+            Inner::Tls { shared: s, .. } => {
                 let tls = s.tls.borrow();
                 Some(format!(
                     "{:?} {:?}",
@@ -152,7 +191,7 @@ impl Conn {
     pub fn socket(&self) -> &TcpStream {
         match &self.inner {
             Inner::Plain(s) => s,
-            Inner::Tls(s) => &s.sock,
+            Inner::Tls { shared: s, .. } => &s.sock,
         }
     }
 
@@ -164,13 +203,15 @@ impl Conn {
                 },
                 WriteHalf {
                     inner: WriteInner::Plain(s),
+                    torn: Rc::default(),
                 },
             ),
-            Inner::Tls(shared) => (
+            Inner::Tls { shared, raw, pos } => (
                 ReadHalf {
                     inner: ReadInner::Tls {
                         shared: shared.clone(),
-                        raw: Vec::with_capacity(TLS_READ_CHUNK),
+                        raw,
+                        pos,
                         eof: false,
                     },
                 },
@@ -179,6 +220,7 @@ impl Conn {
                         shared,
                         out: Vec::new(),
                     },
+                    torn: Rc::default(),
                 },
             ),
         }
@@ -196,17 +238,23 @@ pub fn close_socket(sock: &TcpStream) {
     let _ = socket2::SockRef::from(sock).shutdown(Shutdown::Both);
 }
 
-fn feed(shared: &Shared, mut raw: &[u8]) -> io::Result<()> {
+/// Hand rustls at most one `read_tls` worth of the ciphertext in `raw`
+/// from `*pos` on and decrypt it; returns whether any was taken. rustls
+/// refuses ciphertext while its plaintext buffer is full (its backpressure
+/// signal), so callers drain plaintext first and keep the rest for later.
+fn feed_some(shared: &Shared, raw: &[u8], pos: &mut usize) -> io::Result<bool> {
     let mut tls = shared.tls.borrow_mut();
-    while !raw.is_empty() {
-        tls.read_tls(&mut raw)?;
-        tls.process_new_packets()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    }
-    Ok(())
+    let mut rest = &raw[*pos..];
+    let before = rest.len();
+    tls.read_tls(&mut rest)?;
+    *pos += before - rest.len();
+    tls.process_new_packets()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(rest.len() < before)
 }
 
-/// Write every pending TLS record to the socket.
+/// Write every pending TLS record to the socket. The caller holds the write
+/// lock (or owns the connection alone, during the handshake).
 async fn flush_tls(shared: &Shared, out: &mut Vec<u8>) -> io::Result<()> {
     loop {
         out.clear();
@@ -226,6 +274,38 @@ async fn flush_tls(shared: &Shared, out: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
+/// Encrypt and send all of `data`, in as many rounds as rustls's send
+/// buffer needs: rustls takes plaintext only up to its buffer limit, so each
+/// round hands it what it accepts and writes the records out before the
+/// next. Runs under the write lock so no other records interleave.
+async fn write_plain(shared: &Shared, out: &mut Vec<u8>, data: &[Bytes]) -> io::Result<()> {
+    let _turn = shared.write_lock.lock().await;
+    let mut idx = 0;
+    let mut off = 0;
+    loop {
+        {
+            let mut tls = shared.tls.borrow_mut();
+            while idx < data.len() {
+                let d = &data[idx];
+                if off == d.len() {
+                    idx += 1;
+                    off = 0;
+                    continue;
+                }
+                let n = tls.writer().write(&d[off..])?;
+                if n == 0 {
+                    break;
+                }
+                off += n;
+            }
+        }
+        flush_tls(shared, out).await?;
+        if idx == data.len() {
+            return Ok(());
+        }
+    }
+}
+
 impl ReadHalf {
     /// Append what arrives into `buf`'s spare capacity; `Ok(0)` at EOF.
     pub async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -238,29 +318,25 @@ impl ReadHalf {
                 *buf = b;
                 n
             }
-            ReadInner::Tls { shared, raw, eof } => loop {
-                {
-                    let mut tls = shared.tls.borrow_mut();
-                    let start = buf.len();
-                    // rustls hands out at most a record's worth per call:
-                    // zero (and offer) only that much, not the whole capacity
-                    // a large frame may have reserved.
-                    let spare = (buf.capacity() - start).min(TLS_READ_CHUNK);
-                    buf.resize(start + spare, 0);
-                    match tls.reader().read(&mut buf[start..]) {
-                        Ok(n) => {
-                            buf.truncate(start + n);
-                            // Ok(0) is a clean close_notify.
-                            return Ok(n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            buf.truncate(start);
-                        }
-                        Err(e) => {
-                            buf.truncate(start);
-                            return Err(e);
-                        }
+            ReadInner::Tls {
+                shared,
+                raw,
+                pos,
+                eof,
+            } => loop {
+                if let Some(n) = take_plaintext(shared, buf)? {
+                    return Ok(n);
+                }
+                if *pos < raw.len() {
+                    // Ciphertext left over from an earlier socket read.
+                    if !feed_some(shared, raw, pos)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "TLS: rustls took no ciphertext with its plaintext drained",
+                        ));
                     }
+                    reply_records(shared).await?;
+                    continue;
                 }
                 if *eof {
                     return Err(io::Error::new(
@@ -269,93 +345,168 @@ impl ReadHalf {
                     ));
                 }
                 raw.clear();
+                *pos = 0;
                 let mut sock = &shared.sock;
                 let BufResult(n, r) = sock.read(std::mem::take(raw)).await;
                 *raw = r;
                 if n? == 0 {
                     *eof = true;
-                    // Let rustls see the EOF; a clean close_notify already
-                    // queued turns into Ok(0) on the next reader() call.
-                    continue;
-                }
-                feed(shared, raw)?;
-                // Records rustls wants to send in reply (alerts, key updates).
-                if !shared.writing.get() && shared.tls.borrow().wants_write() {
-                    shared.writing.set(true);
-                    let mut out = Vec::new();
-                    let r = flush_tls(shared, &mut out).await;
-                    shared.writing.set(false);
-                    r?;
+                    // Tell rustls; a close_notify it already has turns into
+                    // Ok(0) on the next reader() call.
+                    let _ = shared.tls.borrow_mut().read_tls(&mut io::empty());
                 }
             },
         }
     }
+}
+
+/// Move decrypted bytes into `buf`: `Some(n)` when there were some (or
+/// `Some(0)` after close_notify), `None` when rustls needs more ciphertext.
+fn take_plaintext(shared: &Shared, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let mut tls = shared.tls.borrow_mut();
+    let start = buf.len();
+    // rustls hands out at most a record's worth per call: zero (and offer)
+    // only that much, not the whole capacity a large frame may have reserved.
+    let spare = (buf.capacity() - start).min(TLS_READ_CHUNK);
+    buf.resize(start + spare, 0);
+    match tls.reader().read(&mut buf[start..]) {
+        Ok(n) => {
+            buf.truncate(start + n);
+            Ok(Some(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            buf.truncate(start);
+            Ok(None)
+        }
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Send records the read side made rustls queue (alerts, KeyUpdate
+/// replies). If the write half holds the lock it is mid-flush and its flush
+/// loop picks them up before it lets go (the check and the release happen
+/// without an await between them), so the read side never waits on it and
+/// a relay writing both ways at once cannot deadlock on the lock.
+async fn reply_records(shared: &Shared) -> io::Result<()> {
+    if !shared.tls.borrow().wants_write() {
+        return Ok(());
+    }
+    let Some(_turn) = shared.write_lock.try_lock() else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    shared.reply_torn.set(true);
+    flush_tls(shared, &mut out).await?;
+    shared.reply_torn.set(false);
+    Ok(())
 }
 
 impl WriteHalf {
     /// Write all of `data`.
     pub async fn write_all(&mut self, data: Bytes) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => {
-                let BufResult(r, _) = s.write_all(data).await;
-                r
-            }
-            WriteInner::Tls { shared, out } => {
-                shared.tls.borrow_mut().writer().write_all(&data)?;
-                shared.writing.set(true);
-                let r = flush_tls(shared, out).await;
-                shared.writing.set(false);
-                r
-            }
+        self.torn.set(true);
+        let r = write_one(&mut self.inner, data).await;
+        self.torn.set(r.is_err());
+        r
+    }
+
+    /// A handle to send one last message after this half is dropped.
+    pub fn last_word(&self) -> LastWord {
+        LastWord {
+            inner: match &self.inner {
+                WriteInner::Plain(s) => WriteInner::Plain(s.clone()),
+                WriteInner::Tls { shared, .. } => WriteInner::Tls {
+                    shared: shared.clone(),
+                    out: Vec::new(),
+                },
+            },
+            torn: self.torn.clone(),
         }
     }
 
     /// Write several buffers in order.
     pub async fn write_all_vectored(&mut self, data: Vec<Bytes>) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => {
-                if data.len() == 1 {
-                    let one = data.into_iter().next().unwrap_or_default();
-                    let BufResult(r, _) = s.write_all(one).await;
-                    return r;
-                }
-                let BufResult(r, _) = s.write_vectored_all(data).await;
-                r
-            }
-            WriteInner::Tls { shared, out } => {
-                {
-                    let mut tls = shared.tls.borrow_mut();
-                    for d in &data {
-                        tls.writer().write_all(d)?;
-                    }
-                }
-                shared.writing.set(true);
-                let r = flush_tls(shared, out).await;
-                shared.writing.set(false);
-                r
-            }
-        }
+        self.torn.set(true);
+        let r = write_many(&mut self.inner, data).await;
+        self.torn.set(r.is_err());
+        r
     }
 
     /// Half-close: no more data from us (close_notify for TLS, then FIN).
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        match &mut self.inner {
-            WriteInner::Plain(s) => match s.shutdown().await {
+        shutdown(&mut self.inner).await
+    }
+}
+
+impl LastWord {
+    /// Send `data` and half-close, unless a write on this connection was
+    /// cut off midway (then the peer would read `data` as the rest of an
+    /// earlier message); returns whether it was sent.
+    pub async fn send(mut self, data: Bytes) -> bool {
+        if self.torn.get() {
+            return false;
+        }
+        if let WriteInner::Tls { shared, .. } = &self.inner
+            && shared.reply_torn.get()
+        {
+            return false;
+        }
+        let sent = write_one(&mut self.inner, data).await.is_ok();
+        let _ = shutdown(&mut self.inner).await;
+        sent
+    }
+}
+
+async fn write_one(inner: &mut WriteInner, data: Bytes) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => {
+            let BufResult(r, _) = s.write_all(data).await;
+            r
+        }
+        WriteInner::Tls { shared, out } => write_plain(shared, out, &[data]).await,
+    }
+}
+
+async fn write_many(inner: &mut WriteInner, data: Vec<Bytes>) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => {
+            if data.len() == 1 {
+                let one = data.into_iter().next().unwrap_or_default();
+                let BufResult(r, _) = s.write_all(one).await;
+                return r;
+            }
+            let BufResult(r, _) = s.write_vectored_all(data).await;
+            r
+        }
+        WriteInner::Tls { shared, out } => write_plain(shared, out, &data).await,
+    }
+}
+
+/// Half-close: no more data from us (close_notify for TLS, then FIN).
+async fn shutdown(inner: &mut WriteInner) -> io::Result<()> {
+    match inner {
+        WriteInner::Plain(s) => match s.shutdown().await {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        },
+        WriteInner::Tls { shared, out } => {
+            {
+                let _turn = shared.write_lock.lock().await;
+                shared.tls.borrow_mut().send_close_notify();
+                flush_tls(shared, out).await?;
+            }
+            let mut sock = &shared.sock;
+            match sock.shutdown().await {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                 r => r,
-            },
-            WriteInner::Tls { shared, out } => {
-                shared.tls.borrow_mut().send_close_notify();
-                shared.writing.set(true);
-                let r = flush_tls(shared, out).await;
-                shared.writing.set(false);
-                r?;
-                let mut sock = &shared.sock;
-                match sock.shutdown().await {
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                    r => r,
-                }
             }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

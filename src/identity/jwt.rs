@@ -36,12 +36,12 @@ pub enum AuthError {
     BadBase64 { part: &'static str },
     #[error("no issuer is configured for iss {issuer:?}")]
     WrongIssuer { issuer: String },
-    #[error("algorithm {alg:?} is not allowed (key allows {allowed:?})")]
+    #[error("algorithm {alg:?} is not allowed ({})", allowed_text(allowed))]
     AlgorithmNotAllowed {
         alg: String,
         allowed: Option<Algorithm>,
     },
-    #[error("issuer {issuer:?} has no key with kid {kid:?}")]
+    #[error("issuer {issuer:?} has no key {}", kid_text(kid))]
     UnknownKid { issuer: String, kid: Option<String> },
     #[error("issuer {issuer:?} has no usable keys (not fetched yet, or stale)")]
     NoKeys { issuer: String },
@@ -409,6 +409,22 @@ fn extract_groups(
         Some(_) => Err(AuthError::GroupsMalformed {
             claim: path.to_owned(),
         }),
+    }
+}
+
+/// The key's algorithm, as a sentence for refusal logs (not Rust Debug).
+fn allowed_text(allowed: &Option<Algorithm>) -> String {
+    match allowed {
+        Some(a) => format!("the key allows only {a:?}"),
+        None => "the key names no algorithm".to_string(),
+    }
+}
+
+/// The token's key id, as a sentence for refusal logs (not Rust Debug).
+fn kid_text(kid: &Option<String>) -> String {
+    match kid {
+        Some(k) => format!("with kid \"{}\"", k.escape_debug()),
+        None => "matching a token without a kid".to_string(),
     }
 }
 

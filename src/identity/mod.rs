@@ -20,6 +20,9 @@ pub mod mtls;
 pub mod revocation;
 mod service;
 
+#[cfg(test)]
+mod refusal_text_tests;
+
 use std::time::SystemTime;
 
 pub use authz::{AccessConfig, AccessDecision, AccessPolicy};

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod decode;
+mod ending;
 pub mod fastpath;
 pub mod inspect;
 pub mod io;

@@ -26,6 +26,7 @@ use futures_util::future::{Either, select};
 use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
 use tracing::{info, warn};
 
+use super::ending::Ending;
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
 use super::rowplan::{Refusal, RowMode, RowPlan};
@@ -125,7 +126,10 @@ pub(crate) async fn run(
             let _ = send(&mut client_w, &mut out, Peer::Client).await;
             return format!("upstream login failed: {e}");
         }
-        Either::Right((k, _)) => return k.to_string(),
+        Either::Right((k, _)) => {
+            super::ending::say_goodbye(client_w.last_word(), Ending::Killed(k)).await;
+            return k.to_string();
+        }
     };
     let UpstreamReady {
         reader: up_r,
@@ -174,6 +178,11 @@ pub(crate) async fn run(
         ..Default::default()
     };
     let started = Instant::now();
+    // Set when the gateway ends the session (idle timeout, a kill): the
+    // client is told why once both relay directions have been dropped, so
+    // nothing follows the FATAL.
+    let mut ended_by_us = None;
+    let last_word = client_w.last_word();
     let reason = if let Err(e) = recording.start(start).await {
         warn!(session = %entry.id, error = %e, "cannot record: session refused");
         out.clear();
@@ -246,8 +255,8 @@ pub(crate) async fn run(
                 target.idle_timeout
             ));
             match select(idle, entry.kill.killed()).await {
-                Either::Left(_) => "idle timeout".to_string(),
-                Either::Right((k, _)) => k.to_string(),
+                Either::Left(_) => Ending::IdleTimeout,
+                Either::Right((k, _)) => Ending::Killed(k),
             }
         };
         let both = std::pin::pin!(both);
@@ -255,11 +264,22 @@ pub(crate) async fn run(
         match select(both, watchdog).await {
             Either::Left((r, _)) => match r {
                 Ok(()) => "client terminated".to_string(),
+                Err(SessionError::ClientProtocol(e)) => {
+                    ended_by_us = Some(super::ending::protocol_error(&e));
+                    SessionError::ClientProtocol(e).to_string()
+                }
                 Err(e) => e.to_string(),
             },
-            Either::Right((r, _)) => r,
+            Either::Right((why, _)) => {
+                let reason = why.reason();
+                ended_by_us = Some(why);
+                reason
+            }
         }
     };
+    if let Some(why) = ended_by_us {
+        super::ending::say_goodbye(last_word, why).await;
+    }
     let end = SessionEnd {
         reason: reason.clone(),
         bytes_client_to_target: entry.bytes_up.get(),

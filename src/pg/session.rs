@@ -143,7 +143,12 @@ async fn front_door(
                         return Ok(None);
                     }
                 }
-                Err(e) => return Err(SessionError::ClientProtocol(e)),
+                Err(e) => {
+                    let mut out = BytesMut::new();
+                    super::ending::protocol_fatal(&mut out, &e);
+                    let _ = send(&mut writer, &mut out, Peer::Client).await;
+                    return Err(SessionError::ClientProtocol(e));
+                }
             }
         };
         buf = fr.buf;
@@ -187,7 +192,15 @@ async fn front_door(
             _ => break frame,
         }
     };
-    let packet = frame.parse().map_err(SessionError::ClientProtocol)?;
+    let packet = match frame.parse() {
+        Ok(p) => p,
+        Err(e) => {
+            let mut out = BytesMut::new();
+            super::ending::protocol_fatal(&mut out, &e);
+            let _ = send(&mut writer, &mut out, Peer::Client).await;
+            return Err(SessionError::ClientProtocol(e));
+        }
+    };
     let startup = match packet {
         StartupPacket::CancelRequest(c) => {
             cancel(ctx, c.pid, c.secret_key).await;
@@ -271,16 +284,15 @@ async fn front_door(
     pg::encode_authentication_cleartext_password(&mut out);
     send(&mut writer, &mut out, Peer::Client).await?;
     let mut fr = FrameReader::new(reader, buf, caps, Peer::Client);
-    let pw = fr.frame().await?;
-    if pw.tag() != tag::PASSWORD {
-        return Err(SessionError::Refused(format!(
-            "expected a password message, got {:?}",
-            pw.tag() as char
-        )));
-    }
-    let token = pg::PasswordMessage::parse(&pw)
-        .map_err(SessionError::ClientProtocol)?
-        .password;
+    let token = match read_password(&mut fr).await {
+        Ok(t) => t,
+        Err(e) => {
+            password_refusal(&mut out, &e);
+            let _ = send(&mut writer, &mut out, Peer::Client).await;
+            return Err(e);
+        }
+    };
+    let token = token.as_slice();
     let rt = &snapshot.targets[target_idx];
     let identity = match authenticate(ctx, snapshot, rt, token) {
         Ok(id) => id,
@@ -313,6 +325,33 @@ async fn front_door(
         identity,
         params,
     }))
+}
+
+/// The token from the client's password message.
+async fn read_password(fr: &mut FrameReader) -> Result<Vec<u8>, SessionError> {
+    let pw = fr.frame().await?;
+    if pw.tag() != tag::PASSWORD {
+        return Err(SessionError::Refused(format!(
+            "expected a password message, got message type {}",
+            pw.tag().escape_ascii()
+        )));
+    }
+    let token = pg::PasswordMessage::parse(&pw).map_err(SessionError::ClientProtocol)?;
+    Ok(token.password.to_vec())
+}
+
+/// What the client reads when its password message cannot be accepted: a
+/// token above the cap is an authentication failure (`28P01`, as
+/// documented), anything else not a password message a protocol violation.
+fn password_refusal(out: &mut BytesMut, e: &SessionError) {
+    match e {
+        SessionError::ClientProtocol(pg::PgError::MessageTooLarge {
+            tag: tag::PASSWORD, ..
+        }) => fatal(out, sqlstate::INVALID_PASSWORD, AUTH_FAILED),
+        SessionError::ClientProtocol(pe) => super::ending::protocol_fatal(out, pe),
+        SessionError::Refused(why) => fatal(out, sqlstate::PROTOCOL_VIOLATION, why),
+        _ => {}
+    }
 }
 
 /// Why a caller was refused (for the log and the audit record only).
@@ -362,7 +401,7 @@ fn authenticate(
     }
     let decision = rt.access.decide(&identity);
     if !decision.is_admitted() {
-        return Err(Refusal::NotAdmitted(format!("{decision:?}")));
+        return Err(Refusal::NotAdmitted(decision.to_string()));
     }
     Ok(identity)
 }

@@ -28,6 +28,7 @@ pub struct Builder {
     issuer_extra: String,
     target_extra: String,
     config_extra: String,
+    engine_extra: String,
     shards: Option<usize>,
 }
 
@@ -48,6 +49,12 @@ impl Builder {
     pub fn tables(mut self, extra: &str) -> Self {
         self.config_extra.push_str(extra);
         self.config_extra.push('\n');
+        self
+    }
+    /// Lines added to `[engine]` (e.g. `shutdown_grace = "1s"`).
+    pub fn engine(mut self, extra: &str) -> Self {
+        self.engine_extra.push_str(extra);
+        self.engine_extra.push('\n');
         self
     }
     pub fn shards(mut self, n: usize) -> Self {
@@ -76,6 +83,7 @@ impl Builder {
             r#"
 [engine]
 shards = {shards}
+{engine_extra}
 
 [identity]
 revocation_file = "{revfile}"
@@ -100,6 +108,7 @@ groups = ["ci"]
 {config_extra}
 "#,
             shards = self.shards.unwrap_or(2),
+            engine_extra = self.engine_extra,
             revfile = revocation_file.display(),
             identity_extra = self.identity_extra,
             jwks = keys.join("tollgate-dev-jwks.json").display(),
