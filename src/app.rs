@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub shards: Option<usize>,
     pub log_format: Option<LogFormat>,
     pub log_level: String,
+    /// Where to write the [`crate::ready::ReadyReport`] once everything listens.
+    pub ready_file: Option<PathBuf>,
 }
 
 pub fn run(opts: RunOptions) -> ExitCode {
@@ -170,6 +172,16 @@ pub fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let report = crate::ready::ReadyReport::new(&config, engine.bound_addrs(), admin.local_addr());
+    info!(addresses = %report.to_json(), "bound addresses");
+    if let Some(Err(e)) = opts.ready_file.as_deref().map(|p| report.write_file(p)) {
+        error!(error = %e, "cannot report readiness");
+        eprintln!("error: {e}");
+        engine.shutdown(Duration::ZERO);
+        engine.join();
+        admin.shutdown();
+        return ExitCode::FAILURE;
+    }
     info!(
         shards = config.engine.shards,
         targets = config.targets.len(),

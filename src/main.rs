@@ -50,6 +50,11 @@ enum Command {
         /// Log filter (RUST_LOG syntax); TOLLGATE_LOG overrides it.
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Once every listener and the admin API listen, write their bound addresses
+        /// here as JSON (`{"pid", "admin", "targets": {name: [addr]}}`); with port 0 in
+        /// `listen`, this is how a supervisor or test learns the ports.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
 }
 
@@ -118,11 +123,13 @@ fn main() -> ExitCode {
             shards,
             log_format,
             log_level,
+            ready_file,
         } => tollgate::app::run(tollgate::app::RunOptions {
             config,
             shards,
             log_format,
             log_level,
+            ready_file,
         }),
         Command::Recordings(cmd) => tollgate::recordings_cli::run(cmd),
         Command::Admin(cmd) => {

@@ -103,10 +103,9 @@ struct Setup {
 
 fn setup(config: AdminConfig) -> Setup {
     let echo = Echo::start();
-    let port = free_port();
     let text = format!(
         "[engine]\nshards = 2\n{}",
-        tcp_target("echo", port, echo.addr, "")
+        tcp_target("echo", 0, echo.addr, "")
     );
     let cfg = Config::parse(&text, Path::new("admin-test.toml")).unwrap();
     let shards = cfg.engine.shards;
@@ -119,6 +118,7 @@ fn setup(config: AdminConfig) -> Setup {
         metrics: Arc::new(tollgate::metrics::Metrics::new(shards)),
     })
     .unwrap();
+    let port = engine.bound_addrs()[0].port();
     let reloads = Arc::new(AtomicUsize::new(0));
     let r = reloads.clone();
     let audit = Arc::new(CountingAudit::default());

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use common::pggw::PgGateway;
 use common::pgwire::{Wire, error_of};
 use common::pki::Ca;
-use common::*;
 use serde_json::Value;
 
 /// Writes to `accounts` wait for a reviewer; the marker is where tests add
@@ -53,7 +52,7 @@ classes = ["insert"]
 "#;
 
 /// A gateway with [`RULES`], reviewers in group `reviewers`, its admin API on
-/// a free loopback port (plus `admin_extra` lines in `[admin]`), and a table
+/// a loopback port the kernel picks (plus `admin_extra` lines in `[admin]`), and a table
 /// of ten accounts with balance 100.
 fn gateway(name: &str, admin_extra: &str) -> PgGateway {
     gateway_with(name, "", admin_extra)
@@ -61,13 +60,11 @@ fn gateway(name: &str, admin_extra: &str) -> PgGateway {
 
 /// [`gateway`] with more tables (e.g. masking) after the rules.
 fn gateway_with(name: &str, tables: &str, admin_extra: &str) -> PgGateway {
-    let port = free_port();
-    let mut g = PgGateway::builder()
+    let g = PgGateway::builder()
         .tables(&format!(
-            "{RULES}\n{tables}\n[admin]\nlisten = \"127.0.0.1:{port}\"\nreviewer_groups = [\"reviewers\"]\n{admin_extra}\n"
+            "{RULES}\n{tables}\n[admin]\nlisten = \"127.0.0.1:0\"\nreviewer_groups = [\"reviewers\"]\n{admin_extra}\n"
         ))
         .start(name);
-    g.gw.admin_port = port;
     g.direct(&format!(
         "create table accounts (id int primary key, owner text, balance int);
          insert into accounts select g, 'owner' || g, 100 from generate_series(1, 10) g;
@@ -816,15 +813,15 @@ fn an_admin_listener_off_loopback_refuses_requests_without_an_admin_token() {
     let pki = tempfile::tempdir().unwrap();
     let ca = Ca::new(pki.path(), "admin-ca");
     let (cert, key) = ca.server(pki.path(), "admin");
-    let port = free_port();
     let g = PgGateway::builder()
         .tables(&format!(
-            "[admin]\nlisten = \"0.0.0.0:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+            "[admin]\nlisten = \"0.0.0.0:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
              admin_groups = [\"sre\"]\nreviewer_groups = [\"reviewers\"]\n",
             cert.display(),
             key.display()
         ))
         .start("tlsadmin");
+    let port = g.gw.admin_port;
     let agent = https_agent(&ca.cert);
     let base = format!("https://127.0.0.1:{port}");
     let sre = g.token("sam", "sre", "10m");
@@ -948,14 +945,10 @@ fn admin_actions_are_recorded_with_who_did_what() {
 #[test]
 fn a_target_requiring_approval_to_connect_holds_the_connection_until_a_reviewer_opens_a_window() {
     // Per-target reviewers: only `dba` may decide here, not [admin]'s `reviewers`.
-    let port = free_port();
-    let mut g = PgGateway::builder()
+    let g = PgGateway::builder()
         .target("require_approval_to_connect = true\nreviewer_groups = [\"dba\"]")
-        .tables(&format!(
-            "[admin]\nlisten = \"127.0.0.1:{port}\"\nreviewer_groups = [\"reviewers\"]\n"
-        ))
+        .tables("[admin]\nlisten = \"127.0.0.1:0\"\nreviewer_groups = [\"reviewers\"]\n")
         .start("jit");
-    g.gw.admin_port = port;
     let t = g.token("ci-job", "ci", "10m");
     let rita = g.token("rita", "reviewers", "10m");
     let dana = g.token("dana", "dba", "10m");

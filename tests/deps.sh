@@ -38,6 +38,10 @@ if ! command -v cargo >/dev/null 2>&1; then
     fi
 fi
 
+# Supply-chain checks and fuzzing (from crates.io), each installed once.
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+
 # Python drivers for cross-ecosystem tests live in a venv under target/ so the
 # system Python stays untouched.
 venv="${TOLLGATE_VENV:-$(pwd)/target/pyenv}"

@@ -37,7 +37,6 @@ fn setup() -> Setup {
     other.spiffe_client(&d, "impostor", CI_ID);
     let revocations = d.join("revocations.json");
     std::fs::write(&revocations, "[]").unwrap();
-    let port = free_port();
     let cfg = format!(
         r#"
 [engine]
@@ -54,7 +53,7 @@ groups = ["ci"]
 [[target]]
 name = "echo"
 protocol = "tcp"
-listen = ["127.0.0.1:{port}"]
+listen = ["127.0.0.1:0"]
 upstream = "{up}"
 [target.tls]
 cert_file = "{cert}"
@@ -70,8 +69,9 @@ groups = ["ci"]
     );
     let cfg_path = d.join("tollgate.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let gw = Gateway::spawn_in(tmp, cfg_path);
+    let mut gw = Gateway::spawn_in(tmp, cfg_path);
     gw.wait_ready();
+    let port = gw.port("echo");
     Setup {
         gw,
         port,

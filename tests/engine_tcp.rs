@@ -9,21 +9,16 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
-fn one_target(
-    extra_engine: &str,
-    extra_target: &str,
-    upstream: std::net::SocketAddr,
-) -> (String, u16) {
-    let port = free_port();
-    let cfg = format!(
+/// A config with one tcp target `echo` on a port the kernel picks ([`Gateway::port`]).
+fn one_target(extra_engine: &str, extra_target: &str, upstream: std::net::SocketAddr) -> String {
+    format!(
         "[engine]\nshards = 2\nshutdown_grace = \"10s\"\n{extra_engine}\n{}",
-        tcp_target("echo", port, upstream, extra_target)
-    );
-    (cfg, port)
+        tcp_target("echo", 0, upstream, extra_target)
+    )
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a mismatch is reproducible.
@@ -48,8 +43,9 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 #[test]
 fn hundred_megabytes_both_ways_arrive_intact() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "", echo.addr);
-    let _gw = Gateway::start(&cfg);
+    let cfg = one_target("", "", echo.addr);
+    let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let data = random_bytes(100 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15);
     let expected = sha256(&data);
     let mut s = connect(port);
@@ -70,8 +66,9 @@ fn hundred_megabytes_both_ways_arrive_intact() {
 #[test]
 fn client_half_close_still_gets_the_reply() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "", echo.addr);
-    let _gw = Gateway::start(&cfg);
+    let cfg = one_target("", "", echo.addr);
+    let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut s = connect(port);
     s.write_all(b"last words").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
@@ -95,8 +92,9 @@ fn upstream_half_close_lets_the_client_keep_sending() {
         c.read_to_end(&mut got).unwrap();
         tx.send(got).unwrap();
     });
-    let (cfg, port) = one_target("", "", addr);
-    let _gw = Gateway::start(&cfg);
+    let cfg = one_target("", "", addr);
+    let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut s = connect(port);
     let mut greeting = vec![0u8; 19];
     s.read_exact(&mut greeting).unwrap();
@@ -112,21 +110,20 @@ fn upstream_half_close_lets_the_client_keep_sending() {
 
 #[test]
 fn refused_upstream_closes_the_client_and_the_gateway_keeps_serving() {
-    let dead = free_port();
+    let (_held, dead_addr) = refusing_addr();
     let echo = Echo::start();
-    let dead_addr = format!("127.0.0.1:{dead}").parse().unwrap();
-    let (p1, p2) = (free_port(), free_port());
     let cfg = format!(
         "[engine]\nshards = 2\n{}{}",
-        tcp_target("dead", p1, dead_addr, ""),
-        tcp_target("live", p2, echo.addr, "")
+        tcp_target("dead", 0, dead_addr, ""),
+        // Another loopback address: two tcp targets cannot share one listener.
+        tcp_target("live", 0, echo.addr, "").replace("127.0.0.1:0", "127.0.0.2:0")
     );
     let gw = Gateway::start(&cfg);
     for _ in 0..3 {
-        let mut s = connect(p1);
+        let mut s = connect(gw.port("dead"));
         let (_, _) = read_until_closed(&mut s);
     }
-    let mut s = connect(p2);
+    let mut s = connect_to(gw.addr("live"));
     assert_eq!(roundtrip(&mut s, b"ping"), b"ping");
     assert_eventually!(
         gw.log_count("upstream connect failed") >= 3,
@@ -153,19 +150,17 @@ fn upstream_vanishing_mid_session_closes_the_client() {
         }
     });
     let echo = Echo::start();
-    let (p1, p2) = (free_port(), free_port());
     let cfg = format!(
         "[engine]\nshards = 1\n{}{}",
-        tcp_target("flaky", p1, addr, ""),
-        tcp_target("live", p2, echo.addr, "")
+        tcp_target("flaky", 0, addr, ""),
+        tcp_target("live", 0, echo.addr, "").replace("127.0.0.1:0", "127.0.0.2:0")
     );
-    let _gw = Gateway::start(&cfg);
-    let mut s = connect(p1);
+    let gw = Gateway::start(&cfg);
+    let mut s = connect(gw.port("flaky"));
     s.write_all(b"hello").unwrap();
-    let started = Instant::now();
+    // The gateway closes the client (read_until_closed fails the test if it does not).
     let (_, _) = read_until_closed(&mut s);
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let mut s = connect(p2);
+    let mut s = connect_to(gw.addr("live"));
     assert_eq!(roundtrip(&mut s, b"still here"), b"still here");
 }
 
@@ -174,17 +169,29 @@ fn idle_sessions_are_closed_and_busy_ones_are_not() {
     let echo = Echo::start();
     // Wide margins (2 s idle vs a tick every 100 ms) so a loaded CI machine
     // cannot stall the busy session past its timeout.
-    let (cfg, port) = one_target("", "idle_timeout = \"2s\"", echo.addr);
+    let cfg = one_target("", "idle_timeout = \"2s\"", echo.addr);
     let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut busy = connect(port);
     let mut idle = connect(port);
-    let started = Instant::now();
-    // Keep one session busy for well past the idle timeout.
-    while started.elapsed() < Duration::from_millis(4500) {
+    // Keep one session busy until the gateway has closed the idle one: every tick is
+    // paced by a bounded wait for that close, not by a sleep.
+    idle.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut ticks = 0;
+    loop {
         assert_eq!(roundtrip(&mut busy, b"tick"), b"tick");
-        thread::sleep(Duration::from_millis(100));
+        ticks += 1;
+        assert!(ticks < 600, "the idle session was never closed");
+        match idle.read(&mut [0u8; 1]) {
+            Ok(0) => break,
+            Ok(_) => panic!("the idle session received data"),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
     }
-    let (_, _) = read_until_closed(&mut idle);
     assert_eq!(roundtrip(&mut busy, b"tock"), b"tock");
     assert_eventually!(
         gw.log_count("idle timeout") >= 1,
@@ -197,8 +204,9 @@ fn idle_sessions_are_closed_and_busy_ones_are_not() {
 #[test]
 fn connections_over_the_cap_are_refused_and_logged() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("max_connections = 2", "", echo.addr);
+    let cfg = one_target("max_connections = 2", "", echo.addr);
     let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut a = connect(port);
     let mut b = connect(port);
     assert_eq!(roundtrip(&mut a, b"a"), b"a");
@@ -236,12 +244,12 @@ fn connections_over_the_cap_are_refused_and_logged() {
 #[test]
 fn per_shard_cap_is_enforced() {
     let echo = Echo::start();
-    let port = free_port();
     let cfg = format!(
         "[engine]\nshards = 1\nmax_connections_per_shard = 1\n{}",
-        tcp_target("echo", port, echo.addr, "")
+        tcp_target("echo", 0, echo.addr, "")
     );
     let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut a = connect(port);
     assert_eq!(roundtrip(&mut a, b"a"), b"a");
     let mut b = connect(port);
@@ -260,8 +268,9 @@ fn per_shard_cap_is_enforced() {
 #[test]
 fn sigterm_drains_live_sessions_then_exits() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "", echo.addr);
+    let cfg = one_target("", "", echo.addr);
     let mut gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut live = connect(port);
     assert_eq!(roundtrip(&mut live, b"before"), b"before");
     gw.signal("TERM");
@@ -294,12 +303,12 @@ fn sigterm_drains_live_sessions_then_exits() {
 #[test]
 fn grace_expiry_closes_lingering_sessions() {
     let echo = Echo::start();
-    let port = free_port();
     let cfg = format!(
         "[engine]\nshards = 2\nshutdown_grace = \"500ms\"\n{}",
-        tcp_target("echo", port, echo.addr, "")
+        tcp_target("echo", 0, echo.addr, "")
     );
     let mut gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut live = connect(port);
     assert_eq!(roundtrip(&mut live, b"x"), b"x");
     gw.signal("TERM");
@@ -312,8 +321,9 @@ fn grace_expiry_closes_lingering_sessions() {
 #[test]
 fn both_shards_serve_connections() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "", echo.addr);
+    let cfg = one_target("", "", echo.addr);
     let gw = Gateway::start(&cfg);
+    let port = gw.port("echo");
     let mut conns: Vec<_> = (0..64).map(|_| connect(port)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         let msg = format!("conn {i}");
@@ -344,9 +354,11 @@ fn both_shards_serve_connections() {
 #[test]
 fn a_second_gateway_on_the_same_port_refuses_to_start() {
     let echo = Echo::start();
-    let (cfg, port) = one_target("", "", echo.addr);
-    let _first = Gateway::start(&cfg);
-    let mut second = Gateway::spawn(&cfg);
+    let cfg = one_target("", "", echo.addr);
+    let first = Gateway::start(&cfg);
+    let port = first.port("echo");
+    // The second asks for the port the first was given.
+    let mut second = Gateway::spawn(&cfg.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")));
     let status = second
         .wait_exit(Duration::from_secs(10))
         .expect("second instance kept running");
@@ -364,7 +376,7 @@ fn a_second_gateway_on_the_same_port_refuses_to_start() {
 #[test]
 fn check_validates_and_reports_errors_with_file_and_line() {
     let echo = Echo::start();
-    let (cfg, _) = one_target("", "", echo.addr);
+    let cfg = one_target("", "", echo.addr);
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
     std::fs::write(&good, &cfg).unwrap();

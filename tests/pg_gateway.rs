@@ -413,10 +413,9 @@ fn an_md5_upstream_role_logs_in_too() {
             .success()
     );
     std::fs::write(dir.path().join("pw"), "md5-secret-1").unwrap();
-    let port = free_port();
     let cfg = format!(
         "[[identity.issuer]]\nname = \"t\"\nissuer = \"{iss}\"\naudience = [\"{aud}\"]\njwks_file = \"{jwks}\"\n\
-         [[target]]\nname = \"db_md5\"\nprotocol = \"postgres\"\nlisten = [\"127.0.0.1:{port}\"]\nupstream = \"127.0.0.1:{up}\"\n\
+         [[target]]\nname = \"db_md5\"\nprotocol = \"postgres\"\nlisten = [\"127.0.0.1:0\"]\nupstream = \"127.0.0.1:{up}\"\n\
          [target.credential]\nuser = \"md5user\"\npassword_file = \"{pw}\"\n[target.access]\ngroups = [\"ci\"]\n",
         iss = common::pggw::ISS,
         aud = common::pggw::AUD,
@@ -426,8 +425,9 @@ fn an_md5_upstream_role_logs_in_too() {
     );
     let cfg_path = dir.path().join("t.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let gw = Gateway::spawn_in(dir, cfg_path);
+    let mut gw = Gateway::spawn_in(dir, cfg_path);
     gw.wait_ready();
+    let port = gw.port("db_md5");
     let token = String::from_utf8(
         Command::new(tollgate_bin())
             .args(["token", "mint", "--key"])

@@ -54,12 +54,12 @@ fn random(len: usize, mut seed: u64) -> Vec<u8> {
 fn a_full_recording_disk_ends_sessions_and_refuses_new_ones() {
     let fs = Tmpfs::mount("256k");
     let echo = Echo::start();
-    let port = free_port();
     let gw = Gateway::start(&format!(
         "[engine]\nshards = 1\n[recorder]\ndir = \"{}\"\n{}",
         fs.0.display(),
-        tcp_target("echo", port, echo.addr, "")
+        tcp_target("echo", 0, echo.addr, "")
     ));
+    let port = gw.port("echo");
     // Incompressible traffic until the recorder hits ENOSPC.
     let mut s = connect(port);
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -27,11 +27,11 @@ fn jsonl(o: &std::process::Output) -> Vec<serde_json::Value> {
 #[test]
 fn a_relayed_tcp_session_is_recorded_exported_replayed_and_verified() {
     let echo = Echo::start();
-    let port = free_port();
     let gw = Gateway::start(&format!(
         "[engine]\nshards = 2\n{}",
-        tcp_target("echo", port, echo.addr, "")
+        tcp_target("echo", 0, echo.addr, "")
     ));
+    let port = gw.port("echo");
     let mut s = connect(port);
     assert_eq!(roundtrip(&mut s, b"hello recorder\n"), b"hello recorder\n");
     let mut binary = vec![0u8, 159, 146, 150];
@@ -174,11 +174,10 @@ fn a_postgres_session_exports_its_statements_and_masked_results_and_no_credentia
 #[test]
 fn verify_names_a_tampered_segment() {
     let echo = Echo::start();
-    let port = free_port();
     let gw = Gateway::start(
         &format!(
             "[engine]\nshards = 1\n[recorder]\ndir = \"RECDIR\"\nzstd_level = 1\n{}",
-            tcp_target("echo", port, echo.addr, "")
+            tcp_target("echo", 0, echo.addr, "")
         )
         .replace(
             "RECDIR",
@@ -188,6 +187,7 @@ fn verify_names_a_tampered_segment() {
                 .to_string(),
         ),
     );
+    let port = gw.port("echo");
     let dir = std::env::temp_dir().join(format!("tg-rec-{}", std::process::id()));
     for i in 0..3 {
         let mut s = connect(port);

@@ -9,6 +9,10 @@ source tests/deps.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Licenses, banned crates (a second crypto stack next to ring), duplicate versions and
+# crate sources (deny.toml). `advisories` needs the RustSec database from GitHub, which this
+# machine cannot reach; run `cargo deny check advisories` where it can (tests/README.md).
+cargo deny --locked check licenses bans sources
 cargo build --workspace --all-targets --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -18,4 +22,6 @@ cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 tests/oracle.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# A bounded run of every fuzz target (tests/fuzz.sh; FUZZ_SECONDS each).
+tests/fuzz.sh || status=$?
 exit "$status"

@@ -37,6 +37,8 @@ pub struct RecorderHealth {
     pub raw_bytes: u64,
     pub disk_bytes: u64,
     pub segments_sealed: u64,
+    /// The writer has nothing staged and waits for the first producer to wake it.
+    pub writer_idle: bool,
 }
 
 /// Records waiting for the writer: already encoded, in sequence order. The
@@ -312,9 +314,9 @@ impl ShardRecorder {
 
     pub fn health(&self) -> RecorderHealth {
         let s = &self.shared;
-        let (next_seq, queue_len) = {
+        let (next_seq, queue_len, writer_idle) = {
             let st = lock(&s.staging);
-            (st.next_seq(), st.count)
+            (st.next_seq(), st.count, st.writer_idle)
         };
         RecorderHealth {
             shard: s.shard,
@@ -328,6 +330,7 @@ impl ShardRecorder {
             raw_bytes: s.raw_bytes.load(Ordering::Relaxed),
             disk_bytes: s.disk_bytes.load(Ordering::Relaxed),
             segments_sealed: s.segments_sealed.load(Ordering::Relaxed),
+            writer_idle,
         }
     }
 

@@ -115,7 +115,7 @@ fn a_lone_record_waits_no_longer_than_the_block_deadline() {
     let shard = rec.shard(0).unwrap();
     // The writer is idle (parked for long); the first staged record must
     // wake it so the block deadline, not the idle sleep, decides.
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until("the writer parked idle", || shard.health().writer_idle);
     let seq = block_on(shard.record_data(1, DataDirection::ClientToTarget, 1, b"x")).unwrap();
     wait_until("the lone record is durable", || {
         shard.health().durable_seq > seq

@@ -40,6 +40,36 @@ pub fn ensure_port_free(addr: SocketAddr) -> Result<(), ListenError> {
     }
 }
 
+/// Listeners of one shard: (index in the listener list, socket).
+pub type ShardListeners = Vec<(usize, std::net::TcpListener)>;
+
+/// Binds every listener on each of `shards` shards. A port-0 address is bound by the
+/// first shard and the kernel's port then reused by the others, so all shards share one
+/// port per listener; returns the sockets per shard and each listener's bound address.
+pub fn bind_all(
+    specs: &[crate::config::ListenerSpec],
+    shards: usize,
+    backlog: u32,
+) -> Result<(Vec<ShardListeners>, Vec<SocketAddr>), ListenError> {
+    let mut bound: Vec<SocketAddr> = specs.iter().map(|s| s.addr).collect();
+    let mut per_shard = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let mut mine = Vec::with_capacity(specs.len());
+        for (li, addr) in bound.iter_mut().enumerate() {
+            let l = bind_shard_listener(*addr, backlog)?;
+            if addr.port() == 0 {
+                *addr = l.local_addr().map_err(|source| ListenError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            }
+            mine.push((li, l));
+        }
+        per_shard.push(mine);
+    }
+    Ok((per_shard, bound))
+}
+
 /// Bind one shard's listener for `addr`.
 pub fn bind_shard_listener(
     addr: SocketAddr,
@@ -81,5 +111,24 @@ mod tests {
         let second = bind_shard_listener(addr, 16).unwrap();
         drop((first, second));
         ensure_port_free(addr).unwrap();
+    }
+
+    #[test]
+    fn port_zero_is_bound_once_and_shared_by_every_shard() {
+        let spec = crate::config::ListenerSpec {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            protocol: crate::config::Protocol::Tcp,
+            targets: vec![0],
+        };
+        let (per_shard, bound) = bind_all(&[spec.clone(), spec], 3, 16).unwrap();
+        assert_eq!(bound.len(), 2);
+        assert!(bound.iter().all(|a| a.port() != 0));
+        assert_ne!(bound[0], bound[1], "two listeners, two ports");
+        assert_eq!(per_shard.len(), 3);
+        for shard in &per_shard {
+            for (li, l) in shard {
+                assert_eq!(l.local_addr().unwrap(), bound[*li]);
+            }
+        }
     }
 }

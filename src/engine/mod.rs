@@ -8,6 +8,7 @@ pub mod listener;
 pub mod session;
 pub(crate) mod shard;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -143,6 +144,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     shards: Vec<ShardHandle>,
     control: Control,
+    /// The address each listener (by index in `config.listeners`) is bound to.
+    bound: Vec<SocketAddr>,
 }
 
 /// A cloneable, thread-safe handle for the control plane (admin API,
@@ -287,15 +290,8 @@ impl Engine {
             listener::ensure_port_free(spec.addr)?;
         }
         let n = config.engine.shards;
-        let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut mine = Vec::new();
-            for (li, spec) in config.listeners.iter().enumerate() {
-                let l = listener::bind_shard_listener(spec.addr, config.engine.listen_backlog)?;
-                mine.push((li, l));
-            }
-            per_shard.push(mine);
-        }
+        let (per_shard, bound) =
+            listener::bind_all(&config.listeners, n, config.engine.listen_backlog)?;
         let shared = Arc::new(Shared {
             stats: (0..n).map(|_| ShardStats::default()).collect(),
             config: config.clone(),
@@ -333,7 +329,14 @@ impl Engine {
             shared,
             shards,
             control,
+            bound,
         })
+    }
+
+    /// The address each listener is bound to, by index in `config.listeners`: the
+    /// kernel's port where the configuration asked for port 0.
+    pub fn bound_addrs(&self) -> &[SocketAddr] {
+        &self.bound
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -291,6 +291,22 @@ fn key_from_jwk(value: serde_json::Value) -> Result<VerificationKey, String> {
 #[derive(Debug, Default)]
 struct Published {
     current: RwLock<Arc<KeySet>>,
+    /// Completed looks at the source (file checks, fetch attempts): see [`KeySourceStats`].
+    checks: AtomicU64,
+    /// Changed files or fetches that could not be used (the previous keys stayed).
+    failures: AtomicU64,
+}
+
+/// What a key source's background thread has done so far: diagnostics, and the events tests
+/// wait for instead of sleeping ("the watcher looked at the broken file").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySourceStats {
+    /// Completed looks at the source: file polls, fetch attempts.
+    pub checks: u64,
+    /// Looks that found something unusable (a broken JWKS file, a failed fetch).
+    pub failures: u64,
+    /// Refresh requests (unknown kids) that passed the rate limit.
+    pub refresh_requests: u64,
 }
 
 impl Published {
@@ -320,6 +336,7 @@ pub struct KeySource {
     /// Milliseconds since `epoch` of the last refresh request sent, plus one (0 = never).
     last_request_ms: AtomicU64,
     min_interval: Duration,
+    refresh_requests: AtomicU64,
 }
 
 impl std::fmt::Debug for KeySource {
@@ -372,7 +389,17 @@ impl KeySource {
             epoch: Instant::now(),
             last_request_ms: AtomicU64::new(0),
             min_interval: cfg.refresh_min_interval,
+            refresh_requests: AtomicU64::new(0),
         })
+    }
+
+    /// What the background thread has done so far.
+    pub fn stats(&self) -> KeySourceStats {
+        KeySourceStats {
+            checks: self.published.checks.load(Ordering::Acquire),
+            failures: self.published.failures.load(Ordering::Acquire),
+            refresh_requests: self.refresh_requests.load(Ordering::Acquire),
+        }
     }
 
     /// The current snapshot; never blocks on I/O.
@@ -396,6 +423,7 @@ impl KeySource {
             .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
+            self.refresh_requests.fetch_add(1, Ordering::AcqRel);
             // The thread may be gone during shutdown; nothing to do then.
             let _ = self.tx.send(Msg::Refresh);
         }
@@ -494,18 +522,22 @@ impl FileWatcher {
                 Ok(Msg::Refresh) => true,
                 Err(RecvTimeoutError::Timeout) => false,
             };
-            self.poll(forced);
+            if !self.poll(forced) {
+                self.published.failures.fetch_add(1, Ordering::AcqRel);
+            }
+            self.published.checks.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// Re-reads when mtime or size changed (or when forced by an unknown kid), and publishes
-    /// only when the content hash changed. A broken file keeps the previous keys.
-    fn poll(&mut self, forced: bool) {
+    /// only when the content hash changed. A broken file keeps the previous keys (and
+    /// answers false).
+    fn poll(&mut self, forced: bool) -> bool {
         let Ok(meta) = fs::metadata(&self.path) else {
-            return;
+            return false;
         };
         if !forced && meta.modified().ok() == self.stamp.modified && meta.len() == self.stamp.len {
-            return;
+            return true;
         }
         match read_capped(&self.path, "JWKS file") {
             Ok((bytes, meta)) => {
@@ -517,13 +549,14 @@ impl FileWatcher {
                 };
                 if digest == self.stamp.digest {
                     self.stamp = stamp;
-                    return;
+                    return true;
                 }
                 match KeySet::from_jwks_json(&bytes) {
                     Ok(set) => {
                         tracing::info!(path = %self.path.display(), kids = ?set.kids().collect::<Vec<_>>(), "JWKS file reloaded");
                         self.published.set(set);
                         self.stamp = stamp;
+                        true
                     }
                     Err(e) => {
                         tracing::warn!(path = %self.path.display(), error = %e, "JWKS file unusable; keeping previous keys");
@@ -531,10 +564,14 @@ impl FileWatcher {
                         // but not the digest, so the fixed file is picked up.
                         self.stamp.modified = stamp.modified;
                         self.stamp.len = stamp.len;
+                        false
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "JWKS file unreadable; keeping previous keys"),
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS file unreadable; keeping previous keys");
+                false
+            }
         }
     }
 }
@@ -651,6 +688,7 @@ impl DiscoveryFetcher {
                     tracing::debug!(issuer = %self.name, kids = ?set.kids().collect::<Vec<_>>(), "keys fetched");
                     self.published.set(set);
                     next = started + self.refresh;
+                    self.published.checks.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(e) => {
                     let current = self.published.get();
@@ -660,6 +698,8 @@ impl DiscoveryFetcher {
                         self.published.set(KeySet::default());
                     }
                     next = started + self.min_interval;
+                    self.published.failures.fetch_add(1, Ordering::AcqRel);
+                    self.published.checks.fetch_add(1, Ordering::AcqRel);
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod devissuer;
 pub mod jwks;
+pub mod jws;
 pub mod jwt;
 pub mod mtls;
 pub mod revocation;

@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::identity::cache::{CacheLookup, TokenCache, token_digest};
 use crate::identity::config::{ConfigError, IdentityConfig, IssuerConfig};
-use crate::identity::jwks::{KeySource, KeySourceError};
+use crate::identity::jwks::{KeySource, KeySourceError, KeySourceStats};
 use crate::identity::jwt::{self, AuthError, ClaimPolicy, MAX_TOKEN_LEN, alg_name};
 use crate::identity::mtls::{CertificateMapper, identity_from_certificate};
 use crate::identity::revocation::{RevocationError, Revocations};
@@ -140,6 +140,17 @@ impl IdentityService {
     /// The revocation store (the admin plane revokes through it; the engine subscribes to it).
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations
+    }
+
+    /// The key source counters of issuer `name` (None for unknown names and HS256 issuers).
+    pub fn key_source_stats(&self, name: &str) -> Option<KeySourceStats> {
+        self.issuers
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| match &i.keys {
+                Keys::Jwks(src) => Some(src.stats()),
+                Keys::Hs256(_) => None,
+            })
     }
 
     /// Waits until every JWKS issuer has usable keys, or `timeout` passes; for start-up and

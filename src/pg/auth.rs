@@ -12,36 +12,34 @@
 //! `y,,` tells a server that did not offer SCRAM-SHA-256-PLUS that we could
 //! have bound, so a man in the middle who stripped `-PLUS` is caught.
 //!
-//! SASLprep: PostgreSQL normalises passwords with SASLprep and, when a password
-//! is not valid SASLprep (prohibited or unassigned characters), uses its bytes
-//! as they are. For ASCII passwords SASLprep changes nothing, so using the
-//! bytes as they are is exact; that is what we do for every password. A
-//! non-ASCII password that NFKC normalisation or SASLprep's mapping would
-//! change (e.g. one containing a no-break space or a decomposed accent) will
-//! be refused by the server; stored credentials are generated secrets, and
-//! full SASLprep needs the `stringprep` crate, which this crate does not have.
+//! The SCRAM and md5 computations are `postgres-protocol`'s (the rust-postgres
+//! client's own): SCRAM normalises the password with SASLprep as PostgreSQL
+//! does, so a non-ASCII stored password (a no-break space, a compatibility
+//! character) logs in exactly as it does from psql. This module keeps the
+//! gateway's policy: which methods a target allows, channel binding, caps.
 
 use std::fmt;
 
 use bytes::BytesMut;
-use md5::{Digest, Md5};
 use tollgate_codecs::pg::{
     Authentication, PgError, encode_password_message, encode_sasl_initial_response,
     encode_sasl_response,
 };
+use zeroize::Zeroizing;
 
 const SCRAM: &str = "SCRAM-SHA-256";
 const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
 
-/// A stored credential's secret. `Debug` never shows it; the bytes are
-/// overwritten when it is dropped (best effort: without `unsafe` or a
-/// zeroize crate, copies made by reallocation elsewhere cannot be reached).
+/// A stored credential's secret. `Debug` never shows it; `zeroize` overwrites
+/// the bytes when it is dropped (copies the caller made before handing the
+/// bytes over, and the SASLprep'd copy `postgres-protocol` keeps for one
+/// exchange, are outside its reach).
 #[derive(Clone)]
-pub struct Password(Box<[u8]>);
+pub struct Password(Zeroizing<Vec<u8>>);
 
 impl Password {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Password(bytes.into().into_boxed_slice())
+        Password(Zeroizing::new(bytes.into()))
     }
 
     /// The secret itself: only for computing what goes to the upstream.
@@ -68,18 +66,6 @@ impl fmt::Debug for Password {
     }
 }
 
-fn wipe(bytes: &mut [u8]) {
-    bytes.fill(0);
-    // Keeps the stores from being optimised away as dead.
-    std::hint::black_box(bytes);
-}
-
-impl Drop for Password {
-    fn drop(&mut self) {
-        wipe(&mut self.0);
-    }
-}
-
 /// What went wrong logging in to the upstream. Each says whether the upstream
 /// misbehaved or refused; none carries the password.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +80,8 @@ pub enum AuthError {
     ChannelBindingRequired { reason: &'static str },
     #[error("malformed SCRAM message from the upstream: {what}")]
     MalformedScram { what: &'static str },
+    #[error("upstream SCRAM message refused: {reason}")]
+    ScramRejected { reason: String },
     #[error("upstream SCRAM nonce does not extend the one we sent")]
     NonceMismatch,
     #[error("upstream demands {iterations} PBKDF2 iterations, above the cap {max}")]
@@ -113,8 +101,6 @@ pub enum AuthError {
     PasswordHasNul,
     #[error("server certificate cannot be used for channel binding: {what}")]
     Certificate { what: String },
-    #[error("the system random number generator failed")]
-    Random,
     #[error("encoding the response: {0}")]
     Encode(#[from] PgError),
 }
@@ -191,28 +177,7 @@ pub enum AuthStep {
 
 /// `md5` + hex(md5(hex(md5(password ‖ user)) ‖ salt)): what PostgreSQL's md5 method expects.
 pub fn md5_response(user: &[u8], password: &[u8], salt: [u8; 4]) -> String {
-    let inner = hex(&Md5::new()
-        .chain_update(password)
-        .chain_update(user)
-        .finalize());
-    let outer = Md5::new()
-        .chain_update(inner.as_bytes())
-        .chain_update(salt)
-        .finalize();
-    format!("md5{}", hex(&outer))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| {
-            [
-                DIGITS[(b >> 4) as usize] as char,
-                DIGITS[(b & 15) as usize] as char,
-            ]
-        })
-        .collect()
+    postgres_protocol::authentication::md5_hash(user, password, salt)
 }
 
 enum State {
@@ -262,7 +227,6 @@ pub struct UpstreamAuth {
     binding: ChannelBinding,
     policy: AuthPolicy,
     state: State,
-    keys: Option<ScramKeys>,
 }
 
 impl fmt::Debug for UpstreamAuth {
@@ -289,20 +253,7 @@ impl UpstreamAuth {
             binding,
             policy,
             state: State::Start,
-            keys: None,
         }
-    }
-
-    /// Seeds SCRAM keys from an earlier login with the same password; used
-    /// only if the server's salt and iteration count match them.
-    pub fn with_scram_keys(mut self, keys: ScramKeys) -> Self {
-        self.keys = Some(keys);
-        self
-    }
-
-    /// The SCRAM keys of this login, for [`UpstreamAuth::with_scram_keys`] next time.
-    pub fn scram_keys(&self) -> Option<&ScramKeys> {
-        self.keys.as_ref()
     }
 
     /// Handles one Authentication message; responses are appended to `dst`.
@@ -367,7 +318,7 @@ impl UpstreamAuth {
                 encode_sasl_initial_response(
                     dst,
                     mechanism.as_bytes(),
-                    Some(client.client_first().as_bytes()),
+                    Some(client.client_first().as_slice()),
                 )?;
                 Ok((State::ScramFirstSent(client, method), AuthStep::Respond))
             }
@@ -387,13 +338,8 @@ impl UpstreamAuth {
                 Ok((State::Done, AuthStep::Done(method)))
             }
             (State::ScramFirstSent(mut client, method), Authentication::SaslContinue { data }) => {
-                let response = client.client_final(
-                    data,
-                    self.password.expose(),
-                    self.policy.max_scram_iterations,
-                    &mut self.keys,
-                )?;
-                encode_sasl_response(dst, response.as_bytes())?;
+                let response = client.client_final(data, self.policy.max_scram_iterations)?;
+                encode_sasl_response(dst, &response)?;
                 Ok((State::ScramFinalSent(client, method), AuthStep::Respond))
             }
             (State::ScramFinalSent(mut client, method), Authentication::SaslFinal { data }) => {
@@ -427,14 +373,14 @@ impl UpstreamAuth {
         mechanisms: impl Iterator<Item = &'m [u8]> + Clone,
     ) -> Result<(ScramClient, AuthMethod), AuthError> {
         let offers = |m: &str| mechanisms.clone().any(|o| o == m.as_bytes());
-        let nonce = new_nonce()?;
+        let password = self.password.expose();
         let cert_hash = match &self.binding {
             ChannelBinding::TlsServerEndPoint(h) => Some(h.clone()),
             ChannelBinding::None => None,
         };
         match cert_hash {
             Some(hash) if offers(SCRAM_PLUS) => Ok((
-                ScramClient::new("p=tls-server-end-point,,", hash, "", nonce),
+                ScramClient::new(password, Binding::TlsServerEndPoint(hash)),
                 AuthMethod::ScramSha256Plus,
             )),
             _ if self.policy.require_channel_binding => Err(AuthError::ChannelBindingRequired {
@@ -447,11 +393,11 @@ impl UpstreamAuth {
             // `y`: we could bind but the server did not offer it; a server that
             // does support -PLUS then knows the offer was stripped on the way.
             Some(_) if offers(SCRAM) => Ok((
-                ScramClient::new("y,,", Vec::new(), "", nonce),
+                ScramClient::new(password, Binding::Unrequested),
                 AuthMethod::ScramSha256,
             )),
             None if offers(SCRAM) => Ok((
-                ScramClient::new("n,,", Vec::new(), "", nonce),
+                ScramClient::new(password, Binding::Unsupported),
                 AuthMethod::ScramSha256,
             )),
             _ => Err(AuthError::NoSupportedMechanism {
@@ -475,5 +421,5 @@ mod scram;
 #[cfg(test)]
 mod tests;
 
-use scram::{ScramClient, new_nonce};
-pub use scram::{ScramKeys, tls_server_end_point};
+pub use scram::tls_server_end_point;
+use scram::{Binding, ScramClient};

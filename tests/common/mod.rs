@@ -33,13 +33,25 @@ macro_rules! assert_eventually {
     }};
 }
 
-/// A port nobody listens on right now (the kernel picked it).
+/// A port nobody listened on a moment ago. Racy (another process may take it before the
+/// caller binds): only for servers that cannot bind port 0 and report it. Gateways listen
+/// on port 0 and report their ports (`--ready-file`, [`Gateway::port`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// An address that refuses connections for as long as the returned socket lives: bound
+/// but not listening, so no other process can take the port meanwhile.
+pub fn refusing_addr() -> (socket2::Socket, SocketAddr) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    (s, addr)
 }
 
 pub fn tollgate_bin() -> &'static str {
@@ -106,17 +118,22 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
-    /// The admin API's port (each test gateway gets its own).
+    /// The admin API's port (each test gateway gets its own), known once [`Gateway::wait_ready`]
+    /// has read the ready file.
     pub admin_port: u16,
+    /// Where `tollgate run --ready-file` reports the bound addresses.
+    pub ready_file: PathBuf,
+    /// The parsed ready file, once [`Gateway::wait_ready`] saw it.
+    pub ready: Option<serde_json::Value>,
     /// Where this gateway records sessions.
     pub recordings: PathBuf,
 }
 
 impl Gateway {
     /// Write `config` (TOML) to a temp dir and start the gateway on it,
-    /// waiting until it logs that it is ready.
+    /// waiting until it reports that it is ready.
     pub fn start(config: &str) -> Gateway {
-        let g = Gateway::spawn(config);
+        let mut g = Gateway::spawn(config);
         g.wait_ready();
         g
     }
@@ -130,23 +147,24 @@ impl Gateway {
     }
 
     /// Start on a config file; unless it says otherwise, the gateway records
-    /// into the temp dir and serves its admin API on a free port.
+    /// into the temp dir and serves its admin API on a port the kernel picks.
     pub fn spawn_in(dir: tempfile::TempDir, cfg: PathBuf) -> Gateway {
         let mut text = std::fs::read_to_string(&cfg).unwrap();
         let recordings = dir.path().join("recordings");
         if !text.contains("[recorder]") {
             text = format!("[recorder]\ndir = \"{}\"\n\n{text}", recordings.display());
         }
-        let mut admin_port = 0;
         if !text.contains("[admin]") {
-            admin_port = free_port();
-            text = format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n{text}");
+            text = format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n{text}");
         }
         std::fs::write(&cfg, text).unwrap();
         let log = dir.path().join("tollgate.log");
+        let ready_file = dir.path().join("ready.json");
         let child = Command::new(tollgate_bin())
             .args(["run", "--log-format", "json", "--config"])
             .arg(&cfg)
+            .arg("--ready-file")
+            .arg(&ready_file)
             .env("TOLLGATE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -158,18 +176,47 @@ impl Gateway {
             dir,
             config: cfg,
             log,
-            admin_port,
+            admin_port: 0,
+            ready_file,
+            ready: None,
             recordings,
         }
     }
 
-    pub fn wait_ready(&self) {
+    /// Waits for the ready file (written once every shard listens and the admin API is
+    /// up) and takes the bound ports from it.
+    pub fn wait_ready(&mut self) {
+        // Written through a rename: once it parses, it is whole.
+        let read = || {
+            std::fs::read(&self.ready_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        };
         assert_eventually!(
-            self.log_text().contains("tollgate ready") && self.log_count("\"listening\"") > 0,
+            read().is_some(),
             Duration::from_secs(20),
             "gateway never became ready; log:\n{}",
             self.log_text()
         );
+        let report = read().unwrap();
+        let admin: SocketAddr = report["admin"].as_str().unwrap().parse().unwrap();
+        self.admin_port = admin.port();
+        self.ready = Some(report);
+    }
+
+    /// The first address `target` listens on (from the ready file).
+    pub fn addr(&self, target: &str) -> SocketAddr {
+        let ready = self.ready.as_ref().expect("wait_ready first");
+        ready["targets"][target][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no target {target:?} in {ready}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// The port of [`Gateway::addr`].
+    pub fn port(&self, target: &str) -> u16 {
+        self.addr(target).port()
     }
 
     pub fn log_text(&self) -> String {
@@ -247,7 +294,11 @@ pub fn tcp_target(name: &str, listen: u16, upstream: SocketAddr, extra: &str) ->
 }
 
 pub fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    connect_to(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+pub fn connect_to(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s

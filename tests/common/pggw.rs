@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 use super::pg::{Cluster, cluster};
-use super::{Gateway, free_port, tollgate_bin};
+use super::{Gateway, tollgate_bin};
 
 pub const AUD: &str = "tollgate";
 pub const ISS: &str = "https://issuer.test";
@@ -78,7 +78,6 @@ impl Builder {
         std::fs::write(&password_file, format!("{password}\n")).unwrap();
         let revocation_file = dir.path().join("revocations.json");
         std::fs::write(&revocation_file, "[]").unwrap();
-        let port = free_port();
         let cfg = format!(
             r#"
 [engine]
@@ -97,7 +96,7 @@ jwks_file = "{jwks}"
 [[target]]
 name = "{db}"
 protocol = "postgres"
-listen = ["127.0.0.1:{port}"]
+listen = ["127.0.0.1:0"]
 upstream = "127.0.0.1:{upport}"
 {target_extra}
 [target.credential]
@@ -120,8 +119,9 @@ groups = ["ci"]
         );
         let cfg_path = dir.path().join("tollgate.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let gw = Gateway::spawn_in(dir, cfg_path);
+        let mut gw = Gateway::spawn_in(dir, cfg_path);
         gw.wait_ready();
+        let port = gw.port(&db);
         PgGateway {
             gw,
             port,

@@ -28,6 +28,8 @@ mod iban;
 mod numeric;
 mod prefilter;
 mod scan;
+#[cfg(feature = "fuzzing")]
+pub use scan::check_scan_against_unfiltered;
 mod style;
 mod token;
 

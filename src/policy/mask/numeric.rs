@@ -182,8 +182,8 @@ fn parse_chain(v: &[u8], start: usize, chain: &mut Chain) -> usize {
 }
 
 /// Scans all of `v` for the numeric detectors in `enabled`, appending spans:
-/// the reference the prefiltered scan is tested against.
-#[cfg(test)]
+/// the reference the prefiltered scan is tested (and fuzzed) against.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn scan_numeric(v: &[u8], enabled: DetectorSet, spans: &mut Vec<Span>) {
     scan_numeric_range(v, 0, v.len(), enabled, spans);
 }

@@ -96,6 +96,59 @@ pub(crate) fn merge_overlaps(spans: &mut Vec<Span>) {
     spans.truncate(w);
 }
 
+/// Fuzzing entry point (`fuzz/fuzz_targets/mask_scan.rs`): the prefiltered scan of `v` must
+/// find exactly what every detector finds run unfiltered over the whole value, as the
+/// `prefiltered_scan_equals_unfiltered_detectors` test checks on generated values.
+/// Panics, with the value, on any difference.
+#[cfg(feature = "fuzzing")]
+pub fn check_scan_against_unfiltered(v: &[u8]) {
+    use super::numeric::scan_numeric;
+    thread_local! {
+        static SCANNER: Option<Scanner> = Regex::new("EMP-[0-9]{6}").ok().and_then(|regex| {
+            Scanner::new(vec![CustomDetector {
+                id: DetectorId(Builtin::COUNT as u8),
+                regex,
+                anchor: Some(memmem::Finder::new(b"EMP-").into_owned()),
+            }])
+            .ok()
+        });
+    }
+    SCANNER.with(|s| {
+        let Some(s) = s else {
+            panic!("the fuzzing scanner did not build");
+        };
+        let all = DetectorSet(u64::MAX);
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        s.scan(v, all, &mut got);
+        if !v.is_empty() {
+            scan_email(v, &mut want);
+            s.anchors.scan(v, all, &mut want);
+            scan_numeric(v, DetectorSet(NUMERIC.0), &mut want);
+            for c in &s.custom {
+                want.extend(
+                    c.regex
+                        .find_iter(v)
+                        .filter(|m| !m.is_empty())
+                        .map(|m| Span {
+                            start: m.start(),
+                            end: m.end(),
+                            detector: c.id,
+                        }),
+                );
+            }
+        }
+        let key = |s: &Span| (s.start, s.end, s.detector);
+        got.sort_unstable_by_key(key);
+        want.sort_unstable_by_key(key);
+        assert_eq!(
+            got,
+            want,
+            "prefiltered scan differs on {:?}",
+            String::from_utf8_lossy(v)
+        );
+    });
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
