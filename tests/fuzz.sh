@@ -23,13 +23,20 @@ build=(--sanitizer none)
 
 # crate dir : targets
 suites=(
-    "codecs:pg_frames pg_frontend pg_backend http_request"
+    "codecs:pg_frames pg_frontend pg_backend http_request sql_classify"
     ".:mask_scan jwt_verify recorder_segment"
 )
+# The instrumented release builds are the slow part (the whole gateway for the
+# root crate): they live in a per-machine cache outside the checkout, so a
+# machine that has built them once (a developer's, CI's) only rebuilds what
+# changed, as for the tools deps.sh installs.
+cache="${TOLLGATE_BUILD_CACHE:-$HOME/.cache/tollgate}"
 summary=()
 for suite in "${suites[@]}"; do
     dir="${suite%%:*}"
     targets="${suite#*:}"
+    name=root; [ "$dir" = . ] || name="$dir"
+    export CARGO_TARGET_DIR="$cache/fuzz-$name"
     (cd "$dir" && "${fuzz[@]}" build "${build[@]}")
     for t in $targets; do
         corpus="$dir/fuzz/corpus/$t"

@@ -20,8 +20,8 @@ status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # SQL differential oracle against PostgreSQL's parser (bounded slice).
 tests/oracle.sh 2>&1 | tee -a "$log" || status=$?
+# A bounded run of every fuzz target (tests/fuzz.sh; FUZZ_SECONDS each).
+tests/fuzz.sh 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-# A bounded run of every fuzz target (tests/fuzz.sh; FUZZ_SECONDS each).
-tests/fuzz.sh || status=$?
 exit "$status"
