@@ -416,7 +416,7 @@ groups = ["ci"]
     );
     let cfg_path = d.join("tollgate.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let gw = Gateway::spawn_in(tmp, cfg_path);
+    let mut gw = Gateway::spawn_in(tmp, cfg_path);
     gw.wait_ready();
     let bridge = mtls_bridge(port, client_config(&ca.cert, Some((&ccert, &ckey))));
     let (db, rdb) = ("db_mtlsbig", "db_mtlsbig_restore");
