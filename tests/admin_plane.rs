@@ -55,9 +55,13 @@ fn restart(g: &mut PgGateway, round: u32) {
     let status = g.gw.wait_exit(Duration::from_secs(30));
     assert!(status.is_some(), "tollgate did not stop on SIGTERM");
     let log = g.gw.dir().join(format!("tollgate-{round}.log"));
+    // The new process reports its (new, kernel-picked) ports afresh.
+    std::fs::remove_file(&g.gw.ready_file).unwrap();
     g.gw.child = Command::new(tollgate_bin())
         .args(["run", "--log-format", "json", "--config"])
         .arg(&g.gw.config)
+        .arg("--ready-file")
+        .arg(&g.gw.ready_file)
         .env("TOLLGATE_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -66,6 +70,7 @@ fn restart(g: &mut PgGateway, round: u32) {
         .unwrap();
     g.gw.log = log;
     g.gw.wait_ready();
+    g.port = g.gw.port(&g.db);
 }
 
 fn connects(g: &PgGateway, token: &str) -> Result<(), String> {
