@@ -38,8 +38,11 @@ impl Tally {
                 Severity::Stricter => {
                     self.stricter += 1;
                     if self.stricter_examples.len() < 3 {
+                        // Whole scripts are inputs too: an example names
+                        // the place and shows the input's start only.
+                        let head: String = sql.chars().take(160).collect();
                         self.stricter_examples
-                            .push(format!("{source}: {} in {sql:?}", f.what));
+                            .push(format!("{source}: {} in {head:?}…", f.what));
                     }
                 }
                 Severity::Permissive => {
