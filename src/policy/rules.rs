@@ -75,6 +75,10 @@ pub use presets::preset_warnings;
 const UNCLASSIFIED_MESSAGE: &str = "tollgate could not classify this statement; blocked by policy";
 const UNMATCHED_MESSAGE: &str = "this statement is not allowed by the tollgate policy";
 
+/// Names the gateway gives verdicts no rule decided (and its own lexical-state
+/// refusals); configured rules cannot use them.
+pub const RESERVED_RULE_NAMES: [&str; 4] = ["unclassified", "unmatched", "empty", "lexical-state"];
+
 /// The set of statement classes a string contained (for audit records).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct ClassSet(u128);
@@ -282,6 +286,14 @@ impl Policy {
         for (index, rule) in config.rules.iter().enumerate() {
             if rule.name.trim().is_empty() {
                 return Err(RuleError::EmptyName { index });
+            }
+            // Verdicts carry these names when no rule decided; the relay keys
+            // behaviour on them (the syntax probe runs only for
+            // `unclassified`), so a rule may not wear one.
+            if RESERVED_RULE_NAMES.contains(&rule.name.trim()) {
+                return Err(RuleError::ReservedName {
+                    name: rule.name.clone(),
+                });
             }
             if config.rules[..index].iter().any(|r| r.name == rule.name) {
                 return Err(RuleError::DuplicateName {

@@ -141,6 +141,10 @@ pub enum RuleError {
     #[error("policy.rules: the name {name:?} is used twice")]
     DuplicateName { name: String },
     #[error(
+        "policy.rules: the name {name:?} is reserved for the gateway's own verdicts (unclassified, unmatched, empty, lexical-state)"
+    )]
+    ReservedName { name: String },
+    #[error(
         "policy rule {rule:?}: classes has unknown selector {class:?} (a class name, <class>_<object>, or a feature)"
     )]
     UnknownClass { rule: String, class: String },

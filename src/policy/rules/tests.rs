@@ -123,6 +123,12 @@ fn validate_names_the_bad_field() {
         check("[[rules]]\nname = 'a'\naction = 'block'\n[[rules]]\nname = 'a'\naction = 'allow'"),
         RuleError::DuplicateName { .. }
     ));
+    for reserved in RESERVED_RULE_NAMES {
+        assert!(matches!(
+            check(&format!("[[rules]]\nname = '{reserved}'\naction = 'block'")),
+            RuleError::ReservedName { .. }
+        ));
+    }
 }
 
 #[test]
