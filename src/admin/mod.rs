@@ -8,7 +8,8 @@
 
 pub mod auth;
 pub mod client;
-pub mod config;
+/// `[admin]` settings live below the configuration (no admin → config → admin cycle).
+pub use crate::config::admin as config;
 pub mod durable;
 pub mod routes;
 pub mod server;

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
-pub const MAX_SHARDS: usize = 256;
+pub use crate::config::MAX_SHARDS;
 
 impl SessionId {
     pub fn new(prefix: u32, shard: usize, counter: u32) -> SessionId {

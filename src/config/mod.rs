@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod admin;
+
 use crate::identity::{AccessConfig, IdentityConfig};
 use crate::policy::mask::MaskingConfig;
 
@@ -183,7 +185,7 @@ struct RawConfig {
     engine: Option<RawEngine>,
     identity: Option<IdentityConfig>,
     recorder: Option<RawRecorder>,
-    admin: Option<crate::admin::AdminConfig>,
+    admin: Option<admin::AdminConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -280,11 +282,13 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
     pub recorder: Option<tollgate_recorder::RecorderConfig>,
-    pub admin: crate::admin::AdminConfig,
+    pub admin: admin::AdminConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
 
+/// Session ids give a shard 8 bits (see `engine::session::SessionId`).
+pub const MAX_SHARDS: usize = 256;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -531,7 +535,7 @@ impl Validator<'_> {
         let cpus = allowed_cpus().len().max(1);
         let shards = match raw.shards {
             None | Some(0) => cpus,
-            Some(n) if n > crate::engine::session::MAX_SHARDS => {
+            Some(n) if n > MAX_SHARDS => {
                 return Err(self.invalid(&at("shards"), "engine.shards", "at most 256 shards"));
             }
             Some(n) => n,
