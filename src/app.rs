@@ -41,7 +41,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         config.engine.shards = if n == 0 {
             crate::config::allowed_cpus().len().max(1)
         } else {
-            n.min(crate::engine::session::MAX_SHARDS)
+            n.min(crate::config::MAX_SHARDS)
         };
     }
     crate::telemetry::init(
@@ -123,6 +123,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         recorders: recorders.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),
+        protocols: crate::pipeline::protocols(),
     }) {
         Ok(e) => e,
         Err(e) => {

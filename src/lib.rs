@@ -14,6 +14,7 @@ pub mod engine;
 pub mod identity;
 pub mod metrics;
 pub mod pg;
+pub mod pipeline;
 pub mod policy;
 pub mod ready;
 pub mod recording;

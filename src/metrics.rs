@@ -11,9 +11,28 @@ use std::time::Duration;
 
 use tollgate_recorder::ShardRecorder;
 
-use crate::engine::ShardStats;
 use crate::identity::AuthError;
 use crate::policy::mask::{Builtin, MaskCounters};
+
+/// Counters one shard writes and anyone may read (relaxed atomics: each has a
+/// single writer, so there is no contention on the data path).
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub refused_global_cap: AtomicU64,
+    pub refused_shard_cap: AtomicU64,
+    pub refused_recorder: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    pub bytes_client_to_upstream: AtomicU64,
+    pub bytes_upstream_to_client: AtomicU64,
+}
+
+impl ShardStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 /// Bucket bounds for latencies in microseconds (added latency per statement,
 /// fsync): 5 µs .. 1 s.

@@ -10,8 +10,6 @@ use tollgate_recorder::{
     ShardRecorder, now_ns,
 };
 
-use crate::engine::session::SessionEntry;
-
 /// The most bytes one data record carries (well under the recorder's cap).
 const DATA_RECORD_MAX: usize = 4 << 20;
 
@@ -27,10 +25,11 @@ pub struct SessionRecording {
 }
 
 impl SessionRecording {
-    pub fn new(rec: Option<ShardRecorder>, entry: &SessionEntry) -> SessionRecording {
+    /// `session` is the session id's value (the recording's key).
+    pub fn new(rec: Option<ShardRecorder>, session: u64) -> SessionRecording {
         SessionRecording {
             rec,
-            session: entry.id.0,
+            session,
             base: (Instant::now(), now_ns()),
         }
     }

@@ -1,6 +1,7 @@
 //! The `tcp` protocol: a byte relay between a client and its target, with an
-//! upstream connect timeout, an idle timeout, half-close in both directions,
-//! and external kills (shutdown, admin, revocation).
+//! upstream connect timeout and half-close in both directions. The session
+//! pipeline (`crate::pipeline`) around it authenticates the caller (mTLS),
+//! records, and ends it on an idle timeout or a kill.
 //!
 //! One future per direction, each owning its socket halves, so a read is
 //! never raced against anything but the session's end (dropping an in-flight
@@ -8,48 +9,23 @@
 
 use std::cell::Cell;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::metrics::AuthOutcome;
+use crate::pipeline::{
+    Admission, Caller, EndReason, Live, Protocol, Rejection, Relayed, Session, Stop, Target,
+};
 use crate::recording::SessionRecording;
 use crate::tls::{Conn, ReadHalf, WriteHalf, close_socket};
-use tollgate_recorder::{SessionEnd, SessionStart};
-
-/// How a relayed session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// Both sides closed their write halves.
-    Closed,
-    ClientError,
-    UpstreamError,
-    IdleTimeout,
-    RecorderFailed,
-    Killed(crate::engine::KillReason),
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Closed => "closed",
-            EndReason::ClientError => "client error",
-            EndReason::UpstreamError => "upstream error",
-            EndReason::IdleTimeout => "idle timeout",
-            EndReason::RecorderFailed => "recorder failed",
-            EndReason::Killed(crate::engine::KillReason::Shutdown) => "shutdown",
-            EndReason::Killed(crate::engine::KillReason::Admin) => "killed by admin",
-            EndReason::Killed(crate::engine::KillReason::Revoked) => "identity revoked",
-        }
-    }
-}
 
 /// Connect to a target's upstream within its connect timeout, with TCP_NODELAY.
 pub async fn connect_upstream(target: &TargetConfig) -> io::Result<TcpStream> {
@@ -63,153 +39,123 @@ pub async fn connect_upstream(target: &TargetConfig) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Serve one `tcp` session to its end.
-pub(crate) async fn serve(
-    ctx: &ShardCtx,
-    target_idx: usize,
-    entry: &SessionEntry,
-    client: TcpStream,
-) {
-    let started = Instant::now();
-    let snapshot = ctx.snapshot();
-    let target = &snapshot.config.targets[target_idx];
-    let rt = &snapshot.targets[target_idx];
-    let metrics = ctx.shared.metrics.shard(ctx.id);
-    // mTLS: the workload certificate is the caller's identity.
-    let client_conn = match &rt.tls {
-        None => Conn::plain(client.clone()),
-        Some(cfg) => {
-            let accept = compio::time::timeout(
-                target.auth_timeout,
-                Conn::accept(client.clone(), cfg.clone()),
-            );
-            let accept = std::pin::pin!(accept);
-            let conn = match select(accept, entry.kill.killed()).await {
-                Either::Left((Ok(Ok(c)), _)) => c,
-                Either::Left((Ok(Err(e)), _)) => {
-                    metrics.auth_refused(AuthOutcome::Other);
-                    warn!(session = %entry.id, target = %target.name, client = %entry.client, error = %e, "TLS handshake failed");
-                    close_socket(&client);
-                    return;
-                }
-                Either::Left((Err(_), _)) | Either::Right(_) => {
-                    close_socket(&client);
-                    return;
-                }
-            };
-            let chain = conn.peer_certificates().unwrap_or_default();
-            let now = std::time::SystemTime::now();
-            let refused = match snapshot.identity.identity_from_certificate(&chain, now) {
-                Err(e) => Some((e.to_string(), AuthOutcome::of_error(&e))),
-                Ok(id) if snapshot.identity.revocations().is_revoked(&id, now) => {
-                    Some(("identity revoked".to_string(), AuthOutcome::Revoked))
-                }
-                Ok(id) => {
-                    let decision = rt.access.decide(&id);
-                    if decision.is_admitted() {
-                        *entry.identity.borrow_mut() = Some(id);
-                        None
-                    } else {
-                        Some((
-                            format!("not admitted: {decision}"),
-                            AuthOutcome::NotAdmitted,
-                        ))
-                    }
-                }
-            };
-            if let Some((reason, outcome)) = refused {
-                metrics.auth_refused(outcome);
-                warn!(session = %entry.id, target = %target.name, client = %entry.client, reason = %reason, "caller authentication failed");
-                close_socket(&client);
-                return;
-            }
-            metrics.auth(AuthOutcome::Ok);
-            conn
-        }
-    };
-    info!(
-        shard = ctx.id,
-        session = %entry.id,
-        target = %target.name,
-        client = %entry.client,
-        subject = entry.subject().as_deref().unwrap_or("-"),
-        "session opened"
-    );
-    let connect = std::pin::pin!(connect_upstream(target));
-    let upstream = match select(connect, entry.kill.killed()).await {
-        Either::Left((Ok(u), _)) => u,
-        Either::Left((Err(e), _)) => {
-            ShardStats::add(&ctx.stats().upstream_failures, 1);
-            warn!(session = %entry.id, target = %target.name, upstream = %target.upstream, error = %e, "upstream connect failed; closing client");
-            close_socket(&client);
-            return;
-        }
-        Either::Right(_) => {
-            close_socket(&client);
-            return;
-        }
-    };
-    let recording = SessionRecording::new(ctx.recorder(), entry);
-    let identity = entry.identity.borrow().clone();
-    let start = SessionStart {
-        subject: identity.as_ref().map_or("-".into(), |i| i.subject.clone()),
-        groups: identity.as_ref().map_or(Vec::new(), |i| i.groups.clone()),
-        issuer: identity.as_ref().map(|i| i.issuer.clone()),
-        target: target.name.clone(),
-        client_addr: Some(entry.client.to_string()),
-        tls_version: client_conn.tls_summary(),
-        protocol: Some("tcp".into()),
-        ..Default::default()
-    };
-    let reason = match recording.start(start).await {
-        Ok(()) => {
-            relay(
-                ctx,
-                target,
-                entry,
-                client_conn,
-                Conn::plain(upstream.clone()),
-                &recording,
-            )
-            .await
-        }
-        Err(e) => {
-            warn!(session = %entry.id, error = %e, "cannot record: session refused");
-            EndReason::RecorderFailed
-        }
-    };
-    close_socket(&client);
-    close_socket(&upstream);
-    let end = SessionEnd {
-        reason: reason.as_str().into(),
-        bytes_client_to_target: entry.bytes_up.get(),
-        bytes_target_to_client: entry.bytes_down.get(),
-        duration_ns: started.elapsed().as_nanos() as u64,
-    };
-    if let Err(e) = recording.end(end).await {
-        warn!(session = %entry.id, error = %e, "session end not recorded");
+/// The `tcp` protocol's adapter: no inspection, identity from mTLS.
+pub(crate) struct TcpProtocol;
+
+/// A `tcp` client: its socket and, on a TLS target, the handshake's result.
+pub(crate) struct TcpClient {
+    sock: TcpStream,
+    conn: Conn,
+}
+
+/// The upstream socket; shut down when the relay ends or is dropped, so a
+/// killed session does not leave the upstream waiting on a half-open socket.
+pub(crate) struct TcpUpstream(TcpStream);
+
+impl Drop for TcpUpstream {
+    fn drop(&mut self) {
+        close_socket(&self.0);
     }
-    info!(
-        shard = ctx.id,
-        session = %entry.id,
-        target = %target.name,
-        reason = reason.as_str(),
-        bytes_up = entry.bytes_up.get(),
-        bytes_down = entry.bytes_down.get(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "session closed"
-    );
+}
+
+impl Protocol for TcpProtocol {
+    type Client = TcpClient;
+    type Upstream = TcpUpstream;
+    type LastWord = ();
+    type Goodbye = ();
+    const NAME: &'static str = "tcp";
+
+    async fn front_door(
+        &self,
+        s: &Session<'_>,
+        client: TcpStream,
+    ) -> Result<Option<Admission<TcpClient>>, EndReason> {
+        let target_idx = s.listener.targets[0];
+        let target = &s.snapshot.config.targets[target_idx];
+        let rt = &s.snapshot.targets[target_idx];
+        // mTLS: the workload certificate is the caller's identity.
+        let (conn, caller) = match &rt.tls {
+            None => (Conn::plain(client.clone()), Caller::Anonymous),
+            Some(cfg) => match Conn::accept(client.clone(), cfg.clone()).await {
+                Ok(c) => {
+                    let chain = c.peer_certificates().unwrap_or_default();
+                    (c, Caller::Certificate(chain))
+                }
+                Err(e) => {
+                    s.ctx
+                        .shared
+                        .metrics
+                        .shard(s.ctx.id)
+                        .auth_refused(AuthOutcome::Other);
+                    warn!(session = %s.entry.id, target = %target.name, client = %s.entry.client, error = %e, "TLS handshake failed");
+                    return Err(EndReason::ClientIo(e.to_string()));
+                }
+            },
+        };
+        Ok(Some(Admission {
+            tls: conn.tls_summary(),
+            client: TcpClient { sock: client, conn },
+            target: target_idx,
+            caller,
+            user: None,
+        }))
+    }
+
+    /// A byte relay has no words for a refusal: the socket is closed.
+    async fn reject(&self, client: &mut TcpClient, _why: Rejection<'_>) {
+        close_socket(&client.sock);
+    }
+
+    async fn login(
+        &self,
+        _s: &Session<'_>,
+        target: &Target<'_>,
+        _client: &mut TcpClient,
+    ) -> Result<TcpUpstream, String> {
+        connect_upstream(target.config)
+            .await
+            .map(TcpUpstream)
+            .map_err(|e| e.to_string())
+    }
+
+    fn last_word(&self, _client: &TcpClient) {}
+
+    async fn relay(
+        &self,
+        s: &Session<'_>,
+        _target: &Target<'_>,
+        client: TcpClient,
+        upstream: TcpUpstream,
+        live: &Live<'_>,
+    ) -> Relayed<()> {
+        let reason = relay(
+            s.ctx,
+            s.entry,
+            client.conn,
+            Conn::plain(upstream.0.clone()),
+            live,
+        )
+        .await;
+        Relayed {
+            reason,
+            goodbye: None,
+        }
+    }
+
+    fn goodbye_for(&self, _stop: Stop) -> Option<()> {
+        None
+    }
+
+    async fn say_goodbye(&self, _w: (), _why: ()) {}
 }
 
 async fn relay(
     ctx: &ShardCtx,
-    target: &TargetConfig,
     entry: &SessionEntry,
     client: Conn,
     upstream: Conn,
-    recording: &SessionRecording,
+    live: &Live<'_>,
 ) -> EndReason {
-    let last_activity = Cell::new(Instant::now());
     let buf = ctx.shared.config.engine.buffer_size;
     let stats = ctx.stats();
     let (client_r, client_w) = client.split();
@@ -217,56 +163,41 @@ async fn relay(
     let up = pump(
         client_r,
         up_w,
-        recording,
+        live.recording,
         ReadSide::Client,
         buf,
-        &last_activity,
+        live.last_activity,
         &entry.bytes_up,
         &stats.bytes_client_to_upstream,
     );
     let down = pump(
         up_r,
         client_w,
-        recording,
+        live.recording,
         ReadSide::Upstream,
         buf,
-        &last_activity,
+        live.last_activity,
         &entry.bytes_down,
         &stats.bytes_upstream_to_client,
     );
-    let both = async {
-        let up = std::pin::pin!(up);
-        let down = std::pin::pin!(down);
-        match select(up, down).await {
-            // One direction finished cleanly (EOF, write side shut down):
-            // the other may still have a reply to carry.
-            Either::Left((Ok(()), rest)) | Either::Right((Ok(()), rest)) => {
-                rest.await.err().map_or(EndReason::Closed, |s| s.reason())
-            }
-            Either::Left((Err(side), _)) | Either::Right((Err(side), _)) => side.reason(),
+    let up = std::pin::pin!(up);
+    let down = std::pin::pin!(down);
+    match select(up, down).await {
+        // One direction finished cleanly (EOF, write side shut down):
+        // the other may still have a reply to carry.
+        Either::Left((Ok(()), rest)) | Either::Right((Ok(()), rest)) => {
+            rest.await.err().map_or(EndReason::Closed, |s| s.reason())
         }
-    };
-    let watchdog = async {
-        let idle = idle_timer(&last_activity, target.idle_timeout);
-        let idle = std::pin::pin!(idle);
-        match select(idle, entry.kill.killed()).await {
-            Either::Left(_) => EndReason::IdleTimeout,
-            Either::Right((k, _)) => EndReason::Killed(k),
-        }
-    };
-    let both = std::pin::pin!(both);
-    let watchdog = std::pin::pin!(watchdog);
-    match select(both, watchdog).await {
-        Either::Left((r, _)) | Either::Right((r, _)) => r,
+        Either::Left((Err(side), _)) | Either::Right((Err(side), _)) => side.reason(),
     }
 }
 
-/// Which side broke a pump.
-#[derive(Debug, Clone, Copy)]
+/// Which side broke a pump, and how.
+#[derive(Debug)]
 enum Side {
-    Read(ReadSide),
-    Write(ReadSide),
-    Recorder,
+    Read(ReadSide, String),
+    Write(ReadSide, String),
+    Recorder(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,11 +209,13 @@ enum ReadSide {
 impl Side {
     fn reason(self) -> EndReason {
         match self {
-            Side::Read(ReadSide::Client) | Side::Write(ReadSide::Client) => EndReason::ClientError,
-            Side::Read(ReadSide::Upstream) | Side::Write(ReadSide::Upstream) => {
-                EndReason::UpstreamError
+            Side::Read(ReadSide::Client, e) | Side::Write(ReadSide::Client, e) => {
+                EndReason::ClientIo(e)
             }
-            Side::Recorder => EndReason::RecorderFailed,
+            Side::Read(ReadSide::Upstream, e) | Side::Write(ReadSide::Upstream, e) => {
+                EndReason::UpstreamIo(e)
+            }
+            Side::Recorder(e) => EndReason::RecorderFailed(e),
         }
     }
 }
@@ -318,7 +251,7 @@ async fn pump(
             Ok(n) => n,
             Err(e) => {
                 debug!(error = %e, "relay read failed");
-                return Err(Side::Read(from_side));
+                return Err(Side::Read(from_side, e.to_string()));
             }
         };
         let now = Instant::now();
@@ -337,30 +270,18 @@ async fn pump(
             };
             if let Err(e) = rec {
                 warn!(error = %e, "recorder failed: ending the session");
-                return Err(Side::Recorder);
+                return Err(Side::Recorder(e.to_string()));
             }
         }
         if let Err(e) = to.write_all(data).await {
             debug!(error = %e, "relay write failed");
-            return Err(Side::Write(to_side));
+            return Err(Side::Write(to_side, e.to_string()));
         }
         session_bytes.set(session_bytes.get() + n as u64);
         ShardStats::add(shard_bytes, n as u64);
     }
     match to.shutdown().await {
         Ok(()) => Ok(()),
-        Err(_) => Err(Side::Write(to_side)),
-    }
-}
-
-/// Resolves once nothing has moved for `idle`.
-pub(crate) async fn idle_timer(last_activity: &Cell<Instant>, idle: Duration) {
-    loop {
-        let due = last_activity.get() + idle;
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        compio::time::sleep(due - now).await;
+        Err(e) => Err(Side::Write(to_side, e.to_string())),
     }
 }

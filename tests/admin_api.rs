@@ -116,6 +116,7 @@ fn setup(config: AdminConfig) -> Setup {
         recorders: Vec::new(),
         broker: broker.clone(),
         metrics: Arc::new(tollgate::metrics::Metrics::new(shards)),
+        protocols: tollgate::pipeline::protocols(),
     })
     .unwrap();
     let port = engine.bound_addrs()[0].port();

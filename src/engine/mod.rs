@@ -4,18 +4,21 @@
 //! read-mostly state ([`Shared`]) and receive [`ShardCommand`]s from the main
 //! thread (shutdown, kills).
 
+pub mod dispatch;
 pub mod listener;
 pub mod session;
 pub(crate) mod shard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, allowed_cpus};
+pub use crate::metrics::ShardStats;
 use crate::snapshot::Snapshot;
+pub use dispatch::Protocols;
 pub use listener::ListenError;
 pub use session::{KillReason, SessionId};
 
@@ -24,6 +27,11 @@ pub use session::{KillReason, SessionId};
 pub enum EngineError {
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("no adapter serves the {protocol} protocol of listener {addr}")]
+    NoAdapter {
+        protocol: crate::config::Protocol,
+        addr: SocketAddr,
+    },
     #[error("cannot start shard {shard}: {source}")]
     Shard {
         shard: usize,
@@ -32,34 +40,14 @@ pub enum EngineError {
     },
 }
 
-/// Counters one shard writes and anyone may read (relaxed atomics: each has a
-/// single writer, so there is no contention on the data path).
-#[derive(Debug, Default)]
-pub struct ShardStats {
-    pub accepted: AtomicU64,
-    pub active: AtomicU64,
-    pub refused_global_cap: AtomicU64,
-    pub refused_shard_cap: AtomicU64,
-    pub refused_recorder: AtomicU64,
-    pub upstream_failures: AtomicU64,
-    pub bytes_client_to_upstream: AtomicU64,
-    pub bytes_upstream_to_client: AtomicU64,
-}
-
-impl ShardStats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
 /// State every shard can read.
 pub struct Shared {
     /// The configuration the engine started with (listeners, engine limits).
     pub config: Arc<Config>,
     /// The configuration in service; reload replaces it for new sessions.
     pub snapshot: std::sync::RwLock<Arc<crate::snapshot::Snapshot>>,
-    /// PostgreSQL cancel keys, across shards.
-    pub cancel: crate::pg::cancel::CancelMap,
+    /// The adapter serving each protocol.
+    pub protocols: Protocols,
     /// Live client connections across all shards (the global cap).
     pub active: AtomicUsize,
     pub stats: Vec<ShardStats>,
@@ -78,6 +66,8 @@ pub struct EngineParts {
     pub recorders: Vec<tollgate_recorder::ShardRecorder>,
     pub broker: crate::approvals::Broker,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The protocol adapters (`crate::pipeline::protocols()`).
+    pub protocols: Protocols,
 }
 
 /// A live session as listed to operators (a copy; the shard keeps the real one).
@@ -284,9 +274,16 @@ impl Engine {
             recorders,
             broker,
             metrics,
+            protocols,
         } = parts;
         let config = snapshot.config.clone();
         for spec in &config.listeners {
+            if protocols.get(spec.protocol).is_none() {
+                return Err(EngineError::NoAdapter {
+                    protocol: spec.protocol,
+                    addr: spec.addr,
+                });
+            }
             listener::ensure_port_free(spec.addr)?;
         }
         let n = config.engine.shards;
@@ -296,7 +293,7 @@ impl Engine {
             stats: (0..n).map(|_| ShardStats::default()).collect(),
             config: config.clone(),
             snapshot: std::sync::RwLock::new(snapshot),
-            cancel: Default::default(),
+            protocols,
             active: AtomicUsize::new(0),
             recorders,
             broker,

@@ -18,7 +18,6 @@ use tracing::{debug, error, info, warn};
 
 use super::session::{KillReason, KillSwitch, Registry, SessionEntry, SessionId};
 use super::{SessionInfo, SessionSelector, ShardCommand, ShardStats, Shared};
-use crate::config::Protocol;
 
 /// Everything a session on this shard can reach.
 pub(crate) struct ShardCtx {
@@ -295,16 +294,12 @@ fn admit(ctx: &Rc<ShardCtx>, spec: usize, stream: TcpStream, peer: SocketAddr) {
             id: entry.id,
         };
         let listener = &ctx.shared.config.listeners[spec];
-        let serve = async {
-            match listener.protocol {
-                Protocol::Tcp => {
-                    crate::relay::serve(&ctx, listener.targets[0], &entry, stream).await
-                }
-                Protocol::Postgres => {
-                    crate::pg::session::serve(&ctx, &listener.targets, &entry, stream).await
-                }
-            }
+        let Some(adapter) = ctx.shared.protocols.get(listener.protocol) else {
+            // Engine::start refuses a listener without an adapter.
+            error!(shard = ctx.id, protocol = %listener.protocol, "no adapter for this protocol");
+            return;
         };
+        let serve = adapter.serve(&ctx, listener, &entry, stream);
         // A bug in one session must not take the shard (and every other
         // session on it) down: contain it, log it, close that session.
         if std::panic::AssertUnwindSafe(serve)

@@ -63,15 +63,6 @@ impl Ending {
             Ending::IdleTimeout => "terminating connection because of the idle timeout",
         }
     }
-
-    /// The reason in the log and the audit record (unchanged wording).
-    pub(crate) fn reason(&self) -> String {
-        match self {
-            Ending::Protocol { message, .. } => message.clone(),
-            Ending::Killed(k) => k.to_string(),
-            Ending::IdleTimeout => "idle timeout".to_string(),
-        }
-    }
 }
 
 /// Tell the client why, then half-close. Skipped when a write to the

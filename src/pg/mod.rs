@@ -1,6 +1,7 @@
 //! PostgreSQL gateway: upstream authentication (SCRAM-SHA-256, md5, cleartext)
 //! and the per-connection session glue over `tollgate_codecs::pg`.
 
+pub mod adapter;
 pub mod auth;
 pub mod cancel;
 pub mod decode;

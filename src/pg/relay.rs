@@ -26,11 +26,12 @@ use futures_util::future::{Either, select};
 use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
 use tracing::{info, warn};
 
+use super::cancel::CancelMap;
 use super::ending::Ending;
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
 use super::rowplan::{Refusal, RowMode, RowPlan};
-use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream, sqlstate};
+use super::session::{PgClient, UpstreamReady, cancel_key, fatal, sqlstate};
 use super::shapes::{Shapes, Step};
 use super::texts;
 use super::values::{self, Kind, Masked};
@@ -42,14 +43,12 @@ use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
 use crate::metrics::StatementVerdict;
+use crate::pipeline::{EndReason, Live, Relayed, Session, Target};
 use crate::policy::mask::{MaskOutcome, MaskScratch, ResultPlan};
 use crate::recording::{Durable, SessionRecording};
-use crate::snapshot::{Snapshot, TargetRuntime};
+use crate::snapshot::TargetRuntime;
 use crate::tls::WriteHalf;
-use tollgate_recorder::{CommandEvent, SessionEnd, SessionStart};
-
-/// Why a session ended, for the log and the audit record.
-pub type EndReason = String;
+use tollgate_recorder::CommandEvent;
 
 /// Responses to drop from the upstream: those of the Parse/Bind the gateway
 /// injected when it blocked an extended-protocol statement.
@@ -86,51 +85,23 @@ struct Flow {
     ready_seen: u64,
 }
 
-pub(crate) async fn run(
-    ctx: &ShardCtx,
-    _snapshot: &Snapshot,
-    target: &TargetConfig,
-    rt: &TargetRuntime,
-    entry: &SessionEntry,
-    admitted: Admitted,
-) -> EndReason {
-    let Admitted {
+/// Relay an admitted, logged-in session until either side ends it: replay
+/// the upstream's greeting, then inspect both directions. The pipeline
+/// started the recording and runs the watchdog around this future.
+pub(crate) async fn relay(
+    s: &Session<'_>,
+    t: &Target<'_>,
+    cancels: &CancelMap,
+    client: PgClient,
+    up: UpstreamReady,
+    live: &Live<'_>,
+) -> Relayed<Ending> {
+    let PgClient {
         reader: client_r,
         writer: mut client_w,
         buf: client_buf,
-        identity,
-        params,
-        tls,
         ..
-    } = admitted;
-    if target.require_approval_to_connect
-        && let Err(why) = access_window(ctx, target, entry, &identity).await
-    {
-        let mut out = BytesMut::new();
-        fatal(&mut out, sqlstate::INVALID_AUTHORIZATION, &why);
-        let _ = send(&mut client_w, &mut out, Peer::Client).await;
-        return why;
-    }
-    let login = std::pin::pin!(login_upstream(target, rt, &params));
-    let up = match select(login, entry.kill.killed()).await {
-        Either::Left((Ok(up), _)) => up,
-        Either::Left((Err(e), _)) => {
-            ShardStats::add(&ctx.stats().upstream_failures, 1);
-            warn!(session = %entry.id, target = %target.name, error = %e, "upstream login failed");
-            let mut out = BytesMut::new();
-            fatal(
-                &mut out,
-                sqlstate::CONNECTION_FAILURE,
-                "tollgate could not log in to the target",
-            );
-            let _ = send(&mut client_w, &mut out, Peer::Client).await;
-            return format!("upstream login failed: {e}");
-        }
-        Either::Right((k, _)) => {
-            super::ending::say_goodbye(client_w.last_word(), Ending::Killed(k)).await;
-            return k.to_string();
-        }
-    };
+    } = client;
     let UpstreamReady {
         reader: up_r,
         writer: up_w,
@@ -138,197 +109,134 @@ pub(crate) async fn run(
         greeting,
         key,
         status,
-        method,
+        ..
     } = up;
+    let (ctx, entry, target, rt) = (s.ctx, s.entry, t.config, t.rt);
+    let refused = |reason: String| Relayed {
+        reason: EndReason::Refused(reason),
+        goodbye: None,
+    };
     if let Some(why) = lexmode::refused_encoding_in_greeting(&greeting) {
         let mut out = BytesMut::new();
         fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
         let _ = send(&mut client_w, &mut out, Peer::Client).await;
-        return why;
+        return refused(why);
     }
+    let Some(identity) = live.identity else {
+        // The pipeline admits PostgreSQL callers by token only.
+        return refused("no caller identity".into());
+    };
     let session_id = entry.id.to_string();
-    let cancel = cancel_key(ctx, target, &key, &session_id);
+    let cancel = CancelKey::register(cancels, target, &key, &session_id);
     let mut out = BytesMut::with_capacity(512 + greeting.len());
     pg::encode_authentication_ok(&mut out);
     out.extend_from_slice(&greeting);
-    if let Some((pid, secret)) = cancel {
+    if let Some((pid, secret)) = cancel.key {
         let _ = pg::encode_backend_key_data(&mut out, pid, &secret);
     }
     pg::encode_ready_for_query(&mut out, status);
-    info!(
-        shard = ctx.id,
-        session = %entry.id,
-        target = %target.name,
-        subject = %identity.subject,
-        groups = ?identity.groups,
-        issuer = %identity.issuer,
-        client = %entry.client,
-        upstream_auth = method,
-        "session opened"
-    );
-    let recording = SessionRecording::new(ctx.recorder(), entry);
-    let start = SessionStart {
-        subject: identity.subject.clone(),
-        groups: identity.groups.clone(),
-        issuer: Some(identity.issuer.clone()),
-        target: target.name.clone(),
-        client_addr: Some(entry.client.to_string()),
-        tls_version: tls,
-        protocol: Some("postgres".into()),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    // Set when the gateway ends the session (idle timeout, a kill): the
-    // client is told why once both relay directions have been dropped, so
-    // nothing follows the FATAL.
-    let mut ended_by_us = None;
-    let last_word = client_w.last_word();
-    let reason = if let Err(e) = recording.start(start).await {
-        warn!(session = %entry.id, error = %e, "cannot record: session refused");
-        out.clear();
-        fatal(
-            &mut out,
-            sqlstate::CONNECTION_FAILURE,
-            "tollgate cannot record this session",
-        );
-        let _ = send(&mut client_w, &mut out, Peer::Client).await;
-        format!("recorder failed: {e}")
-    } else if let Err(e) = recording.target_data_durable(Instant::now(), &out).await {
-        format!("recorder failed: {e}")
-    } else if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
-        e.to_string()
-    } else {
-        let flow = RefCell::new(Flow {
-            injections: VecDeque::new(),
-            standard_conforming_strings: !param_is(
-                &greeting,
-                b"standard_conforming_strings",
-                b"off",
-            ),
-            shapes: rt.masking.as_ref().map(|_| Shapes::default()),
-            ready_seen: 0,
-        });
-        let last_activity = std::cell::Cell::new(Instant::now());
-        let mut inspector = Inspector::new(rt, &identity);
-        let client_side = ClientSide {
-            ctx,
-            entry,
-            target,
-            identity: &identity,
-            recording: &recording,
-            reader: FrameReader::new(
-                client_r,
-                client_buf,
-                Caps::frontend(&Limits::default()),
-                Peer::Client,
-            ),
-            writer: up_w,
-            flow: &flow,
-            last_activity: &last_activity,
+    if let Err(e) = live
+        .recording
+        .target_data_durable(Instant::now(), &out)
+        .await
+    {
+        return Relayed {
+            reason: EndReason::RecorderFailed(e.to_string()),
+            goodbye: None,
         };
-        let upstream_side = UpstreamSide {
-            ctx,
-            entry,
-            rt,
-            identity: &identity,
-            recording: &recording,
-            reader: FrameReader::new(
-                up_r,
-                up_buf,
-                Caps::backend(&Limits::default()),
-                Peer::Upstream,
-            ),
-            writer: client_w,
-            flow: &flow,
-            last_activity: &last_activity,
-        };
-        let c2u = std::pin::pin!(client_side.run(&mut inspector));
-        let u2c = std::pin::pin!(upstream_side.run());
-        let both = async {
-            match select(c2u, u2c).await {
-                Either::Left((r, _)) | Either::Right((r, _)) => r,
-            }
-        };
-        let watchdog = async {
-            let idle = std::pin::pin!(crate::relay::idle_timer(
-                &last_activity,
-                target.idle_timeout
-            ));
-            match select(idle, entry.kill.killed()).await {
-                Either::Left(_) => Ending::IdleTimeout,
-                Either::Right((k, _)) => Ending::Killed(k),
-            }
-        };
-        let both = std::pin::pin!(both);
-        let watchdog = std::pin::pin!(watchdog);
-        match select(both, watchdog).await {
-            Either::Left((r, _)) => match r {
-                Ok(()) => "client terminated".to_string(),
-                Err(SessionError::ClientProtocol(e)) => {
-                    ended_by_us = Some(super::ending::protocol_error(&e));
-                    SessionError::ClientProtocol(e).to_string()
-                }
-                Err(e) => e.to_string(),
-            },
-            Either::Right((why, _)) => {
-                let reason = why.reason();
-                ended_by_us = Some(why);
-                reason
-            }
-        }
-    };
-    if let Some(why) = ended_by_us {
-        super::ending::say_goodbye(last_word, why).await;
     }
-    let end = SessionEnd {
-        reason: reason.clone(),
-        bytes_client_to_target: entry.bytes_up.get(),
-        bytes_target_to_client: entry.bytes_down.get(),
-        duration_ns: started.elapsed().as_nanos() as u64,
+    if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
+        return Relayed {
+            reason: e.into(),
+            goodbye: None,
+        };
+    }
+    let flow = RefCell::new(Flow {
+        injections: VecDeque::new(),
+        standard_conforming_strings: !param_is(&greeting, b"standard_conforming_strings", b"off"),
+        shapes: rt.masking.as_ref().map(|_| Shapes::default()),
+        ready_seen: 0,
+    });
+    let mut inspector = Inspector::new(rt, identity);
+    let client_side = ClientSide {
+        ctx,
+        entry,
+        target,
+        identity,
+        recording: live.recording,
+        reader: FrameReader::new(
+            client_r,
+            client_buf,
+            Caps::frontend(&Limits::default()),
+            Peer::Client,
+        ),
+        writer: up_w,
+        flow: &flow,
+        last_activity: live.last_activity,
     };
-    if let Err(e) = recording.end(end).await {
-        warn!(session = %entry.id, error = %e, "session end not recorded");
+    let upstream_side = UpstreamSide {
+        ctx,
+        entry,
+        rt,
+        identity,
+        recording: live.recording,
+        reader: FrameReader::new(
+            up_r,
+            up_buf,
+            Caps::backend(&Limits::default()),
+            Peer::Upstream,
+        ),
+        writer: client_w,
+        flow: &flow,
+        last_activity: live.last_activity,
+    };
+    let c2u = std::pin::pin!(client_side.run(&mut inspector));
+    let u2c = std::pin::pin!(upstream_side.run());
+    let ended = match select(c2u, u2c).await {
+        Either::Left((r, _)) | Either::Right((r, _)) => r,
+    };
+    match ended {
+        Ok(()) => Relayed {
+            reason: EndReason::ClientTerminated,
+            goodbye: None,
+        },
+        Err(SessionError::ClientProtocol(e)) => Relayed {
+            goodbye: Some(super::ending::protocol_error(&e)),
+            reason: SessionError::ClientProtocol(e).into(),
+        },
+        Err(e) => Relayed {
+            reason: e.into(),
+            goodbye: None,
+        },
     }
-    if let Some(k) = cancel {
-        ctx.shared.cancel.remove(k);
-    }
-    reason
 }
 
-/// Just-in-time access: the connection waits for a reviewer unless an
-/// access window granted earlier covers this identity on this target.
-async fn access_window(
-    ctx: &ShardCtx,
-    target: &TargetConfig,
-    entry: &SessionEntry,
-    identity: &Identity,
-) -> Result<(), String> {
-    let pending = ctx.shared.broker.request_access(ApprovalRequest {
-        session_id: entry.id.to_string(),
-        requester: identity.subject.clone(),
-        requester_groups: identity.groups.clone(),
-        target: target.name.clone(),
-        statement: String::new(),
-        rule: "require_approval_to_connect".into(),
-        reviewer_groups: target.reviewer_groups.clone(),
-    });
-    if pending.id != 0 {
-        info!(session = %entry.id, subject = %identity.subject, approval = pending.id, "connection held for access approval");
-        *entry.current_statement.borrow_mut() = Some("[awaiting access approval]".into());
-    }
-    let decision = std::pin::pin!(pending.decision());
-    let decision = match select(decision, entry.kill.killed()).await {
-        Either::Left((d, _)) => d,
-        Either::Right((k, _)) => return Err(k.to_string()),
-    };
-    *entry.current_statement.borrow_mut() = None;
-    match decision {
-        ApprovalDecision::Approved { by, .. } => {
-            info!(session = %entry.id, by = %by, "access approved");
-            Ok(())
+/// The client's cancel key while its session lives: removed when the relay
+/// ends or is dropped (the watchdog drops it), so a stale key cancels nothing.
+struct CancelKey<'a> {
+    cancels: &'a CancelMap,
+    key: Option<(i32, [u8; 4])>,
+}
+
+impl<'a> CancelKey<'a> {
+    fn register(
+        cancels: &'a CancelMap,
+        target: &TargetConfig,
+        upstream_key: &Option<(i32, Vec<u8>)>,
+        session: &str,
+    ) -> CancelKey<'a> {
+        CancelKey {
+            cancels,
+            key: cancel_key(cancels, target, upstream_key, session),
         }
-        ApprovalDecision::Denied { by, reason } => Err(format!("access denied by {by}: {reason}")),
-        ApprovalDecision::TimedOut => Err("access was not approved in time".into()),
+    }
+}
+
+impl Drop for CancelKey<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.cancels.remove(k);
+        }
     }
 }
 

@@ -1,17 +1,14 @@
-//! The PostgreSQL session: start-up (TLS negotiation, routing by database),
-//! caller authentication by token, upstream login with the stored
-//! credential, then the inspected relay ([`super::relay`]).
+//! The PostgreSQL session: start-up (TLS negotiation, routing by database,
+//! the token from the password message), upstream login with the stored
+//! credential, then the inspected relay ([`super::relay`]). The session
+//! pipeline drives these steps (`super::adapter`).
 //!
 //! See `LIFECYCLE.md` beside this file for the states and what the client
 //! sees in each failure.
 
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
-
 use bytes::BytesMut;
 use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
-use futures_util::future::{Either, select};
 use tollgate_codecs::pg::{
     self, Authentication, BackendKeyData, Caps, ErrorFields, Limits, StartupPacket,
     TransactionStatus, tag,
@@ -19,15 +16,13 @@ use tollgate_codecs::pg::{
 use tracing::{info, warn};
 
 use super::auth::{AuthPolicy, AuthStep, ChannelBinding, Password, UpstreamAuth};
-use super::cancel::CancelTarget;
+use super::cancel::{CancelMap, CancelTarget};
 use super::io::{FrameReader, Peer, SessionError, send};
 use crate::config::{SecretSource, TargetConfig};
 use crate::engine::session::SessionEntry;
-use crate::engine::shard::ShardCtx;
-use crate::identity::{AuthError, Identity};
-use crate::metrics::AuthOutcome;
+use crate::pipeline::{Admission, Caller};
 use crate::snapshot::{Snapshot, TargetRuntime};
-use crate::tls::{Conn, close_socket};
+use crate::tls::Conn;
 
 /// SQLSTATEs the gateway itself produces.
 pub mod sqlstate {
@@ -47,82 +42,25 @@ pub mod sqlstate {
 /// client, so a caller cannot probe which check failed.
 pub const AUTH_FAILED: &str = "authentication failed";
 
-/// A client after start-up and authentication, before upstream login.
-pub(crate) struct Admitted {
+/// A client after start-up, before upstream login.
+pub(crate) struct PgClient {
     pub reader: crate::tls::ReadHalf,
     pub writer: crate::tls::WriteHalf,
-    pub tls: Option<String>,
     pub buf: BytesMut,
-    pub target: usize,
-    pub identity: Arc<Identity>,
+    /// Start-up parameters passed on to the upstream's start-up message.
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Serve one PostgreSQL client connection to its end.
-pub(crate) async fn serve(
-    ctx: &ShardCtx,
-    targets: &[usize],
-    entry: &SessionEntry,
-    client: TcpStream,
-) {
-    let snapshot = ctx.snapshot();
-    let Some(&first) = targets.first() else {
-        return;
-    };
-    let auth_timeout = snapshot.config.targets[first].auth_timeout;
-    let started = Instant::now();
-    let front = std::pin::pin!(compio::time::timeout(
-        auth_timeout,
-        front_door(ctx, &snapshot, targets, entry, client.clone())
-    ));
-    let admitted = match select(front, entry.kill.killed()).await {
-        Either::Left((Ok(Ok(Some(a))), _)) => a,
-        Either::Left((Ok(Ok(None)), _)) => {
-            close_socket(&client);
-            return;
-        }
-        Either::Left((Ok(Err(e)), _)) => {
-            info!(session = %entry.id, client = %entry.client, error = %e, "start-up failed");
-            close_socket(&client);
-            return;
-        }
-        Either::Left((Err(_), _)) => {
-            warn!(session = %entry.id, client = %entry.client, "start-up and authentication timed out");
-            close_socket(&client);
-            return;
-        }
-        Either::Right(_) => {
-            close_socket(&client);
-            return;
-        }
-    };
-    let target_idx = admitted.target;
-    let target = &snapshot.config.targets[target_idx];
-    let rt = &snapshot.targets[target_idx];
-    let reason = super::relay::run(ctx, &snapshot, target, rt, entry, admitted).await;
-    close_socket(&client);
-    info!(
-        shard = ctx.id,
-        session = %entry.id,
-        target = %target.name,
-        subject = entry.subject().as_deref().unwrap_or("-"),
-        reason = %reason,
-        bytes_up = entry.bytes_up.get(),
-        bytes_down = entry.bytes_down.get(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        "session closed"
-    );
-}
-
-/// Start-up and caller authentication. `Ok(None)`: the connection was a
+/// Start-up: encryption, routing by database, the token from the password
+/// message (the pipeline verifies it). `Ok(None)`: the connection was a
 /// cancel request (handled) or the client went away politely.
-async fn front_door(
-    ctx: &ShardCtx,
+pub(crate) async fn front_door(
+    cancels: &CancelMap,
     snapshot: &Snapshot,
     targets: &[usize],
     entry: &SessionEntry,
     sock: TcpStream,
-) -> Result<Option<Admitted>, SessionError> {
+) -> Result<Option<Admission<PgClient>>, SessionError> {
     let caps = Caps::frontend(&Limits::default());
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let tls_config = targets
@@ -203,7 +141,7 @@ async fn front_door(
     };
     let startup = match packet {
         StartupPacket::CancelRequest(c) => {
-            cancel(ctx, c.pid, c.secret_key).await;
+            cancel(cancels, c.pid, c.secret_key).await;
             return Ok(None);
         }
         StartupPacket::Startup(s) => s,
@@ -292,38 +230,17 @@ async fn front_door(
             return Err(e);
         }
     };
-    let token = token.as_slice();
-    let rt = &snapshot.targets[target_idx];
-    let identity = match authenticate(ctx, snapshot, rt, token) {
-        Ok(id) => id,
-        Err(reason) => {
-            ctx.shared
-                .metrics
-                .shard(ctx.id)
-                .auth_refused(reason.outcome());
-            warn!(
-                session = %entry.id,
-                client = %entry.client,
-                target = %target.name,
-                user = %user,
-                reason = %reason,
-                "caller authentication failed"
-            );
-            fatal(&mut out, sqlstate::INVALID_PASSWORD, AUTH_FAILED);
-            let _ = send(&mut writer, &mut out, Peer::Client).await;
-            return Err(SessionError::Refused(format!("authentication: {reason}")));
-        }
-    };
-    ctx.shared.metrics.shard(ctx.id).auth(AuthOutcome::Ok);
-    *entry.identity.borrow_mut() = Some(identity.clone());
-    Ok(Some(Admitted {
-        reader: fr.half,
-        writer,
-        tls: tls_summary,
-        buf: fr.buf,
+    Ok(Some(Admission {
+        client: PgClient {
+            reader: fr.half,
+            writer,
+            buf: fr.buf,
+            params,
+        },
         target: target_idx,
-        identity,
-        params,
+        caller: Caller::Token(token),
+        tls: tls_summary,
+        user: Some(user),
     }))
 }
 
@@ -354,58 +271,6 @@ fn password_refusal(out: &mut BytesMut, e: &SessionError) {
     }
 }
 
-/// Why a caller was refused (for the log and the audit record only).
-#[derive(Debug)]
-enum Refusal {
-    Token(AuthError),
-    Revoked,
-    NotAdmitted(String),
-}
-
-impl Refusal {
-    fn outcome(&self) -> AuthOutcome {
-        match self {
-            Refusal::Token(e) => AuthOutcome::of_error(e),
-            Refusal::Revoked => AuthOutcome::Revoked,
-            Refusal::NotAdmitted(_) => AuthOutcome::NotAdmitted,
-        }
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Token(e) => write!(f, "{e}"),
-            Refusal::Revoked => f.write_str("identity revoked"),
-            Refusal::NotAdmitted(why) => write!(f, "not admitted: {why}"),
-        }
-    }
-}
-
-fn authenticate(
-    ctx: &ShardCtx,
-    snapshot: &Snapshot,
-    rt: &TargetRuntime,
-    token: &[u8],
-) -> Result<Arc<Identity>, Refusal> {
-    let now = SystemTime::now();
-    let identity = {
-        let mut cache = ctx.token_cache(snapshot);
-        snapshot
-            .identity
-            .verify_token(token, &mut cache, now)
-            .map_err(Refusal::Token)?
-    };
-    if snapshot.identity.revocations().is_revoked(&identity, now) {
-        return Err(Refusal::Revoked);
-    }
-    let decision = rt.access.decide(&identity);
-    if !decision.is_admitted() {
-        return Err(Refusal::NotAdmitted(decision.to_string()));
-    }
-    Ok(identity)
-}
-
 /// An ErrorResponse with severity FATAL.
 pub(crate) fn fatal(out: &mut BytesMut, code: &str, message: &str) {
     // Encoding fails only on NUL bytes, which our messages never contain.
@@ -413,8 +278,8 @@ pub(crate) fn fatal(out: &mut BytesMut, code: &str, message: &str) {
 }
 
 /// Forward a client's CancelRequest to the upstream that runs its query.
-async fn cancel(ctx: &ShardCtx, pid: i32, secret: &[u8]) {
-    let Some(t) = ctx.shared.cancel.lookup(pid, secret) else {
+async fn cancel(cancels: &CancelMap, pid: i32, secret: &[u8]) {
+    let Some(t) = cancels.lookup(pid, secret) else {
         info!(pid, "cancel request with an unknown key ignored");
         return;
     };
@@ -604,13 +469,13 @@ fn auth_method_name(m: super::auth::AuthMethod) -> &'static str {
 
 /// Register the client's cancel key and return it.
 pub(crate) fn cancel_key(
-    ctx: &ShardCtx,
+    cancels: &CancelMap,
     target: &TargetConfig,
     upstream_key: &Option<(i32, Vec<u8>)>,
     session: &str,
 ) -> Option<(i32, [u8; 4])> {
     let (pid, secret) = upstream_key.as_ref()?;
-    Some(ctx.shared.cancel.register(CancelTarget {
+    Some(cancels.register(CancelTarget {
         upstream: target.upstream.clone(),
         pid: *pid,
         secret: secret.clone(),
