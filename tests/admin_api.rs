@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tollgate::admin::{
     AdminAuth, AdminConfig, AdminServer, AdminState, AuditSink, Caller, MemoryRevocations,
 };
-use tollgate::approvals::{ApprovalRequest, Broker, Decision};
+use tollgate::approvals::{ApprovalOutcome, ApprovalRequest, Broker};
 use tollgate::config::Config;
 use tollgate::engine::Engine;
 
@@ -231,7 +231,7 @@ fn ask(broker: &Broker) -> tollgate::approvals::Pending {
     })
 }
 
-fn wait(p: tollgate::approvals::Pending) -> Decision {
+fn wait(p: tollgate::approvals::Pending) -> ApprovalOutcome {
     compio::runtime::Runtime::new()
         .unwrap()
         .block_on(p.decision())
@@ -266,7 +266,7 @@ fn approvals_are_decided_over_http() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         wait(p),
-        Decision::Approved {
+        ApprovalOutcome::Approved {
             by: "rita".into(),
             reason: "CHG-7".into()
         }
@@ -278,7 +278,7 @@ fn approvals_are_decided_over_http() {
     assert_eq!(status, 200);
     assert_eq!(
         wait(p),
-        Decision::Denied {
+        ApprovalOutcome::Denied {
             by: "local-admin".into(),
             reason: "not now".into()
         }

@@ -70,7 +70,7 @@ pub enum Need {
 
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub enum AdminRefusal {
     /// 401: no usable credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -83,22 +83,22 @@ pub enum Refusal {
 }
 
 /// The token of an `Authorization: Bearer` header.
-fn bearer(req: &AdminRequest) -> Result<Option<&str>, Refusal> {
+fn bearer(req: &AdminRequest) -> Result<Option<&str>, AdminRefusal> {
     let mut values = req.header_values("authorization");
     let Some(v) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Refusal::Unauthenticated(
+        return Err(AdminRefusal::Unauthenticated(
             "more than one Authorization header".into(),
         ));
     }
     let v = std::str::from_utf8(v)
-        .map_err(|_| Refusal::Unauthenticated("Authorization is not UTF-8".into()))?;
+        .map_err(|_| AdminRefusal::Unauthenticated("Authorization is not UTF-8".into()))?;
     let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(Refusal::Unauthenticated(
+        return Err(AdminRefusal::Unauthenticated(
             "expected Authorization: Bearer <token>".into(),
         ));
     }
@@ -110,15 +110,15 @@ pub fn authenticate(
     state: &AdminState,
     req: &AdminRequest,
     loopback: bool,
-) -> Result<Principal, Refusal> {
+) -> Result<Principal, AdminRefusal> {
     match bearer(req)? {
         Some(token) => {
             let auth = state.auth.as_ref().ok_or_else(|| {
-                Refusal::Unauthenticated("token verification is not configured".into())
+                AdminRefusal::Unauthenticated("token verification is not configured".into())
             })?;
             let caller = auth
                 .verify(token)
-                .map_err(|e| Refusal::Unauthenticated(format!("invalid token: {e}")))?;
+                .map_err(|e| AdminRefusal::Unauthenticated(format!("invalid token: {e}")))?;
             Ok(Principal {
                 subject: caller.subject,
                 groups: caller.groups,
@@ -126,14 +126,14 @@ pub fn authenticate(
             })
         }
         None if loopback => Ok(Principal::local_operator()),
-        None => Err(Refusal::Unauthenticated(
+        None => Err(AdminRefusal::Unauthenticated(
             "this admin listener requires Authorization: Bearer <token>".into(),
         )),
     }
 }
 
 /// Check the principal against what the endpoint needs.
-pub fn authorize(state: &AdminState, who: &Principal, need: Need) -> Result<(), Refusal> {
+pub fn authorize(state: &AdminState, who: &Principal, need: Need) -> Result<(), AdminRefusal> {
     let ok = match need {
         Need::Public => true,
         Need::Admin => who.is_admin(state),
@@ -150,7 +150,7 @@ pub fn authorize(state: &AdminState, who: &Principal, need: Need) -> Result<(), 
             Need::Reviewer => "an admin or reviewer group",
             _ => "an admin group",
         };
-        Err(Refusal::Forbidden(format!(
+        Err(AdminRefusal::Forbidden(format!(
             "{} is not in {what}",
             who.subject
         )))
@@ -163,9 +163,9 @@ pub fn browser_refusal(
     state: &AdminState,
     req: &AdminRequest,
     loopback: bool,
-) -> Result<(), Refusal> {
+) -> Result<(), AdminRefusal> {
     if req.header_values("origin").next().is_some() {
-        return Err(Refusal::Forbidden(
+        return Err(AdminRefusal::Forbidden(
             "requests from web pages (with an Origin header) are refused".into(),
         ));
     }
@@ -173,12 +173,12 @@ pub fn browser_refusal(
         .header_values("sec-fetch-site")
         .any(|v| !v.eq_ignore_ascii_case(b"none"))
     {
-        return Err(Refusal::Forbidden(
+        return Err(AdminRefusal::Forbidden(
             "requests from web pages (Sec-Fetch-Site) are refused".into(),
         ));
     }
     if req.method == "POST" && !is_json(req) {
-        return Err(Refusal::UnsupportedMediaType(
+        return Err(AdminRefusal::UnsupportedMediaType(
             "POST bodies must be Content-Type: application/json".into(),
         ));
     }
@@ -187,13 +187,13 @@ pub fn browser_refusal(
         let host = match (hosts.next(), hosts.next()) {
             (Some(h), None) => h,
             _ => {
-                return Err(Refusal::Forbidden(
+                return Err(AdminRefusal::Forbidden(
                     "exactly one Host header is required".into(),
                 ));
             }
         };
         if !host_is_listener(host, state.bound()) {
-            return Err(Refusal::Forbidden(format!(
+            return Err(AdminRefusal::Forbidden(format!(
                 "Host {:?} does not name this loopback listener",
                 String::from_utf8_lossy(host)
             )));

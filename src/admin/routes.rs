@@ -7,10 +7,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Need, Principal, Refusal, authenticate, authorize, browser_refusal};
+use super::auth::{AdminRefusal, Need, Principal, authenticate, authorize, browser_refusal};
 use super::validate::{self, MAX_REASON};
 use super::{AdminState, Revocation, RevocationKind};
-use crate::approvals::{Broker, DecideError, Verdict};
+use crate::approvals::{Broker, DecideError, ReviewerAnswer};
 use crate::engine::{KillReason, SessionId, SessionSelector};
 use crate::metrics::{Exposition, render_shard_families};
 
@@ -91,13 +91,13 @@ impl Reply {
     }
 }
 
-fn refused(r: Refusal) -> Reply {
+fn refused(r: AdminRefusal) -> Reply {
     match r {
-        Refusal::Unauthenticated(m) => {
+        AdminRefusal::Unauthenticated(m) => {
             Reply::error(401, m).header("WWW-Authenticate", "Bearer realm=\"tollgate-admin\"")
         }
-        Refusal::Forbidden(m) => Reply::error(403, m),
-        Refusal::UnsupportedMediaType(m) => Reply::error(415, m),
+        AdminRefusal::Forbidden(m) => Reply::error(403, m),
+        AdminRefusal::UnsupportedMediaType(m) => Reply::error(415, m),
     }
 }
 
@@ -428,7 +428,7 @@ fn decide(
         return invalid(e);
     }
     let verdict = match action {
-        "approve" => Verdict::Approve {
+        "approve" => ReviewerAnswer::Approve {
             grant: b
                 .grant_minutes
                 .filter(|&m| m > 0)
@@ -437,7 +437,7 @@ fn decide(
         _ if b.grant_minutes.is_some() => {
             return Reply::error(422, "grant_minutes only applies to approve");
         }
-        _ => Verdict::Deny,
+        _ => ReviewerAnswer::Deny,
     };
     let object = format!("approval/{id}");
     match state

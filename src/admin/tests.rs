@@ -9,7 +9,7 @@ use tollgate_codecs::http::{Limits, Request, parse_request};
 
 use super::routes::{AdminRequest, Reply, handle};
 use super::*;
-use crate::approvals::{ApprovalRequest, BrokerConfig, Decision};
+use crate::approvals::{ApprovalOutcome, ApprovalRequest, BrokerConfig};
 
 #[derive(Default)]
 pub(crate) struct FakeControl {
@@ -458,7 +458,7 @@ fn approve_over_http_with_a_grant() {
     // Decided by a runtime other than the broker's: compio's.
     assert_eq!(
         block_on(p.decision()),
-        Decision::Approved {
+        ApprovalOutcome::Approved {
             by: "alice".into(),
             reason: "CHG-1".into()
         }
@@ -503,7 +503,7 @@ fn deny_over_http_carries_the_reason() {
     assert_eq!(r.status, 200);
     assert_eq!(
         block_on(p.decision()),
-        Decision::Denied {
+        ApprovalOutcome::Denied {
             by: "bob".into(),
             reason: "use the migration tool".into()
         }

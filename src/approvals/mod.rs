@@ -116,7 +116,7 @@ pub struct ApprovalView {
 
 /// What the waiting session learns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum ApprovalOutcome {
     Approved {
         by: String,
         reason: String,
@@ -131,7 +131,7 @@ pub enum Decision {
 
 /// A reviewer's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ReviewerAnswer {
     /// Approve; with a grant, the same identity on the same target needs no
     /// approval of the same kind until the grant expires.
     Approve {
@@ -222,7 +222,7 @@ struct Entry {
     view: ApprovalView,
     created: Instant,
     deadline: Instant,
-    tx: async_channel::Sender<Decision>,
+    tx: async_channel::Sender<ApprovalOutcome>,
 }
 
 #[derive(Default)]
@@ -263,7 +263,7 @@ impl Core {
         st: &mut State,
         mut entry: Entry,
         state: ApprovalState,
-        decision: Option<Decision>,
+        decision: Option<ApprovalOutcome>,
     ) -> ApprovalView {
         entry.view.state = state;
         entry.view.decided_ms = Some(epoch_ms(SystemTime::now()));
@@ -318,7 +318,7 @@ impl Core {
                         &mut st,
                         entry,
                         ApprovalState::TimedOut,
-                        Some(Decision::TimedOut),
+                        Some(ApprovalOutcome::TimedOut),
                     );
                 }
             }
@@ -361,18 +361,18 @@ pub struct Pending {
     /// or the broker refused at once).
     pub id: u64,
     pub expires: SystemTime,
-    rx: async_channel::Receiver<Decision>,
+    rx: async_channel::Receiver<ApprovalOutcome>,
     core: Option<Arc<Core>>,
 }
 
 impl Pending {
     /// Wait for the decision. Consumes the handle: once decided, the request
     /// is gone.
-    pub async fn decision(self) -> Decision {
-        self.rx.recv().await.unwrap_or(Decision::TimedOut)
+    pub async fn decision(self) -> ApprovalOutcome {
+        self.rx.recv().await.unwrap_or(ApprovalOutcome::TimedOut)
     }
 
-    fn ready(decision: Decision) -> Pending {
+    fn ready(decision: ApprovalOutcome) -> Pending {
         let (tx, rx) = async_channel::bounded(1);
         let _ = tx.try_send(decision);
         Pending {
@@ -484,7 +484,7 @@ impl Broker {
             core.metrics
                 .covered_by_grant
                 .fetch_add(1, Ordering::Relaxed);
-            return Pending::ready(Decision::Approved {
+            return Pending::ready(ApprovalOutcome::Approved {
                 by: g.granted_by,
                 reason: format!(
                     "time-boxed grant from approval {}: {}",
@@ -502,7 +502,7 @@ impl Broker {
             if st.pending.len() >= config.max_pending {
                 drop(st);
                 core.metrics.refused_full.fetch_add(1, Ordering::Relaxed);
-                return Pending::ready(Decision::Denied {
+                return Pending::ready(ApprovalOutcome::Denied {
                     by: "tollgate".into(),
                     reason: "too many approval requests pending".into(),
                 });
@@ -608,12 +608,12 @@ impl Broker {
         &self,
         id: u64,
         reviewer: &Reviewer<'_>,
-        verdict: Verdict,
+        verdict: ReviewerAnswer,
         reason: Option<&str>,
     ) -> Result<ApprovalView, DecideError> {
         let core = self.core();
         let max_grant = core.config().max_grant;
-        if let Verdict::Approve { grant: Some(d) } = verdict
+        if let ReviewerAnswer::Approve { grant: Some(d) } = verdict
             && (d.is_zero() || d > max_grant)
         {
             return Err(DecideError::BadGrant {
@@ -646,7 +646,7 @@ impl Broker {
         let by = reviewer.subject.to_string();
         entry.view.decided_by = Some(by.clone());
         let (state, decision) = match verdict {
-            Verdict::Approve { grant } => {
+            ReviewerAnswer::Approve { grant } => {
                 let reason = reason.unwrap_or("approved").to_string();
                 if let Some(d) = grant {
                     let now = SystemTime::now();
@@ -665,12 +665,18 @@ impl Broker {
                     });
                 }
                 entry.view.reason = Some(reason.clone());
-                (ApprovalState::Approved, Decision::Approved { by, reason })
+                (
+                    ApprovalState::Approved,
+                    ApprovalOutcome::Approved { by, reason },
+                )
             }
-            Verdict::Deny => {
+            ReviewerAnswer::Deny => {
                 let reason = reason.unwrap_or("denied").to_string();
                 entry.view.reason = Some(reason.clone());
-                (ApprovalState::Denied, Decision::Denied { by, reason })
+                (
+                    ApprovalState::Denied,
+                    ApprovalOutcome::Denied { by, reason },
+                )
             }
         };
         Ok(core.finish(&mut st, entry, state, Some(decision)))

@@ -76,14 +76,14 @@ fn approve_wakes_the_waiter_with_reviewer_and_reason() {
         .decide(
             p.id,
             &alice,
-            Verdict::Approve { grant: None },
+            ReviewerAnswer::Approve { grant: None },
             Some("ticket 42"),
         )
         .unwrap();
     assert_eq!(v.state, ApprovalState::Approved);
     assert_eq!(
         block_on(p.decision()),
-        Decision::Approved {
+        ApprovalOutcome::Approved {
             by: "alice".into(),
             reason: "ticket 42".into()
         }
@@ -105,12 +105,17 @@ fn deny_from_another_thread_wakes_the_waiter() {
             groups: &g,
             local_operator: false,
         };
-        b2.decide(id, &r, Verdict::Deny, Some("not during business hours"))
-            .unwrap();
+        b2.decide(
+            id,
+            &r,
+            ReviewerAnswer::Deny,
+            Some("not during business hours"),
+        )
+        .unwrap();
     });
     assert_eq!(
         block_on(p.decision()),
-        Decision::Denied {
+        ApprovalOutcome::Denied {
             by: "bob".into(),
             reason: "not during business hours".into()
         }
@@ -129,7 +134,7 @@ fn requester_and_outsiders_cannot_decide() {
         local_operator: true,
     };
     assert!(matches!(
-        b.decide(p.id, &own, Verdict::Approve { grant: None }, None),
+        b.decide(p.id, &own, ReviewerAnswer::Approve { grant: None }, None),
         Err(DecideError::OwnRequest { .. })
     ));
     let other = groups(&["ci"]);
@@ -139,7 +144,7 @@ fn requester_and_outsiders_cannot_decide() {
         local_operator: false,
     };
     assert!(matches!(
-        b.decide(p.id, &outsider, Verdict::Deny, None),
+        b.decide(p.id, &outsider, ReviewerAnswer::Deny, None),
         Err(DecideError::NotReviewer { .. })
     ));
     // Still pending after both refusals; a local operator may decide.
@@ -149,10 +154,13 @@ fn requester_and_outsiders_cannot_decide() {
         groups: &[],
         local_operator: true,
     };
-    b.decide(p.id, &local, Verdict::Deny, None).unwrap();
-    assert!(matches!(block_on(p.decision()), Decision::Denied { .. }));
+    b.decide(p.id, &local, ReviewerAnswer::Deny, None).unwrap();
     assert!(matches!(
-        b.decide(424242, &local, Verdict::Deny, None),
+        block_on(p.decision()),
+        ApprovalOutcome::Denied { .. }
+    ));
+    assert!(matches!(
+        b.decide(424242, &local, ReviewerAnswer::Deny, None),
         Err(DecideError::NotFound { id: 424242 })
     ));
 }
@@ -170,7 +178,7 @@ fn request_specific_reviewer_groups_override_the_default() {
         local_operator: false,
     };
     assert!(
-        b.decide(p.id, &default_reviewer, Verdict::Deny, None)
+        b.decide(p.id, &default_reviewer, ReviewerAnswer::Deny, None)
             .is_err()
     );
     assert!(b.is_reviewer_group_member(&groups(&["dba"])));
@@ -181,7 +189,7 @@ fn request_specific_reviewer_groups_override_the_default() {
         groups: &d,
         local_operator: false,
     };
-    assert!(b.decide(p.id, &dba, Verdict::Deny, None).is_ok());
+    assert!(b.decide(p.id, &dba, ReviewerAnswer::Deny, None).is_ok());
 }
 
 #[test]
@@ -189,7 +197,7 @@ fn nobody_answering_times_out_without_polling() {
     let b = broker(Duration::from_millis(50));
     let p = b.request(req("ci-job"));
     let id = p.id;
-    assert_eq!(block_on(p.decision()), Decision::TimedOut);
+    assert_eq!(block_on(p.decision()), ApprovalOutcome::TimedOut);
     assert_eq!(b.get(id).unwrap().state, ApprovalState::TimedOut);
     let g = groups(&["reviewers"]);
     let late = Reviewer {
@@ -198,7 +206,7 @@ fn nobody_answering_times_out_without_polling() {
         local_operator: false,
     };
     assert_eq!(
-        b.decide(id, &late, Verdict::Deny, None).unwrap_err(),
+        b.decide(id, &late, ReviewerAnswer::Deny, None).unwrap_err(),
         DecideError::AlreadyDecided {
             id,
             state: ApprovalState::TimedOut
@@ -219,7 +227,7 @@ fn a_grant_covers_the_identity_on_the_target_until_it_expires() {
     b.decide(
         p.id,
         &alice,
-        Verdict::Approve {
+        ReviewerAnswer::Approve {
             grant: Some(Duration::from_secs(600)),
         },
         Some("migration"),
@@ -239,7 +247,9 @@ fn a_grant_covers_the_identity_on_the_target_until_it_expires() {
     // The next request from the same identity is answered at once.
     let next = b.request(req("ci-job"));
     assert_eq!(next.id, 0);
-    assert!(matches!(block_on(next.decision()), Decision::Approved { by, .. } if by == "alice"));
+    assert!(
+        matches!(block_on(next.decision()), ApprovalOutcome::Approved { by, .. } if by == "alice")
+    );
     assert!(b.pending().is_empty());
     assert_eq!(b.grants().len(), 1);
 }
@@ -256,7 +266,12 @@ fn grant_length_is_bounded() {
     };
     for d in [Duration::ZERO, MAX_GRANT + Duration::from_secs(60)] {
         assert!(matches!(
-            b.decide(p.id, &alice, Verdict::Approve { grant: Some(d) }, None),
+            b.decide(
+                p.id,
+                &alice,
+                ReviewerAnswer::Approve { grant: Some(d) },
+                None
+            ),
             Err(DecideError::BadGrant { .. })
         ));
     }
@@ -280,7 +295,7 @@ fn access_requests_and_access_windows() {
     b.decide(
         p.id,
         &alice,
-        Verdict::Approve {
+        ReviewerAnswer::Approve {
             grant: Some(Duration::from_secs(60)),
         },
         None,
@@ -309,7 +324,8 @@ fn dropping_the_pending_handle_withdraws_the_request() {
         local_operator: true,
     };
     assert_eq!(
-        b.decide(id, &local, Verdict::Deny, None).unwrap_err(),
+        b.decide(id, &local, ReviewerAnswer::Deny, None)
+            .unwrap_err(),
         DecideError::AlreadyDecided {
             id,
             state: ApprovalState::Cancelled
@@ -325,8 +341,8 @@ fn racing_reviewers_produce_exactly_one_decision() {
         let id = p.id;
         let barrier = Arc::new(Barrier::new(2));
         let threads: Vec<_> = [
-            ("alice", Verdict::Approve { grant: None }),
-            ("bob", Verdict::Deny),
+            ("alice", ReviewerAnswer::Approve { grant: None }),
+            ("bob", ReviewerAnswer::Deny),
         ]
         .into_iter()
         .map(|(who, verdict)| {
@@ -351,8 +367,10 @@ fn racing_reviewers_produce_exactly_one_decision() {
         assert!(matches!(loser, DecideError::AlreadyDecided { .. }));
         let decision = block_on(p.decision());
         let by = match &decision {
-            Decision::Approved { by, .. } | Decision::Denied { by, .. } => Some(by.clone()),
-            Decision::TimedOut => None,
+            ApprovalOutcome::Approved { by, .. } | ApprovalOutcome::Denied { by, .. } => {
+                Some(by.clone())
+            }
+            ApprovalOutcome::TimedOut => None,
         };
         assert_eq!(by.as_ref(), winners[0].as_ref());
     }
@@ -394,7 +412,7 @@ fn a_full_broker_denies_at_once() {
     assert_eq!(second.id, 0);
     assert!(matches!(
         block_on(second.decision()),
-        Decision::Denied { .. }
+        ApprovalOutcome::Denied { .. }
     ));
 }
 
@@ -402,7 +420,7 @@ fn a_full_broker_denies_at_once() {
 fn metrics_render_and_count_outcomes() {
     let b = broker(Duration::from_millis(20));
     let p = b.request(req("ci-job"));
-    assert_eq!(block_on(p.decision()), Decision::TimedOut);
+    assert_eq!(block_on(p.decision()), ApprovalOutcome::TimedOut);
     let dropped = b.request(req("ci-job"));
     drop(dropped);
     let mut e = Exposition::new();

@@ -14,7 +14,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
-use crate::identity::config::ConfigError;
+use crate::identity::config::IdentityConfigError;
 
 /// `[target.access]` as written in the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -108,16 +108,17 @@ impl std::fmt::Display for AccessDecision {
 
 impl AccessPolicy {
     /// Compiles the config; `field` is the TOML path used in errors (e.g. `target.pg.access`).
-    pub fn compile(cfg: &AccessConfig, field: &str) -> Result<Self, ConfigError> {
+    pub fn compile(cfg: &AccessConfig, field: &str) -> Result<Self, IdentityConfigError> {
         let mut subjects = Vec::with_capacity(cfg.subjects.len());
         for (i, p) in cfg.subjects.iter().enumerate() {
-            let m = compile_glob(p)
-                .map_err(|reason| ConfigError::new(format!("{field}.subjects[{i}]"), reason))?;
+            let m = compile_glob(p).map_err(|reason| {
+                IdentityConfigError::new(format!("{field}.subjects[{i}]"), reason)
+            })?;
             subjects.push((p.clone(), m));
         }
         for (i, g) in cfg.groups.iter().enumerate() {
             if g.is_empty() {
-                return Err(ConfigError::new(
+                return Err(IdentityConfigError::new(
                     format!("{field}.groups[{i}]"),
                     "empty group name",
                 ));
@@ -125,7 +126,7 @@ impl AccessPolicy {
         }
         for (i, s) in cfg.issuers.iter().enumerate() {
             if s.is_empty() {
-                return Err(ConfigError::new(
+                return Err(IdentityConfigError::new(
                     format!("{field}.issuers[{i}]"),
                     "empty issuer",
                 ));

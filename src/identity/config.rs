@@ -28,12 +28,12 @@ use serde::Deserialize;
 /// A configuration value that cannot be used; `field` is the TOML path of the culprit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid configuration `{field}`: {reason}")]
-pub struct ConfigError {
+pub struct IdentityConfigError {
     pub field: String,
     pub reason: String,
 }
 
-impl ConfigError {
+impl IdentityConfigError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -191,9 +191,9 @@ fn default_groups_claim() -> String {
 
 impl IdentityConfig {
     /// Checks everything that can be checked without touching the network or the disk.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), IdentityConfigError> {
         if self.cache_size == 0 || self.cache_size > MAX_CACHE_SIZE {
-            return Err(ConfigError::new(
+            return Err(IdentityConfigError::new(
                 "identity.cache_size",
                 format!("must be between 1 and {MAX_CACHE_SIZE}"),
             ));
@@ -204,13 +204,13 @@ impl IdentityConfig {
             let at = |f: &str| format!("identity.issuer[{i}].{f}");
             issuer.validate(&at)?;
             if !names.insert(issuer.name.as_str()) {
-                return Err(ConfigError::new(
+                return Err(IdentityConfigError::new(
                     at("name"),
                     format!("duplicate issuer name {:?}", issuer.name),
                 ));
             }
             if !iss_values.insert(issuer.issuer.as_str()) {
-                return Err(ConfigError::new(
+                return Err(IdentityConfigError::new(
                     at("issuer"),
                     format!(
                         "{:?} is configured twice; tokens are routed by iss",
@@ -222,10 +222,10 @@ impl IdentityConfig {
         if let Some(mtls) = &self.mtls {
             for (i, m) in mtls.map.iter().enumerate() {
                 crate::identity::authz::compile_glob(&m.pattern).map_err(|reason| {
-                    ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
+                    IdentityConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
                 })?;
                 if m.groups.iter().any(|g| g.is_empty()) {
-                    return Err(ConfigError::new(
+                    return Err(IdentityConfigError::new(
                         format!("identity.mtls.map[{i}].groups"),
                         "empty group name",
                     ));
@@ -237,15 +237,15 @@ impl IdentityConfig {
 }
 
 impl IssuerConfig {
-    fn validate(&self, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    fn validate(&self, at: &dyn Fn(&str) -> String) -> Result<(), IdentityConfigError> {
         if self.name.is_empty() {
-            return Err(ConfigError::new(at("name"), "must not be empty"));
+            return Err(IdentityConfigError::new(at("name"), "must not be empty"));
         }
         if self.issuer.is_empty() {
-            return Err(ConfigError::new(at("issuer"), "must not be empty"));
+            return Err(IdentityConfigError::new(at("issuer"), "must not be empty"));
         }
         if self.audience.is_empty() || self.audience.iter().any(|a| a.is_empty()) {
-            return Err(ConfigError::new(
+            return Err(IdentityConfigError::new(
                 at("audience"),
                 "needs at least one non-empty audience",
             ));
@@ -256,7 +256,7 @@ impl IssuerConfig {
             self.hs256_secret_file.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() != 1 {
-            return Err(ConfigError::new(
+            return Err(IdentityConfigError::new(
                 at("jwks_file"),
                 "exactly one of jwks_file, discovery, hs256_secret_file must be set",
             ));
@@ -264,34 +264,46 @@ impl IssuerConfig {
         if let Some(url) = &self.discovery
             && !url.starts_with("https://")
         {
-            return Err(ConfigError::new(at("discovery"), "must be an https:// URL"));
+            return Err(IdentityConfigError::new(
+                at("discovery"),
+                "must be an https:// URL",
+            ));
         }
         if self.ca_file.is_some() && self.discovery.is_none() {
-            return Err(ConfigError::new(at("ca_file"), "only used with discovery"));
+            return Err(IdentityConfigError::new(
+                at("ca_file"),
+                "only used with discovery",
+            ));
         }
         if self.refresh.is_zero() {
-            return Err(ConfigError::new(at("refresh"), "must be positive"));
+            return Err(IdentityConfigError::new(at("refresh"), "must be positive"));
         }
         if self.refresh_min_interval.is_zero() || self.refresh_min_interval > self.refresh {
-            return Err(ConfigError::new(
+            return Err(IdentityConfigError::new(
                 at("refresh_min_interval"),
                 "must be positive and at most `refresh`",
             ));
         }
         if self.stale_for.is_zero() {
-            return Err(ConfigError::new(at("stale_for"), "must be positive"));
+            return Err(IdentityConfigError::new(
+                at("stale_for"),
+                "must be positive",
+            ));
         }
         if self.max_lifetime.is_zero() || self.max_lifetime > MAX_TOKEN_LIFETIME {
-            return Err(ConfigError::new(
+            return Err(IdentityConfigError::new(
                 at("max_lifetime"),
                 "must be between 1s and 24h",
             ));
         }
         if self.leeway > MAX_LEEWAY {
-            return Err(ConfigError::new(at("leeway"), "must be at most 5m"));
+            return Err(IdentityConfigError::new(at("leeway"), "must be at most 5m"));
         }
         if self.groups_claim.is_empty() {
-            return Err(ConfigError::new(at("groups_claim"), "must not be empty"));
+            return Err(IdentityConfigError::new(
+                at("groups_claim"),
+                "must not be empty",
+            ));
         }
         Ok(())
     }

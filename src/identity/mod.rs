@@ -28,7 +28,7 @@ use std::time::SystemTime;
 
 pub use authz::{AccessConfig, AccessDecision, AccessPolicy};
 pub use cache::TokenCache;
-pub use config::{ConfigError, IdentityConfig, IssuerConfig, MtlsConfig};
+pub use config::{IdentityConfig, IdentityConfigError, IssuerConfig, MtlsConfig};
 pub use jwt::AuthError;
 pub use revocation::{Revocation, RevocationTarget, Revocations};
 pub use service::{IdentityError, IdentityService};

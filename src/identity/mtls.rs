@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 
 use crate::identity::authz::compile_glob;
-use crate::identity::config::{ConfigError, MtlsConfig};
+use crate::identity::config::{IdentityConfigError, MtlsConfig};
 use crate::identity::jwt::AuthError;
 use crate::identity::{Identity, IdentitySource};
 
@@ -134,7 +134,7 @@ pub struct CertificateMapper {
 }
 
 impl CertificateMapper {
-    pub fn from_config(cfg: Option<&MtlsConfig>) -> Result<Self, ConfigError> {
+    pub fn from_config(cfg: Option<&MtlsConfig>) -> Result<Self, IdentityConfigError> {
         let mut rules = Vec::new();
         for (i, m) in cfg
             .map(|c| c.map.as_slice())
@@ -143,7 +143,7 @@ impl CertificateMapper {
             .enumerate()
         {
             let matcher = compile_glob(&m.pattern).map_err(|reason| {
-                ConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
+                IdentityConfigError::new(format!("identity.mtls.map[{i}].pattern"), reason)
             })?;
             rules.push((matcher, m.groups.clone()));
         }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use rustls_pki_types::CertificateDer;
 
 use crate::identity::cache::{CacheLookup, TokenCache, token_digest};
-use crate::identity::config::{ConfigError, IdentityConfig, IssuerConfig};
+use crate::identity::config::{IdentityConfig, IdentityConfigError, IssuerConfig};
 use crate::identity::jwks::{KeySource, KeySourceError, KeySourceStats};
 use crate::identity::jwt::{self, AuthError, ClaimPolicy, MAX_TOKEN_LEN, alg_name};
 use crate::identity::mtls::{CertificateMapper, identity_from_certificate};
@@ -24,7 +24,7 @@ pub const MIN_HS256_SECRET: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] IdentityConfigError),
     #[error("issuer {issuer:?}: {source}")]
     Keys {
         issuer: String,

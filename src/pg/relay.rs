@@ -30,13 +30,13 @@ use super::cancel::CancelMap;
 use super::ending::Ending;
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
-use super::rowplan::{Refusal, RowMode, RowPlan};
+use super::rowplan::{ResultRefusal, RowMode, RowPlan};
 use super::session::{PgClient, UpstreamReady, cancel_key, fatal, sqlstate};
 use super::shapes::{Shapes, Step};
 use super::texts;
 use super::values::{self, Kind, Masked};
 use super::{lexmode, probe};
-use crate::approvals::{ApprovalRequest, Decision as ApprovalDecision};
+use crate::approvals::{ApprovalOutcome, ApprovalRequest};
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
@@ -534,7 +534,7 @@ impl ClientSide<'_> {
             Either::Right((k, _)) => return Err(SessionError::Refused(k.to_string())),
         };
         let (resolved, outcome) = match decision {
-            ApprovalDecision::Approved { by, reason } => (
+            ApprovalOutcome::Approved { by, reason } => (
                 Decision::Audit {
                     rule: rule.to_string(),
                 },
@@ -547,7 +547,7 @@ impl ClientSide<'_> {
                     }
                 ),
             ),
-            ApprovalDecision::Denied { by, reason } => (
+            ApprovalOutcome::Denied { by, reason } => (
                 Decision::Block {
                     message: if reason.is_empty() {
                         format!("{message} (denied by {by})")
@@ -558,7 +558,7 @@ impl ClientSide<'_> {
                 },
                 format!("denied by {by}: {reason}"),
             ),
-            ApprovalDecision::TimedOut => (
+            ApprovalOutcome::TimedOut => (
                 Decision::Block {
                     message: format!("{message} (no reviewer approved it in time)"),
                     rule: rule.to_string(),
@@ -1024,7 +1024,7 @@ impl UpstreamSide<'_> {
         t: u8,
         pos: usize,
         len: usize,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), ResultRefusal> {
         let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
         let mut flow = self.flow.borrow_mut();
         let scs = flow.standard_conforming_strings;
@@ -1051,7 +1051,7 @@ impl UpstreamSide<'_> {
         &mut self,
         segments: &mut Vec<Bytes>,
         pos: usize,
-        why: Refusal,
+        why: ResultRefusal,
     ) -> Result<(), SessionError> {
         if pos > 0 {
             segments.push(self.reader.buf.split_to(pos).freeze());

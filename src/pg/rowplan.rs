@@ -41,7 +41,7 @@ pub struct RowPlan {
 
 /// Why a result is refused (the message the client sees).
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub enum ResultRefusal {
     #[error(
         "tollgate cannot tell the row shape of {what}, so it cannot mask it; \
          describe the statement first (masking.unknown_shape = \"refuse\")"
@@ -62,7 +62,7 @@ impl RowPlan {
         groups: &[String],
         shape: ResultShape,
         standard_conforming_strings: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), ResultRefusal> {
         self.kinds.clear();
         let (columns, sql) = match shape {
             ResultShape::Unknown { what } => {
@@ -77,7 +77,7 @@ impl RowPlan {
                         self.mode = RowMode::AllNull;
                         Ok(())
                     }
-                    UnknownShape::Refuse => Err(Refusal::UnknownShape { what }),
+                    UnknownShape::Refuse => Err(ResultRefusal::UnknownShape { what }),
                 };
             }
             ResultShape::Known { columns, sql } => (columns, sql),
@@ -104,7 +104,7 @@ impl RowPlan {
         columns: &[Column],
         sql: Option<&[u8]>,
         standard_conforming_strings: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), ResultRefusal> {
         let Some(any_rule) = m.first_column_rule(&self.plan) else {
             return Ok(());
         };
@@ -130,7 +130,7 @@ impl RowPlan {
             match m.unknown_origin() {
                 UnknownOrigin::Mask => m.mask_column_whole(&mut self.plan, i, rule),
                 UnknownOrigin::Refuse => {
-                    return Err(Refusal::UnknownOrigin {
+                    return Err(ResultRefusal::UnknownOrigin {
                         column: String::from_utf8_lossy(&c.name).into_owned(),
                         referenced: name,
                     });

@@ -10,7 +10,7 @@ use rustls::pki_types::CertificateDer;
 use tracing::info;
 
 use super::end::{EndReason, Stop};
-use crate::approvals::{ApprovalRequest, Decision as ApprovalDecision};
+use crate::approvals::{ApprovalOutcome, ApprovalRequest};
 use crate::config::TargetConfig;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
@@ -125,14 +125,14 @@ pub(crate) async fn access_window(
     };
     *entry.current_statement.borrow_mut() = None;
     match decision {
-        ApprovalDecision::Approved { by, .. } => {
+        ApprovalOutcome::Approved { by, .. } => {
             info!(session = %entry.id, by = %by, "access approved");
             Ok(())
         }
-        ApprovalDecision::Denied { by, reason } => Err(EndReason::AccessDenied(format!(
+        ApprovalOutcome::Denied { by, reason } => Err(EndReason::AccessDenied(format!(
             "access denied by {by}: {reason}"
         ))),
-        ApprovalDecision::TimedOut => Err(EndReason::AccessDenied(
+        ApprovalOutcome::TimedOut => Err(EndReason::AccessDenied(
             "access was not approved in time".into(),
         )),
     }

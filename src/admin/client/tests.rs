@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use super::*;
 use crate::admin::tests::{FakeAudit, FakeAuth, FakeControl};
 use crate::admin::{AdminConfig, AdminServer, AdminState, MemoryRevocations};
-use crate::approvals::{ApprovalRequest, Broker, BrokerConfig, Decision};
+use crate::approvals::{ApprovalOutcome, ApprovalRequest, Broker, BrokerConfig};
 
 /// How the binary embeds the client: admin commands at the top level.
 #[derive(Parser)]
@@ -264,7 +264,7 @@ fn approvals_through_the_cli() {
         .block_on(p.decision());
     assert_eq!(
         decision,
-        Decision::Approved {
+        ApprovalOutcome::Approved {
             by: "alice".into(),
             reason: "CHG-9".into()
         }
