@@ -158,7 +158,7 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                 _ => return Err("name a SESSION or --all".into()),
             };
             let dir = RecordingDir::open(&filter.dir);
-            let mut decoder = crate::pg::decode::PgDecoder::default();
+            let mut decoder = crate::pipeline::decode::ByProtocol::default();
             let tty = std::io::stderr().is_terminal();
             let mut progress = |p: tollgate_recorder::Progress| {
                 if tty {

@@ -90,6 +90,45 @@ fn a_relayed_tcp_session_is_recorded_exported_replayed_and_verified() {
     assert!(verify.status.success(), "{}", text(&verify));
 }
 
+/// Export decodes a session by the protocol its start record names: bytes
+/// relayed by a `tcp` target that happen to look like a PostgreSQL Query are
+/// not presented as a query (before, every session was decoded as PostgreSQL).
+#[test]
+fn a_tcp_session_is_not_decoded_as_postgres() {
+    let echo = Echo::start();
+    let gw = Gateway::start(&tcp_target("echo", 0, echo.addr, ""));
+    let mut s = connect(gw.port("echo"));
+    let sql = b"select 'not a query'\0";
+    let mut frame = vec![b'Q'];
+    frame.extend_from_slice(&(sql.len() as i32 + 4).to_be_bytes());
+    frame.extend_from_slice(sql);
+    assert_eq!(roundtrip(&mut s, &frame), frame);
+    s.shutdown(Shutdown::Write).unwrap();
+    let _ = read_until_closed(&mut s);
+    assert_eventually!(
+        {
+            let o = gw.cli(&["recordings", "export", "--all"]);
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("session_end")
+        },
+        std::time::Duration::from_secs(10),
+        "session end never recorded"
+    );
+    let records = jsonl(&gw.cli(&["recordings", "export", "--all"]));
+    let start = records.iter().find(|r| r["type"] == "session_start");
+    assert_eq!(
+        start.map(|r| &r["protocol"]),
+        Some(&serde_json::json!("tcp"))
+    );
+    assert!(
+        records.iter().any(|r| r["type"] == "client_data"),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().all(|r| r.get("pg").is_none()),
+        "tcp data decoded as PostgreSQL: {records:?}"
+    );
+}
+
 #[test]
 fn a_postgres_session_exports_its_statements_and_masked_results_and_no_credential() {
     let g = PgGateway::builder()

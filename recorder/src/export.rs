@@ -23,6 +23,11 @@ pub enum Direction {
 /// (a protocol gateway decodes queries, row descriptions, rows). Decoders
 /// keep their own per-session state, since messages span records.
 pub trait Decoder {
+    /// A session's start record was read (before any of its data records):
+    /// `protocol` is its `SessionStart.protocol`, so a decoder can pick the
+    /// protocol's decoding for that session.
+    fn session_start(&mut self, _session: u64, _protocol: Option<&str>) {}
+
     fn decode(
         &mut self,
         session: u64,
@@ -102,6 +107,12 @@ fn record_json(r: &RecordRef<'_>, decoder: &mut Option<&mut dyn Decoder>) -> Map
     } else {
         match serde_json::from_slice::<Map<String, Value>>(r.body) {
             Ok(fields) => {
+                if r.kind == RecordKind::SessionStart
+                    && let Some(d) = decoder.as_deref_mut()
+                {
+                    let protocol = fields.get("protocol").and_then(Value::as_str);
+                    d.session_start(r.session, protocol);
+                }
                 for (k, v) in fields {
                     m.entry(k).or_insert(v);
                 }
