@@ -283,24 +283,30 @@ const fn ident_lanes(x: u64) -> u64 {
     (x | letter | digit | lanes_eq(low7, b'_') | lanes_eq(low7, b'$')) & LANES_HIGH
 }
 
+/// The eight bytes at `i`, little-endian; past the end of the input they
+/// read as 0, which ends any identifier run.
+#[inline]
+fn load8(sql: &[u8], i: usize) -> u64 {
+    match sql.get(i..i + 8) {
+        Some(bytes) => {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(bytes);
+            u64::from_le_bytes(buf)
+        }
+        None => {
+            let rest = sql.get(i..).unwrap_or_default();
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
 /// End of the run of `IDENT_CONT` bytes starting at `i`.
 #[inline]
 fn ident_end(sql: &[u8], mut i: usize) -> usize {
     loop {
-        let word = match sql.get(i..i + 8) {
-            Some(bytes) => {
-                let mut buf = [0u8; 8];
-                buf.copy_from_slice(bytes);
-                u64::from_le_bytes(buf)
-            }
-            None => {
-                // Fewer than 8 bytes left: pad with 0, which ends any run.
-                let rest = sql.get(i..).unwrap_or_default();
-                let mut buf = [0u8; 8];
-                buf[..rest.len()].copy_from_slice(rest);
-                u64::from_le_bytes(buf)
-            }
-        };
+        let word = load8(sql, i);
         let stop = !ident_lanes(word) & LANES_HIGH;
         if stop != 0 {
             return i + (stop.trailing_zeros() / 8) as usize;
@@ -685,7 +691,18 @@ impl Lexer<'_, '_> {
     }
 
     fn word(&mut self, start: usize) {
-        let i = ident_end(self.sql, start + 1);
+        // The first eight bytes, word start included (an identifier byte, so
+        // lane 0 never stops the run): most words end inside them, and the
+        // keyword lookup reuses the load.
+        let head = load8(self.sql, start);
+        let stop = !ident_lanes(head) & LANES_HIGH;
+        let (i, kw) = if stop != 0 {
+            let len = (stop.trailing_zeros() / 8) as usize;
+            (start + len, Kw::lookup_short(head, len))
+        } else {
+            let i = ident_end(self.sql, start + 8);
+            (i, Kw::lookup_in(self.sql, start, i))
+        };
         let next = self.at(i);
         if i == start + 1 {
             let first = self.sql[start].to_ascii_lowercase();
@@ -712,7 +729,6 @@ impl Lexer<'_, '_> {
             }
         }
         self.pos = i;
-        let kw = Kw::lookup_in(self.sql, start, i);
         self.push(start, i, TokenKind::Word, kw);
     }
 
