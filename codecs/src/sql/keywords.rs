@@ -444,6 +444,31 @@ mod tests {
         );
     }
 
+    /// The lexer takes a word's keyword from its first 8-byte load when the
+    /// word ends inside it and from a 16-byte lookup otherwise: every
+    /// keyword, in any case, at the end of the input or followed by more,
+    /// after words of every length, comes out the same.
+    #[test]
+    fn the_lexer_finds_every_keyword_at_every_offset() {
+        use crate::sql::lexer::{Dialect, TokenKind, tokenize};
+        let mut tokens = Vec::new();
+        for &(text, kw) in KEYWORDS {
+            let word = std::str::from_utf8(text).unwrap().to_ascii_uppercase();
+            for (pad, tail) in [(0, ""), (1, " x"), (3, "("), (7, ";"), (9, "'a'")] {
+                let lead = "a".repeat(pad);
+                for (spelled, want) in [(word.clone(), kw), (format!("{word}_"), Kw::None)] {
+                    let sql = format!("{lead} {spelled}{tail}");
+                    tokenize(sql.as_bytes(), Dialect::POSTGRES, &mut tokens).unwrap();
+                    let found = tokens
+                        .iter()
+                        .find(|t| t.text(sql.as_bytes()) == spelled.as_bytes())
+                        .unwrap_or_else(|| panic!("{sql}: {tokens:?}"));
+                    assert_eq!((found.kind, found.kw), (TokenKind::Word, want), "{sql}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_keyword_round_trips() {
         for kw in [

@@ -693,43 +693,51 @@ impl Lexer<'_, '_> {
     fn word(&mut self, start: usize) {
         // The first eight bytes, word start included (an identifier byte, so
         // lane 0 never stops the run): most words end inside them, and the
-        // keyword lookup reuses the load.
+        // keyword lookup and the literal-prefix check reuse the load.
         let head = load8(self.sql, start);
         let stop = !ident_lanes(head) & LANES_HIGH;
         let (i, kw) = if stop != 0 {
             let len = (stop.trailing_zeros() / 8) as usize;
+            if len == 1 && self.prefixed_literal(start, head) {
+                return;
+            }
             (start + len, Kw::lookup_short(head, len))
         } else {
             let i = ident_end(self.sql, start + 8);
             (i, Kw::lookup_in(self.sql, start, i))
         };
-        let next = self.at(i);
-        if i == start + 1 {
-            let first = self.sql[start].to_ascii_lowercase();
-            if next == b'\'' {
-                match first {
-                    b'e' if !self.mysql => return self.pg_string(start, i, true, true),
-                    // Bit strings take neither escapes nor doubled quotes.
-                    b'b' | b'x' if !self.mysql => return self.pg_string(start, i, false, false),
-                    b'n' if !self.mysql => {
-                        return self.pg_string(start, i, self.plain_backslashes(), true);
-                    }
-                    b'b' | b'x' | b'n' => {
-                        return self.string(start, i, self.plain_backslashes(), b'\'');
-                    }
-                    _ => {}
-                }
-            }
-            if first == b'u' && next == b'&' && !self.mysql {
-                match self.at(i + 1) {
-                    b'\'' => return self.pg_string(start, i + 1, false, true),
-                    b'"' => return self.quoted_ident(start, i + 1, b'"'),
-                    _ => {}
-                }
-            }
-        }
         self.pos = i;
         self.push(start, i, TokenKind::Word, kw);
+    }
+
+    /// A one-letter word at `start` that prefixes a literal (`E'..'`,
+    /// `B'..'`, `X'..'`, `N'..'`, PostgreSQL `U&'..'` and `U&".."`): lexes
+    /// the literal and returns true. `head` holds the bytes from `start`
+    /// (0 past the end of the input, as `at` reads them).
+    #[inline]
+    fn prefixed_literal(&mut self, start: usize, head: u64) -> bool {
+        let [first, next, after, ..] = head.to_le_bytes();
+        let i = start + 1;
+        if next == b'\'' {
+            match first.to_ascii_lowercase() {
+                b'e' if !self.mysql => self.pg_string(start, i, true, true),
+                // Bit strings take neither escapes nor doubled quotes.
+                b'b' | b'x' if !self.mysql => self.pg_string(start, i, false, false),
+                b'n' if !self.mysql => self.pg_string(start, i, self.plain_backslashes(), true),
+                b'b' | b'x' | b'n' => self.string(start, i, self.plain_backslashes(), b'\''),
+                _ => return false,
+            }
+            return true;
+        }
+        if first.to_ascii_lowercase() == b'u' && next == b'&' && !self.mysql {
+            match after {
+                b'\'' => self.pg_string(start, i + 1, false, true),
+                b'"' => self.quoted_ident(start, i + 1, b'"'),
+                _ => return false,
+            }
+            return true;
+        }
+        false
     }
 
     fn operator(&mut self, start: usize) {
