@@ -5,8 +5,12 @@
 # harness in bench/insns. Deterministic, so it can compare commits on a noisy
 # shared VM where wall-clock numbers move 2x from hour to hour.
 #
-#   bench/insns.sh [REV ...]      REV: a commit, or "worktree" (the default):
-#                                 the checkout's files, committed or not
+#   bench/insns.sh [--criterion ROUNDS] [REV ...]
+#       REV: a commit, or "worktree" (the default): the checkout's files,
+#       committed or not. --criterion: also build the harness's criterion
+#       bench (bench/insns/benches/classify.rs: the lex/classify part of the
+#       root's classify bench) for every REV and run the builds one after
+#       another, ROUNDS times, printing statements/s and the load average.
 #
 # Environment: INSNS_DIR (scratch, default /tmp/tollgate-insns; delete it when
 # done), MODES (default "lex classify classify_batch"), N1/N2 (iterations of
@@ -27,6 +31,11 @@ modes=${MODES:-lex classify classify_batch}
 n1=${N1:-100}
 n2=${N2:-1100}
 statements=$(( (n2 - n1) * 20 ))
+rounds=0
+if [ "${1:-}" = --criterion ]; then
+    rounds=${2:?--criterion needs a number of rounds}
+    shift 2
+fi
 revs=("$@")
 [ ${#revs[@]} -gt 0 ] || revs=(worktree)
 mkdir -p "$dir/bin" "$dir/out"
@@ -50,12 +59,20 @@ build() {
     fi
     rm -rf "$src/bench/insns"
     mkdir -p "$src/bench/insns"
-    cp -r "$root/bench/insns/Cargo.toml" "$root/bench/insns/src" "$src/bench/insns/"
+    cp -r "$root/bench/insns/Cargo.toml" "$root/bench/insns/src" "$root/bench/insns/benches" \
+        "$src/bench/insns/"
     # The commit's own dependency versions (memchr, bytes, ...).
     cp "$src/Cargo.lock" "$src/bench/insns/Cargo.lock"
     (cd "$src/bench/insns" && CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$dir/target" \
         cargo build --release --offline --quiet)
     cp "$dir/target/release/tollgate-insns" "$dir/bin/$name"
+    if [ "$rounds" -gt 0 ]; then
+        local exe
+        exe=$(cd "$src/bench/insns" && CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$dir/target" \
+            cargo bench --offline --no-run --message-format=json 2>/dev/null |
+            grep -o '"executable":"[^"]*/classify-[^"]*"' | cut -d'"' -f4 | tail -n 1)
+        cp "$exe" "$dir/bin/$name-criterion"
+    fi
 }
 
 # Prints "Ir estimated-cycles" of one callgrind run.
@@ -108,5 +125,21 @@ for rev in "${revs[@]}"; do
             printf ' %12s %12s' "$(per_statement "$pi1" "$pi2")" "$(per_statement "$pc1" "$pc2")"
         fi
         printf '\n'
+    done
+done
+
+# Criterion, alternating the builds so that each round sees the same load.
+for round in $(seq 1 "$rounds"); do
+    for rev in "${revs[@]}"; do
+        name=$rev
+        [ "$rev" = worktree ] || name=$(git -C "$root" rev-parse --short "$rev")
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        (cd "$dir" && CRITERION_HOME="$dir/criterion" "$dir/bin/$name-criterion" \
+            --bench 'classify/(lex|classify)$' --warm-up-time 1 --measurement-time 3 \
+            --discard-baseline 2>&1) |
+            awk -v r="$round" -v n="$name" -v l="$load" '
+                /^classify\// { id = $1 }
+                /thrpt:/ && !(id in v) { v[id] = $(NF - 3) " " $(NF - 2) }
+                END { printf "round %s %-10s lex %s  classify %s  (load %s)\n", r, n, v["classify/lex"], v["classify/classify"], l }'
     done
 done
