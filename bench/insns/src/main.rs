@@ -42,12 +42,14 @@ fn run(mode: Mode, iterations: u64) -> usize {
             }
             Mode::Classify => {
                 for sql in MIX {
-                    let classified = classifier.classify(black_box(sql.as_bytes()), Dialect::POSTGRES);
+                    let classified =
+                        classifier.classify(black_box(sql.as_bytes()), Dialect::POSTGRES);
                     sum = sum.wrapping_add(black_box(classified.statements().len()));
                 }
             }
             Mode::ClassifyBatch => {
-                let classified = classifier.classify(black_box(batch.as_bytes()), Dialect::POSTGRES);
+                let classified =
+                    classifier.classify(black_box(batch.as_bytes()), Dialect::POSTGRES);
                 sum = sum.wrapping_add(black_box(classified.statements().len()));
             }
         }

@@ -729,7 +729,7 @@ impl Lexer<'_, '_> {
             }
             return true;
         }
-        if first.to_ascii_lowercase() == b'u' && next == b'&' && !self.mysql {
+        if first.eq_ignore_ascii_case(&b'u') && next == b'&' && !self.mysql {
             match after {
                 b'\'' => self.pg_string(start, i + 1, false, true),
                 b'"' => self.quoted_ident(start, i + 1, b'"'),
