@@ -21,6 +21,9 @@ want procps
 want libclang-dev
 want clang
 want protobuf-compiler
+# bench/insns.sh counts instructions per classified statement with
+# callgrind (the VM hides the hardware counters perf would read).
+want valgrind
 
 if ((${#need_pkgs[@]})); then
     echo "deps: installing ${need_pkgs[*]}" >&2
