@@ -7,8 +7,10 @@
 mod echo;
 mod exchange;
 mod load;
+mod plot;
 mod report;
 mod runtime;
+mod sql;
 mod units;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -63,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         mode: TcpMode,
     },
+    /// Drive SQL load over the PostgreSQL protocol through tollgate (and optionally directly).
+    #[command(after_long_help = sql::cli::PG_HELP)]
+    Pg(Box<sql::cli::PgArgs>),
+    /// Draw result files (--json output) as latency and throughput charts (.html or .svg).
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +288,8 @@ fn main() -> ExitCode {
                 echo::serve(args.listen, threads).map(|()| ExitCode::SUCCESS)
             }
         }
+        Command::Pg(args) => sql::cli::run(*args),
+        Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tcp {
             mode: TcpMode::Ping(args),
         } => {
