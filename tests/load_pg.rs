@@ -64,8 +64,8 @@ fn load_pg(g: &PgGateway, args: &[&str]) -> Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let json: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let json: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
     assert_eq!(json["tool"], "tollgate-load");
     assert_eq!(json["mode"], "pg");
     json
@@ -97,12 +97,7 @@ fn check_run(json: &Value, count: u64, workload: &str) {
     let ops = &json["ops"];
     let by_kind = u(&ops["select"]) + u(&ops["insert"]) + u(&ops["update"]) + u(&ops["connect"]);
     assert_eq!(by_kind, count, "{json}");
-    let per_second: u64 = json["per_second"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u)
-        .sum();
+    let per_second: u64 = json["per_second"].as_array().unwrap().iter().map(u).sum();
     assert_eq!(per_second, count, "{json}");
     let curve = json["latency_curve_us"].as_array().unwrap();
     assert!(!curve.is_empty(), "{json}");
@@ -141,7 +136,15 @@ fn select1_simple_protocol_matches_the_servers_transactions() {
     let before = xact_commit(&g);
     let json = load_pg(
         &g,
-        &["select1", "--count", "300", "--connections", "3", "--threads", "2"],
+        &[
+            "select1",
+            "--count",
+            "300",
+            "--connections",
+            "3",
+            "--threads",
+            "2",
+        ],
     );
     check_run(&json, 300, "select1");
     assert_eq!(json["protocol"], "simple");
@@ -183,7 +186,10 @@ fn point_select_extended_and_prepared_match_the_servers_transactions() {
         expect_commits(&g, before, 200 + 3 + prepared + 4 + 1);
         assert_eq!(server_transactions(&json), 200 + 3 + prepared + 5);
     }
-    assert_eq!(g.direct("select count(*) from tollgate_load_accounts"), "500");
+    assert_eq!(
+        g.direct("select count(*) from tollgate_load_accounts"),
+        "500"
+    );
 }
 
 #[test]
@@ -191,7 +197,15 @@ fn insert_rows_match_the_count_and_are_each_inserted_once() {
     let g = PgGateway::start("load_insert");
     let json = load_pg(
         &g,
-        &["insert", "--protocol", "extended", "--count", "250", "--connections", "5"],
+        &[
+            "insert",
+            "--protocol",
+            "extended",
+            "--count",
+            "250",
+            "--connections",
+            "5",
+        ],
     );
     check_run(&json, 250, "insert");
     assert_eq!(u(&json["ops"]["insert"]), 250);
@@ -280,7 +294,15 @@ fn connect_opens_one_upstream_login_per_operation_on_a_schedule() {
 fn a_refused_token_is_a_connect_error_and_exit_status_2() {
     let g = PgGateway::start("load_refused");
     let out = Command::new(load_bin())
-        .args(["pg", "select1", "--count", "5", "--connections", "1", "--json"])
+        .args([
+            "pg",
+            "select1",
+            "--count",
+            "5",
+            "--connections",
+            "1",
+            "--json",
+        ])
         .args(["--dsn", &gateway_dsn(&g), "--token", "not-a-token"])
         .output()
         .unwrap();
@@ -300,7 +322,15 @@ fn plot_draws_two_result_files_as_valid_svg_and_html() {
     for (name, protocol) in [("simple-run", "simple"), ("extended-run", "extended")] {
         let json = load_pg(
             &g,
-            &["select1", "--protocol", protocol, "--count", "100", "--connections", "2"],
+            &[
+                "select1",
+                "--protocol",
+                protocol,
+                "--count",
+                "100",
+                "--connections",
+                "2",
+            ],
         );
         let path = dir.path().join(format!("{name}.json"));
         std::fs::write(&path, json.to_string()).unwrap();

@@ -124,15 +124,18 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Series>> {
             .with_context(|| format!("{}", path.display()))?
             .len();
         if len > MAX_FILE_BYTES {
-            bail!("{}: {len} bytes is too large for a result file", path.display());
+            bail!(
+                "{}: {len} bytes is too large for a result file",
+                path.display()
+            );
         }
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
         let value: Value = serde_json::from_str(text.trim())
             .with_context(|| format!("{}: not JSON", path.display()))?;
-        let label = path
-            .file_stem()
-            .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+        let label = path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
         all.extend(series_of(&label, &value).with_context(|| format!("{}", path.display()))?);
     }
     Ok(all)
@@ -140,7 +143,11 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Series>> {
 
 fn x_of(percentile: f64) -> f64 {
     let tail = 1.0 - percentile / 100.0;
-    if tail <= 1.0 / MAX_X { MAX_X } else { 1.0 / tail }
+    if tail <= 1.0 / MAX_X {
+        MAX_X
+    } else {
+        1.0 / tail
+    }
 }
 
 fn x_label(x: &f64) -> String {
@@ -209,7 +216,9 @@ where
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(draw_err)?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -228,7 +237,12 @@ fn throughput_chart<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let seconds = series.iter().map(|s| s.per_second.len()).max().unwrap_or(0).max(1);
+    let seconds = series
+        .iter()
+        .map(|s| s.per_second.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let top = series
         .iter()
         .flat_map(|s| s.per_second.iter().copied())
@@ -264,7 +278,9 @@ where
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(draw_err)?
             .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

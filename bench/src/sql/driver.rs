@@ -180,9 +180,9 @@ fn merge(workers: Vec<Worker>, plan: &Plan, warm_end: Instant) -> anyhow::Result
     }
     let measured = match plan.stop {
         Stop::After(duration) => duration,
-        Stop::Count(_) => all
-            .last_completion
-            .map_or(Duration::ZERO, |last| last.saturating_duration_since(warm_end)),
+        Stop::Count(_) => all.last_completion.map_or(Duration::ZERO, |last| {
+            last.saturating_duration_since(warm_end)
+        }),
     };
     if let Stop::After(duration) = plan.stop {
         // A run of 2.5 s has three buckets; the last holds half a second.
@@ -497,8 +497,7 @@ impl<B: Backend> Shared<B> {
         let mut stats = self.stats.borrow_mut();
         match result {
             Ok(()) => {
-                let in_window =
-                    started >= self.warm_end && self.deadline.is_none_or(|d| done <= d);
+                let in_window = started >= self.warm_end && self.deadline.is_none_or(|d| done <= d);
                 if !in_window {
                     return;
                 }

@@ -114,11 +114,10 @@ impl PgBackend {
                 config.password(token.as_bytes());
             }
             Password::MintPerSession(key, params) => {
-                let token = mint_with(key, params, SystemTime::now()).map_err(|e| {
-                    OpError::Other {
+                let token =
+                    mint_with(key, params, SystemTime::now()).map_err(|e| OpError::Other {
                         reason: format!("minting a token: {e}"),
-                    }
-                })?;
+                    })?;
                 config.password(token.as_bytes());
             }
         }
@@ -239,7 +238,12 @@ impl PgSession {
         let select1 = prepare(SELECT1, &[], workload == Workload::Select1).await?;
         let point = prepare(POINT_SELECT, &[Type::INT4], workload.needs_accounts()).await?;
         let insert = prepare(INSERT, &[Type::INT4, Type::INT8], workload.needs_inserts()).await?;
-        let update = prepare(UPDATE, &[Type::INT8, Type::INT4], workload == Workload::Mixed).await?;
+        let update = prepare(
+            UPDATE,
+            &[Type::INT8, Type::INT4],
+            workload == Workload::Mixed,
+        )
+        .await?;
         self.prepared = Some(Prepared {
             select1,
             point,
@@ -265,7 +269,11 @@ impl PgSession {
         for message in messages {
             match message {
                 SimpleQueryMessage::Row(_) => rows += 1,
-                SimpleQueryMessage::CommandComplete(n) if !matches!(op, Op::Select1 | Op::PointSelect { .. }) => rows += n,
+                SimpleQueryMessage::CommandComplete(n)
+                    if !matches!(op, Op::Select1 | Op::PointSelect { .. }) =>
+                {
+                    rows += n
+                }
                 _ => {}
             }
         }
@@ -312,7 +320,10 @@ impl PgSession {
             }
             Op::PointSelect { id } => {
                 let stmt = prepared.point.as_ref().ok_or_else(missing)?;
-                self.client.query(stmt, &[&id]).await.map(|r| r.len() as u64)
+                self.client
+                    .query(stmt, &[&id])
+                    .await
+                    .map(|r| r.len() as u64)
             }
             Op::Insert { session, seq } => {
                 let stmt = prepared.insert.as_ref().ok_or_else(missing)?;

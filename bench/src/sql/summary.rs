@@ -176,7 +176,10 @@ pub fn human(summary: &SqlSummary) -> String {
 fn path_lines(s: &SqlSummary) -> String {
     let mut out = String::new();
     let model = match s.target_rate {
-        Some(rate) => format!("open model at {} op/s", group_thousands(rate.round() as u64)),
+        Some(rate) => format!(
+            "open model at {} op/s",
+            group_thousands(rate.round() as u64)
+        ),
         None => "closed model".to_owned(),
     };
     let protocol = serde_json::to_value(s.protocol)
@@ -186,14 +189,7 @@ fn path_lines(s: &SqlSummary) -> String {
     let _ = writeln!(
         out,
         "{} {} — {} {}, {} sessions, {} threads, {} protocol, {}",
-        s.mode,
-        s.workload,
-        s.path,
-        s.addr,
-        s.connections,
-        s.threads,
-        protocol,
-        model
+        s.mode, s.workload, s.path, s.addr, s.connections, s.threads, protocol, model
     );
     let _ = writeln!(
         out,
