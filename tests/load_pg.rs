@@ -36,20 +36,21 @@ fn gateway_dsn(g: &PgGateway) -> String {
     )
 }
 
-/// The same database directly, as the target's own role.
+/// The same database directly, as the target's own role (the password
+/// goes in PGPASSWORD).
 fn direct_dsn(g: &PgGateway) -> String {
     format!(
-        "host=127.0.0.1 port={} dbname={} user={} password={} sslmode=disable connect_timeout=10",
+        "host=127.0.0.1 port={} dbname={} user={} sslmode=disable connect_timeout=10",
         g.cluster().port,
         g.db,
         g.role,
-        g.password
     )
 }
 
 /// Runs `tollgate-load pg` with a key to mint tokens from; returns its JSON.
 fn load_pg(g: &PgGateway, args: &[&str]) -> Value {
     let out = Command::new(load_bin())
+        .env("PGPASSWORD", &g.password)
         .arg("pg")
         .args(args)
         .args(["--dsn", &gateway_dsn(g), "--token-key"])

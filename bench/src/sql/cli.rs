@@ -57,7 +57,8 @@ pub struct PgArgs {
     /// The path under test, a libpq connection string or URL (the gateway's listener).
     #[arg(long, env = "TOLLGATE_LOAD_DSN")]
     pub dsn: String,
-    /// Also run the same load against this DSN (the database directly), after the gateway.
+    /// Also run the same load against this DSN (the database directly), after the gateway;
+    /// its password comes from the DSN or PGPASSWORD.
     #[arg(long)]
     pub direct: Option<String>,
     /// The token to log in with (prefer TOLLGATE_TOKEN or --token-file: arguments are visible in ps).
@@ -244,7 +245,13 @@ pub fn run(args: PgArgs) -> anyhow::Result<ExitCode> {
     let direct = args
         .direct
         .as_deref()
-        .map(|dsn| PgBackend::new(dsn, Password::FromDsn, args.protocol, args.workload))
+        .map(|dsn| {
+            let mut direct = PgBackend::new(dsn, Password::FromDsn, args.protocol, args.workload)?;
+            // As libpq does: the environment's password when the DSN has none,
+            // so it need not appear on the command line.
+            direct.default_password(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()));
+            anyhow::Ok(direct)
+        })
         .transpose()
         .context("--direct")?;
     let mut summary = run_path(gateway, &plan, args.protocol, "gateway")?;

@@ -95,6 +95,13 @@ impl PgBackend {
         })
     }
 
+    /// Uses `password` when the DSN has none (the direct path's PGPASSWORD).
+    pub fn default_password(&mut self, password: Option<String>) {
+        if let (None, Some(password)) = (self.config.get_password(), password) {
+            self.password = Password::Token(password);
+        }
+    }
+
     /// `host:port` for the summary (never the password).
     pub fn addr(&self) -> String {
         let host = match self.config.get_hosts().first() {
