@@ -40,6 +40,8 @@ JSON OUTPUT (--json): one object on stdout, fields stable across releases:
                            (MB = 10^6 bytes, MiB = 2^20 bytes)
   latency_us               {min, mean, p50, p90, p99, p999, max} in µs
                            (HdrHistogram, 3 significant digits)
+  latency_curve_us         [{percentile, us}] from 0 to 100 (for plots)
+  per_second               requests completed in each second of the window
 
 EXIT STATUS: 0 when the run completed; 2 when no request succeeded; 1 on a usage
 or set-up error.";
@@ -249,6 +251,8 @@ fn summarise(mode: &'static str, plan: &Plan, outcome: &load::Outcome) -> Summar
         mb_per_s: per_second(received, outcome.measured) / 1e6,
         mib_per_s: per_second(received, outcome.measured) / 1_048_576.0,
         latency_us: Latency::from_histogram(&outcome.latency_us),
+        latency_curve_us: sql::summary::curve(&outcome.latency_us),
+        per_second: outcome.per_second.clone(),
     }
 }
 

@@ -4,9 +4,9 @@
 //!
 //! Drawn with `plotters`' SVG backend only: text goes into the SVG as text,
 //! so nothing depends on system fonts. A `--direct` run inside a `pg` result
-//! becomes a second series. TCP results have no curve or per-second counts;
-//! their percentile summary (min, p50, p90, p99, p99.9, max) is the curve and
-//! they are left out of the throughput chart.
+//! becomes a second series. Results without a curve or per-second counts
+//! (written by older versions) are drawn through their percentile summary
+//! (min, p50, p90, p99, p99.9, max) and left out of the throughput chart.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
