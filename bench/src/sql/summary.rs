@@ -242,6 +242,67 @@ mod tests {
     use super::*;
     use crate::load::new_histogram;
 
+    fn run(path: &'static str, ops: u64, p50: u64) -> SqlSummary {
+        let mut hist = new_histogram();
+        for _ in 0..ops {
+            hist.record(p50).unwrap();
+        }
+        let plan = Plan {
+            workload: super::super::Workload::Select1,
+            connections: 2,
+            threads: 1,
+            stop: crate::load::Stop::Count(ops),
+            warmup: std::time::Duration::ZERO,
+            rate: None,
+            timeout: std::time::Duration::from_secs(5),
+            rows: 10,
+            progress: false,
+        };
+        let outcome = Outcome {
+            latency_us: hist,
+            requests: ops,
+            ops: OpCounts {
+                select: ops,
+                ..OpCounts::default()
+            },
+            errors: SqlErrors::default(),
+            last_error: None,
+            per_second: vec![ops],
+            sessions: 2,
+            prepared: 0,
+            measured: std::time::Duration::from_secs(1),
+        };
+        let info = RunInfo {
+            mode: "pg",
+            protocol: Protocol::Simple,
+            path,
+            addr: "127.0.0.1:6432".to_owned(),
+            plan: &plan,
+            setup_statements: 0,
+        };
+        summarise(info, &outcome)
+    }
+
+    #[test]
+    fn gateway_and_direct_are_compared_in_json_and_text() {
+        let summary = run("gateway", 800, 200).with_direct(run("direct", 1000, 100));
+        let vs = summary.vs_direct.unwrap();
+        assert_eq!(vs.req_per_s_ratio, 0.8);
+        assert_eq!((vs.added_p50_us, vs.added_p99_us), (100, 100));
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["protocol"], "simple");
+        assert_eq!(json["direct"]["path"], "direct");
+        assert!(json["direct"]["direct"].is_null());
+        let text = human(&summary);
+        assert!(text.starts_with("pg select1 — gateway 127.0.0.1:6432, 2 sessions, 1 threads, simple protocol, closed model"), "{text}");
+        assert!(text.contains("pg select1 — direct"), "{text}");
+        assert!(
+            text.contains("gateway vs direct: 0.80× the operations/s, p50 +100 µs, p99 +100 µs"),
+            "{text}"
+        );
+        assert!(!summary.failed());
+    }
+
     #[test]
     fn curve_runs_from_min_to_max_through_the_tail() {
         let mut hist = new_histogram();
