@@ -65,6 +65,7 @@ pub(crate) async fn serve(
     entry: &SessionEntry,
     client: TcpStream,
 ) {
+    let _slot = crate::limits::SessionSlot::open();
     let snapshot = ctx.snapshot();
     let Some(&first) = targets.first() else {
         return;
