@@ -314,3 +314,90 @@ print("ok")
         (40 * MIB - "insert into big values (3, '".len() - 2).to_string()
     );
 }
+
+/// Every byte recorded from clients of this target, in record order.
+fn recorded_client_bytes(g: &PgGateway) -> Vec<u8> {
+    use base64::Engine;
+    let out = std::process::Command::new(tollgate_bin())
+        .args(["recordings", "export", "--all", "--dir"])
+        .arg(g.gw.dir().join("recordings"))
+        .args(["--target", &g.db])
+        .output()
+        .unwrap();
+    let mut bytes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(data) = r["data"].as_str().filter(|_| r["type"] == "client_data") else {
+            continue;
+        };
+        if r["encoding"] == "base64" {
+            bytes.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .unwrap(),
+            );
+        } else {
+            bytes.extend_from_slice(data.as_bytes());
+        }
+    }
+    bytes
+}
+
+#[test]
+fn long_messages_that_pass_in_pieces_arrive_whole() {
+    let g = PgGateway::start("mem_pieces");
+    g.direct(&format!(
+        "create table sink (v text); create table big (id int primary key, v text); \
+         grant all on sink, big to {}",
+        g.role
+    ));
+    let t = g.token("ci-job", "ci", "10m");
+    // One 8 MiB CopyData message of 1024 rows of 8191 bytes + newline.
+    let mut w = login(&g, &t);
+    w.query("copy sink from stdin");
+    assert_eq!(w.recv().expect("no answer to COPY").tag, b'G');
+    let mut rows = Vec::with_capacity(8 * MIB);
+    for i in 0..1024u32 {
+        let mut line = format!("{i:08}").into_bytes();
+        line.resize(8191, b'r');
+        rows.extend_from_slice(&line);
+        rows.push(b'\n');
+    }
+    w.send_raw(&header(b'd', rows.len()));
+    w.send_raw(&rows);
+    w.send_raw(&[b'c', 0, 0, 0, 4]);
+    let msgs = w.until_ready();
+    assert!(error_of(&msgs).is_none(), "{msgs:?}");
+    assert_eq!(
+        g.direct("select count(*), sum(length(v)), count(distinct left(v, 8)) from sink"),
+        "1024|8387584|1024"
+    );
+    // The recording holds the message as the upstream got it: its pieces,
+    // in order, make the whole.
+    let mut whole = header(b'd', rows.len());
+    whole.extend_from_slice(&rows);
+    assert_eventually!(
+        recorded_client_bytes(&g)
+            .windows(whole.len())
+            .any(|w| w == whole),
+        Duration::from_secs(20),
+        "the recording does not hold the 8 MiB CopyData message"
+    );
+    // An 8 MiB Bind value (psycopg sends parameters in Bind), and an 8 MiB
+    // DataRow back.
+    let code = r#"
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as c:
+    v = "b" * (8 << 20)
+    c.execute("insert into big values (%s, %s)", (1, v))
+    got = c.execute("select v from big where id = 1").fetchone()[0]
+    print(got == v)
+"#;
+    assert_eq!(python(code, &[&g.conninfo(&t)]), "True");
+    assert_eq!(
+        g.direct("select length(v) from big where id = 1"),
+        (8 * MIB).to_string()
+    );
+}
