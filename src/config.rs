@@ -184,6 +184,7 @@ struct RawConfig {
     identity: Option<IdentityConfig>,
     recorder: Option<RawRecorder>,
     admin: Option<crate::admin::AdminConfig>,
+    limits: Option<crate::limits::LimitsConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -281,6 +282,8 @@ pub struct Config {
     /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
     pub recorder: Option<tollgate_recorder::RecorderConfig>,
     pub admin: crate::admin::AdminConfig,
+    /// Message sizes, memory budgets, frame timeout (`[limits]`).
+    pub limits: crate::limits::LimitsConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
@@ -321,6 +324,14 @@ impl Config {
             return Err(v.invalid(
                 &[Seg::Key("admin"), Seg::Key(e.field)],
                 &format!("admin.{}", e.field),
+                &e.message,
+            ));
+        }
+        let limits = raw.limits.unwrap_or_default();
+        if let Err(e) = limits.validate() {
+            return Err(v.invalid(
+                &[Seg::Key("limits"), Seg::Key(e.field)],
+                &format!("limits.{}", e.field),
                 &e.message,
             ));
         }
@@ -407,6 +418,7 @@ impl Config {
             identity,
             recorder,
             admin,
+            limits,
             targets,
             listeners,
         })

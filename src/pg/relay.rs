@@ -32,6 +32,7 @@ use super::io::{FrameReader, Peer, SessionError, send};
 use super::rowplan::{Refusal, RowMode, RowPlan};
 use super::session::{Admitted, UpstreamReady, cancel_key, fatal, login_upstream, sqlstate};
 use super::shapes::{Shapes, Step};
+use super::stream::{self, FrameClock, Next, Passing};
 use super::texts;
 use super::values::{self, Kind, Masked};
 use super::{lexmode, probe};
@@ -88,7 +89,7 @@ struct Flow {
 
 pub(crate) async fn run(
     ctx: &ShardCtx,
-    _snapshot: &Snapshot,
+    snapshot: &Snapshot,
     target: &TargetConfig,
     rt: &TargetRuntime,
     entry: &SessionEntry,
@@ -209,6 +210,9 @@ pub(crate) async fn run(
             ready_seen: 0,
         });
         let last_activity = std::cell::Cell::new(Instant::now());
+        let limits = &snapshot.config.limits;
+        let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
+        let frame_clock = FrameClock::default();
         let mut inspector = Inspector::new(rt, &identity);
         let client_side = ClientSide {
             ctx,
@@ -216,15 +220,13 @@ pub(crate) async fn run(
             target,
             identity: &identity,
             recording: &recording,
-            reader: FrameReader::new(
-                client_r,
-                client_buf,
-                Caps::frontend(&Limits::default()),
-                Peer::Client,
-            ),
+            reader: FrameReader::new(client_r, client_buf, limits.frontend_caps(), Peer::Client)
+                .with_budget(budget.clone(), crate::limits::Direction::FromClient),
             writer: up_w,
             flow: &flow,
             last_activity: &last_activity,
+            passing: Passing::default(),
+            frame_clock: &frame_clock,
         };
         let upstream_side = UpstreamSide {
             ctx,
@@ -237,10 +239,12 @@ pub(crate) async fn run(
                 up_buf,
                 Caps::backend(&Limits::default()),
                 Peer::Upstream,
-            ),
+            )
+            .with_budget(budget.clone(), crate::limits::Direction::FromUpstream),
             writer: client_w,
             flow: &flow,
             last_activity: &last_activity,
+            passing: Passing::default(),
         };
         let c2u = std::pin::pin!(client_side.run(&mut inspector));
         let u2c = std::pin::pin!(upstream_side.run());
@@ -254,8 +258,11 @@ pub(crate) async fn run(
                 &last_activity,
                 target.idle_timeout
             ));
-            match select(idle, entry.kill.killed()).await {
-                Either::Left(_) => Ending::IdleTimeout,
+            let stalled = std::pin::pin!(frame_clock.expired(limits.frame_timeout));
+            let timers = std::pin::pin!(select(idle, stalled));
+            match select(timers, entry.kill.killed()).await {
+                Either::Left((Either::Left(_), _)) => Ending::IdleTimeout,
+                Either::Left((Either::Right(_), _)) => Ending::FrameTimeout,
                 Either::Right((k, _)) => Ending::Killed(k),
             }
         };
@@ -267,6 +274,11 @@ pub(crate) async fn run(
                 Err(SessionError::ClientProtocol(e)) => {
                     ended_by_us = Some(super::ending::protocol_error(&e));
                     SessionError::ClientProtocol(e).to_string()
+                }
+                Err(SessionError::OutOfMemory(e)) => {
+                    warn!(session = %entry.id, reason = %e, "session ended: memory budget");
+                    ended_by_us = Some(super::ending::out_of_memory(&e));
+                    SessionError::OutOfMemory(e).to_string()
                 }
                 Err(e) => e.to_string(),
             },
@@ -367,6 +379,9 @@ struct ClientSide<'a> {
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
+    /// A long message passing through in pieces (`stream`).
+    passing: Passing,
+    frame_clock: &'a FrameClock,
 }
 
 impl ClientSide<'_> {
@@ -387,7 +402,30 @@ impl ClientSide<'_> {
             self.reader.fill().await?;
             self.last_activity.set(Instant::now());
             let mut pos = 0;
-            while let Some(len) = self.reader.frame_len_at(pos)? {
+            // Whether a message completed in this read (the frame clock).
+            let mut progressed = self.passing.active();
+            segments.extend(self.passing.take(&mut self.reader.buf));
+            progressed &= !self.passing.active();
+            let masking = self.flow.borrow().shapes.is_some();
+            while !self.passing.active() {
+                let len = match stream::next(&mut self.reader, pos, |t| {
+                    stream::client_streamable(t, masking)
+                })? {
+                    Next::Whole(len) => {
+                        progressed = true;
+                        len
+                    }
+                    Next::Partial => break,
+                    Next::Large(t, len) => {
+                        if t == tag::BIND && !skipping {
+                            binds_in_batch += 1;
+                            ran_in_batch = true;
+                        }
+                        let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
+                        passing.start(buf, &mut segments, &mut pos, len, skipping);
+                        break;
+                    }
+                };
                 let t = self.reader.buf[pos];
                 let action = if skipping && t != tag::SYNC {
                     // After a blocked statement the batch is void until Sync,
@@ -422,6 +460,7 @@ impl ClientSide<'_> {
                                         segments.push(self.reader.buf.split_to(pos).freeze());
                                         pos = 0;
                                     }
+                                    self.frame_clock.progress();
                                     self.forward(&mut segments).await?;
                                     let d =
                                         self.await_approval(&statement, &message, &rule).await?;
@@ -579,7 +618,13 @@ impl ClientSide<'_> {
             if pos > 0 {
                 segments.push(self.reader.buf.split_to(pos).freeze());
             }
+            if progressed {
+                self.frame_clock.progress();
+            }
             self.forward(&mut segments).await?;
+            self.frame_clock
+                .mark(self.passing.active() || !self.reader.buf.is_empty());
+            self.reader.settle();
             if terminate {
                 return Ok(());
             }
@@ -811,6 +856,8 @@ struct UpstreamSide<'a> {
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
+    /// A long message passing through in pieces (`stream`).
+    passing: Passing,
 }
 
 /// The error our injected statement raised, without the PL/pgSQL context,
@@ -937,7 +984,19 @@ impl UpstreamSide<'_> {
             }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
-            while let Some(len) = self.reader.frame_len_at(pos)? {
+            segments.extend(self.passing.take(&mut self.reader.buf));
+            while !self.passing.active() {
+                let len = match stream::next(&mut self.reader, pos, |t| {
+                    stream::upstream_streamable(t, masking.is_some(), copy_out)
+                })? {
+                    Next::Whole(len) => len,
+                    Next::Partial => break,
+                    Next::Large(_, len) => {
+                        let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
+                        passing.start(buf, &mut segments, &mut pos, len, false);
+                        break;
+                    }
+                };
                 let t = self.reader.buf[pos];
                 if let Some(m) = masking
                     && let Err(why) = self.shape_step(m, &mut rows, t, pos, len)
@@ -1058,6 +1117,7 @@ impl UpstreamSide<'_> {
                 &self.ctx.stats().bytes_upstream_to_client,
             )
             .await?;
+            self.reader.settle();
             if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
             {
                 self.ctx
