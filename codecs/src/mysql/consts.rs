@@ -41,12 +41,13 @@ pub mod caps {
     /// What this codec can read on both sides of a relay. A gateway ANDs the
     /// caller's and the server's capabilities with it, so compression, query
     /// attributes and optional metadata (each a different layout) never get
-    /// negotiated.
+    /// negotiated. NO_SCHEMA is left out too: under it the server drops the
+    /// schema of `db.table` and reads `mysql.user` as `<current db>.user`,
+    /// so a statement would not mean what its text says.
     pub const CODEC_SUPPORTED: u32 = CLIENT_MYSQL
         | FOUND_ROWS
         | LONG_FLAG
         | CONNECT_WITH_DB
-        | NO_SCHEMA
         | ODBC
         | LOCAL_FILES
         | IGNORE_SPACE

@@ -79,8 +79,9 @@ pub struct ColumnDefinition<'a> {
     pub column_type: u8,
     pub flags: u16,
     pub decimals: u8,
-    /// Default values, only in answers to COM_FIELD_LIST.
-    pub default_values: Option<&'a [u8]>,
+    /// The default value, only in answers to COM_FIELD_LIST (`Some(None)`:
+    /// a NULL default).
+    pub default_values: Option<Option<&'a [u8]>>,
 }
 
 impl<'a> ColumnDefinition<'a> {
@@ -105,8 +106,11 @@ impl<'a> ColumnDefinition<'a> {
         let default_values = if r.is_empty() {
             None
         } else {
-            Some(r.lenenc_bytes("default values")?)
+            Some(r.lenenc_or_null("default values")?)
         };
+        if !r.is_empty() {
+            return Err(r.err("trailing bytes"));
+        }
         Ok(ColumnDefinition {
             catalog,
             schema,
@@ -141,8 +145,10 @@ impl<'a> ColumnDefinition<'a> {
         out.put_u16_le(self.flags);
         out.put_u8(self.decimals);
         out.put_u16(0);
-        if let Some(d) = self.default_values {
-            put_lenenc_bytes(out, d);
+        match self.default_values {
+            Some(Some(d)) => put_lenenc_bytes(out, d),
+            Some(None) => out.put_u8(NULL_VALUE),
+            None => {}
         }
     }
 }
