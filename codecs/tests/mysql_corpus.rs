@@ -7,8 +7,7 @@
 
 use tollgate_codecs::sql::presets::MEMBERS;
 use tollgate_codecs::sql::{
-    Classified, Classifier, Dialect, MySqlMode, Selector, Statement, StatementClass,
-    decode_string,
+    Classified, Classifier, Dialect, MySqlMode, Selector, Statement, StatementClass, decode_string,
 };
 
 struct Case {
@@ -91,7 +90,8 @@ fn visit_all(c: &Classified<'_>, dialect: Dialect, mut f: impl FnMut(&Classified
 }
 
 fn calls(c: &Classified<'_>, s: &Statement, name: &str) -> bool {
-    c.functions(s).any(|f| f.bare.eq_ignore_ascii_case(name.as_bytes()))
+    c.functions(s)
+        .any(|f| f.bare.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 fn describe(c: &Classified<'_>) -> String {
@@ -130,7 +130,11 @@ fn mysql_dangerous_statements_are_caught() {
             ));
         }
     }
-    println!("mysql dangerous: {}/{} caught", cases.len() - misses.len(), cases.len());
+    println!(
+        "mysql dangerous: {}/{} caught",
+        cases.len() - misses.len(),
+        cases.len()
+    );
     assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
 }
 
@@ -175,7 +179,11 @@ fn mysql_benign_look_alikes_pass() {
             .collect();
         let mut problems = Vec::new();
         if got.statements().len() != expected.len() {
-            problems.push(format!("{} statements, expected {}", got.statements().len(), expected.len()));
+            problems.push(format!(
+                "{} statements, expected {}",
+                got.statements().len(),
+                expected.len()
+            ));
         }
         for (i, (s, sel)) in got.statements().iter().zip(&expected).enumerate() {
             if !sel.matches(s) {
@@ -202,6 +210,10 @@ fn mysql_benign_look_alikes_pass() {
             ));
         }
     }
-    println!("mysql benign: {}/{} passed", cases.len() - failures.len(), cases.len());
+    println!(
+        "mysql benign: {}/{} passed",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
 }

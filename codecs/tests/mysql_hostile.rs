@@ -16,16 +16,22 @@ fn a_length_above_the_cap_fails_on_the_header_alone() {
     let cap = buf.capacity();
     assert_eq!(
         next_packet(&mut buf, 999),
-        Err(MySqlError::PacketTooLarge { len: 1000, max: 999 })
+        Err(MySqlError::PacketTooLarge {
+            len: 1000,
+            max: 999
+        })
     );
     assert_eq!(buf.capacity(), cap, "nothing reserved");
     // A run of full chunks is refused as soon as their sum passes the cap,
     // before the payload arrives.
     let mut buf = BytesMut::from(&header(MAX_CHUNK, 0)[..]);
-    assert_eq!(next_packet(&mut buf, 1 << 20).unwrap_err(), MySqlError::PacketTooLarge {
-        len: MAX_CHUNK,
-        max: 1 << 20
-    });
+    assert_eq!(
+        next_packet(&mut buf, 1 << 20).unwrap_err(),
+        MySqlError::PacketTooLarge {
+            len: MAX_CHUNK,
+            max: 1 << 20
+        }
+    );
 }
 
 #[test]
@@ -58,7 +64,10 @@ fn multi_packet_payloads_join_and_check_their_sequence_ids() {
     wire[MAX_CHUNK + 4 + 3] = 5;
     assert_eq!(
         next_packet(&mut wire, 64 << 20),
-        Err(MySqlError::Sequence { expected: 1, got: 5 })
+        Err(MySqlError::Sequence {
+            expected: 1,
+            got: 5
+        })
     );
 }
 
@@ -98,7 +107,10 @@ fn length_encoded_strings_that_lie_fail() {
     assert!(BinaryRow::parse(&[0, 0, 1], &[200]).is_err());
     assert!(BinaryRow::parse(&[0, 0, 5, 1, 2, 3, 4, 5], &[column_type::DATE]).is_err());
     assert!(BinaryRow::parse(&[0], &[column_type::LONG; 9]).is_err());
-    assert!(BinaryRow::parse(&[1, 0], &[]).is_err(), "header must be 0x00");
+    assert!(
+        BinaryRow::parse(&[1, 0], &[]).is_err(),
+        "header must be 0x00"
+    );
 }
 
 /// A greeting, a login packet, rows, column definitions and commands, each
@@ -139,9 +151,18 @@ fn truncated_and_mutated_packets_never_panic() {
     .unwrap();
     samples.push(b.to_vec());
     samples.push(vec![0x01, 0xFB, 3, b'a', b'b', b'c', 0]);
-    samples.push(b"\x03def\x03app\x01t\x01t\x01a\x01a\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x50\x00\x00\x00".to_vec());
-    samples.push(b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x08\x00\x05\x00\x00\x00\x00\x00\x00\x00".to_vec());
-    samples.push(b"\x11bob\x00\x14aaaaaaaaaaaaaaaaaaaa\x00app\x00\x2d\x00mysql_native_password\x00\x00".to_vec());
+    samples.push(
+        b"\x03def\x03app\x01t\x01t\x01a\x01a\x0c\x3f\x00\x0b\x00\x00\x00\x03\x03\x50\x00\x00\x00"
+            .to_vec(),
+    );
+    samples.push(
+        b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x08\x00\x05\x00\x00\x00\x00\x00\x00\x00"
+            .to_vec(),
+    );
+    samples.push(
+        b"\x11bob\x00\x14aaaaaaaaaaaaaaaaaaaa\x00app\x00\x2d\x00mysql_native_password\x00\x00"
+            .to_vec(),
+    );
     for s in &samples {
         for cut in 0..=s.len() {
             decode_everything(&s[..cut]);
@@ -167,7 +188,11 @@ fn decode_everything(p: &[u8]) {
         }
     }
     let _ = AuthSwitchRequest::parse(p);
-    let _ = (OkPacket::parse(p, caps), ErrPacket::parse(p), EofPacket::parse(p));
+    let _ = (
+        OkPacket::parse(p, caps),
+        ErrPacket::parse(p),
+        EofPacket::parse(p),
+    );
     let _ = QueryResponse::parse(p, caps);
     if let Ok(c) = ColumnDefinition::parse(p) {
         let mut out = BytesMut::new();
@@ -180,15 +205,43 @@ fn decode_everything(p: &[u8]) {
             assert_eq!(r.values().count(), n);
         }
     }
-    let types = [column_type::LONG, column_type::VAR_STRING, column_type::DATETIME];
+    let types = [
+        column_type::LONG,
+        column_type::VAR_STRING,
+        column_type::DATETIME,
+    ];
     if let Ok(r) = BinaryRow::parse(p, &types) {
         assert_eq!(r.values().count(), 3);
         let mut out = BytesMut::new();
-        r.encode_replacing(&mut out, &[(1, Some(b"masked value"))]).unwrap();
+        r.encode_replacing(&mut out, &[(1, Some(b"masked value"))])
+            .unwrap();
         assert!(BinaryRow::parse(&out, &types).is_ok());
     }
     if let Ok(Command::StmtExecute(e)) = Command::parse(p, caps) {
         let _ = e.decode_params(3, None, |i| i == 1);
     }
     let _ = PrepareOk::parse(p);
+}
+
+/// Found by the mysql_packets fuzz target: a login packet whose flags say
+/// "database" and "plugin" but that names none re-encoded to one that named
+/// empty ones. An empty name now reads as none, so the round trip holds.
+#[test]
+fn login_packets_without_database_or_plugin_round_trip() {
+    let h = HandshakeResponse {
+        head: ClientHead {
+            capabilities: caps::CODEC_SUPPORTED,
+            max_packet: 1 << 24,
+            charset: 45,
+            mariadb_capabilities: 0,
+        },
+        user: b"",
+        auth_response: b"",
+        database: None,
+        auth_plugin: None,
+        attrs: Vec::new(),
+    };
+    let mut out = BytesMut::new();
+    h.encode(&mut out).unwrap();
+    assert_eq!(HandshakeResponse::parse(&out).unwrap(), h);
 }

@@ -8,8 +8,8 @@ use bytes::BytesMut;
 use tollgate_codecs::mysql::*;
 
 const NONCE: [u8; 20] = [
-    0x3e, 0x3b, 0x04, 0x55, 0x04, 0x70, 0x16, 0x3a, 0x4c, 0x15, 0x35, 0x03, 0x15, 0x76, 0x73,
-    0x22, 0x46, 0x08, 0x18, 0x01,
+    0x3e, 0x3b, 0x04, 0x55, 0x04, 0x70, 0x16, 0x3a, 0x4c, 0x15, 0x35, 0x03, 0x15, 0x76, 0x73, 0x22,
+    0x46, 0x08, 0x18, 0x01,
 ];
 
 fn packet(seq: u8, payload: &[u8]) -> Packet {
@@ -69,7 +69,9 @@ fn ok(seq: u8) -> Packet {
 fn caching_sha2_fast_path_sends_the_captured_scramble() {
     let mut login = UpstreamLogin::new(config(false));
     let mut out = BytesMut::new();
-    let step = login.greeting(&greeting(b"caching_sha2_password", false), &mut out).unwrap();
+    let step = login
+        .greeting(&greeting(b"caching_sha2_password", false), &mut out)
+        .unwrap();
     assert_eq!(step, LoginStep::Continue);
     let p = sent(&mut out);
     assert_eq!(p[0].seq, 1);
@@ -87,7 +89,9 @@ fn caching_sha2_fast_path_sends_the_captured_scramble() {
 fn caching_sha2_full_path_sends_the_password_only_over_tls() {
     let mut login = UpstreamLogin::new(config(true));
     let mut out = BytesMut::new();
-    let step = login.greeting(&greeting(b"caching_sha2_password", true), &mut out).unwrap();
+    let step = login
+        .greeting(&greeting(b"caching_sha2_password", true), &mut out)
+        .unwrap();
     assert_eq!(step, LoginStep::StartTls);
     let p = sent(&mut out);
     assert_eq!((p[0].seq, p[0].payload.len()), (1, SSL_REQUEST_LEN));
@@ -103,7 +107,9 @@ fn caching_sha2_full_path_sends_the_password_only_over_tls() {
     // Without TLS the same request would need the RSA exchange: refused,
     // and nothing is written.
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"caching_sha2_password", true), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"caching_sha2_password", true), &mut out)
+        .unwrap();
     out.clear();
     assert_eq!(
         login.packet(&packet(2, &[0x01, 0x04]), &mut out),
@@ -117,10 +123,14 @@ fn auth_switches_answer_each_plugin_and_refuse_cleartext_without_tls() {
     // MariaDB default plugin, account on caching_sha2 (MySQL 8 style switch).
     let mut login = UpstreamLogin::new(config(false));
     let mut out = BytesMut::new();
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     let first = sent(&mut out);
     assert_eq!(
-        HandshakeResponse::parse(&first[0].payload).unwrap().auth_response,
+        HandshakeResponse::parse(&first[0].payload)
+            .unwrap()
+            .auth_response,
         native_password(b"hola", &NONCE)
     );
     let mut switch = BytesMut::new();
@@ -132,11 +142,16 @@ fn auth_switches_answer_each_plugin_and_refuse_cleartext_without_tls() {
     .unwrap();
     login.packet(&packet(2, &switch), &mut out).unwrap();
     let p = sent(&mut out);
-    assert_eq!((p[0].seq, p[0].payload.to_vec()), (3, caching_sha2_fast(b"hola", &[7u8; 20])));
+    assert_eq!(
+        (p[0].seq, p[0].payload.to_vec()),
+        (3, caching_sha2_fast(b"hola", &[7u8; 20]))
+    );
 
     // mysql_clear_password without TLS: refused before anything is sent.
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     out.clear();
     let mut switch = BytesMut::new();
     AuthSwitchRequest {
@@ -153,7 +168,9 @@ fn auth_switches_answer_each_plugin_and_refuse_cleartext_without_tls() {
 
     // An unknown plugin, a lone 0xFE (pre-4.1 switch), an ERR.
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     let mut switch = BytesMut::new();
     AuthSwitchRequest {
         plugin: b"dialog",
@@ -166,10 +183,14 @@ fn auth_switches_answer_each_plugin_and_refuse_cleartext_without_tls() {
         Err(LoginError::UnsupportedPlugin { .. })
     ));
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     assert!(login.packet(&packet(2, &[0xFE]), &mut out).is_err());
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     let mut err = BytesMut::new();
     ErrPacket {
         code: 1045,
@@ -207,11 +228,15 @@ fn refusals_before_any_secret_is_sent() {
     ));
     // A server reply out of sequence after the login packet.
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"caching_sha2_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"caching_sha2_password", false), &mut out)
+        .unwrap();
     assert!(login.packet(&ok(5), &mut out).is_err());
     // Too many switches.
     let mut login = UpstreamLogin::new(config(false));
-    login.greeting(&greeting(b"mysql_native_password", false), &mut out).unwrap();
+    login
+        .greeting(&greeting(b"mysql_native_password", false), &mut out)
+        .unwrap();
     let mut switch = BytesMut::new();
     AuthSwitchRequest {
         plugin: b"mysql_native_password",

@@ -131,9 +131,15 @@ impl Server {
 
     fn cli(&self, sql: &str) -> Command {
         let mut cmd = Command::new("mariadb");
-        cmd.args(["--no-defaults", "-uroot", "-N", "-B", "--default-character-set=utf8mb4"])
-            .arg(format!("--socket={}", self.socket.display()))
-            .args(["-e", sql]);
+        cmd.args([
+            "--no-defaults",
+            "-uroot",
+            "-N",
+            "-B",
+            "--default-character-set=utf8mb4",
+        ])
+        .arg(format!("--socket={}", self.socket.display()))
+        .args(["-e", sql]);
         cmd
     }
 

@@ -135,6 +135,7 @@ impl Conn {
     fn read_packet_raw(&mut self) -> Packet {
         loop {
             if let Some(p) = next_packet(&mut self.buf, MAX).unwrap() {
+                dump_seed(&p.raw);
                 return p;
             }
             let mut chunk = [0u8; 64 << 10];
@@ -156,6 +157,7 @@ impl Conn {
     pub fn send(&mut self, payload: &[u8]) {
         let mut out = BytesMut::new();
         self.seq = write_packet(&mut out, self.seq, payload);
+        dump_seed(&out);
         self.write_all(&out);
     }
 
@@ -184,7 +186,8 @@ impl Conn {
         let mut all = Vec::new();
         loop {
             let p = self.read_packet();
-            let (outcome, status) = match QueryResponse::parse(&p.payload, self.capabilities).unwrap()
+            let (outcome, status) = match QueryResponse::parse(&p.payload, self.capabilities)
+                .unwrap()
             {
                 QueryResponse::Ok(ok) => {
                     self.check_ok(&p.payload, &ok);
@@ -223,7 +226,11 @@ impl Conn {
             let def = ColumnDefinition::parse(&p.payload).unwrap();
             let mut again = BytesMut::new();
             def.encode(&mut again);
-            assert_eq!(&again[..], &p.payload[..], "column definition re-encoding differs");
+            assert_eq!(
+                &again[..],
+                &p.payload[..],
+                "column definition re-encoding differs"
+            );
             columns.push(Column {
                 name: String::from_utf8_lossy(def.name).into_owned(),
                 column_type: def.column_type,
@@ -284,7 +291,11 @@ impl Conn {
         let ok = PrepareOk::parse(&first.payload).unwrap();
         let mut again = BytesMut::new();
         ok.encode(&mut again);
-        assert_eq!(&again[..], &first.payload[..], "PREPARE_OK re-encoding differs");
+        assert_eq!(
+            &again[..],
+            &first.payload[..],
+            "PREPARE_OK re-encoding differs"
+        );
         self.read_columns(u64::from(ok.params));
         let columns = self.read_columns(u64::from(ok.columns));
         Ok(Prepared {
@@ -324,5 +335,20 @@ fn err_outcome(payload: &[u8], e: &ErrPacket<'_>) -> Outcome {
             .map(|s| String::from_utf8_lossy(&s).into_owned())
             .unwrap_or_default(),
         message: String::from_utf8_lossy(e.message).into_owned(),
+    }
+}
+
+/// With TOLLGATE_MYSQL_SEEDS=<dir>, every packet read or sent (under 8 KiB)
+/// is written there: the fuzz seeds in codecs/fuzz/seeds/mysql_packets come
+/// from a run of these tests.
+fn dump_seed(raw: &[u8]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    if let Some(dir) = std::env::var_os("TOLLGATE_MYSQL_SEEDS")
+        && raw.len() < 8 << 10
+    {
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{n:05}", std::process::id());
+        std::fs::write(Path::new(&dir).join(name), raw).unwrap();
     }
 }

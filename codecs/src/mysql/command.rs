@@ -13,20 +13,40 @@ use super::value::{BinaryValue, read_binary_value, write_binary_value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
     Quit,
-    InitDb { schema: &'a [u8] },
-    Query { sql: &'a [u8] },
-    FieldList { table: &'a [u8], wildcard: &'a [u8] },
+    InitDb {
+        schema: &'a [u8],
+    },
+    Query {
+        sql: &'a [u8],
+    },
+    FieldList {
+        table: &'a [u8],
+        wildcard: &'a [u8],
+    },
     Ping,
     ChangeUser(ChangeUser<'a>),
-    StmtPrepare { sql: &'a [u8] },
+    StmtPrepare {
+        sql: &'a [u8],
+    },
     StmtExecute(StmtExecute<'a>),
-    StmtSendLongData { stmt_id: u32, param: u16, data: &'a [u8] },
-    StmtClose { stmt_id: u32 },
-    StmtReset { stmt_id: u32 },
+    StmtSendLongData {
+        stmt_id: u32,
+        param: u16,
+        data: &'a [u8],
+    },
+    StmtClose {
+        stmt_id: u32,
+    },
+    StmtReset {
+        stmt_id: u32,
+    },
     ResetConnection,
     /// Any other command byte (statistics, process kill, binlog dump, ...):
     /// the gateway decides, the codec does not read further.
-    Other { code: u8, body: &'a [u8] },
+    Other {
+        code: u8,
+        body: &'a [u8],
+    },
 }
 
 impl<'a> Command<'a> {

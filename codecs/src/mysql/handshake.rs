@@ -204,9 +204,12 @@ pub struct HandshakeResponse<'a> {
     pub auth_response: &'a [u8],
     pub database: Option<&'a [u8]>,
     pub auth_plugin: Option<&'a [u8]>,
-    /// Connect attributes (key, value), in the order the client sent them.
-    pub attrs: Vec<(&'a [u8], &'a [u8])>,
+    /// Connect attributes, in the order the client sent them.
+    pub attrs: ConnectAttrs<'a>,
 }
+
+/// Connect attributes (key, value) as the client sent them.
+pub type ConnectAttrs<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// Most connect attributes read from one packet (clients send < 20).
 pub const MAX_CONNECT_ATTRS: usize = 256;
@@ -225,13 +228,15 @@ impl<'a> HandshakeResponse<'a> {
         } else {
             r.nul_str("auth response")?
         };
+        // An empty database or plugin name is the same as none (clients
+        // that set the flag write a lone NUL), so both read as `None`.
         let database = if caps & caps::CONNECT_WITH_DB != 0 && !r.is_empty() {
-            Some(r.nul_str_or_rest())
+            Some(r.nul_str_or_rest()).filter(|d| !d.is_empty())
         } else {
             None
         };
         let auth_plugin = if caps & caps::PLUGIN_AUTH != 0 && !r.is_empty() {
-            Some(r.nul_str_or_rest())
+            Some(r.nul_str_or_rest()).filter(|p| !p.is_empty())
         } else {
             None
         };
@@ -301,7 +306,7 @@ impl<'a> HandshakeResponse<'a> {
 
 /// Connect attributes: a length-encoded total, then key/value pairs of
 /// length-encoded strings that must fill that total exactly.
-fn parse_attrs<'a>(r: &mut Reader<'a>) -> Result<Vec<(&'a [u8], &'a [u8])>, MySqlError> {
+fn parse_attrs<'a>(r: &mut Reader<'a>) -> Result<ConnectAttrs<'a>, MySqlError> {
     let block = r.lenenc_bytes("connect attributes")?;
     let mut a = Reader::new("HandshakeResponse41", block);
     let mut attrs = Vec::new();

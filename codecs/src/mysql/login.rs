@@ -19,7 +19,9 @@ use super::auth::{AuthPlugin, cleartext, scramble};
 use super::consts::caps;
 use super::error::MySqlError;
 use super::frame::{Packet, encode_packet};
-use super::handshake::{AuthSwitchRequest, ClientHead, Greeting, HandshakeResponse, auth_more_data};
+use super::handshake::{
+    AuthSwitchRequest, ClientHead, Greeting, HandshakeResponse, auth_more_data,
+};
 use super::response::{ErrPacket, OkPacket};
 
 /// What the gateway logs in with.
@@ -213,12 +215,11 @@ impl<'a> UpstreamLogin<'a> {
             _ => AuthPlugin::NativePassword,
         };
         self.plugin = Some(plugin);
-        let auth = scramble(plugin, self.cfg.password, &self.nonce).ok_or(
-            MySqlError::Malformed {
+        let auth =
+            scramble(plugin, self.cfg.password, &self.nonce).ok_or(MySqlError::Malformed {
                 packet: "greeting",
                 what: "nonce too short for the auth plugin",
-            },
-        )?;
+            })?;
         let resp = HandshakeResponse {
             head: self.head(),
             user: self.cfg.user,
@@ -278,12 +279,11 @@ impl<'a> UpstreamLogin<'a> {
                 plugin: "mysql_clear_password",
             });
         }
-        let answer = scramble(plugin, self.cfg.password, req.data).ok_or(
-            MySqlError::Malformed {
+        let answer =
+            scramble(plugin, self.cfg.password, req.data).ok_or(MySqlError::Malformed {
                 packet: "AuthSwitchRequest",
                 what: "nonce too short for the auth plugin",
-            },
-        )?;
+            })?;
         self.plugin = Some(plugin);
         self.nonce = req.data.to_vec();
         self.seq = encode_packet(out, self.seq, |o| {

@@ -21,9 +21,13 @@ pub enum QueryResponse<'a> {
     Ok(OkPacket<'a>),
     Err(ErrPacket<'a>),
     /// The server asks the client to send this file (LOAD DATA LOCAL).
-    LocalInfile { filename: &'a [u8] },
+    LocalInfile {
+        filename: &'a [u8],
+    },
     /// A result set of this many columns follows.
-    ResultSet { columns: u64 },
+    ResultSet {
+        columns: u64,
+    },
 }
 
 impl<'a> QueryResponse<'a> {
@@ -280,7 +284,10 @@ impl<'a, 't> BinaryRow<'a, 't> {
     pub fn values(&self) -> impl Iterator<Item = Option<BinaryValue<'a>>> + use<'a, 't> {
         let bitmap_len = binary_null_bitmap_len(self.types.len());
         let bitmap = self.payload.get(1..1 + bitmap_len).unwrap_or_default();
-        let mut r = Reader::new("binary row", self.payload.get(1 + bitmap_len..).unwrap_or_default());
+        let mut r = Reader::new(
+            "binary row",
+            self.payload.get(1 + bitmap_len..).unwrap_or_default(),
+        );
         let types = self.types;
         types.iter().enumerate().map_while(move |(i, &t)| {
             if is_null(bitmap, i) {
@@ -312,7 +319,9 @@ impl<'a, 't> BinaryRow<'a, 't> {
 
 fn is_null(bitmap: &[u8], column: usize) -> bool {
     let bit = column + 2;
-    bitmap.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0)
+    bitmap
+        .get(bit / 8)
+        .is_some_and(|b| b & (1 << (bit % 8)) != 0)
 }
 
 /// Writes a binary row of columns typed `types` from `values` (`None` =
