@@ -455,3 +455,62 @@ fn executable_comments_are_judged_as_mariadb_runs_them() {
     // admits.
     assert_eq!(cautious, ["SELECT 1 /*!, 2; DROP TABLE victim */"]);
 }
+
+/// COM_CHANGE_USER encoded by the codec: to a native-password account with
+/// the greeting's nonce (accepted at once), then to the ed25519 account
+/// (the server switches plugin with a fresh nonce, answered with a signature).
+#[test]
+fn change_user_re_authenticates_with_each_plugin() {
+    let mut c = connect(mariadb::NATIVE_USER, mariadb::NATIVE_PASSWORD, true).unwrap();
+    let change = |c: &mut Conn, user: &str, plugin: AuthPlugin, password: &str| {
+        let scramble = scramble(plugin, password.as_bytes(), &c.nonce.clone()).unwrap_or_default();
+        let cmd = Command::ChangeUser(ChangeUser {
+            user: user.as_bytes(),
+            auth_response: &scramble,
+            database: b"app",
+            charset: Some(u16::from(UTF8MB4_GENERAL_CI)),
+            auth_plugin: Some(b"mysql_native_password"),
+            attrs: b"",
+        });
+        let mut p = BytesMut::new();
+        cmd.encode(&mut p, c.capabilities).unwrap();
+        c.command(&p);
+        loop {
+            let reply = c.read_packet();
+            match reply.header() {
+                0xFE => {
+                    let switch = AuthSwitchRequest::parse(&reply.payload).unwrap();
+                    let plugin = AuthPlugin::from_name(switch.plugin).unwrap();
+                    let answer = scramble_for(plugin, password, switch.data);
+                    c.send(&answer);
+                }
+                _ => return c.read_results_from(reply),
+            }
+        }
+    };
+    fn scramble_for(plugin: AuthPlugin, password: &str, nonce: &[u8]) -> Vec<u8> {
+        scramble(plugin, password.as_bytes(), nonce).unwrap()
+    }
+    let out = change(
+        &mut c,
+        mariadb::NATIVE_USER,
+        AuthPlugin::NativePassword,
+        mariadb::NATIVE_PASSWORD,
+    );
+    assert!(matches!(out, Outcome::Ok { .. }), "{out:?}");
+    let out = change(
+        &mut c,
+        mariadb::ED25519_USER,
+        AuthPlugin::NativePassword,
+        mariadb::ED25519_PASSWORD,
+    );
+    assert!(matches!(out, Outcome::Ok { .. }), "{out:?}");
+    assert_eq!(whoami(&mut c).0, format!("{}@%", mariadb::ED25519_USER));
+    let out = change(
+        &mut c,
+        mariadb::ED25519_USER,
+        AuthPlugin::NativePassword,
+        "wrong",
+    );
+    assert!(matches!(out, Outcome::Err { code: 1045, .. }), "{out:?}");
+}

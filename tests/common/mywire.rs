@@ -22,6 +22,8 @@ pub struct Conn {
     pub capabilities: u32,
     pub connection_id: u32,
     pub server_version: Vec<u8>,
+    /// The greeting's nonce (COM_CHANGE_USER scrambles with it).
+    pub nonce: Vec<u8>,
     /// The sequence id of the next packet in the current exchange.
     seq: u8,
 }
@@ -96,12 +98,14 @@ impl Conn {
             capabilities: 0,
             connection_id: 0,
             server_version: Vec::new(),
+            nonce: Vec::new(),
             seq: 0,
         };
         let mut login = UpstreamLogin::new(cfg);
         let mut out = BytesMut::new();
         let greeting = conn.read_packet_raw();
         let mut step = login.greeting(&greeting, &mut out)?;
+        conn.nonce = login.nonce().to_vec();
         conn.write_all(&out);
         out.clear();
         if step == LoginStep::StartTls {
@@ -209,6 +213,20 @@ impl Conn {
             if status & status::MORE_RESULTS_EXISTS == 0 {
                 return all;
             }
+        }
+    }
+
+    /// The OK or ERR that ends an exchange, already read.
+    pub fn read_results_from(&mut self, p: Packet) -> Outcome {
+        if is_err(&p.payload) {
+            let e = ErrPacket::parse(&p.payload).unwrap();
+            return err_outcome(&p.payload, &e);
+        }
+        let ok = OkPacket::parse(&p.payload, self.capabilities).unwrap();
+        self.check_ok(&p.payload, &ok);
+        Outcome::Ok {
+            affected_rows: ok.affected_rows,
+            status: ok.status,
         }
     }
 

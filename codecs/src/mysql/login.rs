@@ -132,6 +132,12 @@ impl<'a> UpstreamLogin<'a> {
         &self.server_version
     }
 
+    /// The nonce of the last greeting or auth switch: COM_CHANGE_USER's
+    /// first scramble uses the greeting's.
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+
     /// The server's id for this connection (what `KILL` takes).
     pub fn connection_id(&self) -> u32 {
         self.connection_id
