@@ -9,6 +9,10 @@
 #   tps:     pgbench -n -S -c CLIENTS -j JOBS -T DURATION -M MODE, per MODE
 #   latency: pgbench -n -S -c 1 -j 1 -T LAT_DURATION -M simple --log, per-
 #            transaction latencies -> p50/p99 (and the difference to direct)
+#   plots:   tollgate-load pg point-select -c CLIENTS for LAT_DURATION, per
+#            relay and round (JSON in load/); the last round's runs are drawn
+#            into report.html and report.svg (latency by percentile and
+#            throughput over time, one line per relay). --no-plots skips it.
 # Every client goes over TCP on 127.0.0.1 with TLS off, SCRAM to PostgreSQL.
 # tollgate runs with token auth, command rules and masking rules (which no
 # pgbench statement triggers, but every statement is classified and every row
@@ -34,10 +38,10 @@
 #            [--modes simple,extended] [--duration 15] [--lat-duration 10]
 #            [--clients 16] [--jobs 2] [--scale 10] [--pin none|split]
 #            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0] [--perf]
-#            [--results DIR] [--bin-dir DIR] [--no-build] [--no-latency]
+#            [--results DIR] [--bin-dir DIR] [--no-build] [--no-latency] [--no-plots]
 # Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict pgbouncer haproxy.
 # Modes: simple extended prepared (pgbench -M). Durations in seconds.
-# --bin-dir takes the tollgate binary from DIR instead of building it.
+# --bin-dir takes the tollgate (and tollgate-load) binaries from DIR instead of building them.
 # Every option also reads from the environment (ROUNDS, RELAYS, MODES, ...).
 # Raw pgbench output, per-round TSV and the configs go to the results dir;
 # the Markdown table of medians is printed and saved as summary.md.
@@ -69,6 +73,7 @@ NICE=${NICE:-0}
 PERF=${PERF:-0}
 BUILD=${BUILD:-1}
 LATENCY=${LATENCY:-1}
+PLOTS=${PLOTS:-1}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRIPTS=$REPO/bench/scripts
@@ -99,6 +104,7 @@ while [ $# -gt 0 ]; do
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-latency) LATENCY=0; shift ;;
+        --no-plots) PLOTS=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -237,20 +243,27 @@ CLK_TCK=$(getconf CLK_TCK)
 CPUS=$(nproc --all)
 [ "$LOAD_CPU" -lt "$CPUS" ] && [ "$RELAY_CPU" -lt "$CPUS" ] || die "CPU ids must be below $CPUS"
 
-mkdir -p "$RESULTS/raw"
+mkdir -p "$RESULTS/raw" "$RESULTS/load"
 RESULTS=$(cd "$RESULTS" && pwd)
-if has_tollgate; then
+if has_tollgate || [ "$PLOTS" = 1 ]; then
     TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
     BIN_DIR=${BIN_DIR:-$TARGET_DIR/release}
     if [ "$BUILD" = 1 ]; then
-        log "building the release gateway"
-        (cd "$REPO" && cargo build --release -p tollgate) || die "cargo build failed"
+        log "building the release gateway and load tool"
+        (cd "$REPO" && cargo build --release -p tollgate -p tollgate-bench --bin tollgate --bin tollgate-load) ||
+            die "cargo build failed"
     fi
     # A copy kept with the results: it is what was measured, and a later build
     # into the same target directory cannot swap it mid-run.
     mkdir -p "$RESULTS/bin"
-    cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "no tollgate binary in $BIN_DIR"
-    TOLLGATE=$RESULTS/bin/tollgate
+    if has_tollgate; then
+        cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "no tollgate binary in $BIN_DIR"
+        TOLLGATE=$RESULTS/bin/tollgate
+    fi
+    if [ "$PLOTS" = 1 ]; then
+        cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "no tollgate-load binary in $BIN_DIR (or --no-plots)"
+        LOAD_TOOL=$RESULTS/bin/tollgate-load
+    fi
 fi
 
 # --- the machine, for the record -------------------------------------------------
@@ -586,6 +599,22 @@ latency_run() {
     log "  $relay latency: $(tail -n 1 "$RESULTS/latency.tsv" | cut -f3-5 | tr '\t' ' ') (n p50 p99 µs)"
 }
 
+# plot_run ROUND RELAY: tollgate-load's point selects -> load/RELAY-rROUND.json.
+plot_run() {
+    local round=$1 relay=$2 out
+    out=$RESULTS/load/$relay-r$round.json
+    if ! TOLLGATE_TOKEN=$CONN_PASSWORD "${LOAD_PIN[@]}" "$LOAD_TOOL" pg point-select \
+        --dsn "host=127.0.0.1 port=$CONN_PORT user=$CONN_USER dbname=$DB sslmode=disable connect_timeout=10" \
+        --connections "$CLIENTS" --threads "$JOBS" --duration "${LAT_DURATION}s" --warmup 1s \
+        --json --no-progress >"$out" 2>"$out.err"; then
+        report_failure "$relay" "tollgate-load point-select (round $round)" "$out.err"
+        rm -f "$out"
+        return 0
+    fi
+    rm -f "$out.err"
+    log "  $relay tollgate-load: $(sed -n 's/.*"req_per_s":\([0-9.]*\).*"p99":\([0-9]*\).*/\1 op\/s, p99 \2 µs/p' "$out")"
+}
+
 printf 'round\trelay\tmode\ttps\ttransactions\tfailed\trelay_cpu_us_per_txn\tload1\n' >"$RESULTS/tps.tsv"
 printf 'round\trelay\tmode\tthread\tcpu_us_per_txn\tsleeps_per_txn\n' >"$RESULTS/threads.tsv"
 printf 'round\trelay\tn\tp50_us\tp99_us\tmean_us\tload1\n' >"$RESULTS/latency.tsv"
@@ -601,6 +630,7 @@ for round in $(seq "$ROUNDS"); do
         fi
         for mode in "${MODE_LIST[@]}"; do tps_run "$round" "$relay" "$mode"; done
         if [ "$LATENCY" = 1 ]; then latency_run "$round" "$relay"; fi
+        if [ "$PLOTS" = 1 ]; then plot_run "$round" "$relay"; fi
         if [ -n "$RELAY_PID" ]; then stop_pid "$RELAY_PID"; fi
     done
 done
@@ -611,5 +641,20 @@ fi
 
 awk -f "$SCRIPTS/pg-summary.awk" -v relays="$RELAYS" -v modes="$MODES" \
     "$RESULTS/tps.tsv" "$RESULTS/latency.tsv" "$RESULTS/threads.tsv" | tee "$RESULTS/summary.md"
+if [ "$PLOTS" = 1 ]; then
+    # The last round's run of each relay, named after the relay (the plot's labels).
+    mkdir -p "$RESULTS/plots"
+    for relay in "${RELAY_LIST[@]}"; do
+        [ -f "$RESULTS/load/$relay-r$ROUNDS.json" ] && cp "$RESULTS/load/$relay-r$ROUNDS.json" "$RESULTS/plots/$relay.json"
+    done
+    if compgen -G "$RESULTS/plots/*.json" >/dev/null; then
+        for ext in html svg; do
+            "$LOAD_TOOL" plot "$RESULTS"/plots/*.json -o "$RESULTS/report.$ext" \
+                --title "PostgreSQL point selects, $CLIENTS sessions, round $ROUNDS of $ROUNDS" ||
+                { FAILED=1; log "plotting failed"; }
+        done
+        log "plots: $RESULTS/report.html, $RESULTS/report.svg"
+    fi
+fi
 log "results in $RESULTS"
 [ "$FAILED" = 0 ] || die "some runs failed (see $RESULTS/failures.txt)"

@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod config;
 pub mod engine;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod pg;
 pub mod pipeline;

@@ -16,11 +16,19 @@ want python3-venv
 want ca-certificates
 want curl
 want procps
+# MariaDB 10.11 for the MySQL codec and gateway tests (tests/common/mariadb.rs),
+# sysbench for the MySQL benchmark.
+want mariadb-server
+want mariadb-client
+want sysbench
 # The SQL differential oracle builds libpg_query (tests/oracle.sh): bindgen
 # needs libclang, prost-build needs protoc.
 want libclang-dev
 want clang
 want protobuf-compiler
+# bench/insns.sh counts instructions per classified statement with
+# callgrind (the VM hides the hardware counters perf would read).
+want valgrind
 
 if ((${#need_pkgs[@]})); then
     echo "deps: installing ${need_pkgs[*]}" >&2

@@ -37,6 +37,8 @@ const WATCHDOG_TICK: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Threads report more often than the line is printed, so it is never a second stale.
 const THREAD_REPORT_EVERY: Duration = Duration::from_millis(250);
+/// Per-second buckets kept for a count-mode run: a day's worth.
+const MAX_SECONDS: usize = 86_400;
 /// Latencies are recorded in µs; anything above an hour is clamped.
 const HIST_MAX_US: u64 = 3_600_000_000;
 
@@ -75,6 +77,8 @@ pub struct Outcome {
     pub bytes_received: u64,
     /// The measured window: the duration, or warm-up end to last completion for a count.
     pub measured: Duration,
+    /// Requests completed in each second of the window.
+    pub per_second: Vec<u64>,
 }
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -131,6 +135,7 @@ pub fn run(plan: Plan, mut on_progress: impl FnMut(&Progress)) -> anyhow::Result
         bytes_sent: 0,
         bytes_received: 0,
         measured: Duration::ZERO,
+        per_second: Vec::new(),
     };
     let mut last_completion: Option<Instant> = None;
     for worker in workers {
@@ -146,12 +151,27 @@ pub fn run(plan: Plan, mut on_progress: impl FnMut(&Progress)) -> anyhow::Result
         outcome.bytes_sent += stats.bytes_sent;
         outcome.bytes_received += stats.bytes_received;
         last_completion = last_completion.max(stats.last_completion);
+        add_per_second(&mut outcome.per_second, &stats.per_second);
+    }
+    if let Stop::After(duration) = plan.stop {
+        // Every second of the window has a bucket, the empty ones too.
+        let seconds = (duration.as_secs_f64().ceil() as usize).min(MAX_SECONDS);
+        outcome.per_second.resize(seconds, 0);
     }
     outcome.measured = match plan.stop {
         Stop::After(duration) => duration,
         Stop::Count(_) => last_completion.map_or(Duration::ZERO, |last| last - warm_end),
     };
     Ok(outcome)
+}
+
+fn add_per_second(sum: &mut Vec<u64>, more: &[u64]) {
+    if sum.len() < more.len() {
+        sum.resize(more.len(), 0);
+    }
+    for (total, n) in sum.iter_mut().zip(more) {
+        *total += n;
+    }
 }
 
 fn merge_progress(
@@ -236,6 +256,7 @@ struct ThreadStats {
     bytes_sent: u64,
     bytes_received: u64,
     last_completion: Option<Instant>,
+    per_second: Vec<u64>,
 }
 
 fn run_thread(
@@ -353,6 +374,7 @@ impl Shared {
                 bytes_sent: 0,
                 bytes_received: 0,
                 last_completion: None,
+                per_second: Vec::new(),
             }),
         }
     }
@@ -447,6 +469,13 @@ impl Shared {
                         stats.bytes_sent += size;
                         stats.bytes_received += size;
                         stats.last_completion = stats.last_completion.max(Some(done));
+                        let second = (done - self.warm_end).as_secs() as usize;
+                        if second < MAX_SECONDS {
+                            if stats.per_second.len() <= second {
+                                stats.per_second.resize(second + 1, 0);
+                            }
+                            stats.per_second[second] += 1;
+                        }
                     }
                     self.consume_quota(idx, started);
                     stream = Some(live);
@@ -533,6 +562,7 @@ impl ThreadStats {
             bytes_sent: self.bytes_sent,
             bytes_received: self.bytes_received,
             last_completion: self.last_completion,
+            per_second: self.per_second.clone(),
         }
     }
 }

@@ -7,8 +7,10 @@
 mod echo;
 mod exchange;
 mod load;
+mod plot;
 mod report;
 mod runtime;
+mod sql;
 mod units;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -38,6 +40,8 @@ JSON OUTPUT (--json): one object on stdout, fields stable across releases:
                            (MB = 10^6 bytes, MiB = 2^20 bytes)
   latency_us               {min, mean, p50, p90, p99, p999, max} in µs
                            (HdrHistogram, 3 significant digits)
+  latency_curve_us         [{percentile, us}] from 0 to 100 (for plots)
+  per_second               requests completed in each second of the window
 
 EXIT STATUS: 0 when the run completed; 2 when no request succeeded; 1 on a usage
 or set-up error.";
@@ -63,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         mode: TcpMode,
     },
+    /// Drive SQL load over the PostgreSQL protocol through tollgate (and optionally directly).
+    #[command(after_long_help = sql::cli::PG_HELP)]
+    Pg(Box<sql::cli::PgArgs>),
+    /// Draw result files (--json output) as latency and throughput charts (.html or .svg).
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +251,8 @@ fn summarise(mode: &'static str, plan: &Plan, outcome: &load::Outcome) -> Summar
         mb_per_s: per_second(received, outcome.measured) / 1e6,
         mib_per_s: per_second(received, outcome.measured) / 1_048_576.0,
         latency_us: Latency::from_histogram(&outcome.latency_us),
+        latency_curve_us: sql::summary::curve(&outcome.latency_us),
+        per_second: outcome.per_second.clone(),
     }
 }
 
@@ -281,6 +292,8 @@ fn main() -> ExitCode {
                 echo::serve(args.listen, threads).map(|()| ExitCode::SUCCESS)
             }
         }
+        Command::Pg(args) => sql::cli::run(*args),
+        Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tcp {
             mode: TcpMode::Ping(args),
         } => {

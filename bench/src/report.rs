@@ -144,6 +144,10 @@ pub struct Summary {
     /// The same in MiB (2^20 bytes) per second.
     pub mib_per_s: f64,
     pub latency_us: Latency,
+    /// `[{percentile, us}]` from 0 to 100, the tail dense (for plots).
+    pub latency_curve_us: Vec<crate::sql::summary::CurvePoint>,
+    /// Requests completed in each second of the window (for plots).
+    pub per_second: Vec<u64>,
 }
 
 /// The human summary: what ran, then the three lines an SRE reads.
@@ -253,6 +257,8 @@ mod tests {
             mb_per_s: per_second(64_000.0, Duration::from_secs(2)) / 1e6,
             mib_per_s: per_second(64_000.0, Duration::from_secs(2)) / 1_048_576.0,
             latency_us: Latency::from_histogram(&hist),
+            latency_curve_us: crate::sql::summary::curve(&hist),
+            per_second: vec![500, 500],
         }
     }
 

@@ -78,6 +78,16 @@ fn ping_by_count_completes_exactly_that_many_requests() {
     assert_eq!(json["mode"], "tcp ping");
     assert_eq!(json["requests"], 501);
     assert_eq!(json["errors_total"], 0);
+    // Every counted request is in exactly one second of the window.
+    let per_second: u64 = json["per_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, 501);
+    let curve = json["latency_curve_us"].as_array().unwrap();
+    assert_eq!(curve.last().unwrap()["us"], json["latency_us"]["max"]);
     assert_eq!(json["bytes_received"], 501 * 100);
     assert_eq!(json["connections"], 4);
     assert_eq!(json["threads"], 2);

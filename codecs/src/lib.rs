@@ -1,5 +1,6 @@
 //! Sans-IO wire codecs for tollgate. No I/O, no runtime: bytes in, frames out.
 
 pub mod http;
+pub mod mysql;
 pub mod pg;
 pub mod sql;

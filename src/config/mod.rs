@@ -186,6 +186,7 @@ struct RawConfig {
     identity: Option<IdentityConfig>,
     recorder: Option<RawRecorder>,
     admin: Option<admin::AdminConfig>,
+    limits: Option<crate::limits::LimitsConfig>,
     #[serde(default)]
     target: Vec<RawTarget>,
 }
@@ -283,6 +284,8 @@ pub struct Config {
     /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
     pub recorder: Option<tollgate_recorder::RecorderConfig>,
     pub admin: admin::AdminConfig,
+    /// Message sizes, memory budgets, frame timeout (`[limits]`).
+    pub limits: crate::limits::LimitsConfig,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
 }
@@ -325,6 +328,14 @@ impl Config {
             return Err(v.invalid(
                 &[Seg::Key("admin"), Seg::Key(e.field)],
                 &format!("admin.{}", e.field),
+                &e.message,
+            ));
+        }
+        let limits = raw.limits.unwrap_or_default();
+        if let Err(e) = limits.validate() {
+            return Err(v.invalid(
+                &[Seg::Key("limits"), Seg::Key(e.field)],
+                &format!("limits.{}", e.field),
                 &e.message,
             ));
         }
@@ -411,6 +422,7 @@ impl Config {
             identity,
             recorder,
             admin,
+            limits,
             targets,
             listeners,
         })

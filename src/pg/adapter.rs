@@ -101,6 +101,7 @@ impl Protocol for PgProtocol {
     fn goodbye_for(&self, stop: Stop) -> Option<Ending> {
         Some(match stop {
             Stop::IdleTimeout => Ending::IdleTimeout,
+            Stop::FrameTimeout => Ending::FrameTimeout,
             Stop::Killed(k) => Ending::Killed(k),
         })
     }
@@ -120,6 +121,7 @@ impl From<SessionError> for EndReason {
             SessionError::UpstreamProtocol(e) => EndReason::UpstreamProtocol(e.to_string()),
             SessionError::UpstreamClosed => EndReason::UpstreamClosed,
             SessionError::Refused(why) => EndReason::Refused(why),
+            SessionError::OutOfMemory(e) => EndReason::OutOfMemory(e.to_string()),
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::tls::LastWord;
 pub(crate) enum Ending {
     Killed(KillReason),
     IdleTimeout,
+    /// A client message did not arrive whole within `[limits] frame_timeout`.
+    FrameTimeout,
     /// The client sent a message the gateway cannot accept.
     Protocol {
         code: &'static str,
@@ -36,6 +38,17 @@ pub(crate) fn protocol_error(e: &PgError) -> Ending {
     Ending::Protocol {
         code,
         message: format!("invalid message from the client: {e}"),
+    }
+}
+
+/// SQLSTATE for a budget the session or the gateway reached.
+pub(crate) const OUT_OF_MEMORY: &str = "53200";
+
+/// The FATAL for a message refused by a memory budget (`[limits]`).
+pub(crate) fn out_of_memory(e: &crate::limits::OverBudget) -> Ending {
+    Ending::Protocol {
+        code: OUT_OF_MEMORY,
+        message: format!("out of memory: {e}"),
     }
 }
 
@@ -61,6 +74,9 @@ impl Ending {
                 "terminating connection because the gateway is shutting down"
             }
             Ending::IdleTimeout => "terminating connection because of the idle timeout",
+            Ending::FrameTimeout => {
+                "terminating connection because a message from the client did not arrive whole within the frame timeout"
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Framed reading for PostgreSQL sessions and the session's error type.
 
 use std::io;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use tollgate_codecs::pg::{self, Caps, Frame, PgError};
 
+use crate::limits::{Direction, FREE_CAPACITY, OverBudget, SessionBudget};
 use crate::tls::{ReadHalf, WriteHalf};
 
 /// How a PostgreSQL session went wrong, and on which side.
@@ -24,6 +26,10 @@ pub enum SessionError {
     UpstreamClosed,
     #[error("{0}")]
     Refused(String),
+    /// A message would take the session or the process above its memory
+    /// budget (`[limits]`): the client is told 53200 and the session ends.
+    #[error("out of memory: {0}")]
+    OutOfMemory(OverBudget),
 }
 
 /// Which peer a reader reads from (for error attribution).
@@ -60,6 +66,9 @@ pub struct FrameReader {
     pub buf: BytesMut,
     pub caps: Caps,
     pub peer: Peer,
+    /// The session's memory budget, charged for what whole messages need
+    /// beyond the working buffer (none during start-up).
+    budget: Option<(Rc<SessionBudget>, Direction)>,
 }
 
 impl FrameReader {
@@ -69,6 +78,25 @@ impl FrameReader {
             buf,
             caps,
             peer,
+            budget: None,
+        }
+    }
+
+    /// Charge what this reader's buffer needs for whole messages to `budget`.
+    pub fn with_budget(mut self, budget: Rc<SessionBudget>, dir: Direction) -> FrameReader {
+        self.budget = Some((budget, dir));
+        self
+    }
+
+    /// After a read has been handled: a buffer that grew for a large
+    /// message is given back once it is empty (the allocator gets it when
+    /// the forwarded bytes have been written), and the charge follows.
+    pub fn settle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > FREE_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+        if let Some((b, dir)) = &self.budget {
+            b.release_to(*dir, self.buf.capacity());
         }
     }
 
@@ -109,6 +137,10 @@ impl FrameReader {
         match pg::frame_len(&self.buf[offset..], &self.caps).map_err(|e| self.peer.protocol(e))? {
             Some(len) if self.buf.len() - offset >= len => Ok(Some(len)),
             Some(len) => {
+                if let Some((b, dir)) = &self.budget {
+                    b.charge(*dir, offset + len)
+                        .map_err(SessionError::OutOfMemory)?;
+                }
                 self.buf.reserve(offset + len - self.buf.len());
                 Ok(None)
             }

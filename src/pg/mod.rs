@@ -15,6 +15,7 @@ pub mod relay;
 pub mod rowplan;
 pub mod session;
 pub mod shapes;
+mod stream;
 mod texts;
 pub mod values;
 mod values_json;

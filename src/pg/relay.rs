@@ -33,6 +33,7 @@ use super::io::{FrameReader, Peer, SessionError, send};
 use super::rowplan::{ResultRefusal, RowMode, RowPlan};
 use super::session::{PgClient, UpstreamReady, cancel_key, fatal, sqlstate};
 use super::shapes::{Shapes, Step};
+use super::stream::{self, FrameClock, Next, Passing};
 use super::texts;
 use super::values::{self, Kind, Masked};
 use super::{lexmode, probe};
@@ -157,6 +158,8 @@ pub(crate) async fn relay(
         shapes: rt.masking.as_ref().map(|_| Shapes::default()),
         ready_seen: 0,
     });
+    let limits = &s.snapshot.config.limits;
+    let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
     let mut inspector = Inspector::new(rt, identity);
     let client_side = ClientSide {
         ctx,
@@ -164,15 +167,13 @@ pub(crate) async fn relay(
         target,
         identity,
         recording: live.recording,
-        reader: FrameReader::new(
-            client_r,
-            client_buf,
-            Caps::frontend(&Limits::default()),
-            Peer::Client,
-        ),
+        reader: FrameReader::new(client_r, client_buf, limits.frontend_caps(), Peer::Client)
+            .with_budget(budget.clone(), crate::limits::Direction::FromClient),
         writer: up_w,
         flow: &flow,
         last_activity: live.last_activity,
+        passing: Passing::default(),
+        frame_clock: live.frame_clock,
     };
     let upstream_side = UpstreamSide {
         ctx,
@@ -185,10 +186,12 @@ pub(crate) async fn relay(
             up_buf,
             Caps::backend(&Limits::default()),
             Peer::Upstream,
-        ),
+        )
+        .with_budget(budget.clone(), crate::limits::Direction::FromUpstream),
         writer: client_w,
         flow: &flow,
         last_activity: live.last_activity,
+        passing: Passing::default(),
     };
     let c2u = std::pin::pin!(client_side.run(&mut inspector));
     let u2c = std::pin::pin!(upstream_side.run());
@@ -204,6 +207,13 @@ pub(crate) async fn relay(
             goodbye: Some(super::ending::protocol_error(&e)),
             reason: SessionError::ClientProtocol(e).into(),
         },
+        Err(SessionError::OutOfMemory(e)) => {
+            warn!(session = %entry.id, reason = %e, "session ended: memory budget");
+            Relayed {
+                goodbye: Some(super::ending::out_of_memory(&e)),
+                reason: SessionError::OutOfMemory(e).into(),
+            }
+        }
         Err(e) => Relayed {
             reason: e.into(),
             goodbye: None,
@@ -275,6 +285,9 @@ struct ClientSide<'a> {
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
+    /// A long message passing through in pieces (`stream`).
+    passing: Passing,
+    frame_clock: &'a FrameClock,
 }
 
 impl ClientSide<'_> {
@@ -295,7 +308,30 @@ impl ClientSide<'_> {
             self.reader.fill().await?;
             self.last_activity.set(Instant::now());
             let mut pos = 0;
-            while let Some(len) = self.reader.frame_len_at(pos)? {
+            // Whether a message completed in this read (the frame clock).
+            let mut progressed = self.passing.active();
+            segments.extend(self.passing.take(&mut self.reader.buf));
+            progressed &= !self.passing.active();
+            let masking = self.flow.borrow().shapes.is_some();
+            while !self.passing.active() {
+                let len = match stream::next(&mut self.reader, pos, |t| {
+                    stream::client_streamable(t, masking)
+                })? {
+                    Next::Whole(len) => {
+                        progressed = true;
+                        len
+                    }
+                    Next::Partial => break,
+                    Next::Large(t, len) => {
+                        if t == tag::BIND && !skipping {
+                            binds_in_batch += 1;
+                            ran_in_batch = true;
+                        }
+                        let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
+                        passing.start(buf, &mut segments, &mut pos, len, skipping);
+                        break;
+                    }
+                };
                 let t = self.reader.buf[pos];
                 let action = if skipping && t != tag::SYNC {
                     // After a blocked statement the batch is void until Sync,
@@ -330,6 +366,7 @@ impl ClientSide<'_> {
                                         segments.push(self.reader.buf.split_to(pos).freeze());
                                         pos = 0;
                                     }
+                                    self.frame_clock.progress();
                                     self.forward(&mut segments).await?;
                                     let d =
                                         self.await_approval(&statement, &message, &rule).await?;
@@ -487,7 +524,13 @@ impl ClientSide<'_> {
             if pos > 0 {
                 segments.push(self.reader.buf.split_to(pos).freeze());
             }
+            if progressed {
+                self.frame_clock.progress();
+            }
             self.forward(&mut segments).await?;
+            self.frame_clock
+                .mark(self.passing.active() || !self.reader.buf.is_empty());
+            self.reader.settle();
             if terminate {
                 return Ok(());
             }
@@ -722,6 +765,8 @@ struct UpstreamSide<'a> {
     writer: WriteHalf,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
+    /// A long message passing through in pieces (`stream`).
+    passing: Passing,
 }
 
 /// The error our injected statement raised, without the PL/pgSQL context,

@@ -62,7 +62,12 @@ pub(crate) async fn front_door(
     sock: TcpStream,
 ) -> Result<Option<Admission<PgClient>>, SessionError> {
     let caps = Caps::frontend(&Limits::default());
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    // No buffer until the client has sent something: an idle connection
+    // holds only its socket (the first read reserves what it needs).
+    crate::limits::first_bytes(&sock)
+        .await
+        .map_err(SessionError::ClientIo)?;
+    let mut buf = BytesMut::new();
     let tls_config = targets
         .iter()
         .find_map(|t| snapshot.targets[*t].tls.clone());

@@ -36,6 +36,10 @@ pub enum EndReason {
     Refused(String),
     /// Nothing moved for the target's `idle_timeout`.
     IdleTimeout,
+    /// A client message did not complete within `[limits] frame_timeout`.
+    FrameTimeout,
+    /// The session or the process reached its memory budget (`[limits]`).
+    OutOfMemory(String),
     /// Ended from outside: shutdown, an operator, a revocation.
     Killed(KillReason),
     /// The recorder failed: no recording, no access.
@@ -59,6 +63,8 @@ impl fmt::Display for EndReason {
             EndReason::AccessDenied(why) | EndReason::Refused(why) => f.write_str(why),
             EndReason::UpstreamLogin(e) => write!(f, "upstream login failed: {e}"),
             EndReason::IdleTimeout => f.write_str("idle timeout"),
+            EndReason::FrameTimeout => f.write_str("frame timeout: a client message stalled"),
+            EndReason::OutOfMemory(e) => write!(f, "out of memory: {e}"),
             EndReason::Killed(k) => write!(f, "{k}"),
             EndReason::RecorderFailed(e) => write!(f, "recorder failed: {e}"),
         }
@@ -69,6 +75,7 @@ impl fmt::Display for EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     IdleTimeout,
+    FrameTimeout,
     Killed(KillReason),
 }
 
@@ -76,6 +83,7 @@ impl From<Stop> for EndReason {
     fn from(s: Stop) -> EndReason {
         match s {
             Stop::IdleTimeout => EndReason::IdleTimeout,
+            Stop::FrameTimeout => EndReason::FrameTimeout,
             Stop::Killed(k) => EndReason::Killed(k),
         }
     }

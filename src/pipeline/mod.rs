@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod end;
+mod frame_clock;
 mod serve;
 pub mod steps;
 
@@ -18,6 +19,7 @@ use std::time::Instant;
 use compio::net::TcpStream;
 
 pub use end::{EndReason, Stop};
+pub use frame_clock::FrameClock;
 pub use steps::{AuthFailure, Caller};
 
 use crate::config::{ListenerSpec, Protocol as ProtocolName, TargetConfig};
@@ -76,6 +78,9 @@ pub struct Live<'a> {
     pub recording: &'a SessionRecording,
     /// Set on every frame or buffer moved; the watchdog's idle clock.
     pub last_activity: &'a Cell<Instant>,
+    /// When the client message in progress started (`[limits]
+    /// frame_timeout`); the protocol marks its messages' progress.
+    pub frame_clock: &'a FrameClock,
 }
 
 /// How a relay ended, and what (if anything) the client should be told.

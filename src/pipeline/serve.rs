@@ -35,6 +35,8 @@ pub(super) async fn serve<P: Protocol>(
     entry: &SessionEntry,
     client: TcpStream,
 ) {
+    // Counts the shard's live sessions so it can give freed heap back.
+    let _slot = crate::limits::SessionSlot::open();
     let snapshot = ctx.snapshot();
     let Some(&first) = listener.targets.first() else {
         return;
@@ -197,6 +199,7 @@ async fn run<P: Protocol>(
                 identity: identity.as_ref(),
                 recording: &recording,
                 last_activity: &Cell::new(Instant::now()),
+                frame_clock: &super::FrameClock::default(),
             };
             relay_watched(p, s, t, client, upstream, &live).await
         }
@@ -259,7 +262,9 @@ async fn relay_watched<P: Protocol>(
         let watchdog = std::pin::pin!(steps::watchdog(
             s.entry,
             live.last_activity,
-            t.config.idle_timeout
+            t.config.idle_timeout,
+            live.frame_clock,
+            s.snapshot.config.limits.frame_timeout
         ));
         match select(relay, watchdog).await {
             Either::Left((r, _)) => r,

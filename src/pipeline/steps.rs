@@ -140,10 +140,19 @@ pub(crate) async fn access_window(
 
 /// Resolves when the session must stop: nothing moved for `idle`, or a
 /// kill (shutdown, operator, revocation).
-pub async fn watchdog(entry: &SessionEntry, last_activity: &Cell<Instant>, idle: Duration) -> Stop {
+pub async fn watchdog(
+    entry: &SessionEntry,
+    last_activity: &Cell<Instant>,
+    idle: Duration,
+    frame_clock: &super::FrameClock,
+    frame_timeout: Duration,
+) -> Stop {
     let idle = std::pin::pin!(idle_timer(last_activity, idle));
-    match select(idle, entry.kill.killed()).await {
-        Either::Left(_) => Stop::IdleTimeout,
+    let stalled = std::pin::pin!(frame_clock.expired(frame_timeout));
+    let timers = std::pin::pin!(select(idle, stalled));
+    match select(timers, entry.kill.killed()).await {
+        Either::Left((Either::Left(_), _)) => Stop::IdleTimeout,
+        Either::Left((Either::Right(_), _)) => Stop::FrameTimeout,
         Either::Right((k, _)) => Stop::Killed(k),
     }
 }

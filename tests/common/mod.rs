@@ -2,6 +2,8 @@
 //! upstreams, and `assert_eventually!` instead of sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mariadb;
+pub mod mywire;
 pub mod pg;
 pub mod pggw;
 pub mod pgwire;

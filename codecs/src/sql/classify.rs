@@ -505,12 +505,16 @@ impl Pass<'_> {
                 TokenKind::Word | TokenKind::QuotedIdent => {
                     let in_call = paren_depth < 64 && call_parens & (1u64 << paren_depth) != 0;
                     let top = paren_depth <= base;
-                    let kw = if token.kind == TokenKind::Word
-                        && (token.kw == Kw::None || !self.keyword_is_name(i, end))
-                    {
-                        token.kw
-                    } else {
-                        Kw::None
+                    // Only the keywords matched below need the (rarer)
+                    // keyword-used-as-a-name check; every other word takes
+                    // the name path either way.
+                    let kw = match token.kw {
+                        Kw::Where | Kw::From | Kw::Join | Kw::References | Kw::Using | Kw::Into
+                            if token.kind == TokenKind::Word && !self.keyword_is_name(i, end) =>
+                        {
+                            token.kw
+                        }
+                        _ => Kw::None,
                     };
                     match kw {
                         Kw::Where if top => {

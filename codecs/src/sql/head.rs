@@ -624,7 +624,9 @@ impl Pass<'_> {
         let mut j = i;
         while j < end {
             match self.kw(j, end) {
-                Kw::Global | Kw::Persist | Kw::PersistOnly => head.flags.insert(Flags::GLOBAL),
+                Kw::Global | Kw::Persist | Kw::PersistOnly if !self.user_variable(j, end) => {
+                    head.flags.insert(Flags::GLOBAL)
+                }
                 _ if self.is_op(j, end, b"@@") => {
                     if matches!(
                         self.kw(j + 1, end),
@@ -641,6 +643,16 @@ impl Pass<'_> {
             j += 1;
         }
         head
+    }
+
+    /// MySQL `@global`: a user variable that happens to be spelled like the
+    /// scope keyword (the `@` directly against the word; `@ global` stays
+    /// flagged, the cautious reading).
+    fn user_variable(&self, j: usize, end: usize) -> bool {
+        self.mysql
+            && j > 0
+            && self.is_op(j - 1, end, b"@")
+            && self.tokens[j - 1].end == self.tokens[j].start
     }
 
     /// VACUUM / ANALYZE / CLUSTER / OPTIMIZE / REPAIR / CHECK / CHECKSUM:

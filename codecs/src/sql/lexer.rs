@@ -283,24 +283,30 @@ const fn ident_lanes(x: u64) -> u64 {
     (x | letter | digit | lanes_eq(low7, b'_') | lanes_eq(low7, b'$')) & LANES_HIGH
 }
 
+/// The eight bytes at `i`, little-endian; past the end of the input they
+/// read as 0, which ends any identifier run.
+#[inline]
+fn load8(sql: &[u8], i: usize) -> u64 {
+    match sql.get(i..i + 8) {
+        Some(bytes) => {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(bytes);
+            u64::from_le_bytes(buf)
+        }
+        None => {
+            let rest = sql.get(i..).unwrap_or_default();
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
 /// End of the run of `IDENT_CONT` bytes starting at `i`.
 #[inline]
 fn ident_end(sql: &[u8], mut i: usize) -> usize {
     loop {
-        let word = match sql.get(i..i + 8) {
-            Some(bytes) => {
-                let mut buf = [0u8; 8];
-                buf.copy_from_slice(bytes);
-                u64::from_le_bytes(buf)
-            }
-            None => {
-                // Fewer than 8 bytes left: pad with 0, which ends any run.
-                let rest = sql.get(i..).unwrap_or_default();
-                let mut buf = [0u8; 8];
-                buf[..rest.len()].copy_from_slice(rest);
-                u64::from_le_bytes(buf)
-            }
-        };
+        let word = load8(sql, i);
         let stop = !ident_lanes(word) & LANES_HIGH;
         if stop != 0 {
             return i + (stop.trailing_zeros() / 8) as usize;
@@ -685,35 +691,53 @@ impl Lexer<'_, '_> {
     }
 
     fn word(&mut self, start: usize) {
-        let i = ident_end(self.sql, start + 1);
-        let next = self.at(i);
-        if i == start + 1 {
-            let first = self.sql[start].to_ascii_lowercase();
-            if next == b'\'' {
-                match first {
-                    b'e' if !self.mysql => return self.pg_string(start, i, true, true),
-                    // Bit strings take neither escapes nor doubled quotes.
-                    b'b' | b'x' if !self.mysql => return self.pg_string(start, i, false, false),
-                    b'n' if !self.mysql => {
-                        return self.pg_string(start, i, self.plain_backslashes(), true);
-                    }
-                    b'b' | b'x' | b'n' => {
-                        return self.string(start, i, self.plain_backslashes(), b'\'');
-                    }
-                    _ => {}
-                }
+        // The first eight bytes, word start included (an identifier byte, so
+        // lane 0 never stops the run): most words end inside them, and the
+        // keyword lookup and the literal-prefix check reuse the load.
+        let head = load8(self.sql, start);
+        let stop = !ident_lanes(head) & LANES_HIGH;
+        let (i, kw) = if stop != 0 {
+            let len = (stop.trailing_zeros() / 8) as usize;
+            if len == 1 && self.prefixed_literal(start, head) {
+                return;
             }
-            if first == b'u' && next == b'&' && !self.mysql {
-                match self.at(i + 1) {
-                    b'\'' => return self.pg_string(start, i + 1, false, true),
-                    b'"' => return self.quoted_ident(start, i + 1, b'"'),
-                    _ => {}
-                }
-            }
-        }
+            (start + len, Kw::lookup_short(head, len))
+        } else {
+            let i = ident_end(self.sql, start + 8);
+            (i, Kw::lookup_in(self.sql, start, i))
+        };
         self.pos = i;
-        let kw = Kw::lookup_in(self.sql, start, i);
         self.push(start, i, TokenKind::Word, kw);
+    }
+
+    /// A one-letter word at `start` that prefixes a literal (`E'..'`,
+    /// `B'..'`, `X'..'`, `N'..'`, PostgreSQL `U&'..'` and `U&".."`): lexes
+    /// the literal and returns true. `head` holds the bytes from `start`
+    /// (0 past the end of the input, as `at` reads them).
+    #[inline]
+    fn prefixed_literal(&mut self, start: usize, head: u64) -> bool {
+        let [first, next, after, ..] = head.to_le_bytes();
+        let i = start + 1;
+        if next == b'\'' {
+            match first.to_ascii_lowercase() {
+                b'e' if !self.mysql => self.pg_string(start, i, true, true),
+                // Bit strings take neither escapes nor doubled quotes.
+                b'b' | b'x' if !self.mysql => self.pg_string(start, i, false, false),
+                b'n' if !self.mysql => self.pg_string(start, i, self.plain_backslashes(), true),
+                b'b' | b'x' | b'n' => self.string(start, i, self.plain_backslashes(), b'\''),
+                _ => return false,
+            }
+            return true;
+        }
+        if first.eq_ignore_ascii_case(&b'u') && next == b'&' && !self.mysql {
+            match after {
+                b'\'' => self.pg_string(start, i + 1, false, true),
+                b'"' => self.quoted_ident(start, i + 1, b'"'),
+                _ => return false,
+            }
+            return true;
+        }
+        false
     }
 
     fn operator(&mut self, start: usize) {

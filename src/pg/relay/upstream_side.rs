@@ -37,7 +37,19 @@ impl UpstreamSide<'_> {
             }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
-            while let Some(len) = self.reader.frame_len_at(pos)? {
+            segments.extend(self.passing.take(&mut self.reader.buf));
+            while !self.passing.active() {
+                let len = match stream::next(&mut self.reader, pos, |t| {
+                    stream::upstream_streamable(t, masking.is_some(), copy_out)
+                })? {
+                    Next::Whole(len) => len,
+                    Next::Partial => break,
+                    Next::Large(_, len) => {
+                        let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
+                        passing.start(buf, &mut segments, &mut pos, len, false);
+                        break;
+                    }
+                };
                 let t = self.reader.buf[pos];
                 if let Some(m) = masking
                     && let Err(why) = self.shape_step(m, &mut rows, t, pos, len)
@@ -158,6 +170,7 @@ impl UpstreamSide<'_> {
                 &self.ctx.stats().bytes_upstream_to_client,
             )
             .await?;
+            self.reader.settle();
             if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
             {
                 self.ctx
