@@ -15,6 +15,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pg;
 pub mod policy;
+pub mod policy_cli;
 pub mod ready;
 pub mod recording;
 pub mod recordings_cli;

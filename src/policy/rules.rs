@@ -53,6 +53,7 @@
 //! or by a rule that matches the EXECUTE itself if that is stricter.
 
 mod config;
+pub mod explain;
 mod prepared;
 mod presets;
 #[cfg(test)]
@@ -67,7 +68,8 @@ use tollgate_codecs::sql::{
 };
 
 pub use config::{
-    ActionKind, MAX_PATTERN_LEN, MAX_RULES, PolicyConfig, REGEX_SIZE_LIMIT, RuleConfig, RuleError,
+    ActionKind, MAX_PATTERN_LEN, MAX_RULES, PolicyConfig, PolicyMode, REGEX_SIZE_LIMIT, RuleConfig,
+    RuleError,
 };
 pub use prepared::{MAX_PREPARED, PreparedVerdicts, StoredDecider, StoredVerdict};
 pub use presets::preset_warnings;
@@ -148,6 +150,18 @@ pub struct Verdict<'p> {
     pub classes: ClassSet,
     /// How many statements (nested ones included) were judged.
     pub statements: u32,
+    /// What a shadow rule (or the policy in shadow mode) would have done
+    /// instead, when that is stricter than `action`.
+    pub shadow: Option<Shadow<'p>>,
+}
+
+/// A verdict that shadow mode reported instead of enforcing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shadow<'p> {
+    pub action: ActionKind,
+    /// The rule (or the default: `unclassified`, `unmatched`) that would
+    /// have decided.
+    pub rule: &'p str,
 }
 
 impl Verdict<'_> {
@@ -179,6 +193,7 @@ impl Verdict<'_> {
 struct CompiledRule {
     name: String,
     action: ActionKind,
+    shadow: bool,
     message: String,
     selectors: Vec<Selector>,
     names_unknown: bool,
@@ -250,6 +265,7 @@ pub struct Policy {
     rules: Vec<CompiledRule>,
     unclassified: ActionKind,
     unmatched: ActionKind,
+    mode: PolicyMode,
     functions: Globs,
     relations: Globs,
     keywords: Option<AhoCorasick>,
@@ -349,6 +365,7 @@ impl Policy {
             rules.push(CompiledRule {
                 name: rule.name.clone(),
                 action: rule.action,
+                shadow: rule.shadow,
                 message,
                 names_unknown: selectors.contains(&Selector::Class(StatementClass::Unknown)),
                 selectors,
@@ -380,6 +397,7 @@ impl Policy {
             rules,
             unclassified: config.unclassified,
             unmatched: config.unmatched,
+            mode: config.mode,
             keywords,
             keyword_info,
         })
@@ -505,6 +523,10 @@ impl Policy {
             classes: acc.classes,
         });
         verdict.statements = acc.statements;
+        verdict.shadow = work.shadow.filter(|s| s.0 > action).map(|(a, d)| Shadow {
+            action: a,
+            rule: self.decider_name(d),
+        });
         verdict
     }
 
@@ -553,50 +575,111 @@ impl Policy {
             decided_by,
             classes: stored.classes,
             statements: 0,
+            shadow: None,
         }
     }
 
-    /// The first rule matching one statement, or the default that applies.
+    /// The name a verdict shows for what decided it.
+    fn decider_name(&self, d: StoredDecider) -> &str {
+        match d {
+            StoredDecider::Rule(i) => self
+                .rules
+                .get(i as usize)
+                .map_or("unclassified", |r| r.name.as_str()),
+            StoredDecider::Unclassified => "unclassified",
+            StoredDecider::Unmatched => "unmatched",
+            StoredDecider::Empty => "empty",
+        }
+    }
+
+    /// The policy's mode (`enforce` or `shadow`).
+    pub fn mode(&self) -> PolicyMode {
+        self.mode
+    }
+
+    /// One statement's verdict as enforced: shadow rules and shadow mode
+    /// turn what would stop it into a recorded shadow verdict and an audit.
     fn judge(
         &self,
         c: &Classified<'_>,
         s: &Statement,
         work: &mut Work,
     ) -> (ActionKind, StoredDecider) {
+        let (mut judged, shadow_hit) = self.judge_rules(c, s, work);
+        let mut would = shadow_hit.filter(|h| h.0 > judged.0);
+        if self.mode == PolicyMode::Shadow && judged.0 > ActionKind::Audit {
+            would = Some(would.map_or(judged, |h| if h.0 > judged.0 { h } else { judged }));
+            judged.0 = ActionKind::Audit;
+        }
+        if let Some(hit) = would
+            && work.shadow.is_none_or(|best| hit.0 > best.0)
+        {
+            work.shadow = Some(hit);
+        }
+        judged
+    }
+
+    /// The first non-shadow rule matching one statement (or the default
+    /// that applies), and the first shadow rule that matched before it.
+    fn judge_rules(
+        &self,
+        c: &Classified<'_>,
+        s: &Statement,
+        work: &mut Work,
+    ) -> (
+        (ActionKind, StoredDecider),
+        Option<(ActionKind, StoredDecider)>,
+    ) {
         work.begin_statement();
-        if s.class == StatementClass::Unknown {
-            for (index, rule) in self.rules.iter().enumerate() {
-                if rule.names_unknown && work.applies[index] {
-                    return (rule.action, StoredDecider::Rule(index as u32));
-                }
-            }
-            return (self.unclassified, StoredDecider::Unclassified);
-        }
+        let mut shadow = None;
         for (index, rule) in self.rules.iter().enumerate() {
-            if !work.applies[index] {
+            if !work.applies[index] || !self.rule_matches(rule, index, c, s, work) {
                 continue;
             }
-            if !rule.selectors.is_empty() && !rule.selectors.iter().any(|sel| sel.matches(s)) {
-                continue;
+            let decided = (rule.action, StoredDecider::Rule(index as u32));
+            if !rule.shadow {
+                return (decided, shadow);
             }
-            if rule.has_functions && !work.function_hit(self, c, s, index) {
-                continue;
-            }
-            if rule.has_relations && !work.relation_hit(self, c, s, index) {
-                continue;
-            }
-            if rule.has_keywords && !work.keyword_hit(self, c, s, index) {
-                continue;
-            }
-            if let Some(regex) = &rule.regex {
-                work.ensure_normalized(c, s);
-                if !regex.is_match(&work.normalized) {
-                    continue;
-                }
-            }
-            return (rule.action, StoredDecider::Rule(index as u32));
+            shadow.get_or_insert(decided);
         }
-        (self.unmatched, StoredDecider::Unmatched)
+        if s.class == StatementClass::Unknown {
+            return ((self.unclassified, StoredDecider::Unclassified), shadow);
+        }
+        ((self.unmatched, StoredDecider::Unmatched), shadow)
+    }
+
+    /// Whether every criterion of `rule` holds for the statement. An
+    /// unclassified statement matches only rules that name `unknown`.
+    fn rule_matches(
+        &self,
+        rule: &CompiledRule,
+        index: usize,
+        c: &Classified<'_>,
+        s: &Statement,
+        work: &mut Work,
+    ) -> bool {
+        if s.class == StatementClass::Unknown {
+            return rule.names_unknown;
+        }
+        if !rule.selectors.is_empty() && !rule.selectors.iter().any(|sel| sel.matches(s)) {
+            return false;
+        }
+        if rule.has_functions && !work.function_hit(self, c, s, index) {
+            return false;
+        }
+        if rule.has_relations && !work.relation_hit(self, c, s, index) {
+            return false;
+        }
+        if rule.has_keywords && !work.keyword_hit(self, c, s, index) {
+            return false;
+        }
+        if let Some(regex) = &rule.regex {
+            work.ensure_normalized(c, s);
+            if !regex.is_match(&work.normalized) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -645,11 +728,14 @@ struct Work {
     normalized_done: bool,
     normalized: Vec<u8>,
     glob_matches: Vec<usize>,
+    /// The strictest shadow verdict of the string being judged.
+    shadow: Option<(ActionKind, StoredDecider)>,
 }
 
 impl Work {
     fn reset(&mut self, policy: &Policy, caller: &Caller<'_>) {
         let n = policy.rules.len();
+        self.shadow = None;
         self.applies.clear();
         self.applies.extend(policy.rules.iter().map(|r| {
             (r.subjects.is_empty() && r.groups.is_empty())
