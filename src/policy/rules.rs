@@ -58,6 +58,9 @@ mod prepared;
 mod presets;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
+mod shadow_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use aho_corasick::{AhoCorasick, MatchKind};
