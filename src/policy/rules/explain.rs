@@ -137,7 +137,7 @@ classes = ["drop"]
     #[test]
     fn the_trace_agrees_with_evaluate_on_the_deciding_rule() {
         let p = policy(RULES);
-        let groups = vec!["ops".to_string()];
+        let groups = ["ops".to_string()];
         for (sql, groups) in [
             ("DROP TABLE t", &[][..]),
             ("TRUNCATE t", &[][..]),
