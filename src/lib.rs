@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod pg;
 pub mod pipeline;
 pub mod policy;
+pub mod policy_cli;
 pub mod ready;
 pub mod recording;
 pub mod recordings_cli;

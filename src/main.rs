@@ -32,6 +32,9 @@ enum Command {
     /// Auditors: list, export, replay and verify session recordings.
     #[command(subcommand)]
     Recordings(tollgate::recordings_cli::RecordingsCommand),
+    /// Security engineers: test a policy over SQL or recordings, explain a statement.
+    #[command(subcommand)]
+    Policy(tollgate::policy_cli::PolicyCommand),
     #[command(flatten)]
     Admin(tollgate::admin::client::AdminCommand),
     /// Development token issuer: key pairs and short-lived tokens.
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
             ready_file,
         }),
         Command::Recordings(cmd) => tollgate::recordings_cli::run(cmd),
+        Command::Policy(cmd) => tollgate::policy_cli::run(cmd),
         Command::Admin(cmd) => {
             match tollgate::admin::client::run_cli(cmd, cli.admin, &mut std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,

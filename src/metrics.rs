@@ -350,6 +350,8 @@ pub struct ShardMetrics {
     recorder_queue_depth: AtomicU64,
     recorder_bytes: AtomicU64,
     pub fsync_latency: Histogram,
+    /// What shadow rules would have stopped (see `shadow`).
+    pub shadow: shadow::ShadowCounters,
 }
 
 impl Default for ShardMetrics {
@@ -363,6 +365,7 @@ impl Default for ShardMetrics {
             recorder_queue_depth: AtomicU64::new(0),
             recorder_bytes: AtomicU64::new(0),
             fsync_latency: Histogram::micros(),
+            shadow: shadow::ShadowCounters::default(),
         }
     }
 }
@@ -644,10 +647,12 @@ pub fn render_shard_families(engine: &[ShardStats], shards: &[ShardMetrics], e: 
             .enumerate()
             .map(|(i, m)| (vec![("shard", label(i))], &m.fsync_latency)),
     );
+    shadow::render(e, shards.iter().map(|m| &m.shadow).enumerate());
 }
 
 #[cfg(test)]
 pub(crate) mod checker;
+pub mod shadow;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -65,32 +65,7 @@ impl Snapshot {
                         reason: e.to_string(),
                     }
                 })?;
-            let masking = match &t.masking {
-                None => None,
-                Some(m) => {
-                    let key = match &m.key_file {
-                        Some(path) => Some(read_file(&t.name, path)?),
-                        None => None,
-                    };
-                    let key = match &key {
-                        Some(bytes) => Some(
-                            crate::policy::mask::MaskingConfig::key_from_file(bytes)
-                                .map_err(|e| SnapshotError::Masking {
-                                    target: name(),
-                                    reason: e.to_string(),
-                                })?
-                                .to_vec(),
-                        ),
-                        None => None,
-                    };
-                    Some(MaskPolicy::new(m, key.as_deref()).map_err(|e| {
-                        SnapshotError::Masking {
-                            target: name(),
-                            reason: e.to_string(),
-                        }
-                    })?)
-                }
-            };
+            let masking = masking_for(t)?;
             // A tcp target's TLS listener requires client certificates from
             // the mTLS CA; PostgreSQL callers authenticate with tokens.
             let client_ca = match t.protocol {
@@ -158,6 +133,36 @@ impl Snapshot {
             targets,
         })
     }
+}
+
+/// A target's masking policy, its key file read (also used by
+/// `tollgate policy test`, which needs no identity, TLS or upstream).
+pub fn masking_for(t: &crate::config::TargetConfig) -> Result<Option<MaskPolicy>, SnapshotError> {
+    let name = || t.name.clone();
+    let Some(m) = &t.masking else {
+        return Ok(None);
+    };
+    let key = match &m.key_file {
+        Some(path) => Some(read_file(&t.name, path)?),
+        None => None,
+    };
+    let key = match &key {
+        Some(bytes) => Some(
+            crate::policy::mask::MaskingConfig::key_from_file(bytes)
+                .map_err(|e| SnapshotError::Masking {
+                    target: name(),
+                    reason: e.to_string(),
+                })?
+                .to_vec(),
+        ),
+        None => None,
+    };
+    MaskPolicy::new(m, key.as_deref())
+        .map(Some)
+        .map_err(|e| SnapshotError::Masking {
+            target: name(),
+            reason: e.to_string(),
+        })
 }
 
 fn read_file(target: &str, path: &Path) -> Result<Vec<u8>, SnapshotError> {

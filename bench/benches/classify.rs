@@ -66,6 +66,7 @@ fn rule(
         regex: None,
         subjects: Vec::new(),
         groups: Vec::new(),
+        shadow: false,
     }
 }
 
@@ -150,6 +151,7 @@ fn ten_rule_policy() -> PolicyConfig {
             rule("no-lock-table", Block, &["lock"], &[], &[]),
             copy_file,
         ],
+        mode: Default::default(),
     }
 }
 

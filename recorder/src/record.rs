@@ -63,6 +63,14 @@ pub struct CommandEvent {
     /// For held commands: `approved`, `denied`, `timeout`, with the reviewer.
     #[serde(default)]
     pub approval: Option<String>,
+    /// Shadow mode: the verdict the policy would have given (`block`,
+    /// `approve`) had the shadow rule enforced. Absent in records written
+    /// before it existed and when no shadow rule applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_verdict: Option<String>,
+    /// The shadow rule (or default) behind `shadow_verdict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_rule: Option<String>,
 }
 
 /// Something an administrator did.
@@ -338,6 +346,8 @@ mod tests {
                 verdict: "block".into(),
                 rule: Some("no-drop".into()),
                 approval: None,
+                shadow_verdict: None,
+                shadow_rule: None,
             }),
             RecordBody::Admin(AdminAction {
                 actor: "alice".into(),
@@ -374,6 +384,27 @@ mod tests {
             .map(|r| r.unwrap().to_record().unwrap())
             .collect();
         assert_eq!(back, recs);
+    }
+
+    #[test]
+    fn command_shadow_fields_are_optional_and_round_trip() {
+        // A record written before the shadow fields existed still reads.
+        let old: CommandEvent =
+            serde_json::from_str(r#"{"statement":"x","verdict":"allow","rule":null}"#).unwrap();
+        assert_eq!(old.shadow_verdict, None);
+        let plain = serde_json::to_string(&old).unwrap();
+        assert!(!plain.contains("shadow"), "{plain}");
+        let shadowed = CommandEvent {
+            shadow_verdict: Some("block".into()),
+            shadow_rule: Some("watch-drops".into()),
+            ..old
+        };
+        let text = serde_json::to_string(&shadowed).unwrap();
+        assert!(text.contains(r#""shadow_verdict":"block""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<CommandEvent>(&text).unwrap(),
+            shadowed
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ fn records_round_trip_through_list_export_and_replay() {
                 verdict: "block".into(),
                 rule: Some("no-drop".into()),
                 approval: None,
+                shadow_verdict: None,
+                shadow_rule: None,
             }),
         },
         end(7, base + 4_000_000_000),

@@ -7,7 +7,9 @@ use tollgate_codecs::sql::Token;
 
 use super::{fastpath, lexmode};
 use crate::identity::Identity;
-use crate::policy::rules::{Action, ActionKind, Caller, DecidedBy, EvalScratch, PreparedVerdicts};
+use crate::policy::rules::{
+    Action, ActionKind, Caller, DecidedBy, EvalScratch, Policy, PolicyMode, PreparedVerdicts,
+};
 use crate::snapshot::TargetRuntime;
 
 /// The rule name shown for refusals that protect the lexical state.
@@ -53,8 +55,16 @@ impl Decision {
     }
 }
 
+/// What shadow mode let through that the policy would have stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowVerdict {
+    /// `block` or `approve` (or `audit` under an allow).
+    pub verdict: &'static str,
+    pub rule: String,
+}
+
 pub struct Inspector<'a> {
-    rt: &'a TargetRuntime,
+    policy: &'a Policy,
     identity: &'a Identity,
     scratch: EvalScratch,
     prepared: PreparedVerdicts,
@@ -67,6 +77,11 @@ pub struct Inspector<'a> {
     tokens: Vec<Token>,
     tokens_other: Vec<Token>,
     value: Vec<u8>,
+    /// The shadow verdict of the last string judged, if any.
+    pub shadow: Option<ShadowVerdict>,
+    /// What decided the last `Allow` (a rule, or `unmatched`/`empty`); the
+    /// workbench shows it, the relay does not need it.
+    pub allowed_by: String,
 }
 
 /// Refusal of a statement that may hide a backslash in a multi-byte
@@ -102,8 +117,14 @@ fn decided_by(d: DecidedBy<'_>) -> String {
 
 impl<'a> Inspector<'a> {
     pub fn new(rt: &'a TargetRuntime, identity: &'a Identity) -> Self {
+        Self::with_policy(&rt.policy, identity)
+    }
+
+    /// An inspector for a compiled policy alone (`tollgate policy test`
+    /// judges with it exactly as a session does, without a target).
+    pub fn with_policy(policy: &'a Policy, identity: &'a Identity) -> Self {
         Inspector {
-            rt,
+            policy,
             identity,
             scratch: EvalScratch::new(),
             prepared: PreparedVerdicts::new(),
@@ -112,12 +133,15 @@ impl<'a> Inspector<'a> {
             tokens: Vec::new(),
             tokens_other: Vec::new(),
             value: Vec::new(),
+            shadow: None,
+            allowed_by: String::new(),
         }
     }
 
     /// Judge one SQL string (all its statements; the strictest wins), under
     /// every lexical mode the server may read it in.
     pub fn judge(&mut self, sql: &[u8]) -> Decision {
+        self.shadow = None;
         let scs = self.standard_conforming_strings;
         let decision = if let Some(message) = self.sets_backslash_hiding_encoding(sql) {
             self.prepared.resolve_pending(false);
@@ -162,16 +186,28 @@ impl<'a> Inspector<'a> {
             subject: &self.identity.subject,
             groups: &self.identity.groups,
         };
-        let v = self.rt.policy.evaluate(
+        let v = self.policy.evaluate(
             sql,
             lexmode::pg_dialect(scs),
             &caller,
             &mut self.scratch,
             &mut self.prepared,
         );
+        if let Some(s) = v.shadow
+            && self.shadow.as_ref().is_none_or(|k| k.verdict != "block")
+        {
+            // Under both lexical modes the stricter shadow verdict stays.
+            self.shadow = Some(ShadowVerdict {
+                verdict: s.action.as_str(),
+                rule: s.rule.to_string(),
+            });
+        }
         let rule = decided_by(v.decided_by);
         match v.action {
-            Action::Allow => Decision::Allow,
+            Action::Allow => {
+                self.allowed_by = rule;
+                Decision::Allow
+            }
             Action::Audit => Decision::Audit { rule },
             Action::Block { message } => Decision::Block {
                 message: message.to_string(),
@@ -221,6 +257,7 @@ impl<'a> Inspector<'a> {
     /// A fast-path FunctionCall of function `oid`, judged as its SQL
     /// equivalent (see `fastpath`): only a rule may let it through.
     pub fn judge_function_call(&mut self, oid: u32) -> Decision {
+        self.shadow = None;
         let Some(name) = fastpath::function_name(oid) else {
             return self.judge_unclassified(&format!("a fast-path call of function oid {oid}"));
         };
@@ -230,7 +267,7 @@ impl<'a> Inspector<'a> {
                 subject: &self.identity.subject,
                 groups: &self.identity.groups,
             };
-            let v = self.rt.policy.evaluate(
+            let v = self.policy.evaluate(
                 sql.as_bytes(),
                 lexmode::pg_dialect(true),
                 &caller,
@@ -268,7 +305,17 @@ impl<'a> Inspector<'a> {
     /// Something that carries no SQL (a fast-path function call): the
     /// target's `unclassified` default decides.
     pub fn judge_unclassified(&mut self, what: &str) -> Decision {
-        match self.rt.policy.unclassified_action() {
+        let action = self.policy.unclassified_action();
+        if self.policy.mode() == PolicyMode::Shadow && action > ActionKind::Audit {
+            self.shadow = Some(ShadowVerdict {
+                verdict: action.as_str(),
+                rule: "unclassified".into(),
+            });
+            return Decision::Audit {
+                rule: "unclassified".into(),
+            };
+        }
+        match action {
             ActionKind::Allow => Decision::Allow,
             ActionKind::Audit => Decision::Audit {
                 rule: "unclassified".into(),
@@ -279,4 +326,23 @@ impl<'a> Inspector<'a> {
             },
         }
     }
+}
+
+/// Counts and logs a statement that ran although a shadow rule (or the
+/// policy in shadow mode) would have stopped it; the recording carries the
+/// same verdict in the command record.
+pub fn observe_shadow(
+    metrics: &crate::metrics::ShardMetrics,
+    session: &dyn std::fmt::Display,
+    statement: &str,
+    shadow: &ShadowVerdict,
+) {
+    metrics.shadow.add(&shadow.rule, shadow.verdict);
+    tracing::info!(
+        session = %session,
+        rule = %shadow.rule,
+        would = shadow.verdict,
+        statement,
+        "statement passed in shadow mode; the policy would have refused it"
+    );
 }

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use super::cancel::CancelMap;
 use super::ending::Ending;
-use super::inspect::{Decision, Inspector};
+use super::inspect::{Decision, Inspector, ShadowVerdict};
 use super::io::{FrameReader, Peer, SessionError, send};
 use super::rowplan::{ResultRefusal, RowMode, RowPlan};
 use super::session::{PgClient, UpstreamReady, cancel_key, fatal, sqlstate};
@@ -377,7 +377,8 @@ impl ClientSide<'_> {
                                     d
                                 }
                                 d => {
-                                    self.note(&statement, &d, None).await?;
+                                    self.note(&statement, &d, None, inspector.shadow.as_ref())
+                                        .await?;
                                     d
                                 }
                             };
@@ -482,7 +483,8 @@ impl ClientSide<'_> {
                                 .function_oid;
                             let d = inspector.judge_function_call(oid);
                             let statement = super::fastpath::shown(oid);
-                            self.note(&statement, &d, None).await?;
+                            self.note(&statement, &d, None, inspector.shadow.as_ref())
+                                .await?;
                             match d {
                                 Decision::Allow | Decision::Audit { .. } => Action::Keep,
                                 Decision::Block { message, rule }
@@ -610,7 +612,7 @@ impl ClientSide<'_> {
             ),
         };
         info!(session = %self.entry.id, rule, outcome = %outcome, "approval decided");
-        self.note(statement, &resolved, Some(outcome)).await?;
+        self.note(statement, &resolved, Some(outcome), None).await?;
         Ok(resolved)
     }
 
@@ -620,8 +622,12 @@ impl ClientSide<'_> {
         statement: &str,
         d: &Decision,
         approval: Option<String>,
+        shadow: Option<&ShadowVerdict>,
     ) -> Result<(), SessionError> {
         let m = self.ctx.shared.metrics.shard(self.ctx.id);
+        if let Some(s) = shadow {
+            super::inspect::observe_shadow(m, &self.entry.id, statement, s);
+        }
         match d {
             Decision::Block { rule, .. } => {
                 m.statement(StatementVerdict::Block);
@@ -644,6 +650,8 @@ impl ClientSide<'_> {
                     verdict: d.verdict().to_string(),
                     rule: d.rule().map(str::to_string),
                     approval,
+                    shadow_verdict: shadow.map(|s| s.verdict.to_string()),
+                    shadow_rule: shadow.map(|s| s.rule.clone()),
                 })
                 .await
                 .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;

@@ -195,6 +195,25 @@ impl RowPlan {
     }
 }
 
+/// What the masking plan reads from a statement's text alone, for
+/// `tollgate policy test`: the first masked column the statement names for
+/// a caller in `groups` (its rule's name and the column). Result columns
+/// derived from it are masked whole (or refused, per `unknown_origin`);
+/// which columns that is depends on the result the server describes.
+pub fn masked_reference(
+    m: &MaskPolicy,
+    groups: &[String],
+    sql: &[u8],
+    standard_conforming_strings: bool,
+) -> Option<(String, String)> {
+    let mut rp = RowPlan::default();
+    m.plan_caller(groups, &mut rp.plan);
+    m.first_column_rule(&rp.plan)?;
+    let mut aliases = Vec::new();
+    let (rule, column) = rp.references(m, sql, standard_conforming_strings, &mut aliases)?;
+    Some((m.rule_name(rule).unwrap_or("?").to_string(), column))
+}
+
 /// `"Ssn"` → `Ssn` (quoted identifiers keep their case; `""` is a quote).
 fn unquote(q: &[u8]) -> Vec<u8> {
     let inner = q

@@ -3,3 +3,4 @@
 
 pub mod mask;
 pub mod rules;
+pub mod workbench;

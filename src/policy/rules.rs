@@ -11,6 +11,10 @@
 //! the strictest (block > approve > audit > allow), first such statement's
 //! decider. Nothing allocates per statement once the scratch buffers have
 //! grown (PREPARE names are the exception: they are remembered).
+//! A `shadow = true` rule decides nothing: where it matches, the rules
+//! after it decide, and its action, when stricter, is returned as the
+//! verdict's `shadow` (see `judge.rs`); a policy in `mode = "shadow"`
+//! audits what it would block or hold and reports that the same way.
 //!
 //! ## `classes` names
 //! - Classes: unknown, select (also VALUES and TABLE), insert, update,
@@ -53,8 +57,13 @@
 //! or by a rule that matches the EXECUTE itself if that is stricter.
 
 mod config;
+pub mod explain;
+mod judge;
 mod prepared;
 mod presets;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod shadow_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -67,7 +76,8 @@ use tollgate_codecs::sql::{
 };
 
 pub use config::{
-    ActionKind, MAX_PATTERN_LEN, MAX_RULES, PolicyConfig, REGEX_SIZE_LIMIT, RuleConfig, RuleError,
+    ActionKind, MAX_PATTERN_LEN, MAX_RULES, PolicyConfig, PolicyMode, REGEX_SIZE_LIMIT, RuleConfig,
+    RuleError,
 };
 pub use prepared::{MAX_PREPARED, PreparedVerdicts, StoredDecider, StoredVerdict};
 pub use presets::preset_warnings;
@@ -148,6 +158,18 @@ pub struct Verdict<'p> {
     pub classes: ClassSet,
     /// How many statements (nested ones included) were judged.
     pub statements: u32,
+    /// What a shadow rule (or the policy in shadow mode) would have done
+    /// instead, when that is stricter than `action`.
+    pub shadow: Option<Shadow<'p>>,
+}
+
+/// A verdict that shadow mode reported instead of enforcing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shadow<'p> {
+    pub action: ActionKind,
+    /// The rule (or the default: `unclassified`, `unmatched`) that would
+    /// have decided.
+    pub rule: &'p str,
 }
 
 impl Verdict<'_> {
@@ -179,6 +201,7 @@ impl Verdict<'_> {
 struct CompiledRule {
     name: String,
     action: ActionKind,
+    shadow: bool,
     message: String,
     selectors: Vec<Selector>,
     names_unknown: bool,
@@ -250,6 +273,7 @@ pub struct Policy {
     rules: Vec<CompiledRule>,
     unclassified: ActionKind,
     unmatched: ActionKind,
+    mode: PolicyMode,
     functions: Globs,
     relations: Globs,
     keywords: Option<AhoCorasick>,
@@ -349,6 +373,7 @@ impl Policy {
             rules.push(CompiledRule {
                 name: rule.name.clone(),
                 action: rule.action,
+                shadow: rule.shadow,
                 message,
                 names_unknown: selectors.contains(&Selector::Class(StatementClass::Unknown)),
                 selectors,
@@ -380,6 +405,7 @@ impl Policy {
             rules,
             unclassified: config.unclassified,
             unmatched: config.unmatched,
+            mode: config.mode,
             keywords,
             keyword_info,
         })
@@ -505,6 +531,10 @@ impl Policy {
             classes: acc.classes,
         });
         verdict.statements = acc.statements;
+        verdict.shadow = work.shadow.filter(|s| s.0 > action).map(|(a, d)| Shadow {
+            action: a,
+            rule: self.decider_name(d),
+        });
         verdict
     }
 
@@ -553,50 +583,8 @@ impl Policy {
             decided_by,
             classes: stored.classes,
             statements: 0,
+            shadow: None,
         }
-    }
-
-    /// The first rule matching one statement, or the default that applies.
-    fn judge(
-        &self,
-        c: &Classified<'_>,
-        s: &Statement,
-        work: &mut Work,
-    ) -> (ActionKind, StoredDecider) {
-        work.begin_statement();
-        if s.class == StatementClass::Unknown {
-            for (index, rule) in self.rules.iter().enumerate() {
-                if rule.names_unknown && work.applies[index] {
-                    return (rule.action, StoredDecider::Rule(index as u32));
-                }
-            }
-            return (self.unclassified, StoredDecider::Unclassified);
-        }
-        for (index, rule) in self.rules.iter().enumerate() {
-            if !work.applies[index] {
-                continue;
-            }
-            if !rule.selectors.is_empty() && !rule.selectors.iter().any(|sel| sel.matches(s)) {
-                continue;
-            }
-            if rule.has_functions && !work.function_hit(self, c, s, index) {
-                continue;
-            }
-            if rule.has_relations && !work.relation_hit(self, c, s, index) {
-                continue;
-            }
-            if rule.has_keywords && !work.keyword_hit(self, c, s, index) {
-                continue;
-            }
-            if let Some(regex) = &rule.regex {
-                work.ensure_normalized(c, s);
-                if !regex.is_match(&work.normalized) {
-                    continue;
-                }
-            }
-            return (rule.action, StoredDecider::Rule(index as u32));
-        }
-        (self.unmatched, StoredDecider::Unmatched)
     }
 }
 
@@ -645,11 +633,14 @@ struct Work {
     normalized_done: bool,
     normalized: Vec<u8>,
     glob_matches: Vec<usize>,
+    /// The strictest shadow verdict of the string being judged.
+    shadow: Option<(ActionKind, StoredDecider)>,
 }
 
 impl Work {
     fn reset(&mut self, policy: &Policy, caller: &Caller<'_>) {
         let n = policy.rules.len();
+        self.shadow = None;
         self.applies.clear();
         self.applies.extend(policy.rules.iter().map(|r| {
             (r.subjects.is_empty() && r.groups.is_empty())

@@ -66,6 +66,26 @@ pub struct PolicyConfig {
     /// Rules in order; the first that matches a statement decides it.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// `enforce` (default) or `shadow`: in shadow mode nothing the policy
+    /// would block or hold is stopped; it runs, flagged as audited, and the
+    /// verdict it would have had is counted, logged and recorded.
+    #[serde(default, skip_serializing_if = "PolicyMode::is_enforce")]
+    pub mode: PolicyMode,
+}
+
+/// Whether a target's policy stops what it refuses, or only reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+impl PolicyMode {
+    fn is_enforce(&self) -> bool {
+        *self == PolicyMode::Enforce
+    }
 }
 
 impl Default for PolicyConfig {
@@ -74,6 +94,7 @@ impl Default for PolicyConfig {
             unclassified: ActionKind::Block,
             unmatched: ActionKind::Allow,
             rules: Vec::new(),
+            mode: PolicyMode::Enforce,
         }
     }
 }
@@ -122,6 +143,12 @@ pub struct RuleConfig {
     pub subjects: Vec<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// A shadow rule decides nothing: where it matches, evaluation goes on
+    /// to the rules after it, and its own action is reported as what would
+    /// have happened (metric, log line, recording) so it can be watched in
+    /// production before it enforces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// Most rules one policy may hold.
