@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod copyout;
+pub mod copystmt;
 pub mod decode;
 mod ending;
 pub mod fastpath;

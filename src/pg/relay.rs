@@ -26,6 +26,7 @@ use futures_util::future::{Either, select};
 use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
 use tracing::{info, warn};
 
+use super::copyout::CopyOut;
 use super::ending::Ending;
 use super::inspect::{Decision, Inspector};
 use super::io::{FrameReader, Peer, SessionError, send};
@@ -84,6 +85,9 @@ struct Flow {
     /// ReadyForQuery messages relayed: the client side compares it with the
     /// batches it sent to know whether the lexical mode is settled.
     ready_seen: u64,
+    /// Name rules mask this caller's results: a COPY TO STDOUT has its
+    /// columns described first (`copystmt`).
+    copy_columns: bool,
 }
 
 pub(crate) async fn run(
@@ -207,6 +211,11 @@ pub(crate) async fn run(
             ),
             shapes: rt.masking.as_ref().map(|_| Shapes::default()),
             ready_seen: 0,
+            copy_columns: rt.masking.as_ref().is_some_and(|m| {
+                let mut p = ResultPlan::default();
+                m.plan_caller(&identity.groups, &mut p);
+                m.has_column_rules(&p)
+            }),
         });
         let last_activity = std::cell::Cell::new(Instant::now());
         let mut inspector = Inspector::new(rt, &identity);
@@ -441,6 +450,12 @@ impl ClientSide<'_> {
                                 .metrics
                                 .shard(self.ctx.id)
                                 .statement_added_latency(started.elapsed());
+                            let (decision, copy_probe) = copy_columns(
+                                self.flow,
+                                t,
+                                &self.reader.buf[pos..pos + len],
+                                decision,
+                            )?;
                             if t == tag::QUERY {
                                 batch += 1;
                                 match decision {
@@ -469,7 +484,14 @@ impl ClientSide<'_> {
                                         .map_err(SessionError::ClientProtocol)?;
                                         Action::Replace(b.freeze())
                                     }
-                                    _ => Action::Keep,
+                                    _ => match copy_probe {
+                                        // Its Sync is answered first.
+                                        Some(b) => {
+                                            batch += 1;
+                                            Action::Replace(b)
+                                        }
+                                        None => Action::Keep,
+                                    },
                                 }
                             } else {
                                 match decision {
@@ -501,7 +523,14 @@ impl ClientSide<'_> {
                                     }
                                     _ => {
                                         parses_in_batch += 1;
-                                        Action::Keep
+                                        match copy_probe {
+                                            Some(b) => {
+                                                parses_in_batch += 1;
+                                                closes_in_batch += 1;
+                                                Action::Replace(b)
+                                            }
+                                            None => Action::Keep,
+                                        }
                                     }
                                 }
                             }
@@ -871,6 +900,43 @@ fn server_text(
     masked.map_or(Action::Keep, Action::Replace)
 }
 
+/// A COPY TO STDOUT from a caller whom name rules mask: the statement goes
+/// out behind the description of its columns, or, when the gateway cannot
+/// follow it, is blocked (rule `copy-columns`). Other statements and
+/// decisions pass unchanged.
+fn copy_columns(
+    flow: &RefCell<Flow>,
+    t: u8,
+    frame: &[u8],
+    decision: Decision,
+) -> Result<(Decision, Option<Bytes>), SessionError> {
+    let (wanted, scs) = {
+        let f = flow.borrow();
+        (f.copy_columns, f.standard_conforming_strings)
+    };
+    if !wanted || !matches!(decision, Decision::Allow | Decision::Audit { .. }) {
+        return Ok((decision, None));
+    }
+    let body = frame.get(pg::HEADER_LEN..).unwrap_or_default();
+    let sql = if t == tag::QUERY {
+        strip_nul(body)
+    } else {
+        pg::Parse::parse_body(body)
+            .map_err(SessionError::ClientProtocol)?
+            .query
+    };
+    match super::copystmt::probe_for(sql, scs, t == tag::QUERY, frame) {
+        Ok(probe) => Ok((decision, probe)),
+        Err(why) => Ok((
+            Decision::Block {
+                message: format!("tollgate cannot mask this COPY by column name: {why}"),
+                rule: "copy-columns".into(),
+            },
+            None,
+        )),
+    }
+}
+
 /// Tells the shape tracker what the upstream receives in place of one
 /// client frame (`frame` includes its header): the frame, the statement
 /// the gateway wrote instead, or nothing.
@@ -915,6 +981,7 @@ impl UpstreamSide<'_> {
             m.plan_caller(&self.identity.groups, &mut caller);
         }
         let mut copy_out = false;
+        let mut copy = CopyOut::default();
         let mut scratch = MaskScratch::default();
         let mut ranges: Vec<Option<Range<usize>>> = Vec::new();
         let mut batch: u64 = 0;
@@ -939,8 +1006,10 @@ impl UpstreamSide<'_> {
             let mut pos = 0;
             while let Some(len) = self.reader.frame_len_at(pos)? {
                 let t = self.reader.buf[pos];
+                let probe_drop =
+                    (self.flow.borrow_mut().shapes.as_mut()).is_some_and(|s| s.copy_probe_drop(t));
                 if let Some(m) = masking
-                    && let Err(why) = self.shape_step(m, &mut rows, t, pos, len)
+                    && let Err(why) = self.shape_step(m, &mut rows, &mut copy, t, pos, len)
                 {
                     return self.refuse_result(&mut segments, pos, why).await;
                 }
@@ -951,9 +1020,29 @@ impl UpstreamSide<'_> {
                         self.mask_row(m, &rows, pos, len, &mut scratch, &mut ranges)?
                     }
                     tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                        copy_out = masking.is_some() && !caller.is_noop();
+                        copy_out = masking.is_some() && !caller.is_noop() && !copy.active();
                         Action::Keep
                     }
+                    tag::COPY_DATA if copy.active() => {
+                        let m = masking
+                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        match copy.data(m, body, &mut scratch) {
+                            Ok(None) => Action::Keep,
+                            Ok(Some(b)) if b.is_empty() => Action::Drop,
+                            Ok(Some(b)) => {
+                                let mut out = BytesMut::with_capacity(b.len() + 5);
+                                pg::encode_copy_data(&mut out, &b)
+                                    .map_err(SessionError::UpstreamProtocol)?;
+                                Action::Replace(out.freeze())
+                            }
+                            Err(why) => return self.refuse_result(&mut segments, pos, why).await,
+                        }
+                    }
+                    tag::COPY_DONE if copy.active() => match copy.done() {
+                        Ok(()) => Action::Keep,
+                        Err(why) => return self.refuse_result(&mut segments, pos, why).await,
+                    },
                     tag::COPY_DATA if copy_out => {
                         let m = masking
                             .ok_or(SessionError::Refused("masking plan without policy".into()))?;
@@ -1042,6 +1131,7 @@ impl UpstreamSide<'_> {
                     }
                     _ => Action::Keep,
                 };
+                let action = if probe_drop { Action::Drop } else { action };
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
             }
             if pos > 0 {
@@ -1113,6 +1203,7 @@ impl UpstreamSide<'_> {
         &self,
         m: &crate::policy::mask::MaskPolicy,
         rows: &mut RowPlan,
+        copy: &mut CopyOut,
         t: u8,
         pos: usize,
         len: usize,
@@ -1129,8 +1220,10 @@ impl UpstreamSide<'_> {
             Ok(Step::Result(shape)) if t == tag::DATA_ROW || t == tag::ROW_DESCRIPTION => {
                 rows.start(m, &self.identity.groups, shape, scs)
             }
+            Ok(Step::Copy(shape)) => copy.start(m, &self.identity.groups, shape, body, scs),
             Ok(Step::End) => {
                 rows.mode = RowMode::Off;
+                copy.end();
                 Ok(())
             }
             _ => Ok(()),
