@@ -2,6 +2,7 @@
 //! and the per-connection session glue over `tollgate_codecs::pg`.
 
 pub mod auth;
+mod authlog;
 pub mod cancel;
 pub mod copyout;
 pub mod copystmt;

@@ -301,14 +301,7 @@ async fn front_door(
                 .metrics
                 .shard(ctx.id)
                 .auth_refused(reason.outcome());
-            warn!(
-                session = %entry.id,
-                client = %entry.client,
-                target = %target.name,
-                user = %user,
-                reason = %reason,
-                "caller authentication failed"
-            );
+            super::authlog::failed(&entry.id, entry.client, &target.name, &user, &reason);
             fatal(&mut out, sqlstate::INVALID_PASSWORD, AUTH_FAILED);
             let _ = send(&mut writer, &mut out, Peer::Client).await;
             return Err(SessionError::Refused(format!("authentication: {reason}")));
