@@ -57,3 +57,44 @@ fn bad_tokens_are_logged_folded_per_source() {
     assert!(n + folded <= tries, "{n} + {folded} > {tries}");
     assert!(folded > 0, "{n} lines, nothing folded");
 }
+
+/// A newline in the start-up packet's `user` or `database` cannot write a
+/// line of its own into a human log (issue 13): the harness starts the
+/// gateway with human logs, as an operator runs it.
+#[test]
+fn start_up_parameters_cannot_forge_human_log_lines() {
+    let g = PgGateway::builder().human_logs().start("authlogforge");
+    let forged = "\n2026-12-01T00:00:00Z  INFO FORGED admin login subject=root";
+    // A known database, a forged user, a bad token: logged as a failure.
+    let mut w = Wire::connect(g.port);
+    w.startup(&format!("x{forged}"), &g.db);
+    assert_eq!(w.recv().expect("an authentication request").tag, b'R');
+    w.password("not-a-token");
+    let m = w.recv().expect("a refusal");
+    assert_eq!(m.field(b'C').as_deref(), Some("28P01"));
+    // A forged database: refused before authentication.
+    let mut w = Wire::connect(g.port);
+    w.startup("ci-job", &format!("db{forged}"));
+    let m = w.recv().expect("a refusal");
+    assert_eq!(m.tag, b'E', "{m:?}");
+    // The first refusal's line is in the log: it carries the user escaped.
+    let failed_line = || {
+        g.gw.log_text()
+            .lines()
+            .find(|l| l.contains("caller authentication failed"))
+            .map(str::to_string)
+    };
+    assert_eventually!(
+        failed_line().is_some(),
+        std::time::Duration::from_secs(15),
+        "the failure was never logged"
+    );
+    let line = failed_line().unwrap();
+    assert!(line.contains(r"x\n2026-12-01T00:00:00Z"), "{line}");
+    let log = g.gw.log_text();
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-01")),
+        "a forged line: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "{log}");
+}
