@@ -4,6 +4,8 @@
 pub mod adapter;
 pub mod auth;
 pub mod cancel;
+pub mod copyout;
+pub mod copystmt;
 pub mod decode;
 mod ending;
 pub mod fastpath;

@@ -27,6 +27,7 @@ use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
 use tracing::{info, warn};
 
 use super::cancel::CancelMap;
+use super::copyout::CopyOut;
 use super::ending::Ending;
 use super::inspect::{Decision, Inspector, ShadowVerdict};
 use super::io::{FrameReader, Peer, SessionError, send};
@@ -84,6 +85,9 @@ struct Flow {
     /// ReadyForQuery messages relayed: the client side compares it with the
     /// batches it sent to know whether the lexical mode is settled.
     ready_seen: u64,
+    /// Name rules mask this caller's results: a COPY TO STDOUT has its
+    /// columns described first (`copystmt`).
+    copy_columns: bool,
 }
 
 /// Relay an admitted, logged-in session until either side ends it: replay
@@ -157,6 +161,11 @@ pub(crate) async fn relay(
         standard_conforming_strings: !param_is(&greeting, b"standard_conforming_strings", b"off"),
         shapes: rt.masking.as_ref().map(|_| Shapes::default()),
         ready_seen: 0,
+        copy_columns: rt.masking.as_ref().is_some_and(|m| {
+            let mut p = ResultPlan::default();
+            m.plan_caller(&identity.groups, &mut p);
+            m.has_column_rules(&p)
+        }),
     });
     let limits = &s.snapshot.config.limits;
     let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
@@ -387,6 +396,12 @@ impl ClientSide<'_> {
                                 .metrics
                                 .shard(self.ctx.id)
                                 .statement_added_latency(started.elapsed());
+                            let (decision, copy_probe) = copy_columns(
+                                self.flow,
+                                t,
+                                &self.reader.buf[pos..pos + len],
+                                decision,
+                            )?;
                             if t == tag::QUERY {
                                 batch += 1;
                                 match decision {
@@ -415,7 +430,14 @@ impl ClientSide<'_> {
                                         .map_err(SessionError::ClientProtocol)?;
                                         Action::Replace(b.freeze())
                                     }
-                                    _ => Action::Keep,
+                                    _ => match copy_probe {
+                                        // Its Sync is answered first.
+                                        Some(b) => {
+                                            batch += 1;
+                                            Action::Replace(b)
+                                        }
+                                        None => Action::Keep,
+                                    },
                                 }
                             } else {
                                 match decision {
@@ -447,7 +469,14 @@ impl ClientSide<'_> {
                                     }
                                     _ => {
                                         parses_in_batch += 1;
-                                        Action::Keep
+                                        match copy_probe {
+                                            Some(b) => {
+                                                parses_in_batch += 1;
+                                                closes_in_batch += 1;
+                                                Action::Replace(b)
+                                            }
+                                            None => Action::Keep,
+                                        }
                                     }
                                 }
                             }
@@ -833,6 +862,43 @@ fn server_text(
         texts::error_or_notice(m, caller, t, body, scratch)
     };
     masked.map_or(Action::Keep, Action::Replace)
+}
+
+/// A COPY TO STDOUT from a caller whom name rules mask: the statement goes
+/// out behind the description of its columns, or, when the gateway cannot
+/// follow it, is blocked (rule `copy-columns`). Other statements and
+/// decisions pass unchanged.
+fn copy_columns(
+    flow: &RefCell<Flow>,
+    t: u8,
+    frame: &[u8],
+    decision: Decision,
+) -> Result<(Decision, Option<Bytes>), SessionError> {
+    let (wanted, scs) = {
+        let f = flow.borrow();
+        (f.copy_columns, f.standard_conforming_strings)
+    };
+    if !wanted || !matches!(decision, Decision::Allow | Decision::Audit { .. }) {
+        return Ok((decision, None));
+    }
+    let body = frame.get(pg::HEADER_LEN..).unwrap_or_default();
+    let sql = if t == tag::QUERY {
+        strip_nul(body)
+    } else {
+        pg::Parse::parse_body(body)
+            .map_err(SessionError::ClientProtocol)?
+            .query
+    };
+    match super::copystmt::probe_for(sql, scs, t == tag::QUERY, frame) {
+        Ok(probe) => Ok((decision, probe)),
+        Err(why) => Ok((
+            Decision::Block {
+                message: format!("tollgate cannot mask this COPY by column name: {why}"),
+                rule: "copy-columns".into(),
+            },
+            None,
+        )),
+    }
 }
 
 /// Tells the shape tracker what the upstream receives in place of one

@@ -52,6 +52,11 @@ pub enum ResultRefusal {
          statement references masked column \"{referenced}\" (masking.unknown_origin = \"refuse\")"
     )]
     UnknownOrigin { column: String, referenced: String },
+    #[error(
+        "tollgate cannot tell which columns this COPY sends, so it cannot mask them \
+         by name: {why}"
+    )]
+    Copy { why: String },
 }
 
 impl RowPlan {

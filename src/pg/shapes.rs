@@ -45,6 +45,28 @@ fn keep_sql(sql: &[u8]) -> Sql {
 fn no_sql() -> Sql {
     Some(Rc::from(&[][..]))
 }
+/// The statement name under which the gateway describes what a
+/// `COPY … TO STDOUT` sends (see `copystmt`): reserved, like the syntax
+/// probe's. Its responses never reach the client.
+pub const COPY_PROBE: &[u8] = b"tollgate_copy_columns";
+
+/// The columns a COPY sends, as described just before it, with the text
+/// that was described (for the derived-column check).
+#[derive(Clone, Debug)]
+pub struct CopyColumns {
+    pub columns: Rc<[Column]>,
+    pub sql: Sql,
+}
+
+/// What the gateway knows of a COPY OUT that starts.
+#[derive(Clone, Debug)]
+pub struct CopyShape {
+    /// `None`: never described (no probe ran, or it failed).
+    pub columns: Option<CopyColumns>,
+    /// The COPY statement's own text (for its format options).
+    pub statement: Sql,
+}
+
 /// Most requests awaiting a response (a pipeline deeper than this is cut:
 /// the oldest entries are dropped and their results become unknown).
 pub const MAX_PENDING: usize = 65_536;
@@ -83,6 +105,8 @@ struct Statement {
     /// Bumped per Parse, so a portal bound to an older statement of the same
     /// name never picks up the newer one's description.
     generation: u64,
+    /// A COPY TO STDOUT statement: the columns described just before it.
+    copy: Option<CopyColumns>,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +119,7 @@ struct Portal {
     /// Bind's result-format codes (0, 1 or one per column).
     formats: Box<[i16]>,
     described: bool,
+    copy: Option<CopyColumns>,
 }
 
 /// A request waiting for its response.
@@ -120,7 +145,11 @@ enum Pending {
         kind: ObjectKind,
         name: Box<[u8]>,
     },
-    Sync,
+    /// `probe`: the Sync the gateway sends after a COPY description ahead
+    /// of a simple Query (its ReadyForQuery is not the client's).
+    Sync {
+        probe: bool,
+    },
     /// A simple Query (or a FunctionCall): answered up to ReadyForQuery.
     Simple {
         sql: Sql,
@@ -136,6 +165,8 @@ pub enum Step {
     Result(ResultShape),
     /// The current result is over (its rows are not masked any more).
     End,
+    /// A COPY OUT starts.
+    Copy(CopyShape),
 }
 
 /// Per-session tracker; lives in the relay's shared `Flow`.
@@ -147,6 +178,14 @@ pub struct Shapes {
     generation: u64,
     /// A result is open (its shape was announced).
     in_result: bool,
+    /// The last COPY description, for the COPY right behind it.
+    copy_next: Option<CopyColumns>,
+    /// The last client-bound message was the Close of a COPY description.
+    after_probe_close: bool,
+    /// A COPY description ahead of a simple Query failed: its error is the
+    /// client's, and the Query's own (the same, or "transaction aborted")
+    /// is dropped.
+    drop_copy_error: bool,
 }
 
 fn to_columns(rd: &RowDescription<'_>) -> Rc<[Column]> {
@@ -226,9 +265,15 @@ impl Shapes {
                     name: c.name.into(),
                 }
             }
-            tag::SYNC => Pending::Sync,
+            tag::SYNC => Pending::Sync {
+                probe: self.after_probe_close,
+            },
             _ => return Ok(()),
         };
+        self.after_probe_close = matches!(
+            &p,
+            Pending::Close { kind: ObjectKind::Statement, name } if **name == *COPY_PROBE
+        );
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
         }
@@ -245,12 +290,21 @@ impl Shapes {
                 {
                     self.generation += 1;
                     cap(&mut self.statements);
+                    // The description of a COPY goes to the Parse right
+                    // behind it (the COPY's own); a new one voids the last.
+                    let copy = if *name == *COPY_PROBE {
+                        self.copy_next = None;
+                        None
+                    } else {
+                        self.copy_next.take()
+                    };
                     self.statements.insert(
                         name,
                         Statement {
                             sql,
                             columns: None,
                             generation: self.generation,
+                            copy,
                         },
                     );
                 }
@@ -270,6 +324,7 @@ impl Shapes {
                         columns: st
                             .and_then(|s| s.columns.as_deref())
                             .map(|c| with_formats(c, &formats)),
+                        copy: st.and_then(|s| s.copy.clone()),
                         statement,
                         formats,
                         described: false,
@@ -299,7 +354,11 @@ impl Shapes {
                 self.described(Rc::from(Vec::new()));
                 Step::Same
             }
-            tag::DATA_ROW | tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE if !self.in_result => {
+            tag::COPY_OUT_RESPONSE if !self.in_result => {
+                self.in_result = true;
+                Step::Copy(self.copy_shape())
+            }
+            tag::DATA_ROW | tag::COPY_BOTH_RESPONSE if !self.in_result => {
                 self.in_result = true;
                 Step::Result(self.executing_shape())
             }
@@ -312,13 +371,12 @@ impl Shapes {
             tag::EMPTY_QUERY_RESPONSE | tag::PORTAL_SUSPENDED => self.end_of_execute(),
             tag::ERROR_RESPONSE => {
                 self.in_result = false;
+                self.copy_next = None;
                 if !matches!(self.pending.front(), Some(Pending::Simple { .. })) {
                     // The server skips everything up to the next Sync.
-                    while self
-                        .pending
-                        .front()
-                        .is_some_and(|p| !matches!(p, Pending::Sync | Pending::Simple { .. }))
-                    {
+                    while self.pending.front().is_some_and(|p| {
+                        !matches!(p, Pending::Sync { .. } | Pending::Simple { .. })
+                    }) {
                         self.pending.pop_front();
                     }
                 }
@@ -331,9 +389,11 @@ impl Shapes {
                         // A simple Query destroys the unnamed statement and portal.
                         self.statements.remove(&b""[..]);
                         self.portals.remove(&b""[..]);
+                        self.copy_next = None;
+                        self.drop_copy_error = false;
                         break;
                     }
-                    if let Pending::Sync = p {
+                    if let Pending::Sync { .. } = p {
                         break;
                     }
                 }
@@ -347,6 +407,71 @@ impl Shapes {
             }
             _ => Step::Same,
         })
+    }
+
+    /// Whether an upstream message (not yet fed to
+    /// [`upstream_message`](Self::upstream_message)) answers the gateway's own
+    /// COPY description and must not reach the client. Call it first.
+    pub fn copy_probe_drop(&mut self, t: u8) -> bool {
+        let probe = |name: &[u8]| name == COPY_PROBE;
+        match (self.pending.front(), t) {
+            (Some(Pending::Parse { name, .. }), tag::PARSE_COMPLETE) => probe(name),
+            (
+                Some(Pending::Describe {
+                    kind: ObjectKind::Statement,
+                    name,
+                }),
+                tag::PARAMETER_DESCRIPTION | tag::ROW_DESCRIPTION | tag::NO_DATA,
+            ) => probe(name),
+            (
+                Some(Pending::Close {
+                    kind: ObjectKind::Statement,
+                    name,
+                }),
+                tag::CLOSE_COMPLETE,
+            ) => probe(name),
+            (Some(Pending::Sync { probe }), tag::READY_FOR_QUERY) => *probe,
+            (Some(Pending::Parse { name, .. }), tag::ERROR_RESPONSE) => {
+                // The description failed: its error goes to the client. Ahead
+                // of a simple Query, that Query's own error is then dropped.
+                if probe(name) {
+                    self.drop_copy_error = self
+                        .pending
+                        .iter()
+                        .find(|p| matches!(p, Pending::Sync { .. }))
+                        .is_some_and(|p| matches!(p, Pending::Sync { probe: true }));
+                }
+                false
+            }
+            (Some(Pending::Simple { .. }), tag::ERROR_RESPONSE) => {
+                std::mem::take(&mut self.drop_copy_error)
+            }
+            _ => false,
+        }
+    }
+
+    /// The columns of the COPY OUT now starting.
+    fn copy_shape(&mut self) -> CopyShape {
+        match self.pending.front() {
+            Some(Pending::Simple { sql }) => CopyShape {
+                statement: sql.clone(),
+                columns: self.copy_next.take(),
+            },
+            Some(Pending::Execute { portal }) => match self.portals.get(portal) {
+                Some(p) => CopyShape {
+                    statement: p.sql.clone(),
+                    columns: p.copy.clone(),
+                },
+                None => CopyShape {
+                    statement: None,
+                    columns: None,
+                },
+            },
+            _ => CopyShape {
+                statement: None,
+                columns: None,
+            },
+        }
     }
 
     fn pop_if(&mut self, f: impl Fn(&Pending) -> bool) -> Option<Pending> {
@@ -392,6 +517,12 @@ impl Shapes {
         match kind {
             ObjectKind::Statement => {
                 if let Some(s) = self.statements.get_mut(&name) {
+                    if *name == *COPY_PROBE {
+                        self.copy_next = Some(CopyColumns {
+                            columns: columns.clone(),
+                            sql: s.sql.clone(),
+                        });
+                    }
                     s.columns = Some(columns);
                 }
             }
@@ -623,5 +754,67 @@ mod tests {
         up(&mut s, tag::COMMAND_COMPLETE, b"SELECT 1\0");
         up(&mut s, tag::READY_FOR_QUERY, IDLE);
         assert!(s.portals.is_empty());
+    }
+    /// Feeds one upstream message the way the relay does: first asks
+    /// whether it answers the gateway's COPY description (then it is not
+    /// relayed), then tracks it.
+    fn relayed(s: &mut Shapes, t: u8, body: &[u8]) -> (bool, Step) {
+        let dropped = s.copy_probe_drop(t);
+        (!dropped, up(s, t, body))
+    }
+
+    fn copy_query(s: &mut Shapes, sql: &str) {
+        let mut frame = BytesMut::new();
+        pg::encode_query(&mut frame, sql.as_bytes()).unwrap();
+        let sent = crate::pg::copystmt::probe_for(sql.as_bytes(), true, true, &frame)
+            .unwrap()
+            .unwrap();
+        client(s, |b| b.extend_from_slice(&sent));
+    }
+
+    #[test]
+    fn a_copy_description_reaches_its_copy_and_never_the_client() {
+        let mut s = Shapes::default();
+        copy_query(&mut s, "copy t to stdout");
+        for (t, body) in [
+            (tag::PARSE_COMPLETE, &b""[..]),
+            (tag::PARAMETER_DESCRIPTION, &[0, 0][..]),
+            (tag::ROW_DESCRIPTION, &row_description(&["id", "ssn"])[..]),
+            (tag::CLOSE_COMPLETE, &b""[..]),
+            (tag::READY_FOR_QUERY, IDLE),
+        ] {
+            assert!(!relayed(&mut s, t, body).0, "{t}");
+        }
+        let (shown, step) = relayed(&mut s, tag::COPY_OUT_RESPONSE, &[0, 0, 2, 0, 0, 0, 0]);
+        assert!(shown);
+        let Step::Copy(CopyShape {
+            columns: Some(c),
+            statement: Some(st),
+        }) = step
+        else {
+            panic!("no columns: {step:?}");
+        };
+        assert_eq!(c.columns.len(), 2);
+        assert_eq!(c.sql.as_deref(), Some(&b"SELECT * FROM t"[..]));
+        assert_eq!(&*st, b"copy t to stdout");
+        assert!(relayed(&mut s, tag::COMMAND_COMPLETE, b"COPY 0\0").0);
+        assert!(relayed(&mut s, tag::READY_FOR_QUERY, IDLE).0);
+        assert!(s.pending.is_empty() && s.copy_next.is_none());
+    }
+
+    #[test]
+    fn a_failed_copy_description_is_the_copys_one_error() {
+        let mut s = Shapes::default();
+        copy_query(&mut s, "copy nosuch to stdout");
+        // The description's error is relayed, its ReadyForQuery is not.
+        assert!(relayed(&mut s, tag::ERROR_RESPONSE, b"\0").0);
+        assert!(!relayed(&mut s, tag::READY_FOR_QUERY, b"E").0);
+        // The COPY's own error (same, or "transaction aborted") is dropped.
+        assert!(!relayed(&mut s, tag::ERROR_RESPONSE, b"\0").0);
+        assert!(relayed(&mut s, tag::READY_FOR_QUERY, b"E").0);
+        assert!(s.pending.is_empty() && !s.drop_copy_error);
+        // The next error is the client's again.
+        client(&mut s, |b| pg::encode_query(b, b"selec").unwrap());
+        assert!(relayed(&mut s, tag::ERROR_RESPONSE, b"\0").0);
     }
 }

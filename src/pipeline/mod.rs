@@ -5,6 +5,7 @@
 //! session's recording (start and end records), metrics and the log lines.
 //! See `README.md` beside this file.
 
+mod authlog;
 pub mod decode;
 pub mod end;
 mod frame_clock;

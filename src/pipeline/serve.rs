@@ -116,13 +116,12 @@ async fn admit<P: Protocol>(
         Ok(id) => id,
         Err(failure) => {
             metrics.auth_refused(failure.outcome());
-            warn!(
-                session = %s.entry.id,
-                client = %s.entry.client,
-                target = %config.name,
-                user = user.as_deref().unwrap_or("-"),
-                reason = %failure,
-                "caller authentication failed"
+            super::authlog::failed(
+                &s.entry.id,
+                s.entry.client,
+                &config.name,
+                user.as_deref().unwrap_or("-"),
+                &failure,
             );
             p.reject(&mut client, Rejection::Authentication).await;
             return Err(EndReason::Authentication(failure.to_string()));

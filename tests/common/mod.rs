@@ -151,6 +151,12 @@ impl Gateway {
     /// Start on a config file; unless it says otherwise, the gateway records
     /// into the temp dir and serves its admin API on a port the kernel picks.
     pub fn spawn_in(dir: tempfile::TempDir, cfg: PathBuf) -> Gateway {
+        Gateway::spawn_logging(dir, cfg, "json")
+    }
+
+    /// [`spawn_in`](Self::spawn_in) with the log in `log_format` (`json`,
+    /// or `human` for tests of what an operator reads).
+    pub fn spawn_logging(dir: tempfile::TempDir, cfg: PathBuf, log_format: &str) -> Gateway {
         let mut text = std::fs::read_to_string(&cfg).unwrap();
         let recordings = dir.path().join("recordings");
         if !text.contains("[recorder]") {
@@ -163,7 +169,7 @@ impl Gateway {
         let log = dir.path().join("tollgate.log");
         let ready_file = dir.path().join("ready.json");
         let child = Command::new(tollgate_bin())
-            .args(["run", "--log-format", "json", "--config"])
+            .args(["run", "--log-format", log_format, "--config"])
             .arg(&cfg)
             .arg("--ready-file")
             .arg(&ready_file)

@@ -51,9 +51,25 @@ pub fn cluster() -> &'static Cluster {
 }
 
 impl Cluster {
+    /// PostgreSQL cannot listen on port 0 and tests reach it over TCP, so a
+    /// port is picked free and, should another process take it before the
+    /// server binds it (the race of bind-and-release), the cluster is made
+    /// again on a fresh port in a fresh directory.
     fn start() -> Cluster {
+        for attempt in 0..5 {
+            if let Some(c) = Cluster::start_once(attempt) {
+                return c;
+            }
+        }
+        panic!("PostgreSQL could not bind a port in 5 attempts");
+    }
+
+    /// One try: `None` when the server did not come up on its port (it
+    /// could not bind it and exited; the watchdog then removes its directory).
+    fn start_once(attempt: u32) -> Option<Cluster> {
         let bin = pg_bin();
-        let dir = std::env::temp_dir().join(format!("tollgate-pg-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-pg-{}-{attempt}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Command::new("chown")
@@ -126,13 +142,24 @@ impl Cluster {
             socket_dir,
             bin,
         };
+        let up = || c.try_sql("postgres", "select 1").is_some();
+        let bind_failed = || {
+            let log = c.server_log();
+            !c.dir.exists()
+                || log.contains("could not bind")
+                || log.contains("could not create any TCP/IP sockets")
+        };
         crate::assert_eventually!(
-            c.try_sql("postgres", "select 1").is_some(),
+            up() || bind_failed(),
             Duration::from_secs(30),
             "PostgreSQL did not start; log:\n{}",
             c.server_log()
         );
-        c
+        if up() {
+            return Some(c);
+        }
+        eprintln!("PostgreSQL did not bind port {port}, again on another");
+        None
     }
 
     pub fn server_log(&self) -> String {

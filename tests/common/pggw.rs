@@ -30,6 +30,7 @@ pub struct Builder {
     config_extra: String,
     engine_extra: String,
     shards: Option<usize>,
+    human_logs: bool,
 }
 
 impl Builder {
@@ -55,6 +56,11 @@ impl Builder {
     pub fn engine(mut self, extra: &str) -> Self {
         self.engine_extra.push_str(extra);
         self.engine_extra.push('\n');
+        self
+    }
+    /// Human (non-JSON) logs, as an operator reads them.
+    pub fn human_logs(mut self) -> Self {
+        self.human_logs = true;
         self
     }
     pub fn shards(mut self, n: usize) -> Self {
@@ -119,7 +125,8 @@ groups = ["ci"]
         );
         let cfg_path = dir.path().join("tollgate.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let mut gw = Gateway::spawn_in(dir, cfg_path);
+        let format = if self.human_logs { "human" } else { "json" };
+        let mut gw = Gateway::spawn_logging(dir, cfg_path, format);
         gw.wait_ready();
         let port = gw.port(&db);
         PgGateway {

@@ -15,6 +15,7 @@ impl UpstreamSide<'_> {
             m.plan_caller(&self.identity.groups, &mut caller);
         }
         let mut copy_out = false;
+        let mut copy = CopyOut::default();
         let mut scratch = MaskScratch::default();
         let mut ranges: Vec<Option<Range<usize>>> = Vec::new();
         let mut batch: u64 = 0;
@@ -40,7 +41,7 @@ impl UpstreamSide<'_> {
             segments.extend(self.passing.take(&mut self.reader.buf));
             while !self.passing.active() {
                 let len = match stream::next(&mut self.reader, pos, |t| {
-                    stream::upstream_streamable(t, masking.is_some(), copy_out)
+                    stream::upstream_streamable(t, masking.is_some(), copy_out || copy.active())
                 })? {
                     Next::Whole(len) => len,
                     Next::Partial => break,
@@ -51,8 +52,10 @@ impl UpstreamSide<'_> {
                     }
                 };
                 let t = self.reader.buf[pos];
+                let probe_drop =
+                    (self.flow.borrow_mut().shapes.as_mut()).is_some_and(|s| s.copy_probe_drop(t));
                 if let Some(m) = masking
-                    && let Err(why) = self.shape_step(m, &mut rows, t, pos, len)
+                    && let Err(why) = self.shape_step(m, &mut rows, &mut copy, t, pos, len)
                 {
                     return self.refuse_result(&mut segments, pos, why).await;
                 }
@@ -63,9 +66,29 @@ impl UpstreamSide<'_> {
                         self.mask_row(m, &rows, pos, len, &mut scratch, &mut ranges)?
                     }
                     tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                        copy_out = masking.is_some() && !caller.is_noop();
+                        copy_out = masking.is_some() && !caller.is_noop() && !copy.active();
                         Action::Keep
                     }
+                    tag::COPY_DATA if copy.active() => {
+                        let m = masking
+                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
+                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
+                        match copy.data(m, body, &mut scratch) {
+                            Ok(None) => Action::Keep,
+                            Ok(Some(b)) if b.is_empty() => Action::Drop,
+                            Ok(Some(b)) => {
+                                let mut out = BytesMut::with_capacity(b.len() + 5);
+                                pg::encode_copy_data(&mut out, &b)
+                                    .map_err(SessionError::UpstreamProtocol)?;
+                                Action::Replace(out.freeze())
+                            }
+                            Err(why) => return self.refuse_result(&mut segments, pos, why).await,
+                        }
+                    }
+                    tag::COPY_DONE if copy.active() => match copy.done() {
+                        Ok(()) => Action::Keep,
+                        Err(why) => return self.refuse_result(&mut segments, pos, why).await,
+                    },
                     tag::COPY_DATA if copy_out => {
                         let m = masking
                             .ok_or(SessionError::Refused("masking plan without policy".into()))?;
@@ -154,6 +177,7 @@ impl UpstreamSide<'_> {
                     }
                     _ => Action::Keep,
                 };
+                let action = if probe_drop { Action::Drop } else { action };
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
             }
             if pos > 0 {
@@ -226,6 +250,7 @@ impl UpstreamSide<'_> {
         &self,
         m: &crate::policy::mask::MaskPolicy,
         rows: &mut RowPlan,
+        copy: &mut CopyOut,
         t: u8,
         pos: usize,
         len: usize,
@@ -242,8 +267,10 @@ impl UpstreamSide<'_> {
             Ok(Step::Result(shape)) if t == tag::DATA_ROW || t == tag::ROW_DESCRIPTION => {
                 rows.start(m, &self.identity.groups, shape, scs)
             }
+            Ok(Step::Copy(shape)) => copy.start(m, &self.identity.groups, shape, body, scs),
             Ok(Step::End) => {
                 rows.mode = RowMode::Off;
+                copy.end();
                 Ok(())
             }
             _ => Ok(()),
