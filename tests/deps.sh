@@ -21,6 +21,13 @@ want procps
 want libclang-dev
 want clang
 want protobuf-compiler
+# The Debian package (packaging/build-deb.sh, tests/package.sh): dpkg-shlibdeps,
+# strip, lintian, systemd-analyze, and the maintainer scripts' adduser.
+want dpkg-dev
+want binutils
+want lintian
+want systemd
+want adduser
 
 if ((${#need_pkgs[@]})); then
     echo "deps: installing ${need_pkgs[*]}" >&2
