@@ -2,9 +2,10 @@
 # Builds the Debian package of tollgate with dpkg-deb from the files in packaging/
 # (see packaging/README.md for why dpkg-deb and not cargo-deb).
 #
-#   packaging/build-deb.sh [--profile release|debug] [--out DIR]
+#   packaging/build-deb.sh [--profile release|debug] [--no-build] [--out DIR]
 #
-# Builds the two binaries (`cargo build --locked`; a no-op when they are fresh),
+# Builds the two binaries (`cargo build --locked`; `--no-build` takes the ones in
+# target/PROFILE as they are),
 # generates their man pages and shell completions from the clap definitions
 # (`tollgate generate-dist`), stages the tree, and writes
 # DIR/tollgate_VERSION-1_ARCH.deb (DIR default: target/debian), printing its path.
@@ -15,11 +16,13 @@ cd "$(dirname "$0")/.."
 
 profile=release
 out=
+build=1
 while (($#)); do
     case "$1" in
         --profile) profile=${2:?--profile needs release or debug}; shift 2 ;;
         --out) out=${2:?--out needs a directory}; shift 2 ;;
-        *) echo "usage: $0 [--profile release|debug] [--out DIR]" >&2; exit 2 ;;
+        --no-build) build=; shift ;;
+        *) echo "usage: $0 [--profile release|debug] [--no-build] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 case "$profile" in
@@ -30,8 +33,13 @@ esac
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 out=${out:-$target_dir/debian}
-cargo build --locked "${cargo_profile[@]}" -p tollgate --bin tollgate -p tollgate-bench --bin tollgate-load >&2
+if [ -n "$build" ]; then
+    cargo build --locked "${cargo_profile[@]}" -p tollgate --bin tollgate -p tollgate-bench --bin tollgate-load >&2
+fi
 bin=$target_dir/$profile
+for b in tollgate tollgate-load; do
+    [ -x "$bin/$b" ] || { echo "build-deb: $bin/$b is missing (build it, or drop --no-build)" >&2; exit 1; }
+done
 
 upstream=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Cargo.toml)
 version="$upstream-1"
@@ -81,7 +89,7 @@ gzip -9n "$doc/README.md" "$doc/tuning.md" "$doc/changelog.Debian"
 # Shared-library dependencies of the binaries, as dpkg-shlibdeps computes them
 # (it wants a debian/control to read, so it runs in the scratch source tree).
 printf 'Source: tollgate\n\nPackage: tollgate\nArchitecture: any\n' >"$stage/src/debian/control"
-depends=$(cd "$stage/src" && dpkg-shlibdeps -O "$root/usr/bin/tollgate" "$root/usr/bin/tollgate-load" |
+depends=$(cd "$stage/src" && dpkg-shlibdeps -O debian/tollgate/usr/bin/tollgate debian/tollgate/usr/bin/tollgate-load |
     sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
