@@ -1,5 +1,6 @@
 //! systemd's readiness protocol end to end: the real binary, `$NOTIFY_SOCKET` pointing at
 //! a datagram socket this test listens on (what systemd does for `Type=notify`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
