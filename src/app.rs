@@ -183,6 +183,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         admin.shutdown();
         return ExitCode::FAILURE;
     }
+    crate::service_manager::ready("serving");
     info!(
         shards = config.engine.shards,
         targets = config.targets.len(),
@@ -196,16 +197,19 @@ pub fn run(opts: RunOptions) -> ExitCode {
     loop {
         for sig in signals.pending() {
             if sig == signal_hook::consts::SIGHUP {
+                crate::service_manager::reloading();
                 match reloader.reload() {
                     Ok(summary) => info!(%summary, "configuration reloaded (SIGHUP)"),
                     Err(e) => error!(error = %e, "reload refused; the running configuration stays"),
                 }
+                crate::service_manager::reloaded("serving");
             } else if !stopping {
                 info!(
                     signal = sig,
                     grace_ms = grace.as_millis() as u64,
                     "shutting down: no new connections, draining live sessions"
                 );
+                crate::service_manager::stopping();
                 engine.shutdown(grace);
                 stopping = true;
             } else {

@@ -94,6 +94,9 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = tollgate::dist::main_hook::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match Config::load(&config) {

@@ -29,6 +29,13 @@ want protobuf-compiler
 # bench/insns.sh counts instructions per classified statement with
 # callgrind (the VM hides the hardware counters perf would read).
 want valgrind
+# The Debian package (packaging/build-deb.sh, tests/package.sh): dpkg-shlibdeps,
+# strip, lintian, systemd-analyze, and the maintainer scripts' adduser.
+want dpkg-dev
+want binutils
+want lintian
+want systemd
+want adduser
 
 if ((${#need_pkgs[@]})); then
     echo "deps: installing ${need_pkgs[*]}" >&2

@@ -18,6 +18,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The Debian package: build from the debug binaries above, lintian, install, start, purge.
+tests/package.sh 2>&1 | tee -a "$log" || status=$?
 # SQL differential oracle against PostgreSQL's parser (bounded slice).
 tests/oracle.sh 2>&1 | tee -a "$log" || status=$?
 # A bounded run of every fuzz target (tests/fuzz.sh; FUZZ_SECONDS each).

@@ -280,6 +280,9 @@ fn run_load(mode: &'static str, plan: Plan, json: bool) -> anyhow::Result<ExitCo
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = tollgate::dist::main_hook::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(args) => {

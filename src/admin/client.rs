@@ -109,11 +109,10 @@ pub enum RevocationsCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum SessionsCommand {
+    /// Live sessions on every shard.
     List,
     /// End a session by id.
-    Kill {
-        id: String,
-    },
+    Kill { id: String },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -168,6 +168,10 @@ struct RawRecorder {
     signing_key: Option<PathBuf>,
 }
 
+/// What `check` says of a configuration without targets (the packaged default).
+pub const NO_TARGETS_WARNING: &str =
+    "no [[target]] defined: only the admin API is served until one is added";
+
 pub const DEFAULT_RECORDING_DIR: &str = "/var/lib/tollgate/recordings";
 
 /// How the gateway talks TLS to an upstream.
@@ -343,10 +347,9 @@ impl Config {
         if let Err(e) = identity.validate() {
             return Err(v.invalid(&[Seg::Key("identity")], "identity", &e.to_string()));
         }
+        // No [[target]] is valid: the packaged default config starts with the admin API
+        // only, and `warnings()` says so.
         let mut targets = Vec::with_capacity(raw.target.len());
-        if raw.target.is_empty() {
-            return Err(v.invalid(&[], "target", "no [[target]] defined: nothing to serve"));
-        }
         for (i, t) in raw.target.into_iter().enumerate() {
             let target = v.target(i, t)?;
             if let Some(prev) = targets
@@ -465,13 +468,16 @@ impl Config {
     /// printed by `tollgate check` (today: policies that block part of a
     /// rule preset by name).
     pub fn warnings(&self) -> Vec<String> {
-        self.targets
-            .iter()
-            .flat_map(|t| {
+        let none = self
+            .targets
+            .is_empty()
+            .then(|| NO_TARGETS_WARNING.to_string());
+        none.into_iter()
+            .chain(self.targets.iter().flat_map(|t| {
                 crate::policy::rules::preset_warnings(&t.policy)
                     .into_iter()
                     .map(move |w| format!("target {:?}: {w}", t.name))
-            })
+            }))
             .collect()
     }
 }
@@ -1001,9 +1007,11 @@ idle_timeout = "5m"
     }
 
     #[test]
-    fn no_targets() {
-        let e = err("[engine]\nshards = 1\n");
-        assert!(e.contains("no [[target]]"), "{e}");
+    fn no_targets_is_valid_with_a_warning() {
+        let c = parse("[engine]\nshards = 1\n").unwrap();
+        assert!(c.targets.is_empty() && c.listeners.is_empty());
+        assert_eq!(c.warnings(), vec![NO_TARGETS_WARNING.to_string()]);
+        assert!(parse(OK).unwrap().warnings().is_empty());
     }
 
     #[test]
