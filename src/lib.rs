@@ -15,6 +15,7 @@ pub mod engine;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod mysql;
 pub mod pg;
 pub mod pipeline;
 pub mod policy;

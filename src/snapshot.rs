@@ -74,7 +74,7 @@ impl Snapshot {
                     .mtls
                     .as_ref()
                     .and_then(|m| m.ca_file.as_deref()),
-                crate::config::Protocol::Postgres => None,
+                crate::config::Protocol::Postgres | crate::config::Protocol::Mysql => None,
             };
             let tls = match &t.tls {
                 None => None,

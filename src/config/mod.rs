@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod admin;
+pub mod mysql;
 
 use crate::identity::{AccessConfig, IdentityConfig};
 use crate::policy::mask::MaskingConfig;
@@ -51,6 +52,9 @@ pub enum Protocol {
     Tcp,
     /// PostgreSQL v3: token in, stored credential out, policy on every message.
     Postgres,
+    /// MySQL/MariaDB: token in, stored credential out, policy on every
+    /// command (`[target.mysql]`, `crate::mysql`).
+    Mysql,
 }
 
 impl fmt::Display for Protocol {
@@ -58,6 +62,7 @@ impl fmt::Display for Protocol {
         match self {
             Protocol::Tcp => f.write_str("tcp"),
             Protocol::Postgres => f.write_str("postgres"),
+            Protocol::Mysql => f.write_str("mysql"),
         }
     }
 }
@@ -117,6 +122,8 @@ struct RawTarget {
     /// earlier covers the caller (just-in-time access).
     #[serde(default)]
     require_approval_to_connect: bool,
+    /// mysql: the MySQL target's own settings.
+    mysql: Option<mysql::RawMysql>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +247,20 @@ pub struct TargetConfig {
     pub policy: crate::policy::rules::PolicyConfig,
     pub reviewer_groups: Vec<String>,
     pub require_approval_to_connect: bool,
+    /// `Some` exactly for mysql targets.
+    pub mysql: Option<mysql::MysqlTarget>,
+}
+
+impl TargetConfig {
+    /// The database name that routes a caller to this target on a listener
+    /// several targets of its protocol share (`None`: not shareable).
+    pub fn routing_key(&self) -> Option<&str> {
+        match self.protocol {
+            Protocol::Postgres => Some(&self.database),
+            Protocol::Mysql => self.mysql.as_ref().map(|m| m.database.as_str()),
+            Protocol::Tcp => None,
+        }
+    }
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
@@ -365,17 +386,16 @@ impl Config {
             for addr in &target.listen {
                 let clash = targets.iter().find(|p: &&TargetConfig| {
                     p.listen.contains(addr)
-                        && !(p.protocol == Protocol::Postgres
-                            && target.protocol == Protocol::Postgres
-                            && p.database != target.database)
+                        && !(p.protocol == target.protocol
+                            && p.routing_key().is_some()
+                            && p.routing_key() != target.routing_key())
                 });
                 if let Some(p) = clash {
-                    let why = if p.protocol == Protocol::Postgres
-                        && target.protocol == Protocol::Postgres
-                    {
+                    let why = if p.protocol == target.protocol && p.routing_key().is_some() {
                         format!(
                             "{addr} already routes database {:?} to target {:?}",
-                            p.database, p.name
+                            p.routing_key().unwrap_or_default(),
+                            p.name
                         )
                     } else {
                         format!("{addr} is already the listener of target {:?}", p.name)
@@ -396,12 +416,15 @@ impl Config {
                      configure [identity.mtls] ca_file",
                 ));
             }
-            if target.protocol == Protocol::Postgres && identity.issuers.is_empty() {
+            if target.protocol != Protocol::Tcp && identity.issuers.is_empty() {
                 return Err(v.invalid(
                     &[Seg::Key("target"), Seg::Index(i), Seg::Key("protocol")],
                     &format!("target[{i}].protocol"),
-                    "postgres callers authenticate with tokens: configure at least one \
-                     [[identity.issuer]]",
+                    &format!(
+                        "{} callers authenticate with tokens: configure at least one \
+                         [[identity.issuer]]",
+                        target.protocol
+                    ),
                 ));
             }
             targets.push(target);
@@ -742,13 +765,27 @@ impl Validator<'_> {
         let all_loopback = listen.iter().all(|a| a.ip().is_loopback());
         // Fail closed: a relay with no identity is only tolerable where only
         // this host can reach it.
-        if raw.protocol == Protocol::Postgres && raw.unauthenticated {
+        if raw.protocol != Protocol::Tcp && raw.unauthenticated {
             return Err(self.invalid(
                 &at("unauthenticated"),
                 &field("unauthenticated"),
-                "postgres targets always authenticate callers by token",
+                &format!("{} targets always authenticate callers by token", raw.protocol),
             ));
         }
+        let mysql = match raw.protocol {
+            Protocol::Mysql => Some(
+                mysql::validate(&raw.name, raw.mysql.clone())
+                    .map_err(|(k, why)| self.invalid(&at("mysql"), &field(k), &why))?,
+            ),
+            _ if raw.mysql.is_some() => {
+                return Err(self.invalid(
+                    &at("mysql"),
+                    &field("mysql"),
+                    "[target.mysql] is for protocol = \"mysql\" targets",
+                ));
+            }
+            _ => None,
+        };
         if raw.protocol == Protocol::Tcp && raw.tls.is_some() && raw.unauthenticated {
             return Err(self.invalid(
                 &at("unauthenticated"),
@@ -812,12 +849,15 @@ impl Validator<'_> {
             .clone()
             .unwrap_or_else(|| database.clone());
         let credential = match raw.credential {
-            None if raw.protocol == Protocol::Postgres => {
+            None if raw.protocol != Protocol::Tcp => {
                 return Err(self.invalid(
                     &at("name"),
                     &field("credential"),
-                    "a postgres target needs [target.credential] (user and password_file or \
-                     password_env): the gateway logs in with it",
+                    &format!(
+                        "a {} target needs [target.credential] (user and password_file or \
+                         password_env): the gateway logs in with it",
+                        raw.protocol
+                    ),
                 ));
             }
             None => None,
@@ -851,7 +891,7 @@ impl Validator<'_> {
             key_file: t.key_file,
         });
         let allow_plaintext = raw.allow_plaintext.unwrap_or(all_loopback);
-        if raw.protocol == Protocol::Postgres && !allow_plaintext && tls.is_none() {
+        if raw.protocol != Protocol::Tcp && !allow_plaintext && tls.is_none() {
             return Err(self.invalid(
                 &at("listen"),
                 &field("tls"),
@@ -868,11 +908,11 @@ impl Validator<'_> {
         {
             return Err(self.invalid(&at("masking"), &field("masking"), &e.to_string()));
         }
-        if raw.require_approval_to_connect && raw.protocol != Protocol::Postgres {
+        if raw.require_approval_to_connect && raw.protocol == Protocol::Tcp {
             return Err(self.invalid(
                 &at("require_approval_to_connect"),
                 &field("require_approval_to_connect"),
-                "approval to connect is available on postgres targets",
+                "approval to connect is available on postgres and mysql targets",
             ));
         }
         let policy = raw.policy.unwrap_or_default();
@@ -904,6 +944,7 @@ impl Validator<'_> {
             policy,
             reviewer_groups: raw.reviewer_groups,
             require_approval_to_connect: raw.require_approval_to_connect,
+            mysql,
         })
     }
 }

@@ -15,53 +15,7 @@ use crate::snapshot::TargetRuntime;
 /// The rule name shown for refusals that protect the lexical state.
 pub const LEXICAL_RULE: &str = "lexical-state";
 
-/// What happens to one statement, with what the record and the client need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// Allowed, and flagged in the record.
-    Audit {
-        rule: String,
-    },
-    /// Refused: the client gets SQLSTATE 42501 with `message`.
-    Block {
-        message: String,
-        rule: String,
-    },
-    /// Held until a reviewer decides.
-    Approve {
-        message: String,
-        rule: String,
-    },
-}
-
-impl Decision {
-    pub fn verdict(&self) -> &'static str {
-        match self {
-            Decision::Allow => "allow",
-            Decision::Audit { .. } => "audit",
-            Decision::Block { .. } => "block",
-            Decision::Approve { .. } => "approve",
-        }
-    }
-
-    pub fn rule(&self) -> Option<&str> {
-        match self {
-            Decision::Allow => None,
-            Decision::Audit { rule }
-            | Decision::Block { rule, .. }
-            | Decision::Approve { rule, .. } => Some(rule),
-        }
-    }
-}
-
-/// What shadow mode let through that the policy would have stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShadowVerdict {
-    /// `block` or `approve` (or `audit` under an allow).
-    pub verdict: &'static str,
-    pub rule: String,
-}
+pub use crate::pipeline::statement::{Decision, ShadowVerdict, observe_shadow};
 
 pub struct Inspector<'a> {
     policy: &'a Policy,
@@ -326,23 +280,4 @@ impl<'a> Inspector<'a> {
             },
         }
     }
-}
-
-/// Counts and logs a statement that ran although a shadow rule (or the
-/// policy in shadow mode) would have stopped it; the recording carries the
-/// same verdict in the command record.
-pub fn observe_shadow(
-    metrics: &crate::metrics::ShardMetrics,
-    session: &dyn std::fmt::Display,
-    statement: &str,
-    shadow: &ShadowVerdict,
-) {
-    metrics.shadow.add(&shadow.rule, shadow.verdict);
-    tracing::info!(
-        session = %session,
-        rule = %shadow.rule,
-        would = shadow.verdict,
-        statement,
-        "statement passed in shadow mode; the policy would have refused it"
-    );
 }

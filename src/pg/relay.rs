@@ -24,7 +24,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::future::{Either, select};
 use tollgate_codecs::pg::{self, Caps, DataRow, ErrorFields, Limits, tag};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::cancel::CancelMap;
 use super::copyout::CopyOut;
@@ -38,19 +38,17 @@ use super::stream::{self, FrameClock, Next, Passing};
 use super::texts;
 use super::values::{self, Kind, Masked};
 use super::{lexmode, probe};
-use crate::approvals::{ApprovalOutcome, ApprovalRequest};
 use crate::config::TargetConfig;
 use crate::engine::ShardStats;
 use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
-use crate::metrics::StatementVerdict;
+use crate::pipeline::statement::StatementScope;
 use crate::pipeline::{EndReason, Live, Relayed, Session, Target};
 use crate::policy::mask::{MaskOutcome, MaskScratch, ResultPlan};
 use crate::recording::{Durable, SessionRecording};
 use crate::snapshot::TargetRuntime;
 use crate::tls::WriteHalf;
-use tollgate_recorder::CommandEvent;
 
 /// Responses to drop from the upstream: those of the Parse/Bind the gateway
 /// injected when it blocked an extended-protocol statement.
@@ -582,6 +580,17 @@ impl ClientSide<'_> {
         .await
     }
 
+    /// The pipeline's statement step for this session.
+    fn scope(&self) -> StatementScope<'_> {
+        StatementScope {
+            ctx: self.ctx,
+            entry: self.entry,
+            target: self.target,
+            identity: self.identity,
+            recording: self.recording,
+        }
+    }
+
     /// Hold a statement for a reviewer; the answer as an allow or a block.
     async fn await_approval(
         &self,
@@ -589,60 +598,10 @@ impl ClientSide<'_> {
         message: &str,
         rule: &str,
     ) -> Result<Decision, SessionError> {
-        let broker = &self.ctx.shared.broker;
-        let pending = broker.request(ApprovalRequest {
-            session_id: self.entry.id.to_string(),
-            requester: self.identity.subject.clone(),
-            requester_groups: self.identity.groups.clone(),
-            target: self.target.name.clone(),
-            statement: statement.to_string(),
-            rule: rule.to_string(),
-            reviewer_groups: self.target.reviewer_groups.clone(),
-        });
-        info!(session = %self.entry.id, rule, approval = pending.id, statement, "statement held for approval");
-        *self.entry.current_statement.borrow_mut() =
-            Some(format!("[awaiting approval] {statement}"));
-        let decision = std::pin::pin!(pending.decision());
-        let decision = match select(decision, self.entry.kill.killed()).await {
-            Either::Left((d, _)) => d,
-            Either::Right((k, _)) => return Err(SessionError::Refused(k.to_string())),
-        };
-        let (resolved, outcome) = match decision {
-            ApprovalOutcome::Approved { by, reason } => (
-                Decision::Audit {
-                    rule: rule.to_string(),
-                },
-                format!(
-                    "approved by {by}{}",
-                    if reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {reason}")
-                    }
-                ),
-            ),
-            ApprovalOutcome::Denied { by, reason } => (
-                Decision::Block {
-                    message: if reason.is_empty() {
-                        format!("{message} (denied by {by})")
-                    } else {
-                        format!("denied by {by}: {reason}")
-                    },
-                    rule: rule.to_string(),
-                },
-                format!("denied by {by}: {reason}"),
-            ),
-            ApprovalOutcome::TimedOut => (
-                Decision::Block {
-                    message: format!("{message} (no reviewer approved it in time)"),
-                    rule: rule.to_string(),
-                },
-                "timed out".to_string(),
-            ),
-        };
-        info!(session = %self.entry.id, rule, outcome = %outcome, "approval decided");
-        self.note(statement, &resolved, Some(outcome), None).await?;
-        Ok(resolved)
+        self.scope()
+            .await_approval(statement, message, rule)
+            .await
+            .map_err(|e| SessionError::Refused(e.to_string()))
     }
 
     /// Count, log and record a judged statement.
@@ -653,39 +612,10 @@ impl ClientSide<'_> {
         approval: Option<String>,
         shadow: Option<&ShadowVerdict>,
     ) -> Result<(), SessionError> {
-        let m = self.ctx.shared.metrics.shard(self.ctx.id);
-        if let Some(s) = shadow {
-            super::inspect::observe_shadow(m, &self.entry.id, statement, s);
-        }
-        match d {
-            Decision::Block { rule, .. } => {
-                m.statement(StatementVerdict::Block);
-                info!(session = %self.entry.id, rule = %rule, statement, "statement blocked");
-            }
-            Decision::Audit { rule } => {
-                m.statement(StatementVerdict::Audit);
-                info!(session = %self.entry.id, rule = %rule, statement, "statement audited");
-            }
-            Decision::Approve { .. } => m.statement(StatementVerdict::Approve),
-            Decision::Allow => {
-                m.statement(StatementVerdict::Allow);
-            }
-        }
-        *self.entry.current_statement.borrow_mut() = Some(statement.to_string());
-        if self.recording.enabled() {
-            self.recording
-                .command(CommandEvent {
-                    statement: statement.to_string(),
-                    verdict: d.verdict().to_string(),
-                    rule: d.rule().map(str::to_string),
-                    approval,
-                    shadow_verdict: shadow.map(|s| s.verdict.to_string()),
-                    shadow_rule: shadow.map(|s| s.rule.clone()),
-                })
-                .await
-                .map_err(|e| SessionError::Refused(format!("recorder failed: {e}")))?;
-        }
-        Ok(())
+        self.scope()
+            .note(statement, d, approval, shadow)
+            .await
+            .map_err(|e| SessionError::Refused(e.to_string()))
     }
 }
 
@@ -731,11 +661,7 @@ async fn forward(
         })
 }
 
-/// A statement as shown in logs, lists and records (bounded).
-fn shown(sql: &[u8]) -> String {
-    const MAX: usize = 8192;
-    String::from_utf8_lossy(&sql[..sql.len().min(MAX)]).into_owned()
-}
+use crate::pipeline::statement::shown;
 
 fn strip_nul(body: &[u8]) -> &[u8] {
     body.strip_suffix(&[0]).unwrap_or(body)

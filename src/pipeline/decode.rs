@@ -1,18 +1,21 @@
 //! `tollgate recordings export` decodes each session's data records with the
 //! decoder of the protocol its session-start record names: PostgreSQL
-//! frames for `postgres`, nothing for `tcp` (opaque bytes stay as recorded).
+//! frames for `postgres`, packets for `mysql`, nothing for `tcp` (opaque
+//! bytes stay as recorded).
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use tollgate_recorder::{Decoder, Direction};
 
+use crate::mysql::decode::MyDecoder;
 use crate::pg::decode::PgDecoder;
 
 /// Which decoder a session's data records get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Postgres,
+    Mysql,
     /// `tcp`, a protocol this build does not decode, or no start record
     /// seen: the raw data is exported as it is, undecoded.
     Opaque,
@@ -23,12 +26,14 @@ enum Kind {
 pub struct ByProtocol {
     sessions: HashMap<u64, Kind>,
     postgres: PgDecoder,
+    mysql: MyDecoder,
 }
 
 impl Decoder for ByProtocol {
     fn session_start(&mut self, session: u64, protocol: Option<&str>) {
         let kind = match protocol {
             Some("postgres") => Kind::Postgres,
+            Some("mysql") => Kind::Mysql,
             _ => Kind::Opaque,
         };
         self.sessions.insert(session, kind);
@@ -43,6 +48,7 @@ impl Decoder for ByProtocol {
     ) {
         match self.sessions.get(&session) {
             Some(Kind::Postgres) => self.postgres.decode(session, direction, data, fields),
+            Some(Kind::Mysql) => self.mysql.decode(session, direction, data, fields),
             Some(Kind::Opaque) | None => {}
         }
     }

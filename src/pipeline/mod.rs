@@ -10,6 +10,7 @@ pub mod decode;
 pub mod end;
 mod frame_clock;
 mod serve;
+pub mod statement;
 pub mod steps;
 
 use std::cell::Cell;
@@ -43,6 +44,10 @@ pub fn protocols() -> Protocols {
         .with(
             ProtocolName::Postgres,
             Arc::new(Adapter(crate::pg::adapter::PgProtocol::default())),
+        )
+        .with(
+            ProtocolName::Mysql,
+            Arc::new(Adapter(crate::mysql::adapter::MysqlProtocol::default())),
         )
 }
 

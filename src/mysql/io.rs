@@ -1,0 +1,153 @@
+//! Packets in and out of a MySQL connection half: reads capped by the
+//! codec's limits, errors as the pipeline's end reasons, ERR packets.
+
+use bytes::BytesMut;
+use tollgate_codecs::mysql::{ErrPacket, MySqlError, Packet, encode_packet, next_packet};
+
+use crate::pipeline::EndReason;
+use crate::tls::{ReadHalf, WriteHalf};
+
+/// Which side a packet or an error comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peer {
+    Client,
+    Upstream,
+}
+
+impl Peer {
+    pub fn io(self, e: std::io::Error) -> EndReason {
+        match self {
+            Peer::Client => EndReason::ClientIo(e.to_string()),
+            Peer::Upstream => EndReason::UpstreamIo(e.to_string()),
+        }
+    }
+
+    pub fn protocol(self, e: impl std::fmt::Display) -> EndReason {
+        match self {
+            Peer::Client => EndReason::ClientProtocol(e.to_string()),
+            Peer::Upstream => EndReason::UpstreamProtocol(e.to_string()),
+        }
+    }
+
+    pub fn closed(self) -> EndReason {
+        match self {
+            Peer::Client => EndReason::ClientClosed,
+            Peer::Upstream => EndReason::UpstreamClosed,
+        }
+    }
+}
+
+/// A read half with its buffer and the cap on one logical packet.
+pub(crate) struct PacketReader {
+    pub half: ReadHalf,
+    pub buf: BytesMut,
+    pub cap: usize,
+    pub peer: Peer,
+}
+
+impl PacketReader {
+    pub fn new(half: ReadHalf, buf: BytesMut, cap: usize, peer: Peer) -> PacketReader {
+        PacketReader {
+            half,
+            buf,
+            cap,
+            peer,
+        }
+    }
+
+    /// The next whole packet; EOF is an error.
+    pub async fn packet(&mut self) -> Result<Packet, EndReason> {
+        match self.packet_or_eof().await? {
+            Some(p) => Ok(p),
+            None => Err(self.peer.closed()),
+        }
+    }
+
+    /// The next whole packet, or `None` at a clean EOF between packets.
+    pub async fn packet_or_eof(&mut self) -> Result<Option<Packet>, EndReason> {
+        loop {
+            match next_packet(&mut self.buf, self.cap) {
+                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(None) => {}
+                Err(e) => return Err(self.peer.protocol(e)),
+            }
+            match self.half.read_into(&mut self.buf).await {
+                Ok(0) if self.buf.is_empty() => return Ok(None),
+                Ok(0) => return Err(self.peer.closed()),
+                Ok(_) => {}
+                Err(e) => return Err(self.peer.io(e)),
+            }
+        }
+    }
+}
+
+/// Write what `out` holds to `w`, clearing `out`.
+pub(crate) async fn send(w: &mut WriteHalf, out: &mut BytesMut, peer: Peer) -> Result<(), EndReason> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    w.write_all(out.split().freeze())
+        .await
+        .map_err(|e| peer.io(e))
+}
+
+/// What a MySQL client shows of an error message (`MYSQL_ERRMSG_SIZE`).
+const MAX_MESSAGE: usize = 500;
+
+/// Appends an ERR packet with sequence id `seq`; returns the next id.
+pub(crate) fn err_packet(
+    out: &mut BytesMut,
+    seq: u8,
+    code: u16,
+    sqlstate: &[u8; 5],
+    message: &str,
+) -> u8 {
+    let mut end = message.len().min(MAX_MESSAGE);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let err = ErrPacket {
+        code,
+        sqlstate: Some(*sqlstate),
+        message: message[..end].as_bytes(),
+    };
+    encode_packet(out, seq, |o| {
+        err.encode(o);
+        Ok::<(), MySqlError>(())
+    })
+    .unwrap_or(seq)
+}
+
+/// Error codes and SQLSTATEs the gateway writes.
+pub(crate) mod code {
+    /// ER_TABLEACCESS_DENIED_ERROR: what a blocked statement reads.
+    pub const BLOCKED: (u16, &[u8; 5]) = (1142, b"42000");
+    /// ER_ACCESS_DENIED_ERROR: any authentication failure.
+    pub const ACCESS_DENIED: (u16, &[u8; 5]) = (1045, b"28000");
+    /// ER_DBACCESS_DENIED_ERROR: a database this session is not routed to.
+    pub const DB_ACCESS_DENIED: (u16, &[u8; 5]) = (1044, b"42000");
+    /// ER_BAD_DB_ERROR: no target for the database asked for.
+    pub const BAD_DB: (u16, &[u8; 5]) = (1049, b"42000");
+    /// ER_SECURE_TRANSPORT_REQUIRED: a plaintext caller on a TLS target.
+    pub const TLS_REQUIRED: (u16, &[u8; 5]) = (3159, b"HY000");
+    /// ER_HANDSHAKE_ERROR: a login packet that cannot be read.
+    pub const BAD_HANDSHAKE: (u16, &[u8; 5]) = (1043, b"08S01");
+    /// ER_UNKNOWN_COM_ERROR: a command the gateway does not pass.
+    pub const UNKNOWN_COMMAND: (u16, &[u8; 5]) = (1047, b"08S01");
+    /// ER_SPECIFIC_ACCESS_DENIED_ERROR: COM_CHANGE_USER, KILL of another's.
+    pub const NOT_ALLOWED: (u16, &[u8; 5]) = (1227, b"42000");
+    /// ER_NO_SUCH_THREAD.
+    pub const NO_SUCH_THREAD: (u16, &[u8; 5]) = (1094, b"HY000");
+    /// ER_UNKNOWN_STMT_HANDLER.
+    pub const UNKNOWN_STATEMENT: (u16, &[u8; 5]) = (1243, b"HY000");
+    /// ER_MAX_PREPARED_STMT_COUNT_REACHED.
+    pub const TOO_MANY_STATEMENTS: (u16, &[u8; 5]) = (1461, b"42000");
+    /// ER_CONNECTION_KILLED.
+    pub const KILLED: (u16, &[u8; 5]) = (1927, b"70100");
+    /// ER_CLIENT_INTERACTION_TIMEOUT.
+    pub const IDLE: (u16, &[u8; 5]) = (4031, b"HY000");
+    /// ER_CON_COUNT_ERROR-like: the gateway cannot serve the session.
+    pub const UNAVAILABLE: (u16, &[u8; 5]) = (2013, b"HY000");
+    /// ER_NOT_ALLOWED_COMMAND: LOAD DATA LOCAL while it is off.
+    pub const LOCAL_INFILE: (u16, &[u8; 5]) = (1148, b"42000");
+}

@@ -1,0 +1,407 @@
+//! The MySQL command relay. The protocol is a conversation: the client
+//! sends one command, the server answers it, so the relay reads a command,
+//! decides, forwards it and relays its whole answer (`results`) before it
+//! reads the next. Pipelined commands wait in the read buffer.
+//!
+//! - `COM_QUERY` and `COM_STMT_PREPARE` are judged by their text; a
+//!   refusal is an ERR 1142 (SQLSTATE 42000) with the rule's message in
+//!   place of the whole command (nothing of it reaches the server, so the
+//!   session and its transaction go on); a held statement waits for a
+//!   reviewer. `COM_STMT_EXECUTE` runs under its prepared text's verdict.
+//! - `KILL` passes only for the caller's own sessions (`kill`).
+//! - `COM_INIT_DB` to the routed database passes (as the upstream's name);
+//!   another is refused: routing happens at login, under access rules.
+//! - `COM_CHANGE_USER` and every command without a text to judge
+//!   (statistics, process kill, binlog, cursors, bulk execute...) are refused.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tollgate_codecs::mysql::{Command, Packet, StmtExecute, com, encode_packet};
+
+use super::io::{PacketReader, Peer, code, err_packet};
+use super::judge::MyInspector;
+use super::kill::{KillMap, parse_kill};
+use super::results::Masker;
+use crate::config::mysql::MysqlTarget;
+use crate::engine::ShardStats;
+use crate::pipeline::statement::{Decision, StatementScope, StepError, shown};
+use crate::pipeline::{EndReason, Live};
+use crate::tls::WriteHalf;
+
+/// Most statements one session may keep prepared (MySQL's default
+/// `max_prepared_stmt_count` is server-wide 16382).
+const MAX_STATEMENTS: usize = 4096;
+
+/// The rule name of refusals the protocol makes (not the policy).
+const PROTOCOL_RULE: &str = "mysql-protocol";
+
+/// A protocol-level prepared statement.
+pub(super) struct Prepared {
+    pub text: String,
+    pub decision: Decision,
+}
+
+pub(super) struct Relay<'a> {
+    pub scope: StatementScope<'a>,
+    pub live: &'a Live<'a>,
+    pub my: &'a MysqlTarget,
+    pub kills: &'a KillMap,
+    pub client_r: PacketReader,
+    pub client_w: WriteHalf,
+    pub up_r: PacketReader,
+    pub up_w: WriteHalf,
+    /// The capabilities both sides agreed on.
+    pub caps: u32,
+    pub inspector: MyInspector<'a>,
+    pub statements: HashMap<u32, Prepared>,
+    pub masker: Option<Masker<'a>>,
+    /// Bytes for the client, written at the end of each answer (or when
+    /// large).
+    pub out: BytesMut,
+    /// Set when the gateway changed the answer's packet count: every
+    /// packet to the client is then written with this sequence id on.
+    pub renumber: Option<u8>,
+}
+
+/// What the relay does after a command.
+pub(super) enum After {
+    Next,
+    Quit,
+}
+
+impl From<StepError> for EndReason {
+    fn from(e: StepError) -> EndReason {
+        match e {
+            StepError::Recorder(e) => EndReason::RecorderFailed(e),
+            StepError::Killed(k) => EndReason::Killed(k),
+        }
+    }
+}
+
+impl Relay<'_> {
+    pub async fn run(&mut self) -> EndReason {
+        loop {
+            self.live
+                .frame_clock
+                .mark(!self.client_r.buf.is_empty());
+            let p = match self.client_r.packet_or_eof().await {
+                Ok(Some(p)) => p,
+                Ok(None) => return EndReason::ClientClosed,
+                Err(e) => return e,
+            };
+            self.live.frame_clock.progress();
+            self.live.last_activity.set(Instant::now());
+            if p.seq != 0 {
+                return EndReason::ClientProtocol(format!(
+                    "command with sequence id {}",
+                    p.seq
+                ));
+            }
+            let cmd = match Command::parse(&p.payload, self.caps) {
+                Ok(c) => c,
+                Err(e) => return Peer::Client.protocol(e),
+            };
+            match self.command(&p, cmd).await {
+                Ok(After::Next) => {}
+                Ok(After::Quit) => return EndReason::ClientTerminated,
+                Err(e) => return e,
+            }
+        }
+    }
+
+    async fn command(&mut self, p: &Packet, cmd: Command<'_>) -> Result<After, EndReason> {
+        match cmd {
+            Command::Quit => {
+                self.to_upstream(p.raw.clone()).await?;
+                return Ok(After::Quit);
+            }
+            Command::Query { sql } => self.query(p, sql).await?,
+            Command::StmtPrepare { sql } => self.prepare(p, sql).await?,
+            Command::StmtExecute(e) => self.execute(p, &e).await?,
+            Command::StmtSendLongData { stmt_id, .. } => {
+                // No answer; an unknown statement's data is dropped (the
+                // server reports it at execute, where we refuse first).
+                if self.statements.contains_key(&stmt_id) {
+                    self.to_upstream(p.raw.clone()).await?;
+                }
+            }
+            Command::StmtClose { stmt_id } => {
+                self.statements.remove(&stmt_id);
+                self.to_upstream(p.raw.clone()).await?;
+            }
+            Command::StmtReset { stmt_id } if !self.statements.contains_key(&stmt_id) => {
+                self.unknown_statement(p).await?;
+            }
+            Command::Ping | Command::StmtReset { .. } => self.simple(p).await?,
+            Command::Other {
+                code: com::SET_OPTION,
+                ..
+            } => self.simple(p).await?,
+            Command::ResetConnection => {
+                self.statements.clear();
+                self.inspector.reset();
+                self.simple(p).await?;
+            }
+            Command::InitDb { schema } => self.init_db(p, schema).await?,
+            Command::FieldList { table, .. } => {
+                let text = format!("COM_FIELD_LIST {}", String::from_utf8_lossy(table));
+                self.scope.note(&text, &Decision::Allow, None, None).await?;
+                self.to_upstream(p.raw.clone()).await?;
+                self.field_list().await?;
+            }
+            Command::ChangeUser(_) => {
+                let msg = "COM_CHANGE_USER is not allowed through tollgate: connect again with \
+                           a token";
+                self.refuse(p, "COM_CHANGE_USER", code::NOT_ALLOWED, msg)
+                    .await?;
+            }
+            Command::Other { code: c, .. } => {
+                let msg = format!("command 0x{c:02x} is not allowed through tollgate");
+                let shown = format!("command 0x{c:02x}");
+                self.refuse(p, &shown, code::UNKNOWN_COMMAND, &msg).await?;
+            }
+        }
+        Ok(After::Next)
+    }
+
+    /// Note, hold for a reviewer if the policy says so; the final decision.
+    async fn settle(&mut self, statement: &str, d: Decision) -> Result<Decision, EndReason> {
+        let started = Instant::now();
+        let d = match d {
+            Decision::Approve { message, rule } => {
+                self.flush().await?;
+                self.live.frame_clock.progress();
+                let r = self
+                    .scope
+                    .await_approval(statement, &message, &rule)
+                    .await?;
+                self.inspector.approved(r.forwards());
+                r
+            }
+            d => {
+                self.scope
+                    .note(statement, &d, None, self.inspector.shadow.as_ref())
+                    .await?;
+                d
+            }
+        };
+        self.scope
+            .ctx
+            .shared
+            .metrics
+            .shard(self.scope.ctx.id)
+            .statement_added_latency(started.elapsed());
+        Ok(d)
+    }
+
+    async fn query(&mut self, p: &Packet, sql: &[u8]) -> Result<(), EndReason> {
+        let statement = shown(sql);
+        let d = self.inspector.judge(sql);
+        let kills = self.inspector.kills;
+        let d = self.settle(&statement, d).await?;
+        if let Decision::Block { message, .. } = &d {
+            return self.send_err(p.next_seq(), code::BLOCKED, message).await;
+        }
+        let raw = if kills {
+            match self.kill(sql) {
+                Ok(raw) => raw,
+                Err((c, msg)) => return self.send_err(p.next_seq(), c, &msg).await,
+            }
+        } else {
+            p.raw.clone()
+        };
+        self.to_upstream(raw).await?;
+        self.results(false).await
+    }
+
+    /// A KILL the policy let through: only of the caller's own sessions,
+    /// rewritten with the upstream's id.
+    fn kill(&self, sql: &[u8]) -> Result<Bytes, ((u16, &'static [u8; 5]), String)> {
+        let Some((query, n)) = parse_kill(sql).filter(|_| self.inspector.statements == 1) else {
+            return Err((
+                code::NOT_ALLOWED,
+                "through tollgate KILL is written alone as KILL [QUERY|CONNECTION] <id>".into(),
+            ));
+        };
+        let Some(id) = self
+            .kills
+            .resolve(n, &self.scope.target.name, &self.scope.identity.subject)
+        else {
+            return Err((code::NO_SUCH_THREAD, format!("Unknown thread id: {n}")));
+        };
+        let sql = format!("KILL {} {id}", if query { "QUERY" } else { "CONNECTION" });
+        let mut b = BytesMut::new();
+        let _ = encode_packet(&mut b, 0, |o| {
+            Command::Query {
+                sql: sql.as_bytes(),
+            }
+            .encode(o, self.caps)
+        });
+        Ok(b.freeze())
+    }
+
+    async fn prepare(&mut self, p: &Packet, sql: &[u8]) -> Result<(), EndReason> {
+        let statement = shown(sql);
+        let d = self.inspector.judge(sql);
+        let d = if self.inspector.kills && d.forwards() {
+            Decision::Block {
+                message: "KILL cannot be prepared through tollgate".into(),
+                rule: PROTOCOL_RULE.into(),
+            }
+        } else {
+            d
+        };
+        let d = self.settle(&statement, d).await?;
+        if let Decision::Block { message, .. } = &d {
+            return self.send_err(p.next_seq(), code::BLOCKED, message).await;
+        }
+        if self.statements.len() >= MAX_STATEMENTS {
+            let msg = format!("more than {MAX_STATEMENTS} prepared statements in one session");
+            return self
+                .send_err(p.next_seq(), code::TOO_MANY_STATEMENTS, &msg)
+                .await;
+        }
+        self.to_upstream(p.raw.clone()).await?;
+        if let Some(id) = self.prepare_answer().await? {
+            self.statements.insert(
+                id,
+                Prepared {
+                    text: statement,
+                    decision: d,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, p: &Packet, e: &StmtExecute<'_>) -> Result<(), EndReason> {
+        if e.flags != 0 {
+            let msg = "cursors (COM_STMT_EXECUTE with a cursor type) are not supported through \
+                       tollgate";
+            return self
+                .send_err(p.next_seq(), code::UNKNOWN_COMMAND, msg)
+                .await;
+        }
+        let Some(st) = self.statements.get(&e.stmt_id) else {
+            return self.unknown_statement(p).await;
+        };
+        let (text, d) = (st.text.clone(), st.decision.clone());
+        self.scope.note(&text, &d, None, None).await?;
+        self.to_upstream(p.raw.clone()).await?;
+        self.results(true).await
+    }
+
+    async fn unknown_statement(&mut self, p: &Packet) -> Result<(), EndReason> {
+        self.send_err(
+            p.next_seq(),
+            code::UNKNOWN_STATEMENT,
+            "Unknown prepared statement handler given to tollgate",
+        )
+        .await
+    }
+
+    async fn init_db(&mut self, p: &Packet, schema: &[u8]) -> Result<(), EndReason> {
+        let text = format!("COM_INIT_DB {}", String::from_utf8_lossy(schema));
+        let routed =
+            schema == self.my.database.as_bytes() || schema == self.my.upstream_database.as_bytes();
+        if !routed {
+            let msg = format!(
+                "this session is routed to database '{}': connect again naming '{}' to use it",
+                self.my.database,
+                String::from_utf8_lossy(schema)
+            );
+            return self.refuse(p, &text, code::DB_ACCESS_DENIED, &msg).await;
+        }
+        self.scope.note(&text, &Decision::Allow, None, None).await?;
+        let mut b = BytesMut::new();
+        let _ = encode_packet(&mut b, 0, |o| {
+            Command::InitDb {
+                schema: self.my.upstream_database.as_bytes(),
+            }
+            .encode(o, self.caps)
+        });
+        self.to_upstream(b.freeze()).await?;
+        self.simple_answer().await
+    }
+
+    async fn simple(&mut self, p: &Packet) -> Result<(), EndReason> {
+        self.to_upstream(p.raw.clone()).await?;
+        self.simple_answer().await
+    }
+
+    /// Refuse a command the protocol does not pass: noted as a block.
+    async fn refuse(
+        &mut self,
+        p: &Packet,
+        shown: &str,
+        c: (u16, &[u8; 5]),
+        message: &str,
+    ) -> Result<(), EndReason> {
+        let d = Decision::Block {
+            message: message.to_string(),
+            rule: PROTOCOL_RULE.into(),
+        };
+        self.scope.note(shown, &d, None, None).await?;
+        self.send_err(p.next_seq(), c, message).await
+    }
+
+    /// Answer the client with an ERR packet in place of the server.
+    pub(super) async fn send_err(
+        &mut self,
+        seq: u8,
+        (c, state): (u16, &[u8; 5]),
+        message: &str,
+    ) -> Result<(), EndReason> {
+        err_packet(&mut self.out, seq, c, state, message);
+        self.flush().await
+    }
+
+    /// Record, count, then send a command to the upstream.
+    pub(super) async fn to_upstream(&mut self, data: Bytes) -> Result<(), EndReason> {
+        let rec = self.scope.recording;
+        if rec.enabled() {
+            rec.client_data(self.live.last_activity.get(), &data)
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?
+                .forwardable()
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        }
+        let n = data.len() as u64;
+        let entry = self.scope.entry;
+        entry.bytes_up.set(entry.bytes_up.get() + n);
+        ShardStats::add(&self.scope.ctx.stats().bytes_client_to_upstream, n);
+        self.up_w
+            .write_all(data)
+            .await
+            .map_err(|e| Peer::Upstream.io(e))
+    }
+
+    /// Record, count, then send what `out` holds to the client.
+    pub(super) async fn flush(&mut self) -> Result<(), EndReason> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let data = self.out.split().freeze();
+        let rec = self.scope.recording;
+        if rec.enabled() {
+            rec.target_data(Instant::now(), &data)
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?
+                .forwardable()
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        }
+        let n = data.len() as u64;
+        let entry = self.scope.entry;
+        entry.bytes_down.set(entry.bytes_down.get() + n);
+        ShardStats::add(&self.scope.ctx.stats().bytes_upstream_to_client, n);
+        self.live.last_activity.set(Instant::now());
+        self.client_w
+            .write_all(data)
+            .await
+            .map_err(|e| Peer::Client.io(e))
+    }
+}

@@ -1,0 +1,399 @@
+//! The server's answers, relayed to the client: result sets (text rows for
+//! `COM_QUERY`, binary rows for `COM_STMT_EXECUTE`) masked by column name
+//! and content detectors, multi-results followed to the last, the answer to
+//! `COM_STMT_PREPARE`, single-packet answers, and `LOAD DATA LOCAL`.
+//!
+//! A masked value of a string column is replaced (lengths re-encoded); a
+//! masked value of any other type (numbers, dates) becomes NULL, since a
+//! client would fail to read a masked string as its type. Integer values of
+//! the binary protocol are scanned as their decimal text.
+
+use bytes::BytesMut;
+use tollgate_codecs::mysql::{
+    BinaryRow, ColumnDefinition, EndOfRows, Layout, OkPacket, Packet, PrepareOk, QueryResponse,
+    TextRow, binary_layout, caps, column_flag, column_type as ty, is_end_of_rows, is_err, status,
+    write_packet,
+};
+
+use super::io::{Peer, code, err_packet};
+use super::relay::Relay;
+use crate::pipeline::EndReason;
+use crate::policy::mask::{ColumnAction, MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
+
+/// Bytes gathered for the client before a write in the middle of a result.
+const FLUSH_AT: usize = 256 << 10;
+
+/// Masking for one session: the target's policy and the caller's plan.
+pub(super) struct Masker<'a> {
+    policy: &'a MaskPolicy,
+    groups: &'a [String],
+    plan: ResultPlan,
+    pub scratch: MaskScratch,
+}
+
+/// A column of the result being relayed.
+struct Column {
+    column_type: u8,
+    unsigned: bool,
+}
+
+/// Types a masked string may stand in for.
+fn textual(t: u8) -> bool {
+    matches!(
+        t,
+        ty::VARCHAR
+            | ty::VAR_STRING
+            | ty::STRING
+            | ty::TINY_BLOB
+            | ty::MEDIUM_BLOB
+            | ty::LONG_BLOB
+            | ty::BLOB
+            | ty::ENUM
+            | ty::SET
+            | ty::JSON
+    )
+}
+
+/// A binary integer value as its decimal text.
+fn integer_text(value: &[u8], unsigned: bool) -> Option<String> {
+    let mut b = [0u8; 8];
+    let n = value.len();
+    if !(1..=8).contains(&n) {
+        return None;
+    }
+    b[..n].copy_from_slice(value);
+    if unsigned {
+        return Some(u64::from_le_bytes(b).to_string());
+    }
+    let negative = value[n - 1] & 0x80 != 0;
+    if negative {
+        b[n..].fill(0xFF);
+    }
+    Some(i64::from_le_bytes(b).to_string())
+}
+
+impl<'a> Masker<'a> {
+    pub fn new(policy: &'a MaskPolicy, groups: &'a [String]) -> Self {
+        Masker {
+            policy,
+            groups,
+            plan: ResultPlan::default(),
+            scratch: MaskScratch::default(),
+        }
+    }
+
+    /// Plans one result; false when nothing in it can be masked.
+    fn plan(&mut self, names: &[Vec<u8>]) -> bool {
+        self.policy.plan_result(
+            names.iter().map(|n| n.as_slice()),
+            self.groups,
+            &mut self.plan,
+        );
+        !self.plan.is_noop()
+    }
+
+    /// The replacement of one value (`Some(None)`: NULL), if it is masked.
+    fn mask(&mut self, i: usize, c: &Column, value: &[u8], binary: bool) -> Option<Option<Vec<u8>>> {
+        if self.plan.column(i) == ColumnAction::Clear {
+            return None;
+        }
+        let layout = if binary {
+            binary_layout(c.column_type).ok()?
+        } else {
+            Layout::LengthEncoded
+        };
+        let text;
+        let scanned: &[u8] = match layout {
+            Layout::LengthEncoded => value,
+            Layout::Fixed(_) if matches!(c.column_type, ty::FLOAT | ty::DOUBLE) => {
+                return self.whole_only(i);
+            }
+            Layout::Fixed(_) => {
+                text = integer_text(value, c.unsigned)?;
+                text.as_bytes()
+            }
+            Layout::Temporal(_) => return self.whole_only(i),
+        };
+        match self.policy.mask_value(&self.plan, i, scanned, &mut self.scratch) {
+            MaskOutcome::Unchanged => None,
+            MaskOutcome::Null => Some(None),
+            MaskOutcome::Replaced(b) if textual(c.column_type) => Some(Some(b.to_vec())),
+            MaskOutcome::Replaced(_) => Some(None),
+        }
+    }
+
+    /// A value with no text to scan (floats, dates in binary): NULL when
+    /// its column is masked by name.
+    fn whole_only(&mut self, i: usize) -> Option<Option<Vec<u8>>> {
+        match self.plan.column(i) {
+            ColumnAction::Whole { .. } => {
+                self.scratch.counters.by_column += 1;
+                Some(None)
+            }
+            _ => None,
+        }
+    }
+
+    /// A row with its masked values replaced, or `None` when none is.
+    fn row(
+        &mut self,
+        payload: &[u8],
+        columns: &[Column],
+        types: &[u8],
+        binary: bool,
+    ) -> Result<Option<BytesMut>, EndReason> {
+        let mut reps: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        let mut out = BytesMut::new();
+        if binary {
+            let row = BinaryRow::parse(payload, types).map_err(|e| Peer::Upstream.protocol(e))?;
+            for (i, v) in row.values().enumerate() {
+                if let (Some(v), Some(c)) = (v, columns.get(i))
+                    && let Some(r) = self.mask(i, c, v, true)
+                {
+                    reps.push((i, r));
+                }
+            }
+            if reps.is_empty() {
+                return Ok(None);
+            }
+            let refs: Vec<(usize, Option<&[u8]>)> =
+                reps.iter().map(|(i, r)| (*i, r.as_deref())).collect();
+            row.encode_replacing(&mut out, &refs)
+                .map_err(|e| Peer::Upstream.protocol(e))?;
+        } else {
+            let row =
+                TextRow::parse(payload, columns.len()).map_err(|e| Peer::Upstream.protocol(e))?;
+            for (i, v) in row.values().enumerate() {
+                if let (Some(v), Some(c)) = (v, columns.get(i))
+                    && let Some(r) = self.mask(i, c, v, false)
+                {
+                    reps.push((i, r));
+                }
+            }
+            if reps.is_empty() {
+                return Ok(None);
+            }
+            let refs: Vec<(usize, Option<&[u8]>)> =
+                reps.iter().map(|(i, r)| (*i, r.as_deref())).collect();
+            row.encode_replacing(&mut out, &refs)
+                .map_err(|e| Peer::Upstream.protocol(e))?;
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Relay<'_> {
+    /// Queue a packet for the client: as it came, or with a new payload,
+    /// renumbered once the gateway changed the packet count.
+    fn emit(&mut self, p: &Packet, payload: Option<&[u8]>) {
+        match (payload, self.renumber) {
+            (None, None) => self.out.extend_from_slice(&p.raw),
+            (Some(pl), None) => {
+                let next = write_packet(&mut self.out, p.seq, pl);
+                if next != p.next_seq() {
+                    self.renumber = Some(next);
+                }
+            }
+            (pl, Some(seq)) => {
+                let next = write_packet(&mut self.out, seq, pl.unwrap_or(&p.payload));
+                self.renumber = Some(next);
+            }
+        }
+    }
+
+    async fn upstream_packet(&mut self) -> Result<Packet, EndReason> {
+        let p = self.up_r.packet().await?;
+        self.live
+            .last_activity
+            .set(std::time::Instant::now());
+        Ok(p)
+    }
+
+    /// The answer to COM_QUERY or COM_STMT_EXECUTE, every result of it.
+    pub(super) async fn results(&mut self, binary: bool) -> Result<(), EndReason> {
+        self.renumber = None;
+        loop {
+            let p = self.upstream_packet().await?;
+            let first =
+                QueryResponse::parse(&p.payload, self.caps).map_err(|e| Peer::Upstream.protocol(e))?;
+            let more = match first {
+                QueryResponse::Ok(ok) => {
+                    let flags = ok.status;
+                    self.inspector.status(flags);
+                    self.emit(&p, None);
+                    flags & status::MORE_RESULTS_EXISTS != 0
+                }
+                QueryResponse::Err(_) => {
+                    self.emit(&p, None);
+                    false
+                }
+                QueryResponse::LocalInfile { .. } => self.local_infile(&p).await?,
+                QueryResponse::ResultSet { columns } => {
+                    self.emit(&p, None);
+                    self.result_set(columns, binary).await?
+                }
+            };
+            if !more {
+                break;
+            }
+        }
+        self.flush().await
+    }
+
+    /// Column definitions and rows of one result; whether another follows.
+    async fn result_set(&mut self, columns: u64, binary: bool) -> Result<bool, EndReason> {
+        let n = usize::try_from(columns).map_err(|_| Peer::Upstream.protocol("column count"))?;
+        let mut names = Vec::with_capacity(n);
+        let mut cols = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        for _ in 0..n {
+            let c = self.upstream_packet().await?;
+            let def = ColumnDefinition::parse(&c.payload).map_err(|e| Peer::Upstream.protocol(e))?;
+            names.push(def.name.to_vec());
+            types.push(def.column_type);
+            cols.push(Column {
+                column_type: def.column_type,
+                unsigned: def.flags & column_flag::UNSIGNED != 0,
+            });
+            self.emit(&c, None);
+        }
+        if self.caps & caps::DEPRECATE_EOF == 0 {
+            let eof = self.upstream_packet().await?;
+            self.emit(&eof, None);
+        }
+        let active = match &mut self.masker {
+            Some(m) => m.plan(&names),
+            None => false,
+        };
+        loop {
+            let r = self.upstream_packet().await?;
+            if is_err(&r.payload) {
+                self.emit(&r, None);
+                return Ok(false);
+            }
+            if is_end_of_rows(&r.payload) {
+                let flags = EndOfRows::parse(&r.payload, self.caps)
+                    .map_err(|e| Peer::Upstream.protocol(e))?
+                    .status();
+                self.inspector.status(flags);
+                self.emit(&r, None);
+                return Ok(flags & status::MORE_RESULTS_EXISTS != 0);
+            }
+            let masked = match (&mut self.masker, active) {
+                (Some(m), true) => m.row(&r.payload, &cols, &types, binary)?,
+                _ => None,
+            };
+            self.emit(&r, masked.as_deref());
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+    }
+
+    /// The server asks for a local file. Off (the default): the server gets
+    /// an empty file, its answer is dropped and the client reads an ERR.
+    /// On: the client's file goes to the server through the recorder.
+    async fn local_infile(&mut self, p: &Packet) -> Result<bool, EndReason> {
+        if !self.my.local_infile {
+            let mut b = BytesMut::new();
+            write_packet(&mut b, p.next_seq(), &[]);
+            self.to_upstream(b.freeze()).await?;
+            let answer = self.upstream_packet().await?;
+            let more = OkPacket::parse(&answer.payload, self.caps)
+                .is_ok_and(|o| o.status & status::MORE_RESULTS_EXISTS != 0);
+            let seq = self.renumber.unwrap_or(p.seq);
+            let (c, state) = code::LOCAL_INFILE;
+            let msg = "LOAD DATA LOCAL INFILE is not allowed through tollgate on this target";
+            self.renumber = Some(err_packet(&mut self.out, seq, c, state, msg));
+            if more {
+                // The rest of a multi-statement would follow an ERR the
+                // client takes as the end: end the session instead.
+                return Err(EndReason::Refused(
+                    "LOAD DATA LOCAL inside a multi-statement".into(),
+                ));
+            }
+            return Ok(false);
+        }
+        self.emit(p, None);
+        self.flush().await?;
+        loop {
+            let c = self.client_r.packet().await?;
+            self.live
+                .last_activity
+                .set(std::time::Instant::now());
+            let done = c.payload.is_empty();
+            self.to_upstream(c.raw.clone()).await?;
+            if done {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The answer to COM_STMT_PREPARE: the statement id when it succeeded.
+    pub(super) async fn prepare_answer(&mut self) -> Result<Option<u32>, EndReason> {
+        self.renumber = None;
+        let p = self.upstream_packet().await?;
+        if is_err(&p.payload) {
+            self.emit(&p, None);
+            self.flush().await?;
+            return Ok(None);
+        }
+        let ok = PrepareOk::parse(&p.payload).map_err(|e| Peer::Upstream.protocol(e))?;
+        self.emit(&p, None);
+        let eof = self.caps & caps::DEPRECATE_EOF == 0;
+        for count in [ok.params, ok.columns] {
+            for _ in 0..count {
+                let d = self.upstream_packet().await?;
+                self.emit(&d, None);
+            }
+            if count > 0 && eof {
+                let d = self.upstream_packet().await?;
+                self.emit(&d, None);
+            }
+        }
+        self.flush().await?;
+        Ok(Some(ok.stmt_id))
+    }
+
+    /// A one-packet answer (OK, ERR, EOF).
+    pub(super) async fn simple_answer(&mut self) -> Result<(), EndReason> {
+        self.renumber = None;
+        let p = self.upstream_packet().await?;
+        if let Ok(ok) = OkPacket::parse(&p.payload, self.caps)
+            && p.header() == 0
+        {
+            self.inspector.status(ok.status);
+        }
+        self.emit(&p, None);
+        self.flush().await
+    }
+
+    /// COM_FIELD_LIST: column definitions until EOF or ERR.
+    pub(super) async fn field_list(&mut self) -> Result<(), EndReason> {
+        self.renumber = None;
+        loop {
+            let p = self.upstream_packet().await?;
+            self.emit(&p, None);
+            if is_err(&p.payload) || is_end_of_rows(&p.payload) {
+                return self.flush().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_integers_read_as_their_decimal_text() {
+        assert_eq!(integer_text(&[0xFF], false).as_deref(), Some("-1"));
+        assert_eq!(integer_text(&[0xFF], true).as_deref(), Some("255"));
+        assert_eq!(
+            integer_text(&4111111111111111i64.to_le_bytes(), false).as_deref(),
+            Some("4111111111111111")
+        );
+        assert_eq!(integer_text(&[0x00, 0x80], false).as_deref(), Some("-32768"));
+        assert!(integer_text(&[], false).is_none());
+    }
+}
