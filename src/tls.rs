@@ -101,7 +101,19 @@ impl Conn {
     /// Server side: complete a TLS handshake with a client.
     pub async fn accept(sock: TcpStream, config: Arc<rustls::ServerConfig>) -> io::Result<Conn> {
         let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-        Conn::handshake(sock, rustls::Connection::Server(conn)).await
+        Conn::handshake(sock, rustls::Connection::Server(conn), Vec::new()).await
+    }
+
+    /// Server side, where the client starts its handshake without waiting
+    /// for an answer (MySQL's SSLRequest has none): `early` holds what was
+    /// read of it already.
+    pub async fn accept_after(
+        sock: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        early: Vec<u8>,
+    ) -> io::Result<Conn> {
+        let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        Conn::handshake(sock, rustls::Connection::Server(conn), early).await
     }
 
     /// Client side: complete a TLS handshake with a server, verifying `name`.
@@ -111,17 +123,22 @@ impl Conn {
         name: ServerName<'static>,
     ) -> io::Result<Conn> {
         let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-        Conn::handshake(sock, rustls::Connection::Client(conn)).await
+        Conn::handshake(sock, rustls::Connection::Client(conn), Vec::new()).await
     }
 
-    async fn handshake(sock: TcpStream, tls: rustls::Connection) -> io::Result<Conn> {
+    async fn handshake(
+        sock: TcpStream,
+        tls: rustls::Connection,
+        early: Vec<u8>,
+    ) -> io::Result<Conn> {
         let shared = Rc::new(Shared {
             tls: RefCell::new(tls),
             sock,
             write_lock: Mutex::new(()),
             reply_torn: Cell::new(false),
         });
-        let mut raw = Vec::with_capacity(TLS_READ_CHUNK);
+        let mut raw = early;
+        raw.reserve(TLS_READ_CHUNK);
         let mut pos = 0;
         let mut out = Vec::new();
         loop {

@@ -18,9 +18,11 @@ use super::io::{PacketReader, Peer, code, err_packet, send};
 use crate::pipeline::{Admission, Caller, EndReason, Session};
 use crate::tls::{Conn, WriteHalf};
 
-/// What the greeting says the server is. Clients pick features by it; the
-/// statements' executable comments are judged by the upstream's version.
-pub(crate) const SERVER_VERSION: &[u8] = b"8.0.36-tollgate";
+/// What the greeting says the server is. Clients pick features by it (a
+/// MySQL 8 version makes some ask for collations MariaDB lacks, such as
+/// `utf8mb4_0900_ai_ci`); the statements' executable comments are judged
+/// by the upstream's own version.
+pub(crate) const SERVER_VERSION: &[u8] = b"5.7.99-tollgate";
 
 /// Capabilities the gateway offers callers (TLS is added when the listener
 /// has a certificate). Each is one the codec relays on both sides.
@@ -121,14 +123,11 @@ pub(crate) async fn front_door(
         let Some(cfg) = tls_config else {
             return Err(EndReason::Refused("SSLRequest without TLS offered".into()));
         };
-        if !reader.buf.is_empty() {
-            // Bytes after SSLRequest would be read as plaintext and then
-            // trusted as if encrypted.
-            return Err(EndReason::Refused(
-                "client sent data after SSLRequest before the TLS handshake".into(),
-            ));
-        }
-        let conn = Conn::accept(sock.clone(), cfg)
+        // Clients start the TLS handshake right after SSLRequest (it has
+        // no answer): what was read past it is the start of the handshake,
+        // given to TLS, never read as plaintext.
+        let early = reader.buf.split().to_vec();
+        let conn = Conn::accept_after(sock.clone(), cfg, early)
             .await
             .map_err(|e| Peer::Client.io(e))?;
         tls = Some(conn.tls_summary().unwrap_or_else(|| "TLS".into()));

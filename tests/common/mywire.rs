@@ -157,6 +157,37 @@ impl Conn {
         p
     }
 
+    /// Starts an exchange at sequence id 0 without the re-encoding check.
+    pub fn seq_reset(&mut self) {
+        self.seq = 0;
+    }
+
+    /// Sets the sequence id of the next packet sent (hostile tests).
+    pub fn seq_set(&mut self, seq: u8) {
+        self.seq = seq;
+    }
+
+    /// Whether the peer closes the connection (EOF or a reset) before the
+    /// read timeout.
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Sends one packet of the current exchange.
     pub fn send(&mut self, payload: &[u8]) {
         let mut out = BytesMut::new();

@@ -1,0 +1,328 @@
+//! The MySQL/MariaDB gateway end to end: real MariaDB 10.11 behind
+//! tollgate, real clients in front (the `mariadb` CLI, PyMySQL,
+//! mysql-connector-python, and the codec's wire client for what no client
+//! sends): token login over TLS, every refusal path, blocked statements
+//! (ERR 1142, the session and its transaction go on), prepared statements,
+//! masking of text and binary rows, KILL of one's own sessions only, the
+//! recording, and the stored credential never leaving the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::mariadb::{self, DATABASE};
+use common::mygw::{CONNECTOR, MyGateway, PYMYSQL};
+use common::mywire::{Conn, Outcome, login_config};
+use tollgate_codecs::mysql::com;
+
+const POLICY: &str = r#"
+[[target.policy.rules]]
+name = "no-destructive"
+action = "block"
+message = "destructive statements are not allowed through tollgate"
+classes = ["drop_database", "drop_table", "truncate", "delete_without_where", "update_without_where"]
+"#;
+
+fn err_code(o: &Outcome) -> u16 {
+    match o {
+        Outcome::Err { code, .. } => *code,
+        other => panic!("expected an ERR, got {other:?}"),
+    }
+}
+
+/// The codec's wire client, logged in through the gateway with `token`.
+fn wire(g: &MyGateway, token: &str) -> Conn {
+    Conn::connect(g.port, login_config("ci-job", token, true), &g.ca).unwrap()
+}
+
+#[test]
+fn clients_log_in_with_a_token_over_tls_as_the_stored_account() {
+    let g = MyGateway::start();
+    let t = g.token("ci-job", "ci");
+    let (ok, out, err) = g.cli(&t, &["-D", DATABASE], "SELECT CURRENT_USER(), DATABASE()");
+    assert!(ok, "{err}\n{}", g.gw.log_text());
+    assert_eq!(out, "native_user@%\tapp");
+    // No database named: the listener's only target.
+    let (ok, out, err) = g.cli(&t, &[], "SELECT CURRENT_USER()");
+    assert!(ok, "{err}");
+    assert_eq!(out, "native_user@%");
+    let (ok, out, err) = g.python(
+        &t,
+        &format!("{PYMYSQL}\ncur.execute('SELECT CURRENT_USER(), 1+1')\nprint(cur.fetchone())"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "('native_user@%', 2)");
+    let (ok, out, err) = g.python(
+        &t,
+        &format!("{CONNECTOR}\ncur.execute('SELECT CURRENT_USER(), ?', (41,))\nprint(cur.fetchone())"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "('native_user@%', 41)");
+    // The upstream session is encrypted too (verify-full to MariaDB).
+    let mut c = wire(&g, &t);
+    let r = c.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'");
+    assert!(r[0].rows()[0][1].as_ref().is_some_and(|v| !v.is_empty()), "{r:?}");
+    assert!(g.gw.log_count("session opened") >= 5, "{}", g.gw.log_text());
+    assert!(!g.gw.log_text().contains(&g.password));
+}
+
+#[test]
+fn ed25519_upstream_account() {
+    let g = MyGateway::builder()
+        .credential(mariadb::ED25519_USER, mariadb::ED25519_PASSWORD)
+        .plain_upstream()
+        .start();
+    let t = g.token("ci-job", "ci");
+    let (ok, out, err) = g.cli(&t, &[], "SELECT CURRENT_USER()");
+    assert!(ok, "{err}");
+    assert_eq!(out, "ed_user@%");
+}
+
+#[test]
+fn refusals_come_before_any_secret_and_say_one_generic_line() {
+    let g = MyGateway::builder().target("allow_plaintext = false").start();
+    let t = g.token("ci-job", "ci");
+    // Plaintext: refused before the client is asked for anything.
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "x", "--skip-ssl", "-e", "SELECT 1"])
+        .arg(format!("-P{}", g.port))
+        .env("MYSQL_PWD", &t)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("3159"), "{err}");
+    assert!(err.contains("requires an encrypted connection"), "{err}");
+    // A bad token, a caller outside the access rules: the same line.
+    for token in ["not-a-token".to_string(), g.token("mallory", "outsiders")] {
+        let (ok, _, err) = g.cli(&token, &[], "SELECT 1");
+        assert!(!ok);
+        assert!(err.contains("1045") && err.contains("authentication failed"), "{err}");
+    }
+    // A database no target on this listener routes.
+    let (ok, _, err) = g.cli(&t, &["-D", "mysql"], "SELECT 1");
+    assert!(!ok && err.contains("1049"), "{err}");
+    let log = g.gw.log_text();
+    assert!(!log.contains(&g.password) && !log.contains(&t), "credential in the log");
+}
+
+#[test]
+fn blocked_statements_read_err_1142_and_the_session_goes_on() {
+    let g = MyGateway::builder().tables(POLICY).start();
+    g.direct("CREATE TABLE app.blocked (id INT PRIMARY KEY, v TEXT); INSERT INTO app.blocked VALUES (1, 'a')");
+    let t = g.token("ci-job", "ci");
+    let code = format!(
+        "{PYMYSQL}
+import pymysql.constants.CLIENT
+def attempt(sql):
+    try:
+        cur.execute(sql)
+        print('ran', sql)
+    except pymysql.MySQLError as e:
+        print(e.args[0], e.args[1])
+c.begin()
+cur.execute(\"INSERT INTO blocked VALUES (10, 'in tx')\")
+attempt('DROP TABLE blocked')
+attempt('/*!50000 DROP TABLE blocked */')
+attempt('DELETE FROM blocked')
+cur.execute(\"INSERT INTO blocked VALUES (11, 'after')\")
+c.commit()
+m = pymysql.connect(host='127.0.0.1', port=int(os.environ['PORT']), user='x',
+    password=os.environ['TOKEN'], database='app', ssl={{'ca': os.environ['CA']}},
+    client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=True)
+mc = m.cursor()
+try:
+    mc.execute('SELECT 1; TRUNCATE TABLE blocked; SELECT 2')
+    print('ran multi')
+except pymysql.MySQLError as e:
+    print(e.args[0], e.args[1])
+mc.execute('SELECT COUNT(*) FROM blocked')
+print('count', mc.fetchone()[0])
+"
+    );
+    let (ok, out, err) = g.python(&t, &code);
+    assert!(ok, "{err}\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    for l in &lines[..4] {
+        assert!(
+            l.starts_with("1142 destructive statements are not allowed"),
+            "{out}"
+        );
+    }
+    assert_eq!(lines[4], "count 3");
+    assert_eq!(g.direct("SELECT COUNT(*) FROM app.blocked"), "3");
+    // The CLI reads it as the server's own error.
+    let (ok, _, err) = g.cli(&t, &["-D", DATABASE], "DROP TABLE blocked");
+    assert!(!ok && err.contains("ERROR 1142 (42000)"), "{err}");
+    assert!(err.contains("destructive statements"), "{err}");
+    // Prepared: refused at COM_STMT_PREPARE.
+    let (ok, out, err) = g.python(
+        &t,
+        &format!(
+            "{CONNECTOR}
+try:
+    cur.execute('DROP TABLE blocked')
+except mysql.connector.Error as e:
+    print(e.errno)
+cur.execute('SELECT COUNT(*) FROM blocked WHERE id > ?', (0,))
+print(cur.fetchone()[0])"
+        ),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "1142\n3");
+    assert_eq!(g.direct("SELECT COUNT(*) FROM app.blocked"), "3");
+    assert!(g.gw.log_count("statement blocked") >= 6);
+}
+
+const MASKING: &str = r#"
+[[target.masking.rules]]
+name = "ssn-column"
+columns = ["ssn"]
+style = "partial"
+keep = 4
+
+[[target.masking.rules]]
+name = "pii-content"
+detectors = ["email", "card"]
+style = "redact"
+replacement = "[redacted]"
+"#;
+
+#[test]
+fn masked_values_never_reach_the_client_in_either_row_format() {
+    let g = MyGateway::builder().tables(MASKING).start();
+    g.direct(
+        "CREATE TABLE app.customers (id INT, name VARCHAR(40), email VARCHAR(80), ssn VARCHAR(20), \
+         card BIGINT, note TEXT);
+         INSERT INTO app.customers VALUES (1, 'Alice', 'alice@example.com', '123-45-6789', \
+         4111111111111111, 'pay with 4111 1111 1111 1111 please')",
+    );
+    let t = g.token("ci-job", "ci");
+    let secrets = ["alice@example.com", "123-45-6789", "4111111111111111", "4111 1111 1111 1111"];
+    let (ok, text, err) = g.python(
+        &t,
+        &format!("{PYMYSQL}\ncur.execute('SELECT * FROM customers')\nprint(cur.fetchall())"),
+    );
+    assert!(ok, "{err}");
+    let (ok, binary, err) = g.python(
+        &t,
+        &format!(
+            "{CONNECTOR}\ncur.execute('SELECT * FROM customers WHERE id = ?', (1,))\nprint(cur.fetchall())"
+        ),
+    );
+    assert!(ok, "{err}");
+    let (ok, cli, err) = g.cli(&t, &[], "SELECT * FROM customers");
+    assert!(ok, "{err}");
+    for (what, out) in [("text", &text), ("binary", &binary), ("cli", &cli)] {
+        for s in secrets {
+            assert!(!out.contains(s), "{what} rows leak {s}: {out}");
+        }
+        assert!(out.contains("Alice") && out.contains("[redacted]"), "{what}: {out}");
+        assert!(out.contains("6789"), "{what}: partial mask keeps 4: {out}");
+    }
+    // The number column masked by content comes back as NULL in both formats.
+    assert!(text.contains("None") && binary.contains("None"), "{text}\n{binary}");
+    // The recording holds the masked rows only.
+    let export = g.gw.cli(&["recordings", "export", "--all"]);
+    let export = String::from_utf8_lossy(&export.stdout);
+    assert!(export.contains("\"mysql\""), "{export}");
+    for s in secrets {
+        assert!(!export.contains(s), "recording leaks {s}");
+    }
+    assert!(!export.contains(&g.password) && !export.contains(&t));
+}
+
+#[test]
+fn commands_without_a_text_to_judge_are_refused_and_the_session_goes_on() {
+    let g = MyGateway::builder().tables(POLICY).start();
+    let t = g.token("ci-job", "ci");
+    let mut c = wire(&g, &t);
+    // COM_CHANGE_USER: never a second login inside the session.
+    c.command(&[com::CHANGE_USER, b'r', b'o', b'o', b't', 0, 0, b'a', b'p', b'p', 0]);
+    let p = c.read_packet();
+    assert_eq!(err_code(&c.read_results_from(p)), 1227);
+    for code in [com::STATISTICS, com::PROCESS_INFO, com::DROP_DB, com::STMT_FETCH] {
+        let mut cmd = vec![code];
+        if code == com::DROP_DB {
+            cmd.extend_from_slice(b"app");
+        }
+        if code == com::STMT_FETCH {
+            cmd.extend_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0]);
+        }
+        c.seq_reset();
+        c.send(&cmd);
+        let p = c.read_packet();
+        assert_eq!(err_code(&c.read_results_from(p)), 1047, "command {code:#x}");
+    }
+    // USE of another database: refused; of its own: fine.
+    c.command(b"\x02mysql");
+    let p = c.read_packet();
+    assert_eq!(err_code(&c.read_results_from(p)), 1044);
+    c.command(b"\x02app");
+    let p = c.read_packet();
+    assert!(matches!(c.read_results_from(p), Outcome::Ok { .. }));
+    // An EXECUTE of a statement never prepared, a refused PREPARE.
+    c.command(&[com::STMT_EXECUTE, 9, 0, 0, 0, 0, 1, 0, 0, 0]);
+    let p = c.read_packet();
+    assert_eq!(err_code(&c.read_results_from(p)), 1243);
+    c.command(b"\x16DROP DATABASE app");
+    let p = c.read_packet();
+    assert_eq!(err_code(&c.read_results_from(p)), 1142);
+    // Still alive, still the stored account.
+    let r = c.query("SELECT CURRENT_USER()");
+    assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"native_user@%"[..]));
+    assert_eq!(g.direct("SHOW DATABASES LIKE 'app'"), "app");
+}
+
+#[test]
+fn a_caller_kills_only_its_own_sessions() {
+    let g = MyGateway::start();
+    let alice = g.token("alice", "ci");
+    let bob = g.token("bob", "ci");
+    let mut a = wire(&g, &alice);
+    let a_id = {
+        let r = a.query("SELECT CONNECTION_ID()");
+        String::from_utf8(r[0].rows()[0][0].clone().unwrap()).unwrap()
+    };
+    let mut b = wire(&g, &bob);
+    let r = b.query(&format!("KILL {a_id}"));
+    assert_eq!(err_code(&r[0]), 1094, "{r:?}");
+    // By the id the greeting gave, as the CLI's Ctrl-C does, or the
+    // server's: both pass for the owner.
+    let gid = a.connection_id;
+    let mut a2 = wire(&g, &alice);
+    let r = a2.query(&format!("KILL QUERY {gid}"));
+    assert!(matches!(r[0], Outcome::Ok { .. }), "{r:?}");
+    let r = a2.query(&format!("KILL CONNECTION {a_id}"));
+    assert!(matches!(r[0], Outcome::Ok { .. }), "{r:?}");
+    assert_eventually!(
+        g.direct(&format!("SELECT COUNT(*) FROM information_schema.processlist WHERE id = {a_id}"))
+            == "0",
+        std::time::Duration::from_secs(10),
+        "alice's first session still runs"
+    );
+    // KILL in any other form is refused.
+    let r = a2.query("KILL /* x */ 1");
+    assert_eq!(err_code(&r[0]), 1227, "{r:?}");
+}
+
+#[test]
+fn hostile_packets_end_the_session_without_reaching_the_server() {
+    use std::io::{Read, Write};
+    let g = MyGateway::builder().tables(POLICY).start();
+    let t = g.token("ci-job", "ci");
+    // A command with a wrong sequence id.
+    let mut c = wire(&g, &t);
+    c.seq_reset();
+    c.seq_set(5);
+    c.send(b"\x03DROP TABLE x");
+    assert!(c.closed(), "session kept after a bad sequence id");
+    // A login packet announcing 16 MiB: refused from the header alone.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 512];
+    let _ = s.read(&mut greeting).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 1]).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(g.gw.log_text().contains("start-up failed"), "{}", g.gw.log_text());
+}
