@@ -53,14 +53,19 @@ fn clients_log_in_with_a_token_over_tls_as_the_stored_account() {
     assert_eq!(out, "('native_user@%', 2)");
     let (ok, out, err) = g.python(
         &t,
-        &format!("{CONNECTOR}\ncur.execute('SELECT CURRENT_USER(), ?', (41,))\nprint(cur.fetchone())"),
+        &format!(
+            "{CONNECTOR}\ncur.execute('SELECT CURRENT_USER(), ?', (41,))\nprint(cur.fetchone())"
+        ),
     );
     assert!(ok, "{err}");
     assert_eq!(out, "('native_user@%', 41)");
     // The upstream session is encrypted too (verify-full to MariaDB).
     let mut c = wire(&g, &t);
     let r = c.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'");
-    assert!(r[0].rows()[0][1].as_ref().is_some_and(|v| !v.is_empty()), "{r:?}");
+    assert!(
+        r[0].rows()[0][1].as_ref().is_some_and(|v| !v.is_empty()),
+        "{r:?}"
+    );
     assert!(g.gw.log_count("session opened") >= 5, "{}", g.gw.log_text());
     assert!(!g.gw.log_text().contains(&g.password));
 }
@@ -79,11 +84,22 @@ fn ed25519_upstream_account() {
 
 #[test]
 fn refusals_come_before_any_secret_and_say_one_generic_line() {
-    let g = MyGateway::builder().target("allow_plaintext = false").start();
+    let g = MyGateway::builder()
+        .target("allow_plaintext = false")
+        .start();
     let t = g.token("ci-job", "ci");
     // Plaintext: refused before the client is asked for anything.
     let out = std::process::Command::new("mariadb")
-        .args(["--no-defaults", "-h", "127.0.0.1", "-u", "x", "--skip-ssl", "-e", "SELECT 1"])
+        .args([
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "x",
+            "--skip-ssl",
+            "-e",
+            "SELECT 1",
+        ])
         .arg(format!("-P{}", g.port))
         .env("MYSQL_PWD", &t)
         .output()
@@ -95,13 +111,19 @@ fn refusals_come_before_any_secret_and_say_one_generic_line() {
     for token in ["not-a-token".to_string(), g.token("mallory", "outsiders")] {
         let (ok, _, err) = g.cli(&token, &[], "SELECT 1");
         assert!(!ok);
-        assert!(err.contains("1045") && err.contains("authentication failed"), "{err}");
+        assert!(
+            err.contains("1045") && err.contains("authentication failed"),
+            "{err}"
+        );
     }
     // A database no target on this listener routes.
     let (ok, _, err) = g.cli(&t, &["-D", "mysql"], "SELECT 1");
     assert!(!ok && err.contains("1049"), "{err}");
     let log = g.gw.log_text();
-    assert!(!log.contains(&g.password) && !log.contains(&t), "credential in the log");
+    assert!(
+        !log.contains(&g.password) && !log.contains(&t),
+        "credential in the log"
+    );
 }
 
 #[test]
@@ -197,7 +219,12 @@ fn masked_values_never_reach_the_client_in_either_row_format() {
          4111111111111111, 'pay with 4111 1111 1111 1111 please')",
     );
     let t = g.token("ci-job", "ci");
-    let secrets = ["alice@example.com", "123-45-6789", "4111111111111111", "4111 1111 1111 1111"];
+    let secrets = [
+        "alice@example.com",
+        "123-45-6789",
+        "4111111111111111",
+        "4111 1111 1111 1111",
+    ];
     let (ok, text, err) = g.python(
         &t,
         &format!("{PYMYSQL}\ncur.execute('SELECT * FROM customers')\nprint(cur.fetchall())"),
@@ -216,11 +243,17 @@ fn masked_values_never_reach_the_client_in_either_row_format() {
         for s in secrets {
             assert!(!out.contains(s), "{what} rows leak {s}: {out}");
         }
-        assert!(out.contains("Alice") && out.contains("[redacted]"), "{what}: {out}");
+        assert!(
+            out.contains("Alice") && out.contains("[redacted]"),
+            "{what}: {out}"
+        );
         assert!(out.contains("6789"), "{what}: partial mask keeps 4: {out}");
     }
     // The number column masked by content comes back as NULL in both formats.
-    assert!(text.contains("None") && binary.contains("None"), "{text}\n{binary}");
+    assert!(
+        text.contains("None") && binary.contains("None"),
+        "{text}\n{binary}"
+    );
     // The recording holds the masked rows only.
     let export = g.gw.cli(&["recordings", "export", "--all"]);
     let export = String::from_utf8_lossy(&export.stdout);
@@ -237,10 +270,27 @@ fn commands_without_a_text_to_judge_are_refused_and_the_session_goes_on() {
     let t = g.token("ci-job", "ci");
     let mut c = wire(&g, &t);
     // COM_CHANGE_USER: never a second login inside the session.
-    c.command(&[com::CHANGE_USER, b'r', b'o', b'o', b't', 0, 0, b'a', b'p', b'p', 0]);
+    c.command(&[
+        com::CHANGE_USER,
+        b'r',
+        b'o',
+        b'o',
+        b't',
+        0,
+        0,
+        b'a',
+        b'p',
+        b'p',
+        0,
+    ]);
     let p = c.read_packet();
     assert_eq!(err_code(&c.read_results_from(p)), 1227);
-    for code in [com::STATISTICS, com::PROCESS_INFO, com::DROP_DB, com::STMT_FETCH] {
+    for code in [
+        com::STATISTICS,
+        com::PROCESS_INFO,
+        com::DROP_DB,
+        com::STMT_FETCH,
+    ] {
         let mut cmd = vec![code];
         if code == com::DROP_DB {
             cmd.extend_from_slice(b"app");
@@ -295,8 +345,9 @@ fn a_caller_kills_only_its_own_sessions() {
     let r = a2.query(&format!("KILL CONNECTION {a_id}"));
     assert!(matches!(r[0], Outcome::Ok { .. }), "{r:?}");
     assert_eventually!(
-        g.direct(&format!("SELECT COUNT(*) FROM information_schema.processlist WHERE id = {a_id}"))
-            == "0",
+        g.direct(&format!(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE id = {a_id}"
+        )) == "0",
         std::time::Duration::from_secs(10),
         "alice's first session still runs"
     );
@@ -318,11 +369,35 @@ fn hostile_packets_end_the_session_without_reaching_the_server() {
     assert!(c.closed(), "session kept after a bad sequence id");
     // A login packet announcing 16 MiB: refused from the header alone.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut greeting = [0u8; 512];
     let _ = s.read(&mut greeting).unwrap();
     s.write_all(&[0xff, 0xff, 0xff, 1]).unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
-    assert!(g.gw.log_text().contains("start-up failed"), "{}", g.gw.log_text());
+    assert!(
+        g.gw.log_text().contains("start-up failed"),
+        "{}",
+        g.gw.log_text()
+    );
+}
+
+#[test]
+fn values_of_16_mib_and_more_cross_in_several_packets_masked() {
+    let g = MyGateway::builder().tables(MASKING).start();
+    let t = g.token("ci-job", "ci");
+    let mut c = wire(&g, &t);
+    let big = "y".repeat(17 << 20);
+    // A statement of 17 MiB (several packets) judged and forwarded; a row
+    // of 17 MiB whose other value is masked, re-encoded across packets.
+    let r = c.query(&format!(
+        "SELECT '{big}' AS v, 'alice@example.com' AS contact"
+    ));
+    let row = &r[0].rows()[0];
+    assert_eq!(row[0].as_ref().map(Vec::len), Some(17 << 20));
+    assert_eq!(row[1].as_deref(), Some(&b"[redacted]"[..]));
+    // The session goes on after it.
+    let r = c.query("SELECT 1");
+    assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"1"[..]));
 }

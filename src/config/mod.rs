@@ -769,7 +769,10 @@ impl Validator<'_> {
             return Err(self.invalid(
                 &at("unauthenticated"),
                 &field("unauthenticated"),
-                &format!("{} targets always authenticate callers by token", raw.protocol),
+                &format!(
+                    "{} targets always authenticate callers by token",
+                    raw.protocol
+                ),
             ));
         }
         let mysql = match raw.protocol {

@@ -76,7 +76,10 @@ mod tests {
         assert!(!t.local_infile);
         let raw: RawMysql = toml::from_str("database = \"x\"\nlocal_infile = true").unwrap();
         let t = validate("app", Some(raw)).unwrap();
-        assert_eq!((t.database.as_str(), t.upstream_database.as_str()), ("x", "x"));
+        assert_eq!(
+            (t.database.as_str(), t.upstream_database.as_str()),
+            ("x", "x")
+        );
         assert!(t.local_infile);
         let raw: RawMysql = toml::from_str("upstream_database = \"\"").unwrap();
         assert_eq!(

@@ -129,9 +129,12 @@ impl Protocol for MysqlProtocol {
             };
         }
         client_r.cap = tollgate_codecs::mysql::Limits::default().command;
-        let _registered =
-            self.kills
-                .register(greeting_id, &target.config.name, &identity.subject, connection_id);
+        let _registered = self.kills.register(
+            greeting_id,
+            &target.config.name,
+            &identity.subject,
+            connection_id,
+        );
         let mut relay = Relay {
             scope: StatementScope {
                 ctx: s.ctx,

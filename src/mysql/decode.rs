@@ -90,9 +90,7 @@ fn command(c: &Command<'_>) -> Value {
 fn answer(state: &mut State, binary: bool, payload: &[u8]) -> Option<Value> {
     match std::mem::take(state) {
         State::Idle => match QueryResponse::parse(payload, CAPS).ok()? {
-            QueryResponse::Ok(ok) => {
-                Some(json!({"type": "ok", "affected_rows": ok.affected_rows}))
-            }
+            QueryResponse::Ok(ok) => Some(json!({"type": "ok", "affected_rows": ok.affected_rows})),
             QueryResponse::Err(e) => Some(err(&e)),
             QueryResponse::LocalInfile { filename } => {
                 Some(json!({"type": "local_infile", "file": text(filename)}))
@@ -200,6 +198,9 @@ mod tests {
         let mut f = Map::new();
         d.decode(1, Direction::TargetToClient, &b, &mut f);
         let s = f["mysql"].to_string();
-        assert!(s.contains("card") && s.contains("****") && s.contains("end_of_rows"), "{s}");
+        assert!(
+            s.contains("card") && s.contains("****") && s.contains("end_of_rows"),
+            "{s}"
+        );
     }
 }

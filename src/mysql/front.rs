@@ -202,9 +202,14 @@ async fn admit(
     }
     if resp.head.capabilities & caps::PLUGIN_AUTH == 0 {
         client
-            .refuse(code::BAD_HANDSHAKE, "a client with plugin authentication is required")
+            .refuse(
+                code::BAD_HANDSHAKE,
+                "a client with plugin authentication is required",
+            )
             .await;
-        return Err(EndReason::Refused("client without CLIENT_PLUGIN_AUTH".into()));
+        return Err(EndReason::Refused(
+            "client without CLIENT_PLUGIN_AUTH".into(),
+        ));
     }
     client.capabilities = resp.head.capabilities & (OFFERED | caps::SSL);
     client.charset = resp.head.charset;

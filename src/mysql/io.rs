@@ -82,7 +82,11 @@ impl PacketReader {
 }
 
 /// Write what `out` holds to `w`, clearing `out`.
-pub(crate) async fn send(w: &mut WriteHalf, out: &mut BytesMut, peer: Peer) -> Result<(), EndReason> {
+pub(crate) async fn send(
+    w: &mut WriteHalf,
+    out: &mut BytesMut,
+    peer: Peer,
+) -> Result<(), EndReason> {
     if out.is_empty() {
         return Ok(());
     }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tollgate_codecs::mysql::{Command, Packet, StmtExecute, com, encode_packet};
+use tollgate_codecs::mysql::{Command, Packet, StmtExecute, com, encode_packet, next_packet};
 
 use super::io::{PacketReader, Peer, code, err_packet};
 use super::judge::MyInspector;
@@ -83,10 +83,7 @@ impl From<StepError> for EndReason {
 impl Relay<'_> {
     pub async fn run(&mut self) -> EndReason {
         loop {
-            self.live
-                .frame_clock
-                .mark(!self.client_r.buf.is_empty());
-            let p = match self.client_r.packet_or_eof().await {
+            let p = match self.client_packet().await {
                 Ok(Some(p)) => p,
                 Ok(None) => return EndReason::ClientClosed,
                 Err(e) => return e,
@@ -94,10 +91,7 @@ impl Relay<'_> {
             self.live.frame_clock.progress();
             self.live.last_activity.set(Instant::now());
             if p.seq != 0 {
-                return EndReason::ClientProtocol(format!(
-                    "command with sequence id {}",
-                    p.seq
-                ));
+                return EndReason::ClientProtocol(format!("command with sequence id {}", p.seq));
             }
             let cmd = match Command::parse(&p.payload, self.caps) {
                 Ok(c) => c,
@@ -107,6 +101,27 @@ impl Relay<'_> {
                 Ok(After::Next) => {}
                 Ok(After::Quit) => return EndReason::ClientTerminated,
                 Err(e) => return e,
+            }
+        }
+    }
+
+    /// The client's next command, or `None` at a clean EOF between
+    /// commands. A packet that stays incomplete runs the frame clock (a
+    /// trickle of bytes is not progress).
+    async fn client_packet(&mut self) -> Result<Option<Packet>, EndReason> {
+        let r = &mut self.client_r;
+        loop {
+            match next_packet(&mut r.buf, r.cap) {
+                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(None) => {}
+                Err(e) => return Err(Peer::Client.protocol(e)),
+            }
+            self.live.frame_clock.mark(!r.buf.is_empty());
+            match r.half.read_into(&mut r.buf).await {
+                Ok(0) if r.buf.is_empty() => return Ok(None),
+                Ok(0) => return Err(Peer::Client.closed()),
+                Ok(_) => {}
+                Err(e) => return Err(Peer::Client.io(e)),
             }
         }
     }

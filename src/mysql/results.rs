@@ -93,7 +93,13 @@ impl<'a> Masker<'a> {
     }
 
     /// The replacement of one value (`Some(None)`: NULL), if it is masked.
-    fn mask(&mut self, i: usize, c: &Column, value: &[u8], binary: bool) -> Option<Option<Vec<u8>>> {
+    fn mask(
+        &mut self,
+        i: usize,
+        c: &Column,
+        value: &[u8],
+        binary: bool,
+    ) -> Option<Option<Vec<u8>>> {
         if self.plan.column(i) == ColumnAction::Clear {
             return None;
         }
@@ -114,7 +120,10 @@ impl<'a> Masker<'a> {
             }
             Layout::Temporal(_) => return self.whole_only(i),
         };
-        match self.policy.mask_value(&self.plan, i, scanned, &mut self.scratch) {
+        match self
+            .policy
+            .mask_value(&self.plan, i, scanned, &mut self.scratch)
+        {
             MaskOutcome::Unchanged => None,
             MaskOutcome::Null => Some(None),
             MaskOutcome::Replaced(b) if textual(c.column_type) => Some(Some(b.to_vec())),
@@ -203,9 +212,7 @@ impl Relay<'_> {
 
     async fn upstream_packet(&mut self) -> Result<Packet, EndReason> {
         let p = self.up_r.packet().await?;
-        self.live
-            .last_activity
-            .set(std::time::Instant::now());
+        self.live.last_activity.set(std::time::Instant::now());
         Ok(p)
     }
 
@@ -214,8 +221,8 @@ impl Relay<'_> {
         self.renumber = None;
         loop {
             let p = self.upstream_packet().await?;
-            let first =
-                QueryResponse::parse(&p.payload, self.caps).map_err(|e| Peer::Upstream.protocol(e))?;
+            let first = QueryResponse::parse(&p.payload, self.caps)
+                .map_err(|e| Peer::Upstream.protocol(e))?;
             let more = match first {
                 QueryResponse::Ok(ok) => {
                     let flags = ok.status;
@@ -248,7 +255,8 @@ impl Relay<'_> {
         let mut types = Vec::with_capacity(n);
         for _ in 0..n {
             let c = self.upstream_packet().await?;
-            let def = ColumnDefinition::parse(&c.payload).map_err(|e| Peer::Upstream.protocol(e))?;
+            let def =
+                ColumnDefinition::parse(&c.payload).map_err(|e| Peer::Upstream.protocol(e))?;
             names.push(def.name.to_vec());
             types.push(def.column_type);
             cols.push(Column {
@@ -318,9 +326,7 @@ impl Relay<'_> {
         self.flush().await?;
         loop {
             let c = self.client_r.packet().await?;
-            self.live
-                .last_activity
-                .set(std::time::Instant::now());
+            self.live.last_activity.set(std::time::Instant::now());
             let done = c.payload.is_empty();
             self.to_upstream(c.raw.clone()).await?;
             if done {
@@ -393,7 +399,10 @@ mod tests {
             integer_text(&4111111111111111i64.to_le_bytes(), false).as_deref(),
             Some("4111111111111111")
         );
-        assert_eq!(integer_text(&[0x00, 0x80], false).as_deref(), Some("-32768"));
+        assert_eq!(
+            integer_text(&[0x00, 0x80], false).as_deref(),
+            Some("-32768")
+        );
         assert!(integer_text(&[], false).is_none());
     }
 }

@@ -5,9 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use compio::io::AsyncWriteExt;
-use tollgate_codecs::mysql::{
-    Limits, LoginConfig, LoginStep, OkPacket, UpstreamLogin, caps,
-};
+use tollgate_codecs::mysql::{Limits, LoginConfig, LoginStep, OkPacket, UpstreamLogin, caps};
 
 use super::front::MyClient;
 use super::io::{PacketReader, Peer};
@@ -55,7 +53,8 @@ pub(crate) async fn login(
     let sock = crate::relay::connect_upstream(target)
         .await
         .map_err(|e| format!("connect to {}: {e}", target.upstream))?;
-    let mut wanted = client.capabilities & !(caps::SSL | caps::CONNECT_WITH_DB | caps::CONNECT_ATTRS);
+    let mut wanted =
+        client.capabilities & !(caps::SSL | caps::CONNECT_WITH_DB | caps::CONNECT_ATTRS);
     if !my.local_infile {
         wanted &= !caps::LOCAL_FILES;
     }
@@ -98,9 +97,7 @@ pub(crate) async fn login(
         let (r, w) = conn.split();
         writer = w;
         reader = PacketReader::new(r, BytesMut::with_capacity(16 << 10), cap, Peer::Upstream);
-        step = login
-            .tls_established(&mut out)
-            .map_err(|e| e.to_string())?;
+        step = login.tls_established(&mut out).map_err(|e| e.to_string())?;
     }
     let ok = loop {
         if step == LoginStep::StartTls {

@@ -21,11 +21,19 @@ use crate::recording::SessionRecording;
 pub enum Decision {
     Allow,
     /// Allowed, and flagged in the record.
-    Audit { rule: String },
+    Audit {
+        rule: String,
+    },
     /// Refused: the client reads `message` in its protocol's terms.
-    Block { message: String, rule: String },
+    Block {
+        message: String,
+        rule: String,
+    },
     /// Held until a reviewer decides.
-    Approve { message: String, rule: String },
+    Approve {
+        message: String,
+        rule: String,
+    },
 }
 
 impl Decision {

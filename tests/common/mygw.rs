@@ -174,7 +174,15 @@ impl MyGateway {
     /// gateway's CA): (success, stdout, stderr).
     pub fn cli(&self, token: &str, extra: &[&str], sql: &str) -> (bool, String, String) {
         let out = Command::new("mariadb")
-            .args(["--no-defaults", "-h", "127.0.0.1", "-u", "ci-job", "-N", "-B"])
+            .args([
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-u",
+                "ci-job",
+                "-N",
+                "-B",
+            ])
             .arg(format!("-P{}", self.port))
             .arg(format!("--ssl-ca={}", self.ca.display()))
             .args(["--ssl", "--ssl-verify-server-cert", "--connect-timeout=10"])
