@@ -21,6 +21,8 @@ want procps
 want mariadb-server
 want mariadb-client
 want sysbench
+# mysql2 (Node) for the MySQL gateway tests.
+want npm
 # The SQL differential oracle builds libpg_query (tests/oracle.sh): bindgen
 # needs libclang, prost-build needs protoc.
 want libclang-dev
@@ -69,3 +71,12 @@ if ! "$venv/bin/python" -c 'import psycopg, psycopg2, asyncpg' >/dev/null 2>&1; 
     "$venv/bin/python" -m pip install -q 'psycopg[binary]>=3.1' 'psycopg2-binary>=2.9' 'asyncpg>=0.29'
 fi
 export TOLLGATE_PYTHON="$venv/bin/python"
+# MySQL drivers: PyMySQL and mysql-connector-python in the same venv, mysql2
+# (Node) under target/node.
+if ! "$venv/bin/python" -c 'import pymysql, mysql.connector' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'PyMySQL>=1.1' 'mysql-connector-python>=8'
+fi
+if [ ! -d "$(pwd)/target/node/node_modules/mysql2" ]; then
+    mkdir -p "$(pwd)/target/node"
+    (cd "$(pwd)/target/node" && npm install -q --no-audit --no-fund 'mysql2@3')
+fi

@@ -401,3 +401,146 @@ fn values_of_16_mib_and_more_cross_in_several_packets_masked() {
     let r = c.query("SELECT 1");
     assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"1"[..]));
 }
+
+#[test]
+fn a_held_statement_waits_for_a_reviewer() {
+    let g = MyGateway::builder()
+        .tables(
+            r#"
+[[target.policy.rules]]
+name = "writes-need-review"
+action = "approve"
+message = "writes to acct need a reviewer"
+classes = ["update"]
+
+[admin]
+reviewer_groups = ["reviewers"]
+"#,
+        )
+        .start();
+    g.direct("CREATE TABLE app.acct (id INT PRIMARY KEY, balance INT); INSERT INTO app.acct VALUES (1, 100)");
+    let t = g.token("ci-job", "ci");
+    let rita = g.token("rita", "reviewers");
+    let balance = || g.direct("SELECT balance FROM app.acct WHERE id = 1");
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            g.cli(
+                &t,
+                &["-D", DATABASE],
+                "UPDATE acct SET balance = 500 WHERE id = 1; SELECT balance FROM acct WHERE id = 1",
+            )
+        });
+        let id = std::cell::RefCell::new(String::new());
+        assert_eventually!(
+            {
+                let out = g.gw.cli(&["approvals", "list", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                *id.borrow_mut() = v["approvals"][0]["id"]
+                    .as_u64()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                !id.borrow().is_empty()
+            },
+            std::time::Duration::from_secs(20),
+            "no approval request appeared"
+        );
+        let id = id.into_inner();
+        // Nothing reached the server while it waits.
+        assert_eq!(balance(), "100");
+        let out = g.gw.cli(&[
+            "approvals",
+            "approve",
+            &id,
+            "--reason",
+            "CHG-1",
+            "--token",
+            &rita,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let (ok, out, err) = held.join().unwrap();
+        assert!(ok, "{err}");
+        assert_eq!(out, "500");
+    });
+    assert_eq!(balance(), "500");
+}
+
+const LOAD_LOCAL: &str = "
+import tempfile
+f = tempfile.NamedTemporaryFile('w', suffix='.csv', delete=False)
+f.write('1,secret-row-one\\n2,secret-row-two\\n')
+f.close()
+try:
+    cur.execute('LOAD DATA LOCAL INFILE %s INTO TABLE li FIELDS TERMINATED BY \\',\\'', (f.name,))
+    print('loaded', cur.rowcount)
+except pymysql.MySQLError as e:
+    print('refused', e.args[0])
+";
+
+#[test]
+fn load_data_local_is_off_by_default_and_recorded_when_on() {
+    let code = format!(
+        "{}\n{LOAD_LOCAL}",
+        PYMYSQL.replace(
+            "connect_timeout=10)",
+            "connect_timeout=10, local_infile=True)"
+        )
+    );
+    let off = MyGateway::start();
+    off.direct("CREATE TABLE app.li (id INT, v TEXT)");
+    let t = off.token("ci-job", "ci");
+    let (ok, out, err) = off.python(&t, &code);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("refused"), "{out}");
+    assert_eq!(off.direct("SELECT COUNT(*) FROM app.li"), "0");
+    drop(off);
+    let on = MyGateway::builder().mysql("local_infile = true").start();
+    let t = on.token("ci-job", "ci");
+    let (ok, out, err) = on.python(&t, &code);
+    assert!(ok, "{err}");
+    assert_eq!(out, "loaded 2");
+    assert_eq!(on.direct("SELECT COUNT(*) FROM app.li"), "2");
+    // The file's content passed the recorder.
+    let export = on.gw.cli(&["recordings", "export", "--all"]);
+    assert!(String::from_utf8_lossy(&export.stdout).contains("secret-row-one"));
+}
+
+#[test]
+fn mysql2_for_node_logs_in_queries_prepares_and_reads_a_block() {
+    let g = MyGateway::builder().tables(POLICY).start();
+    let t = g.token("ci-job", "ci");
+    let module = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/node/node_modules/mysql2/promise"
+    );
+    let script = r#"
+const mysql = require(process.env.MYSQL2);
+(async () => {
+  const c = await mysql.createConnection({host: '127.0.0.1', port: +process.env.PORT,
+    user: 'ci-job', password: process.env.TOKEN, database: 'app',
+    ssl: {ca: require('fs').readFileSync(process.env.CA)}});
+  const [rows] = await c.query('SELECT CURRENT_USER() AS u');
+  const [prep] = await c.execute('SELECT ? + 1 AS n', [41]);
+  let code = 0;
+  try { await c.query('DROP TABLE nope'); } catch (e) { code = e.errno; }
+  console.log(rows[0].u, prep[0].n, code);
+  await c.end();
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+    let out = std::process::Command::new("node")
+        .args(["-e", script])
+        .env("MYSQL2", module)
+        .env("PORT", g.port.to_string())
+        .env("TOKEN", &t)
+        .env("CA", &g.ca)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "mysql2 (tests/deps.sh installs it): {stderr}"
+    );
+    assert_eq!(stdout.trim(), "native_user@% 42 1142");
+}

@@ -57,7 +57,10 @@ fn runs_on_mariadb_only(sql: &str) -> bool {
             .take(6)
             .take_while(char::is_ascii_digit)
             .collect();
-        digits.len() >= 5 && digits.parse::<u32>().is_ok_and(|v| v > 80036 && v <= 101106)
+        digits.len() >= 5
+            && digits
+                .parse::<u32>()
+                .is_ok_and(|v| v > 80036 && v <= 101106)
     })
 }
 
@@ -136,7 +139,10 @@ fn the_mysql_corpus_over_the_wire_zero_bypasses_zero_false_blocks() {
         false_blocks.len(),
         false_blocks.join("\n")
     );
-    assert_eq!(mariadb_runs, 3, "the corpus changed: check runs_on_mariadb_only");
+    assert_eq!(
+        mariadb_runs, 3,
+        "the corpus changed: check runs_on_mariadb_only"
+    );
     // The server's state, read directly: nothing dangerous ran.
     assert_eq!(g.direct("SELECT COUNT(*) FROM app.users"), before);
     assert_eq!(g.direct("SHOW DATABASES LIKE 'app'"), "app");

@@ -135,36 +135,23 @@ impl Protocol for MysqlProtocol {
             &identity.subject,
             connection_id,
         );
-        let mut relay = Relay {
-            scope: StatementScope {
-                ctx: s.ctx,
-                entry: s.entry,
-                target: target.config,
-                identity,
-                recording: live.recording,
-            },
+        let parts = Parts {
+            s,
+            target,
             live,
+            identity,
             my,
             kills: &self.kills,
+        };
+        let mut relay = parts.relay(
             client_r,
             client_w,
             up_r,
             up_w,
             caps,
-            inspector: MyInspector::new(
-                &target.rt.policy,
-                identity,
-                lexer_mode(&server_version, status),
-            ),
-            statements: HashMap::new(),
-            masker: target
-                .rt
-                .masking
-                .as_ref()
-                .map(|m| Masker::new(m, &identity.groups)),
-            out: BytesMut::new(),
-            renumber: None,
-        };
+            &server_version,
+            status,
+        );
         let reason = relay.run().await;
         if let Some(m) = &relay.masker {
             s.ctx
@@ -199,5 +186,60 @@ impl Protocol for MysqlProtocol {
         let mut out = BytesMut::new();
         err_packet(&mut out, 0, c, state, &message);
         let _ = w.send(out.freeze()).await;
+    }
+}
+
+/// What a session's relay is made of, besides its connections.
+struct Parts<'a> {
+    s: &'a Session<'a>,
+    target: &'a Target<'a>,
+    live: &'a Live<'a>,
+    identity: &'a crate::identity::Identity,
+    my: &'a crate::config::mysql::MysqlTarget,
+    kills: &'a KillMap,
+}
+
+impl<'a> Parts<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        self,
+        client_r: super::io::PacketReader,
+        client_w: crate::tls::WriteHalf,
+        up_r: super::io::PacketReader,
+        up_w: crate::tls::WriteHalf,
+        caps: u32,
+        server_version: &[u8],
+        status: u16,
+    ) -> Relay<'a> {
+        let rt = self.target.rt;
+        Relay {
+            scope: StatementScope {
+                ctx: self.s.ctx,
+                entry: self.s.entry,
+                target: self.target.config,
+                identity: self.identity,
+                recording: self.live.recording,
+            },
+            live: self.live,
+            my: self.my,
+            kills: self.kills,
+            client_r,
+            client_w,
+            up_r,
+            up_w,
+            caps,
+            inspector: MyInspector::new(
+                &rt.policy,
+                self.identity,
+                lexer_mode(server_version, status),
+            ),
+            statements: HashMap::new(),
+            masker: rt
+                .masking
+                .as_ref()
+                .map(|m| Masker::new(m, &self.identity.groups)),
+            out: BytesMut::new(),
+            renumber: None,
+        }
     }
 }

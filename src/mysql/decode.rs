@@ -35,6 +35,8 @@ enum State {
         columns: usize,
         binary: bool,
     },
+    /// The client sends a file (LOAD DATA LOCAL) until an empty packet.
+    Infile,
 }
 
 #[derive(Default)]
@@ -55,6 +57,14 @@ impl Decoder for MyDecoder {
         let (state, binary) = self.sessions.entry(session).or_default();
         while let Ok(Some(p)) = next_packet(&mut buf, usize::MAX) {
             let m = match direction {
+                Direction::ClientToTarget if matches!(state, State::Infile) => {
+                    if p.payload.is_empty() {
+                        *state = State::Idle;
+                        json!({"type": "local_infile_end"})
+                    } else {
+                        json!({"type": "local_infile_data", "data": text(&p.payload)})
+                    }
+                }
                 Direction::ClientToTarget => {
                     let Ok(c) = Command::parse(&p.payload, CAPS) else {
                         continue;
@@ -93,6 +103,7 @@ fn answer(state: &mut State, binary: bool, payload: &[u8]) -> Option<Value> {
             QueryResponse::Ok(ok) => Some(json!({"type": "ok", "affected_rows": ok.affected_rows})),
             QueryResponse::Err(e) => Some(err(&e)),
             QueryResponse::LocalInfile { filename } => {
+                *state = State::Infile;
                 Some(json!({"type": "local_infile", "file": text(filename)}))
             }
             QueryResponse::ResultSet { columns } if columns <= MAX_COLUMNS => {
@@ -128,6 +139,10 @@ fn answer(state: &mut State, binary: bool, payload: &[u8]) -> Option<Value> {
                 binary,
             };
             Some(json!({"type": "columns", "columns": names}))
+        }
+        State::Infile => {
+            *state = State::Infile;
+            None
         }
         State::Rows { columns, binary } => {
             if is_err(payload) {

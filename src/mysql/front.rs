@@ -189,7 +189,8 @@ async fn admit(
     let config = &s.snapshot.config.targets[target];
     *s.entry.target.borrow_mut() = std::rc::Rc::from(config.name.as_str());
     let loopback = s.listener.addr.ip().is_loopback();
-    if !encrypted && !(config.allow_plaintext && loopback) {
+    let plaintext_ok = config.allow_plaintext && loopback;
+    if !(encrypted || plaintext_ok) {
         client
             .refuse(
                 code::TLS_REQUIRED,
@@ -220,31 +221,40 @@ async fn admit(
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
     let user = String::from_utf8_lossy(resp.user).into_owned();
-    let token = match resp.auth_plugin {
-        Some(CLEAR_PASSWORD) => strip_nul(resp.auth_response).to_vec(),
+    let token = read_token(client, &resp, encrypted, nonce).await?;
+    Ok((target, Caller::Token(token), user))
+}
+
+/// The caller's token: in the login packet under `mysql_clear_password`,
+/// else after caching_sha2's "perform full authentication" (over TLS), else
+/// after a switch to `mysql_clear_password`.
+async fn read_token(
+    client: &mut MyClient,
+    resp: &HandshakeResponse<'_>,
+    encrypted: bool,
+    nonce: &[u8],
+) -> Result<Vec<u8>, EndReason> {
+    let mut out = BytesMut::new();
+    match resp.auth_plugin {
+        Some(CLEAR_PASSWORD) => return Ok(strip_nul(resp.auth_response).to_vec()),
         Some(CACHING_SHA2) if encrypted => {
-            let mut out = BytesMut::new();
             client.seq = encode_packet(&mut out, client.seq, |o| {
                 auth_more_data::encode(o, &[auth_more_data::PERFORM_FULL_AUTH]);
                 Ok(())
             })
             .map_err(|e| Peer::Client.protocol(e))?;
-            send(&mut client.writer, &mut out, Peer::Client).await?;
-            read_secret(client).await?
         }
         _ => {
             let switch = AuthSwitchRequest {
                 plugin: CLEAR_PASSWORD,
                 data: nonce,
             };
-            let mut out = BytesMut::new();
             client.seq = encode_packet(&mut out, client.seq, |o| switch.encode(o))
                 .map_err(|e| Peer::Client.protocol(e))?;
-            send(&mut client.writer, &mut out, Peer::Client).await?;
-            read_secret(client).await?
         }
-    };
-    Ok((target, Caller::Token(token), user))
+    }
+    send(&mut client.writer, &mut out, Peer::Client).await?;
+    read_secret(client).await
 }
 
 /// The client's next auth packet: the secret and a NUL.

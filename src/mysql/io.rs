@@ -113,7 +113,7 @@ pub(crate) fn err_packet(
     let err = ErrPacket {
         code,
         sqlstate: Some(*sqlstate),
-        message: message[..end].as_bytes(),
+        message: &message.as_bytes()[..end],
     };
     encode_packet(out, seq, |o| {
         err.encode(o);

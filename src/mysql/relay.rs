@@ -129,7 +129,7 @@ impl Relay<'_> {
     async fn command(&mut self, p: &Packet, cmd: Command<'_>) -> Result<After, EndReason> {
         match cmd {
             Command::Quit => {
-                self.to_upstream(p.raw.clone()).await?;
+                self.send_upstream(p.raw.clone()).await?;
                 return Ok(After::Quit);
             }
             Command::Query { sql } => self.query(p, sql).await?,
@@ -139,12 +139,12 @@ impl Relay<'_> {
                 // No answer; an unknown statement's data is dropped (the
                 // server reports it at execute, where we refuse first).
                 if self.statements.contains_key(&stmt_id) {
-                    self.to_upstream(p.raw.clone()).await?;
+                    self.send_upstream(p.raw.clone()).await?;
                 }
             }
             Command::StmtClose { stmt_id } => {
                 self.statements.remove(&stmt_id);
-                self.to_upstream(p.raw.clone()).await?;
+                self.send_upstream(p.raw.clone()).await?;
             }
             Command::StmtReset { stmt_id } if !self.statements.contains_key(&stmt_id) => {
                 self.unknown_statement(p).await?;
@@ -163,7 +163,7 @@ impl Relay<'_> {
             Command::FieldList { table, .. } => {
                 let text = format!("COM_FIELD_LIST {}", String::from_utf8_lossy(table));
                 self.scope.note(&text, &Decision::Allow, None, None).await?;
-                self.to_upstream(p.raw.clone()).await?;
+                self.send_upstream(p.raw.clone()).await?;
                 self.field_list().await?;
             }
             Command::ChangeUser(_) => {
@@ -227,7 +227,7 @@ impl Relay<'_> {
         } else {
             p.raw.clone()
         };
-        self.to_upstream(raw).await?;
+        self.send_upstream(raw).await?;
         self.results(false).await
     }
 
@@ -278,7 +278,7 @@ impl Relay<'_> {
                 .send_err(p.next_seq(), code::TOO_MANY_STATEMENTS, &msg)
                 .await;
         }
-        self.to_upstream(p.raw.clone()).await?;
+        self.send_upstream(p.raw.clone()).await?;
         if let Some(id) = self.prepare_answer().await? {
             self.statements.insert(
                 id,
@@ -304,7 +304,7 @@ impl Relay<'_> {
         };
         let (text, d) = (st.text.clone(), st.decision.clone());
         self.scope.note(&text, &d, None, None).await?;
-        self.to_upstream(p.raw.clone()).await?;
+        self.send_upstream(p.raw.clone()).await?;
         self.results(true).await
     }
 
@@ -337,12 +337,12 @@ impl Relay<'_> {
             }
             .encode(o, self.caps)
         });
-        self.to_upstream(b.freeze()).await?;
+        self.send_upstream(b.freeze()).await?;
         self.simple_answer().await
     }
 
     async fn simple(&mut self, p: &Packet) -> Result<(), EndReason> {
-        self.to_upstream(p.raw.clone()).await?;
+        self.send_upstream(p.raw.clone()).await?;
         self.simple_answer().await
     }
 
@@ -374,7 +374,7 @@ impl Relay<'_> {
     }
 
     /// Record, count, then send a command to the upstream.
-    pub(super) async fn to_upstream(&mut self, data: Bytes) -> Result<(), EndReason> {
+    pub(super) async fn send_upstream(&mut self, data: Bytes) -> Result<(), EndReason> {
         let rec = self.scope.recording;
         if rec.enabled() {
             rec.client_data(self.live.last_activity.get(), &data)

@@ -305,7 +305,7 @@ impl Relay<'_> {
         if !self.my.local_infile {
             let mut b = BytesMut::new();
             write_packet(&mut b, p.next_seq(), &[]);
-            self.to_upstream(b.freeze()).await?;
+            self.send_upstream(b.freeze()).await?;
             let answer = self.upstream_packet().await?;
             let more = OkPacket::parse(&answer.payload, self.caps)
                 .is_ok_and(|o| o.status & status::MORE_RESULTS_EXISTS != 0);
@@ -328,7 +328,7 @@ impl Relay<'_> {
             let c = self.client_r.packet().await?;
             self.live.last_activity.set(std::time::Instant::now());
             let done = c.payload.is_empty();
-            self.to_upstream(c.raw.clone()).await?;
+            self.send_upstream(c.raw.clone()).await?;
             if done {
                 return Ok(true);
             }

@@ -99,22 +99,7 @@ pub(crate) async fn login(
         reader = PacketReader::new(r, BytesMut::with_capacity(16 << 10), cap, Peer::Upstream);
         step = login.tls_established(&mut out).map_err(|e| e.to_string())?;
     }
-    let ok = loop {
-        if step == LoginStep::StartTls {
-            return Err("the upstream asked for TLS twice".into());
-        }
-        if !out.is_empty() {
-            writer
-                .write_all(out.split().freeze())
-                .await
-                .map_err(|e| format!("upstream: {e}"))?;
-        }
-        let p = reader.packet().await.map_err(|e| e.to_string())?;
-        step = login.packet(&p, &mut out).map_err(|e| e.to_string())?;
-        if step == LoginStep::Done {
-            break p.payload;
-        }
-    };
+    let ok = authenticate(&mut login, &mut reader, &mut writer, &mut out, step).await?;
     let capabilities = login.capabilities();
     if capabilities & LAYOUT != client.capabilities & LAYOUT {
         return Err(format!(
@@ -137,4 +122,30 @@ pub(crate) async fn login(
         ok,
         status,
     })
+}
+
+/// Answer the server's auth packets until it says OK; its payload.
+async fn authenticate(
+    login: &mut UpstreamLogin<'_>,
+    reader: &mut PacketReader,
+    writer: &mut WriteHalf,
+    out: &mut BytesMut,
+    mut step: LoginStep,
+) -> Result<Bytes, String> {
+    loop {
+        if step == LoginStep::StartTls {
+            return Err("the upstream asked for TLS twice".into());
+        }
+        if !out.is_empty() {
+            writer
+                .write_all(out.split().freeze())
+                .await
+                .map_err(|e| format!("upstream: {e}"))?;
+        }
+        let p = reader.packet().await.map_err(|e| e.to_string())?;
+        step = login.packet(&p, out).map_err(|e| e.to_string())?;
+        if step == LoginStep::Done {
+            return Ok(p.payload);
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub struct Builder {
     password: String,
     target_extra: String,
     tables: String,
+    mysql: String,
     upstream_tls: bool,
 }
 
@@ -36,6 +37,7 @@ impl Default for Builder {
             password: mariadb::NATIVE_PASSWORD.into(),
             target_extra: String::new(),
             tables: String::new(),
+            mysql: String::new(),
             upstream_tls: true,
         }
     }
@@ -58,6 +60,12 @@ impl Builder {
     pub fn tables(mut self, extra: &str) -> Self {
         self.tables.push_str(extra);
         self.tables.push('\n');
+        self
+    }
+    /// Lines in `[target.mysql]`.
+    pub fn mysql(mut self, extra: &str) -> Self {
+        self.mysql.push_str(extra);
+        self.mysql.push('\n');
         self
     }
     pub fn plain_upstream(mut self) -> Self {
@@ -119,6 +127,7 @@ key_file = "{key}"
 groups = ["ci"]
 [target.mysql]
 database = "{database}"
+{mysql}
 {tables}
 "#,
             revfile = revocation_file.display(),
@@ -130,6 +139,7 @@ database = "{database}"
             crt = crt.display(),
             key = key.display(),
             database = mariadb::DATABASE,
+            mysql = self.mysql,
             tables = self.tables,
         );
         let cfg_path = dir.path().join("tollgate.toml");
