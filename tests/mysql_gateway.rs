@@ -67,7 +67,14 @@ fn clients_log_in_with_a_token_over_tls_as_the_stored_account() {
         "{r:?}"
     );
     assert!(g.gw.log_count("session opened") >= 5, "{}", g.gw.log_text());
-    assert!(!g.gw.log_text().contains(&g.password));
+    // Neither the stored credential nor the caller's token is logged or
+    // recorded (the login is not part of the recording).
+    let log = g.gw.log_text();
+    assert!(!log.contains(&g.password) && !log.contains(&t));
+    let export = g.gw.cli(&["recordings", "export", "--all"]);
+    let export = String::from_utf8_lossy(&export.stdout);
+    assert!(export.contains("SELECT CURRENT_USER()"), "{export}");
+    assert!(!export.contains(&g.password) && !export.contains(&t));
 }
 
 #[test]
@@ -543,4 +550,68 @@ const mysql = require(process.env.MYSQL2);
         "mysql2 (tests/deps.sh installs it): {stderr}"
     );
     assert_eq!(stdout.trim(), "native_user@% 42 1142");
+}
+
+#[test]
+fn small_commands_and_the_prepared_statement_lifecycle() {
+    use tollgate_codecs::mysql::{ParamType, column_type, is_end_of_rows, is_err};
+    let g = MyGateway::builder().tables(MASKING).start();
+    g.direct(
+        "CREATE TABLE app.people (id INT, email VARCHAR(80), ssn VARCHAR(20)); \
+         INSERT INTO app.people VALUES (1, 'bob@example.com', '987-65-4321')",
+    );
+    let t = g.token("ci-job", "ci");
+    let mut c = wire(&g, &t);
+    c.command(&[com::PING]);
+    let p = c.read_packet();
+    assert!(matches!(c.read_results_from(p), Outcome::Ok { .. }));
+    // COM_FIELD_LIST: column definitions until the end marker.
+    c.command(b"\x04people\x00");
+    let mut defs = 0;
+    loop {
+        let p = c.read_packet();
+        if is_err(&p.payload) || is_end_of_rows(&p.payload) {
+            assert!(!is_err(&p.payload));
+            break;
+        }
+        defs += 1;
+    }
+    assert_eq!(defs, 3);
+    // Prepare, execute (binary rows masked), reset, close.
+    let st = c
+        .prepare("SELECT email, ssn FROM people WHERE id = ?")
+        .unwrap();
+    let one = 1i64.to_le_bytes();
+    let long = ParamType {
+        column_type: column_type::LONGLONG,
+        flags: 0,
+    };
+    let r = c.execute(&st, &[(long, Some(&one[..]))]);
+    let row = &r[0].rows()[0];
+    assert_eq!(row[0].as_deref(), Some(&b"[redacted]"[..]));
+    let ssn = String::from_utf8(row[1].clone().unwrap()).unwrap();
+    assert!(ssn.ends_with("4321") && !ssn.contains("987-65"), "{ssn}");
+    let mut reset = vec![com::STMT_RESET];
+    reset.extend_from_slice(&st.id.to_le_bytes());
+    c.command(&reset);
+    let p = c.read_packet();
+    assert!(matches!(c.read_results_from(p), Outcome::Ok { .. }));
+    let mut close = vec![com::STMT_CLOSE];
+    close.extend_from_slice(&st.id.to_le_bytes());
+    c.command(&close);
+    let r = c.execute(&st, &[(long, Some(&one[..]))]);
+    assert_eq!(err_code(&r[0]), 1243, "{r:?}");
+    c.command(&[com::RESET_CONNECTION]);
+    let p = c.read_packet();
+    assert!(matches!(c.read_results_from(p), Outcome::Ok { .. }));
+    let r = c.query("SELECT 2");
+    assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"2"[..]));
+    c.command(&[com::QUIT]);
+    assert!(c.closed());
+    assert_eventually!(
+        g.gw.log_count("client terminated") >= 1,
+        std::time::Duration::from_secs(10),
+        "no clean end logged: {}",
+        g.gw.log_text()
+    );
 }
