@@ -66,15 +66,16 @@ impl Snapshot {
                     }
                 })?;
             let masking = masking_for(t)?;
-            // A tcp target's TLS listener requires client certificates from
-            // the mTLS CA; PostgreSQL callers authenticate with tokens.
-            let client_ca = match t.protocol {
-                crate::config::Protocol::Tcp => config
+            // Callers who identify by certificate (tcp) must present one
+            // from the mTLS CA; the others present tokens.
+            let client_ca = if t.protocol.callers_by_certificate() {
+                config
                     .identity
                     .mtls
                     .as_ref()
-                    .and_then(|m| m.ca_file.as_deref()),
-                crate::config::Protocol::Postgres => None,
+                    .and_then(|m| m.ca_file.as_deref())
+            } else {
+                None
             };
             let tls = match &t.tls {
                 None => None,

@@ -166,10 +166,12 @@ pub(crate) async fn front_door(
         .database()
         .or_else(|| startup.user())
         .unwrap_or_default();
-    let Some(&target_idx) = targets
-        .iter()
-        .find(|t| snapshot.config.targets[**t].database.as_bytes() == database)
-    else {
+    let Some(&target_idx) = targets.iter().find(|t| {
+        snapshot.config.targets[**t]
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.database.as_bytes() == database)
+    }) else {
         let msg = format!(
             "database \"{}\" does not exist",
             String::from_utf8_lossy(database)
@@ -347,6 +349,10 @@ pub(crate) async fn login_upstream(
         .credential
         .as_ref()
         .ok_or_else(|| "no credential configured".to_string())?;
+    let settings = target
+        .postgres
+        .as_ref()
+        .ok_or_else(|| "not a postgres target".to_string())?;
     let password = read_secret(&credential.source)?;
     let sock = crate::relay::connect_upstream(target)
         .await
@@ -380,7 +386,7 @@ pub(crate) async fn login_upstream(
     };
     let mut startup_params: Vec<(&[u8], &[u8])> = vec![
         (b"user", credential.user.as_bytes()),
-        (b"database", target.upstream_database.as_bytes()),
+        (b"database", settings.upstream_database.as_bytes()),
     ];
     for (k, v) in params {
         startup_params.push((k, v));
