@@ -39,10 +39,7 @@ pub struct TargetRuntime {
     /// Client-facing TLS (PostgreSQL SSLRequest).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS towards the upstream, with the name to verify.
-    pub upstream_tls: Option<(
-        Arc<rustls::ClientConfig>,
-        rustls::pki_types::ServerName<'static>,
-    )>,
+    pub upstream_tls: Option<UpstreamTlsConfig>,
 }
 
 /// A configuration in service.
@@ -91,29 +88,7 @@ impl Snapshot {
                     })?,
                 ),
             };
-            let upstream_tls = match &t.upstream_tls {
-                Some(u) if u.mode == UpstreamTlsMode::VerifyFull => {
-                    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None)
-                        .map_err(|e| SnapshotError::Tls {
-                            target: name(),
-                            reason: e.to_string(),
-                        })?;
-                    let host = u.server_name.clone().unwrap_or_else(|| {
-                        t.upstream
-                            .rsplit_once(':')
-                            .map_or(t.upstream.clone(), |(h, _)| {
-                                h.trim_matches(['[', ']']).to_string()
-                            })
-                    });
-                    let server_name = rustls::pki_types::ServerName::try_from(host.clone())
-                        .map_err(|e| SnapshotError::Tls {
-                            target: name(),
-                            reason: format!("{host:?} is not a valid server name: {e}"),
-                        })?;
-                    Some((cfg, server_name))
-                }
-                _ => None,
-            };
+            let upstream_tls = upstream_tls_for(t)?;
             let policy = crate::policy::rules::Policy::compile(&t.policy).map_err(|e| {
                 SnapshotError::Policy {
                     target: name(),
@@ -134,6 +109,44 @@ impl Snapshot {
             targets,
         })
     }
+}
+
+/// TLS towards a target's upstream, with the name its certificate must carry.
+pub type UpstreamTlsConfig = (
+    Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+);
+
+fn upstream_tls_for(
+    t: &crate::config::TargetConfig,
+) -> Result<Option<UpstreamTlsConfig>, SnapshotError> {
+    let name = || t.name.clone();
+    let Some(u) = t
+        .upstream_tls
+        .as_ref()
+        .filter(|u| u.mode == UpstreamTlsMode::VerifyFull)
+    else {
+        return Ok(None);
+    };
+    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None).map_err(|e| {
+        SnapshotError::Tls {
+            target: name(),
+            reason: e.to_string(),
+        }
+    })?;
+    let host = u.server_name.clone().unwrap_or_else(|| {
+        t.upstream
+            .rsplit_once(':')
+            .map_or(t.upstream.clone(), |(h, _)| {
+                h.trim_matches(['[', ']']).to_string()
+            })
+    });
+    let server_name =
+        rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| SnapshotError::Tls {
+            target: name(),
+            reason: format!("{host:?} is not a valid server name: {e}"),
+        })?;
+    Ok(Some((cfg, server_name)))
 }
 
 /// A target's masking policy, its key file read (also used by
