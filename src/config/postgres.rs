@@ -61,9 +61,15 @@ pub(super) fn finish(
         deprecations.push(c.moved(key, &format!("[target.postgres] {key}"), &t.name));
         *new = Some(old);
     }
+    let named = sub.database.is_none();
     let database = sub.database.unwrap_or_else(|| t.name.clone());
     if database.is_empty() || database.len() > 63 || database.contains('\0') {
-        return Err(c.err_in(&["postgres", "database"], "postgres.database", DB_NAME));
+        let why = if named {
+            "must be 1-63 bytes without NUL (unset: the target's name, which is longer)"
+        } else {
+            DB_NAME
+        };
+        return Err(c.err_in(&["postgres", "database"], "postgres.database", why));
     }
     let upstream_database = sub.upstream_database.unwrap_or_else(|| database.clone());
     if upstream_database.is_empty()

@@ -381,6 +381,10 @@ fn postgres_keys_in_their_sub_table() {
     assert!(e.contains("databse"), "{e}");
     let e = err(&format!("{PG}[target.postgres]\ndatabase = \"\"\n"));
     assert!(e.contains("t.toml:17: target[0].postgres.database"), "{e}");
+    let long = "p".repeat(64);
+    let e = err(&PG.replace("\"payments\"", &format!("{long:?}")));
+    assert!(e.contains("target[0].postgres.database"), "{e}");
+    assert!(e.contains("the target's name"), "{e}");
 }
 
 /// Files written before `[target.postgres]` keep working: the keys are read
@@ -412,6 +416,15 @@ fn postgres_keys_in_the_old_place_still_work_with_a_warning() {
     let e = err(&format!("{old}[target.postgres]\ndatabase = \"pay\"\n"));
     assert!(e.contains("t.toml:13: target[0].database"), "{e}");
     assert!(e.contains("keep only [target.postgres] database"), "{e}");
+}
+
+/// A tcp target has no database: a 64-character name (the longest) is
+/// accepted, where it once failed the database check it had no use for.
+#[test]
+fn a_tcp_target_name_is_not_a_database_name() {
+    let long = format!("{:?}", "e".repeat(64));
+    let c = parse(&OK.replace("\"echo\"", &long)).unwrap();
+    assert_eq!(c.targets[0].name.len(), 64);
 }
 
 #[test]
