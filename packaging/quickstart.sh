@@ -76,6 +76,9 @@ protocol = "postgres"
 listen = ["127.0.0.1:$gwport"]
 upstream = "127.0.0.1:$pgport"
 
+[target.postgres]
+database = "payments"
+
 [target.credential]
 user = "app"
 password_file = "$work/payments.pw"

@@ -48,6 +48,9 @@ pub fn run(opts: RunOptions) -> ExitCode {
         opts.log_format.unwrap_or(config.engine.log_format),
         &opts.log_level,
     );
+    for moved in &config.deprecations {
+        warn!("{moved}");
+    }
     let config = Arc::new(config);
     let snapshot = match Snapshot::build(config.clone()) {
         Ok(s) => Arc::new(s),

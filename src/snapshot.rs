@@ -39,10 +39,7 @@ pub struct TargetRuntime {
     /// Client-facing TLS (PostgreSQL SSLRequest).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS towards the upstream, with the name to verify.
-    pub upstream_tls: Option<(
-        Arc<rustls::ClientConfig>,
-        rustls::pki_types::ServerName<'static>,
-    )>,
+    pub upstream_tls: Option<UpstreamTlsConfig>,
 }
 
 /// A configuration in service.
@@ -66,15 +63,16 @@ impl Snapshot {
                     }
                 })?;
             let masking = masking_for(t)?;
-            // A tcp target's TLS listener requires client certificates from
-            // the mTLS CA; PostgreSQL callers authenticate with tokens.
-            let client_ca = match t.protocol {
-                crate::config::Protocol::Tcp => config
+            // Callers who identify by certificate (tcp) must present one
+            // from the mTLS CA; the others present tokens.
+            let client_ca = if t.protocol.callers_by_certificate() {
+                config
                     .identity
                     .mtls
                     .as_ref()
-                    .and_then(|m| m.ca_file.as_deref()),
-                crate::config::Protocol::Postgres | crate::config::Protocol::Mysql => None,
+                    .and_then(|m| m.ca_file.as_deref())
+            } else {
+                None
             };
             let tls = match &t.tls {
                 None => None,
@@ -90,29 +88,7 @@ impl Snapshot {
                     })?,
                 ),
             };
-            let upstream_tls = match &t.upstream_tls {
-                Some(u) if u.mode == UpstreamTlsMode::VerifyFull => {
-                    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None)
-                        .map_err(|e| SnapshotError::Tls {
-                            target: name(),
-                            reason: e.to_string(),
-                        })?;
-                    let host = u.server_name.clone().unwrap_or_else(|| {
-                        t.upstream
-                            .rsplit_once(':')
-                            .map_or(t.upstream.clone(), |(h, _)| {
-                                h.trim_matches(['[', ']']).to_string()
-                            })
-                    });
-                    let server_name = rustls::pki_types::ServerName::try_from(host.clone())
-                        .map_err(|e| SnapshotError::Tls {
-                            target: name(),
-                            reason: format!("{host:?} is not a valid server name: {e}"),
-                        })?;
-                    Some((cfg, server_name))
-                }
-                _ => None,
-            };
+            let upstream_tls = upstream_tls_for(t)?;
             let policy = crate::policy::rules::Policy::compile(&t.policy).map_err(|e| {
                 SnapshotError::Policy {
                     target: name(),
@@ -133,6 +109,44 @@ impl Snapshot {
             targets,
         })
     }
+}
+
+/// TLS towards a target's upstream, with the name its certificate must carry.
+pub type UpstreamTlsConfig = (
+    Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+);
+
+fn upstream_tls_for(
+    t: &crate::config::TargetConfig,
+) -> Result<Option<UpstreamTlsConfig>, SnapshotError> {
+    let name = || t.name.clone();
+    let Some(u) = t
+        .upstream_tls
+        .as_ref()
+        .filter(|u| u.mode == UpstreamTlsMode::VerifyFull)
+    else {
+        return Ok(None);
+    };
+    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None).map_err(|e| {
+        SnapshotError::Tls {
+            target: name(),
+            reason: e.to_string(),
+        }
+    })?;
+    let host = u.server_name.clone().unwrap_or_else(|| {
+        t.upstream
+            .rsplit_once(':')
+            .map_or(t.upstream.clone(), |(h, _)| {
+                h.trim_matches(['[', ']']).to_string()
+            })
+    });
+    let server_name =
+        rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| SnapshotError::Tls {
+            target: name(),
+            reason: format!("{host:?} is not a valid server name: {e}"),
+        })?;
+    Ok(Some((cfg, server_name)))
 }
 
 /// A target's masking policy, its key file read (also used by

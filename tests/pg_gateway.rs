@@ -510,3 +510,56 @@ fn a_newer_protocol_minor_is_negotiated_down() {
     let msgs = w.until_ready();
     assert!(error_of(&msgs).is_none(), "{msgs:?}");
 }
+
+/// Callers ask for the gateway's database name (`[target.postgres]
+/// database`) and land in the upstream's (`upstream_database`). A file that
+/// still sets both in `[target]` itself works the same; `tollgate check`
+/// warns about each key, naming its new place, and `run` logs it.
+#[test]
+fn database_names_from_target_postgres_and_from_their_old_place() {
+    let check = |g: &PgGateway| {
+        let out = Command::new(tollgate_bin())
+            .args(["check", "--config"])
+            .arg(g.gw.dir().join("tollgate.toml"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mut g = PgGateway::builder()
+        .tables("[target.postgres]\ndatabase = \"pgnew\"\nupstream_database = \"db_pgsub\"")
+        .start("pgsub");
+    g.db = "pgnew".into();
+    let t = g.token("ci-job", "ci", "10m");
+    let (ok, out, err) = g.psql(&t, "select current_database()");
+    assert!(ok, "{err}\n{}", g.gw.log_text());
+    assert_eq!(out, "db_pgsub");
+    let warnings = check(&g);
+    assert!(!warnings.contains("warning"), "{warnings}");
+
+    let mut g = PgGateway::builder()
+        .target("database = \"pgold\"\nupstream_database = \"db_pgold\"")
+        .start("pgold");
+    g.db = "pgold".into();
+    let t = g.token("ci-job", "ci", "10m");
+    let (ok, out, err) = g.psql(&t, "select current_database()");
+    assert!(ok, "{err}\n{}", g.gw.log_text());
+    assert_eq!(out, "db_pgold");
+    let warnings = check(&g);
+    for key in ["database", "upstream_database"] {
+        let line = warnings
+            .lines()
+            .find(|l| l.contains(&format!("target[0].{key} ")))
+            .unwrap_or_else(|| panic!("no warning for {key}: {warnings}"));
+        assert!(line.starts_with("warning: "), "{line}");
+        assert!(
+            line.ends_with(&format!("move it to [target.postgres] {key}")),
+            "{line}"
+        );
+    }
+    let log = g.gw.log_text();
+    assert!(
+        log.contains("is deprecated here: move it to [target.postgres] upstream_database"),
+        "{log}"
+    );
+}

@@ -1,10 +1,15 @@
-//! `[target.mysql]`: what a `protocol = "mysql"` target has of its own.
-//! The common target keys (listen, upstream, credential, tls, access,
-//! policy, masking) are read by `config::mod` as for every protocol; this
-//! file reads and checks the rest, so the MySQL adapter's settings live in
-//! one place.
+//! `[target.mysql]`: the keys only a MySQL/MariaDB target has, and what a
+//! mysql target requires of the keys every target shares (the same as a
+//! postgres target: token callers, a stored credential, TLS unless the
+//! listener may take plaintext).
 
 use serde::Deserialize;
+
+use super::raw::RawTarget;
+use super::target::TargetCheck;
+use super::{ConfigError, TargetConfig, postgres};
+
+pub(super) const CALLERS_BY_CERTIFICATE: bool = false;
 
 /// `[target.mysql]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +66,39 @@ pub(super) fn validate(
         upstream_database,
         local_infile: raw.local_infile,
     })
+}
+
+pub(super) fn finish(
+    c: &TargetCheck<'_>,
+    raw: &mut RawTarget,
+    t: &mut TargetConfig,
+) -> Result<(), ConfigError> {
+    let my = validate(&t.name, raw.mysql.take()).map_err(|(field, why)| {
+        let key = field.trim_start_matches("mysql.");
+        c.err_in(&["mysql", key], field, &why)
+    })?;
+    postgres::requires(c, t)?;
+    t.mysql = Some(my);
+    Ok(())
+}
+
+/// On a target of another protocol, `[target.mysql]` is refused.
+pub(super) fn none_here(
+    c: &TargetCheck<'_>,
+    raw: &RawTarget,
+    t: &TargetConfig,
+) -> Result<(), ConfigError> {
+    if raw.mysql.is_some() {
+        return Err(c.err(
+            "mysql",
+            "mysql",
+            &format!(
+                "[target.mysql] is for mysql targets; this one is {}",
+                t.protocol
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ mod tests {
     fn every_configurable_protocol_has_an_adapter_and_an_empty_registry_has_none() {
         assert!(Protocols::default().get(Protocol::Tcp).is_none());
         let all = crate::pipeline::protocols();
-        for p in [Protocol::Tcp, Protocol::Postgres, Protocol::Mysql] {
+        for p in Protocol::ALL {
             assert!(all.get(p).is_some(), "{p} has no adapter");
         }
     }

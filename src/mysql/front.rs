@@ -273,8 +273,9 @@ fn route(s: &Session<'_>, database: Option<&[u8]>) -> Option<usize> {
     match database {
         Some(db) => targets.iter().copied().find(|t| {
             s.snapshot.config.targets[*t]
-                .routing_key()
-                .is_some_and(|k| k.as_bytes() == db)
+                .mysql
+                .as_ref()
+                .is_some_and(|m| m.database.as_bytes() == db)
         }),
         None if targets.len() == 1 => targets.first().copied(),
         None => None,

@@ -88,6 +88,26 @@ struct Flow {
     copy_columns: bool,
 }
 
+impl Flow {
+    fn new(rt: &TargetRuntime, identity: &Identity, greeting: &[u8]) -> Flow {
+        Flow {
+            injections: VecDeque::new(),
+            standard_conforming_strings: !param_is(
+                greeting,
+                b"standard_conforming_strings",
+                b"off",
+            ),
+            shapes: rt.masking.as_ref().map(|_| Shapes::default()),
+            ready_seen: 0,
+            copy_columns: rt.masking.as_ref().is_some_and(|m| {
+                let mut p = ResultPlan::default();
+                m.plan_caller(&identity.groups, &mut p);
+                m.has_column_rules(&p)
+            }),
+        }
+    }
+}
+
 /// Relay an admitted, logged-in session until either side ends it: replay
 /// the upstream's greeting, then inspect both directions. The pipeline
 /// started the recording and runs the watchdog around this future.
@@ -115,56 +135,22 @@ pub(crate) async fn relay(
         ..
     } = up;
     let (ctx, entry, target, rt) = (s.ctx, s.entry, t.config, t.rt);
-    let refused = |reason: String| Relayed {
-        reason: EndReason::Refused(reason),
-        goodbye: None,
-    };
     if let Some(why) = lexmode::refused_encoding_in_greeting(&greeting) {
         let mut out = BytesMut::new();
         fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
         let _ = send(&mut client_w, &mut out, Peer::Client).await;
-        return refused(why);
+        return ended_by(EndReason::Refused(why));
     }
     let Some(identity) = live.identity else {
         // The pipeline admits PostgreSQL callers by token only.
-        return refused("no caller identity".into());
+        return ended_by(EndReason::Refused("no caller identity".into()));
     };
     let session_id = entry.id.to_string();
     let cancel = CancelKey::register(cancels, target, &key, &session_id);
-    let mut out = BytesMut::with_capacity(512 + greeting.len());
-    pg::encode_authentication_ok(&mut out);
-    out.extend_from_slice(&greeting);
-    if let Some((pid, secret)) = cancel.key {
-        let _ = pg::encode_backend_key_data(&mut out, pid, &secret);
+    if let Err(reason) = greet(live, &mut client_w, &greeting, cancel.key, status).await {
+        return ended_by(reason);
     }
-    pg::encode_ready_for_query(&mut out, status);
-    if let Err(e) = live
-        .recording
-        .target_data_durable(Instant::now(), &out)
-        .await
-    {
-        return Relayed {
-            reason: EndReason::RecorderFailed(e.to_string()),
-            goodbye: None,
-        };
-    }
-    if let Err(e) = send(&mut client_w, &mut out, Peer::Client).await {
-        return Relayed {
-            reason: e.into(),
-            goodbye: None,
-        };
-    }
-    let flow = RefCell::new(Flow {
-        injections: VecDeque::new(),
-        standard_conforming_strings: !param_is(&greeting, b"standard_conforming_strings", b"off"),
-        shapes: rt.masking.as_ref().map(|_| Shapes::default()),
-        ready_seen: 0,
-        copy_columns: rt.masking.as_ref().is_some_and(|m| {
-            let mut p = ResultPlan::default();
-            m.plan_caller(&identity.groups, &mut p);
-            m.has_column_rules(&p)
-        }),
-    });
+    let flow = RefCell::new(Flow::new(rt, identity, &greeting));
     let limits = &s.snapshot.config.limits;
     let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
     let mut inspector = Inspector::new(rt, identity);
@@ -205,11 +191,46 @@ pub(crate) async fn relay(
     let ended = match select(c2u, u2c).await {
         Either::Left((r, _)) | Either::Right((r, _)) => r,
     };
+    relayed(entry, ended)
+}
+
+/// AuthenticationOk, the upstream's greeting, the client's cancel key and
+/// ReadyForQuery: recorded (durably), then sent.
+async fn greet(
+    live: &Live<'_>,
+    client_w: &mut WriteHalf,
+    greeting: &[u8],
+    key: Option<(i32, [u8; 4])>,
+    status: pg::TransactionStatus,
+) -> Result<(), EndReason> {
+    let mut out = BytesMut::with_capacity(512 + greeting.len());
+    pg::encode_authentication_ok(&mut out);
+    out.extend_from_slice(greeting);
+    if let Some((pid, secret)) = key {
+        let _ = pg::encode_backend_key_data(&mut out, pid, &secret);
+    }
+    pg::encode_ready_for_query(&mut out, status);
+    live.recording
+        .target_data_durable(Instant::now(), &out)
+        .await
+        .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+    send(client_w, &mut out, Peer::Client)
+        .await
+        .map_err(EndReason::from)
+}
+
+/// An end the client is told nothing more of.
+fn ended_by(reason: EndReason) -> Relayed<Ending> {
+    Relayed {
+        reason,
+        goodbye: None,
+    }
+}
+
+/// How the relay ended, and what the client is told.
+fn relayed(entry: &SessionEntry, ended: Result<(), SessionError>) -> Relayed<Ending> {
     match ended {
-        Ok(()) => Relayed {
-            reason: EndReason::ClientTerminated,
-            goodbye: None,
-        },
+        Ok(()) => ended_by(EndReason::ClientTerminated),
         Err(SessionError::ClientProtocol(e)) => Relayed {
             goodbye: Some(super::ending::protocol_error(&e)),
             reason: SessionError::ClientProtocol(e).into(),
@@ -221,10 +242,7 @@ pub(crate) async fn relay(
                 reason: SessionError::OutOfMemory(e).into(),
             }
         }
-        Err(e) => Relayed {
-            reason: e.into(),
-            goodbye: None,
-        },
+        Err(e) => ended_by(e.into()),
     }
 }
 
@@ -282,6 +300,9 @@ fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usiz
     }
 }
 
+mod client_side;
+
+/// The client → upstream direction (its methods: `client_side.rs`).
 struct ClientSide<'a> {
     ctx: &'a ShardCtx,
     entry: &'a SessionEntry,
@@ -295,328 +316,6 @@ struct ClientSide<'a> {
     /// A long message passing through in pieces (`stream`).
     passing: Passing,
     frame_clock: &'a FrameClock,
-}
-
-impl ClientSide<'_> {
-    async fn run(mut self, inspector: &mut Inspector<'_>) -> Result<(), SessionError> {
-        // Batches are counted in the ReadyForQuery messages they produce:
-        // one per Query, one per Sync.
-        let mut batch: u64 = 0;
-        let mut parses_in_batch: u32 = 0;
-        let mut binds_in_batch: u32 = 0;
-        let mut closes_in_batch: u32 = 0;
-        // A Bind or Execute since the last Sync: it may change the lexical
-        // mode before the server parses what follows in the same batch.
-        let mut ran_in_batch = false;
-        let mut skipping = false;
-        let mut segments: Vec<Bytes> = Vec::with_capacity(4);
-        let mut terminate = false;
-        loop {
-            self.reader.fill().await?;
-            self.last_activity.set(Instant::now());
-            let mut pos = 0;
-            // Whether a message completed in this read (the frame clock).
-            let mut progressed = self.passing.active();
-            segments.extend(self.passing.take(&mut self.reader.buf));
-            progressed &= !self.passing.active();
-            let masking = self.flow.borrow().shapes.is_some();
-            while !self.passing.active() {
-                let len = match stream::next(&mut self.reader, pos, |t| {
-                    stream::client_streamable(t, masking)
-                })? {
-                    Next::Whole(len) => {
-                        progressed = true;
-                        len
-                    }
-                    Next::Partial => break,
-                    Next::Large(t, len) => {
-                        if t == tag::BIND && !skipping {
-                            binds_in_batch += 1;
-                            ran_in_batch = true;
-                        }
-                        let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
-                        passing.start(buf, &mut segments, &mut pos, len, skipping);
-                        break;
-                    }
-                };
-                let t = self.reader.buf[pos];
-                let action = if skipping && t != tag::SYNC {
-                    // After a blocked statement the batch is void until Sync,
-                    // as the server would treat it after an error.
-                    Action::Drop
-                } else {
-                    match t {
-                        tag::QUERY | tag::PARSE => {
-                            let started = Instant::now();
-                            {
-                                let flow = self.flow.borrow();
-                                inspector.standard_conforming_strings =
-                                    flow.standard_conforming_strings;
-                                inspector.mode_settled = !ran_in_batch && flow.ready_seen >= batch;
-                            }
-                            let (decision, statement) = {
-                                let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                                let sql = if t == tag::QUERY {
-                                    strip_nul(body)
-                                } else {
-                                    pg::Parse::parse_body(body)
-                                        .map_err(SessionError::ClientProtocol)?
-                                        .query
-                                };
-                                (inspector.judge(sql), shown(sql))
-                            };
-                            let decision = match decision {
-                                Decision::Approve { message, rule } => {
-                                    // Everything before this statement goes on; the
-                                    // statement itself waits for a reviewer.
-                                    if pos > 0 {
-                                        segments.push(self.reader.buf.split_to(pos).freeze());
-                                        pos = 0;
-                                    }
-                                    self.frame_clock.progress();
-                                    self.forward(&mut segments).await?;
-                                    let d =
-                                        self.await_approval(&statement, &message, &rule).await?;
-                                    inspector.approved(matches!(
-                                        d,
-                                        Decision::Allow | Decision::Audit { .. }
-                                    ));
-                                    d
-                                }
-                                d => {
-                                    self.note(&statement, &d, None, inspector.shadow.as_ref())
-                                        .await?;
-                                    d
-                                }
-                            };
-                            self.ctx
-                                .shared
-                                .metrics
-                                .shard(self.ctx.id)
-                                .statement_added_latency(started.elapsed());
-                            let (decision, copy_probe) = copy_columns(
-                                self.flow,
-                                t,
-                                &self.reader.buf[pos..pos + len],
-                                decision,
-                            )?;
-                            if t == tag::QUERY {
-                                batch += 1;
-                                match decision {
-                                    Decision::Block { message, rule } if rule == UNCLASSIFIED => {
-                                        let body =
-                                            &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                                        let (bytes, p) =
-                                            probed_error(strip_nul(body), &message, &rule, true)?;
-                                        self.flow.borrow_mut().injections.push_back(Injection {
-                                            batch: batch - 1,
-                                            parses_before: 0,
-                                            binds_before: 0,
-                                            probe: Some(Probe {
-                                                closes_before: 0,
-                                                refusal: p,
-                                            }),
-                                        });
-                                        Action::Replace(bytes)
-                                    }
-                                    Decision::Block { message, rule } => {
-                                        let mut b = BytesMut::new();
-                                        pg::encode_query(
-                                            &mut b,
-                                            raise_sql(&message, &rule).as_bytes(),
-                                        )
-                                        .map_err(SessionError::ClientProtocol)?;
-                                        Action::Replace(b.freeze())
-                                    }
-                                    _ => match copy_probe {
-                                        // Its Sync is answered first.
-                                        Some(b) => {
-                                            batch += 1;
-                                            Action::Replace(b)
-                                        }
-                                        None => Action::Keep,
-                                    },
-                                }
-                            } else {
-                                match decision {
-                                    Decision::Block { message, rule } => {
-                                        skipping = true;
-                                        let (bytes, probe) = if rule == UNCLASSIFIED {
-                                            let body =
-                                                &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                                            let sql = pg::Parse::parse_body(body)
-                                                .map_err(SessionError::ClientProtocol)?
-                                                .query;
-                                            let (bytes, _) =
-                                                probed_error(sql, &message, &rule, false)?;
-                                            let probe = Probe {
-                                                closes_before: closes_in_batch,
-                                                refusal: None,
-                                            };
-                                            (bytes, Some(probe))
-                                        } else {
-                                            (injected_error(&message, &rule)?, None)
-                                        };
-                                        self.flow.borrow_mut().injections.push_back(Injection {
-                                            batch,
-                                            parses_before: parses_in_batch,
-                                            binds_before: binds_in_batch,
-                                            probe,
-                                        });
-                                        Action::Replace(bytes)
-                                    }
-                                    _ => {
-                                        parses_in_batch += 1;
-                                        match copy_probe {
-                                            Some(b) => {
-                                                parses_in_batch += 1;
-                                                closes_in_batch += 1;
-                                                Action::Replace(b)
-                                            }
-                                            None => Action::Keep,
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        tag::BIND => {
-                            binds_in_batch += 1;
-                            ran_in_batch = true;
-                            Action::Keep
-                        }
-                        tag::EXECUTE => {
-                            ran_in_batch = true;
-                            Action::Keep
-                        }
-                        tag::CLOSE => {
-                            closes_in_batch += 1;
-                            Action::Keep
-                        }
-                        tag::SYNC => {
-                            skipping = false;
-                            batch += 1;
-                            parses_in_batch = 0;
-                            binds_in_batch = 0;
-                            closes_in_batch = 0;
-                            ran_in_batch = false;
-                            Action::Keep
-                        }
-                        tag::FUNCTION_CALL => {
-                            // Answered with one ReadyForQuery, like a Query.
-                            batch += 1;
-                            let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                            let oid = pg::FunctionCall::parse_body(body)
-                                .map_err(SessionError::ClientProtocol)?
-                                .function_oid;
-                            let d = inspector.judge_function_call(oid);
-                            let statement = super::fastpath::shown(oid);
-                            self.note(&statement, &d, None, inspector.shadow.as_ref())
-                                .await?;
-                            match d {
-                                Decision::Allow | Decision::Audit { .. } => Action::Keep,
-                                Decision::Block { message, rule }
-                                | Decision::Approve { message, rule } => {
-                                    // The server answers our statement with the
-                                    // error and ReadyForQuery the client waits
-                                    // for, and aborts a transaction block as a
-                                    // failed call would.
-                                    let mut b = BytesMut::new();
-                                    pg::encode_query(&mut b, raise_sql(&message, &rule).as_bytes())
-                                        .map_err(SessionError::ClientProtocol)?;
-                                    Action::Replace(b.freeze())
-                                }
-                            }
-                        }
-                        tag::TERMINATE => {
-                            terminate = true;
-                            Action::Keep
-                        }
-                        tag::DESCRIBE
-                        | tag::FLUSH
-                        | tag::COPY_DATA
-                        | tag::COPY_DONE
-                        | tag::COPY_FAIL => Action::Keep,
-                        other => {
-                            return Err(SessionError::Refused(format!(
-                                "unexpected message {:?} from the client",
-                                pg::TagName(other)
-                            )));
-                        }
-                    }
-                };
-                track_client(self.flow, &self.reader.buf[pos..pos + len], &action)?;
-                cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
-                if terminate {
-                    break;
-                }
-            }
-            if pos > 0 {
-                segments.push(self.reader.buf.split_to(pos).freeze());
-            }
-            if progressed {
-                self.frame_clock.progress();
-            }
-            self.forward(&mut segments).await?;
-            self.frame_clock
-                .mark(self.passing.active() || !self.reader.buf.is_empty());
-            self.reader.settle();
-            if terminate {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Record, then send, what is ready for the upstream.
-    async fn forward(&mut self, segments: &mut Vec<Bytes>) -> Result<(), SessionError> {
-        forward(
-            &mut self.writer,
-            segments,
-            self.recording,
-            self.last_activity.get(),
-            Peer::Upstream,
-            &self.entry.bytes_up,
-            &self.ctx.stats().bytes_client_to_upstream,
-        )
-        .await
-    }
-
-    /// The pipeline's statement step for this session.
-    fn scope(&self) -> StatementScope<'_> {
-        StatementScope {
-            ctx: self.ctx,
-            entry: self.entry,
-            target: self.target,
-            identity: self.identity,
-            recording: self.recording,
-        }
-    }
-
-    /// Hold a statement for a reviewer; the answer as an allow or a block.
-    async fn await_approval(
-        &self,
-        statement: &str,
-        message: &str,
-        rule: &str,
-    ) -> Result<Decision, SessionError> {
-        self.scope()
-            .await_approval(statement, message, rule)
-            .await
-            .map_err(|e| SessionError::Refused(e.to_string()))
-    }
-
-    /// Count, log and record a judged statement.
-    async fn note(
-        &self,
-        statement: &str,
-        d: &Decision,
-        approval: Option<String>,
-        shadow: Option<&ShadowVerdict>,
-    ) -> Result<(), SessionError> {
-        self.scope()
-            .note(statement, d, approval, shadow)
-            .await
-            .map_err(|e| SessionError::Refused(e.to_string()))
-    }
 }
 
 /// Record, count, then send the segments ready for one peer: nothing

@@ -67,80 +67,18 @@ pub(crate) async fn front_door(
     crate::limits::first_bytes(&sock)
         .await
         .map_err(SessionError::ClientIo)?;
-    let mut buf = BytesMut::new();
     let tls_config = targets
         .iter()
         .find_map(|t| snapshot.targets[*t].tls.clone());
-    // The start-up packet, after at most one encryption negotiation each.
-    let (mut reader, mut writer) = Conn::plain(sock.clone()).split();
-    let mut tls_summary: Option<String> = None;
-    let mut ssl_asked = false;
-    let mut gss_asked = false;
-    let frame = loop {
-        let mut fr = FrameReader::new(reader, buf, caps.clone(), Peer::Client);
-        let frame = loop {
-            match pg::next_startup_frame(&mut fr.buf, &fr.caps) {
-                Ok(Some(f)) => break f,
-                Ok(None) => {
-                    if !fr.fill_or_eof().await? {
-                        return Ok(None);
-                    }
-                }
-                Err(e) => {
-                    let mut out = BytesMut::new();
-                    super::ending::protocol_fatal(&mut out, &e);
-                    let _ = send(&mut writer, &mut out, Peer::Client).await;
-                    return Err(SessionError::ClientProtocol(e));
-                }
-            }
-        };
-        buf = fr.buf;
-        reader = fr.half;
-        match frame.code() {
-            pg::SSL_REQUEST_CODE if !ssl_asked && tls_summary.is_none() => {
-                ssl_asked = true;
-                if !buf.is_empty() {
-                    // Bytes after SSLRequest but before our answer would be
-                    // read as plaintext and then trusted as if encrypted.
-                    return Err(SessionError::Refused(
-                        "client sent data after SSLRequest before the TLS handshake".into(),
-                    ));
-                }
-                match &tls_config {
-                    Some(cfg) => {
-                        let mut s = &sock;
-                        let compio::BufResult(r, _) = s.write_all(&b"S"[..]).await;
-                        r.map_err(SessionError::ClientIo)?;
-                        let conn = Conn::accept(sock.clone(), cfg.clone())
-                            .await
-                            .map_err(SessionError::ClientIo)?;
-                        tls_summary = Some(conn.tls_summary().unwrap_or_else(|| "TLS".into()));
-                        (reader, writer) = conn.split();
-                    }
-                    None => {
-                        let mut s = &sock;
-                        let compio::BufResult(r, _) = s.write_all(&b"N"[..]).await;
-                        r.map_err(SessionError::ClientIo)?;
-                    }
-                }
-            }
-            pg::GSSENC_REQUEST_CODE if !gss_asked && tls_summary.is_none() => {
-                // PostgreSQL without GSSAPI answers 'N' and the client goes
-                // on with SSL or plaintext.
-                gss_asked = true;
-                let mut s = &sock;
-                let compio::BufResult(r, _) = s.write_all(&b"N"[..]).await;
-                r.map_err(SessionError::ClientIo)?;
-            }
-            _ => break frame,
-        }
+    let Some(mut door) = open(sock, tls_config, &caps).await? else {
+        return Ok(None);
     };
-    let packet = match frame.parse() {
+    let mut out = BytesMut::new();
+    let packet = match door.frame.parse() {
         Ok(p) => p,
         Err(e) => {
-            let mut out = BytesMut::new();
             super::ending::protocol_fatal(&mut out, &e);
-            let _ = send(&mut writer, &mut out, Peer::Client).await;
+            let _ = send(&mut door.writer, &mut out, Peer::Client).await;
             return Err(SessionError::ClientProtocol(e));
         }
     };
@@ -151,63 +89,213 @@ pub(crate) async fn front_door(
         }
         StartupPacket::Startup(s) => s,
         _ => {
-            let mut out = BytesMut::new();
-            fatal(
-                &mut out,
-                sqlstate::PROTOCOL_VIOLATION,
-                "unsupported start-up request",
-            );
-            let _ = send(&mut writer, &mut out, Peer::Client).await;
-            return Err(SessionError::Refused("unsupported start-up request".into()));
+            let why = "unsupported start-up request";
+            let (w, code) = (&mut door.writer, sqlstate::PROTOCOL_VIOLATION);
+            return Err(refuse(w, &mut out, code, why, why.into()).await);
         }
     };
+    let plaintext = door.tls.is_none();
+    let target = route(snapshot, targets, &startup, plaintext, &mut door.writer).await?;
+    let t = &snapshot.config.targets[target];
+    *entry.target.borrow_mut() = std::rc::Rc::from(t.name.as_str());
+    let params = parameters(&startup, &mut out, &mut door.writer).await?;
+    let user = String::from_utf8_lossy(startup.user().unwrap_or_default()).into_owned();
+    // The token is the password.
+    pg::encode_authentication_cleartext_password(&mut out);
+    send(&mut door.writer, &mut out, Peer::Client).await?;
+    let mut fr = FrameReader::new(door.reader, door.buf, caps, Peer::Client);
+    let token = match read_password(&mut fr).await {
+        Ok(t) => t,
+        Err(e) => {
+            password_refusal(&mut out, &e);
+            let _ = send(&mut door.writer, &mut out, Peer::Client).await;
+            return Err(e);
+        }
+    };
+    Ok(Some(Admission {
+        client: PgClient {
+            reader: fr.half,
+            writer: door.writer,
+            buf: fr.buf,
+            params,
+        },
+        target,
+        caller: Caller::Token(token),
+        tls: door.tls,
+        user: Some(user),
+    }))
+}
+
+/// Write a FATAL error to the client; the session's end reason.
+async fn refuse(
+    writer: &mut crate::tls::WriteHalf,
+    out: &mut BytesMut,
+    code: &str,
+    message: &str,
+    reason: String,
+) -> SessionError {
+    fatal(out, code, message);
+    let _ = send(writer, out, Peer::Client).await;
+    SessionError::Refused(reason)
+}
+
+/// A connection past its encryption negotiation, with its start-up packet.
+struct Door {
+    reader: crate::tls::ReadHalf,
+    writer: crate::tls::WriteHalf,
+    buf: BytesMut,
+    /// The TLS version and cipher, when encrypted.
+    tls: Option<String>,
+    frame: pg::StartupFrame,
+}
+
+/// Read start-up packets, answering at most one SSLRequest (TLS when a
+/// target on this listener has it) and one GSSENCRequest (never), until the
+/// one that starts the session. `Ok(None)`: the client went away.
+async fn open(
+    sock: TcpStream,
+    tls_config: Option<std::sync::Arc<rustls::ServerConfig>>,
+    caps: &Caps,
+) -> Result<Option<Door>, SessionError> {
+    let (mut reader, mut writer) = Conn::plain(sock.clone()).split();
+    let mut buf = BytesMut::new();
+    let mut tls: Option<String> = None;
+    let (mut ssl_asked, mut gss_asked) = (false, false);
+    loop {
+        let mut fr = FrameReader::new(reader, buf, caps.clone(), Peer::Client);
+        let Some(frame) = startup_frame(&mut fr, &mut writer).await? else {
+            return Ok(None);
+        };
+        (buf, reader) = (fr.buf, fr.half);
+        match frame.code() {
+            pg::SSL_REQUEST_CODE if !ssl_asked && tls.is_none() => {
+                ssl_asked = true;
+                if !buf.is_empty() {
+                    // Bytes after SSLRequest but before our answer would be
+                    // read as plaintext and then trusted as if encrypted.
+                    return Err(SessionError::Refused(
+                        "client sent data after SSLRequest before the TLS handshake".into(),
+                    ));
+                }
+                let Some(cfg) = &tls_config else {
+                    answer(&sock, b"N").await?;
+                    continue;
+                };
+                answer(&sock, b"S").await?;
+                let conn = Conn::accept(sock.clone(), cfg.clone())
+                    .await
+                    .map_err(SessionError::ClientIo)?;
+                tls = Some(conn.tls_summary().unwrap_or_else(|| "TLS".into()));
+                (reader, writer) = conn.split();
+            }
+            pg::GSSENC_REQUEST_CODE if !gss_asked && tls.is_none() => {
+                // PostgreSQL without GSSAPI answers 'N' and the client goes
+                // on with SSL or plaintext.
+                gss_asked = true;
+                answer(&sock, b"N").await?;
+            }
+            _ => {
+                return Ok(Some(Door {
+                    reader,
+                    writer,
+                    buf,
+                    tls,
+                    frame,
+                }));
+            }
+        }
+    }
+}
+
+/// The one-byte answer to an encryption request, on the plain socket.
+async fn answer(sock: &TcpStream, byte: &'static [u8; 1]) -> Result<(), SessionError> {
+    let mut s = sock;
+    let compio::BufResult(r, _) = s.write_all(&byte[..]).await;
+    r.map_err(SessionError::ClientIo)
+}
+
+/// The next start-up packet; `Ok(None)` at a clean end of stream.
+async fn startup_frame(
+    fr: &mut FrameReader,
+    writer: &mut crate::tls::WriteHalf,
+) -> Result<Option<pg::StartupFrame>, SessionError> {
+    loop {
+        match pg::next_startup_frame(&mut fr.buf, &fr.caps) {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {
+                if !fr.fill_or_eof().await? {
+                    return Ok(None);
+                }
+            }
+            Err(e) => {
+                let mut out = BytesMut::new();
+                super::ending::protocol_fatal(&mut out, &e);
+                let _ = send(writer, &mut out, Peer::Client).await;
+                return Err(SessionError::ClientProtocol(e));
+            }
+        }
+    }
+}
+
+/// The target the client's database names on this listener, if the client
+/// may reach it the way it came (encrypted or not).
+async fn route(
+    snapshot: &Snapshot,
+    targets: &[usize],
+    startup: &pg::StartupMessage<'_>,
+    plaintext: bool,
+    writer: &mut crate::tls::WriteHalf,
+) -> Result<usize, SessionError> {
     let mut out = BytesMut::new();
     let database = startup
         .database()
         .or_else(|| startup.user())
         .unwrap_or_default();
-    let Some(&target_idx) = targets
-        .iter()
-        .find(|t| snapshot.config.targets[**t].database.as_bytes() == database)
-    else {
+    let Some(&target) = targets.iter().find(|t| {
+        snapshot.config.targets[**t]
+            .postgres
+            .as_ref()
+            .is_some_and(|p| p.database.as_bytes() == database)
+    }) else {
         let msg = format!(
             "database \"{}\" does not exist",
             String::from_utf8_lossy(database)
         );
-        fatal(&mut out, sqlstate::UNKNOWN_DATABASE, &msg);
-        let _ = send(&mut writer, &mut out, Peer::Client).await;
-        return Err(SessionError::Refused(msg));
+        let code = sqlstate::UNKNOWN_DATABASE;
+        return Err(refuse(writer, &mut out, code, &msg, msg.clone()).await);
     };
-    let target = &snapshot.config.targets[target_idx];
-    *entry.target.borrow_mut() = std::rc::Rc::from(target.name.as_str());
-    if tls_summary.is_none() && !target.allow_plaintext {
-        fatal(
-            &mut out,
+    if plaintext && !snapshot.config.targets[target].allow_plaintext {
+        let msg = "this target requires an encrypted connection (sslmode=require)";
+        let (code, why) = (
             sqlstate::INVALID_AUTHORIZATION,
-            "this target requires an encrypted connection (sslmode=require)",
+            "plaintext client on a TLS-only target",
         );
-        let _ = send(&mut writer, &mut out, Peer::Client).await;
-        return Err(SessionError::Refused(
-            "plaintext client on a TLS-only target".into(),
-        ));
+        return Err(refuse(writer, &mut out, code, msg, why.into()).await);
     }
+    Ok(target)
+}
+
+/// The start-up parameters passed on to the upstream, once the client's
+/// request is one the gateway serves; a NegotiateProtocolVersion into
+/// `out` when the client asked for more than it speaks.
+async fn parameters(
+    startup: &pg::StartupMessage<'_>,
+    out: &mut BytesMut,
+    writer: &mut crate::tls::WriteHalf,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SessionError> {
     if startup
         .get(b"replication")
         .is_some_and(|v| !matches!(v, b"false" | b"off" | b"no" | b"0"))
     {
-        fatal(
-            &mut out,
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            "replication connections are not allowed through tollgate",
-        );
-        let _ = send(&mut writer, &mut out, Peer::Client).await;
-        return Err(SessionError::Refused("replication connection".into()));
+        let msg = "replication connections are not allowed through tollgate";
+        let code = sqlstate::FEATURE_NOT_SUPPORTED;
+        return Err(refuse(writer, out, code, msg, "replication connection".into()).await);
     }
     // Newer protocol minors and _pq_ options: say what we speak, like
     // PostgreSQL does, before authentication.
     let options: Vec<&[u8]> = startup.protocol_options().map(|(k, _)| k).collect();
     if startup.minor_version() > 0 || !options.is_empty() {
-        pg::encode_negotiate_protocol_version(&mut out, 0, &options)
+        pg::encode_negotiate_protocol_version(out, 0, &options)
             .map_err(SessionError::ClientProtocol)?;
     }
     let params: Vec<(Vec<u8>, Vec<u8>)> = startup
@@ -218,35 +306,10 @@ pub(crate) async fn front_door(
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
     if let Some(why) = super::lexmode::startup_refusal(&params) {
-        fatal(&mut out, sqlstate::FEATURE_NOT_SUPPORTED, &why);
-        let _ = send(&mut writer, &mut out, Peer::Client).await;
-        return Err(SessionError::Refused(why));
+        let code = sqlstate::FEATURE_NOT_SUPPORTED;
+        return Err(refuse(writer, out, code, &why, why.clone()).await);
     }
-    let user = String::from_utf8_lossy(startup.user().unwrap_or_default()).into_owned();
-    // The token is the password.
-    pg::encode_authentication_cleartext_password(&mut out);
-    send(&mut writer, &mut out, Peer::Client).await?;
-    let mut fr = FrameReader::new(reader, buf, caps, Peer::Client);
-    let token = match read_password(&mut fr).await {
-        Ok(t) => t,
-        Err(e) => {
-            password_refusal(&mut out, &e);
-            let _ = send(&mut writer, &mut out, Peer::Client).await;
-            return Err(e);
-        }
-    };
-    Ok(Some(Admission {
-        client: PgClient {
-            reader: fr.half,
-            writer,
-            buf: fr.buf,
-            params,
-        },
-        target: target_idx,
-        caller: Caller::Token(token),
-        tls: tls_summary,
-        user: Some(user),
-    }))
+    Ok(params)
 }
 
 /// The token from the client's password message.
@@ -347,40 +410,16 @@ pub(crate) async fn login_upstream(
         .credential
         .as_ref()
         .ok_or_else(|| "no credential configured".to_string())?;
+    let settings = target
+        .postgres
+        .as_ref()
+        .ok_or_else(|| "not a postgres target".to_string())?;
     let password = read_secret(&credential.source)?;
-    let sock = crate::relay::connect_upstream(target)
-        .await
-        .map_err(|e| format!("connect to {}: {e}", target.upstream))?;
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let (conn, binding) = connect(target, rt).await?;
     let mut out = BytesMut::new();
-    let (conn, binding) = match &rt.upstream_tls {
-        None => (Conn::plain(sock), ChannelBinding::None),
-        Some((cfg, name)) => {
-            pg::encode_ssl_request(&mut out);
-            let mut s = &sock;
-            let compio::BufResult(r, _) = s.write_all(out.split().freeze()).await;
-            r.map_err(|e| format!("upstream: {e}"))?;
-            let mut one = Conn::plain(sock.clone()).split().0;
-            let mut answer = BytesMut::with_capacity(1);
-            match one.read_into(&mut answer).await {
-                Ok(1) if answer[0] == b'S' => {}
-                Ok(_) => return Err("the upstream refused TLS".into()),
-                Err(e) => return Err(format!("upstream: {e}")),
-            }
-            let conn = Conn::connect(sock, cfg.clone(), name.clone())
-                .await
-                .map_err(|e| format!("upstream TLS: {e}"))?;
-            let binding = conn
-                .peer_certificates()
-                .and_then(|c| c.first().cloned())
-                .and_then(|c| super::auth::tls_server_end_point(&c).ok())
-                .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint);
-            (conn, binding)
-        }
-    };
     let mut startup_params: Vec<(&[u8], &[u8])> = vec![
         (b"user", credential.user.as_bytes()),
-        (b"database", target.upstream_database.as_bytes()),
+        (b"database", settings.upstream_database.as_bytes()),
     ];
     for (k, v) in params {
         startup_params.push((k, v));
@@ -391,18 +430,64 @@ pub(crate) async fn login_upstream(
     send(&mut writer, &mut out, Peer::Upstream)
         .await
         .map_err(|e| e.to_string())?;
-    let mut fr = FrameReader::new(
+    let fr = FrameReader::new(
         reader,
-        std::mem::take(&mut buf),
+        BytesMut::with_capacity(16 * 1024),
         Caps::backend(&Limits::default()),
         Peer::Upstream,
     );
-    let mut auth = UpstreamAuth::new(
+    let auth = UpstreamAuth::new(
         credential.user.as_bytes(),
         password,
         binding,
         AuthPolicy::default(),
     );
+    log_in(fr, writer, auth).await
+}
+
+/// Connect to the upstream, with TLS when the target says so (then with
+/// the server certificate's channel binding for SCRAM).
+async fn connect(
+    target: &TargetConfig,
+    rt: &TargetRuntime,
+) -> Result<(Conn, ChannelBinding), String> {
+    let sock = crate::relay::connect_upstream(target)
+        .await
+        .map_err(|e| format!("connect to {}: {e}", target.upstream))?;
+    let Some((cfg, name)) = &rt.upstream_tls else {
+        return Ok((Conn::plain(sock), ChannelBinding::None));
+    };
+    let mut out = BytesMut::new();
+    pg::encode_ssl_request(&mut out);
+    let mut s = &sock;
+    let compio::BufResult(r, _) = s.write_all(out.split().freeze()).await;
+    r.map_err(|e| format!("upstream: {e}"))?;
+    let mut one = Conn::plain(sock.clone()).split().0;
+    let mut answer = BytesMut::with_capacity(1);
+    match one.read_into(&mut answer).await {
+        Ok(1) if answer[0] == b'S' => {}
+        Ok(_) => return Err("the upstream refused TLS".into()),
+        Err(e) => return Err(format!("upstream: {e}")),
+    }
+    let conn = Conn::connect(sock, cfg.clone(), name.clone())
+        .await
+        .map_err(|e| format!("upstream TLS: {e}"))?;
+    let binding = conn
+        .peer_certificates()
+        .and_then(|c| c.first().cloned())
+        .and_then(|c| super::auth::tls_server_end_point(&c).ok())
+        .map_or(ChannelBinding::None, ChannelBinding::TlsServerEndPoint);
+    Ok((conn, binding))
+}
+
+/// The upstream's side of the login, after our start-up message: the
+/// authentication exchange, then the greeting up to ReadyForQuery.
+async fn log_in(
+    mut fr: FrameReader,
+    mut writer: crate::tls::WriteHalf,
+    mut auth: UpstreamAuth,
+) -> Result<UpstreamReady, String> {
+    let mut out = BytesMut::new();
     let mut greeting = BytesMut::new();
     let mut key = None;
     let mut method = "";

@@ -1,27 +1,45 @@
 //! The upstream → client direction of the inspected PostgreSQL relay:
 //! masking rows, filtering the responses to injected messages, tracking the
-//! transaction state and the lexical mode. Moved out of `relay.rs` as is.
+//! transaction state and the lexical mode.
 
 use super::*;
+
+/// What the upstream side keeps between frames.
+#[derive(Default)]
+struct Down {
+    /// The current result's plan (from the shape tracker).
+    rows: RowPlan,
+    /// The caller's content plan for COPY rows and server texts.
+    caller: ResultPlan,
+    /// A COPY TO STDOUT whose rows are masked by content.
+    copy_out: bool,
+    /// A COPY TO STDOUT whose columns are known (masked by name).
+    copy: CopyOut,
+    scratch: MaskScratch,
+    ranges: Vec<Option<Range<usize>>>,
+    /// ReadyForQuery messages relayed.
+    batch: u64,
+    parses_seen: u32,
+    binds_seen: u32,
+    closes_seen: u32,
+}
+
+/// What to do with one upstream frame.
+enum Outcome {
+    Act(Action),
+    /// End the session over a result it may not relay.
+    Refuse(ResultRefusal),
+    /// End the session over a client encoding (see `end_for_encoding`).
+    Encoding(String),
+}
 
 impl UpstreamSide<'_> {
     pub(super) async fn run(mut self) -> Result<(), SessionError> {
         let masking = self.rt.masking.as_ref();
-        // The current result's plan (from the shape tracker), and the
-        // caller's content plan for COPY rows and server texts.
-        let mut rows = RowPlan::default();
-        let mut caller = ResultPlan::default();
+        let mut st = Down::default();
         if let Some(m) = masking {
-            m.plan_caller(&self.identity.groups, &mut caller);
+            m.plan_caller(&self.identity.groups, &mut st.caller);
         }
-        let mut copy_out = false;
-        let mut copy = CopyOut::default();
-        let mut scratch = MaskScratch::default();
-        let mut ranges: Vec<Option<Range<usize>>> = Vec::new();
-        let mut batch: u64 = 0;
-        let mut parses_seen: u32 = 0;
-        let mut binds_seen: u32 = 0;
-        let mut closes_seen: u32 = 0;
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
             if let Err(e) = self.reader.fill().await {
@@ -40,8 +58,9 @@ impl UpstreamSide<'_> {
             let mut pos = 0;
             segments.extend(self.passing.take(&mut self.reader.buf));
             while !self.passing.active() {
+                let copying = st.copy_out || st.copy.active();
                 let len = match stream::next(&mut self.reader, pos, |t| {
-                    stream::upstream_streamable(t, masking.is_some(), copy_out || copy.active())
+                    stream::upstream_streamable(t, masking.is_some(), copying)
                 })? {
                     Next::Whole(len) => len,
                     Next::Partial => break,
@@ -54,130 +73,14 @@ impl UpstreamSide<'_> {
                 let t = self.reader.buf[pos];
                 let probe_drop =
                     (self.flow.borrow_mut().shapes.as_mut()).is_some_and(|s| s.copy_probe_drop(t));
-                if let Some(m) = masking
-                    && let Err(why) = self.shape_step(m, &mut rows, &mut copy, t, pos, len)
-                {
-                    return self.refuse_result(&mut segments, pos, why).await;
-                }
-                let action = match t {
-                    tag::DATA_ROW if rows.mode != RowMode::Off => {
-                        let m = masking
-                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
-                        self.mask_row(m, &rows, pos, len, &mut scratch, &mut ranges)?
+                let action = match self.on_frame(&mut st, t, pos, len)? {
+                    Outcome::Act(_) if probe_drop => Action::Drop,
+                    Outcome::Act(a) => a,
+                    Outcome::Refuse(why) => {
+                        return self.refuse_result(&mut segments, pos, why).await;
                     }
-                    tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                        copy_out = masking.is_some() && !caller.is_noop() && !copy.active();
-                        Action::Keep
-                    }
-                    tag::COPY_DATA if copy.active() => {
-                        let m = masking
-                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
-                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        match copy.data(m, body, &mut scratch) {
-                            Ok(None) => Action::Keep,
-                            Ok(Some(b)) if b.is_empty() => Action::Drop,
-                            Ok(Some(b)) => {
-                                let mut out = BytesMut::with_capacity(b.len() + 5);
-                                pg::encode_copy_data(&mut out, &b)
-                                    .map_err(SessionError::UpstreamProtocol)?;
-                                Action::Replace(out.freeze())
-                            }
-                            Err(why) => return self.refuse_result(&mut segments, pos, why).await,
-                        }
-                    }
-                    tag::COPY_DONE if copy.active() => match copy.done() {
-                        Ok(()) => Action::Keep,
-                        Err(why) => return self.refuse_result(&mut segments, pos, why).await,
-                    },
-                    tag::COPY_DATA if copy_out => {
-                        let m = masking
-                            .ok_or(SessionError::Refused("masking plan without policy".into()))?;
-                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        match m.mask_text(&caller, body, &mut scratch) {
-                            MaskOutcome::Unchanged => Action::Keep,
-                            MaskOutcome::Replaced(v) => {
-                                let mut b = BytesMut::new();
-                                pg::encode_copy_data(&mut b, v)
-                                    .map_err(SessionError::UpstreamProtocol)?;
-                                Action::Replace(b.freeze())
-                            }
-                            MaskOutcome::Null => {
-                                let mut b = BytesMut::new();
-                                pg::encode_copy_data(&mut b, b"\\N\n")
-                                    .map_err(SessionError::UpstreamProtocol)?;
-                                Action::Replace(b.freeze())
-                            }
-                        }
-                    }
-                    tag::COPY_DONE | tag::COMMAND_COMPLETE => {
-                        copy_out = false;
-                        Action::Keep
-                    }
-                    tag::PARSE_COMPLETE => {
-                        parses_seen += 1;
-                        self.injected(batch, |i| {
-                            i.parses_before + 1 == parses_seen
-                                || (i.probe.is_some() && i.parses_before + 2 == parses_seen)
-                        })
-                    }
-                    tag::CLOSE_COMPLETE => {
-                        closes_seen += 1;
-                        self.injected(batch, |i| {
-                            i.probe
-                                .as_ref()
-                                .is_some_and(|p| p.closes_before + 1 == closes_seen)
-                        })
-                    }
-                    tag::BIND_COMPLETE => {
-                        binds_seen += 1;
-                        self.injected(batch, |i| i.binds_before + 1 == binds_seen)
-                    }
-                    tag::ERROR_RESPONSE => {
-                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        match ours_without_context(body) {
-                            Some(b) => Action::Replace(b),
-                            None => match self.probe_refusal(batch, body) {
-                                Action::Keep => {
-                                    server_text(masking, &caller, t, body, &mut scratch)
-                                }
-                                refused => refused,
-                            },
-                        }
-                    }
-                    tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE => {
-                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        server_text(masking, &caller, t, body, &mut scratch)
-                    }
-                    tag::PARAMETER_STATUS => {
-                        let body = &self.reader.buf[pos + pg::HEADER_LEN..pos + len];
-                        if let Ok(p) = pg::ParameterStatus::parse_body(body)
-                            && p.name == b"standard_conforming_strings"
-                        {
-                            self.flow.borrow_mut().standard_conforming_strings = p.value != b"off";
-                        }
-                        if let Some(why) = lexmode::refused_encoding_status(body) {
-                            return self.end_for_encoding(why).await;
-                        }
-                        Action::Keep
-                    }
-                    tag::READY_FOR_QUERY => {
-                        let mut flow = self.flow.borrow_mut();
-                        while flow.injections.front().is_some_and(|i| i.batch <= batch) {
-                            flow.injections.pop_front();
-                        }
-                        batch += 1;
-                        flow.ready_seen = batch;
-                        parses_seen = 0;
-                        binds_seen = 0;
-                        closes_seen = 0;
-                        rows.mode = RowMode::Off;
-                        copy_out = false;
-                        *self.entry.current_statement.borrow_mut() = None;
-                        Action::Keep
-                    }
-                    _ => Action::Keep,
+                    Outcome::Encoding(why) => return self.end_for_encoding(why).await,
                 };
-                let action = if probe_drop { Action::Drop } else { action };
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
             }
             if pos > 0 {
@@ -195,15 +98,180 @@ impl UpstreamSide<'_> {
             )
             .await?;
             self.reader.settle();
-            if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0)
-            {
-                self.ctx
-                    .shared
-                    .metrics
-                    .shard(self.ctx.id)
-                    .masked_counts(&scratch.counters);
-                scratch.counters = Default::default();
+            self.count_masked(&mut st.scratch);
+        }
+    }
+
+    /// One whole frame at `pos..pos + len` of the read buffer.
+    fn on_frame(
+        &mut self,
+        st: &mut Down,
+        t: u8,
+        pos: usize,
+        len: usize,
+    ) -> Result<Outcome, SessionError> {
+        let masking = self.rt.masking.as_ref();
+        if let Some(m) = masking
+            && let Err(why) = self.shape_step(m, &mut st.rows, &mut st.copy, t, pos, len)
+        {
+            return Ok(Outcome::Refuse(why));
+        }
+        let body = pos + pg::HEADER_LEN..pos + len;
+        let action = match t {
+            tag::DATA_ROW if st.rows.mode != RowMode::Off => {
+                let m =
+                    masking.ok_or(SessionError::Refused("masking plan without policy".into()))?;
+                self.mask_row(m, &st.rows, pos, len, &mut st.scratch, &mut st.ranges)?
             }
+            tag::COPY_OUT_RESPONSE
+            | tag::COPY_BOTH_RESPONSE
+            | tag::COPY_DATA
+            | tag::COPY_DONE
+            | tag::COMMAND_COMPLETE => return self.copy_frame(st, t, body),
+            tag::PARSE_COMPLETE | tag::CLOSE_COMPLETE | tag::BIND_COMPLETE => {
+                self.completion(st, t)
+            }
+            tag::ERROR_RESPONSE => {
+                let body = &self.reader.buf[body];
+                match ours_without_context(body) {
+                    Some(b) => Action::Replace(b),
+                    None => match self.probe_refusal(st.batch, body) {
+                        Action::Keep => server_text(masking, &st.caller, t, body, &mut st.scratch),
+                        refused => refused,
+                    },
+                }
+            }
+            tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE => {
+                let body = &self.reader.buf[body];
+                server_text(masking, &st.caller, t, body, &mut st.scratch)
+            }
+            tag::PARAMETER_STATUS => {
+                let body = &self.reader.buf[body];
+                if let Ok(p) = pg::ParameterStatus::parse_body(body)
+                    && p.name == b"standard_conforming_strings"
+                {
+                    self.flow.borrow_mut().standard_conforming_strings = p.value != b"off";
+                }
+                if let Some(why) = lexmode::refused_encoding_status(body) {
+                    return Ok(Outcome::Encoding(why));
+                }
+                Action::Keep
+            }
+            tag::READY_FOR_QUERY => {
+                self.ready(st);
+                Action::Keep
+            }
+            _ => Action::Keep,
+        };
+        Ok(Outcome::Act(action))
+    }
+
+    /// The COPY messages and CommandComplete: rows of a COPY TO STDOUT are
+    /// masked by column (known shape) or by content.
+    fn copy_frame(
+        &self,
+        st: &mut Down,
+        t: u8,
+        body: Range<usize>,
+    ) -> Result<Outcome, SessionError> {
+        let masking = self.rt.masking.as_ref();
+        let no_policy = || SessionError::Refused("masking plan without policy".into());
+        let body = &self.reader.buf[body];
+        let encode = |v: &[u8]| -> Result<Action, SessionError> {
+            let mut out = BytesMut::with_capacity(v.len() + 5);
+            pg::encode_copy_data(&mut out, v).map_err(SessionError::UpstreamProtocol)?;
+            Ok(Action::Replace(out.freeze()))
+        };
+        let action = match t {
+            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
+                st.copy_out = masking.is_some() && !st.caller.is_noop() && !st.copy.active();
+                Action::Keep
+            }
+            tag::COPY_DATA if st.copy.active() => {
+                let m = masking.ok_or_else(no_policy)?;
+                match st.copy.data(m, body, &mut st.scratch) {
+                    Ok(None) => Action::Keep,
+                    Ok(Some(b)) if b.is_empty() => Action::Drop,
+                    Ok(Some(b)) => encode(&b)?,
+                    Err(why) => return Ok(Outcome::Refuse(why)),
+                }
+            }
+            tag::COPY_DONE if st.copy.active() => match st.copy.done() {
+                Ok(()) => Action::Keep,
+                Err(why) => return Ok(Outcome::Refuse(why)),
+            },
+            tag::COPY_DATA if st.copy_out => {
+                let m = masking.ok_or_else(no_policy)?;
+                match m.mask_text(&st.caller, body, &mut st.scratch) {
+                    MaskOutcome::Unchanged => Action::Keep,
+                    MaskOutcome::Replaced(v) => encode(v)?,
+                    MaskOutcome::Null => encode(b"\\N\n")?,
+                }
+            }
+            tag::COPY_DATA => Action::Keep,
+            // CopyDone, CommandComplete.
+            _ => {
+                st.copy_out = false;
+                Action::Keep
+            }
+        };
+        Ok(Outcome::Act(action))
+    }
+
+    /// ParseComplete, CloseComplete, BindComplete: dropped when they answer
+    /// what the gateway injected.
+    fn completion(&self, st: &mut Down, t: u8) -> Action {
+        match t {
+            tag::PARSE_COMPLETE => {
+                st.parses_seen += 1;
+                let seen = st.parses_seen;
+                self.injected(st.batch, |i| {
+                    i.parses_before + 1 == seen
+                        || (i.probe.is_some() && i.parses_before + 2 == seen)
+                })
+            }
+            tag::CLOSE_COMPLETE => {
+                st.closes_seen += 1;
+                let seen = st.closes_seen;
+                self.injected(st.batch, |i| {
+                    i.probe
+                        .as_ref()
+                        .is_some_and(|p| p.closes_before + 1 == seen)
+                })
+            }
+            _ => {
+                st.binds_seen += 1;
+                let seen = st.binds_seen;
+                self.injected(st.batch, |i| i.binds_before + 1 == seen)
+            }
+        }
+    }
+
+    /// ReadyForQuery: the batch is over (its injections too).
+    fn ready(&self, st: &mut Down) {
+        let mut flow = self.flow.borrow_mut();
+        while flow.injections.front().is_some_and(|i| i.batch <= st.batch) {
+            flow.injections.pop_front();
+        }
+        st.batch += 1;
+        flow.ready_seen = st.batch;
+        st.parses_seen = 0;
+        st.binds_seen = 0;
+        st.closes_seen = 0;
+        st.rows.mode = RowMode::Off;
+        st.copy_out = false;
+        *self.entry.current_statement.borrow_mut() = None;
+    }
+
+    /// Hand the values masked since the last read to the shard's metrics.
+    fn count_masked(&self, scratch: &mut MaskScratch) {
+        if scratch.counters.by_column > 0 || scratch.counters.by_detector.iter().any(|c| *c > 0) {
+            self.ctx
+                .shared
+                .metrics
+                .shard(self.ctx.id)
+                .masked_counts(&scratch.counters);
+            scratch.counters = Default::default();
         }
     }
 

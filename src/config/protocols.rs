@@ -1,0 +1,104 @@
+//! The protocols a target may speak, and what each adds to the settings
+//! every target shares: the one place in the configuration that names them
+//! all (the pipeline's registry, `crate::pipeline::protocols`, is the other).
+//! A protocol's own keys live in its sub-table (`[target.postgres]`,
+//! `[target.mysql]`), checked by its module here (`postgres.rs`,
+//! `mysql.rs`, `tcp.rs`).
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::raw::RawTarget;
+use super::target::TargetCheck;
+use super::{ConfigError, TargetConfig, Validator, mysql, postgres, tcp};
+use crate::identity::IdentityConfig;
+
+/// The wire protocol a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// A byte relay: no inspection, identity from mTLS (or explicitly none, on loopback).
+    Tcp,
+    /// PostgreSQL v3: token in, stored credential out, policy on every message.
+    Postgres,
+    /// MySQL/MariaDB: token in, stored credential out, policy on every
+    /// command (`[target.mysql]`, `crate::mysql`).
+    Mysql,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::Tcp => f.write_str("tcp"),
+            Protocol::Postgres => f.write_str("postgres"),
+            Protocol::Mysql => f.write_str("mysql"),
+        }
+    }
+}
+
+impl Protocol {
+    /// Every protocol a target may name (the engine's registry must serve each).
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Postgres, Protocol::Mysql];
+
+    /// Whether callers identify by client certificate on the target's TLS
+    /// listener (the mTLS CA is then required of them); otherwise they
+    /// present a token.
+    pub fn callers_by_certificate(self) -> bool {
+        match self {
+            Protocol::Tcp => tcp::CALLERS_BY_CERTIFICATE,
+            Protocol::Postgres => postgres::CALLERS_BY_CERTIFICATE,
+            Protocol::Mysql => mysql::CALLERS_BY_CERTIFICATE,
+        }
+    }
+}
+
+/// The protocol's own keys and rules: its sub-table into `t`, its
+/// requirements of the common keys checked.
+pub(super) fn finish(
+    c: &TargetCheck<'_>,
+    raw: &mut RawTarget,
+    t: &mut TargetConfig,
+    deprecations: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    match t.protocol {
+        Protocol::Postgres => {
+            mysql::none_here(c, raw, t)?;
+            postgres::finish(c, raw, t, deprecations)
+        }
+        Protocol::Mysql => {
+            postgres::none_here(c, raw, t, deprecations)?;
+            mysql::finish(c, raw, t)
+        }
+        Protocol::Tcp => {
+            postgres::none_here(c, raw, t, deprecations)?;
+            mysql::none_here(c, raw, t)?;
+            tcp::finish(c, t)
+        }
+    }
+}
+
+/// What the protocol requires of `[identity]`.
+pub(super) fn with_identity(
+    v: &Validator<'_>,
+    i: usize,
+    t: &TargetConfig,
+    identity: &IdentityConfig,
+) -> Result<(), ConfigError> {
+    let c = TargetCheck { v, i };
+    match t.protocol {
+        Protocol::Postgres | Protocol::Mysql => postgres::with_identity(&c, t, identity),
+        Protocol::Tcp => tcp::with_identity(&c, t, identity),
+    }
+}
+
+/// The name a caller picks its target by on a listener several targets
+/// share (postgres, mysql: the database); `None`: the target has its
+/// listener to itself.
+pub(super) fn route(t: &TargetConfig) -> Option<&str> {
+    match (&t.postgres, &t.mysql) {
+        (Some(p), _) => Some(p.database.as_str()),
+        (_, Some(m)) => Some(m.database.as_str()),
+        (None, None) => None,
+    }
+}
