@@ -674,3 +674,18 @@ fn the_stored_credential_rotates_by_its_file_without_a_restart() {
     let log = g.gw.log_text();
     assert!(!log.contains("first-Secret-1") && !log.contains("second-Secret-2"));
 }
+
+#[test]
+fn a_revocation_ends_the_live_session_and_refuses_the_next_login() {
+    let g = MyGateway::start();
+    let t = g.token("eve", "ci");
+    let mut c = wire(&g, &t);
+    let r = c.query("SELECT 1");
+    assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"1"[..]));
+    let out =
+        g.gw.cli(&["revoke", "--subject", "eve", "--reason", "leaked"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(c.closed(), "the revoked session is still open");
+    let (ok, _, err) = g.cli(&t, &[], "SELECT 1");
+    assert!(!ok && err.contains("1045"), "{err}");
+}
