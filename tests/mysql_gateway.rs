@@ -421,6 +421,7 @@ message = "writes to acct need a reviewer"
 classes = ["update"]
 
 [admin]
+listen = "127.0.0.1:0"
 reviewer_groups = ["reviewers"]
 "#,
         )
@@ -620,7 +621,7 @@ fn small_commands_and_the_prepared_statement_lifecycle() {
 fn approval_to_connect_holds_the_login_until_a_reviewer_answers() {
     let g = MyGateway::builder()
         .target("require_approval_to_connect = true")
-        .tables("[admin]\nreviewer_groups = [\"reviewers\"]\n")
+        .tables("[admin]\nlisten = \"127.0.0.1:0\"\nreviewer_groups = [\"reviewers\"]\n")
         .start();
     let t = g.token("ci-job", "ci");
     let rita = g.token("rita", "reviewers");

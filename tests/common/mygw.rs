@@ -102,7 +102,7 @@ impl Builder {
         let cfg = format!(
             r#"
 [engine]
-shards = 2
+shards = 1
 
 [identity]
 revocation_file = "{revfile}"
