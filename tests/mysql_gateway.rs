@@ -690,3 +690,21 @@ fn a_revocation_ends_the_live_session_and_refuses_the_next_login() {
     let (ok, _, err) = g.cli(&t, &[], "SELECT 1");
     assert!(!ok && err.contains("1045"), "{err}");
 }
+
+#[test]
+fn a_command_trickled_in_is_cut_by_the_frame_timeout() {
+    let g = MyGateway::builder()
+        .tables("[limits]\nframe_timeout = \"1s\"\n")
+        .start();
+    let t = g.token("ci-job", "ci");
+    let mut c = wire(&g, &t);
+    // A header announcing 100 bytes, and 3 of them: the packet never completes.
+    c.write_raw(&[100, 0, 0, 0, 0x03, b'S', b'E']);
+    assert!(c.closed(), "a stalled command kept the session");
+    assert_eventually!(
+        g.gw.log_text().contains("frame timeout"),
+        std::time::Duration::from_secs(10),
+        "no frame timeout logged: {}",
+        g.gw.log_text()
+    );
+}
