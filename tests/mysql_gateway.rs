@@ -421,6 +421,7 @@ message = "writes to acct need a reviewer"
 classes = ["update"]
 
 [admin]
+listen = "127.0.0.1:0"
 reviewer_groups = ["reviewers"]
 "#,
         )
@@ -612,6 +613,98 @@ fn small_commands_and_the_prepared_statement_lifecycle() {
         g.gw.log_count("client terminated") >= 1,
         std::time::Duration::from_secs(10),
         "no clean end logged: {}",
+        g.gw.log_text()
+    );
+}
+
+#[test]
+fn approval_to_connect_holds_the_login_until_a_reviewer_answers() {
+    let g = MyGateway::builder()
+        .target("require_approval_to_connect = true")
+        .tables("[admin]\nlisten = \"127.0.0.1:0\"\nreviewer_groups = [\"reviewers\"]\n")
+        .start();
+    let t = g.token("ci-job", "ci");
+    let rita = g.token("rita", "reviewers");
+    std::thread::scope(|s| {
+        let held = s.spawn(|| g.cli(&t, &[], "SELECT CURRENT_USER()"));
+        let id = std::cell::RefCell::new(String::new());
+        assert_eventually!(
+            {
+                let out = g.gw.cli(&["approvals", "list", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                *id.borrow_mut() = v["approvals"][0]["id"]
+                    .as_u64()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                !id.borrow().is_empty()
+            },
+            std::time::Duration::from_secs(20),
+            "no access request appeared"
+        );
+        let id = id.into_inner();
+        let out = g.gw.cli(&["approvals", "approve", &id, "--token", &rita]);
+        assert!(out.status.success(), "{out:?}");
+        let (ok, out, err) = held.join().unwrap();
+        assert!(ok, "{err}");
+        assert_eq!(out, "native_user@%");
+    });
+}
+
+#[test]
+fn the_stored_credential_rotates_by_its_file_without_a_restart() {
+    let s = mariadb::server();
+    s.sql(
+        "CREATE USER rot_user@'%' IDENTIFIED BY 'first-Secret-1'; \
+         GRANT SELECT ON app.* TO rot_user@'%'",
+    );
+    let g = MyGateway::builder()
+        .credential("rot_user", "first-Secret-1")
+        .start();
+    let t = g.token("ci-job", "ci");
+    let (ok, out, err) = g.cli(&t, &[], "SELECT CURRENT_USER()");
+    assert!(ok && out == "rot_user@%", "{err}");
+    s.sql("ALTER USER rot_user@'%' IDENTIFIED BY 'second-Secret-2'");
+    let (ok, _, err) = g.cli(&t, &[], "SELECT 1");
+    assert!(
+        !ok && err.contains("1105") && err.contains("could not log in"),
+        "old secret still accepted? {err}"
+    );
+    std::fs::write(&g.password_file, "second-Secret-2\n").unwrap();
+    let (ok, out, err) = g.cli(&t, &[], "SELECT CURRENT_USER()");
+    assert!(ok && out == "rot_user@%", "{err}");
+    let log = g.gw.log_text();
+    assert!(!log.contains("first-Secret-1") && !log.contains("second-Secret-2"));
+}
+
+#[test]
+fn a_revocation_ends_the_live_session_and_refuses_the_next_login() {
+    let g = MyGateway::start();
+    let t = g.token("eve", "ci");
+    let mut c = wire(&g, &t);
+    let r = c.query("SELECT 1");
+    assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"1"[..]));
+    let out =
+        g.gw.cli(&["revoke", "--subject", "eve", "--reason", "leaked"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(c.closed(), "the revoked session is still open");
+    let (ok, _, err) = g.cli(&t, &[], "SELECT 1");
+    assert!(!ok && err.contains("1045"), "{err}");
+}
+
+#[test]
+fn a_command_trickled_in_is_cut_by_the_frame_timeout() {
+    let g = MyGateway::builder()
+        .tables("[limits]\nframe_timeout = \"1s\"\n")
+        .start();
+    let t = g.token("ci-job", "ci");
+    let mut c = wire(&g, &t);
+    // A header announcing 100 bytes, and 3 of them: the packet never completes.
+    c.write_raw(&[100, 0, 0, 0, 0x03, b'S', b'E']);
+    assert!(c.closed(), "a stalled command kept the session");
+    assert_eventually!(
+        g.gw.log_text().contains("frame timeout"),
+        std::time::Duration::from_secs(10),
+        "no frame timeout logged: {}",
         g.gw.log_text()
     );
 }

@@ -126,4 +126,70 @@ mod tests {
         );
         assert!(toml::from_str::<RawMysql>("bogus = 1").is_err());
     }
+
+    const MY: &str = r#"
+[[identity.issuer]]
+name = "idp"
+issuer = "https://idp.test"
+audience = ["tollgate"]
+jwks_file = "/etc/tollgate/jwks.json"
+
+[[target]]
+name = "orders"
+protocol = "mysql"
+listen = ["127.0.0.1:3307"]
+upstream = "db:3306"
+[target.credential]
+user = "app"
+password_file = "/etc/tollgate/orders.pw"
+"#;
+
+    fn parse(s: &str) -> Result<super::super::Config, String> {
+        super::super::Config::parse(s, std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    /// The target table of `MY` again, renamed (and routed) as `name`.
+    fn another(name: &str, extra: &str) -> String {
+        let t = MY.split("[[target]]").nth(1).unwrap();
+        format!(
+            "[[target]]{}{extra}",
+            t.replace("name = \"orders\"", &format!("name = \"{name}\""))
+        )
+    }
+
+    #[test]
+    fn mysql_targets_validate_through_the_config() {
+        let c = parse(MY).unwrap();
+        let t = &c.targets[0];
+        assert_eq!(t.routing_key(), Some("orders"));
+        assert!(t.allow_plaintext, "loopback listener");
+        // Two mysql targets share a listener by database, not by name.
+        let two = format!("{MY}{}", another("ledger", ""));
+        assert_eq!(parse(&two).unwrap().listeners[0].targets, vec![0, 1]);
+        let same = format!(
+            "{MY}{}",
+            another("x", "[target.mysql]\ndatabase = \"orders\"\n")
+        );
+        assert!(
+            parse(&same)
+                .unwrap_err()
+                .contains("already routes database")
+        );
+        // No credential, no issuer, a postgres target with [target.mysql].
+        let no_credential = MY.replace(
+            "[target.credential]\nuser = \"app\"\npassword_file = \"/etc/tollgate/orders.pw\"\n",
+            "",
+        );
+        let e = parse(&no_credential).unwrap_err();
+        assert!(e.contains("mysql target needs [target.credential]"), "{e}");
+        let no_issuer = MY.split("[[target]]").nth(1).unwrap();
+        let e = parse(&format!("[[target]]{no_issuer}")).unwrap_err();
+        assert!(e.contains("mysql callers authenticate with tokens"), "{e}");
+        let pg = format!("{MY}[target.mysql]\nlocal_infile = true\n")
+            .replace("\"mysql\"", "\"postgres\"");
+        assert!(parse(&pg).unwrap_err().contains("[target.mysql] is for"));
+        // A non-loopback listener needs TLS.
+        let e = parse(&MY.replace("127.0.0.1:3307", "0.0.0.0:3307")).unwrap_err();
+        assert!(e.contains("nobody could connect"), "{e}");
+    }
 }

@@ -150,8 +150,9 @@ pub(crate) mod code {
     pub const KILLED: (u16, &[u8; 5]) = (1927, b"70100");
     /// ER_CLIENT_INTERACTION_TIMEOUT.
     pub const IDLE: (u16, &[u8; 5]) = (4031, b"HY000");
-    /// ER_CON_COUNT_ERROR-like: the gateway cannot serve the session.
-    pub const UNAVAILABLE: (u16, &[u8; 5]) = (2013, b"HY000");
+    /// ER_UNKNOWN_ERROR: the gateway cannot serve the session (a code of
+    /// the server's range: clients read 2xxx codes as their own failures).
+    pub const UNAVAILABLE: (u16, &[u8; 5]) = (1105, b"HY000");
     /// ER_NOT_ALLOWED_COMMAND: LOAD DATA LOCAL while it is off.
     pub const LOCAL_INFILE: (u16, &[u8; 5]) = (1148, b"42000");
 }

@@ -18,6 +18,8 @@ pub struct MyGateway {
     pub ca: PathBuf,
     pub key: PathBuf,
     pub password: String,
+    /// The stored credential's file (rewrite it to rotate).
+    pub password_file: PathBuf,
     pub revocation_file: PathBuf,
 }
 
@@ -100,7 +102,7 @@ impl Builder {
         let cfg = format!(
             r#"
 [engine]
-shards = 2
+shards = 1
 
 [identity]
 revocation_file = "{revfile}"
@@ -153,6 +155,7 @@ database = "{database}"
             ca: ca.cert.clone(),
             key: keys.join("tollgate-dev-key.pem"),
             password: self.password,
+            password_file: pwfile,
             revocation_file,
         }
     }

@@ -162,6 +162,11 @@ impl Conn {
         self.seq = 0;
     }
 
+    /// Writes bytes as they are (a packet cut short, hostile tests).
+    pub fn write_raw(&mut self, b: &[u8]) {
+        self.write_all(b);
+    }
+
     /// Sets the sequence id of the next packet sent (hostile tests).
     pub fn seq_set(&mut self, seq: u8) {
         self.seq = seq;
