@@ -20,6 +20,18 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Wake sessions from the writer thread, holding no lock: a waker of a
+/// session on another thread may block until that thread runs (compio
+/// queues a cross-thread wake-up in a bounded queue the shard drains and
+/// spins while it is full), and the shard may itself be waiting for a lock
+/// of ours. Waking under `durable_waiters` froze a whole shard once more
+/// than a queue's worth of sessions ended at once (issue 13).
+fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
 /// A shard's state as the engine and the admin plane see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecorderHealth {
@@ -122,22 +134,21 @@ impl Shared {
 
     pub(crate) fn mark_durable(&self, next: u64) {
         self.durable_next.store(next, Ordering::Release);
-        let mut waiters = lock(&self.durable_waiters);
-        waiters.retain(|(seq, w)| {
-            if *seq < next {
-                w.wake_by_ref();
-                false
-            } else {
-                true
-            }
-        });
+        let due: Vec<Waker> = {
+            let mut waiters = lock(&self.durable_waiters);
+            let (due, rest) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(seq, _)| *seq < next);
+            *waiters = rest;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        wake_all(due);
     }
 
     pub(crate) fn wake_space_waiters(&self) {
         if self.space_wanted.swap(false, Ordering::SeqCst) {
-            for w in lock(&self.space_waiters).drain(..) {
-                w.wake();
-            }
+            let waiters = std::mem::take(&mut *lock(&self.space_waiters));
+            wake_all(waiters);
         }
     }
 
@@ -152,9 +163,8 @@ impl Shared {
             st.raw = Vec::new();
             st.index.clear();
         }
-        for (_, w) in lock(&self.durable_waiters).drain(..) {
-            w.wake();
-        }
+        let waiters = std::mem::take(&mut *lock(&self.durable_waiters));
+        wake_all(waiters.into_iter().map(|(_, w)| w));
         self.space_wanted.store(true, Ordering::SeqCst);
         self.wake_space_waiters();
     }
