@@ -429,3 +429,99 @@ impl ShardRecorder {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    fn shared() -> &'static Shared {
+        Box::leak(Box::new(Shared {
+            shard: 0,
+            capacity: 1,
+            capacity_bytes: 1 << 20,
+            wake_at: 0,
+            strict: false,
+            staging: Mutex::new(Staging {
+                raw: Vec::new(),
+                first_seq: 0,
+                count: 0,
+                index: Vec::new(),
+                since: None,
+                closed: false,
+                writer_idle: false,
+                full_signalled: false,
+            }),
+            writer: OnceLock::new(),
+            durable_next: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            durable_waiters: Mutex::new(Vec::new()),
+            space_wanted: AtomicBool::new(false),
+            space_waiters: Mutex::new(Vec::new()),
+            blocks_written: AtomicU64::new(0),
+            raw_bytes: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(0),
+            segments_sealed: AtomicU64::new(0),
+        }))
+    }
+
+    /// A session's waker that notes whether the writer still held a waiter
+    /// lock when it woke it (a compio waker may then block the writer on a
+    /// shard that is itself waiting for that lock).
+    struct Probe {
+        shared: &'static Shared,
+        woken: AtomicUsize,
+        under_lock: AtomicUsize,
+    }
+
+    impl Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let free = self.shared.durable_waiters.try_lock().is_ok()
+                && self.shared.space_waiters.try_lock().is_ok();
+            if !free {
+                self.under_lock.fetch_add(1, Ordering::SeqCst);
+            }
+            self.woken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn probe(shared: &'static Shared) -> (Arc<Probe>, Waker) {
+        let p = Arc::new(Probe {
+            shared,
+            woken: AtomicUsize::new(0),
+            under_lock: AtomicUsize::new(0),
+        });
+        (p.clone(), Waker::from(p))
+    }
+
+    #[test]
+    fn the_writer_wakes_durability_waiters_holding_no_lock() {
+        let s = shared();
+        let (p, w) = probe(s);
+        lock(&s.durable_waiters).extend((0..100).map(|seq| (seq, w.clone())));
+        s.mark_durable(70);
+        assert_eq!(p.woken.load(Ordering::SeqCst), 70);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+        assert_eq!(lock(&s.durable_waiters).len(), 30, "later ones still wait");
+        s.fail(&RecorderError::Closed { shard: 0 });
+        assert_eq!(p.woken.load(Ordering::SeqCst), 100);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_writer_wakes_space_waiters_holding_no_lock() {
+        let s = shared();
+        let (p, w) = probe(s);
+        lock(&s.space_waiters).extend((0..100).map(|_| w.clone()));
+        s.space_wanted.store(true, Ordering::SeqCst);
+        s.wake_space_waiters();
+        assert_eq!(p.woken.load(Ordering::SeqCst), 100);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+        assert!(lock(&s.space_waiters).is_empty());
+    }
+}
