@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tollgate_recorder::{AdminAction, Record, RecordBody, Recorder, ShardRecorder, now_ns};
 use tracing::{error, info, warn};
@@ -195,8 +195,36 @@ pub fn run(opts: RunOptions) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "tollgate ready"
     );
-    let grace = config.engine.shutdown_grace;
+    serve_until_stopped(
+        &engine,
+        &mut signals,
+        &reloader,
+        config.engine.shutdown_grace,
+    );
+    engine.join();
+    admin.shutdown();
+    if let Some(r) = recorder
+        && let Err(e) = r.shutdown()
+    {
+        error!(error = %e, "recorder did not close cleanly");
+    }
+    info!("tollgate stopped");
+    ExitCode::SUCCESS
+}
+
+/// Serve until a signal stops the engine and every shard has stopped; SIGHUP
+/// reloads. A shard that has not stopped `SHARD_STOP_SLACK` after the grace
+/// cannot end its sessions: the process exits then, and the kernel closes
+/// every client and upstream connection.
+fn serve_until_stopped(
+    engine: &Engine,
+    signals: &mut signal_hook::iterator::Signals,
+    reloader: &ConfigReloader,
+    grace: Duration,
+) {
     let mut stopping = false;
+    // When shards must have stopped by: past it, the process exits anyway.
+    let mut stop_by: Option<Instant> = None;
     loop {
         for sig in signals.pending() {
             if sig == signal_hook::consts::SIGHUP {
@@ -215,26 +243,32 @@ pub fn run(opts: RunOptions) -> ExitCode {
                 crate::service_manager::stopping();
                 engine.shutdown(grace);
                 stopping = true;
+                stop_by = Some(Instant::now() + grace + SHARD_STOP_SLACK);
             } else {
                 warn!(signal = sig, "second signal: closing live sessions now");
                 engine.shutdown(Duration::ZERO);
+                let sooner = Instant::now() + SHARD_STOP_SLACK;
+                stop_by = Some(stop_by.map_or(sooner, |t| t.min(sooner)));
             }
         }
         if engine.is_finished() {
             break;
         }
+        if stop_by.is_some_and(|t| Instant::now() >= t) {
+            error!(
+                grace_ms = grace.as_millis() as u64,
+                "shards did not stop after the shutdown grace: exiting with sessions still open"
+            );
+            std::process::exit(1);
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    engine.join();
-    admin.shutdown();
-    if let Some(r) = recorder
-        && let Err(e) = r.shutdown()
-    {
-        error!(error = %e, "recorder did not close cleanly");
-    }
-    info!("tollgate stopped");
-    ExitCode::SUCCESS
 }
+
+/// How long past the shutdown grace the shards get to end what they killed
+/// (a shard waits 5 s for killed sessions to unwind) before the process
+/// exits without them.
+const SHARD_STOP_SLACK: Duration = Duration::from_secs(10);
 
 fn readiness(control: &crate::engine::Control, recorders: &[ShardRecorder]) -> Vec<ReadyCheck> {
     let shards = control.shard_count();

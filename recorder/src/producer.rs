@@ -20,6 +20,18 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Wake sessions from the writer thread, holding no lock: a waker of a
+/// session on another thread may block until that thread runs (compio
+/// queues a cross-thread wake-up in a bounded queue the shard drains and
+/// spins while it is full), and the shard may itself be waiting for a lock
+/// of ours. Waking under `durable_waiters` froze a whole shard once more
+/// than a queue's worth of sessions ended at once (issue 13).
+fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
 /// A shard's state as the engine and the admin plane see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecorderHealth {
@@ -122,22 +134,21 @@ impl Shared {
 
     pub(crate) fn mark_durable(&self, next: u64) {
         self.durable_next.store(next, Ordering::Release);
-        let mut waiters = lock(&self.durable_waiters);
-        waiters.retain(|(seq, w)| {
-            if *seq < next {
-                w.wake_by_ref();
-                false
-            } else {
-                true
-            }
-        });
+        let due: Vec<Waker> = {
+            let mut waiters = lock(&self.durable_waiters);
+            let (due, rest) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(seq, _)| *seq < next);
+            *waiters = rest;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        wake_all(due);
     }
 
     pub(crate) fn wake_space_waiters(&self) {
         if self.space_wanted.swap(false, Ordering::SeqCst) {
-            for w in lock(&self.space_waiters).drain(..) {
-                w.wake();
-            }
+            let waiters = std::mem::take(&mut *lock(&self.space_waiters));
+            wake_all(waiters);
         }
     }
 
@@ -152,9 +163,8 @@ impl Shared {
             st.raw = Vec::new();
             st.index.clear();
         }
-        for (_, w) in lock(&self.durable_waiters).drain(..) {
-            w.wake();
-        }
+        let waiters = std::mem::take(&mut *lock(&self.durable_waiters));
+        wake_all(waiters.into_iter().map(|(_, w)| w));
         self.space_wanted.store(true, Ordering::SeqCst);
         self.wake_space_waiters();
     }
@@ -417,5 +427,101 @@ impl ShardRecorder {
             check().map_or(Poll::Pending, Poll::Ready)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    fn shared() -> &'static Shared {
+        Box::leak(Box::new(Shared {
+            shard: 0,
+            capacity: 1,
+            capacity_bytes: 1 << 20,
+            wake_at: 0,
+            strict: false,
+            staging: Mutex::new(Staging {
+                raw: Vec::new(),
+                first_seq: 0,
+                count: 0,
+                index: Vec::new(),
+                since: None,
+                closed: false,
+                writer_idle: false,
+                full_signalled: false,
+            }),
+            writer: OnceLock::new(),
+            durable_next: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            durable_waiters: Mutex::new(Vec::new()),
+            space_wanted: AtomicBool::new(false),
+            space_waiters: Mutex::new(Vec::new()),
+            blocks_written: AtomicU64::new(0),
+            raw_bytes: AtomicU64::new(0),
+            disk_bytes: AtomicU64::new(0),
+            segments_sealed: AtomicU64::new(0),
+        }))
+    }
+
+    /// A session's waker that notes whether the writer still held a waiter
+    /// lock when it woke it (a compio waker may then block the writer on a
+    /// shard that is itself waiting for that lock).
+    struct Probe {
+        shared: &'static Shared,
+        woken: AtomicUsize,
+        under_lock: AtomicUsize,
+    }
+
+    impl Wake for Probe {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let free = self.shared.durable_waiters.try_lock().is_ok()
+                && self.shared.space_waiters.try_lock().is_ok();
+            if !free {
+                self.under_lock.fetch_add(1, Ordering::SeqCst);
+            }
+            self.woken.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn probe(shared: &'static Shared) -> (Arc<Probe>, Waker) {
+        let p = Arc::new(Probe {
+            shared,
+            woken: AtomicUsize::new(0),
+            under_lock: AtomicUsize::new(0),
+        });
+        (p.clone(), Waker::from(p))
+    }
+
+    #[test]
+    fn the_writer_wakes_durability_waiters_holding_no_lock() {
+        let s = shared();
+        let (p, w) = probe(s);
+        lock(&s.durable_waiters).extend((0..100).map(|seq| (seq, w.clone())));
+        s.mark_durable(70);
+        assert_eq!(p.woken.load(Ordering::SeqCst), 70);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+        assert_eq!(lock(&s.durable_waiters).len(), 30, "later ones still wait");
+        s.fail(&RecorderError::Closed { shard: 0 });
+        assert_eq!(p.woken.load(Ordering::SeqCst), 100);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_writer_wakes_space_waiters_holding_no_lock() {
+        let s = shared();
+        let (p, w) = probe(s);
+        lock(&s.space_waiters).extend((0..100).map(|_| w.clone()));
+        s.space_wanted.store(true, Ordering::SeqCst);
+        s.wake_space_waiters();
+        assert_eq!(p.woken.load(Ordering::SeqCst), 100);
+        assert_eq!(p.under_lock.load(Ordering::SeqCst), 0);
+        assert!(lock(&s.space_waiters).is_empty());
     }
 }

@@ -225,6 +225,19 @@ struct Entry {
     tx: async_channel::Sender<ApprovalOutcome>,
 }
 
+/// A decision for a waiting session, sent with the broker's lock released:
+/// the session's waker may block the sending thread until the session's
+/// shard runs (compio queues a wake-up from another thread in a bounded
+/// queue), and that shard may be waiting for the broker's lock (issue 13).
+struct Answer(async_channel::Sender<ApprovalOutcome>, ApprovalOutcome);
+
+impl Answer {
+    fn send(self) {
+        // The receiver may be gone already (session ended): nothing to do.
+        let _ = self.0.try_send(self.1);
+    }
+}
+
 #[derive(Default)]
 struct State {
     next_id: u64,
@@ -257,14 +270,15 @@ impl Core {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Close a pending entry: move it to `recent`, count it, wake the waiter.
+    /// Close a pending entry: move it to `recent` and count it. The waiter's
+    /// answer is sent once `st` is released (see [`Answer`]).
     fn finish(
         &self,
         st: &mut State,
         mut entry: Entry,
         state: ApprovalState,
         decision: Option<ApprovalOutcome>,
-    ) -> ApprovalView {
+    ) -> (ApprovalView, Option<Answer>) {
         entry.view.state = state;
         entry.view.decided_ms = Some(epoch_ms(SystemTime::now()));
         let counter = match state {
@@ -279,15 +293,12 @@ impl Core {
                 .wait
                 .observe(u64::try_from(entry.created.elapsed().as_millis()).unwrap_or(u64::MAX));
         }
-        if let Some(d) = decision {
-            // The receiver may be gone already (session ended): nothing to do.
-            let _ = entry.tx.try_send(d);
-        }
         if st.recent.len() == RECENT_KEPT {
             st.recent.pop_front();
         }
         st.recent.push_back(entry.view.clone());
-        entry.view
+        let answer = decision.map(|d| Answer(entry.tx, d));
+        (entry.view, answer)
     }
 
     fn cancel(&self, id: u64) {
@@ -311,16 +322,24 @@ impl Core {
                 .filter(|(_, e)| e.deadline <= now)
                 .map(|(id, _)| *id)
                 .collect();
+            let mut answers = Vec::new();
             for id in expired {
                 if let Some(entry) = st.pending.remove(&id) {
                     tracing::info!(approval = id, "approval request timed out");
-                    self.finish(
+                    let (_, answer) = self.finish(
                         &mut st,
                         entry,
                         ApprovalState::TimedOut,
                         Some(ApprovalOutcome::TimedOut),
                     );
+                    answers.extend(answer);
                 }
+            }
+            if !answers.is_empty() {
+                drop(st);
+                answers.into_iter().for_each(Answer::send);
+                st = self.lock();
+                continue;
             }
             let wall = SystemTime::now();
             st.grants.retain(|g| g.expires > wall);
@@ -679,7 +698,12 @@ impl Broker {
                 )
             }
         };
-        Ok(core.finish(&mut st, entry, state, Some(decision)))
+        let (view, answer) = core.finish(&mut st, entry, state, Some(decision));
+        drop(st);
+        if let Some(a) = answer {
+            a.send();
+        }
+        Ok(view)
     }
 
     fn covering_grant(

@@ -441,3 +441,62 @@ fn metrics_render_and_count_outcomes() {
     assert_eq!(s["tollgate_approvals_pending"], 0.0);
     assert_eq!(s["tollgate_approval_wait_seconds_count"], 1.0);
 }
+
+/// A session's waker that notes whether the broker's lock was held when
+/// it was woken (issue 13: a compio waker may block the waking thread on a
+/// shard that is itself waiting for that lock).
+struct LockProbe {
+    core: Arc<Core>,
+    woken: std::sync::atomic::AtomicUsize,
+    under_lock: std::sync::atomic::AtomicUsize,
+}
+
+impl Wake for LockProbe {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.core.state.try_lock().is_err() {
+            self.under_lock.fetch_add(1, SeqCst);
+        }
+        self.woken.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn waiters_are_answered_with_the_broker_lock_released() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let b = broker(Duration::from_millis(300));
+    let probe = Arc::new(LockProbe {
+        core: b.handle.core.clone(),
+        woken: Default::default(),
+        under_lock: Default::default(),
+    });
+    let waker = Waker::from(probe.clone());
+    let mut cx = Context::from_waker(&waker);
+    // Three time out together; a reviewer denies the fourth.
+    let pending: Vec<Pending> = (0..4).map(|_| b.request(req("ci-job"))).collect();
+    let denied = pending[3].id;
+    let mut waits: Vec<_> = pending
+        .into_iter()
+        .map(|p| Box::pin(p.decision()))
+        .collect();
+    for w in &mut waits {
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+    }
+    let g = groups(&["reviewers"]);
+    let alice = Reviewer {
+        subject: "alice",
+        groups: &g,
+        local_operator: false,
+    };
+    b.decide(denied, &alice, ReviewerAnswer::Deny, None)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while probe.woken.load(SeqCst) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(probe.woken.load(SeqCst), 4);
+    assert_eq!(probe.under_lock.load(SeqCst), 0, "woken under the lock");
+}

@@ -47,7 +47,17 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 /// The shared cluster for this test binary, started on first use.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(Cluster::start)
+    CLUSTER.get_or_init(|| Cluster::start(DEFAULT_MAX_CONNECTIONS))
+}
+
+/// Connection slots of a test cluster (a few are reserved to superusers).
+const DEFAULT_MAX_CONNECTIONS: u32 = 200;
+
+/// [`cluster`] for a test binary that needs more connections than the
+/// default: call it before anything else starts the cluster (it has no
+/// effect on a cluster already started).
+pub fn cluster_with_max_connections(n: u32) -> &'static Cluster {
+    CLUSTER.get_or_init(|| Cluster::start(n))
 }
 
 impl Cluster {
@@ -55,9 +65,9 @@ impl Cluster {
     /// port is picked free and, should another process take it before the
     /// server binds it (the race of bind-and-release), the cluster is made
     /// again on a fresh port in a fresh directory.
-    fn start() -> Cluster {
+    fn start(max_connections: u32) -> Cluster {
         for attempt in 0..5 {
-            if let Some(c) = Cluster::start_once(attempt) {
+            if let Some(c) = Cluster::start_once(attempt, max_connections) {
                 return c;
             }
         }
@@ -66,7 +76,7 @@ impl Cluster {
 
     /// One try: `None` when the server did not come up on its port (it
     /// could not bind it and exited; the watchdog then removes its directory).
-    fn start_once(attempt: u32) -> Option<Cluster> {
+    fn start_once(attempt: u32, max_connections: u32) -> Option<Cluster> {
         let bin = pg_bin();
         let dir =
             std::env::temp_dir().join(format!("tollgate-pg-{}-{attempt}", std::process::id()));
@@ -94,7 +104,7 @@ impl Cluster {
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
-             max_connections = 200\nshared_buffers = 64MB\nfsync = off\nsynchronous_commit = off\n\
+             max_connections = {max_connections}\nshared_buffers = 64MB\nfsync = off\nsynchronous_commit = off\n\
              full_page_writes = off\nlog_connections = on\nlog_line_prefix = '%m [%p] %u@%d '\n\
              logging_collector = off\npassword_encryption = 'scram-sha-256'\n",
             socket_dir.display()

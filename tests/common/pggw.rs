@@ -31,6 +31,7 @@ pub struct Builder {
     engine_extra: String,
     shards: Option<usize>,
     human_logs: bool,
+    recorder_extra: String,
 }
 
 impl Builder {
@@ -63,6 +64,13 @@ impl Builder {
         self.human_logs = true;
         self
     }
+    /// Lines added to `[recorder]` (e.g. `queue_capacity = 1`); the
+    /// recordings still go to the gateway's temp dir.
+    pub fn recorder(mut self, extra: &str) -> Self {
+        self.recorder_extra.push_str(extra);
+        self.recorder_extra.push('\n');
+        self
+    }
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
         self
@@ -84,8 +92,18 @@ impl Builder {
         std::fs::write(&password_file, format!("{password}\n")).unwrap();
         let revocation_file = dir.path().join("revocations.json");
         std::fs::write(&revocation_file, "[]").unwrap();
+        let recorder = if self.recorder_extra.is_empty() {
+            String::new()
+        } else {
+            let rec_dir = dir.path().join("recordings");
+            format!(
+                "[recorder]\ndir = \"{}\"\n{}",
+                rec_dir.display(),
+                self.recorder_extra
+            )
+        };
         let cfg = format!(
-            r#"
+            r#"{recorder}
 [engine]
 shards = {shards}
 {engine_extra}
