@@ -22,7 +22,9 @@ want mariadb-server
 want mariadb-client
 want sysbench
 # mysql2 (Node) for the MySQL gateway tests.
-want npm
+# npm (and Node.js) from Debian unless the machine already has them (a
+# NodeSource or nvm install conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || want npm
 # The SQL differential oracle builds libpg_query (tests/oracle.sh): bindgen
 # needs libclang, prost-build needs protoc.
 want libclang-dev

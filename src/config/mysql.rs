@@ -161,7 +161,10 @@ password_file = "/etc/tollgate/orders.pw"
     fn mysql_targets_validate_through_the_config() {
         let c = parse(MY).unwrap();
         let t = &c.targets[0];
-        assert_eq!(t.routing_key(), Some("orders"));
+        assert_eq!(
+            t.mysql.as_ref().map(|m| m.database.as_str()),
+            Some("orders")
+        );
         assert!(t.allow_plaintext, "loopback listener");
         // Two mysql targets share a listener by database, not by name.
         let two = format!("{MY}{}", another("ledger", ""));
