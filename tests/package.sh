@@ -107,6 +107,9 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 [ "$code" = 200 ] || { cat "$work/run.log"; fail "/readyz never answered 200 (last: $code)"; }
+# READY=1 goes out as /readyz turns 200; the listener may print it a moment later
+# on a loaded machine, so wait for the line rather than read the file once.
+for _ in $(seq 300); do grep -q 'READY=1' "$work/notify.txt" && break; sleep 0.1; done
 grep -q 'READY=1' "$work/notify.txt" || fail "no READY=1 on the notify socket"
 [ "$(stat -c %U /var/lib/tollgate/recordings)" = tollgate ] || fail "recordings not written by the service user"
 ok "installed binary as user tollgate: /readyz 200, READY=1 sent"
