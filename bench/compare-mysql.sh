@@ -25,6 +25,8 @@
 #             gateway does one TLS session per client.
 #   tollgate-uptls: as tollgate, and TLS to MariaDB too ([target.upstream_tls]
 #             verify-full): two TLS sessions per client, as in production.
+#   tollgate-bare: as tollgate without rules, masking or recording (what the
+#             gateway costs before its policy work).
 # --tls off: every client in plaintext on loopback (tollgate's loopback
 # listener admits it; the token then travels as a clear password).
 # tollgate runs with token auth, command rules, masking rules (no sysbench
@@ -40,7 +42,7 @@
 #            [--threads 16] [--tables 4] [--table-size 10000] [--warmup 2]
 #            [--tls on|off] [--ps-mode auto|disable] [--shards 1]
 #            [--results DIR] [--bin-dir DIR] [--no-build]
-# Relays: direct tollgate tollgate-uptls haproxy. Durations in seconds.
+# Relays: direct tollgate tollgate-uptls tollgate-bare haproxy. Durations in seconds.
 # --bin-dir takes the tollgate binary from DIR instead of building it.
 # Every option also reads from the environment (ROUNDS, RELAYS, TESTS, ...).
 # Raw sysbench output, runs.tsv and the configs go to the results dir; the
@@ -94,7 +96,7 @@ IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 IFS=',' read -r -a TEST_LIST <<<"$TESTS"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for r in "${RELAY_LIST[@]}"; do
-    case "$r" in direct|tollgate|tollgate-uptls|haproxy) ;; *) die "unknown relay '$r'" ;; esac
+    case "$r" in direct|tollgate|tollgate-uptls|tollgate-bare|haproxy) ;; *) die "unknown relay '$r'" ;; esac
 done
 for t in "${TEST_LIST[@]}"; do
     case "$t" in oltp_point_select|oltp_read_only) ;; *) die "unknown test '$t'" ;; esac
@@ -172,6 +174,20 @@ cpu_ticks() {
     stat=$(<"/proc/$1/stat")
     stat=${stat##*) }
     awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# thread_stats PID: per thread name "name cpu_ticks voluntary_switches"
+# (tollgate names its shard and recorder threads).
+thread_stats() {
+    local t stat comm
+    for t in /proc/"$1"/task/*; do
+        stat=$(<"$t/stat") 2>/dev/null || continue
+        comm=${stat#*(}
+        comm=${comm%)*}
+        stat=${stat##*) }
+        printf '%s %s %s\n' "${comm// /_}" "$(awk '{ print $12 + $13 }' <<<"$stat")" \
+            "$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null || echo 0)"
+    done | awk '{ c[$1] += $2; s[$1] += $3 } END { for (k in c) print k, c[k], s[k] }'
 }
 
 mkdir -p "$RESULTS/raw" "$RESULTS/config"
@@ -284,8 +300,12 @@ HAP_PORT=$(free_port)
 TOKEN=
 if has_tollgate; then
     "$TOLLGATE" token keygen --dir "$WORK/keys" >/dev/null || die "tollgate token keygen failed"
-    TOKEN=$("$TOLLGATE" token mint --key "$WORK/keys/tollgate-dev-key.pem" --sub bench \
-        --groups bench --aud tollgate --iss https://bench.local --ttl 2h) || die "tollgate token mint failed"
+    # A fresh token for every relay start: the gateway admits lifetimes up to 1 h.
+    mint() {
+        "$TOLLGATE" token mint --key "$WORK/keys/tollgate-dev-key.pem" --sub bench \
+            --groups bench --aud tollgate --iss https://bench.local --ttl 1h || die "tollgate token mint failed"
+    }
+    TOKEN=$(mint)
     printf '%s\n' "$PASSWORD" >"$WORK/upstream.pw"
     chmod 600 "$WORK/upstream.pw"
     printf '[]\n' >"$WORK/revocations.json"
@@ -306,9 +326,13 @@ issuer = "https://bench.local"
 audience = ["tollgate"]
 jwks_file = "$WORK/keys/tollgate-dev-jwks.json"
 
-[recorder]
-dir = "$WORK/recordings-$variant"
-
+EOF
+        if [ "$variant" = bare ]; then
+            printf '[recorder]\nenabled = false\n\n'
+        else
+            printf '[recorder]\ndir = "%s"\n\n' "$WORK/recordings-$variant"
+        fi
+        cat <<EOF
 [[target]]
 name = "$DB"
 protocol = "mysql"
@@ -331,6 +355,7 @@ EOF
         if [ "$variant" = uptls ]; then
             printf '\n[target.upstream_tls]\nmode = "verify-full"\nca_file = "%s"\n' "$PKI/ca.pem"
         fi
+        [ "$variant" = bare ] && return 0
         cat <<'EOF'
 
 [[target.policy.rules]]
@@ -364,7 +389,7 @@ style = "redact"
 replacement = "[redacted]"
 EOF
     }
-    for v in full uptls; do
+    for v in full uptls bare; do
         tollgate_config "$v" >"$CONF/tollgate-$v.toml"
         "$TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
             { cat "$RESULTS/tollgate-check-$v.log" >&2; die "tollgate check rejected the $v config"; }
@@ -400,12 +425,14 @@ start_relay() {
             CONN_PORT=$DB_PORT
             return 0
             ;;
-        tollgate|tollgate-uptls)
-            local variant=full
-            [ "$name" = tollgate-uptls ] && variant=uptls
+        tollgate|tollgate-uptls|tollgate-bare)
+            local variant=${name#tollgate}
+            variant=${variant#-}
+            variant=${variant:-full}
             env TOLLGATE_LOG=info "$TOLLGATE" run --config "$CONF/tollgate-$variant.toml" >>"$logf" 2>&1 &
             CONN_PORT=$TG_PORT
             CONN_USER=bench-ci
+            TOKEN=$(mint)
             CONN_PASSWORD=$TOKEN
             ;;
         haproxy)
@@ -439,14 +466,15 @@ bench_run() {
     out=$RESULTS/raw/r$round-$relay-$test.txt
     read -r load _ </proc/loadavg
     tls_b=$(ssl_accepts)
-    [ -n "$RELAY_PID" ] && rb=$(cpu_ticks "$RELAY_PID")
+    local th_b= th_a=
+    [ -n "$RELAY_PID" ] && th_b=$(thread_stats "$RELAY_PID") && rb=$(cpu_ticks "$RELAY_PID")
     db_b=$(cpu_ticks "$DB_PID")
     if ! sysbench_run "$out" "$test" --threads="$THREADS" --time="$DURATION" --percentile=95 run; then
         report_failure "$relay" "$test (round $round)" "$out"
         printf '%s\t%s\t%s\tFAIL\t-\t-\t-\t-\t-\t-\t%s\t-\n' "$round" "$relay" "$test" "$load" >>"$RESULTS/runs.tsv"
         return 0
     fi
-    [ -n "$RELAY_PID" ] && ra=$(cpu_ticks "$RELAY_PID")
+    [ -n "$RELAY_PID" ] && ra=$(cpu_ticks "$RELAY_PID") && th_a=$(thread_stats "$RELAY_PID")
     db_a=$(cpu_ticks "$DB_PID")
     tls_a=$(ssl_accepts)
     tps=$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.)/\1/p' "$out")
@@ -460,12 +488,21 @@ bench_run() {
     [ -n "$RELAY_PID" ] && cpu=$(awk -v t=$((ra - rb)) -v hz="$CLK_TCK" -v n="$queries" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     dbcpu=$(awk -v t=$((db_a - db_b)) -v hz="$CLK_TCK" -v n="$queries" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$relay" "$test" "$tps" "$qps" "$queries" \
-        "$p95" "${errs:-0}" "$cpu" "$dbcpu" "$load" $((tls_a - tls_b)) >>"$RESULTS/runs.tsv"
-    log "  $relay $test: $tps tps, $qps q/s, p95 $p95 ms, relay CPU $cpu µs/query, mariadbd $dbcpu µs/query, $((tls_a - tls_b)) TLS logins at MariaDB (load $load)"
+        "$p95" "${errs:-0}" "$cpu" "$dbcpu" "$load" $((tls_a - tls_b - TLS_SELF)) >>"$RESULTS/runs.tsv"
+    if [ -n "$RELAY_PID" ]; then
+        awk -v r="$round" -v relay="$relay" -v t="$test" -v n="$queries" -v hz="$CLK_TCK" '
+            NR == FNR { c[$1] = $2; s[$1] = $3; next }
+            { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\n", r, relay, t, $1, ($2 - c[$1]) * 1e6 / hz / n, ($3 - s[$1]) / n }
+        ' <(echo "$th_b") <(echo "$th_a") >>"$RESULTS/threads.tsv"
+    fi
+    log "  $relay $test: $tps tps, $qps q/s, p95 $p95 ms, relay CPU $cpu µs/query, mariadbd $dbcpu µs/query, $((tls_a - tls_b - TLS_SELF)) TLS logins at MariaDB (load $load)"
 }
 
 printf 'round\trelay\ttest\ttps\tqps\tqueries\tp95_ms\terrors\trelay_cpu_us_per_query\tdb_cpu_us_per_query\tload1\tdb_tls_logins\n' \
     >"$RESULTS/runs.tsv"
+printf 'round\trelay\ttest\tthread\tcpu_us_per_query\tsleeps_per_query\n' >"$RESULTS/threads.tsv"
+# What one ssl_accepts call adds itself (the root CLI's own session), taken off each run's count.
+a=$(ssl_accepts); b=$(ssl_accepts); TLS_SELF=$((b - a))
 n=${#RELAY_LIST[@]}
 for round in $(seq "$ROUNDS"); do
     for i in $(seq 0 $((n - 1))); do
@@ -481,11 +518,11 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
-for v in full uptls; do
+for v in full uptls bare; do
     [ -d "$WORK/recordings-$v" ] && echo "tollgate recordings ($v): $(du -sh "$WORK/recordings-$v" | cut -f1)" >>"$RESULTS/machine.txt"
 done
 
-awk -f "$SCRIPTS/mysql-summary.awk" -v relays="$RELAYS" -v tests="$TESTS" "$RESULTS/runs.tsv" |
+awk -f "$SCRIPTS/mysql-summary.awk" -v relays="$RELAYS" -v tests="$TESTS" "$RESULTS/runs.tsv" "$RESULTS/threads.tsv" |
     tee "$RESULTS/summary.md"
 log "results in $RESULTS"
 [ "$FAILED" = 0 ] || die "some runs failed (see $RESULTS/failures.txt)"

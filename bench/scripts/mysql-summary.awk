@@ -1,6 +1,7 @@
 # bench/scripts/mysql-summary.awk — the Markdown table of compare-mysql.sh.
-# Usage: awk -f mysql-summary.awk -v relays=a,b -v tests=t1,t2 runs.tsv
+# Usage: awk -f mysql-summary.awk -v relays=a,b -v tests=t1,t2 runs.tsv [threads.tsv]
 # runs.tsv: round relay test tps qps queries p95_ms errors relay_cpu_us_per_query db_cpu_us_per_query load1 db_tls_logins
+# threads.tsv: round relay test thread cpu_us_per_query sleeps_per_query
 # Medians over rounds; ratios are against the relay `direct`.
 function median(key,    n, i, j, t, v) {
     n = count[key]
@@ -11,7 +12,13 @@ function median(key,    n, i, j, t, v) {
 }
 function add(key, value) { if (value == "-" || value == "" || value == "FAIL") return; vals[key, ++count[key]] = value + 0 }
 function num(v, fmt) { return (v == "") ? "–" : sprintf(fmt, v) }
-FNR == 1 { next }
+FNR == 1 { file++; next }
+file == 2 {
+    k = $2 SUBSEP $3 SUBSEP $4
+    if (!(k in seen)) { seen[k] = 1; order[++nth] = k }
+    add(k SUBSEP "cpu", $5); add(k SUBSEP "sleeps", $6)
+    next
+}
 {
     key = $2 SUBSEP $3
     add(key SUBSEP "tps", $4); add(key SUBSEP "qps", $5); add(key SUBSEP "p95", $7)
@@ -41,6 +48,17 @@ END {
                 (R[i] == "direct") ? "1.00×" : num(median(k SUBSEP "ratio"), "%.2f×"),
                 num(median(k SUBSEP "p95"), "%.2f"), num(median(k SUBSEP "cpu"), "%.1f"),
                 num(median(k SUBSEP "db"), "%.1f"), num(median(k SUBSEP "tls"), "%d")
+        }
+        printf "\n"
+    }
+    if (nth > 0) {
+        printf "### Relay CPU by thread (median per query; sleeps = voluntary context switches)\n\n"
+        printf "| relay | test | thread | CPU µs/query | sleeps/query |\n| --- | --- | --- | ---: | ---: |\n"
+        for (i = 1; i <= nth; i++) {
+            split(order[i], p, SUBSEP)
+            c = median(order[i] SUBSEP "cpu")
+            if (c < 0.05) continue
+            printf "| %s | %s | %s | %s | %s |\n", p[1], p[2], p[3], num(c, "%.1f"), num(median(order[i] SUBSEP "sleeps"), "%.2f")
         }
         printf "\n"
     }
