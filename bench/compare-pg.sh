@@ -22,7 +22,8 @@
 # waits for its record's fsync) can be added to --relays to see what each
 # part costs. tollgate-base runs the tollgate binary of --baseline-bin DIR
 # (another build, e.g. the commit before a change) with the same config as
-# tollgate (its own recording dir): before and after measured in one run.
+# tollgate (its own recording dir): before and after measured in one run;
+# tollgate-base-norec, -bare and -strict are the baseline's variants.
 #
 # Placement (--pin none, default): the kernel places pgbench, PostgreSQL and
 # the relay on every CPU, so the relay's CPU comes out of what the database
@@ -41,10 +42,11 @@
 #            [--clients 16] [--jobs 2] [--scale 10] [--pin none|split]
 #            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0] [--perf]
 #            [--results DIR] [--bin-dir DIR] [--baseline-bin DIR] [--no-build] [--no-latency] [--no-plots]
-# Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict tollgate-base pgbouncer haproxy.
+# Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict pgbouncer haproxy,
+#         tollgate-base tollgate-base-norec tollgate-base-bare tollgate-base-strict.
 # Modes: simple extended prepared (pgbench -M). Durations in seconds.
 # --bin-dir takes the tollgate (and tollgate-load) binaries from DIR instead of building them.
-# --baseline-bin DIR: DIR/tollgate is the binary of the relay tollgate-base (never built here).
+# --baseline-bin DIR: DIR/tollgate is the binary of the tollgate-base* relays (never built here).
 # Every option also reads from the environment (ROUNDS, RELAYS, MODES, ...).
 # Raw pgbench output, per-round TSV and the configs go to the results dir;
 # the Markdown table of medians is printed and saved as summary.md.
@@ -118,7 +120,8 @@ IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 IFS=',' read -r -a MODE_LIST <<<"$MODES"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for r in "${RELAY_LIST[@]}"; do
-    case "$r" in direct|tollgate|tollgate-norec|tollgate-bare|tollgate-strict|tollgate-base|pgbouncer|haproxy) ;;
+    case "$r" in direct|tollgate|tollgate-norec|tollgate-bare|tollgate-strict|pgbouncer|haproxy) ;;
+        tollgate-base|tollgate-base-norec|tollgate-base-bare|tollgate-base-strict) ;;
         *) die "unknown relay '$r'" ;; esac
 done
 for m in "${MODE_LIST[@]}"; do
@@ -136,9 +139,10 @@ case "$PIN" in
 esac
 has_relay() { [[ ",$RELAYS," == *",$1,"* ]]; }
 has_tollgate() { [[ ",$RELAYS," == *",tollgate"* ]]; }
+has_base() { [[ ",$RELAYS," == *",tollgate-base"* ]]; }
 BASE_BIN_DIR=${BASE_BIN_DIR:-}
-if has_relay tollgate-base; then
-    [ -n "$BASE_BIN_DIR" ] || die "the relay tollgate-base needs --baseline-bin DIR"
+if has_base; then
+    [ -n "$BASE_BIN_DIR" ] || die "the tollgate-base relays need --baseline-bin DIR"
     [ -x "$BASE_BIN_DIR/tollgate" ] || die "no tollgate binary in $BASE_BIN_DIR"
 fi
 [ "$(id -u)" = 0 ] || die "run as root: the cluster and pgbouncer run as the postgres user"
@@ -269,7 +273,7 @@ if has_tollgate || [ "$PLOTS" = 1 ]; then
         cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "no tollgate binary in $BIN_DIR"
         TOLLGATE=$RESULTS/bin/tollgate
     fi
-    if has_relay tollgate-base; then
+    if has_base; then
         cp "$BASE_BIN_DIR/tollgate" "$RESULTS/bin/tollgate-base" || die "cannot copy $BASE_BIN_DIR/tollgate"
         BASE_TOLLGATE=$RESULTS/bin/tollgate-base
     fi
@@ -287,7 +291,7 @@ fi
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $CPUS CPUs"
     echo "kernel: $(uname -sr)"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if has_relay tollgate-base; then
+    if has_base; then
         echo "tollgate-base: $BASE_BIN_DIR/tollgate (sha256 $(sha256sum "$BASE_TOLLGATE" | cut -c1-16)…)"
     fi
     echo "postgres: $("$PG_BIN/postgres" --version)"
@@ -357,7 +361,11 @@ if has_tollgate; then
     printf '[]\n' >"$WORK/revocations.json"
     # tollgate_config VARIANT: the gateway's config; full = rules + masking + recording.
     tollgate_config() {
-        local variant=$1
+        # kind: full, norec, bare or strict; a baseline variant (base, base-bare, ...)
+        # is the same config with its own recording directory.
+        local variant=$1 kind=${1#base}
+        kind=${kind#-}
+        kind=${kind:-full}
         cat <<EOF
 [engine]
 shards = $SHARDS
@@ -376,9 +384,9 @@ audience = ["tollgate"]
 jwks_file = "$WORK/keys/tollgate-dev-jwks.json"
 
 EOF
-        if [ "$variant" = full ] || [ "$variant" = base ]; then
+        if [ "$kind" = full ]; then
             printf '[recorder]\ndir = "%s"\n\n' "$WORK/recordings-$variant"
-        elif [ "$variant" = strict ]; then
+        elif [ "$kind" = strict ]; then
             printf '[recorder]\ndir = "%s"\ndurability = "before_forward"\n\n' "$WORK/recordings-$variant"
         else
             printf '[recorder]\nenabled = false\n\n'
@@ -397,7 +405,7 @@ password_file = "$WORK/upstream.pw"
 [target.access]
 groups = ["bench"]
 EOF
-        [ "$variant" = bare ] && return 0
+        [ "$kind" = bare ] && return 0
         cat <<'EOF'
 
 [[target.policy.rules]]
@@ -436,12 +444,12 @@ EOF
         "$TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
             { cat "$RESULTS/tollgate-check-$v.log" >&2; die "tollgate check rejected the $v config"; }
     done
-    if has_relay tollgate-base; then
-        # The full config, with its own recording directory.
-        tollgate_config base >"$CONF/tollgate-base.toml"
-        "$BASE_TOLLGATE" check --config "$CONF/tollgate-base.toml" >"$RESULTS/tollgate-check-base.log" 2>&1 ||
-            { cat "$RESULTS/tollgate-check-base.log" >&2; die "the baseline binary rejected the config"; }
-    fi
+    for v in base base-norec base-bare base-strict; do
+        has_relay "tollgate-$v" || continue
+        tollgate_config "$v" >"$CONF/tollgate-$v.toml"
+        "$BASE_TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
+            { cat "$RESULTS/tollgate-check-$v.log" >&2; die "the baseline binary rejected the $v config"; }
+    done
 fi
 
 if has_relay pgbouncer; then
@@ -503,7 +511,7 @@ start_relay() {
         tollgate*)
             local variant=${name#tollgate} bin=$TOLLGATE
             variant=${variant#-}
-            [ "$variant" = base ] && bin=$BASE_TOLLGATE
+            [[ "$variant" == base* ]] && bin=$BASE_TOLLGATE
             logf=$RESULTS/$name.log
             "${RELAY_PIN[@]}" env TOLLGATE_LOG=info "$bin" run \
                 --config "$CONF/tollgate-${variant:-full}.toml" >>"$logf" 2>&1 &
