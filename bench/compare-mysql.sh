@@ -281,11 +281,17 @@ root_sql "CREATE DATABASE $DB;
 
 SSL_ARGS=()
 [ "$TLS" = on ] && SSL_ARGS=(--mysql-ssl=on)
+# Without TLS the gateway switches the client to mysql_clear_password. sysbench's
+# threads connect at once, and libmariadb loading that plugin in two threads at
+# the same time fails one of them ("Plugin mysql_clear_password could not be
+# loaded: it is already loaded"): load it at library start instead.
+PRELOAD=
+[ "$TLS" = off ] && PRELOAD=mysql_clear_password
 # sysbench_run OUT TEST ARGS...: sysbench against the current relay.
 sysbench_run() {
     local out=$1 test=$2
     shift 2
-    (cd "$SB_CWD" && sysbench "$test" --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$CONN_PORT" \
+    (cd "$SB_CWD" && LIBMYSQL_PLUGINS=$PRELOAD sysbench "$test" --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$CONN_PORT" \
         --mysql-user="$CONN_USER" --mysql-password="$CONN_PASSWORD" --mysql-db="$DB" "${SSL_ARGS[@]}" \
         --tables="$TABLES" --table-size="$TABLE_SIZE" --db-ps-mode="$PS_MODE" "$@") >"$out" 2>&1
 }
