@@ -28,7 +28,9 @@
 #   tollgate-bare: as tollgate without rules, masking or recording (what the
 #             gateway costs before its policy work).
 # --tls off: every client in plaintext on loopback (tollgate's loopback
-# listener admits it; the token then travels as a clear password).
+# listener admits it and switches the client to mysql_clear_password, which
+# the script preloads in libmariadb; the token travels in the clear): the
+# like-for-like comparison without TLS on any path.
 # tollgate runs with token auth, command rules, masking rules (no sysbench
 # column is named like one; every text and binary row still goes through the
 # detectors) and recording on, SHARDS shards (default 1, as haproxy nbthread 1).
