@@ -20,7 +20,10 @@
 # (recording off), tollgate-bare (no rules, no masking, no recording) and
 # tollgate-strict (recording with durability = "before_forward": every frame
 # waits for its record's fsync) can be added to --relays to see what each
-# part costs.
+# part costs. tollgate-base runs the tollgate binary of --baseline-bin DIR
+# (another build, e.g. the commit before a change) with the same config as
+# tollgate (its own recording dir): before and after measured in one run;
+# tollgate-base-norec, -bare and -strict are the baseline's variants.
 #
 # Placement (--pin none, default): the kernel places pgbench, PostgreSQL and
 # the relay on every CPU, so the relay's CPU comes out of what the database
@@ -38,10 +41,12 @@
 #            [--modes simple,extended] [--duration 15] [--lat-duration 10]
 #            [--clients 16] [--jobs 2] [--scale 10] [--pin none|split]
 #            [--load-cpu 0] [--relay-cpu 1] [--shards 1] [--warmup 2] [--nice 0] [--perf]
-#            [--results DIR] [--bin-dir DIR] [--no-build] [--no-latency] [--no-plots]
-# Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict pgbouncer haproxy.
+#            [--results DIR] [--bin-dir DIR] [--baseline-bin DIR] [--no-build] [--no-latency] [--no-plots]
+# Relays: direct tollgate tollgate-norec tollgate-bare tollgate-strict pgbouncer haproxy,
+#         tollgate-base tollgate-base-norec tollgate-base-bare tollgate-base-strict.
 # Modes: simple extended prepared (pgbench -M). Durations in seconds.
 # --bin-dir takes the tollgate (and tollgate-load) binaries from DIR instead of building them.
+# --baseline-bin DIR: DIR/tollgate is the binary of the tollgate-base* relays (never built here).
 # Every option also reads from the environment (ROUNDS, RELAYS, MODES, ...).
 # Raw pgbench output, per-round TSV and the configs go to the results dir;
 # the Markdown table of medians is printed and saved as summary.md.
@@ -102,6 +107,7 @@ while [ $# -gt 0 ]; do
         --perf) PERF=1; shift ;;
         --results) RESULTS=$2; shift 2 ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
+        --baseline-bin) BASE_BIN_DIR=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-latency) LATENCY=0; shift ;;
         --no-plots) PLOTS=0; shift ;;
@@ -115,6 +121,7 @@ IFS=',' read -r -a MODE_LIST <<<"$MODES"
 [ "${#RELAY_LIST[@]}" -gt 0 ] || die "no relays given"
 for r in "${RELAY_LIST[@]}"; do
     case "$r" in direct|tollgate|tollgate-norec|tollgate-bare|tollgate-strict|pgbouncer|haproxy) ;;
+        tollgate-base|tollgate-base-norec|tollgate-base-bare|tollgate-base-strict) ;;
         *) die "unknown relay '$r'" ;; esac
 done
 for m in "${MODE_LIST[@]}"; do
@@ -132,6 +139,12 @@ case "$PIN" in
 esac
 has_relay() { [[ ",$RELAYS," == *",$1,"* ]]; }
 has_tollgate() { [[ ",$RELAYS," == *",tollgate"* ]]; }
+has_base() { [[ ",$RELAYS," == *",tollgate-base"* ]]; }
+BASE_BIN_DIR=${BASE_BIN_DIR:-}
+if has_base; then
+    [ -n "$BASE_BIN_DIR" ] || die "the tollgate-base relays need --baseline-bin DIR"
+    [ -x "$BASE_BIN_DIR/tollgate" ] || die "no tollgate binary in $BASE_BIN_DIR"
+fi
 [ "$(id -u)" = 0 ] || die "run as root: the cluster and pgbouncer run as the postgres user"
 
 # --- processes we start, all stopped on exit ---------------------------------
@@ -260,6 +273,10 @@ if has_tollgate || [ "$PLOTS" = 1 ]; then
         cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "no tollgate binary in $BIN_DIR"
         TOLLGATE=$RESULTS/bin/tollgate
     fi
+    if has_base; then
+        cp "$BASE_BIN_DIR/tollgate" "$RESULTS/bin/tollgate-base" || die "cannot copy $BASE_BIN_DIR/tollgate"
+        BASE_TOLLGATE=$RESULTS/bin/tollgate-base
+    fi
     if [ "$PLOTS" = 1 ]; then
         cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "no tollgate-load binary in $BIN_DIR (or --no-plots)"
         LOAD_TOOL=$RESULTS/bin/tollgate-load
@@ -274,6 +291,9 @@ fi
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $CPUS CPUs"
     echo "kernel: $(uname -sr)"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if has_base; then
+        echo "tollgate-base: $BASE_BIN_DIR/tollgate (sha256 $(sha256sum "$BASE_TOLLGATE" | cut -c1-16)…)"
+    fi
     echo "postgres: $("$PG_BIN/postgres" --version)"
     echo "pgbench: $(pgbench --version)"
     has_relay pgbouncer && echo "pgbouncer: $(pgbouncer --version | head -n 1)"
@@ -341,7 +361,11 @@ if has_tollgate; then
     printf '[]\n' >"$WORK/revocations.json"
     # tollgate_config VARIANT: the gateway's config; full = rules + masking + recording.
     tollgate_config() {
-        local variant=$1
+        # kind: full, norec, bare or strict; a baseline variant (base, base-bare, ...)
+        # is the same config with its own recording directory.
+        local variant=$1 kind=${1#base}
+        kind=${kind#-}
+        kind=${kind:-full}
         cat <<EOF
 [engine]
 shards = $SHARDS
@@ -360,9 +384,9 @@ audience = ["tollgate"]
 jwks_file = "$WORK/keys/tollgate-dev-jwks.json"
 
 EOF
-        if [ "$variant" = full ]; then
+        if [ "$kind" = full ]; then
             printf '[recorder]\ndir = "%s"\n\n' "$WORK/recordings-$variant"
-        elif [ "$variant" = strict ]; then
+        elif [ "$kind" = strict ]; then
             printf '[recorder]\ndir = "%s"\ndurability = "before_forward"\n\n' "$WORK/recordings-$variant"
         else
             printf '[recorder]\nenabled = false\n\n'
@@ -381,7 +405,7 @@ password_file = "$WORK/upstream.pw"
 [target.access]
 groups = ["bench"]
 EOF
-        [ "$variant" = bare ] && return 0
+        [ "$kind" = bare ] && return 0
         cat <<'EOF'
 
 [[target.policy.rules]]
@@ -419,6 +443,12 @@ EOF
         tollgate_config "$v" >"$CONF/tollgate-$v.toml"
         "$TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
             { cat "$RESULTS/tollgate-check-$v.log" >&2; die "tollgate check rejected the $v config"; }
+    done
+    for v in base base-norec base-bare base-strict; do
+        has_relay "tollgate-$v" || continue
+        tollgate_config "$v" >"$CONF/tollgate-$v.toml"
+        "$BASE_TOLLGATE" check --config "$CONF/tollgate-$v.toml" >"$RESULTS/tollgate-check-$v.log" 2>&1 ||
+            { cat "$RESULTS/tollgate-check-$v.log" >&2; die "the baseline binary rejected the $v config"; }
     done
 fi
 
@@ -479,10 +509,11 @@ start_relay() {
             return 0
             ;;
         tollgate*)
-            local variant=${name#tollgate}
+            local variant=${name#tollgate} bin=$TOLLGATE
             variant=${variant#-}
+            [[ "$variant" == base* ]] && bin=$BASE_TOLLGATE
             logf=$RESULTS/$name.log
-            "${RELAY_PIN[@]}" env TOLLGATE_LOG=info "$TOLLGATE" run \
+            "${RELAY_PIN[@]}" env TOLLGATE_LOG=info "$bin" run \
                 --config "$CONF/tollgate-${variant:-full}.toml" >>"$logf" 2>&1 &
             CONN_PORT=$TG_PORT
             CONN_USER=bench-ci
