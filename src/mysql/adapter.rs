@@ -17,11 +17,13 @@ use super::relay::Relay;
 use super::results::Masker;
 use super::upstream::{MyUpstream, login};
 use crate::engine::KillReason;
+use crate::limits::{Direction, SessionBudget};
 use crate::pipeline::statement::StatementScope;
 use crate::pipeline::{
     Admission, EndReason, Live, Protocol, Rejection, Relayed, Session, Stop, Target,
 };
 use crate::tls::LastWord;
+use tracing::warn;
 
 /// The MySQL adapter. It owns the KILL map, shared by every shard.
 #[derive(Default)]
@@ -34,6 +36,8 @@ pub(crate) enum Goodbye {
     Idle,
     Stalled,
     Killed(KillReason),
+    /// The session's memory budget (or the gateway's) would be exceeded.
+    OutOfMemory(String),
 }
 
 /// What a caller reads for any authentication failure: one generic line.
@@ -111,7 +115,7 @@ impl Protocol for MysqlProtocol {
             ..
         } = client;
         let MyUpstream {
-            reader: up_r,
+            reader: mut up_r,
             writer: up_w,
             capabilities: caps,
             connection_id,
@@ -129,6 +133,10 @@ impl Protocol for MysqlProtocol {
             };
         }
         client_r.cap = tollgate_codecs::mysql::Limits::default().command;
+        // Both directions' buffers under the session's budget ([limits]).
+        let budget = std::rc::Rc::new(SessionBudget::new(&s.snapshot.config.limits));
+        client_r.budget = Some((budget.clone(), Direction::FromClient));
+        up_r.budget = Some((budget, Direction::FromUpstream));
         let _registered = self.kills.register(
             greeting_id,
             &target.config.name,
@@ -160,10 +168,14 @@ impl Protocol for MysqlProtocol {
                 .shard(s.ctx.id)
                 .masked_counts(&m.scratch.counters);
         }
-        Relayed {
-            reason,
-            goodbye: None,
-        }
+        let goodbye = match &reason {
+            EndReason::OutOfMemory(e) => {
+                warn!(session = %s.entry.id, reason = %e, "session ended: memory budget");
+                Some(Goodbye::OutOfMemory(e.clone()))
+            }
+            _ => None,
+        };
+        Relayed { reason, goodbye }
     }
 
     fn goodbye_for(&self, stop: Stop) -> Option<Goodbye> {
@@ -182,6 +194,7 @@ impl Protocol for MysqlProtocol {
                 "tollgate: a client packet did not complete in time".to_string(),
             ),
             Goodbye::Killed(k) => (code::KILLED, format!("tollgate: {k}")),
+            Goodbye::OutOfMemory(e) => (code::OUT_OF_MEMORY, format!("tollgate: {e}")),
         };
         let mut out = BytesMut::new();
         err_packet(&mut out, 0, c, state, &message);

@@ -4,6 +4,9 @@
 use bytes::BytesMut;
 use tollgate_codecs::mysql::{ErrPacket, MySqlError, Packet, encode_packet, next_packet};
 
+use std::rc::Rc;
+
+use crate::limits::{Direction, SessionBudget};
 use crate::pipeline::EndReason;
 use crate::tls::{ReadHalf, WriteHalf};
 
@@ -43,6 +46,10 @@ pub(crate) struct PacketReader {
     pub buf: BytesMut,
     pub cap: usize,
     pub peer: Peer,
+    /// The session's memory budget, once the session relays: the buffer's
+    /// capacity is charged after every read, so a packet announced large
+    /// and trickled in (up to `cap`) holds no more than the budget allows.
+    pub budget: Option<(Rc<SessionBudget>, Direction)>,
 }
 
 impl PacketReader {
@@ -52,6 +59,7 @@ impl PacketReader {
             buf,
             cap,
             peer,
+            budget: None,
         }
     }
 
@@ -64,10 +72,30 @@ impl PacketReader {
     }
 
     /// The next whole packet, or `None` at a clean EOF between packets.
+    /// Charges the buffer's capacity after a read to the session's budget.
+    pub fn charge(&self) -> Result<(), EndReason> {
+        match &self.budget {
+            Some((b, dir)) => b
+                .charge(*dir, self.buf.capacity())
+                .map_err(|e| EndReason::OutOfMemory(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Lowers the charge once a packet has been cut off the buffer.
+    pub fn release(&self) {
+        if let Some((b, dir)) = &self.budget {
+            b.release_to(*dir, self.buf.capacity());
+        }
+    }
+
     pub async fn packet_or_eof(&mut self) -> Result<Option<Packet>, EndReason> {
         loop {
             match next_packet(&mut self.buf, self.cap) {
-                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(Some(p)) => {
+                    self.release();
+                    return Ok(Some(p));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(self.peer.protocol(e)),
             }
@@ -77,6 +105,7 @@ impl PacketReader {
                 Ok(_) => {}
                 Err(e) => return Err(self.peer.io(e)),
             }
+            self.charge()?;
         }
     }
 }
@@ -150,6 +179,8 @@ pub(crate) mod code {
     pub const KILLED: (u16, &[u8; 5]) = (1927, b"70100");
     /// ER_CLIENT_INTERACTION_TIMEOUT.
     pub const IDLE: (u16, &[u8; 5]) = (4031, b"HY000");
+    /// ER_OUT_OF_RESOURCES: the session's or the gateway's memory budget.
+    pub const OUT_OF_MEMORY: (u16, &[u8; 5]) = (1041, b"HY000");
     /// ER_UNKNOWN_ERROR: the gateway cannot serve the session (a code of
     /// the server's range: clients read 2xxx codes as their own failures).
     pub const UNAVAILABLE: (u16, &[u8; 5]) = (1105, b"HY000");

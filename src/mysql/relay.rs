@@ -112,7 +112,10 @@ impl Relay<'_> {
         let r = &mut self.client_r;
         loop {
             match next_packet(&mut r.buf, r.cap) {
-                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(Some(p)) => {
+                    r.release();
+                    return Ok(Some(p));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(Peer::Client.protocol(e)),
             }
@@ -123,6 +126,7 @@ impl Relay<'_> {
                 Ok(_) => {}
                 Err(e) => return Err(Peer::Client.io(e)),
             }
+            r.charge()?;
         }
     }
 

@@ -167,6 +167,15 @@ impl Conn {
         self.write_all(b);
     }
 
+    /// Writes bytes as they are; `false` once the peer has closed (a
+    /// hostile test that keeps writing after the gateway ended the session).
+    pub fn try_write_raw(&mut self, b: &[u8]) -> bool {
+        self.stream
+            .write_all(b)
+            .and_then(|_| self.stream.flush())
+            .is_ok()
+    }
+
     /// Sets the sequence id of the next packet sent (hostile tests).
     pub fn seq_set(&mut self, seq: u8) {
         self.seq = seq;
