@@ -37,6 +37,17 @@ struct Column {
     unsigned: bool,
 }
 
+/// Most columns one result may announce (a protocol error above it).
+const MAX_COLUMNS: usize = u16::MAX as usize;
+
+/// The announced column count of a result, refused above [`MAX_COLUMNS`].
+fn column_count(columns: u64) -> Result<usize, EndReason> {
+    usize::try_from(columns)
+        .ok()
+        .filter(|&n| n <= MAX_COLUMNS)
+        .ok_or_else(|| Peer::Upstream.protocol(format!("column count {columns}")))
+}
+
 /// Types a masked string may stand in for.
 fn textual(t: u8) -> bool {
     matches!(
@@ -249,10 +260,13 @@ impl Relay<'_> {
 
     /// Column definitions and rows of one result; whether another follows.
     async fn result_set(&mut self, columns: u64, binary: bool) -> Result<bool, EndReason> {
-        let n = usize::try_from(columns).map_err(|_| Peer::Upstream.protocol("column count"))?;
-        let mut names = Vec::with_capacity(n);
-        let mut cols = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
+        // The count is the upstream's word: refuse one no server sends
+        // (MySQL and MariaDB stop at 4096 columns a table) before it sizes
+        // anything, and let the vectors grow with what really arrives.
+        let n = column_count(columns)?;
+        let mut names = Vec::with_capacity(n.min(64));
+        let mut cols = Vec::with_capacity(n.min(64));
+        let mut types = Vec::with_capacity(n.min(64));
         for _ in 0..n {
             let c = self.upstream_packet().await?;
             let def =
@@ -390,6 +404,20 @@ impl Relay<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_announced_column_count_is_capped_before_it_sizes_anything() {
+        assert_eq!(column_count(3).ok(), Some(3));
+        assert_eq!(column_count(MAX_COLUMNS as u64).ok(), Some(MAX_COLUMNS));
+        // A lying upstream (lenenc up to 2^64 - 1): a protocol error, not an
+        // allocation of that many entries.
+        for n in [MAX_COLUMNS as u64 + 1, 1 << 40, u64::MAX] {
+            assert!(matches!(
+                column_count(n),
+                Err(EndReason::UpstreamProtocol(_))
+            ));
+        }
+    }
 
     #[test]
     fn binary_integers_read_as_their_decimal_text() {
