@@ -14,7 +14,7 @@
 //! half is idle, otherwise the write half's flush loop picks them up.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::net::Shutdown;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -381,24 +381,22 @@ impl ReadHalf {
 /// `Some(0)` after close_notify), `None` when rustls needs more ciphertext.
 fn take_plaintext(shared: &Shared, buf: &mut BytesMut) -> io::Result<Option<usize>> {
     let mut tls = shared.tls.borrow_mut();
-    let start = buf.len();
-    // rustls hands out at most a record's worth per call: zero (and offer)
-    // only that much, not the whole capacity a large frame may have reserved.
-    let spare = (buf.capacity() - start).min(TLS_READ_CHUNK);
-    buf.resize(start + spare, 0);
-    match tls.reader().read(&mut buf[start..]) {
-        Ok(n) => {
-            buf.truncate(start + n);
+    // Copy straight out of rustls' plaintext buffer: reading through `Read`
+    // wants an initialised slice, and zeroing up to a record's worth of
+    // spare capacity for every small frame showed as 2-3 % of a shard's CPU.
+    // At most the spare capacity (or a chunk) per call, as before, so a
+    // large frame's reservation is not outgrown here.
+    let spare = (buf.capacity() - buf.len()).min(TLS_READ_CHUNK);
+    let mut reader = tls.reader();
+    match reader.fill_buf() {
+        Ok(chunk) => {
+            let n = chunk.len().min(spare);
+            buf.extend_from_slice(&chunk[..n]);
+            reader.consume(n);
             Ok(Some(n))
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            buf.truncate(start);
-            Ok(None)
-        }
-        Err(e) => {
-            buf.truncate(start);
-            Err(e)
-        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

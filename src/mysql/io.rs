@@ -50,6 +50,10 @@ pub(crate) struct PacketReader {
     /// capacity is charged after every read, so a packet announced large
     /// and trickled in (up to `cap`) holds no more than the budget allows.
     pub budget: Option<(Rc<SessionBudget>, Direction)>,
+    /// Socket reads so far: a caller that wants to know whether bytes
+    /// arrived (activity for the idle timer) compares it around a call,
+    /// instead of reading the clock for every packet of a result.
+    pub reads: u64,
 }
 
 impl PacketReader {
@@ -60,6 +64,7 @@ impl PacketReader {
             cap,
             peer,
             budget: None,
+            reads: 0,
         }
     }
 
@@ -99,14 +104,32 @@ impl PacketReader {
                 Ok(None) => {}
                 Err(e) => return Err(self.peer.protocol(e)),
             }
-            match self.half.read_into(&mut self.buf).await {
-                Ok(0) if self.buf.is_empty() => return Ok(None),
-                Ok(0) => return Err(self.peer.closed()),
-                Ok(_) => {}
-                Err(e) => return Err(self.peer.io(e)),
+            if !self.fill_or_eof().await? {
+                return Ok(None);
             }
-            self.charge()?;
         }
+    }
+
+    /// One more socket read into the buffer (which holds no whole packet);
+    /// EOF is an error.
+    pub async fn fill(&mut self) -> Result<(), EndReason> {
+        if self.fill_or_eof().await? {
+            Ok(())
+        } else {
+            Err(self.peer.closed())
+        }
+    }
+
+    /// One more socket read; false at a clean EOF between packets.
+    async fn fill_or_eof(&mut self) -> Result<bool, EndReason> {
+        match self.half.read_into(&mut self.buf).await {
+            Ok(0) if self.buf.is_empty() => return Ok(false),
+            Ok(0) => return Err(self.peer.closed()),
+            Ok(_) => self.reads += 1,
+            Err(e) => return Err(self.peer.io(e)),
+        }
+        self.charge()?;
+        Ok(true)
     }
 }
 

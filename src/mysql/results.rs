@@ -10,9 +10,9 @@
 
 use bytes::BytesMut;
 use tollgate_codecs::mysql::{
-    BinaryRow, ColumnDefinition, EndOfRows, Layout, OkPacket, Packet, PrepareOk, QueryResponse,
-    TextRow, binary_layout, caps, column_flag, column_type as ty, is_end_of_rows, is_err, status,
-    write_packet,
+    BinaryRow, ColumnDefinition, EndOfRows, HEADER_LEN, Layout, OkPacket, Packet, PrepareOk,
+    QueryResponse, TextRow, binary_layout, caps, column_flag, column_type as ty, is_end_of_rows,
+    is_err, packet_extent, status, write_packet,
 };
 
 use super::io::{Peer, code, err_packet};
@@ -35,6 +35,26 @@ pub(super) struct Masker<'a> {
 struct Column {
     column_type: u8,
     unsigned: bool,
+}
+
+/// The shape of the rows being relayed, and whether masking applies.
+struct Rows<'c> {
+    cols: &'c [Column],
+    types: &'c [u8],
+    binary: bool,
+    active: bool,
+}
+
+/// Where a pass over the buffered rows stopped.
+enum Batch {
+    /// The rows ended; whether another result follows.
+    End(bool),
+    /// The output buffer is full: flush, then go on.
+    Flush,
+    /// The next packet is not whole yet: read more.
+    Short,
+    /// The next packet spans chunks: take it the slow way.
+    Joined,
 }
 
 /// Most columns one result may announce (a protocol error above it).
@@ -65,8 +85,9 @@ fn textual(t: u8) -> bool {
     )
 }
 
-/// A binary integer value as its decimal text.
-fn integer_text(value: &[u8], unsigned: bool) -> Option<String> {
+/// A binary integer value as its decimal text, formatted in `buf` (no
+/// allocation per value: integer columns are the common case).
+fn integer_text<'b>(buf: &'b mut itoa::Buffer, value: &[u8], unsigned: bool) -> Option<&'b str> {
     let mut b = [0u8; 8];
     let n = value.len();
     if !(1..=8).contains(&n) {
@@ -74,13 +95,13 @@ fn integer_text(value: &[u8], unsigned: bool) -> Option<String> {
     }
     b[..n].copy_from_slice(value);
     if unsigned {
-        return Some(u64::from_le_bytes(b).to_string());
+        return Some(buf.format(u64::from_le_bytes(b)));
     }
     let negative = value[n - 1] & 0x80 != 0;
     if negative {
         b[n..].fill(0xFF);
     }
-    Some(i64::from_le_bytes(b).to_string())
+    Some(buf.format(i64::from_le_bytes(b)))
 }
 
 impl<'a> Masker<'a> {
@@ -119,16 +140,13 @@ impl<'a> Masker<'a> {
         } else {
             Layout::LengthEncoded
         };
-        let text;
+        let mut digits = itoa::Buffer::new();
         let scanned: &[u8] = match layout {
             Layout::LengthEncoded => value,
             Layout::Fixed(_) if matches!(c.column_type, ty::FLOAT | ty::DOUBLE) => {
                 return self.whole_only(i);
             }
-            Layout::Fixed(_) => {
-                text = integer_text(value, c.unsigned)?;
-                text.as_bytes()
-            }
+            Layout::Fixed(_) => integer_text(&mut digits, value, c.unsigned)?.as_bytes(),
             Layout::Temporal(_) => return self.whole_only(i),
         };
         match self
@@ -206,24 +224,35 @@ impl Relay<'_> {
     /// Queue a packet for the client: as it came, or with a new payload,
     /// renumbered once the gateway changed the packet count.
     fn emit(&mut self, p: &Packet, payload: Option<&[u8]>) {
-        match (payload, self.renumber) {
-            (None, None) => self.out.extend_from_slice(&p.raw),
+        self.emit_parts(p.seq, p.next_seq(), &p.raw, &p.payload, payload);
+    }
+
+    /// [`Relay::emit`] for a packet read in place: its first and next
+    /// sequence ids, its bytes as they came and its payload.
+    fn emit_parts(&mut self, seq: u8, next_seq: u8, raw: &[u8], old: &[u8], new: Option<&[u8]>) {
+        match (new, self.renumber) {
+            (None, None) => self.out.extend_from_slice(raw),
             (Some(pl), None) => {
-                let next = write_packet(&mut self.out, p.seq, pl);
-                if next != p.next_seq() {
+                let next = write_packet(&mut self.out, seq, pl);
+                if next != next_seq {
                     self.renumber = Some(next);
                 }
             }
-            (pl, Some(seq)) => {
-                let next = write_packet(&mut self.out, seq, pl.unwrap_or(&p.payload));
+            (pl, Some(at)) => {
+                let next = write_packet(&mut self.out, at, pl.unwrap_or(old));
                 self.renumber = Some(next);
             }
         }
     }
 
     async fn upstream_packet(&mut self) -> Result<Packet, EndReason> {
+        let reads = self.up_r.reads;
         let p = self.up_r.packet().await?;
-        self.live.last_activity.set(std::time::Instant::now());
+        // Rows cut from bytes already buffered are not news to the idle
+        // timer; a socket read is (one clock read per read, not per row).
+        if self.up_r.reads != reads {
+            self.live.last_activity.set(std::time::Instant::now());
+        }
         Ok(p)
     }
 
@@ -287,29 +316,87 @@ impl Relay<'_> {
             Some(m) => m.plan(&names),
             None => false,
         };
+        let rows = Rows {
+            cols: &cols,
+            types: &types,
+            binary,
+            active,
+        };
         loop {
-            let r = self.upstream_packet().await?;
-            if is_err(&r.payload) {
-                self.emit(&r, None);
-                return Ok(false);
-            }
-            if is_end_of_rows(&r.payload) {
-                let flags = EndOfRows::parse(&r.payload, self.caps)
-                    .map_err(|e| Peer::Upstream.protocol(e))?
-                    .status();
-                self.inspector.status(flags);
-                self.emit(&r, None);
-                return Ok(flags & status::MORE_RESULTS_EXISTS != 0);
-            }
-            let masked = match (&mut self.masker, active) {
-                (Some(m), true) => m.row(&r.payload, &cols, &types, binary)?,
-                _ => None,
-            };
-            self.emit(&r, masked.as_deref());
-            if self.out.len() >= FLUSH_AT {
-                self.flush().await?;
+            match self.buffered_rows(&rows)? {
+                Batch::End(more) => return Ok(more),
+                Batch::Flush => self.flush().await?,
+                Batch::Short => {
+                    self.up_r.fill().await?;
+                    self.live.last_activity.set(std::time::Instant::now());
+                }
+                Batch::Joined => {
+                    // A row of 16 MiB or more: cut and joined the slow way.
+                    let r = self.upstream_packet().await?;
+                    if let Some(more) = self.row(&rows, r.seq, r.next_seq(), &r.raw, &r.payload)? {
+                        return Ok(more);
+                    }
+                }
             }
         }
+    }
+
+    /// Relays every whole row packet already buffered from the upstream,
+    /// read in place (no per-row `Bytes`), up to the end of the rows, a
+    /// full output buffer, or a packet not yet whole.
+    fn buffered_rows(&mut self, rows: &Rows<'_>) -> Result<Batch, EndReason> {
+        let buf = std::mem::take(&mut self.up_r.buf);
+        let mut at = 0;
+        let batch = loop {
+            let ext = match packet_extent(&buf[at..], self.up_r.cap) {
+                Ok(Some(e)) if e.chunks == 1 => e,
+                Ok(Some(_)) => break Ok(Batch::Joined),
+                Ok(None) => break Ok(Batch::Short),
+                Err(e) => break Err(Peer::Upstream.protocol(e)),
+            };
+            let raw = &buf[at..at + ext.len];
+            at += ext.len;
+            match self.row(rows, ext.seq, ext.next_seq(), raw, &raw[HEADER_LEN..]) {
+                Ok(Some(more)) => break Ok(Batch::End(more)),
+                Ok(None) if self.out.len() >= FLUSH_AT => break Ok(Batch::Flush),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.up_r.buf = buf;
+        bytes::Buf::advance(&mut self.up_r.buf, at);
+        self.up_r.release();
+        batch
+    }
+
+    /// One packet of the rows part: a row (masked as planned), or the ERR
+    /// or end-of-rows packet that ends it (`Some(another result follows)`).
+    fn row(
+        &mut self,
+        rows: &Rows<'_>,
+        seq: u8,
+        next_seq: u8,
+        raw: &[u8],
+        payload: &[u8],
+    ) -> Result<Option<bool>, EndReason> {
+        if is_err(payload) {
+            self.emit_parts(seq, next_seq, raw, payload, None);
+            return Ok(Some(false));
+        }
+        if is_end_of_rows(payload) {
+            let flags = EndOfRows::parse(payload, self.caps)
+                .map_err(|e| Peer::Upstream.protocol(e))?
+                .status();
+            self.inspector.status(flags);
+            self.emit_parts(seq, next_seq, raw, payload, None);
+            return Ok(Some(flags & status::MORE_RESULTS_EXISTS != 0));
+        }
+        let masked = match (&mut self.masker, rows.active) {
+            (Some(m), true) => m.row(payload, rows.cols, rows.types, rows.binary)?,
+            _ => None,
+        };
+        self.emit_parts(seq, next_seq, raw, payload, masked.as_deref());
+        Ok(None)
     }
 
     /// The server asks for a local file. Off (the default): the server gets
@@ -421,16 +508,26 @@ mod tests {
 
     #[test]
     fn binary_integers_read_as_their_decimal_text() {
-        assert_eq!(integer_text(&[0xFF], false).as_deref(), Some("-1"));
-        assert_eq!(integer_text(&[0xFF], true).as_deref(), Some("255"));
         assert_eq!(
-            integer_text(&4111111111111111i64.to_le_bytes(), false).as_deref(),
+            integer_text(&mut itoa::Buffer::new(), &[0xFF], false),
+            Some("-1")
+        );
+        assert_eq!(
+            integer_text(&mut itoa::Buffer::new(), &[0xFF], true),
+            Some("255")
+        );
+        assert_eq!(
+            integer_text(
+                &mut itoa::Buffer::new(),
+                &4111111111111111i64.to_le_bytes(),
+                false
+            ),
             Some("4111111111111111")
         );
         assert_eq!(
-            integer_text(&[0x00, 0x80], false).as_deref(),
+            integer_text(&mut itoa::Buffer::new(), &[0x00, 0x80], false),
             Some("-32768")
         );
-        assert!(integer_text(&[], false).is_none());
+        assert!(integer_text(&mut itoa::Buffer::new(), &[], false).is_none());
     }
 }

@@ -53,12 +53,34 @@ impl Packet {
     }
 }
 
-/// Cuts the next logical packet off the front of `buf`, or `Ok(None)` when
-/// more bytes are needed. `max_payload` caps the joined payload: the check
-/// runs on the headers already received, so a hostile peer announcing
-/// chunk after chunk is refused before its payload is buffered in full.
-/// Sequence ids inside a multi-packet payload must follow each other.
-pub fn next_packet(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Packet>, MySqlError> {
+/// Where the next logical packet lies at the front of a buffer, found
+/// without cutting it (see [`packet_extent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Sequence id of the first physical packet.
+    pub seq: u8,
+    /// Sequence id of the last physical packet.
+    pub last_seq: u8,
+    /// Physical packets it spans (1 unless the payload reaches 16 MiB - 1).
+    pub chunks: usize,
+    /// The joined payload's length.
+    pub payload_len: usize,
+    /// Bytes it takes in the buffer, headers included.
+    pub len: usize,
+}
+
+impl Extent {
+    /// The sequence id the next packet of this exchange must carry.
+    pub fn next_seq(&self) -> u8 {
+        self.last_seq.wrapping_add(1)
+    }
+}
+
+/// Finds the next logical packet at the front of `buf` without copying or
+/// cutting anything, or `Ok(None)` when more bytes are needed: the same
+/// checks as [`next_packet`], for callers that read a single-chunk packet
+/// in place (`&buf[HEADER_LEN..len]`) and then drop `len` bytes.
+pub fn packet_extent(buf: &[u8], max_payload: usize) -> Result<Option<Extent>, MySqlError> {
     let mut at = 0usize;
     let mut total = 0usize;
     let mut chunks = 0usize;
@@ -91,6 +113,31 @@ pub fn next_packet(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Pack
         if len < MAX_CHUNK {
             break seq;
         }
+    };
+    Ok(Some(Extent {
+        seq: first_seq,
+        last_seq,
+        chunks,
+        payload_len: total,
+        len: at,
+    }))
+}
+
+/// Cuts the next logical packet off the front of `buf`, or `Ok(None)` when
+/// more bytes are needed. `max_payload` caps the joined payload: the check
+/// runs on the headers already received, so a hostile peer announcing
+/// chunk after chunk is refused before its payload is buffered in full.
+/// Sequence ids inside a multi-packet payload must follow each other.
+pub fn next_packet(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Packet>, MySqlError> {
+    let Some(Extent {
+        seq: first_seq,
+        last_seq,
+        chunks,
+        payload_len: total,
+        len: at,
+    }) = packet_extent(buf, max_payload)?
+    else {
+        return Ok(None);
     };
     let raw = buf.split_to(at).freeze();
     let payload = if chunks == 1 {

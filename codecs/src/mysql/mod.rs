@@ -39,7 +39,9 @@ pub use consts::{
     BINARY_COLLATION, UTF8MB4_GENERAL_CI, caps, column_flag, column_type, com, status,
 };
 pub use error::MySqlError;
-pub use frame::{HEADER_LEN, MAX_CHUNK, Packet, encode_packet, next_packet, write_packet};
+pub use frame::{
+    Extent, HEADER_LEN, MAX_CHUNK, Packet, encode_packet, next_packet, packet_extent, write_packet,
+};
 pub use handshake::{
     AuthSwitchRequest, ClientHead, ConnectAttrs, Greeting, HandshakeResponse, MAX_CONNECT_ATTRS,
     MAX_PLUGIN_NAME, SSL_REQUEST_LEN, auth_more_data,
