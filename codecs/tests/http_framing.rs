@@ -50,7 +50,11 @@ fn chunked_every_split_point() {
     assert_eq!(&rest[..], b"NEXT");
     for cut in 0..=CHUNKED.len() {
         let (b, t, r) = decode_in_pieces(&[&CHUNKED[..cut], &CHUNKED[cut..]]);
-        assert_eq!((b, &t, &r[..]), (body.clone(), &trailers, &b"NEXT"[..]), "cut {cut}");
+        assert_eq!(
+            (b, &t, &r[..]),
+            (body.clone(), &trailers, &b"NEXT"[..]),
+            "cut {cut}"
+        );
     }
     // One byte per read: the worst a client can do.
     let bytes: Vec<&[u8]> = CHUNKED.chunks(1).collect();
@@ -61,10 +65,16 @@ fn chunked_every_split_point() {
 fn chunk_data_streams_without_waiting_for_the_whole_chunk() {
     let mut d = ChunkedDecoder::new(&Limits::default());
     let mut buf = BytesMut::from(&b"ffffffff\r\nabc"[..]);
-    assert_eq!(d.decode(&mut buf).unwrap(), Some(ChunkEvent::Data(Bytes::from_static(b"abc"))));
+    assert_eq!(
+        d.decode(&mut buf).unwrap(),
+        Some(ChunkEvent::Data(Bytes::from_static(b"abc")))
+    );
     assert_eq!(d.decode(&mut buf).unwrap(), None);
     buf.extend_from_slice(b"de");
-    assert_eq!(d.decode(&mut buf).unwrap(), Some(ChunkEvent::Data(Bytes::from_static(b"de"))));
+    assert_eq!(
+        d.decode(&mut buf).unwrap(),
+        Some(ChunkEvent::Data(Bytes::from_static(b"de")))
+    );
 }
 
 #[test]
@@ -80,11 +90,16 @@ fn chunked_encoder_round_trips_with_trailers() {
         b"5\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nX-Sum: 1\r\nX-B: two\r\n\r\n"
     );
     let (body, t, rest) = decode_in_pieces(&[&out]);
-    assert_eq!((&body[..], &t, rest.is_empty()), (&b"hello world!"[..], &trailers, true));
+    assert_eq!(
+        (&body[..], &t, rest.is_empty()),
+        (&b"hello world!"[..], &trailers, true)
+    );
 }
 
 fn response_framing(head: &[u8], method: &str) -> (BodyFraming, bool) {
-    let r = parse_response_head(&mut BytesMut::from(head), &Limits::default()).unwrap().unwrap();
+    let r = parse_response_head(&mut BytesMut::from(head), &Limits::default())
+        .unwrap()
+        .unwrap();
     (r.framing(method), r.keep_alive(method))
 }
 
@@ -97,17 +112,31 @@ fn response_framing_rules() {
     let te = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(response_framing(te, "GET"), (Chunked, true));
     assert_eq!(response_framing(te, "HEAD"), (None, true));
-    for s in [&b"204 No Content"[..], b"304 Not Modified", b"100 Continue", b"103 Early Hints"] {
+    for s in [
+        &b"204 No Content"[..],
+        b"304 Not Modified",
+        b"100 Continue",
+        b"103 Early Hints",
+    ] {
         let mut h = b"HTTP/1.1 ".to_vec();
         h.extend_from_slice(s);
         h.extend_from_slice(b"\r\nContent-Length: 10\r\n\r\n");
-        assert_eq!(response_framing(&h, "GET").0, None, "{}", String::from_utf8_lossy(s));
+        assert_eq!(
+            response_framing(&h, "GET").0,
+            None,
+            "{}",
+            String::from_utf8_lossy(s)
+        );
     }
     let close = b"HTTP/1.1 200 OK\r\n\r\n";
     assert_eq!(response_framing(close, "GET"), (CloseDelimited, false));
-    let up = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    let up =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
     assert_eq!(response_framing(up, "GET"), (Tunnel, false));
-    assert_eq!(response_framing(b"HTTP/1.1 200 OK\r\n\r\n", "CONNECT"), (Tunnel, false));
+    assert_eq!(
+        response_framing(b"HTTP/1.1 200 OK\r\n\r\n", "CONNECT"),
+        (Tunnel, false)
+    );
     let old = b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n";
     assert_eq!(response_framing(old, "GET"), (Length(1), false));
     let old_ka = b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n";
@@ -181,7 +210,9 @@ GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /e"[..],
 fn head_split_at_every_point() {
     let raw = b"POST /p?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhi";
     let l = Limits::default();
-    let whole = parse_request_head(&mut BytesMut::from(&raw[..]), &l).unwrap().unwrap();
+    let whole = parse_request_head(&mut BytesMut::from(&raw[..]), &l)
+        .unwrap()
+        .unwrap();
     for cut in 0..raw.len() {
         let mut buf = BytesMut::from(&raw[..cut]);
         let early = parse_request_head(&mut buf, &l).unwrap();
@@ -195,7 +226,9 @@ fn head_split_at_every_point() {
 }
 
 fn edited(raw: &[u8], edit: impl FnOnce(&mut HeadEditor<'_>)) -> String {
-    let head = parse_request_head(&mut BytesMut::from(raw), &Limits::default()).unwrap().unwrap();
+    let head = parse_request_head(&mut BytesMut::from(raw), &Limits::default())
+        .unwrap()
+        .unwrap();
     let mut e = HeadEditor::for_request(&head);
     edit(&mut e);
     let mut out = BytesMut::new();
@@ -213,7 +246,8 @@ TE: trailers\r\nX-Odd:  spaced\t value \r\nProxy-Authorization: p\r\nContent-Len
         assert_eq!(e.remove("authorization"), 1);
         e.append("Authorization", b"Bearer upstream-key").unwrap();
         e.append_via(1, "tollgate").unwrap();
-        e.append_x_forwarded_for("10.0.0.7".parse().unwrap()).unwrap();
+        e.append_x_forwarded_for("10.0.0.7".parse().unwrap())
+            .unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         e.append_forwarded(v6, "https", Some(b"api")).unwrap();
     });

@@ -180,22 +180,61 @@ fn every_refusal_names_its_check() {
 
 /// Close to a refusal, but valid HTTP: each must parse.
 const ACCEPTED: &[(&[u8], BodyFraming)] = &[
-    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", BodyFraming::Length(5)),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", BodyFraming::Length(5)),
-    (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length:007\r\n\r\n", BodyFraming::Length(7)),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", BodyFraming::Chunked),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked,\r\n\r\n", BodyFraming::Chunked),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked \t\r\n\r\n", BodyFraming::Chunked),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX-A:\r\n\r\n", BodyFraming::None),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9 \"q\" \t tab\r\n\r\n", BodyFraming::None),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        BodyFraming::Length(5),
+    ),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        BodyFraming::Length(5),
+    ),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length:007\r\n\r\n",
+        BodyFraming::Length(7),
+    ),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
+        BodyFraming::Chunked,
+    ),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked,\r\n\r\n",
+        BodyFraming::Chunked,
+    ),
+    (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked \t\r\n\r\n",
+        BodyFraming::Chunked,
+    ),
+    (
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A:\r\n\r\n",
+        BodyFraming::None,
+    ),
+    (
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9 \"q\" \t tab\r\n\r\n",
+        BodyFraming::None,
+    ),
     (b"GET / HTTP/1.1\r\nHost:\r\n\r\n", BodyFraming::None),
-    (b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", BodyFraming::None),
-    (b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", BodyFraming::None),
+    (
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+        BodyFraming::None,
+    ),
+    (
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        BodyFraming::None,
+    ),
     (b"GET / HTTP/1.0\r\n\r\n", BodyFraming::None),
-    (b"GET HTTP://A:80/x?y HTTP/1.1\r\nHost: a:80\r\n\r\n", BodyFraming::None),
+    (
+        b"GET HTTP://A:80/x?y HTTP/1.1\r\nHost: a:80\r\n\r\n",
+        BodyFraming::None,
+    ),
     (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", BodyFraming::None),
-    (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", BodyFraming::None),
-    (b"M-SEARCH /a?b=c&d=%20 HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n", BodyFraming::None),
+    (
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+        BodyFraming::None,
+    ),
+    (
+        b"M-SEARCH /a?b=c&d=%20 HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n",
+        BodyFraming::None,
+    ),
 ];
 
 #[test]
@@ -204,17 +243,34 @@ fn near_misses_are_accepted() {
         let head = req(bytes)
             .unwrap_or_else(|e| panic!("{e} for {:?}", String::from_utf8_lossy(bytes)))
             .expect("complete head");
-        assert_eq!(head.framing(), *framing, "{:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            head.framing(),
+            *framing,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
 }
 
 #[test]
 fn target_forms_split() {
-    let h = req(b"GET HTTP://A:80/x?y HTTP/1.1\r\nHost: a:80\r\n\r\n").unwrap().unwrap();
-    assert_eq!((h.authority(), h.path(), h.query()), (Some("A:80"), "/x", Some("y")));
-    let h = req(b"GET http://a?q HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
-    assert_eq!((h.authority(), h.path(), h.query()), (Some("a"), "", Some("q")));
-    let h = req(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").unwrap().unwrap();
+    let h = req(b"GET HTTP://A:80/x?y HTTP/1.1\r\nHost: a:80\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (h.authority(), h.path(), h.query()),
+        (Some("A:80"), "/x", Some("y"))
+    );
+    let h = req(b"GET http://a?q HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (h.authority(), h.path(), h.query()),
+        (Some("a"), "", Some("q"))
+    );
+    let h = req(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(h.authority(), Some("a:443"));
 }
 
@@ -234,12 +290,20 @@ fn caps_refuse_at_the_limit() {
         parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\n"),
         Err(H1Error::TooManyHeaders { max: 2 })
     );
-    assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\n\r\n").unwrap().is_some());
+    assert!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         parse(b"GET /123456789 HTTP/1.1\r\nHost: a\r\n\r\n"),
         Err(H1Error::TargetTooLong { max: 8 })
     );
-    assert!(parse(b"GET /1234567 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().is_some());
+    assert!(
+        parse(b"GET /1234567 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(H1Error::HeadTooLarge { max: 1 }.status(), 431);
     assert_eq!(H1Error::TargetTooLong { max: 1 }.status(), 414);
 }
@@ -248,16 +312,28 @@ fn caps_refuse_at_the_limit() {
 fn keep_alive_rules() {
     let ka = |b: &[u8]| req(b).unwrap().unwrap().keep_alive();
     assert!(ka(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
-    assert!(!ka(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n"));
-    assert!(!ka(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n"
+    ));
+    assert!(!ka(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"
+    ));
     assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
     assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-    assert!(!ka(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"));
+    assert!(!ka(
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+    ));
     // Upgrade is ignored in HTTP/1.0.
     let up = |b: &[u8]| req(b).unwrap().unwrap().upgrade().is_some();
-    assert!(up(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
-    assert!(!up(b"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
-    assert!(!up(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"));
+    assert!(up(
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    ));
+    assert!(!up(
+        b"GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    ));
+    assert!(!up(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+    ));
 }
 
 #[test]
@@ -266,7 +342,12 @@ fn expect_continue_is_visible() {
         .unwrap()
         .unwrap();
     assert!(h.expect_continue());
-    assert!(!req(b"PUT / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap().expect_continue());
+    assert!(
+        !req(b"PUT / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap()
+            .expect_continue()
+    );
 }
 
 /// Responses from an upstream: the same line and field checks, and framing
@@ -275,14 +356,38 @@ fn expect_continue_is_visible() {
 fn upstream_responses_refused() {
     let resp = |b: &[u8]| parse_response_head(&mut BytesMut::from(b), &Limits::default());
     let cases: &[(&[u8], H1Error)] = &[
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", H1Error::ConflictingContentLength),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", H1Error::LengthWithTransferEncoding),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", H1Error::BadTransferEncoding),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", H1Error::BadTransferEncoding),
-        (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", H1Error::BadTransferEncoding),
-        (b"HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", H1Error::BareLf { line: 1 }),
-        (b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", H1Error::ObsFold { line: 3 }),
-        (b"HTTP/1.1 200 OK\r\nX : a\r\n\r\n", H1Error::SpaceBeforeColon { line: 2 }),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            H1Error::ConflictingContentLength,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            H1Error::LengthWithTransferEncoding,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            H1Error::BadTransferEncoding,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            H1Error::BadTransferEncoding,
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            H1Error::BadTransferEncoding,
+        ),
+        (
+            b"HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n",
+            H1Error::BareLf { line: 1 },
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+            H1Error::ObsFold { line: 3 },
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+            H1Error::SpaceBeforeColon { line: 2 },
+        ),
         (b"HTTP/1.1 2000 OK\r\n\r\n", H1Error::BadStatusLine),
         (b"HTTP/1.1 099 OK\r\n\r\n", H1Error::BadStatusLine),
         (b"HTTP/1.1 200 O\x00K\r\n\r\n", H1Error::BadStatusLine),
@@ -290,9 +395,16 @@ fn upstream_responses_refused() {
         (b"HTTP/3.0 200 OK\r\n\r\n", H1Error::UnsupportedVersion),
     ];
     for (bytes, want) in cases {
-        assert_eq!(resp(bytes).as_ref().err(), Some(want), "{:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            resp(bytes).as_ref().err(),
+            Some(want),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
-    let ok = resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap().unwrap();
+    let ok = resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert!(ok.transfer_coded());
     assert_eq!(ok.framing("GET"), BodyFraming::Chunked);
     let bare = resp(b"HTTP/1.1 204\r\n\r\n").unwrap().unwrap();
@@ -354,9 +466,11 @@ fn chunked_body_refusals() {
 fn classic_smuggling_pairs() {
     let cl_te = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nSMUGGLED";
     assert_eq!(refused(cl_te), H1Error::LengthWithTransferEncoding);
-    let te_te = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-encoding: x\r\n\r\n";
+    let te_te =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-encoding: x\r\n\r\n";
     assert_eq!(refused(te_te), H1Error::BadTransferEncoding);
-    let te_space = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length : 4\r\n\r\n";
+    let te_space =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length : 4\r\n\r\n";
     assert_eq!(refused(te_space), H1Error::SpaceBeforeColon { line: 4 });
     let te_vtab = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\x0bchunked\r\n\r\n";
     assert_eq!(refused(te_vtab), H1Error::BadFieldValue { line: 3 });

@@ -45,28 +45,60 @@ fn msg(opcode: Opcode, data: &'static [u8]) -> Message {
 fn rfc6455_examples() {
     let hello = msg(Opcode::Text, b"Hello");
     let unmasked = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
-    let masked = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    let masked = [
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
     let fragmented = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
     for step in 1..=masked.len() {
-        assert_eq!(messages(Sender::Server, &unmasked, step).unwrap(), vec![hello.clone()]);
-        assert_eq!(messages(Sender::Client, &masked, step).unwrap(), vec![hello.clone()]);
-        assert_eq!(messages(Sender::Server, &fragmented, step).unwrap(), vec![hello.clone()]);
+        assert_eq!(
+            messages(Sender::Server, &unmasked, step).unwrap(),
+            vec![hello.clone()]
+        );
+        assert_eq!(
+            messages(Sender::Client, &masked, step).unwrap(),
+            vec![hello.clone()]
+        );
+        assert_eq!(
+            messages(Sender::Server, &fragmented, step).unwrap(),
+            vec![hello.clone()]
+        );
     }
     let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
-    assert_eq!(messages(Sender::Server, &ping, 3).unwrap(), vec![msg(Opcode::Ping, b"Hello")]);
-    let pong = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-    assert_eq!(messages(Sender::Client, &pong, 3).unwrap(), vec![msg(Opcode::Pong, b"Hello")]);
+    assert_eq!(
+        messages(Sender::Server, &ping, 3).unwrap(),
+        vec![msg(Opcode::Ping, b"Hello")]
+    );
+    let pong = [
+        0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
+    assert_eq!(
+        messages(Sender::Client, &pong, 3).unwrap(),
+        vec![msg(Opcode::Pong, b"Hello")]
+    );
     // 256 and 65536 bytes: the 16- and 64-bit length forms.
-    for (len, head) in [(256usize, &[0x82u8, 0x7e, 0x01, 0x00][..]), (65536, &[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0][..])] {
+    for (len, head) in [
+        (256usize, &[0x82u8, 0x7e, 0x01, 0x00][..]),
+        (65536, &[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0][..]),
+    ] {
         let mut f = head.to_vec();
         f.resize(head.len() + len, 7);
         let m = messages(Sender::Server, &f, 1000).unwrap();
-        assert_eq!((m[0].opcode, m[0].data.len() as u64 + m[0].dropped), (Opcode::Binary, len as u64));
+        assert_eq!(
+            (m[0].opcode, m[0].data.len() as u64 + m[0].dropped),
+            (Opcode::Binary, len as u64)
+        );
     }
     // Both encoders produce the RFC's bytes.
     let mut out = BytesMut::new();
     encode_frame(true, Opcode::Text, b"Hello", None, &mut out).unwrap();
-    encode_frame(true, Opcode::Text, b"Hello", Some([0x37, 0xfa, 0x21, 0x3d]), &mut out).unwrap();
+    encode_frame(
+        true,
+        Opcode::Text,
+        b"Hello",
+        Some([0x37, 0xfa, 0x21, 0x3d]),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(&out[..7], &unmasked);
     assert_eq!(&out[7..], &masked);
 }
@@ -74,9 +106,14 @@ fn rfc6455_examples() {
 #[test]
 fn control_frames_interleave_with_fragments() {
     // "Hel" (no FIN), a ping, "lo" (FIN): the ping comes out first.
-    let bytes = [0x01, 0x03, b'H', b'e', b'l', 0x89, 0x00, 0x80, 0x02, b'l', b'o'];
+    let bytes = [
+        0x01, 0x03, b'H', b'e', b'l', 0x89, 0x00, 0x80, 0x02, b'l', b'o',
+    ];
     let got = messages(Sender::Server, &bytes, 1).unwrap();
-    assert_eq!(got, vec![msg(Opcode::Ping, b""), msg(Opcode::Text, b"Hello")]);
+    assert_eq!(
+        got,
+        vec![msg(Opcode::Ping, b""), msg(Opcode::Text, b"Hello")]
+    );
 }
 
 #[test]
@@ -112,8 +149,16 @@ fn hostile_frames_are_refused() {
     use Sender::*;
     let cases: &[(Sender, &[u8], WsError)] = &[
         // Masking in the wrong direction.
-        (Client, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'], WsError::UnmaskedClientFrame),
-        (Server, &[0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0], WsError::MaskedServerFrame),
+        (
+            Client,
+            &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'],
+            WsError::UnmaskedClientFrame,
+        ),
+        (
+            Server,
+            &[0x81, 0x85, 1, 2, 3, 4, 0, 0, 0, 0, 0],
+            WsError::MaskedServerFrame,
+        ),
         // RSV bits and reserved opcodes.
         (Server, &[0xc1, 0x00], WsError::ReservedBits),
         (Server, &[0x91, 0x00], WsError::ReservedBits),
@@ -124,13 +169,39 @@ fn hostile_frames_are_refused() {
         (Server, &[0x88, 0x7e, 0x00, 0x7e], WsError::BadControlFrame),
         // Lengths: non-minimal, top bit, over the cap (refused before any payload).
         (Server, &[0x82, 0x7e, 0x00, 0x7d], WsError::BadLength),
-        (Server, &[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff], WsError::BadLength),
-        (Server, &[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0], WsError::BadLength),
-        (Server, &[0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], WsError::FrameTooLarge { len: i64::MAX as u64, max: MAX }),
-        (Server, &[0x82, 0x7f, 0, 0, 0, 0, 0, 0x10, 0, 1], WsError::FrameTooLarge { len: MAX + 1, max: MAX }),
+        (
+            Server,
+            &[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff],
+            WsError::BadLength,
+        ),
+        (
+            Server,
+            &[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            WsError::BadLength,
+        ),
+        (
+            Server,
+            &[0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            WsError::FrameTooLarge {
+                len: i64::MAX as u64,
+                max: MAX,
+            },
+        ),
+        (
+            Server,
+            &[0x82, 0x7f, 0, 0, 0, 0, 0, 0x10, 0, 1],
+            WsError::FrameTooLarge {
+                len: MAX + 1,
+                max: MAX,
+            },
+        ),
         // Fragmentation order.
         (Server, &[0x80, 0x00], WsError::UnexpectedContinuation),
-        (Server, &[0x01, 0x00, 0x82, 0x00], WsError::MessageInterleaved),
+        (
+            Server,
+            &[0x01, 0x00, 0x82, 0x00],
+            WsError::MessageInterleaved,
+        ),
         // Close payloads.
         (Server, &[0x88, 0x01, 0x03], WsError::BadClose),
         (Server, &[0x88, 0x02, 0x03, 0xed], WsError::BadClose), // 1005 may not be sent
@@ -179,32 +250,52 @@ fn encoder_and_decoder_agree_on_every_length_form() {
     }
 }
 
-const UPGRADE: &[u8] = b"GET /api/v1/namespaces/prod/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\n\
+const UPGRADE: &[u8] =
+    b"GET /api/v1/namespaces/prod/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\n\
 Host: k8s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 Sec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n";
 
 #[test]
 fn handshake() {
-    assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
     let l = Limits::default();
-    let req = parse_request_head(&mut BytesMut::from(UPGRADE), &l).unwrap().unwrap();
+    let req = parse_request_head(&mut BytesMut::from(UPGRADE), &l)
+        .unwrap()
+        .unwrap();
     let up = check_upgrade_request(&req).unwrap();
-    assert_eq!(up.protocols, vec![&b"v5.channel.k8s.io"[..], b"v4.channel.k8s.io"]);
+    assert_eq!(
+        up.protocols,
+        vec![&b"v5.channel.k8s.io"[..], b"v4.channel.k8s.io"]
+    );
     let resp = |extra: &str| {
         let raw = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}\r\n"
         );
-        parse_response_head(&mut BytesMut::from(raw.as_bytes()), &l).unwrap().unwrap()
+        parse_response_head(&mut BytesMut::from(raw.as_bytes()), &l)
+            .unwrap()
+            .unwrap()
     };
-    let good = resp("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n");
+    let good = resp(
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n",
+    );
     let chosen = check_upgrade_response(&good, up.key, &up.protocols).unwrap();
-    assert_eq!(chosen.and_then(ChannelProtocol::from_name), Some(ChannelProtocol::V5));
+    assert_eq!(
+        chosen.and_then(ChannelProtocol::from_name),
+        Some(ChannelProtocol::V5)
+    );
     let wrong = resp("Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n");
     assert!(check_upgrade_response(&wrong, up.key, &up.protocols).is_err());
-    let ext = resp("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n");
+    let ext = resp(
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
     assert!(check_upgrade_response(&ext, up.key, &up.protocols).is_err());
-    let unoffered = resp("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v3.channel.k8s.io\r\n");
+    let unoffered = resp(
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v3.channel.k8s.io\r\n",
+    );
     assert!(check_upgrade_response(&unoffered, up.key, &up.protocols).is_err());
     for (from, to) in [
         ("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"),
@@ -212,8 +303,12 @@ fn handshake() {
         ("Upgrade: websocket", "Upgrade: h2c"),
         ("GET", "POST"),
     ] {
-        let raw = String::from_utf8(UPGRADE.to_vec()).unwrap().replace(from, to);
-        let req = parse_request_head(&mut BytesMut::from(raw.as_bytes()), &l).unwrap().unwrap();
+        let raw = String::from_utf8(UPGRADE.to_vec())
+            .unwrap()
+            .replace(from, to);
+        let req = parse_request_head(&mut BytesMut::from(raw.as_bytes()), &l)
+            .unwrap()
+            .unwrap();
         assert!(check_upgrade_request(&req).is_err(), "{to}");
     }
 }
@@ -231,15 +326,40 @@ fn kubernetes_exec_channels() {
     use ChannelProtocol::*;
     use Sender::*;
     let dec = |p, from, data: &[u8]| decode_channel_message(p, from, &binary(data));
-    let data = |channel, d: &'static [u8]| Some(ChannelEvent::Data { channel, data: Bytes::from_static(d) });
-    assert_eq!(dec(V5, Client, b"\x00ls -l\n"), Ok(data(Channel::Stdin, b"ls -l\n")));
-    assert_eq!(dec(V4, Server, b"\x01total 0\n"), Ok(data(Channel::Stdout, b"total 0\n")));
-    assert_eq!(dec(V5, Server, b"\x02oops"), Ok(data(Channel::Stderr, b"oops")));
-    assert_eq!(dec(V5, Server, b"\x03{\"status\":\"Success\"}"), Ok(data(Channel::Error, b"{\"status\":\"Success\"}")));
-    assert_eq!(dec(V5, Client, b"\x04{\"Width\":80,\"Height\":24}"), Ok(data(Channel::Resize, b"{\"Width\":80,\"Height\":24}")));
+    let data = |channel, d: &'static [u8]| {
+        Some(ChannelEvent::Data {
+            channel,
+            data: Bytes::from_static(d),
+        })
+    };
+    assert_eq!(
+        dec(V5, Client, b"\x00ls -l\n"),
+        Ok(data(Channel::Stdin, b"ls -l\n"))
+    );
+    assert_eq!(
+        dec(V4, Server, b"\x01total 0\n"),
+        Ok(data(Channel::Stdout, b"total 0\n"))
+    );
+    assert_eq!(
+        dec(V5, Server, b"\x02oops"),
+        Ok(data(Channel::Stderr, b"oops"))
+    );
+    assert_eq!(
+        dec(V5, Server, b"\x03{\"status\":\"Success\"}"),
+        Ok(data(Channel::Error, b"{\"status\":\"Success\"}"))
+    );
+    assert_eq!(
+        dec(V5, Client, b"\x04{\"Width\":80,\"Height\":24}"),
+        Ok(data(Channel::Resize, b"{\"Width\":80,\"Height\":24}"))
+    );
     assert_eq!(dec(V5, Server, b"\x01"), Ok(data(Channel::Stdout, b"")));
     assert_eq!(dec(V5, Client, b""), Ok(None));
-    assert_eq!(dec(V5, Client, b"\xff\x00"), Ok(Some(ChannelEvent::Close { channel: Channel::Stdin })));
+    assert_eq!(
+        dec(V5, Client, b"\xff\x00"),
+        Ok(Some(ChannelEvent::Close {
+            channel: Channel::Stdin
+        }))
+    );
     // v4 has no close signal; malformed closes, unknown channels and the
     // wrong side are refused.
     assert!(dec(V4, Client, b"\xff\x00").is_err());
@@ -249,9 +369,17 @@ fn kubernetes_exec_channels() {
     assert!(dec(V5, Client, b"\x05x").is_err());
     assert!(dec(V5, Client, b"\x01stdout from the client").is_err());
     assert!(dec(V5, Server, b"\x00stdin from the server").is_err());
-    let text = Message { opcode: Opcode::Text, data: Bytes::from_static(b"0aGk="), dropped: 0 };
+    let text = Message {
+        opcode: Opcode::Text,
+        data: Bytes::from_static(b"0aGk="),
+        dropped: 0,
+    };
     assert!(decode_channel_message(V5, Client, &text).is_err());
-    let ping = Message { opcode: Opcode::Ping, data: Bytes::new(), dropped: 0 };
+    let ping = Message {
+        opcode: Opcode::Ping,
+        data: Bytes::new(),
+        dropped: 0,
+    };
     assert_eq!(decode_channel_message(V5, Client, &ping), Ok(None));
     // Encoded payloads decode back, carried in real frames.
     let mut payload = BytesMut::new();
@@ -259,12 +387,27 @@ fn kubernetes_exec_channels() {
     let mut close = BytesMut::new();
     encode_channel_close(Channel::Stdin, &mut close);
     let mut wire = BytesMut::new();
-    encode_frame(true, Opcode::Binary, &payload, Some([1, 2, 3, 4]), &mut wire).unwrap();
+    encode_frame(
+        true,
+        Opcode::Binary,
+        &payload,
+        Some([1, 2, 3, 4]),
+        &mut wire,
+    )
+    .unwrap();
     encode_frame(true, Opcode::Binary, &close, Some([5, 6, 7, 8]), &mut wire).unwrap();
     let got: Vec<_> = messages(Client, &wire, 2)
         .unwrap()
         .iter()
         .map(|m| decode_channel_message(V5, Client, m).unwrap())
         .collect();
-    assert_eq!(got, vec![data(Channel::Stdin, b"exit\n"), Some(ChannelEvent::Close { channel: Channel::Stdin })]);
+    assert_eq!(
+        got,
+        vec![
+            data(Channel::Stdin, b"exit\n"),
+            Some(ChannelEvent::Close {
+                channel: Channel::Stdin
+            })
+        ]
+    );
 }

@@ -36,7 +36,9 @@ pub fn check_upgrade_request(head: &RequestHead) -> Result<Upgrade<'_>, WsError>
         return Err(WsError::Handshake("not a GET in HTTP/1.1"));
     }
     if head.upgrade().is_none() || !f.has_token("upgrade", "websocket") {
-        return Err(WsError::Handshake("no Connection: upgrade / Upgrade: websocket"));
+        return Err(WsError::Handshake(
+            "no Connection: upgrade / Upgrade: websocket",
+        ));
     }
     if f.get("sec-websocket-version") != Some(b"13") {
         return Err(WsError::Handshake("Sec-WebSocket-Version is not 13"));
@@ -47,12 +49,18 @@ pub fn check_upgrade_request(head: &RequestHead) -> Result<Upgrade<'_>, WsError>
     };
     match STANDARD.decode(key) {
         Ok(k) if k.len() == 16 => {}
-        _ => return Err(WsError::Handshake("Sec-WebSocket-Key is not 16 base64 bytes")),
+        _ => {
+            return Err(WsError::Handshake(
+                "Sec-WebSocket-Key is not 16 base64 bytes",
+            ));
+        }
     }
     let mut protocols = Vec::new();
     for p in f.get_all("sec-websocket-protocol").flat_map(list) {
         if p.is_empty() || !p.iter().all(|&b| crate::http::is_tchar(b)) {
-            return Err(WsError::Handshake("Sec-WebSocket-Protocol is not a token list"));
+            return Err(WsError::Handshake(
+                "Sec-WebSocket-Protocol is not a token list",
+            ));
         }
         protocols.push(p);
     }
@@ -73,7 +81,9 @@ pub fn check_upgrade_response<'r>(
         return Err(WsError::Handshake("status is not 101"));
     }
     if !f.has_token("upgrade", "websocket") || !f.has_token("connection", "upgrade") {
-        return Err(WsError::Handshake("no Connection: upgrade / Upgrade: websocket"));
+        return Err(WsError::Handshake(
+            "no Connection: upgrade / Upgrade: websocket",
+        ));
     }
     if f.get("sec-websocket-accept") != Some(accept_key(key).as_bytes()) {
         return Err(WsError::Handshake("wrong Sec-WebSocket-Accept"));

@@ -115,7 +115,8 @@ pub fn decode_channel_message(
         let [id] = rest else {
             return Err(WsError::Channel("close signal is not [255, channel]"));
         };
-        let channel = Channel::from_u8(*id).ok_or(WsError::Channel("close of an unknown channel"))?;
+        let channel =
+            Channel::from_u8(*id).ok_or(WsError::Channel("close of an unknown channel"))?;
         return Ok(Some(ChannelEvent::Close { channel }));
     }
     let channel = Channel::from_u8(first).ok_or(WsError::Channel("unknown channel"))?;

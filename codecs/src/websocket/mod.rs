@@ -24,7 +24,9 @@ mod handshake;
 pub mod k8s;
 mod message;
 
-pub use frame::{FrameDecoder, FrameEvent, FrameHeader, Opcode, Sender, encode_close, encode_frame};
+pub use frame::{
+    FrameDecoder, FrameEvent, FrameHeader, Opcode, Sender, encode_close, encode_frame,
+};
 pub use handshake::{Upgrade, accept_key, check_upgrade_request, check_upgrade_response};
 pub use message::{Message, MessageAssembler, parse_close};
 

@@ -172,11 +172,8 @@ fn parse_size_line(line: &[u8]) -> Result<u64, H1Error> {
         (n << 4) | u64::from(v)
     });
     let mut rest = &line[digits..];
-    loop {
-        // BWS is allowed only before a ';'.
-        let Some((&b';', after)) = skip_ows(rest).split_first() else {
-            break;
-        };
+    // BWS is allowed only before a ';'.
+    while let Some((&b';', after)) = skip_ows(rest).split_first() {
         rest = skip_token(skip_ows(after)).ok_or(H1Error::BadChunkExtension)?;
         if let Some((&b'=', after)) = skip_ows(rest).split_first() {
             let val = skip_ows(after);
@@ -203,10 +200,7 @@ fn skip_ows(v: &[u8]) -> &[u8] {
 
 /// Skip a non-empty token; `None` if there is none.
 fn skip_token(v: &[u8]) -> Option<&[u8]> {
-    let n = v
-        .iter()
-        .take_while(|&&b| crate::http::is_tchar(b))
-        .count();
+    let n = v.iter().take_while(|&&b| crate::http::is_tchar(b)).count();
     (n > 0).then(|| &v[n..])
 }
 
@@ -272,13 +266,19 @@ mod tests {
     fn size_lines() {
         assert_eq!(parse_size_line(b"1a"), Ok(26));
         assert_eq!(parse_size_line(b"ffffffffffffffff"), Ok(u64::MAX));
-        assert_eq!(parse_size_line(b"10000000000000000"), Err(H1Error::BadChunkSize));
+        assert_eq!(
+            parse_size_line(b"10000000000000000"),
+            Err(H1Error::BadChunkSize)
+        );
         assert_eq!(parse_size_line(b"5 ; a=b ;c;d=\"x\\\"y\""), Ok(5));
         assert_eq!(parse_size_line(b""), Err(H1Error::BadChunkSize));
         assert_eq!(parse_size_line(b" 5"), Err(H1Error::BadChunkSize));
         assert_eq!(parse_size_line(b"-5"), Err(H1Error::BadChunkSize));
         assert_eq!(parse_size_line(b"5;"), Err(H1Error::BadChunkExtension));
-        assert_eq!(parse_size_line(b"5;a=\"open"), Err(H1Error::BadChunkExtension));
+        assert_eq!(
+            parse_size_line(b"5;a=\"open"),
+            Err(H1Error::BadChunkExtension)
+        );
         assert_eq!(parse_size_line(b"5;a=b c"), Err(H1Error::BadChunkExtension));
         assert_eq!(parse_size_line(b"5x"), Err(H1Error::BadChunkSize));
         assert_eq!(parse_size_line(b"5 "), Err(H1Error::BadChunkExtension));
@@ -298,7 +298,10 @@ mod tests {
             panic!("data expected")
         };
         assert_eq!(data.len(), 300);
-        assert_eq!(d.decode(&mut out).unwrap(), Some(ChunkEvent::End(Fields::empty())));
+        assert_eq!(
+            d.decode(&mut out).unwrap(),
+            Some(ChunkEvent::End(Fields::empty()))
+        );
         assert!(d.is_done() && out.is_empty());
     }
 }

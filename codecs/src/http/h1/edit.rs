@@ -100,7 +100,12 @@ impl<'a> HeadEditor<'a> {
     pub fn remove(&mut self, name: &str) -> usize {
         let mut n = 0;
         for (i, keep) in self.keep.iter_mut().enumerate() {
-            if *keep && self.fields.name_at(i).is_some_and(|f| f.eq_ignore_ascii_case(name)) {
+            if *keep
+                && self
+                    .fields
+                    .name_at(i)
+                    .is_some_and(|f| f.eq_ignore_ascii_case(name))
+            {
                 *keep = false;
                 n += 1;
             }

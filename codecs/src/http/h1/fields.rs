@@ -230,7 +230,10 @@ mod tests {
         let f = |b: &[u8]| find_section_end(b, 64, 1, 4, big.clone());
         assert_eq!(f(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Ok(Some(24)));
         assert_eq!(f(b"GET / HTTP/1.1\r\nA: b\r\n"), Ok(None));
-        assert_eq!(f(b"GET / HTTP/1.1\nA: b\r\n\r\n"), Err(H1Error::BareLf { line: 1 }));
+        assert_eq!(
+            f(b"GET / HTTP/1.1\nA: b\r\n\r\n"),
+            Err(H1Error::BareLf { line: 1 })
+        );
         assert_eq!(f(b"GET / HTTP/1.1\r\n\n"), Err(H1Error::BareLf { line: 2 }));
         assert_eq!(f(&[b'a'; 64]), Err(big.clone()));
         let many = b"G\r\na:1\r\na:1\r\na:1\r\na:1\r\na:1\r\n\r\n";

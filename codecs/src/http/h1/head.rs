@@ -426,7 +426,10 @@ fn parse_status_line(line: &[u8]) -> Result<(u8, u16, Range<usize>), H1Error> {
     }
     let reason = match &line[12..] {
         [] => 12..12,
-        [b' ', r @ ..] if r.iter().all(|&b| crate::http::is_value_byte(b) && b != 0x7f) => {
+        [b' ', r @ ..]
+            if r.iter()
+                .all(|&b| crate::http::is_value_byte(b) && b != 0x7f) =>
+        {
             13..line.len()
         }
         _ => return Err(H1Error::BadStatusLine),
@@ -440,9 +443,7 @@ fn parse_version(v: &[u8], malformed: H1Error) -> Result<u8, H1Error> {
     match v {
         b"HTTP/1.1" => Ok(1),
         b"HTTP/1.0" => Ok(0),
-        [b'H', b'T', b'T', b'P', b'/', a, b'.', b]
-            if a.is_ascii_digit() && b.is_ascii_digit() =>
-        {
+        [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
             Err(H1Error::UnsupportedVersion)
         }
         _ => Err(malformed),

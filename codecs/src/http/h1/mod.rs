@@ -194,7 +194,9 @@ pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
 /// Comma-separated list elements, OWS trimmed, empty elements skipped
 /// (RFC 9110 §5.6.1 asks recipients to accept them).
 pub(crate) fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
+    v.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
 }
 
 /// Whether `v` is a non-empty token (RFC 9110 `tchar`s).
