@@ -273,3 +273,21 @@ fn editor_refuses_injected_lines_and_rewrites_the_request_line() {
     });
     assert_eq!(out, "GET /x?y HTTP/1.1\r\nHost: api\r\n\r\n");
 }
+
+#[test]
+fn response_editor_keeps_its_status_line() {
+    let raw = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nX-Internal: 1\r\nContent-Length: 0\r\n\r\n";
+    let head = parse_response_head(&mut BytesMut::from(&raw[..]), &Limits::default())
+        .unwrap()
+        .unwrap();
+    let mut e = HeadEditor::for_response(&head);
+    assert!(e.set_request_line("GET", "/", 1).is_err());
+    e.remove_hop_by_hop();
+    e.append_via(1, "tollgate").unwrap();
+    let mut out = BytesMut::new();
+    e.encode(&mut out);
+    assert_eq!(
+        &out[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nVia: 1.1 tollgate\r\n\r\n"
+    );
+}

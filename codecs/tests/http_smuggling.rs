@@ -261,13 +261,23 @@ fn target_forms_split() {
         (h.authority(), h.path(), h.query()),
         (Some("A:80"), "/x", Some("y"))
     );
+    assert_eq!(h.origin_form(), "/x?y");
     let h = req(b"GET http://a?q HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap()
         .unwrap();
+    assert_eq!(h.origin_form(), "/?q");
     assert_eq!(
         (h.authority(), h.path(), h.query()),
         (Some("a"), "", Some("q"))
     );
+    let h = req(b"GET https://a HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.origin_form(), "/");
+    let h = req(b"GET /p?q HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.origin_form(), "/p?q");
     let h = req(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
         .unwrap()
         .unwrap();

@@ -10,7 +10,8 @@ use tollgate_codecs::websocket::k8s::{
 };
 use tollgate_codecs::websocket::{
     FrameDecoder, FrameEvent, Message, MessageAssembler, Opcode, Sender, WsError, accept_key,
-    check_upgrade_request, check_upgrade_response, encode_close, encode_frame, parse_close,
+    check_upgrade_request, check_upgrade_response, encode_close, encode_frame, encode_frame_header,
+    mask_payload, parse_close,
 };
 
 const MAX: u64 = 1 << 20;
@@ -410,4 +411,55 @@ fn kubernetes_exec_channels() {
             })
         ]
     );
+}
+
+/// A relay decodes a client's frame in pieces (for the recording) and sends
+/// it on re-encoded: header, then each piece masked again under the same
+/// key and offset. The upstream must get the client's bytes exactly.
+#[test]
+fn relay_reencodes_streamed_frames_byte_for_byte() {
+    let mut wire = BytesMut::new();
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    encode_frame(
+        false,
+        Opcode::Binary,
+        &payload,
+        Some([0xde, 0xad, 0xbe, 0xef]),
+        &mut wire,
+    )
+    .unwrap();
+    encode_frame(true, Opcode::Ping, b"p", Some([1, 1, 1, 1]), &mut wire).unwrap();
+    encode_frame(
+        true,
+        Opcode::Continuation,
+        b"tail",
+        Some([9, 9, 9, 9]),
+        &mut wire,
+    )
+    .unwrap();
+    let original = wire.clone();
+    for step in [1usize, 5, 333, 4096] {
+        let mut d = FrameDecoder::new(Sender::Client, MAX);
+        let (mut buf, mut relayed) = (BytesMut::new(), BytesMut::new());
+        let (mut key, mut offset) = (None, 0u64);
+        for piece in original.chunks(step) {
+            buf.extend_from_slice(piece);
+            while let Some(ev) = d.decode(&mut buf).unwrap() {
+                match ev {
+                    FrameEvent::Header(h) => {
+                        encode_frame_header(&h, &mut relayed).unwrap();
+                        (key, offset) = (h.mask, 0);
+                    }
+                    FrameEvent::Payload(p) => {
+                        let mut p = p.to_vec();
+                        mask_payload(&mut p, key.unwrap(), offset);
+                        offset += p.len() as u64;
+                        relayed.extend_from_slice(&p);
+                    }
+                    FrameEvent::End => {}
+                }
+            }
+        }
+        assert_eq!(relayed, original, "step {step}");
+    }
 }

@@ -228,13 +228,36 @@ pub fn encode_frame(
     mask: Option<[u8; 4]>,
     out: &mut BytesMut,
 ) -> Result<(), WsError> {
-    if opcode.is_control() && (!fin || payload.len() > 125) {
+    let header = FrameHeader {
+        fin,
+        opcode,
+        mask,
+        len: payload.len() as u64,
+    };
+    out.reserve(payload.len() + 14);
+    encode_frame_header(&header, out)?;
+    let body = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut out[body..], key, 0);
+    }
+    Ok(())
+}
+
+/// Write a frame header alone (length in its shortest form), for a relay
+/// that streams the payload after it: a decoded header re-encodes to the
+/// bytes it came from, and payload pieces re-masked with [`mask_payload`]
+/// under the same key do too.
+pub fn encode_frame_header(h: &FrameHeader, out: &mut BytesMut) -> Result<(), WsError> {
+    if h.opcode.is_control() && (!h.fin || h.len > 125) {
         return Err(WsError::BadControlFrame);
     }
-    out.reserve(payload.len() + 14);
-    out.extend_from_slice(&[u8::from(fin) << 7 | opcode.as_u8()]);
-    let m = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
+    if h.len >> 63 != 0 {
+        return Err(WsError::BadLength);
+    }
+    out.extend_from_slice(&[u8::from(h.fin) << 7 | h.opcode.as_u8()]);
+    let m = if h.mask.is_some() { 0x80 } else { 0 };
+    match h.len {
         n if n < 126 => out.extend_from_slice(&[m | n as u8]),
         n if n <= 0xffff => {
             out.extend_from_slice(&[m | 126]);
@@ -242,18 +265,19 @@ pub fn encode_frame(
         }
         n => {
             out.extend_from_slice(&[m | 127]);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
         }
     }
-    if let Some(key) = mask {
+    if let Some(key) = h.mask {
         out.extend_from_slice(&key);
     }
-    let body = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[body..], key, 0);
-    }
     Ok(())
+}
+
+/// Mask (or unmask: XOR is its own inverse) a payload piece that starts
+/// `offset` bytes into its frame's payload.
+pub fn mask_payload(data: &mut [u8], key: [u8; 4], offset: u64) {
+    apply_mask(data, key, (offset % 4) as usize);
 }
 
 /// Write a Close frame with `code` and `reason` (reason cut to fit 125

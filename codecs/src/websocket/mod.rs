@@ -12,8 +12,11 @@
 //! - [`MessageAssembler`]: joins fragments into messages for the recorder,
 //!   keeping at most a capped prefix of each (the rest is counted, not
 //!   kept); refuses a continuation with no message open and a new data
-//!   message inside an open one. Close payloads are checked (codes, UTF-8).
-//! - [`encode_frame`] / [`encode_close`]: frames out.
+//!   message inside an open one. Close payloads are checked (codes, UTF-8);
+//!   Text payloads are not (a capped prefix may end mid-character, and the
+//!   endpoints fail the connection themselves).
+//! - [`encode_frame`] / [`encode_close`]: frames out; [`encode_frame_header`]
+//!   and [`mask_payload`] for a relay that streams a payload it decoded.
 //! - [`accept_key`], [`check_upgrade_request`], [`check_upgrade_response`]:
 //!   the opening handshake.
 //! - [`k8s`]: the Kubernetes `v4`/`v5.channel.k8s.io` sub-protocols carried
@@ -26,6 +29,7 @@ mod message;
 
 pub use frame::{
     FrameDecoder, FrameEvent, FrameHeader, Opcode, Sender, encode_close, encode_frame,
+    encode_frame_header, mask_payload,
 };
 pub use handshake::{Upgrade, accept_key, check_upgrade_request, check_upgrade_response};
 pub use message::{Message, MessageAssembler, parse_close};

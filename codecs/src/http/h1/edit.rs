@@ -41,6 +41,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// Builds the head sent to the next hop from a parsed one.
 #[derive(Debug, Clone)]
 pub struct HeadEditor<'a> {
+    request: bool,
     start_line: Vec<u8>,
     fields: &'a Fields,
     keep: Vec<bool>,
@@ -50,17 +51,18 @@ pub struct HeadEditor<'a> {
 impl<'a> HeadEditor<'a> {
     /// Start from a request head, all of its lines kept.
     pub fn for_request(head: &'a RequestHead) -> HeadEditor<'a> {
-        HeadEditor::new(head.raw(), head.fields())
+        HeadEditor::new(true, head.raw(), head.fields())
     }
 
     /// Start from a response head, all of its lines kept.
     pub fn for_response(head: &'a ResponseHead) -> HeadEditor<'a> {
-        HeadEditor::new(head.raw(), head.fields())
+        HeadEditor::new(false, head.raw(), head.fields())
     }
 
-    fn new(raw: &[u8], fields: &'a Fields) -> HeadEditor<'a> {
+    fn new(request: bool, raw: &[u8], fields: &'a Fields) -> HeadEditor<'a> {
         let end = memchr::memchr(b'\n', raw).map_or(raw.len(), |i| i + 1);
         HeadEditor {
+            request,
             start_line: raw[..end].to_vec(),
             fields,
             keep: vec![true; fields.len()],
@@ -76,6 +78,11 @@ impl<'a> HeadEditor<'a> {
         target: &str,
         minor_version: u8,
     ) -> Result<(), H1Error> {
+        if !self.request {
+            return Err(H1Error::BadOutgoingField {
+                what: "request line of a response",
+            });
+        }
         if !is_token(method.as_bytes()) {
             return Err(H1Error::BadOutgoingField { what: "method" });
         }

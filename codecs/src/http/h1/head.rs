@@ -93,6 +93,24 @@ impl RequestHead {
         self.authority.as_ref().map(|a| self.text(a))
     }
 
+    /// The target to send an origin server: the target itself in origin-,
+    /// authority- and asterisk-form; path and query of an absolute-form one
+    /// (`/` when it has no path).
+    pub fn origin_form(&self) -> std::borrow::Cow<'_, str> {
+        if self.form != TargetForm::Absolute {
+            return self.target().into();
+        }
+        let path = if self.path().is_empty() {
+            "/"
+        } else {
+            self.path()
+        };
+        match self.query() {
+            Some(q) => format!("{path}?{q}").into(),
+            None => path.into(),
+        }
+    }
+
     pub fn target_form(&self) -> TargetForm {
         self.form
     }

@@ -21,6 +21,26 @@
 //!   `Via`, `X-Forwarded-For`, `Forwarded`); lines it did not touch are copied
 //!   byte for byte.
 //!
+//! Driving it (one client connection; the upstream side mirrors it):
+//! 1. [`parse_request_head`] until it returns a head (or an error: answer
+//!    [`H1Error::status`] with `Connection: close` and close).
+//! 2. Judge the head; if [`RequestHead::expect_continue`] and the request may
+//!    go on, the client is waiting for `100 Continue` (or a final answer).
+//! 3. Write the upstream head with a [`HeadEditor`]: `remove_hop_by_hop`,
+//!    drop the caller's credential, `append` the injected one, Via and
+//!    forwarding fields, `set_request_line` with [`RequestHead::origin_form`]
+//!    and HTTP/1.1; then the framing field the body is relayed with
+//!    (`Content-Length` stays unless Connection-nominated, which it cannot be;
+//!    a chunked body needs `Transfer-Encoding: chunked` appended again).
+//! 4. Relay the body per [`RequestHead::framing`]: `Length(n)` as n bytes
+//!    straight from the buffer, `Chunked` through a [`ChunkedDecoder`] and
+//!    [`encode_chunk`] / [`encode_last_chunk`].
+//! 5. [`parse_response_head`] on the upstream bytes; skip interim (1xx)
+//!    heads after relaying them; relay the body per
+//!    [`ResponseHead::framing`] with the request's method. Keep the client
+//!    connection only if both [`RequestHead::keep_alive`] and the framing
+//!    allow it; the bytes left in the buffer are the next pipelined request.
+//!
 //! What it refuses (each a [`H1Error`] whose [`H1Error::status`] is the answer
 //! a server gives before it closes the connection): a head over
 //! [`Limits::max_head`] or with more than [`Limits::max_headers`] fields (431),
