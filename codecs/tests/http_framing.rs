@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use bytes::{Bytes, BytesMut};
 use tollgate_codecs::http::h1::{
-    BodyFraming, ChunkEvent, ChunkedDecoder, Fields, H1Error, HeadEditor, Limits, RequestHead,
-    encode_chunk, encode_last_chunk, parse_request_head, parse_response_head,
+    BodyFraming, ChunkEvent, ChunkedDecoder, Fields, H1Error, HeadEditor, HeadParser, Limits,
+    RequestHead, encode_chunk, encode_last_chunk, parse_request_head, parse_response_head,
 };
 
 const CHUNKED: &[u8] =
@@ -204,6 +204,46 @@ GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /e"[..],
         ]
     );
     assert_eq!(&buf[..], b"GET /e");
+}
+
+/// A HeadParser fed one byte per read gives the same heads as whole-buffer
+/// parsing, including the empty lines it skips before a request line.
+#[test]
+fn head_parser_one_byte_at_a_time() {
+    let raw = b"\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n\r\nPUT /b HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+    let l = Limits::default();
+    let mut whole = BytesMut::from(&raw[..]);
+    let a = parse_request_head(&mut whole, &l).unwrap().unwrap();
+    let b = parse_request_head(&mut whole, &l).unwrap().unwrap();
+    let mut p = HeadParser::new(&l);
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for &byte in raw {
+        buf.extend_from_slice(&[byte]);
+        if let Some(h) = p.request(&mut buf).unwrap() {
+            got.push(h);
+        }
+    }
+    assert_eq!(got, vec![a, b]);
+    let mut p = HeadParser::new(&l);
+    let mut buf = BytesMut::new();
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let mut heads = 0;
+    for &byte in resp {
+        buf.extend_from_slice(&[byte]);
+        heads += usize::from(p.response(&mut buf).unwrap().is_some());
+    }
+    assert_eq!(heads, 1);
+    // The cap still holds when the scan resumes.
+    let mut p = HeadParser::new(&Limits { max_head: 40, ..l });
+    let mut buf = BytesMut::new();
+    let err = b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaa"
+        .iter()
+        .find_map(|&byte| {
+            buf.extend_from_slice(&[byte]);
+            p.request(&mut buf).err()
+        });
+    assert_eq!(err, Some(H1Error::HeadTooLarge { max: 40 }));
 }
 
 #[test]

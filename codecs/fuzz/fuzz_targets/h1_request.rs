@@ -1,14 +1,14 @@
 //! Fuzzes the proxy HTTP/1.1 codec the way the gateway drives it: request
 //! heads, then their bodies (Content-Length or chunked, with trailers),
 //! pipelined, split at a point the input picks. The same bytes in one read
-//! and in two must give the same messages, and a head re-encoded unedited
-//! must be the bytes received.
+//! and in two (the second through a resuming `HeadParser`) must give the same
+//! messages, and a head re-encoded unedited must be the bytes received.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tollgate_codecs::http::h1::{
-    BodyFraming, ChunkEvent, ChunkedDecoder, H1Error, HeadEditor, Limits, parse_request_head,
+    BodyFraming, ChunkEvent, ChunkedDecoder, H1Error, HeadEditor, HeadParser, Limits, parse_request_head,
     parse_response_head,
 };
 
@@ -27,10 +27,20 @@ enum Phase {
 }
 
 /// One step: `Ok(true)` progress, `Ok(false)` needs more bytes.
-fn step(phase: &mut Phase, buf: &mut BytesMut, out: &mut Vec<Vec<u8>>, body: &mut Vec<u8>) -> Result<bool, H1Error> {
+fn step(
+    phase: &mut Phase,
+    parser: &mut Option<HeadParser>,
+    buf: &mut BytesMut,
+    out: &mut Vec<Vec<u8>>,
+    body: &mut Vec<u8>,
+) -> Result<bool, H1Error> {
     match phase {
         Phase::Head => {
-            let Some(head) = parse_request_head(buf, &LIMITS)? else {
+            let head = match parser {
+                Some(p) => p.request(buf)?,
+                None => parse_request_head(buf, &LIMITS)?,
+            };
+            let Some(head) = head else {
                 return Ok(false);
             };
             let mut same = BytesMut::new();
@@ -96,12 +106,13 @@ impl Room for Limits {
     }
 }
 
-fn run(data: &[u8], cut: usize) -> Vec<Vec<u8>> {
+fn run(data: &[u8], cut: usize, resume: bool) -> Vec<Vec<u8>> {
+    let mut parser = resume.then(|| HeadParser::new(&LIMITS));
     let mut buf = BytesMut::from(&data[..cut]);
     let mut fed = false;
     let (mut phase, mut out, mut body) = (Phase::Head, Vec::new(), Vec::new());
     loop {
-        match step(&mut phase, &mut buf, &mut out, &mut body) {
+        match step(&mut phase, &mut parser, &mut buf, &mut out, &mut body) {
             Ok(true) => {}
             Ok(false) if !fed => {
                 buf.extend_from_slice(&data[cut..]);
@@ -122,9 +133,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
         return;
     };
-    let whole = run(data, data.len());
+    let whole = run(data, data.len(), false);
     let cut = usize::from(split) * data.len() / 255;
-    assert_eq!(whole, run(data, cut), "split at {cut} changed the parse");
+    assert_eq!(whole, run(data, cut, false), "split at {cut} changed the parse");
+    assert_eq!(whole, run(data, cut, true), "split at {cut} changed the resumed parse");
     // The same bytes as an upstream's response head.
     if let Ok(Some(r)) = parse_response_head(&mut BytesMut::from(data), &LIMITS) {
         let _ = (r.framing("GET"), r.framing("HEAD"), r.keep_alive("GET"), r.is_interim());

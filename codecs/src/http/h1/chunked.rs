@@ -3,7 +3,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::fields::{Fields, find_section_end, parse_field_lines};
+use super::fields::{Fields, SectionScan, parse_field_lines};
 use super::{H1Error, Limits, is_ows};
 
 /// What [`ChunkedDecoder::decode`] found next.
@@ -32,6 +32,7 @@ enum State {
 pub struct ChunkedDecoder {
     state: State,
     limits: Limits,
+    trailer_scan: SectionScan,
 }
 
 /// Trailer fields refused because a recipient that merges trailers into the
@@ -58,6 +59,7 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size,
             limits: *limits,
+            trailer_scan: SectionScan::default(),
         }
     }
 
@@ -136,7 +138,11 @@ impl ChunkedDecoder {
     fn trailers(&mut self, buf: &mut BytesMut) -> Result<Option<ChunkEvent>, H1Error> {
         let max = self.limits.max_trailers;
         let too_large = H1Error::TrailersTooLarge { max };
-        let Some(len) = find_section_end(buf, max, 0, self.limits.max_headers, too_large)? else {
+        let max_fields = self.limits.max_headers;
+        let Some(len) = self
+            .trailer_scan
+            .find_end(buf, max, 0, max_fields, too_large)?
+        else {
             return Ok(None);
         };
         let raw = buf.split_to(len).freeze();

@@ -99,39 +99,73 @@ impl Fields {
     }
 }
 
-/// Where the section at the front of `buf` ends: the length through the CRLF
-/// of its empty line, or `None` if that has not arrived yet. `lead_lines`
-/// lines (a start line) precede the `max_fields` field lines allowed.
-///
-/// Refuses as soon as the bytes seen allow: a bare LF at once, a section
-/// over `max` bytes once `max` bytes have arrived without its end.
-pub(crate) fn find_section_end(
+/// Progress through a section that has not ended yet, so a head arriving in
+/// many small reads is scanned once, not once per read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SectionScan {
+    /// Bytes already scanned.
+    pos: usize,
+    line_start: usize,
+    lines: usize,
+}
+
+impl SectionScan {
+    /// Where the section at the front of `buf` ends: the length through the
+    /// CRLF of its empty line, or `None` if that has not arrived yet.
+    /// `lead_lines` lines (a start line) precede the `max_fields` field lines
+    /// allowed. Between calls `buf` may only grow at the back.
+    ///
+    /// Refuses as soon as the bytes seen allow: a bare LF at once, a section
+    /// over `max` bytes once `max` bytes have arrived without its end.
+    pub(crate) fn find_end(
+        &mut self,
+        buf: &[u8],
+        max: usize,
+        lead_lines: usize,
+        max_fields: usize,
+        too_large: H1Error,
+    ) -> Result<Option<usize>, H1Error> {
+        let window = &buf[..buf.len().min(max)];
+        let from = self.pos.min(window.len());
+        for lf in memchr::memchr_iter(b'\n', &window[from..]).map(|i| from + i) {
+            if lf == self.line_start || window[lf - 1] != b'\r' {
+                return Err(H1Error::BareLf {
+                    line: self.lines + 1,
+                });
+            }
+            if lf - 1 == self.line_start && self.lines >= lead_lines {
+                *self = SectionScan::default();
+                return Ok(Some(lf + 1));
+            }
+            self.lines += 1;
+            if self.lines > lead_lines + max_fields {
+                return Err(H1Error::TooManyHeaders { max: max_fields });
+            }
+            self.line_start = lf + 1;
+        }
+        self.pos = window.len();
+        if buf.len() >= max {
+            return Err(too_large);
+        }
+        Ok(None)
+    }
+
+    /// Nothing of a section scanned yet.
+    pub(crate) fn at_start(&self) -> bool {
+        self.pos == 0
+    }
+}
+
+/// [`SectionScan::find_end`] from scratch.
+#[cfg(test)]
+fn find_section_end(
     buf: &[u8],
     max: usize,
     lead_lines: usize,
     max_fields: usize,
     too_large: H1Error,
 ) -> Result<Option<usize>, H1Error> {
-    let window = &buf[..buf.len().min(max)];
-    let mut line_start = 0;
-    let mut lines = 0;
-    for lf in memchr::memchr_iter(b'\n', window) {
-        if lf == line_start || window[lf - 1] != b'\r' {
-            return Err(H1Error::BareLf { line: lines + 1 });
-        }
-        if lf - 1 == line_start && lines >= lead_lines {
-            return Ok(Some(lf + 1));
-        }
-        lines += 1;
-        if lines > lead_lines + max_fields {
-            return Err(H1Error::TooManyHeaders { max: max_fields });
-        }
-        line_start = lf + 1;
-    }
-    if buf.len() >= max {
-        return Err(too_large);
-    }
-    Ok(None)
+    SectionScan::default().find_end(buf, max, lead_lines, max_fields, too_large)
 }
 
 /// Parse the field lines in `raw[start..end]`, where `end` is just before the
@@ -146,7 +180,7 @@ pub(crate) fn parse_field_lines(
     let mut pos = start;
     let mut line_no = first_line;
     while pos < end {
-        // find_section_end proved every LF here ends a CRLF.
+        // SectionScan::find_end proved every LF here ends a CRLF.
         let lf = memchr::memchr(b'\n', &raw[pos..end]).map_or(end, |i| pos + i);
         out.push(parse_field_line(raw, pos, lf.saturating_sub(1), line_no)?);
         pos = lf + 1;

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::fields::{Fields, find_section_end, parse_field_lines};
+use super::fields::{Fields, SectionScan, parse_field_lines};
 use super::{H1Error, Limits, is_token, list_elements, trim_ows};
 
 /// How the body after a head is delimited (RFC 9112 §6.3).
@@ -238,24 +238,75 @@ impl ResponseHead {
     }
 }
 
+/// Parses the heads one peer sends, remembering how far an incomplete head
+/// was scanned so that a head trickling in over many reads is scanned once.
+/// Keep one per connection and direction; between calls the buffer may only
+/// grow at the back until a head comes out.
+#[derive(Debug, Clone)]
+pub struct HeadParser {
+    limits: Limits,
+    scan: SectionScan,
+}
+
+impl HeadParser {
+    pub fn new(limits: &Limits) -> HeadParser {
+        HeadParser {
+            limits: *limits,
+            scan: SectionScan::default(),
+        }
+    }
+
+    /// [`parse_request_head`], resuming the scan where the last call left it.
+    pub fn request(&mut self, buf: &mut BytesMut) -> Result<Option<RequestHead>, H1Error> {
+        request_head(buf, &self.limits, &mut self.scan)
+    }
+
+    /// [`parse_response_head`], resuming the scan where the last call left it.
+    pub fn response(&mut self, buf: &mut BytesMut) -> Result<Option<ResponseHead>, H1Error> {
+        response_head(buf, &self.limits, &mut self.scan)
+    }
+}
+
 /// Cut one request head off the front of `buf`; the body (if any) stays in
-/// `buf`. `Ok(None)`: not complete yet, read more and call again. Empty lines
-/// before the request line are consumed (RFC 9112 §2.2).
+/// `buf`. `Ok(None)`: not complete yet, read more and call again (a
+/// [`HeadParser`] does not rescan what it has seen). Empty lines before the
+/// request line are consumed (RFC 9112 §2.2).
 pub fn parse_request_head(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<RequestHead>, H1Error> {
-    while buf.starts_with(b"\r\n") {
-        buf.advance(2);
-    }
-    if buf.first() == Some(&b'\n') {
-        return Err(H1Error::BareLf { line: 1 });
+    request_head(buf, limits, &mut SectionScan::default())
+}
+
+/// Cut one response head off the front of `buf`; the body stays in `buf`.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<ResponseHead>, H1Error> {
+    response_head(buf, limits, &mut SectionScan::default())
+}
+
+fn request_head(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    scan: &mut SectionScan,
+) -> Result<Option<RequestHead>, H1Error> {
+    if scan.at_start() {
+        while buf.starts_with(b"\r\n") {
+            buf.advance(2);
+        }
+        if buf.first() == Some(&b'\n') {
+            return Err(H1Error::BareLf { line: 1 });
+        }
+        if buf[..] == b"\r"[..] {
+            // Maybe an empty line to skip: do not start scanning yet.
+            return Ok(None);
+        }
     }
     let too_large = H1Error::HeadTooLarge {
         max: limits.max_head,
     };
-    let Some(len) = find_section_end(buf, limits.max_head, 1, limits.max_headers, too_large)?
-    else {
+    let Some(len) = scan.find_end(buf, limits.max_head, 1, limits.max_headers, too_large)? else {
         return Ok(None);
     };
     let raw = buf.split_to(len).freeze();
@@ -283,16 +334,15 @@ pub fn parse_request_head(
     }))
 }
 
-/// Cut one response head off the front of `buf`; the body stays in `buf`.
-pub fn parse_response_head(
+fn response_head(
     buf: &mut BytesMut,
     limits: &Limits,
+    scan: &mut SectionScan,
 ) -> Result<Option<ResponseHead>, H1Error> {
     let too_large = H1Error::HeadTooLarge {
         max: limits.max_head,
     };
-    let Some(len) = find_section_end(buf, limits.max_head, 1, limits.max_headers, too_large)?
-    else {
+    let Some(len) = scan.find_end(buf, limits.max_head, 1, limits.max_headers, too_large)? else {
         return Ok(None);
     };
     let raw = buf.split_to(len).freeze();

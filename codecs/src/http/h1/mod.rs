@@ -22,7 +22,7 @@
 //!   byte for byte.
 //!
 //! Driving it (one client connection; the upstream side mirrors it):
-//! 1. [`parse_request_head`] until it returns a head (or an error: answer
+//! 1. [`HeadParser::request`] until it returns a head (or an error: answer
 //!    [`H1Error::status`] with `Connection: close` and close).
 //! 2. Judge the head; if [`RequestHead::expect_continue`] and the request may
 //!    go on, the client is waiting for `100 Continue` (or a final answer).
@@ -35,7 +35,7 @@
 //! 4. Relay the body per [`RequestHead::framing`]: `Length(n)` as n bytes
 //!    straight from the buffer, `Chunked` through a [`ChunkedDecoder`] and
 //!    [`encode_chunk`] / [`encode_last_chunk`].
-//! 5. [`parse_response_head`] on the upstream bytes; skip interim (1xx)
+//! 5. [`HeadParser::response`] on the upstream bytes; skip interim (1xx)
 //!    heads after relaying them; relay the body per
 //!    [`ResponseHead::framing`] with the request's method. Keep the client
 //!    connection only if both [`RequestHead::keep_alive`] and the framing
@@ -71,7 +71,8 @@ pub use chunked::{ChunkEvent, ChunkedDecoder, encode_chunk, encode_last_chunk};
 pub use edit::{HOP_BY_HOP, HeadEditor, forwarded_for, is_hop_by_hop};
 pub use fields::Fields;
 pub use head::{
-    BodyFraming, RequestHead, ResponseHead, TargetForm, parse_request_head, parse_response_head,
+    BodyFraming, HeadParser, RequestHead, ResponseHead, TargetForm, parse_request_head,
+    parse_response_head,
 };
 
 /// Caps applied while parsing, each checked before the bytes it bounds are
