@@ -352,6 +352,8 @@ fn expect_continue_is_visible() {
         .unwrap()
         .unwrap();
     assert!(h.expect_continue());
+    let old = req(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+    assert!(!old.unwrap().unwrap().expect_continue());
     assert!(
         !req(b"PUT / HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap()

@@ -382,7 +382,19 @@ fn kubernetes_exec_channels() {
         dropped: 0,
     };
     assert_eq!(decode_channel_message(V5, Client, &ping), Ok(None));
-    // Encoded payloads decode back, carried in real frames.
+}
+
+/// Encoded channel payloads decode back, carried in real masked frames.
+#[test]
+fn kubernetes_channel_encoding_round_trips() {
+    use ChannelProtocol::*;
+    use Sender::*;
+    let data = |channel, d: &'static [u8]| {
+        Some(ChannelEvent::Data {
+            channel,
+            data: Bytes::from_static(d),
+        })
+    };
     let mut payload = BytesMut::new();
     encode_channel_data(Channel::Stdin, b"exit\n", &mut payload);
     let mut close = BytesMut::new();

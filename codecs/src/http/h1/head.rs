@@ -540,7 +540,8 @@ fn request_facts(fields: &Fields, raw: &[u8], line: &RequestLine) -> Result<Requ
         if !v.eq_ignore_ascii_case(b"100-continue") {
             return Err(H1Error::UnsupportedExpectation);
         }
-        expect_continue = true;
+        // RFC 9110 §10.1.1: ignored in an HTTP/1.0 request.
+        expect_continue = line.minor_version == 1;
     }
     let framing = match (chunked, content_length) {
         (true, _) => BodyFraming::Chunked,
