@@ -8,8 +8,8 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tollgate_codecs::http::h1::{
-    BodyFraming, ChunkEvent, ChunkedDecoder, H1Error, HeadEditor, HeadParser, Limits, parse_request_head,
-    parse_response_head,
+    BodyFraming, ChunkEvent, ChunkedDecoder, H1Error, HeadEditor, HeadParser, Limits,
+    parse_request_head, parse_response_head,
 };
 
 const LIMITS: Limits = Limits {
@@ -45,14 +45,23 @@ fn step(
             };
             let mut same = BytesMut::new();
             HeadEditor::for_request(&head).encode(&mut same);
-            assert_eq!(&same[..], &head.raw()[..], "unedited re-encode changed the head");
+            assert_eq!(
+                &same[..],
+                &head.raw()[..],
+                "unedited re-encode changed the head"
+            );
             let mut edited = HeadEditor::for_request(&head);
             edited.remove_hop_by_hop();
-            edited.append_via(head.minor_version(), "tollgate").unwrap_or_default();
+            edited
+                .append_via(head.minor_version(), "tollgate")
+                .unwrap_or_default();
             let mut again = BytesMut::new();
             edited.encode(&mut again);
             let reparsed = parse_request_head(&mut again, &LIMITS.clone_with_room());
-            assert!(reparsed.is_ok(), "edited head no longer parses: {reparsed:?}");
+            assert!(
+                reparsed.is_ok(),
+                "edited head no longer parses: {reparsed:?}"
+            );
             out.push(head.raw().to_vec());
             *phase = match head.framing() {
                 BodyFraming::Length(n) if n > 0 => Phase::Length(n),
@@ -135,10 +144,23 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = run(data, data.len(), false);
     let cut = usize::from(split) * data.len() / 255;
-    assert_eq!(whole, run(data, cut, false), "split at {cut} changed the parse");
-    assert_eq!(whole, run(data, cut, true), "split at {cut} changed the resumed parse");
+    assert_eq!(
+        whole,
+        run(data, cut, false),
+        "split at {cut} changed the parse"
+    );
+    assert_eq!(
+        whole,
+        run(data, cut, true),
+        "split at {cut} changed the resumed parse"
+    );
     // The same bytes as an upstream's response head.
     if let Ok(Some(r)) = parse_response_head(&mut BytesMut::from(data), &LIMITS) {
-        let _ = (r.framing("GET"), r.framing("HEAD"), r.keep_alive("GET"), r.is_interim());
+        let _ = (
+            r.framing("GET"),
+            r.framing("HEAD"),
+            r.keep_alive("GET"),
+            r.is_interim(),
+        );
     }
 });

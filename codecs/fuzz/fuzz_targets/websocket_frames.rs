@@ -73,8 +73,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, data)) = data.split_first() else {
         return;
     };
-    let from = if pick & 1 == 0 { Sender::Client } else { Sender::Server };
+    let from = if pick & 1 == 0 {
+        Sender::Client
+    } else {
+        Sender::Server
+    };
     let whole = run(from, data, data.len());
     let cut = usize::from(pick >> 1) * data.len() / 127;
-    assert_eq!(whole, run(from, data, cut), "split at {cut} changed the messages");
+    assert_eq!(
+        whole,
+        run(from, data, cut),
+        "split at {cut} changed the messages"
+    );
 });
