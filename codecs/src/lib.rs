@@ -4,3 +4,4 @@ pub mod http;
 pub mod mysql;
 pub mod pg;
 pub mod sql;
+pub mod websocket;

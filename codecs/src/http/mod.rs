@@ -3,7 +3,11 @@
 //! `Content-Length` bodies only; a chunked or otherwise transfer-encoded
 //! request body is refused rather than guessed at (request smuggling lives in
 //! the gap between two parsers' guesses).
+//!
+//! The gateway's proxy codec (streaming bodies, chunked both ways, hop-by-hop
+//! handling) is [`h1`].
 
+pub mod h1;
 mod request;
 mod response;
 
