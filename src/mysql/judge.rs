@@ -11,7 +11,7 @@ use tollgate_codecs::sql::{Dialect, MySqlMode, StatementClass};
 
 use crate::identity::Identity;
 use crate::pipeline::statement::{Decision, ShadowVerdict};
-use crate::policy::rules::{Action, Caller, DecidedBy, EvalScratch, Policy, PreparedVerdicts};
+use crate::policy::rules::{Caller, EvalScratch, Policy, PreparedVerdicts};
 
 /// The rule name shown for refusals that protect the lexical state.
 const LEXICAL_RULE: &str = "lexical-state";
@@ -56,15 +56,6 @@ pub(crate) fn lexer_mode(server_version: &[u8], status_flags: u16) -> MySqlMode 
         backslash_escapes: status_flags & status::NO_BACKSLASH_ESCAPES == 0,
         server_version: version,
         mariadb,
-    }
-}
-
-fn strictness(d: &Decision) -> u8 {
-    match d {
-        Decision::Allow => 0,
-        Decision::Audit { .. } => 1,
-        Decision::Approve { .. } => 2,
-        Decision::Block { .. } => 3,
     }
 }
 
@@ -154,7 +145,7 @@ impl<'a> MyInspector<'a> {
                 }
                 Some(_) => {}
             }
-            if best.as_ref().is_none_or(|b| strictness(&d) > strictness(b)) {
+            if best.as_ref().is_none_or(|b| d.strictness() > b.strictness()) {
                 best = Some(d);
             }
         }
@@ -183,24 +174,7 @@ impl<'a> MyInspector<'a> {
                 rule: s.rule.to_string(),
             });
         }
-        let rule = match v.decided_by {
-            DecidedBy::Rule { name, .. } => name.to_string(),
-            DecidedBy::Unclassified => "unclassified".into(),
-            DecidedBy::Unmatched => "unmatched".into(),
-            DecidedBy::Empty => "empty".into(),
-        };
-        match v.action {
-            Action::Allow => Decision::Allow,
-            Action::Audit => Decision::Audit { rule },
-            Action::Block { message } => Decision::Block {
-                message: message.to_string(),
-                rule,
-            },
-            Action::Approve { message } => Decision::Approve {
-                message: message.to_string(),
-                rule,
-            },
-        }
+        Decision::from_verdict(v.action, v.decided_by)
     }
 }
 

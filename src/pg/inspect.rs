@@ -16,6 +16,7 @@ use crate::snapshot::TargetRuntime;
 pub const LEXICAL_RULE: &str = "lexical-state";
 
 pub use crate::pipeline::statement::{Decision, ShadowVerdict, observe_shadow};
+use crate::pipeline::statement::decider_name;
 
 pub struct Inspector<'a> {
     policy: &'a Policy,
@@ -51,24 +52,6 @@ const AMBIGUOUS_PREPARE: &str = "tollgate cannot judge this statement until the 
      standard_conforming_strings); send it on its own";
 
 /// Order of decisions from least to most strict.
-fn strictness(d: &Decision) -> u8 {
-    match d {
-        Decision::Allow => 0,
-        Decision::Audit { .. } => 1,
-        Decision::Approve { .. } => 2,
-        Decision::Block { .. } => 3,
-    }
-}
-
-fn decided_by(d: DecidedBy<'_>) -> String {
-    match d {
-        DecidedBy::Rule { name, .. } => name.to_string(),
-        DecidedBy::Unclassified => "unclassified".into(),
-        DecidedBy::Unmatched => "unmatched".into(),
-        DecidedBy::Empty => "empty".into(),
-    }
-}
-
 impl<'a> Inspector<'a> {
     pub fn new(rt: &'a TargetRuntime, identity: &'a Identity) -> Self {
         Self::with_policy(&rt.policy, identity)
@@ -156,22 +139,10 @@ impl<'a> Inspector<'a> {
                 rule: s.rule.to_string(),
             });
         }
-        let rule = decided_by(v.decided_by);
-        match v.action {
-            Action::Allow => {
-                self.allowed_by = rule;
-                Decision::Allow
-            }
-            Action::Audit => Decision::Audit { rule },
-            Action::Block { message } => Decision::Block {
-                message: message.to_string(),
-                rule,
-            },
-            Action::Approve { message } => Decision::Approve {
-                message: message.to_string(),
-                rule,
-            },
+        if matches!(v.action, Action::Allow) {
+            self.allowed_by = decider_name(v.decided_by);
         }
+        Decision::from_verdict(v.action, v.decided_by)
     }
 
     /// A statement pipelined behind one that may change the lexical mode:
@@ -201,7 +172,7 @@ impl<'a> Inspector<'a> {
                 rule: LEXICAL_RULE.into(),
             };
         }
-        if strictness(&off) > strictness(&on) {
+        if off.strictness() > on.strictness() {
             off
         } else {
             on
@@ -244,7 +215,7 @@ impl<'a> Inspector<'a> {
                     rule,
                 },
             };
-            if best.as_ref().is_none_or(|b| strictness(&d) > strictness(b)) {
+            if best.as_ref().is_none_or(|b| d.strictness() > b.strictness()) {
                 best = Some(d);
             }
         }

@@ -14,6 +14,7 @@ use crate::engine::session::SessionEntry;
 use crate::engine::shard::ShardCtx;
 use crate::identity::Identity;
 use crate::metrics::StatementVerdict;
+use crate::policy::rules::{Action, DecidedBy};
 use crate::recording::SessionRecording;
 
 /// What happens to one statement, with what the record and the client need.
@@ -36,7 +37,46 @@ pub enum Decision {
     },
 }
 
+/// What decided a verdict, as records and logs name it: the rule, or why
+/// no rule did.
+pub fn decider_name(d: DecidedBy<'_>) -> String {
+    match d {
+        DecidedBy::Rule { name, .. } => name.to_string(),
+        DecidedBy::Unclassified => "unclassified".into(),
+        DecidedBy::Unmatched => "unmatched".into(),
+        DecidedBy::Empty => "empty".into(),
+    }
+}
+
 impl Decision {
+    /// The decision for a policy verdict's action, naming what decided it.
+    pub fn from_verdict(action: Action<'_>, decided_by: DecidedBy<'_>) -> Decision {
+        let rule = decider_name(decided_by);
+        match action {
+            Action::Allow => Decision::Allow,
+            Action::Audit => Decision::Audit { rule },
+            Action::Block { message } => Decision::Block {
+                message: message.to_string(),
+                rule,
+            },
+            Action::Approve { message } => Decision::Approve {
+                message: message.to_string(),
+                rule,
+            },
+        }
+    }
+
+    /// Orders decisions from allow to block: a statement judged under
+    /// several lexical modes keeps the strictest.
+    pub fn strictness(&self) -> u8 {
+        match self {
+            Decision::Allow => 0,
+            Decision::Audit { .. } => 1,
+            Decision::Approve { .. } => 2,
+            Decision::Block { .. } => 3,
+        }
+    }
+
     pub fn verdict(&self) -> &'static str {
         match self {
             Decision::Allow => "allow",
