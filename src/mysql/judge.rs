@@ -145,7 +145,10 @@ impl<'a> MyInspector<'a> {
                 }
                 Some(_) => {}
             }
-            if best.as_ref().is_none_or(|b| d.strictness() > b.strictness()) {
+            if best
+                .as_ref()
+                .is_none_or(|b| d.strictness() > b.strictness())
+            {
                 best = Some(d);
             }
         }

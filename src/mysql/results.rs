@@ -180,44 +180,49 @@ impl<'a> Masker<'a> {
         types: &[u8],
         binary: bool,
     ) -> Result<Option<BytesMut>, EndReason> {
-        let mut reps: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
         let mut out = BytesMut::new();
-        if binary {
+        let encoded = if binary {
             let row = BinaryRow::parse(payload, types).map_err(|e| Peer::Upstream.protocol(e))?;
-            for (i, v) in row.values().enumerate() {
-                if let (Some(v), Some(c)) = (v, columns.get(i))
-                    && let Some(r) = self.mask(i, c, v, true)
-                {
-                    reps.push((i, r));
-                }
-            }
+            let reps = self.replacements(row.values(), columns, true);
             if reps.is_empty() {
                 return Ok(None);
             }
-            let refs: Vec<(usize, Option<&[u8]>)> =
-                reps.iter().map(|(i, r)| (*i, r.as_deref())).collect();
-            row.encode_replacing(&mut out, &refs)
-                .map_err(|e| Peer::Upstream.protocol(e))?;
+            row.encode_replacing(&mut out, &as_refs(&reps))
         } else {
             let row =
                 TextRow::parse(payload, columns.len()).map_err(|e| Peer::Upstream.protocol(e))?;
-            for (i, v) in row.values().enumerate() {
-                if let (Some(v), Some(c)) = (v, columns.get(i))
-                    && let Some(r) = self.mask(i, c, v, false)
-                {
-                    reps.push((i, r));
-                }
-            }
+            let reps = self.replacements(row.values(), columns, false);
             if reps.is_empty() {
                 return Ok(None);
             }
-            let refs: Vec<(usize, Option<&[u8]>)> =
-                reps.iter().map(|(i, r)| (*i, r.as_deref())).collect();
-            row.encode_replacing(&mut out, &refs)
-                .map_err(|e| Peer::Upstream.protocol(e))?;
-        }
+            row.encode_replacing(&mut out, &as_refs(&reps))
+        };
+        encoded.map_err(|e| Peer::Upstream.protocol(e))?;
         Ok(Some(out))
     }
+
+    /// The masked values of a row, by column index (`None`: NULL).
+    fn replacements<'v>(
+        &mut self,
+        values: impl Iterator<Item = Option<&'v [u8]>>,
+        columns: &[Column],
+        binary: bool,
+    ) -> Vec<(usize, Option<Vec<u8>>)> {
+        let mut reps = Vec::new();
+        for (i, v) in values.enumerate() {
+            if let (Some(v), Some(c)) = (v, columns.get(i))
+                && let Some(r) = self.mask(i, c, v, binary)
+            {
+                reps.push((i, r));
+            }
+        }
+        reps
+    }
+}
+
+/// Replacements as the row encoders take them.
+fn as_refs(reps: &[(usize, Option<Vec<u8>>)]) -> Vec<(usize, Option<&[u8]>)> {
+    reps.iter().map(|(i, r)| (*i, r.as_deref())).collect()
 }
 
 impl Relay<'_> {

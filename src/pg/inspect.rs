@@ -15,8 +15,8 @@ use crate::snapshot::TargetRuntime;
 /// The rule name shown for refusals that protect the lexical state.
 pub const LEXICAL_RULE: &str = "lexical-state";
 
-pub use crate::pipeline::statement::{Decision, ShadowVerdict, observe_shadow};
 use crate::pipeline::statement::decider_name;
+pub use crate::pipeline::statement::{Decision, ShadowVerdict, observe_shadow};
 
 pub struct Inspector<'a> {
     policy: &'a Policy,
@@ -215,7 +215,10 @@ impl<'a> Inspector<'a> {
                     rule,
                 },
             };
-            if best.as_ref().is_none_or(|b| d.strictness() > b.strictness()) {
+            if best
+                .as_ref()
+                .is_none_or(|b| d.strictness() > b.strictness())
+            {
                 best = Some(d);
             }
         }
