@@ -224,6 +224,7 @@ fn pipelined_commands_are_answered_in_order_with_a_refusal_in_place() {
     // A refused prepare: the -1 after it must not run the previous one.
     push(&mut out, b"\x16DELETE FROM app.pipe");
     push(&mut out, &execute_payload(u32::MAX, 0));
+    push(&mut out, &fetch_payload(u32::MAX, 1));
     push(&mut out, b"\x03SELECT COUNT(*) FROM app.pipe");
     c.write_raw(&out);
 
@@ -251,6 +252,8 @@ fn pipelined_commands_are_answered_in_order_with_a_refusal_in_place() {
     c.seq_set(1);
     let r = c.read_results(Some(()));
     assert_eq!(err_code(&r[0]), 1243, "{r:?}");
+    c.seq_set(1);
+    assert_eq!(err_code(&c.read_fetched(&[]).unwrap_err()), 1243);
     c.seq_set(1);
     let r = c.read_results(None);
     assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"2"[..]));

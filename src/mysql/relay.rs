@@ -404,7 +404,11 @@ impl Relay<'_> {
     /// A statement or cursor the gateway does not know goes to the server
     /// all the same, for it to refuse (only its ERR comes back).
     async fn fetch(&mut self, p: &Packet, stmt_id: u32) -> Result<(), EndReason> {
-        let id = self.resolve(stmt_id).unwrap_or(stmt_id);
+        // MariaDB's -1 with nothing prepared last (here): the server's own
+        // "last" may be another statement, so it is not asked.
+        let Some(id) = self.resolve(stmt_id) else {
+            return self.unknown_statement(p).await;
+        };
         let cursor = self
             .statements
             .get_mut(&id)
