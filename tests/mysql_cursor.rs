@@ -10,8 +10,10 @@ mod common;
 
 use bytes::BytesMut;
 use common::mygw::MyGateway;
-use common::mywire::{Column, Conn, Outcome, login_config};
-use tollgate_codecs::mysql::{ParamType, StmtExecute, caps, column_type, com, status, write_packet};
+use common::mywire::{Column, Conn, Outcome, Row, login_config};
+use tollgate_codecs::mysql::{
+    ParamType, StmtExecute, caps, column_type, com, status, write_packet,
+};
 
 const MASKING: &str = r#"
 [[target.masking.rules]]
@@ -70,7 +72,7 @@ fn text(v: &Option<Vec<u8>>) -> String {
 }
 
 /// Opens a read-only cursor on `sql` and fetches it 2 rows at a time.
-fn fetch_all(c: &mut Conn, sql: &str) -> (Vec<Column>, Vec<Vec<Option<Vec<u8>>>>) {
+fn fetch_all(c: &mut Conn, sql: &str) -> (Vec<Column>, Vec<Row>) {
     let st = c.prepare(sql).unwrap();
     c.command(&execute_payload(st.id, 1));
     let (columns, flags) = c.read_cursor_open().unwrap();
@@ -166,7 +168,9 @@ fn a_cursor_reexecuted_reset_or_of_another_type_is_handled_as_the_server_does() 
     );
     let t = g.token("ci-job", "ci");
     let mut c = wire(&g, &t, true);
-    let st = c.prepare("SELECT id, email FROM mails ORDER BY id").unwrap();
+    let st = c
+        .prepare("SELECT id, email FROM mails ORDER BY id")
+        .unwrap();
     // A scrollable or for-update cursor: not something servers implement,
     // refused without reaching the server.
     c.command(&execute_payload(st.id, 2));

@@ -86,7 +86,10 @@ fn a_statement_above_max_statement_gets_an_err_and_a_closed_session() {
             }
             other => panic!("expected ER_NET_PACKET_TOO_LARGE, got {other:?}"),
         }
-        assert!(c.closed(), "the session went on after a statement above the cap");
+        assert!(
+            c.closed(),
+            "the session went on after a statement above the cap"
+        );
     }
     // Other commands keep the codec's cap: a 2 MiB parameter (no answer)
     // passes and the session goes on.

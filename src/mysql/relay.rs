@@ -409,10 +409,7 @@ impl Relay<'_> {
         let Some(id) = self.resolve(stmt_id) else {
             return self.unknown_statement(p).await;
         };
-        let cursor = self
-            .statements
-            .get_mut(&id)
-            .and_then(|st| st.cursor.take());
+        let cursor = self.statements.get_mut(&id).and_then(|st| st.cursor.take());
         self.send_upstream(with_id(p, stmt_id, id)).await?;
         let cursor = self.fetch_answer(cursor).await?;
         if let Some(st) = self.statements.get_mut(&id) {

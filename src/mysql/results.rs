@@ -370,9 +370,8 @@ impl Relay<'_> {
         let Some(c) = cursor else {
             let p = self.upstream_packet().await?;
             if !is_err(&p.payload) {
-                return Err(Peer::Upstream.protocol(
-                    "rows fetched from a cursor tollgate did not see opened",
-                ));
+                return Err(Peer::Upstream
+                    .protocol("rows fetched from a cursor tollgate did not see opened"));
             }
             self.emit(&p, None);
             self.flush().await?;
@@ -381,9 +380,8 @@ impl Relay<'_> {
         let end = self.rows(&c, true).await?;
         self.flush().await?;
         // After an ERR the cursor may still be open: its columns stay.
-        let open = end.is_none_or(|f| {
-            f & status::CURSOR_EXISTS != 0 && f & status::LAST_ROW_SENT == 0
-        });
+        let open =
+            end.is_none_or(|f| f & status::CURSOR_EXISTS != 0 && f & status::LAST_ROW_SENT == 0);
         Ok(open.then_some(c))
     }
 

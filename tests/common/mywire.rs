@@ -28,6 +28,9 @@ pub struct Conn {
     seq: u8,
 }
 
+/// A row's values (`None`: NULL).
+pub type Row = Vec<Option<Vec<u8>>>;
+
 /// A column as the tests need it (owned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -433,10 +436,7 @@ impl Conn {
 
     /// The answer to a COM_STMT_FETCH: binary rows and the end's status
     /// flags, or the ERR.
-    pub fn read_fetched(
-        &mut self,
-        columns: &[Column],
-    ) -> Result<(Vec<Vec<Option<Vec<u8>>>>, u16), Outcome> {
+    pub fn read_fetched(&mut self, columns: &[Column]) -> Result<(Vec<Row>, u16), Outcome> {
         let types: Vec<u8> = columns.iter().map(|c| c.column_type).collect();
         let mut rows = Vec::new();
         loop {

@@ -375,3 +375,27 @@ impl<'a> StmtExecute<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_reads_its_statement_and_row_count_and_encodes_back() {
+        let payload = [com::STMT_FETCH, 7, 0, 0, 0, 0x10, 0, 0, 0];
+        let c = Command::parse(&payload, 0).unwrap();
+        assert_eq!(
+            c,
+            Command::StmtFetch {
+                stmt_id: 7,
+                rows: 16
+            }
+        );
+        let mut out = BytesMut::new();
+        c.encode(&mut out, 0).unwrap();
+        assert_eq!(&out[..], &payload[..]);
+        // Cut short: an error, not a guess.
+        assert!(Command::parse(&payload[..7], 0).is_err());
+    }
+}
