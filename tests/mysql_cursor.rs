@@ -159,6 +159,39 @@ fn rows_fetched_from_a_cursor_are_masked_like_executed_rows() {
     }
 }
 
+/// libmariadb through ctypes, opening a cursor (no packaged client does).
+const LIBMARIADB_CURSOR: &str = include_str!("common/mariadb_cursor.py");
+
+#[test]
+fn libmariadb_reads_a_cursor_two_rows_a_fetch_masked() {
+    let g = MyGateway::builder().tables(MASKING).start();
+    g.direct(
+        "CREATE TABLE app.staff (id INT, email VARCHAR(80), ssn VARCHAR(20));
+         INSERT INTO app.staff VALUES (1, 'ann@example.com', '111-22-3333'), \
+         (2, 'ben@example.com', '222-33-4444'), (3, 'cy@example.com', '333-44-5555')",
+    );
+    let t = g.token("ci-job", "ci");
+    let code = LIBMARIADB_CURSOR.replace(
+        "sys.argv[1].encode()",
+        "b'SELECT id, email, ssn FROM staff ORDER BY id'",
+    );
+    let (ok, out, err) = g.python(&t, &code);
+    assert!(ok, "{err}\n{}", g.gw.log_text());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, keep) in lines.iter().zip(["3333", "4444", "5555"]) {
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(f[1], "[redacted]", "{line}");
+        assert!(f[2].ends_with(keep) && !f[2].contains("-22-"), "{line}");
+    }
+    assert!(!out.contains("@example.com"), "{out}");
+    // It did fetch: the recording holds COM_STMT_FETCH commands.
+    let export = g.gw.cli(&["recordings", "export", "--all"]);
+    let export = String::from_utf8_lossy(&export.stdout);
+    assert!(export.matches("\"fetch\"").count() >= 2, "{export}");
+    assert!(!export.contains("ann@example.com"));
+}
+
 #[test]
 fn a_cursor_reexecuted_reset_or_of_another_type_is_handled_as_the_server_does() {
     let g = MyGateway::builder().tables(MASKING).start();
