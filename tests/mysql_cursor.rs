@@ -1,9 +1,10 @@
 //! Server-side cursors and pipelined commands through the MySQL gateway,
 //! against real MariaDB 10.11. No installed client opens a cursor
 //! (mysql-connector-python's `cursor(prepared=True)` and PyMySQL read whole
-//! results) or pipelines without waiting (mysql2 waits for each answer), so
-//! both are driven with the codec's wire client (`common::mywire`), which
-//! checks every sequence id.
+//! results), so cursors are driven with the codec's wire client
+//! (`common::mywire`, which checks every sequence id) and with libmariadb
+//! through ctypes; pipelining with the wire client and the MariaDB Node
+//! connector (`pipelining: true`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -295,4 +296,61 @@ fn pipelined_commands_are_answered_in_order_with_a_refusal_in_place() {
     let r = c.read_results(None);
     assert_eq!(r[0].rows()[0][0].as_deref(), Some(&b"2"[..]));
     assert_eq!(g.direct("SELECT COUNT(*) FROM app.pipe"), "2");
+}
+
+#[test]
+fn the_mariadb_node_connector_pipelines_through_the_gateway() {
+    let g = MyGateway::builder().tables(POLICY).start();
+    g.direct(
+        "CREATE TABLE app.piped (id INT);
+         INSERT INTO app.piped VALUES (1), (2), (3)",
+    );
+    let t = g.token("ci-job", "ci");
+    let module = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/node/node_modules/mariadb/promise.js"
+    );
+    // `pipelining` (the connector's default) writes each command without
+    // waiting for the previous answer. (Its PREPARE + EXECUTE(-1) pipeline
+    // is for servers whose greeting says MariaDB; the gateway greets as
+    // 5.7.99-tollgate, so it waits for each PREPARE: the raw test above
+    // covers -1.)
+    let script = r#"
+const mariadb = require(process.env.MARIADB);
+(async () => {
+  const c = await mariadb.createConnection({host: '127.0.0.1', port: +process.env.PORT,
+    user: 'ci-job', password: process.env.TOKEN, database: 'app', pipelining: true,
+    ssl: {ca: require('fs').readFileSync(process.env.CA)}});
+  const blocked = (p) => p.then(() => 'ran', (e) => e.errno);
+  const out = await Promise.all([
+    c.query('SELECT 1 AS n'),
+    blocked(c.query('DROP TABLE piped')),
+    c.execute('SELECT CONCAT(?, ?) AS s', ['a', 41]),
+    blocked(c.execute('DELETE FROM piped')),
+    c.execute('SELECT COUNT(*) AS k FROM piped WHERE id > ?', [1]),
+    c.query('SELECT 5 AS n'),
+  ]);
+  console.log(out[0][0].n, out[1], out[2][0].s, out[3], Number(out[4][0].k), out[5][0].n);
+  await c.end();
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+    let out = std::process::Command::new("node")
+        .args(["-e", script])
+        .env("MARIADB", module)
+        .env("PORT", g.port.to_string())
+        .env("TOKEN", &t)
+        .env("CA", &g.ca)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "mariadb for Node (tests/deps.sh installs it): {stderr}\n{}",
+        g.gw.log_text()
+    );
+    assert_eq!(stdout.trim(), "1 1142 a41 1142 2 5");
+    assert_eq!(g.direct("SELECT COUNT(*) FROM app.piped"), "3");
 }
