@@ -229,4 +229,23 @@ mod tests {
             "{s}"
         );
     }
+
+    #[test]
+    fn a_fetch_answer_decodes_as_rows_not_as_ok_packets() {
+        let mut d = MyDecoder::default();
+        let mut f = Map::new();
+        let mut b = BytesMut::new();
+        write_packet(&mut b, 0, &[0x1c, 1, 0, 0, 0, 2, 0, 0, 0]);
+        d.decode(1, Direction::ClientToTarget, &b, &mut f);
+        assert!(f["mysql"].to_string().contains("\"fetch\""), "{f:?}");
+        // A binary row starts with 0x00, as an OK does.
+        let mut b = BytesMut::new();
+        write_packet(&mut b, 1, b"\x00\x00\x01\x07");
+        write_packet(&mut b, 2, b"\xfe\x00\x00\x42\x00\x00\x00");
+        let mut f = Map::new();
+        d.decode(1, Direction::TargetToClient, &b, &mut f);
+        let s = f["mysql"].to_string();
+        assert!(s.contains("binary_row") && s.contains("end_of_rows"), "{s}");
+        assert!(!s.contains("\"ok\""), "{s}");
+    }
 }
