@@ -82,3 +82,8 @@ if [ ! -d "$(pwd)/target/node/node_modules/mysql2" ]; then
     mkdir -p "$(pwd)/target/node"
     (cd "$(pwd)/target/node" && npm install -q --no-audit --no-fund 'mysql2@3')
 fi
+# The MariaDB Node connector pipelines (tests/mysql_cursor.rs).
+if [ ! -d "$(pwd)/target/node/node_modules/mariadb" ]; then
+    mkdir -p "$(pwd)/target/node"
+    (cd "$(pwd)/target/node" && npm install -q --no-audit --no-fund 'mariadb@3')
+fi

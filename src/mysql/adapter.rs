@@ -225,6 +225,7 @@ impl<'a> Parts<'a> {
         status: u16,
     ) -> Relay<'a> {
         let rt = self.target.rt;
+        let mode = lexer_mode(server_version, status);
         Relay {
             scope: StatementScope {
                 ctx: self.s.ctx,
@@ -237,16 +238,15 @@ impl<'a> Parts<'a> {
             my: self.my,
             kills: self.kills,
             client_r,
+            max_statement: self.s.snapshot.config.limits.max_statement,
             client_w,
             up_r,
             up_w,
             caps,
-            inspector: MyInspector::new(
-                &rt.policy,
-                self.identity,
-                lexer_mode(server_version, status),
-            ),
+            inspector: MyInspector::new(&rt.policy, self.identity, mode),
             statements: HashMap::new(),
+            last_prepared: None,
+            mariadb: mode.mariadb,
             masker: rt
                 .masking
                 .as_ref()

@@ -1,7 +1,8 @@
 //! `tollgate recordings export` for MySQL sessions: the commands a client
 //! sent (statements with their text), and what came back: OK, ERR, column
 //! names and text-protocol rows (as recorded, so after masking). Binary
-//! rows are shown as such, without their values.
+//! rows (of an execute or a cursor's fetch) are shown as such, without
+//! their values.
 
 use std::collections::HashMap;
 
@@ -69,8 +70,15 @@ impl Decoder for MyDecoder {
                     let Ok(c) = Command::parse(&p.payload, CAPS) else {
                         continue;
                     };
-                    *binary = matches!(c, Command::StmtExecute(_));
-                    *state = State::Idle;
+                    *binary = matches!(c, Command::StmtExecute(_) | Command::StmtFetch { .. });
+                    // A fetch is answered by rows of the cursor (or an ERR).
+                    *state = match c {
+                        Command::StmtFetch { .. } => State::Rows {
+                            columns: 0,
+                            binary: true,
+                        },
+                        _ => State::Idle,
+                    };
                     command(&c)
                 }
                 Direction::TargetToClient => match answer(state, *binary, &p.payload) {
@@ -91,6 +99,9 @@ fn command(c: &Command<'_>) -> Value {
         Command::Query { sql } => json!({"type": "query", "sql": text(sql)}),
         Command::StmtPrepare { sql } => json!({"type": "prepare", "sql": text(sql)}),
         Command::StmtExecute(e) => json!({"type": "execute", "statement": e.stmt_id}),
+        Command::StmtFetch { stmt_id, rows } => {
+            json!({"type": "fetch", "statement": stmt_id, "rows": rows})
+        }
         Command::InitDb { schema } => json!({"type": "init_db", "schema": text(schema)}),
         Command::Quit => json!({"type": "quit"}),
         other => json!({"type": "command", "code": other.code()}),
@@ -217,5 +228,24 @@ mod tests {
             s.contains("card") && s.contains("****") && s.contains("end_of_rows"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_fetch_answer_decodes_as_rows_not_as_ok_packets() {
+        let mut d = MyDecoder::default();
+        let mut f = Map::new();
+        let mut b = BytesMut::new();
+        write_packet(&mut b, 0, &[0x1c, 1, 0, 0, 0, 2, 0, 0, 0]);
+        d.decode(1, Direction::ClientToTarget, &b, &mut f);
+        assert!(f["mysql"].to_string().contains("\"fetch\""), "{f:?}");
+        // A binary row starts with 0x00, as an OK does.
+        let mut b = BytesMut::new();
+        write_packet(&mut b, 1, b"\x00\x00\x01\x07");
+        write_packet(&mut b, 2, b"\xfe\x00\x00\x42\x00\x00\x00");
+        let mut f = Map::new();
+        d.decode(1, Direction::TargetToClient, &b, &mut f);
+        let s = f["mysql"].to_string();
+        assert!(s.contains("binary_row") && s.contains("end_of_rows"), "{s}");
+        assert!(!s.contains("\"ok\""), "{s}");
     }
 }

@@ -2,7 +2,9 @@
 //! codec's limits, errors as the pipeline's end reasons, ERR packets.
 
 use bytes::BytesMut;
-use tollgate_codecs::mysql::{ErrPacket, MySqlError, Packet, encode_packet, next_packet};
+use tollgate_codecs::mysql::{
+    ErrPacket, HEADER_LEN, MAX_CHUNK, MySqlError, Packet, com, encode_packet, next_packet,
+};
 
 use std::rc::Rc;
 
@@ -133,6 +135,34 @@ impl PacketReader {
     }
 }
 
+/// The cap on the client command at the front of `buf`: `max_statement`
+/// (`[limits]`, as PostgreSQL's Query and Parse) for a statement's text
+/// (COM_QUERY, COM_STMT_PREPARE), `cap` for any other command. Until the
+/// command byte is in, `cap`.
+pub(crate) fn command_cap(buf: &[u8], cap: usize, max_statement: usize) -> usize {
+    match buf.get(HEADER_LEN) {
+        Some(&(com::QUERY | com::STMT_PREPARE)) => max_statement,
+        _ => cap,
+    }
+}
+
+/// The sequence id of an answer to the packet at the front of `buf`, whose
+/// headers add up to more than `cap`: one past the header that crossed it
+/// (what the client, still sending, expects next).
+pub(crate) fn seq_past_cap(buf: &[u8], cap: usize) -> u8 {
+    let (mut at, mut total, mut seq) = (0usize, 0usize, 0u8);
+    while let Some(h) = buf.get(at..at + HEADER_LEN) {
+        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        seq = h[3];
+        total += len;
+        if total > cap || len < MAX_CHUNK {
+            break;
+        }
+        at += HEADER_LEN + len;
+    }
+    seq.wrapping_add(1)
+}
+
 /// Write what `out` holds to `w`, clearing `out`.
 pub(crate) async fn send(
     w: &mut WriteHalf,
@@ -207,6 +237,36 @@ pub(crate) mod code {
     /// ER_UNKNOWN_ERROR: the gateway cannot serve the session (a code of
     /// the server's range: clients read 2xxx codes as their own failures).
     pub const UNAVAILABLE: (u16, &[u8; 5]) = (1105, b"HY000");
+    /// ER_NET_PACKET_TOO_LARGE: a statement above `[limits] max_statement`.
+    pub const TOO_LARGE: (u16, &[u8; 5]) = (1153, b"08S01");
     /// ER_NOT_ALLOWED_COMMAND: LOAD DATA LOCAL while it is off.
     pub const LOCAL_INFILE: (u16, &[u8; 5]) = (1148, b"42000");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_capped_by_max_statement_other_commands_by_the_codec() {
+        let q = [0x10, 0, 0, 0, com::QUERY, b'S'];
+        assert_eq!(command_cap(&q, 64, 8), 8);
+        let p = [0x10, 0, 0, 0, com::STMT_PREPARE];
+        assert_eq!(command_cap(&p, 64, 8), 8);
+        let e = [0x10, 0, 0, 0, com::STMT_SEND_LONG_DATA];
+        assert_eq!(command_cap(&e, 64, 8), 64);
+        // The command byte not in yet: the looser cap until it is.
+        assert_eq!(command_cap(&q[..4], 64, 8), 64);
+    }
+
+    #[test]
+    fn the_answer_to_a_packet_over_the_cap_follows_the_header_that_crossed_it() {
+        // One packet of 3 bytes, cap 2: the client sent seq 0, reads 1.
+        assert_eq!(seq_past_cap(&[3, 0, 0, 0, 1, 2, 3], 2), 1);
+        // A full chunk (seq 5) then one more header (seq 6) crossing it.
+        let mut b = vec![0xff, 0xff, 0xff, 5];
+        b.resize(4 + MAX_CHUNK, 0);
+        b.extend_from_slice(&[1, 0, 0, 6]);
+        assert_eq!(seq_past_cap(&b, MAX_CHUNK), 7);
+    }
 }

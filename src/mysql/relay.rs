@@ -8,22 +8,32 @@
 //!   place of the whole command (nothing of it reaches the server, so the
 //!   session and its transaction go on); a held statement waits for a
 //!   reviewer. `COM_STMT_EXECUTE` runs under its prepared text's verdict.
+//! - A read-only cursor (`COM_STMT_EXECUTE` with `CURSOR_TYPE_READ_ONLY`)
+//!   keeps the columns it announced; each `COM_STMT_FETCH` answer is masked
+//!   by them as executed binary rows are. A fetch without a cursor the
+//!   gateway saw opened is forwarded for the server to refuse; anything
+//!   but its ERR ends the session.
+//! - MariaDB's statement id -1 ("the statement prepared last", sent by
+//!   pipelining clients right behind their COM_STMT_PREPARE) is resolved
+//!   here and rewritten to the real id, so the server runs what was judged.
 //! - `KILL` passes only for the caller's own sessions (`kill`).
 //! - `COM_INIT_DB` to the routed database passes (as the upstream's name);
 //!   another is refused: routing happens at login, under access rules.
 //! - `COM_CHANGE_USER` and every command without a text to judge
-//!   (statistics, process kill, binlog, cursors, bulk execute...) are refused.
+//!   (statistics, process kill, binlog, bulk execute...) are refused.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tollgate_codecs::mysql::{Command, Packet, StmtExecute, com, encode_packet, next_packet};
+use tollgate_codecs::mysql::{
+    Command, HEADER_LEN, MySqlError, Packet, StmtExecute, com, encode_packet, next_packet,
+};
 
-use super::io::{PacketReader, Peer, code, err_packet};
+use super::io::{PacketReader, Peer, code, command_cap, err_packet, seq_past_cap};
 use super::judge::MyInspector;
 use super::kill::{KillMap, parse_kill};
-use super::results::Masker;
+use super::results::{Columns, Masker};
 use crate::config::mysql::MysqlTarget;
 use crate::engine::ShardStats;
 use crate::pipeline::statement::{Decision, StatementScope, StepError, shown};
@@ -37,10 +47,19 @@ const MAX_STATEMENTS: usize = 4096;
 /// The rule name of refusals the protocol makes (not the policy).
 const PROTOCOL_RULE: &str = "mysql-protocol";
 
+/// MariaDB's id for "the statement this session prepared last".
+const LAST_STATEMENT: u32 = u32::MAX;
+
+/// The `COM_STMT_EXECUTE` flag of a read-only cursor (the only cursor
+/// type MySQL and MariaDB implement).
+const CURSOR_TYPE_READ_ONLY: u8 = 1;
+
 /// A protocol-level prepared statement.
 pub(super) struct Prepared {
     pub text: String,
     pub decision: Decision,
+    /// The columns of its open cursor, if an execute opened one.
+    pub cursor: Option<Columns>,
 }
 
 pub(super) struct Relay<'a> {
@@ -49,6 +68,8 @@ pub(super) struct Relay<'a> {
     pub my: &'a MysqlTarget,
     pub kills: &'a KillMap,
     pub client_r: PacketReader,
+    /// `[limits] max_statement`: the cap on COM_QUERY and COM_STMT_PREPARE.
+    pub max_statement: usize,
     pub client_w: WriteHalf,
     pub up_r: PacketReader,
     pub up_w: WriteHalf,
@@ -56,6 +77,11 @@ pub(super) struct Relay<'a> {
     pub caps: u32,
     pub inspector: MyInspector<'a>,
     pub statements: HashMap<u32, Prepared>,
+    /// The id of the statement prepared last (None after a refused or
+    /// failed prepare, as the server forgets it too).
+    pub last_prepared: Option<u32>,
+    /// Whether the upstream is MariaDB (statement id -1 means the last).
+    pub mariadb: bool,
     pub masker: Option<Masker<'a>>,
     /// Bytes for the client, written at the end of each answer (or when
     /// large).
@@ -69,6 +95,18 @@ pub(super) struct Relay<'a> {
 pub(super) enum After {
     Next,
     Quit,
+}
+
+/// A statement command's packet, with `id` in place of the `stmt_id` it
+/// was sent with (every statement command has it right after the command
+/// byte, inside the first physical packet).
+fn with_id(p: &Packet, stmt_id: u32, id: u32) -> Bytes {
+    if stmt_id == id || p.raw.len() < HEADER_LEN + 5 {
+        return p.raw.clone();
+    }
+    let mut b = BytesMut::from(&p.raw[..]);
+    b[HEADER_LEN + 1..HEADER_LEN + 5].copy_from_slice(&id.to_le_bytes());
+    b.freeze()
 }
 
 impl From<StepError> for EndReason {
@@ -109,16 +147,19 @@ impl Relay<'_> {
     /// commands. A packet that stays incomplete runs the frame clock (a
     /// trickle of bytes is not progress).
     async fn client_packet(&mut self) -> Result<Option<Packet>, EndReason> {
-        let r = &mut self.client_r;
         loop {
-            match next_packet(&mut r.buf, r.cap) {
+            let r = &mut self.client_r;
+            let cap = command_cap(&r.buf, r.cap, self.max_statement);
+            match next_packet(&mut r.buf, cap) {
                 Ok(Some(p)) => {
                     r.release();
                     return Ok(Some(p));
                 }
                 Ok(None) => {}
+                Err(e @ MySqlError::PacketTooLarge { .. }) => return Err(self.too_large(e).await),
                 Err(e) => return Err(Peer::Client.protocol(e)),
             }
+            let r = &mut self.client_r;
             self.live.frame_clock.mark(!r.buf.is_empty());
             match r.half.read_into(&mut r.buf).await {
                 Ok(0) if r.buf.is_empty() => return Ok(None),
@@ -128,6 +169,24 @@ impl Relay<'_> {
             }
             r.charge()?;
         }
+    }
+
+    /// A command above its cap ends the session, as PostgreSQL's does,
+    /// with the server's own error for it first (ER_NET_PACKET_TOO_LARGE).
+    async fn too_large(&mut self, e: MySqlError) -> EndReason {
+        let r = &self.client_r;
+        let seq = seq_past_cap(&r.buf, command_cap(&r.buf, r.cap, self.max_statement));
+        let msg = match e {
+            MySqlError::PacketTooLarge { len, max } if max == self.max_statement => format!(
+                "tollgate: a statement of {len} bytes or more is above [limits] max_statement \
+                 ({max} bytes)"
+            ),
+            ref e => format!("tollgate: {e}"),
+        };
+        if let Err(end) = self.send_err(seq, code::TOO_LARGE, &msg).await {
+            return end;
+        }
+        Peer::Client.protocol(e)
     }
 
     async fn command(&mut self, p: &Packet, cmd: Command<'_>) -> Result<After, EndReason> {
@@ -142,24 +201,42 @@ impl Relay<'_> {
             Command::StmtSendLongData { stmt_id, .. } => {
                 // No answer; an unknown statement's data is dropped (the
                 // server reports it at execute, where we refuse first).
-                if self.statements.contains_key(&stmt_id) {
-                    self.send_upstream(p.raw.clone()).await?;
+                if let Some(id) = self.known(stmt_id) {
+                    self.send_upstream(with_id(p, stmt_id, id)).await?;
                 }
             }
             Command::StmtClose { stmt_id } => {
-                self.statements.remove(&stmt_id);
-                self.send_upstream(p.raw.clone()).await?;
+                let id = self.resolve(stmt_id);
+                if let Some(id) = id {
+                    self.statements.remove(&id);
+                }
+                if id == self.last_prepared {
+                    self.last_prepared = None;
+                }
+                if let Some(id) = id {
+                    self.send_upstream(with_id(p, stmt_id, id)).await?;
+                }
             }
-            Command::StmtReset { stmt_id } if !self.statements.contains_key(&stmt_id) => {
-                self.unknown_statement(p).await?;
-            }
-            Command::Ping | Command::StmtReset { .. } => self.simple(p).await?,
+            Command::StmtReset { stmt_id } => match self.known(stmt_id) {
+                Some(id) => {
+                    // The server closes the statement's cursor.
+                    if let Some(st) = self.statements.get_mut(&id) {
+                        st.cursor = None;
+                    }
+                    self.send_upstream(with_id(p, stmt_id, id)).await?;
+                    self.simple_answer().await?;
+                }
+                None => self.unknown_statement(p).await?,
+            },
+            Command::StmtFetch { stmt_id, .. } => self.fetch(p, stmt_id).await?,
+            Command::Ping => self.simple(p).await?,
             Command::Other {
                 code: com::SET_OPTION,
                 ..
             } => self.simple(p).await?,
             Command::ResetConnection => {
                 self.statements.clear();
+                self.last_prepared = None;
                 self.inspector.reset();
                 self.simple(p).await?;
             }
@@ -232,7 +309,7 @@ impl Relay<'_> {
             p.raw.clone()
         };
         self.send_upstream(raw).await?;
-        self.results(false).await
+        self.results(false).await.map(drop)
     }
 
     /// A KILL the policy let through: only of the caller's own sessions,
@@ -262,6 +339,7 @@ impl Relay<'_> {
     }
 
     async fn prepare(&mut self, p: &Packet, sql: &[u8]) -> Result<(), EndReason> {
+        self.last_prepared = None;
         let statement = shown(sql);
         let d = self.inspector.judge(sql);
         let d = if self.inspector.kills && d.forwards() {
@@ -289,30 +367,74 @@ impl Relay<'_> {
                 Prepared {
                     text: statement,
                     decision: d,
+                    cursor: None,
                 },
             );
+            self.last_prepared = Some(id);
         }
         Ok(())
     }
 
     async fn execute(&mut self, p: &Packet, e: &StmtExecute<'_>) -> Result<(), EndReason> {
-        if e.flags != 0 {
-            let msg = "cursors (COM_STMT_EXECUTE with a cursor type) are not supported through \
-                       tollgate";
+        if e.flags & !CURSOR_TYPE_READ_ONLY != 0 {
+            let msg = "only read-only cursors (CURSOR_TYPE_READ_ONLY) pass through tollgate";
             return self
                 .send_err(p.next_seq(), code::UNKNOWN_COMMAND, msg)
                 .await;
         }
-        let Some(st) = self.statements.get(&e.stmt_id) else {
+        let Some(id) = self.known(e.stmt_id) else {
             return self.unknown_statement(p).await;
         };
+        let Some(st) = self.statements.get_mut(&id) else {
+            return self.unknown_statement(p).await;
+        };
+        // Executing again closes the statement's cursor, if it had one.
+        st.cursor = None;
         let (text, d) = (st.text.clone(), st.decision.clone());
         self.scope.note(&text, &d, None, None).await?;
-        self.send_upstream(p.raw.clone()).await?;
-        self.results(true).await
+        self.send_upstream(with_id(p, e.stmt_id, id)).await?;
+        let cursor = self.results(true).await?;
+        if let Some(st) = self.statements.get_mut(&id) {
+            st.cursor = cursor;
+        }
+        Ok(())
     }
 
-    async fn unknown_statement(&mut self, p: &Packet) -> Result<(), EndReason> {
+    /// COM_STMT_FETCH: the next rows of a cursor, masked by its columns.
+    /// A statement or cursor the gateway does not know goes to the server
+    /// all the same, for it to refuse (only its ERR comes back).
+    async fn fetch(&mut self, p: &Packet, stmt_id: u32) -> Result<(), EndReason> {
+        // MariaDB's -1 with nothing prepared last (here): the server's own
+        // "last" may be another statement, so it is not asked.
+        let Some(id) = self.resolve(stmt_id) else {
+            return self.unknown_statement(p).await;
+        };
+        let cursor = self.statements.get_mut(&id).and_then(|st| st.cursor.take());
+        self.send_upstream(with_id(p, stmt_id, id)).await?;
+        let cursor = self.fetch_answer(cursor).await?;
+        if let Some(st) = self.statements.get_mut(&id) {
+            st.cursor = cursor;
+        }
+        Ok(())
+    }
+
+    /// The id a command's statement id stands for: MariaDB's -1 is the
+    /// statement prepared last (`None` when there is none).
+    fn resolve(&self, stmt_id: u32) -> Option<u32> {
+        if stmt_id == LAST_STATEMENT && self.mariadb {
+            self.last_prepared
+        } else {
+            Some(stmt_id)
+        }
+    }
+
+    /// [`Self::resolve`], for a statement this session prepared.
+    fn known(&self, stmt_id: u32) -> Option<u32> {
+        self.resolve(stmt_id)
+            .filter(|id| self.statements.contains_key(id))
+    }
+
+    pub(super) async fn unknown_statement(&mut self, p: &Packet) -> Result<(), EndReason> {
         self.send_err(
             p.next_seq(),
             code::UNKNOWN_STATEMENT,

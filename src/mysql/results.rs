@@ -31,6 +31,13 @@ pub(super) struct Masker<'a> {
     pub scratch: MaskScratch,
 }
 
+/// The columns of a result: names (masking plans), types (binary rows).
+pub(super) struct Columns {
+    names: Vec<Vec<u8>>,
+    cols: Vec<Column>,
+    types: Vec<u8>,
+}
+
 /// A column of the result being relayed.
 struct Column {
     column_type: u8,
@@ -47,8 +54,8 @@ struct Rows<'c> {
 
 /// Where a pass over the buffered rows stopped.
 enum Batch {
-    /// The rows ended; whether another result follows.
-    End(bool),
+    /// The rows ended: the end's status flags, `None` after an ERR.
+    End(Option<u16>),
     /// The output buffer is full: flush, then go on.
     Flush,
     /// The next packet is not whole yet: read more.
@@ -261,9 +268,13 @@ impl Relay<'_> {
         Ok(p)
     }
 
-    /// The answer to COM_QUERY or COM_STMT_EXECUTE, every result of it.
-    pub(super) async fn results(&mut self, binary: bool) -> Result<(), EndReason> {
+    /// The answer to COM_QUERY or COM_STMT_EXECUTE, every result of it;
+    /// the columns of the cursor it opened, if it did (an execute with a
+    /// cursor type answers column definitions and no rows: `fetch_answer`
+    /// relays them later).
+    pub(super) async fn results(&mut self, binary: bool) -> Result<Option<Columns>, EndReason> {
         self.renumber = None;
+        let mut cursor = None;
         loop {
             let p = self.upstream_packet().await?;
             let first = QueryResponse::parse(&p.payload, self.caps)
@@ -282,54 +293,89 @@ impl Relay<'_> {
                 QueryResponse::LocalInfile { .. } => self.local_infile(&p).await?,
                 QueryResponse::ResultSet { columns } => {
                     self.emit(&p, None);
-                    self.result_set(columns, binary).await?
+                    let (cols, eof) = self.column_definitions(columns).await?;
+                    match eof {
+                        // Without DEPRECATE_EOF a cursor is announced by the
+                        // EOF after the definitions; no rows follow.
+                        Some(flags) if binary && flags & status::CURSOR_EXISTS != 0 => {
+                            cursor = Some(cols);
+                            false
+                        }
+                        _ => {
+                            let end = self.rows(&cols, binary).await?;
+                            // With DEPRECATE_EOF: an end of rows right away.
+                            if binary && end.is_some_and(|f| f & status::CURSOR_EXISTS != 0) {
+                                cursor = Some(cols);
+                            }
+                            end.is_some_and(|f| f & status::MORE_RESULTS_EXISTS != 0)
+                        }
+                    }
                 }
             };
             if !more {
                 break;
             }
         }
-        self.flush().await
+        self.flush().await?;
+        Ok(cursor)
     }
 
-    /// Column definitions and rows of one result; whether another follows.
-    async fn result_set(&mut self, columns: u64, binary: bool) -> Result<bool, EndReason> {
+    /// The column definitions of one result (and the EOF after them
+    /// without DEPRECATE_EOF: its status flags).
+    async fn column_definitions(
+        &mut self,
+        columns: u64,
+    ) -> Result<(Columns, Option<u16>), EndReason> {
         // The count is the upstream's word: refuse one no server sends
         // (MySQL and MariaDB stop at 4096 columns a table) before it sizes
         // anything, and let the vectors grow with what really arrives.
         let n = column_count(columns)?;
-        let mut names = Vec::with_capacity(n.min(64));
-        let mut cols = Vec::with_capacity(n.min(64));
-        let mut types = Vec::with_capacity(n.min(64));
+        let mut c = Columns {
+            names: Vec::with_capacity(n.min(64)),
+            cols: Vec::with_capacity(n.min(64)),
+            types: Vec::with_capacity(n.min(64)),
+        };
         for _ in 0..n {
-            let c = self.upstream_packet().await?;
+            let p = self.upstream_packet().await?;
             let def =
-                ColumnDefinition::parse(&c.payload).map_err(|e| Peer::Upstream.protocol(e))?;
-            names.push(def.name.to_vec());
-            types.push(def.column_type);
-            cols.push(Column {
+                ColumnDefinition::parse(&p.payload).map_err(|e| Peer::Upstream.protocol(e))?;
+            c.names.push(def.name.to_vec());
+            c.types.push(def.column_type);
+            c.cols.push(Column {
                 column_type: def.column_type,
                 unsigned: def.flags & column_flag::UNSIGNED != 0,
             });
-            self.emit(&c, None);
+            self.emit(&p, None);
         }
+        let mut eof = None;
         if self.caps & caps::DEPRECATE_EOF == 0 {
-            let eof = self.upstream_packet().await?;
-            self.emit(&eof, None);
+            let p = self.upstream_packet().await?;
+            eof = Some(
+                EndOfRows::parse(&p.payload, self.caps)
+                    .map_err(|e| Peer::Upstream.protocol(e))?
+                    .status(),
+            );
+            self.emit(&p, None);
         }
+        Ok((c, eof))
+    }
+
+    /// Rows up to the end of one result, masked by `c`'s names: the end's
+    /// status flags, `None` after an ERR.
+    async fn rows(&mut self, c: &Columns, binary: bool) -> Result<Option<u16>, EndReason> {
         let active = match &mut self.masker {
-            Some(m) => m.plan(&names),
+            Some(m) => m.plan(&c.names),
             None => false,
         };
         let rows = Rows {
-            cols: &cols,
-            types: &types,
+            cols: &c.cols,
+            types: &c.types,
             binary,
             active,
         };
         loop {
             match self.buffered_rows(&rows)? {
-                Batch::End(more) => return Ok(more),
+                Batch::End(end) => return Ok(end),
                 Batch::Flush => self.flush().await?,
                 Batch::Short => {
                     self.up_r.fill().await?;
@@ -338,8 +384,8 @@ impl Relay<'_> {
                 Batch::Joined => {
                     // A row of 16 MiB or more: cut and joined the slow way.
                     let r = self.upstream_packet().await?;
-                    if let Some(more) = self.row(&rows, r.seq, r.next_seq(), &r.raw, &r.payload)? {
-                        return Ok(more);
+                    if let Some(end) = self.row(&rows, r.seq, r.next_seq(), &r.raw, &r.payload)? {
+                        return Ok(end);
                     }
                 }
             }
@@ -362,7 +408,7 @@ impl Relay<'_> {
             let raw = &buf[at..at + ext.len];
             at += ext.len;
             match self.row(rows, ext.seq, ext.next_seq(), raw, &raw[HEADER_LEN..]) {
-                Ok(Some(more)) => break Ok(Batch::End(more)),
+                Ok(Some(end)) => break Ok(Batch::End(end)),
                 Ok(None) if self.out.len() >= FLUSH_AT => break Ok(Batch::Flush),
                 Ok(None) => {}
                 Err(e) => break Err(e),
@@ -375,7 +421,8 @@ impl Relay<'_> {
     }
 
     /// One packet of the rows part: a row (masked as planned), or the ERR
-    /// or end-of-rows packet that ends it (`Some(another result follows)`).
+    /// or end-of-rows packet that ends it (`Some` of what
+    /// [`Batch::End`] carries).
     fn row(
         &mut self,
         rows: &Rows<'_>,
@@ -383,10 +430,10 @@ impl Relay<'_> {
         next_seq: u8,
         raw: &[u8],
         payload: &[u8],
-    ) -> Result<Option<bool>, EndReason> {
+    ) -> Result<Option<Option<u16>>, EndReason> {
         if is_err(payload) {
             self.emit_parts(seq, next_seq, raw, payload, None);
-            return Ok(Some(false));
+            return Ok(Some(None));
         }
         if is_end_of_rows(payload) {
             let flags = EndOfRows::parse(payload, self.caps)
@@ -394,7 +441,7 @@ impl Relay<'_> {
                 .status();
             self.inspector.status(flags);
             self.emit_parts(seq, next_seq, raw, payload, None);
-            return Ok(Some(flags & status::MORE_RESULTS_EXISTS != 0));
+            return Ok(Some(Some(flags)));
         }
         let masked = match (&mut self.masker, rows.active) {
             (Some(m), true) => m.row(payload, rows.cols, rows.types, rows.binary)?,
@@ -402,6 +449,33 @@ impl Relay<'_> {
         };
         self.emit_parts(seq, next_seq, raw, payload, masked.as_deref());
         Ok(None)
+    }
+
+    /// The answer to COM_STMT_FETCH: binary rows of the cursor whose
+    /// columns are `cursor`, masked as an execute's; the cursor's columns
+    /// back while it stays open. Without a cursor seen open only an ERR
+    /// passes: rows the gateway cannot mask end the session.
+    pub(super) async fn fetch_answer(
+        &mut self,
+        cursor: Option<Columns>,
+    ) -> Result<Option<Columns>, EndReason> {
+        self.renumber = None;
+        let Some(c) = cursor else {
+            let p = self.upstream_packet().await?;
+            if !is_err(&p.payload) {
+                return Err(Peer::Upstream
+                    .protocol("rows fetched from a cursor tollgate did not see opened"));
+            }
+            self.emit(&p, None);
+            self.flush().await?;
+            return Ok(None);
+        };
+        let end = self.rows(&c, true).await?;
+        self.flush().await?;
+        // After an ERR the cursor may still be open: its columns stay.
+        let open =
+            end.is_none_or(|f| f & status::CURSOR_EXISTS != 0 && f & status::LAST_ROW_SENT == 0);
+        Ok(open.then_some(c))
     }
 
     /// The server asks for a local file. Off (the default): the server gets

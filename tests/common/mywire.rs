@@ -28,6 +28,9 @@ pub struct Conn {
     seq: u8,
 }
 
+/// A row's values (`None`: NULL).
+pub type Row = Vec<Option<Vec<u8>>>;
+
 /// A column as the tests need it (owned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -384,6 +387,71 @@ impl Conn {
         assert_eq!(decoded.values, sent);
         self.command(&p.clone());
         self.read_results(Some(()))
+    }
+}
+
+impl Conn {
+    /// The answer to a COM_STMT_PREPARE already sent (pipelined tests).
+    pub fn read_prepared(&mut self) -> Result<Prepared, Outcome> {
+        let first = self.read_packet();
+        if is_err(&first.payload) {
+            let e = ErrPacket::parse(&first.payload).unwrap();
+            return Err(err_outcome(&first.payload, &e));
+        }
+        let ok = PrepareOk::parse(&first.payload).unwrap();
+        self.read_columns(u64::from(ok.params));
+        let columns = self.read_columns(u64::from(ok.columns));
+        Ok(Prepared {
+            id: ok.stmt_id,
+            params: usize::from(ok.params),
+            columns,
+        })
+    }
+
+    /// The answer to a COM_STMT_EXECUTE that opened a cursor: its columns
+    /// and the status flags of the packet that ends them (no rows come).
+    pub fn read_cursor_open(&mut self) -> Result<(Vec<Column>, u16), Outcome> {
+        let p = self.read_packet();
+        let n = match QueryResponse::parse(&p.payload, self.capabilities).unwrap() {
+            QueryResponse::ResultSet { columns } => columns,
+            QueryResponse::Err(e) => return Err(err_outcome(&p.payload, &e)),
+            other => panic!("expected a result set, got {other:?}"),
+        };
+        let mut columns = Vec::new();
+        for _ in 0..n {
+            let p = self.read_packet();
+            let def = ColumnDefinition::parse(&p.payload).unwrap();
+            columns.push(Column {
+                name: String::from_utf8_lossy(def.name).into_owned(),
+                column_type: def.column_type,
+                flags: def.flags,
+            });
+        }
+        let end = self.read_packet();
+        let status = EndOfRows::parse(&end.payload, self.capabilities)
+            .unwrap()
+            .status();
+        Ok((columns, status))
+    }
+
+    /// The answer to a COM_STMT_FETCH: binary rows and the end's status
+    /// flags, or the ERR.
+    pub fn read_fetched(&mut self, columns: &[Column]) -> Result<(Vec<Row>, u16), Outcome> {
+        let types: Vec<u8> = columns.iter().map(|c| c.column_type).collect();
+        let mut rows = Vec::new();
+        loop {
+            let p = self.read_packet();
+            if is_err(&p.payload) {
+                let e = ErrPacket::parse(&p.payload).unwrap();
+                return Err(err_outcome(&p.payload, &e));
+            }
+            if is_end_of_rows(&p.payload) {
+                let end = EndOfRows::parse(&p.payload, self.capabilities).unwrap();
+                return Ok((rows, end.status()));
+            }
+            let row = BinaryRow::parse(&p.payload, &types).unwrap();
+            rows.push(row.values().map(|v| v.map(<[u8]>::to_vec)).collect());
+        }
     }
 }
 

@@ -40,6 +40,11 @@ pub enum Command<'a> {
     StmtReset {
         stmt_id: u32,
     },
+    /// The next `rows` rows of the cursor a COM_STMT_EXECUTE opened.
+    StmtFetch {
+        stmt_id: u32,
+        rows: u32,
+    },
     ResetConnection,
     /// Any other command byte (statistics, process kill, binlog dump, ...):
     /// the gateway decides, the codec does not read further.
@@ -81,6 +86,10 @@ impl<'a> Command<'a> {
             com::STMT_RESET => Command::StmtReset {
                 stmt_id: r.u32("statement id")?,
             },
+            com::STMT_FETCH => Command::StmtFetch {
+                stmt_id: r.u32("statement id")?,
+                rows: r.u32("number of rows")?,
+            },
             com::RESET_CONNECTION => Command::ResetConnection,
             code => Command::Other {
                 code,
@@ -104,6 +113,7 @@ impl<'a> Command<'a> {
             Command::StmtSendLongData { .. } => com::STMT_SEND_LONG_DATA,
             Command::StmtClose { .. } => com::STMT_CLOSE,
             Command::StmtReset { .. } => com::STMT_RESET,
+            Command::StmtFetch { .. } => com::STMT_FETCH,
             Command::ResetConnection => com::RESET_CONNECTION,
             Command::Other { code, .. } => *code,
         }
@@ -139,6 +149,10 @@ impl<'a> Command<'a> {
             }
             Command::StmtClose { stmt_id } | Command::StmtReset { stmt_id } => {
                 out.put_u32_le(*stmt_id)
+            }
+            Command::StmtFetch { stmt_id, rows } => {
+                out.put_u32_le(*stmt_id);
+                out.put_u32_le(*rows);
             }
             Command::Other { body, .. } => out.extend_from_slice(body),
         }
@@ -359,5 +373,29 @@ impl<'a> StmtExecute<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_reads_its_statement_and_row_count_and_encodes_back() {
+        let payload = [com::STMT_FETCH, 7, 0, 0, 0, 0x10, 0, 0, 0];
+        let c = Command::parse(&payload, 0).unwrap();
+        assert_eq!(
+            c,
+            Command::StmtFetch {
+                stmt_id: 7,
+                rows: 16
+            }
+        );
+        let mut out = BytesMut::new();
+        c.encode(&mut out, 0).unwrap();
+        assert_eq!(&out[..], &payload[..]);
+        // Cut short: an error, not a guess.
+        assert!(Command::parse(&payload[..7], 0).is_err());
     }
 }
