@@ -453,5 +453,9 @@ fn tls_refuses_a_gateway_certificate_from_another_ca_and_plaintext_is_refused() 
         let json: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(u(&json["requests"]), 0, "{json}");
         assert!(u(&json["errors"]["connect"]) >= 2, "{json}");
+        if tls.contains("verify-full") {
+            let last = json["last_error"].as_str().unwrap();
+            assert!(last.contains("certificate"), "{json}");
+        }
     }
 }
