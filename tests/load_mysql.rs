@@ -215,7 +215,9 @@ fn insert_rows_are_really_in_the_servers_table() {
         "500\t250"
     );
     assert_eq!(
-        table("SELECT GROUP_CONCAT(n) FROM (SELECT COUNT(*) n FROM tollgate_load_inserts GROUP BY session) s"),
+        table(
+            "SELECT GROUP_CONCAT(n) FROM (SELECT COUNT(*) n FROM tollgate_load_inserts GROUP BY session) s"
+        ),
         "100,100,100,100,100"
     );
 }
@@ -284,7 +286,9 @@ fn connect_logs_in_once_per_operation_with_a_token_each() {
 #[test]
 fn without_tls_the_gateway_refuses_before_the_token_and_the_exit_status_is_2() {
     let _one = exclusive();
-    let g = MyGateway::builder().target("allow_plaintext = false").start();
+    let g = MyGateway::builder()
+        .target("allow_plaintext = false")
+        .start();
     let url = format!(
         "mysql://ci-job@127.0.0.1:{}/{}?ssl-mode=DISABLED",
         g.port,

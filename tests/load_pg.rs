@@ -443,7 +443,15 @@ fn tls_refuses_a_gateway_certificate_from_another_ca_and_plaintext_is_refused() 
             g.port, g.db
         );
         let out = Command::new(load_bin())
-            .args(["pg", "select1", "--count", "2", "--connections", "1", "--json"])
+            .args([
+                "pg",
+                "select1",
+                "--count",
+                "2",
+                "--connections",
+                "1",
+                "--json",
+            ])
             .args(["--dsn", &dsn, "--token-key"])
             .arg(&g.key)
             .args(["--iss", ISS, "--groups", "ci"])
