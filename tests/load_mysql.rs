@@ -304,3 +304,28 @@ fn without_tls_the_gateway_refuses_before_the_token_and_the_exit_status_is_2() {
         "{json}"
     );
 }
+
+#[test]
+fn a_gateway_certificate_from_another_ca_is_refused_before_the_token() {
+    let _one = exclusive();
+    let g = MyGateway::start();
+    // The server's CA, not the gateway's: verification must fail.
+    let url = format!(
+        "mysql://ci-job@127.0.0.1:{}/{}?ssl-ca={}",
+        g.port,
+        mariadb::DATABASE,
+        server().ca.display()
+    );
+    let out = run_load(&g, &url, &["select1", "--count", "2", "--connections", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(u(&json["requests"]), 0);
+    assert!(u(&json["errors"]["connect"]) >= 2, "{json}");
+    let last = json["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("certificate") || last.contains("UnknownIssuer"),
+        "{json}"
+    );
+    // No session reached the gateway's authentication.
+    assert_eq!(g.gw.log_count("session opened"), 0, "{}", g.gw.log_text());
+}

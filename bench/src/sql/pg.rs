@@ -133,12 +133,21 @@ fn connect_error(err: tokio_postgres::Error) -> OpError {
     }
 }
 
-/// The error's text with the server's SQLSTATE when there is one.
+/// The error's text with the server's SQLSTATE when there is one, else with
+/// its causes (tokio-postgres' own text stops at "error performing TLS
+/// handshake"; the cause says which certificate check failed).
 fn describe(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{} {}", db.code().code(), db.message()),
-        None => err.to_string(),
+    if let Some(db) = err.as_db_error() {
+        return format!("{} {}", db.code().code(), db.message());
     }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn op_error(err: tokio_postgres::Error) -> OpError {
@@ -152,7 +161,7 @@ fn op_error(err: tokio_postgres::Error) -> OpError {
         return OpError::Closed;
     }
     OpError::Other {
-        reason: err.to_string(),
+        reason: describe(&err),
     }
 }
 
