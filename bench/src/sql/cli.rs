@@ -100,8 +100,7 @@ pub struct MysqlArgs {
     /// its password comes from the URL or MYSQL_PWD.
     #[arg(long)]
     pub direct: Option<String>,
-    /// text: COM_QUERY with the values in the text; prepared: statements prepared once per
-    /// session, then COM_STMT_EXECUTE (the binary protocol).
+    /// Which protocol each operation uses.
     #[arg(long, value_enum, default_value = "text")]
     pub protocol: MyProtocol,
     #[command(flatten)]
