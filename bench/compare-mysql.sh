@@ -39,13 +39,19 @@
 # sysbench 1.0's --mysql-ssl=on reads cacert.pem, client-cert.pem and
 # client-key.pem from its working directory: the script makes them there.
 #
+# Plots (--no-plots skips them): after sysbench, each relay of each round also
+# runs `tollgate-load mysql point-select` (THREADS sessions for DURATION,
+# --protocol prepared, or text with --ps-mode disable; same TLS as sysbench)
+# into load/RELAY-rROUND.json, drawn as report.html and report.svg (latency
+# by percentile and throughput over time, one line per relay and round).
+#
 # Usage: bench/compare-mysql.sh [--rounds 3] [--relays direct,tollgate,haproxy]
 #            [--tests oltp_point_select,oltp_read_only] [--duration 15]
 #            [--threads 16] [--tables 4] [--table-size 10000] [--warmup 2]
 #            [--tls on|off] [--ps-mode auto|disable] [--shards 1] [--nice 0]
-#            [--results DIR] [--bin-dir DIR] [--no-build]
+#            [--results DIR] [--bin-dir DIR] [--no-build] [--no-plots]
 # Relays: direct tollgate tollgate-uptls tollgate-bare haproxy. Durations in seconds.
-# --bin-dir takes the tollgate binary from DIR instead of building it.
+# --bin-dir takes the tollgate (and tollgate-load) binaries from DIR instead of building them.
 # Every option also reads from the environment (ROUNDS, RELAYS, TESTS, ...).
 # Raw sysbench output, runs.tsv and the configs go to the results dir; the
 # Markdown table of medians is printed and saved as summary.md.
@@ -69,6 +75,7 @@ SHARDS=${SHARDS:-1}
 # CPU mid-run.
 NICE=${NICE:-0}
 BUILD=${BUILD:-1}
+PLOTS=${PLOTS:-1}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRIPTS=$REPO/bench/scripts
 RESULTS=${RESULTS:-$REPO/target/compare-mysql/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -94,6 +101,7 @@ while [ $# -gt 0 ]; do
         --results) RESULTS=$2; shift 2 ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --no-plots) PLOTS=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -201,16 +209,22 @@ thread_stats() {
 mkdir -p "$RESULTS/raw" "$RESULTS/config"
 RESULTS=$(cd "$RESULTS" && pwd)
 CONF=$RESULTS/config
-if has_tollgate; then
+if has_tollgate || [ "$PLOTS" = 1 ]; then
     BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}
     if [ "$BUILD" = 1 ]; then
-        log "building the release gateway"
-        (cd "$REPO" && cargo build --release -p tollgate --bin tollgate) || die "cargo build failed"
+        log "building the release gateway and load tool"
+        (cd "$REPO" && cargo build --release -p tollgate -p tollgate-bench --bin tollgate --bin tollgate-load) ||
+            die "cargo build failed"
     fi
     # A copy kept with the results: what was measured, safe from later builds.
     mkdir -p "$RESULTS/bin"
     cp "$BIN_DIR/tollgate" "$RESULTS/bin/" || die "no tollgate binary in $BIN_DIR"
     TOLLGATE=$RESULTS/bin/tollgate
+    if [ "$PLOTS" = 1 ]; then
+        cp "$BIN_DIR/tollgate-load" "$RESULTS/bin/" || die "no tollgate-load binary in $BIN_DIR (or --no-plots)"
+        LOAD_TOOL=$RESULTS/bin/tollgate-load
+        mkdir -p "$RESULTS/load"
+    fi
 fi
 
 {
@@ -462,6 +476,27 @@ start_relay() {
     wait_port "$CONN_PORT" "$RELAY_PID" "$logf"
 }
 
+# plot_run ROUND RELAY: tollgate-load's point selects -> load/RELAY-rROUND.json.
+# The password (the token through tollgate) goes in TOLLGATE_TOKEN, not argv.
+plot_run() {
+    local round=$1 relay=$2 out query protocol=prepared
+    out=$RESULTS/load/$relay-r$round.json
+    [ "$PS_MODE" = disable ] && protocol=text
+    # Without TLS the gateway switches the client to mysql_clear_password.
+    query='ssl-mode=REQUIRED'
+    [ "$TLS" = off ] && query='ssl-mode=DISABLED&enable_cleartext_plugin=true'
+    if ! TOLLGATE_TOKEN=$CONN_PASSWORD "$LOAD_TOOL" mysql point-select --protocol "$protocol" \
+        --dsn "mysql://$CONN_USER@127.0.0.1:$CONN_PORT/$DB?$query" \
+        --connections "$THREADS" --duration "${DURATION}s" --warmup 1s \
+        --json --no-progress >"$out" 2>"$out.err"; then
+        report_failure "$relay" "tollgate-load point-select (round $round)" "$out.err"
+        rm -f "$out"
+        return 0
+    fi
+    rm -f "$out.err"
+    log "  $relay tollgate-load: $(sed -n 's/.*"req_per_s":\([0-9.]*\).*"p99":\([0-9]*\).*/\1 op\/s, p99 \2 µs/p' "$out")"
+}
+
 FAILED=0
 report_failure() {
     local relay=$1 what=$2 out=$3
@@ -530,6 +565,7 @@ for round in $(seq "$ROUNDS"); do
             report_failure "$relay" "warm-up (round $round)" "$RESULTS/raw/r$round-$relay-warmup.txt"
         fi
         for test in "${TEST_LIST[@]}"; do bench_run "$round" "$relay" "$test"; done
+        if [ "$PLOTS" = 1 ]; then plot_run "$round" "$relay"; fi
         if [ -n "$RELAY_PID" ]; then stop_pid "$RELAY_PID"; fi
     done
 done
@@ -537,6 +573,14 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
 for v in full uptls bare; do
     [ -d "$WORK/recordings-$v" ] && echo "tollgate recordings ($v): $(du -sh "$WORK/recordings-$v" | cut -f1)" >>"$RESULTS/machine.txt"
 done
+
+if [ "$PLOTS" = 1 ] && compgen -G "$RESULTS/load/*.json" >/dev/null; then
+    for ext in html svg; do
+        "$LOAD_TOOL" plot "$RESULTS"/load/*.json -o "$RESULTS/report.$ext" \
+            --title "tollgate-load mysql point-select: $RELAYS" ||
+            report_failure plot "tollgate-load plot ($ext)" /dev/null
+    done
+fi
 
 awk -f "$SCRIPTS/mysql-summary.awk" -v relays="$RELAYS" -v tests="$TESTS" "$RESULTS/runs.tsv" "$RESULTS/threads.tsv" |
     tee "$RESULTS/summary.md"

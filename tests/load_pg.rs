@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::pggw::{ISS, PgGateway};
+use common::pki::Ca;
 use common::*;
 use serde_json::Value;
 
@@ -49,11 +50,15 @@ fn direct_dsn(g: &PgGateway) -> String {
 
 /// Runs `tollgate-load pg` with a key to mint tokens from; returns its JSON.
 fn load_pg(g: &PgGateway, args: &[&str]) -> Value {
+    load_pg_at(g, &gateway_dsn(g), args)
+}
+
+fn load_pg_at(g: &PgGateway, dsn: &str, args: &[&str]) -> Value {
     let out = Command::new(load_bin())
         .env("PGPASSWORD", &g.password)
         .arg("pg")
         .args(args)
-        .args(["--dsn", &gateway_dsn(g), "--token-key"])
+        .args(["--dsn", dsn, "--token-key"])
         .arg(&g.key)
         .args(["--iss", ISS, "--groups", "ci", "--json", "--timeout", "20s"])
         .output()
@@ -362,6 +367,103 @@ fn plot_draws_two_result_files_as_valid_svg_and_html() {
             assert!(text.starts_with("<!DOCTYPE html>"));
             assert!(text.contains("<title>two &lt;runs&gt;</title>"));
             assert!(text.contains("<svg"));
+        }
+    }
+}
+
+/// A gateway that refuses plaintext, with its listener certificate's CA.
+fn tls_gateway(name: &str, dir: &std::path::Path) -> (PgGateway, Ca) {
+    let ca = Ca::new(dir, "gw-ca");
+    let (cert, key) = ca.server(dir, "gateway");
+    let g = PgGateway::builder()
+        .target("allow_plaintext = false")
+        .tables(&format!(
+            "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ))
+        .start(name);
+    (g, ca)
+}
+
+#[test]
+fn tls_verify_full_through_a_gateway_that_refuses_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, ca) = tls_gateway("load_tls", dir.path());
+    let key_value = format!(
+        "host=127.0.0.1 port={} dbname={} user=ci-job sslmode=verify-full sslrootcert={} connect_timeout=10",
+        g.port,
+        g.db,
+        ca.cert.display()
+    );
+    let url = format!(
+        "postgresql://ci-job@127.0.0.1:{}/{}?sslmode=verify-full&sslrootcert={}",
+        g.port,
+        g.db,
+        ca.cert.display()
+    );
+    // The gateway takes no plaintext, so every operation went over TLS.
+    for (dsn, workload, protocol) in [
+        (&key_value, "select1", "extended"),
+        (&url, "connect", "simple"),
+    ] {
+        let json = load_pg_at(
+            &g,
+            dsn,
+            &[
+                workload,
+                "--protocol",
+                protocol,
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--connections",
+                "2",
+            ],
+        );
+        assert_eq!(json["workload"], workload);
+        assert!(u(&json["requests"]) > 0, "{json}");
+        assert_eq!(u(&json["errors_total"]), 0, "{json}");
+    }
+}
+
+#[test]
+fn tls_refuses_a_gateway_certificate_from_another_ca_and_plaintext_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _ca) = tls_gateway("load_tls_bad", dir.path());
+    let other = Ca::new(dir.path(), "other-ca");
+    let cases = [
+        format!("sslmode=verify-full sslrootcert={}", other.cert.display()),
+        "sslmode=disable".to_owned(),
+    ];
+    for tls in cases {
+        let dsn = format!(
+            "host=127.0.0.1 port={} dbname={} user=ci-job connect_timeout=10 {tls}",
+            g.port, g.db
+        );
+        let out = Command::new(load_bin())
+            .args([
+                "pg",
+                "select1",
+                "--count",
+                "2",
+                "--connections",
+                "1",
+                "--json",
+            ])
+            .args(["--dsn", &dsn, "--token-key"])
+            .arg(&g.key)
+            .args(["--iss", ISS, "--groups", "ci"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{tls}: {out:?}");
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(u(&json["requests"]), 0, "{json}");
+        assert!(u(&json["errors"]["connect"]) >= 2, "{json}");
+        if tls.contains("verify-full") {
+            let last = json["last_error"].as_str().unwrap();
+            assert!(last.contains("certificate"), "{json}");
         }
     }
 }

@@ -70,6 +70,9 @@ enum Command {
     /// Drive SQL load over the PostgreSQL protocol through tollgate (and optionally directly).
     #[command(after_long_help = sql::cli::PG_HELP)]
     Pg(Box<sql::cli::PgArgs>),
+    /// Drive SQL load over the MySQL protocol through tollgate (and optionally directly to MySQL/MariaDB).
+    #[command(after_long_help = sql::cli::MYSQL_HELP)]
+    Mysql(Box<sql::cli::MysqlArgs>),
     /// Draw result files (--json output) as latency and throughput charts (.html or .svg).
     Plot(plot::PlotArgs),
 }
@@ -295,7 +298,8 @@ fn main() -> ExitCode {
                 echo::serve(args.listen, threads).map(|()| ExitCode::SUCCESS)
             }
         }
-        Command::Pg(args) => sql::cli::run(*args),
+        Command::Pg(args) => sql::cli::run_pg(*args),
+        Command::Mysql(args) => sql::cli::run_mysql(*args),
         Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tcp {
             mode: TcpMode::Ping(args),

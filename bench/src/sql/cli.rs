@@ -1,5 +1,6 @@
-//! The `tollgate-load pg` command line: options, their checks, and the run
-//! (set-up, the gateway path, then the direct path with the same plan).
+//! The `tollgate-load pg` and `mysql` command lines: the options they share
+//! (workload, tokens, load model), their checks, and the run (set-up, the
+//! gateway path, then the direct path with the same plan) over any [`Backend`].
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -11,23 +12,31 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::driver::{self, Plan};
-use super::pg::{Password, PgBackend, Protocol};
+use super::mysql::{MyBackend, MyProtocol};
+use super::pg::{PgBackend, Protocol};
 use super::summary::{RunInfo, SqlSummary, human, summarise};
-use super::{Backend, Workload};
+use super::{Backend, Password, Workload};
 use crate::load::Stop;
 use crate::report::progress_line;
 use tollgate::identity::devissuer::MintParams;
 
-pub const PG_HELP: &str = "\
-TOKENS: through tollgate the password is a token. Give one with --token (or
+/// The long help of a SQL mode; the JSON fields are the same in both.
+macro_rules! sql_help {
+    ($mode:literal, $protocols:literal, $extra:literal) => {
+        concat!(
+            "TOKENS: through tollgate the password is a token. Give one with --token (or
 TOLLGATE_TOKEN, or --token-file), or let the tool mint one with a development
 key (`tollgate token keygen`): --token-key KEY --iss ISSUER [--sub --groups
 --aud --ttl]. --token-per-session mints a new one for every session.
 
 JSON OUTPUT (--json): one object on stdout, fields stable across releases:
-  tool, version, mode        \"tollgate-load\", the version, \"pg\"
+  tool, version, mode        \"tollgate-load\", the version, \"",
+            $mode,
+            "\"
   workload, protocol         what ran (select1 | point-select | insert | mixed |
-                             connect; simple | extended | prepared)
+                             connect; ",
+            $protocols,
+            ")
   path, addr                 \"gateway\" (--dsn) or \"direct\"; host:port
   connections, threads, target_rate (--rate or null), warmup_s, duration_s
   requests                   operations completed in the window (a statement
@@ -47,13 +56,27 @@ JSON OUTPUT (--json): one object on stdout, fields stable across releases:
   vs_direct                  {req_per_s_ratio, added_p50_us, added_p99_us} or null
 
 EXIT STATUS: 0 when the run completed; 2 when a path completed no operation
-and had errors; 1 on a usage or set-up error.";
+and had errors; 1 on a usage or set-up error.
+",
+            $extra
+        )
+    };
+}
+
+pub const PG_HELP: &str = sql_help!(
+    "pg",
+    "simple | extended | prepared",
+    "\nTLS: as libpq, sslmode=disable|prefer|require|verify-ca|verify-full and\nsslrootcert=FILE in the DSN (key=value or URL).\n"
+);
+
+pub const MYSQL_HELP: &str = sql_help!(
+    "mysql",
+    "text | prepared",
+    "\nTLS: ssl-mode=DISABLED|REQUIRED|VERIFY_CA|VERIFY_IDENTITY and ssl-ca=FILE in the\nURL's query (mysql://user@host:port/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=ca.pem);\nssl-ca alone means VERIFY_IDENTITY. tollgate wants TLS: the token is sent in\nthe clear inside it (caching_sha2 full authentication).\n"
+);
 
 #[derive(Args, Debug)]
 pub struct PgArgs {
-    /// What each operation does.
-    #[arg(value_enum)]
-    pub workload: Workload,
     /// The path under test, a libpq connection string or URL (the gateway's listener).
     #[arg(long, env = "TOLLGATE_LOAD_DSN")]
     pub dsn: String,
@@ -61,6 +84,35 @@ pub struct PgArgs {
     /// its password comes from the DSN or PGPASSWORD.
     #[arg(long)]
     pub direct: Option<String>,
+    #[arg(long, value_enum, default_value = "simple")]
+    pub protocol: Protocol,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MysqlArgs {
+    /// The path under test, a mysql:// URL (the gateway's listener): user (only logged by
+    /// tollgate), host, port, database, and ssl-mode / ssl-ca in the query.
+    #[arg(long, env = "TOLLGATE_LOAD_DSN")]
+    pub dsn: String,
+    /// Also run the same load against this URL (the server directly), after the gateway;
+    /// its password comes from the URL or MYSQL_PWD.
+    #[arg(long)]
+    pub direct: Option<String>,
+    /// Which protocol each operation uses.
+    #[arg(long, value_enum, default_value = "text")]
+    pub protocol: MyProtocol,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// What `pg` and `mysql` share: the workload, the token, the load model.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// What each operation does.
+    #[arg(value_enum)]
+    pub workload: Workload,
     /// The token to log in with (prefer TOLLGATE_TOKEN or --token-file: arguments are visible in ps).
     #[arg(long, env = "TOLLGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -85,8 +137,6 @@ pub struct PgArgs {
     /// Mint a new token for every session (so `connect` pays full token verification).
     #[arg(long, requires = "token_key")]
     pub token_per_session: bool,
-    #[arg(long, value_enum, default_value = "simple")]
-    pub protocol: Protocol,
     /// Concurrent sessions, each with one operation in flight.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
@@ -122,7 +172,7 @@ pub struct PgArgs {
 const MAX_CONNECTIONS: usize = 100_000;
 const MAX_ROWS: u32 = 100_000_000;
 
-pub fn plan(args: &PgArgs) -> anyhow::Result<Plan> {
+pub fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     if args.connections == 0 || args.connections > MAX_CONNECTIONS {
         bail!("--connections must be between 1 and {MAX_CONNECTIONS}");
     }
@@ -167,7 +217,7 @@ pub fn plan(args: &PgArgs) -> anyhow::Result<Plan> {
 }
 
 /// The gateway path's password source.
-fn gateway_password(args: &PgArgs) -> anyhow::Result<Password> {
+fn gateway_password(args: &LoadArgs) -> anyhow::Result<Password> {
     if let Some(token) = &args.token {
         return Ok(Password::Token(token.trim().to_owned()));
     }
@@ -192,14 +242,22 @@ fn gateway_password(args: &PgArgs) -> anyhow::Result<Password> {
     Ok(Password::FromDsn)
 }
 
-/// Set-up, then the measured run, of one path.
-fn run_path(
-    backend: PgBackend,
-    plan: &Plan,
-    protocol: Protocol,
+/// What a path's run is labelled with besides its backend.
+#[derive(Clone, Copy)]
+struct Label {
+    mode: &'static str,
+    protocol: &'static str,
     path: &'static str,
+}
+
+/// Set-up, then the measured run, of one path.
+fn run_path<B: Backend>(
+    backend: B,
+    addr: String,
+    plan: &Plan,
+    label: Label,
 ) -> anyhow::Result<SqlSummary> {
-    let addr = backend.addr();
+    let path = label.path;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -222,8 +280,8 @@ fn run_path(
     }
     Ok(summarise(
         RunInfo {
-            mode: "pg",
-            protocol,
+            mode: label.mode,
+            protocol: label.protocol,
             path,
             addr,
             plan,
@@ -233,39 +291,81 @@ fn run_path(
     ))
 }
 
-pub fn run(args: PgArgs) -> anyhow::Result<ExitCode> {
-    let plan = plan(&args)?;
-    let gateway = PgBackend::new(
-        &args.dsn,
-        gateway_password(&args)?,
-        args.protocol,
-        args.workload,
-    )
-    .context("--dsn")?;
-    let direct = args
-        .direct
-        .as_deref()
-        .map(|dsn| {
-            let mut direct = PgBackend::new(dsn, Password::FromDsn, args.protocol, args.workload)?;
-            // As libpq does: the environment's password when the DSN has none,
-            // so it need not appear on the command line.
-            direct.default_password(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()));
-            anyhow::Ok(direct)
-        })
-        .transpose()
-        .context("--direct")?;
-    let mut summary = run_path(gateway, &plan, args.protocol, "gateway")?;
-    if let Some(direct) = direct {
-        summary = summary.with_direct(run_path(direct, &plan, args.protocol, "direct")?);
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+/// Prints the summary; the exit status says whether a path failed outright.
+fn report(summary: &SqlSummary, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
     } else {
-        print!("{}", human(&summary));
+        print!("{}", human(summary));
     }
     Ok(if summary.failed() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The environment's password for a direct path whose DSN has none, so it
+/// need not appear on the command line (libpq's PGPASSWORD, the MySQL
+/// clients' MYSQL_PWD).
+fn env_password(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|p| !p.is_empty())
+}
+
+pub fn run_pg(args: PgArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args.load)?;
+    let (protocol, workload) = (args.protocol, args.load.workload);
+    let gateway = PgBackend::new(&args.dsn, gateway_password(&args.load)?, protocol, workload)
+        .context("--dsn")?;
+    let direct = args
+        .direct
+        .as_deref()
+        .map(|dsn| {
+            let mut direct = PgBackend::new(dsn, Password::FromDsn, protocol, workload)?;
+            direct.default_password(env_password("PGPASSWORD"));
+            anyhow::Ok(direct)
+        })
+        .transpose()
+        .context("--direct")?;
+    let label = |path| Label {
+        mode: "pg",
+        protocol: protocol.name(),
+        path,
+    };
+    let addr = gateway.addr();
+    let mut summary = run_path(gateway, addr, &plan, label("gateway"))?;
+    if let Some(direct) = direct {
+        let addr = direct.addr();
+        summary = summary.with_direct(run_path(direct, addr, &plan, label("direct"))?);
+    }
+    report(&summary, args.load.json)
+}
+
+pub fn run_mysql(args: MysqlArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args.load)?;
+    let (protocol, workload) = (args.protocol, args.load.workload);
+    let gateway = MyBackend::new(&args.dsn, gateway_password(&args.load)?, protocol, workload)
+        .context("--dsn")?;
+    let direct = args
+        .direct
+        .as_deref()
+        .map(|dsn| {
+            let mut direct = MyBackend::new(dsn, Password::FromDsn, protocol, workload)?;
+            direct.default_password(env_password("MYSQL_PWD"));
+            anyhow::Ok(direct)
+        })
+        .transpose()
+        .context("--direct")?;
+    let label = |path| Label {
+        mode: "mysql",
+        protocol: protocol.name(),
+        path,
+    };
+    let addr = gateway.addr();
+    let mut summary = run_path(gateway, addr, &plan, label("gateway"))?;
+    if let Some(direct) = direct {
+        let addr = direct.addr();
+        summary = summary.with_direct(run_path(direct, addr, &plan, label("direct"))?);
+    }
+    report(&summary, args.load.json)
 }

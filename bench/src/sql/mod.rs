@@ -1,14 +1,21 @@
 //! SQL load, independent of the wire protocol: the workloads, what one
 //! operation is, how failures are counted, and the driver that runs sessions
-//! over threads. `pg` speaks PostgreSQL through `tokio-postgres`; a MySQL
-//! backend implements the same [`Backend`]/[`Session`] pair and reuses the rest.
+//! over threads. `pg` speaks PostgreSQL through `tokio-postgres`, `mysql`
+//! MySQL/MariaDB through `mysql_async`; each implements the
+//! [`Backend`]/[`Session`] pair and reuses the rest.
 
 pub mod cli;
 pub mod driver;
+pub mod mysql;
 pub mod pg;
 pub mod summary;
+pub mod tls;
 
 use std::future::Future;
+use std::path::Path;
+use std::time::SystemTime;
+
+use tollgate::identity::devissuer::{MintParams, SigningKey, mint_with};
 
 use serde::Serialize;
 
@@ -201,6 +208,44 @@ pub trait Session: 'static {
 
     /// Ends the session cleanly (a Terminate the server sees).
     fn close(self) -> impl Future<Output = ()>;
+}
+
+/// Where the password of each session comes from.
+pub enum Password {
+    /// From the DSN (or none): the direct path.
+    FromDsn,
+    /// The same token (or the direct path's password) for every session.
+    Token(String),
+    /// A fresh token (new `jti`) for every session.
+    MintPerSession(Box<SigningKey>, MintParams),
+}
+
+impl Password {
+    /// Mints once from `key_file` (or keeps the key for per-session tokens).
+    pub fn from_key(
+        key_file: &Path,
+        params: MintParams,
+        per_session: bool,
+    ) -> anyhow::Result<Self> {
+        let key = SigningKey::from_pem_file(key_file)?;
+        if per_session {
+            return Ok(Self::MintPerSession(Box::new(key), params));
+        }
+        Ok(Self::Token(mint_with(&key, &params, SystemTime::now())?))
+    }
+
+    /// The password of the next session; `None` keeps the DSN's.
+    pub fn for_session(&self) -> Result<Option<String>, OpError> {
+        match self {
+            Self::FromDsn => Ok(None),
+            Self::Token(token) => Ok(Some(token.clone())),
+            Self::MintPerSession(key, params) => mint_with(key, params, SystemTime::now())
+                .map(Some)
+                .map_err(|e| OpError::Other {
+                    reason: format!("minting a token: {e}"),
+                }),
+        }
+    }
 }
 
 /// A small, fast, seedable generator (SplitMix64): ids and the mixed draw

@@ -5,22 +5,21 @@
 //! Bind, Describe, Execute, Sync in one round trip, as `pgbench -M extended`),
 //! and prepared statements (Parse once per session, as `-M prepared`).
 //!
+//! TLS follows libpq's `sslmode` and `sslrootcert` in the DSN (see `tls`).
+//!
 //! Through the gateway the password is a token: fixed (`--token`, a file or
 //! `TOLLGATE_TOKEN`) or minted from a development key, once per run or once
 //! per session (`--token-per-session`, so `connect` measures uncached token
 //! verification).
 
-use std::path::Path;
-use std::time::SystemTime;
-
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
 
-use super::{Backend, Op, OpError, SetupReport, Workload};
+use super::tls::{MakeRustls, SslMode, client_config, split_pg_dsn};
+use super::{Backend, Op, OpError, Password, SetupReport, Workload};
 
 /// The task that owns a session's socket.
 type Connection = tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>;
-use tollgate::identity::devissuer::{MintParams, SigningKey, mint_with};
 
 /// The keyed table of `point-select` and `mixed`.
 pub const ACCOUNTS: &str = "tollgate_load_accounts";
@@ -44,28 +43,13 @@ pub enum Protocol {
     Prepared,
 }
 
-/// Where the password of each session comes from.
-pub enum Password {
-    /// From the DSN (or none): the direct path.
-    FromDsn,
-    /// The same token for every session.
-    Token(String),
-    /// A fresh token (new `jti`) for every session.
-    MintPerSession(Box<SigningKey>, MintParams),
-}
-
-impl Password {
-    /// Mints once from `key_file` (or keeps the key for per-session tokens).
-    pub fn from_key(
-        key_file: &Path,
-        params: MintParams,
-        per_session: bool,
-    ) -> anyhow::Result<Self> {
-        let key = SigningKey::from_pem_file(key_file)?;
-        if per_session {
-            return Ok(Self::MintPerSession(Box::new(key), params));
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simple => "simple",
+            Self::Extended => "extended",
+            Self::Prepared => "prepared",
         }
-        Ok(Self::Token(mint_with(&key, &params, SystemTime::now())?))
     }
 }
 
@@ -75,6 +59,8 @@ pub struct PgBackend {
     password: Password,
     protocol: Protocol,
     workload: Workload,
+    /// `None` for `sslmode=disable`.
+    tls: Option<MakeRustls>,
 }
 
 impl PgBackend {
@@ -84,14 +70,21 @@ impl PgBackend {
         protocol: Protocol,
         workload: Workload,
     ) -> anyhow::Result<Self> {
-        let config: Config = dsn
+        let split = split_pg_dsn(dsn)?;
+        let config: Config = split
+            .dsn
             .parse()
             .map_err(|e| anyhow::anyhow!("not a PostgreSQL connection string ({e})"))?;
+        let tls = match split.mode {
+            SslMode::Disable => None,
+            mode => Some(MakeRustls(client_config(mode, split.root_cert.as_deref())?)),
+        };
         Ok(Self {
             config,
             password,
             protocol,
             workload,
+            tls,
         })
     }
 
@@ -115,23 +108,22 @@ impl PgBackend {
 
     async fn open(&self) -> Result<(Client, Connection), OpError> {
         let mut config = self.config.clone();
-        match &self.password {
-            Password::FromDsn => {}
-            Password::Token(token) => {
-                config.password(token.as_bytes());
-            }
-            Password::MintPerSession(key, params) => {
-                let token =
-                    mint_with(key, params, SystemTime::now()).map_err(|e| OpError::Other {
-                        reason: format!("minting a token: {e}"),
-                    })?;
-                config.password(token.as_bytes());
-            }
+        if let Some(password) = self.password.for_session()? {
+            config.password(password.as_bytes());
         }
-        let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
         // The connection future owns the socket; it ends when the client is
         // dropped (after sending Terminate) or the server closes.
-        Ok((client, tokio::task::spawn_local(connection)))
+        match &self.tls {
+            Some(tls) => {
+                let (client, connection) =
+                    config.connect(tls.clone()).await.map_err(connect_error)?;
+                Ok((client, tokio::task::spawn_local(connection)))
+            }
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
+                Ok((client, tokio::task::spawn_local(connection)))
+            }
+        }
     }
 }
 
@@ -141,12 +133,21 @@ fn connect_error(err: tokio_postgres::Error) -> OpError {
     }
 }
 
-/// The error's text with the server's SQLSTATE when there is one.
+/// The error's text with the server's SQLSTATE when there is one, else with
+/// its causes (tokio-postgres' own text stops at "error performing TLS
+/// handshake"; the cause says which certificate check failed).
 fn describe(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{} {}", db.code().code(), db.message()),
-        None => err.to_string(),
+    if let Some(db) = err.as_db_error() {
+        return format!("{} {}", db.code().code(), db.message());
     }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn op_error(err: tokio_postgres::Error) -> OpError {
@@ -160,7 +161,7 @@ fn op_error(err: tokio_postgres::Error) -> OpError {
         return OpError::Closed;
     }
     OpError::Other {
-        reason: err.to_string(),
+        reason: describe(&err),
     }
 }
 

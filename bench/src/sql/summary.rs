@@ -1,4 +1,4 @@
-//! What `tollgate-load pg` prints: the human summary and the JSON object.
+//! What `tollgate-load pg` and `mysql` print: the human summary and the JSON object.
 //!
 //! The JSON field names are a stable interface (`bench/compare-pg.sh` and
 //! `tollgate-load plot` read them); add fields, never rename or remove them.
@@ -11,7 +11,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::driver::{Outcome, Plan};
-use super::pg::Protocol;
 use super::{OpCounts, SqlErrors};
 use crate::report::{Latency, per_second};
 use crate::units::group_thousands;
@@ -45,10 +44,11 @@ pub struct VsDirect {
 pub struct SqlSummary {
     pub tool: &'static str,
     pub version: &'static str,
-    /// `"pg"` (later `"mysql"`).
+    /// `"pg"` or `"mysql"`.
     pub mode: &'static str,
     pub workload: &'static str,
-    pub protocol: Protocol,
+    /// pg: `simple`, `extended`, `prepared`; mysql: `text`, `prepared`.
+    pub protocol: &'static str,
     /// `"gateway"` (`--dsn`) or `"direct"` (`--direct`).
     pub path: &'static str,
     /// `host:port` of the DSN.
@@ -83,7 +83,7 @@ pub struct SqlSummary {
 /// What the summary needs besides the outcome.
 pub struct RunInfo<'a> {
     pub mode: &'static str,
-    pub protocol: Protocol,
+    pub protocol: &'static str,
     pub path: &'static str,
     pub addr: String,
     pub plan: &'a Plan,
@@ -182,14 +182,10 @@ fn path_lines(s: &SqlSummary) -> String {
         ),
         None => "closed model".to_owned(),
     };
-    let protocol = serde_json::to_value(s.protocol)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     let _ = writeln!(
         out,
         "{} {} — {} {}, {} sessions, {} threads, {} protocol, {}",
-        s.mode, s.workload, s.path, s.addr, s.connections, s.threads, protocol, model
+        s.mode, s.workload, s.path, s.addr, s.connections, s.threads, s.protocol, model
     );
     let _ = writeln!(
         out,
@@ -274,7 +270,7 @@ mod tests {
         };
         let info = RunInfo {
             mode: "pg",
-            protocol: Protocol::Simple,
+            protocol: "simple",
             path,
             addr: "127.0.0.1:6432".to_owned(),
             plan: &plan,
