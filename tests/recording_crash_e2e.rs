@@ -11,10 +11,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::crash::{
+    collect_inserts, read_acked, restart_and_stop, start_load, verified_export, wait_exit,
+};
 
 use common::pggw::PgGateway;
 use common::*;
@@ -62,88 +64,13 @@ fn bin() -> String {
     std::env::var("TOLLGATE_TEST_BIN").unwrap_or_else(|_| tollgate_bin().to_owned())
 }
 
-/// A gateway process started on an existing config, killed if the test
-/// ends before it stops.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "process did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Restarts the gateway on `config` (recovering the recording), waits
-/// until it is ready, and stops it cleanly.
-fn restart_and_stop(config: &Path, dir: &Path) {
-    let log = dir.join("restart.log");
-    let mut gw = Proc(
-        Command::new(bin())
-            .args(["run", "--log-format", "json", "--config"])
-            .arg(config)
-            .env("TOLLGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    assert_eventually!(
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tollgate ready")),
-        Duration::from_secs(30),
-        "restarted gateway never became ready: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let ok = Command::new("kill")
-        .args(["-TERM", &gw.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    assert!(wait_exit(&mut gw.0).success());
-}
-
 /// (client, n) of every INSERT the export holds as client→target data.
 fn recorded_statements(rec: &Path) -> HashSet<(u64, u64)> {
-    let out = Command::new(bin())
-        .args(["recordings", "export", "--all", "--dir"])
-        .arg(rec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let needle = "INSERT INTO acked(client, n) VALUES (";
     let mut got = HashSet::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in verified_export(&bin(), rec).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["type"] != "client_data" || v["encoding"] != "utf8" {
-            continue;
-        }
-        let data = v["data"].as_str().unwrap_or("");
-        for part in data.split(needle).skip(1) {
-            let nums: Vec<u64> = part
-                .split(')')
-                .next()
-                .unwrap_or("")
-                .split(", ")
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            if let [c, n] = nums[..] {
-                got.insert((c, n));
-            }
+        if v["type"] == "client_data" && v["encoding"] == "utf8" {
+            collect_inserts(v["data"].as_str().unwrap_or(""), &mut got);
         }
     }
     got
@@ -170,51 +97,17 @@ fn crash_under_load(name: &str, durability: &str) -> (Lost, Vec<(u64, u64)>) {
     ));
     let token = g.token("ci-job", "ci", "10m");
     let out = g.gw.dir().join("acked.txt");
-    let mut driver = Proc(
-        Command::new(python_bin())
-            .arg("-c")
-            .arg(DRIVER)
-            .arg(g.conninfo(&token))
-            .arg("8")
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(driver.0.stdout.take().unwrap()).lines();
-    let first = lines.next().map(|l| l.unwrap());
-    assert_eq!(
-        first.as_deref(),
-        Some("warm"),
-        "the clients never got going"
-    );
+    let conninfo = g.conninfo(&token);
+    let mut driver = start_load(DRIVER, [conninfo.as_ref(), "8".as_ref(), out.as_os_str()]);
     // Under load: SIGKILL, no chance to flush or seal anything.
     g.gw.signal("KILL");
     let mut gw = g;
     assert!(gw.gw.wait_exit(Duration::from_secs(20)).is_some());
     assert!(wait_exit(&mut driver.0).success());
-    let acked: Vec<(u64, u64)> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut it = l.split(' ').map(|x| x.parse::<u64>().unwrap());
-            (it.next().unwrap(), it.next().unwrap())
-        })
-        .collect();
+    let acked = read_acked(&out);
     assert!(acked.len() >= 8000, "{} acknowledged", acked.len());
 
-    restart_and_stop(&gw.gw.config, gw.gw.dir());
-    let verify = Command::new(bin())
-        .args(["recordings", "verify", "--dir"])
-        .arg(rec.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    restart_and_stop(&bin(), &gw.gw.config, gw.gw.dir());
     let recorded = recorded_statements(rec.path());
     let mut missing = Lost::new();
     for &(c, n) in &acked {
