@@ -327,18 +327,14 @@ pub fn run_pg(args: PgArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()
         .context("--direct")?;
-    let label = |path| Label {
-        mode: "pg",
-        protocol: protocol.name(),
-        path,
-    };
-    let addr = gateway.addr();
-    let mut summary = run_path(gateway, addr, &plan, label("gateway"))?;
-    if let Some(direct) = direct {
-        let addr = direct.addr();
-        summary = summary.with_direct(run_path(direct, addr, &plan, label("direct"))?);
-    }
-    report(&summary, args.load.json)
+    run_both(
+        &plan,
+        "pg",
+        protocol.name(),
+        gateway,
+        direct,
+        args.load.json,
+    )
 }
 
 pub fn run_mysql(args: MysqlArgs) -> anyhow::Result<ExitCode> {
@@ -356,16 +352,36 @@ pub fn run_mysql(args: MysqlArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()
         .context("--direct")?;
+    run_both(
+        &plan,
+        "mysql",
+        protocol.name(),
+        gateway,
+        direct,
+        args.load.json,
+    )
+}
+
+/// The gateway path, then (with `--direct`) the direct path with the same
+/// plan, and the report of both.
+fn run_both<B: Backend>(
+    plan: &Plan,
+    mode: &'static str,
+    protocol: &'static str,
+    gateway: B,
+    direct: Option<B>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let label = |path| Label {
-        mode: "mysql",
-        protocol: protocol.name(),
+        mode,
+        protocol,
         path,
     };
     let addr = gateway.addr();
-    let mut summary = run_path(gateway, addr, &plan, label("gateway"))?;
+    let mut summary = run_path(gateway, addr, plan, label("gateway"))?;
     if let Some(direct) = direct {
         let addr = direct.addr();
-        summary = summary.with_direct(run_path(direct, addr, &plan, label("direct"))?);
+        summary = summary.with_direct(run_path(direct, addr, plan, label("direct"))?);
     }
-    report(&summary, args.load.json)
+    report(&summary, json)
 }

@@ -187,6 +187,9 @@ pub struct SetupReport {
 pub trait Backend: Send + Sync + 'static {
     type Session: Session;
 
+    /// `host:port` for the summary (never the password).
+    fn addr(&self) -> String;
+
     /// Opens session number `session` (stable across reconnects).
     fn connect(&self, session: u32) -> impl Future<Output = Result<Self::Session, OpError>>;
 

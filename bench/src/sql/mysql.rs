@@ -157,8 +157,7 @@ impl MyBackend {
         }
     }
 
-    /// `host:port` for the summary (never the password).
-    pub fn addr(&self) -> String {
+    fn host_port(&self) -> String {
         format!("{}:{}", self.opts.ip_or_hostname(), self.opts.tcp_port())
     }
 
@@ -214,6 +213,10 @@ pub struct MySession {
 
 impl Backend for MyBackend {
     type Session = MySession;
+
+    fn addr(&self) -> String {
+        self.host_port()
+    }
 
     async fn connect(&self, _session: u32) -> Result<MySession, OpError> {
         let conn = self.open().await?;

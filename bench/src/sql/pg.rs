@@ -95,8 +95,7 @@ impl PgBackend {
         }
     }
 
-    /// `host:port` for the summary (never the password).
-    pub fn addr(&self) -> String {
+    fn host_port(&self) -> String {
         let host = match self.config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -183,6 +182,10 @@ pub struct PgSession {
 
 impl Backend for PgBackend {
     type Session = PgSession;
+
+    fn addr(&self) -> String {
+        self.host_port()
+    }
 
     async fn connect(&self, _session: u32) -> Result<PgSession, OpError> {
         let (client, connection) = self.open().await?;
