@@ -199,22 +199,10 @@ impl<'a> Inspector<'a> {
                 &mut self.scratch,
                 &mut self.prepared,
             );
-            let DecidedBy::Rule { name: rule, .. } = v.decided_by else {
+            if !matches!(v.decided_by, DecidedBy::Rule { .. }) {
                 continue;
-            };
-            let rule = rule.to_string();
-            let d = match v.action {
-                Action::Allow => Decision::Allow,
-                Action::Audit => Decision::Audit { rule },
-                Action::Block { message } => Decision::Block {
-                    message: message.to_string(),
-                    rule,
-                },
-                Action::Approve { message } => Decision::Approve {
-                    message: message.to_string(),
-                    rule,
-                },
-            };
+            }
+            let d = Decision::from_verdict(v.action, v.decided_by);
             if best
                 .as_ref()
                 .is_none_or(|b| d.strictness() > b.strictness())
