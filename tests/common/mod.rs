@@ -2,6 +2,7 @@
 //! upstreams, and `assert_eventually!` instead of sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod httpgw;
 pub mod mariadb;
 pub mod mygw;
 pub mod mywire;
