@@ -312,3 +312,71 @@ fn smuggling_bytes_are_refused_and_closed() {
     );
     assert_eq!(g.nginx.access().lines().count(), 1, "{}", g.nginx.access());
 }
+
+/// A named header carries the stored secret; rewriting its file rotates it
+/// for the next connection without a restart. The token comes in
+/// `Proxy-Authorization`, so the caller's own `Authorization` passes.
+#[test]
+fn named_header_credential_rotates_and_token_header_is_configurable() {
+    let g = HttpGateway::start(
+        "token_header = \"Proxy-Authorization\"\ncredential_header = \"X-Api-Key\"\n\
+         credential_scheme = \"raw\"",
+        "",
+    );
+    let t = g.token("ci-job", "ci");
+    let proxy = format!("Proxy-Authorization: Bearer {t}");
+    let (ok, out) = g.curl(&["-H", &proxy, "-H", "Authorization: Caller own", &g.url("/")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    std::fs::write(&g.secret_file, "rotated-key-2\n").unwrap();
+    let (ok, out) = g.curl(&["-H", &proxy, &g.url("/items/2")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    let access = g.nginx.access();
+    let lines: Vec<&str> = access.lines().collect();
+    assert!(
+        lines[0].contains(&format!("key=[{SECRET}]")) && lines[0].contains("auth=[Caller own]"),
+        "{access}"
+    );
+    assert!(lines[1].contains("key=[rotated-key-2]"), "{access}");
+    assert!(!access.contains(&t), "{access}");
+    let (_, out) = g.curl(&["-H", &bearer(&t), &g.url("/")]);
+    assert!(
+        out.starts_with("HTTP/1.1 401"),
+        "a token in the wrong header: {out}"
+    );
+}
+
+/// TLS from the caller (curl verifies the gateway) and to nginx (the
+/// gateway verifies it), with Basic credentials injected.
+#[test]
+fn tls_both_ways_with_basic_credential() {
+    let g = HttpGateway::with(common::httpgw::Options {
+        http: "credential_scheme = \"basic\"",
+        tls: true,
+        ..Default::default()
+    });
+    let t = g.token("ci-job", "ci");
+    let ca = g.ca.clone().unwrap();
+    let (ok, out) = g.curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "-H",
+        &bearer(&t),
+        &g.url("/items/5"),
+    ]);
+    assert!(
+        ok && out.starts_with("HTTP/1.1 200") && out.contains("item GET /items/5"),
+        "{out}"
+    );
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("svc:{SECRET}"));
+    assert!(
+        g.nginx.access().contains(&format!("auth=[Basic {basic}]")),
+        "{}",
+        g.nginx.access()
+    );
+    let opened = g.gw.log_events("session opened");
+    assert_eq!(opened.len(), 1);
+    // Plaintext to a TLS listener gets nothing.
+    let (ok, _) = g.curl(&["-H", &bearer(&t), &g.url("/").replace("https", "http")]);
+    assert!(!ok);
+}

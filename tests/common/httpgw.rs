@@ -21,9 +21,18 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    pub fn start() -> Nginx {
+    /// `tls`: listen with this certificate and key only.
+    pub fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let ssl = match tls {
+            None => String::new(),
+            Some((c, k)) => format!(
+                " ssl;\n    ssl_certificate {};\n    ssl_certificate_key {}",
+                c.display(),
+                k.display()
+            ),
+        };
         let www = d.join("www");
         std::fs::create_dir_all(www.join("dav")).unwrap();
         let port = free_port();
@@ -45,7 +54,7 @@ http {{
   scgi_temp_path {d}/scgi;
   keepalive_requests 1000;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{ssl};
     root {www};
     client_max_body_size 64m;
     location = / {{ return 200 "hello\n"; }}
@@ -107,8 +116,21 @@ impl Drop for Nginx {
 /// The stored credential nginx must see and no caller ever may.
 pub const SECRET: &str = "upstream-secret-7f3a9c";
 
+/// How the test gateway is set up beyond the defaults.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Extra lines of `[target.http]`.
+    pub http: &'a str,
+    /// Whole tables after it (`[[target.http.rules]]`).
+    pub tables: &'a str,
+    /// TLS on the caller's side and to nginx (verified against a test CA).
+    pub tls: bool,
+}
+
 pub struct HttpGateway {
     pub gw: Gateway,
+    /// The CA of every test certificate (TLS runs only).
+    pub ca: Option<PathBuf>,
     pub nginx: Nginx,
     pub port: u16,
     pub key: PathBuf,
@@ -119,8 +141,30 @@ impl HttpGateway {
     /// `http` holds extra lines of `[target.http]`, `tables` whole tables
     /// after it (`[[target.http.rules]]`).
     pub fn start(http: &str, tables: &str) -> HttpGateway {
-        let nginx = Nginx::start();
+        HttpGateway::with(Options {
+            http,
+            tables,
+            ..Options::default()
+        })
+    }
+
+    pub fn with(o: Options<'_>) -> HttpGateway {
         let dir = tempfile::tempdir().unwrap();
+        let (nginx, ca, tls) = if o.tls {
+            let ca = super::pki::Ca::new(dir.path(), "test-ca");
+            let (nc, nk) = ca.server(dir.path(), "nginx");
+            let (gc, gk) = ca.server(dir.path(), "gw");
+            let tls = format!(
+                "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+                 [target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+                gc.display(),
+                gk.display(),
+                ca.cert.display()
+            );
+            (Nginx::start(Some((&nc, &nk))), Some(ca.cert.clone()), tls)
+        } else {
+            (Nginx::start(None), None, String::new())
+        };
         let keys = dir.path().join("keys");
         let out = Command::new(tollgate_bin())
             .args(["token", "keygen", "--dir"])
@@ -149,6 +193,7 @@ upstream = "127.0.0.1:{upport}"
 [target.credential]
 user = "svc"
 password_file = "{secret}"
+{tls}
 [target.access]
 groups = ["ci"]
 [target.http]
@@ -158,6 +203,9 @@ groups = ["ci"]
             jwks = keys.join("tollgate-dev-jwks.json").display(),
             upport = nginx.port,
             secret = secret_file.display(),
+            http = o.http,
+            tables = o.tables,
+            tls = tls,
         );
         let cfg_path = dir.path().join("tollgate.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
@@ -166,6 +214,7 @@ groups = ["ci"]
         let port = gw.port("api");
         HttpGateway {
             gw,
+            ca,
             nginx,
             port,
             key: keys.join("tollgate-dev-key.pem"),
@@ -187,7 +236,8 @@ groups = ["ci"]
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// `curl -sS -i` with `args`: (exit ok, the whole output with heads).
