@@ -247,3 +247,56 @@ mod tests {
         assert!(toml::from_str::<RawHttp>("bogus = 1").is_err());
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    #![allow(clippy::unwrap_used)]
+
+    const HTTP: &str = r#"
+[[identity.issuer]]
+name = "idp"
+issuer = "https://idp.test"
+audience = ["tollgate"]
+jwks_file = "/etc/tollgate/jwks.json"
+
+[[target]]
+name = "api"
+protocol = "http"
+listen = ["127.0.0.1:8080"]
+upstream = "api:80"
+[target.http]
+credential_header = "X-Api-Key"
+credential_scheme = "raw"
+"#;
+
+    fn parse(s: &str) -> Result<super::super::Config, String> {
+        super::super::Config::parse(s, std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn http_targets_validate_through_the_config() {
+        let c = parse(HTTP).unwrap();
+        let h = c.targets[0].http.as_ref().unwrap();
+        assert_eq!(h.credential_header, "x-api-key");
+        assert!(
+            c.targets[0].credential.is_none(),
+            "a credential is optional"
+        );
+        // No issuer; a non-loopback listener without TLS; unauthenticated;
+        // [target.http] on a tcp target; a bad rule.
+        let no_issuer = HTTP.split("[[target]]").nth(1).unwrap();
+        let e = parse(&format!("[[target]]{no_issuer}")).unwrap_err();
+        assert!(e.contains("http callers authenticate with tokens"), "{e}");
+        let e = parse(&HTTP.replace("127.0.0.1:8080", "0.0.0.0:8080")).unwrap_err();
+        assert!(e.contains("nobody could connect"), "{e}");
+        let e = parse(&HTTP.replace("[target.http]", "unauthenticated = true\n[target.http]"))
+            .unwrap_err();
+        assert!(e.contains("always authenticate"), "{e}");
+        let e = parse(&HTTP.replace("\"http\"", "\"tcp\"")).unwrap_err();
+        assert!(e.contains("[target.http] is for http targets"), "{e}");
+        let bad = format!(
+            "{HTTP}[[target.http.rules]]\nname = \"x\"\npath = \"/a/[\"\naction = \"block\"\n"
+        );
+        assert!(parse(&bad).unwrap_err().contains("rule"));
+    }
+}

@@ -101,11 +101,13 @@ pub(crate) async fn connect(t: &TargetConfig, rt: &TargetRuntime) -> Result<Http
         None => None,
         Some(c) => {
             let secret = crate::pg::session::read_secret(&c.source)?;
-            Some(credential_value(
-                h.credential_scheme,
-                &c.user,
-                secret.expose(),
-            ))
+            let v = credential_value(h.credential_scheme, &c.user, secret.expose());
+            // Visible ASCII, space and tab only: a CR or LF would end the
+            // header and let the stored secret write fields of its own.
+            if !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Err("the stored credential is not a valid header value".into());
+            }
+            Some(v)
         }
     };
     let sock = crate::relay::connect_upstream(t)
