@@ -237,6 +237,10 @@ fn chunked_upload_and_download_and_expect_continue() {
         "the upload is not recorded"
     );
     let seen = g.log_and_export();
+    // Bodies are recorded up to record_body_bytes (64) per message (the
+    // export shows each record raw and decoded: twice).
+    let recorded = seen.matches("zzz uploaded with expect").count();
+    assert!((4..=6).contains(&recorded), "{recorded} copies recorded");
     assert!(!seen.contains(SECRET) && !seen.contains(&t));
 }
 
@@ -343,6 +347,11 @@ fn named_header_credential_rotates_and_token_header_is_configurable() {
         out.starts_with("HTTP/1.1 401"),
         "a token in the wrong header: {out}"
     );
+    // A secret that would end the header line is refused, not sent.
+    std::fs::write(&g.secret_file, "evil\r\nX-Injected: 1\n").unwrap();
+    let (_, out) = g.curl(&["-H", &proxy, &g.url("/items/3")]);
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    assert!(!g.nginx.access().contains("/items/3"));
 }
 
 /// TLS from the caller (curl verifies the gateway) and to nginx (the

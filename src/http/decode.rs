@@ -59,3 +59,31 @@ impl Decoder for HttpDecoder {
         fields.insert("http.body".into(), text(data));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(direction: Direction, data: &[u8]) -> Map<String, Value> {
+        let mut fields = Map::new();
+        HttpDecoder.decode(1, direction, data, &mut fields);
+        fields
+    }
+
+    #[test]
+    fn heads_and_bodies_are_told_apart() {
+        let f = decoded(
+            Direction::ClientToTarget,
+            b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nVia: 1.1 tollgate\r\n\r\n",
+        );
+        assert_eq!(f["http.request"], json!("GET /a?b=1"));
+        assert_eq!(f["http.headers"][1], json!(["Via", "1.1 tollgate"]));
+        let f = decoded(
+            Direction::TargetToClient,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        );
+        assert_eq!(f["http.response"], json!(204));
+        let f = decoded(Direction::ClientToTarget, b"{\"a\": 1}");
+        assert_eq!(f["http.body"], json!("{\"a\": 1}"));
+    }
+}
