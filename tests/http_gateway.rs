@@ -359,7 +359,7 @@ fn named_header_credential_rotates_and_token_header_is_configurable() {
 #[test]
 fn tls_both_ways_with_basic_credential() {
     let g = HttpGateway::with(common::httpgw::Options {
-        http: "credential_scheme = \"basic\"",
+        http: "credential_scheme = \"basic\"\nforwarded = true",
         tls: true,
         ..Default::default()
     });
@@ -383,6 +383,11 @@ fn tls_both_ways_with_basic_credential() {
         "{}",
         g.nginx.access()
     );
+    let fwd = format!(
+        "fwd=[for=127.0.0.1;proto=https;host=\\x22127.0.0.1:{}\\x22]",
+        g.port
+    ); // nginx writes '"' as \x22;
+    assert!(g.nginx.access().contains(&fwd), "{}", g.nginx.access());
     let opened = g.gw.log_events("session opened");
     assert_eq!(opened.len(), 1);
     // Plaintext to a TLS listener gets nothing.

@@ -26,6 +26,8 @@ pub struct RawHttp {
     credential_scheme: Option<CredentialScheme>,
     /// Add `X-Forwarded-For` with the caller's address; default true.
     x_forwarded_for: Option<bool>,
+    /// Add `Forwarded: for=…;proto=…;host="…"` (RFC 7239); default false.
+    forwarded: Option<bool>,
     /// The `Via` pseudonym; default `tollgate`.
     via: Option<String>,
     /// Body bytes recorded per request and per response; default 4096.
@@ -85,6 +87,7 @@ pub struct HttpTarget {
     pub credential_header: String,
     pub credential_scheme: CredentialScheme,
     pub x_forwarded_for: bool,
+    pub forwarded: bool,
     pub via: String,
     pub record_body_bytes: usize,
     pub rules: Vec<HttpRule>,
@@ -155,6 +158,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         credential_header: credential_header.to_ascii_lowercase(),
         credential_scheme: raw.credential_scheme.unwrap_or(CredentialScheme::Bearer),
         x_forwarded_for: raw.x_forwarded_for.unwrap_or(true),
+        forwarded: raw.forwarded.unwrap_or(false),
         via,
         record_body_bytes,
         rules,

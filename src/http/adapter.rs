@@ -36,6 +36,8 @@ pub(crate) struct HttpClient {
     /// The first request, read at the front door, not yet relayed.
     pub first: Option<RequestHead>,
     pub addr: IpAddr,
+    /// The caller came over TLS (`Forwarded: proto=https`).
+    pub tls: bool,
 }
 
 /// The upstream connection and the credential header to inject.
@@ -195,6 +197,7 @@ impl Protocol for HttpProtocol {
                 parser,
                 first: Some(first),
                 addr: s.entry.client.ip(),
+                tls: tls.is_some(),
             },
             target,
             caller,

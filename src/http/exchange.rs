@@ -207,7 +207,7 @@ fn upstream_head(
     head: &RequestHead,
     h: &HttpTarget,
     up: &HttpUpstream,
-    client: std::net::IpAddr,
+    client: &HttpClient,
 ) -> Result<(Bytes, Bytes), tollgate_codecs::http::h1::H1Error> {
     let mut e = HeadEditor::for_request(head);
     e.remove_hop_by_hop();
@@ -220,7 +220,11 @@ fn upstream_head(
     }
     e.set_request_line(head.method(), &head.origin_form(), 1)?;
     if h.x_forwarded_for {
-        e.append_x_forwarded_for(client)?;
+        e.append_x_forwarded_for(client.addr)?;
+    }
+    if h.forwarded {
+        let proto = if client.tls { "https" } else { "http" };
+        e.append_forwarded(client.addr, proto, head.host())?;
     }
     e.append_via(head.minor_version(), &h.via)?;
     if head.framing() == BodyFraming::Chunked {
@@ -243,7 +247,7 @@ impl Exchange<'_> {
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
-        let (recorded, sent) = match upstream_head(head, h, up, self.client.addr) {
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client) {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.client.side.write(malformed(e.status())).await;

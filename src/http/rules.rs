@@ -91,6 +91,7 @@ mod tests {
             credential_header: "authorization".into(),
             credential_scheme: crate::config::http::CredentialScheme::Bearer,
             x_forwarded_for: true,
+            forwarded: false,
             via: "tollgate".into(),
             record_body_bytes: 0,
             rules: list

@@ -45,7 +45,7 @@ error_log {d}/error.log;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
-  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] te=[$http_transfer_encoding] conn=$connection';
+  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] fwd=[$http_forwarded] te=[$http_transfer_encoding] conn=$connection';
   access_log {log} auth;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
