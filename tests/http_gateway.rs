@@ -394,3 +394,55 @@ fn tls_both_ways_with_basic_credential() {
     let (ok, _) = g.curl(&["-H", &bearer(&t), &g.url("/").replace("https", "http")]);
     assert!(!ok);
 }
+
+/// A request a rule holds waits for a reviewer (`tollgate approvals
+/// approve`); nothing reaches nginx until then.
+#[test]
+fn a_held_request_goes_on_once_approved() {
+    let rules = "[[target.http.rules]]\nname = \"puts-need-review\"\nmethods = [\"PUT\"]\n\
+                 path = \"/dav/**\"\naction = \"approve\"\n\n\
+                 [admin]\nlisten = \"127.0.0.1:0\"\nreviewer_groups = [\"reviewers\"]\n";
+    let g = HttpGateway::start("", rules);
+    let t = g.token("ci-job", "ci");
+    let rita = g.token("rita", "reviewers");
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            g.curl(&[
+                "-X",
+                "PUT",
+                "--data-binary",
+                "reviewed",
+                "-H",
+                &bearer(&t),
+                &g.url("/dav/held.txt"),
+            ])
+        });
+        let id = std::cell::RefCell::new(String::new());
+        assert_eventually!(
+            {
+                let out = g.gw.cli(&["approvals", "list", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                *id.borrow_mut() = v["approvals"][0]["id"]
+                    .as_u64()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                !id.borrow().is_empty()
+            },
+            Duration::from_secs(20),
+            "no approval request appeared"
+        );
+        assert!(
+            !g.nginx.access().contains("held.txt"),
+            "sent before approval"
+        );
+        let id = id.into_inner();
+        let out = g.gw.cli(&["approvals", "approve", &id, "--token", &rita]);
+        assert!(out.status.success(), "{out:?}");
+        let (ok, out) = held.join().unwrap();
+        assert!(ok && out.contains("HTTP/1.1 201"), "{out}");
+    });
+    assert_eq!(
+        std::fs::read_to_string(g.nginx.www.join("dav/held.txt")).unwrap(),
+        "reviewed"
+    );
+}

@@ -55,6 +55,9 @@ pub enum RuleAction {
     Allow,
     Block,
     Audit,
+    /// Held until a reviewer approves (the approvals plane); denied or
+    /// timed out: blocked.
+    Approve,
 }
 
 #[derive(Debug, Clone, Deserialize)]

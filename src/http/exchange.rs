@@ -17,7 +17,7 @@ use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
 use crate::config::http::{HttpTarget, RuleAction};
 use crate::identity::Identity;
-use crate::pipeline::statement::{Decision, StatementScope};
+use crate::pipeline::statement::{Decision, StatementScope, StepError};
 use crate::pipeline::{Caller, EndReason, Live, Session, Target, steps};
 
 pub(crate) struct Exchange<'a> {
@@ -148,6 +148,10 @@ impl<'a> Exchange<'a> {
                 message: format!("blocked by rule {rule}"),
                 rule: rule.clone(),
             },
+            RuleAction::Approve => Decision::Approve {
+                message: format!("held by rule {rule}"),
+                rule: rule.clone(),
+            },
         };
         let scope = StatementScope {
             ctx: self.s.ctx,
@@ -158,10 +162,23 @@ impl<'a> Exchange<'a> {
         };
         // The path only: a query may carry secrets of its own.
         let statement = format!("{} {}", head.method(), head.path());
-        scope
-            .note(&statement, &d, None, None)
-            .await
-            .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        let step = |e: StepError| match e {
+            StepError::Killed(k) => EndReason::Killed(k),
+            StepError::Recorder(e) => EndReason::RecorderFailed(e),
+        };
+        let d = match d {
+            Decision::Approve { message, rule } => {
+                // The wait is the reviewer's, not the caller's.
+                self.live.frame_clock.progress();
+                let d = scope.await_approval(&statement, &message, &rule).await;
+                self.live.last_activity.set(Instant::now());
+                d.map_err(step)?
+            }
+            d => {
+                scope.note(&statement, &d, None, None).await.map_err(step)?;
+                d
+            }
+        };
         Ok((!d.forwards()).then_some(rule))
     }
 
