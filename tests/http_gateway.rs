@@ -446,3 +446,31 @@ fn a_held_request_goes_on_once_approved() {
         "reviewed"
     );
 }
+
+/// nginx closes an idle kept-alive connection; the caller's next request on
+/// its own (still open) connection is sent again on a new one.
+#[test]
+fn an_upstream_closing_an_idle_connection_is_reconnected() {
+    let g = HttpGateway::with(common::httpgw::Options {
+        nginx_keepalive: Some("1s"),
+        ..Default::default()
+    });
+    let t = g.token("ci-job", "ci");
+    let mut s = connect(g.port);
+    let req = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n", bearer(&t));
+    let mut buf = Vec::new();
+    s.write_all(req("/items/1").as_bytes()).unwrap();
+    assert!(read_response(&mut s, &mut buf).starts_with("HTTP/1.1 200"));
+    // Wait until nginx has dropped its side (its access log shows the
+    // first request; the close follows keepalive_timeout).
+    std::thread::sleep(Duration::from_millis(2500));
+    s.write_all(req("/items/2").as_bytes()).unwrap();
+    let second = read_response(&mut s, &mut buf);
+    assert!(second.ends_with("item GET /items/2\n"), "{second}");
+    assert_eq!(g.gw.log_events("session opened").len(), 1);
+    assert_eventually!(
+        g.gw.log_text().contains("request sent again"),
+        Duration::from_secs(10),
+        "the retry is not logged"
+    );
+}

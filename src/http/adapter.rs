@@ -46,6 +46,8 @@ pub(crate) struct HttpUpstream {
     pub parser: HeadParser,
     /// The value of the credential header (`None`: no credential configured).
     pub credential: Option<Zeroizing<Vec<u8>>>,
+    /// Responses relayed on this connection.
+    pub served: u32,
 }
 
 /// The bearer token in `head`'s token header: `Bearer <token>` (scheme
@@ -125,6 +127,7 @@ pub(crate) async fn connect(t: &TargetConfig, rt: &TargetRuntime) -> Result<Http
         side: Side::new(sock, conn, Peer::Upstream),
         parser: HeadParser::new(&Limits::default()),
         credential,
+        served: 0,
     })
 }
 

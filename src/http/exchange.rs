@@ -205,17 +205,53 @@ impl<'a> Exchange<'a> {
                 Ok(true)
             };
         }
-        if self.up.is_none() {
-            match connect(self.target.config, self.target.rt).await {
-                Ok(u) => self.up = Some(u),
-                Err(e) => {
-                    let _ = self.client.side.write(bad_gateway()).await;
-                    return Err(EndReason::UpstreamLogin(e));
+        let resp = match self.forward(&head).await {
+            // An upstream may close a keep-alive connection just as a
+            // request is sent on it: a request without a body that got no
+            // byte back is sent once more on a new connection.
+            Err(EndReason::UpstreamClosed | EndReason::UpstreamIo(_))
+                if !has_body
+                    && self
+                        .up
+                        .as_ref()
+                        .is_some_and(|u| u.served > 0 && u.side.buf.is_empty()) =>
+            {
+                info!(session = %self.s.entry.id, "the upstream closed a kept-alive connection: request sent again");
+                if let Some(u) = self.up.take() {
+                    u.side.close();
                 }
+                self.forward(&head).await
             }
+            r => r,
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(
+                    e,
+                    EndReason::UpstreamClosed
+                        | EndReason::UpstreamIo(_)
+                        | EndReason::UpstreamProtocol(_)
+                        | EndReason::UpstreamLogin(_)
+                ) {
+                    let _ = self.client.side.write(bad_gateway()).await;
+                }
+                return Err(e);
+            }
+        };
+        self.answer(&head, resp).await
+    }
+
+    /// Connect if needed, send the request, read the response head.
+    async fn forward(&mut self, head: &RequestHead) -> Result<ResponseHead, EndReason> {
+        if self.up.is_none() {
+            let u = connect(self.target.config, self.target.rt)
+                .await
+                .map_err(EndReason::UpstreamLogin)?;
+            self.up = Some(u);
         }
-        self.send_request(&head).await?;
-        self.answer(&head).await
+        self.send_request(head).await?;
+        self.response_head().await
     }
 }
 
@@ -322,14 +358,7 @@ impl Exchange<'_> {
     }
 
     /// Relay the response; whether the caller's connection goes on.
-    async fn answer(&mut self, req: &RequestHead) -> Result<bool, EndReason> {
-        let resp = match self.response_head().await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = self.client.side.write(bad_gateway()).await;
-                return Err(e);
-            }
-        };
+    async fn answer(&mut self, req: &RequestHead, resp: ResponseHead) -> Result<bool, EndReason> {
         let framing = resp.framing(req.method());
         if framing == BodyFraming::Tunnel {
             let _ = self.client.side.write(bad_gateway()).await;
@@ -384,6 +413,7 @@ impl Exchange<'_> {
             &mut rec,
         )
         .await?;
+        up.served += 1;
         if !up_keep {
             up.side.close();
             self.up = None;

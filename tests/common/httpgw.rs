@@ -22,7 +22,9 @@ pub struct Nginx {
 
 impl Nginx {
     /// `tls`: listen with this certificate and key only.
-    pub fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> Nginx {
+    /// `keepalive`: nginx's `keepalive_timeout` (how long it keeps an idle
+    /// connection).
+    pub fn start(tls: Option<(&std::path::Path, &std::path::Path)>, keepalive: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ssl = match tls {
@@ -53,6 +55,7 @@ http {{
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
   keepalive_requests 1000;
+  keepalive_timeout {keepalive};
   server {{
     listen 127.0.0.1:{port}{ssl};
     root {www};
@@ -125,6 +128,8 @@ pub struct Options<'a> {
     pub tables: &'a str,
     /// TLS on the caller's side and to nginx (verified against a test CA).
     pub tls: bool,
+    /// nginx's `keepalive_timeout` (default 75s).
+    pub nginx_keepalive: Option<&'a str>,
 }
 
 pub struct HttpGateway {
@@ -150,6 +155,7 @@ impl HttpGateway {
 
     pub fn with(o: Options<'_>) -> HttpGateway {
         let dir = tempfile::tempdir().unwrap();
+        let keepalive = o.nginx_keepalive.unwrap_or("75s");
         let (nginx, ca, tls) = if o.tls {
             let ca = super::pki::Ca::new(dir.path(), "test-ca");
             let (nc, nk) = ca.server(dir.path(), "nginx");
@@ -161,9 +167,13 @@ impl HttpGateway {
                 gk.display(),
                 ca.cert.display()
             );
-            (Nginx::start(Some((&nc, &nk))), Some(ca.cert.clone()), tls)
+            (
+                Nginx::start(Some((&nc, &nk)), keepalive),
+                Some(ca.cert.clone()),
+                tls,
+            )
         } else {
-            (Nginx::start(None), None, String::new())
+            (Nginx::start(None, keepalive), None, String::new())
         };
         let keys = dir.path().join("keys");
         let out = Command::new(tollgate_bin())
