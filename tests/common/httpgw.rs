@@ -107,6 +107,18 @@ http {{
     pub fn access(&self) -> String {
         std::fs::read_to_string(&self.access_log).unwrap_or_default()
     }
+
+    /// The access log once it has at least `lines` lines (nginx writes a
+    /// line after it sent the response, so a caller can be faster).
+    pub fn access_lines(&self, lines: usize) -> String {
+        crate::assert_eventually!(
+            self.access().lines().count() >= lines,
+            Duration::from_secs(10),
+            "nginx logged fewer than {lines} requests: {}",
+            self.access()
+        );
+        self.access()
+    }
 }
 
 impl Drop for Nginx {
