@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod config;
 pub mod dist;
 pub mod engine;
+pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod metrics;

@@ -40,6 +40,8 @@ pub struct TargetRuntime {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS towards the upstream, with the name to verify.
     pub upstream_tls: Option<UpstreamTlsConfig>,
+    /// `[target.http]` rules, compiled (http targets only).
+    pub http_rules: Option<crate::http::rules::HttpRules>,
 }
 
 /// A configuration in service.
@@ -95,7 +97,17 @@ impl Snapshot {
                     reason: e.to_string(),
                 }
             })?;
+            let http_rules = match &t.http {
+                None => None,
+                Some(h) => Some(crate::http::rules::HttpRules::compile(h).map_err(|reason| {
+                    SnapshotError::Policy {
+                        target: name(),
+                        reason,
+                    }
+                })?),
+            };
             targets.push(TargetRuntime {
+                http_rules,
                 access,
                 policy,
                 masking,

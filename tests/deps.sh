@@ -21,6 +21,8 @@ want procps
 want mariadb-server
 want mariadb-client
 want sysbench
+# nginx as the upstream of the HTTP gateway tests (tests/common/httpgw.rs).
+want nginx-light
 # mysql2 (Node) for the MySQL gateway tests.
 # npm (and Node.js) from Debian unless the machine already has them (a
 # NodeSource or nvm install conflicts with Debian's npm package).
@@ -77,6 +79,10 @@ export TOLLGATE_PYTHON="$venv/bin/python"
 # (Node) under target/node.
 if ! "$venv/bin/python" -c 'import pymysql, mysql.connector' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'PyMySQL>=1.1' 'mysql-connector-python>=8'
+fi
+# Python requests for the HTTP gateway tests.
+if ! "$venv/bin/python" -c 'import requests' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'requests>=2.31'
 fi
 if [ ! -d "$(pwd)/target/node/node_modules/mysql2" ]; then
     mkdir -p "$(pwd)/target/node"

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 pub mod admin;
 mod cpus;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 mod protocols;
@@ -124,6 +125,8 @@ pub struct TargetConfig {
     pub postgres: Option<PostgresTarget>,
     /// `[target.mysql]`: set on mysql targets, and only on them.
     pub mysql: Option<mysql::MysqlTarget>,
+    /// `[target.http]`: set on http targets, and only on them.
+    pub http: Option<http::HttpTarget>,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::raw::RawTarget;
 use super::target::TargetCheck;
-use super::{ConfigError, TargetConfig, Validator, mysql, postgres, tcp};
+use super::{ConfigError, TargetConfig, Validator, http, mysql, postgres, tcp};
 use crate::identity::IdentityConfig;
 
 /// The wire protocol a target speaks.
@@ -25,6 +25,9 @@ pub enum Protocol {
     /// MySQL/MariaDB: token in, stored credential out, policy on every
     /// command (`[target.mysql]`, `crate::mysql`).
     Mysql,
+    /// HTTP/1.1: bearer token in, stored credential out, rules on method
+    /// and path (`[target.http]`, `crate::http`).
+    Http,
 }
 
 impl fmt::Display for Protocol {
@@ -33,13 +36,19 @@ impl fmt::Display for Protocol {
             Protocol::Tcp => f.write_str("tcp"),
             Protocol::Postgres => f.write_str("postgres"),
             Protocol::Mysql => f.write_str("mysql"),
+            Protocol::Http => f.write_str("http"),
         }
     }
 }
 
 impl Protocol {
     /// Every protocol a target may name (the engine's registry must serve each).
-    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Postgres, Protocol::Mysql];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Tcp,
+        Protocol::Postgres,
+        Protocol::Mysql,
+        Protocol::Http,
+    ];
 
     /// Whether callers identify by client certificate on the target's TLS
     /// listener (the mTLS CA is then required of them); otherwise they
@@ -49,6 +58,7 @@ impl Protocol {
             Protocol::Tcp => tcp::CALLERS_BY_CERTIFICATE,
             Protocol::Postgres => postgres::CALLERS_BY_CERTIFICATE,
             Protocol::Mysql => mysql::CALLERS_BY_CERTIFICATE,
+            Protocol::Http => http::CALLERS_BY_CERTIFICATE,
         }
     }
 }
@@ -64,15 +74,23 @@ pub(super) fn finish(
     match t.protocol {
         Protocol::Postgres => {
             mysql::none_here(c, raw, t)?;
+            http::none_here(c, raw, t)?;
             postgres::finish(c, raw, t, deprecations)
         }
         Protocol::Mysql => {
             postgres::none_here(c, raw, t, deprecations)?;
+            http::none_here(c, raw, t)?;
             mysql::finish(c, raw, t)
+        }
+        Protocol::Http => {
+            postgres::none_here(c, raw, t, deprecations)?;
+            mysql::none_here(c, raw, t)?;
+            http::finish(c, raw, t)
         }
         Protocol::Tcp => {
             postgres::none_here(c, raw, t, deprecations)?;
             mysql::none_here(c, raw, t)?;
+            http::none_here(c, raw, t)?;
             tcp::finish(c, t)
         }
     }
@@ -88,6 +106,7 @@ pub(super) fn with_identity(
     let c = TargetCheck { v, i };
     match t.protocol {
         Protocol::Postgres | Protocol::Mysql => postgres::with_identity(&c, t, identity),
+        Protocol::Http => http::with_identity(&c, t, identity),
         Protocol::Tcp => tcp::with_identity(&c, t, identity),
     }
 }

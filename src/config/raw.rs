@@ -45,6 +45,8 @@ pub(super) struct RawTarget {
     pub(super) postgres: Option<super::postgres::RawPostgres>,
     /// `[target.mysql]`: checked by `mysql.rs`.
     pub(super) mysql: Option<super::mysql::RawMysql>,
+    /// `[target.http]`: checked by `http.rs`.
+    pub(super) http: Option<super::http::RawHttp>,
     /// The credential only the gateway holds.
     pub(super) credential: Option<RawCredential>,
     /// Client-facing TLS.

@@ -123,6 +123,7 @@ impl Validator<'_> {
             require_approval_to_connect: raw.require_approval_to_connect,
             postgres: None,
             mysql: None,
+            http: None,
         };
         protocols::finish(&c, &mut raw, &mut t, deprecations)?;
         Ok(t)

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 use tollgate_recorder::{Decoder, Direction};
 
+use crate::http::decode::HttpDecoder;
 use crate::mysql::decode::MyDecoder;
 use crate::pg::decode::PgDecoder;
 
@@ -16,6 +17,7 @@ use crate::pg::decode::PgDecoder;
 enum Kind {
     Postgres,
     Mysql,
+    Http,
     /// `tcp`, a protocol this build does not decode, or no start record
     /// seen: the raw data is exported as it is, undecoded.
     Opaque,
@@ -27,6 +29,7 @@ pub struct ByProtocol {
     sessions: HashMap<u64, Kind>,
     postgres: PgDecoder,
     mysql: MyDecoder,
+    http: HttpDecoder,
 }
 
 impl Decoder for ByProtocol {
@@ -34,6 +37,7 @@ impl Decoder for ByProtocol {
         let kind = match protocol {
             Some("postgres") => Kind::Postgres,
             Some("mysql") => Kind::Mysql,
+            Some("http") => Kind::Http,
             _ => Kind::Opaque,
         };
         self.sessions.insert(session, kind);
@@ -49,6 +53,7 @@ impl Decoder for ByProtocol {
         match self.sessions.get(&session) {
             Some(Kind::Postgres) => self.postgres.decode(session, direction, data, fields),
             Some(Kind::Mysql) => self.mysql.decode(session, direction, data, fields),
+            Some(Kind::Http) => self.http.decode(session, direction, data, fields),
             Some(Kind::Opaque) | None => {}
         }
     }

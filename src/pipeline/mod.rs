@@ -49,6 +49,10 @@ pub fn protocols() -> Protocols {
             ProtocolName::Mysql,
             Arc::new(Adapter(crate::mysql::adapter::MysqlProtocol::default())),
         )
+        .with(
+            ProtocolName::Http,
+            Arc::new(Adapter(crate::http::adapter::HttpProtocol)),
+        )
 }
 
 /// One session as every step sees it.

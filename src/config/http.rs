@@ -1,0 +1,309 @@
+//! `[target.http]`: the keys only an HTTP target has, and what an http
+//! target requires of the keys every target shares (token callers, TLS
+//! unless the listener may take plaintext). The stored credential
+//! (`[target.credential]`) is optional: without it nothing is injected.
+
+use serde::Deserialize;
+
+use super::raw::RawTarget;
+use super::target::TargetCheck;
+use super::{ConfigError, TargetConfig, postgres};
+
+pub(super) const CALLERS_BY_CERTIFICATE: bool = false;
+
+/// `[target.http]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// The header the caller's `Bearer <jwt>` comes in; default
+    /// `Authorization` (`Proxy-Authorization` when the caller's own
+    /// `Authorization` must pass through).
+    token_header: Option<String>,
+    /// The header the stored credential goes out in; default `Authorization`.
+    credential_header: Option<String>,
+    /// `bearer`, `basic` (user:password) or `raw` (the secret as the value);
+    /// default `bearer`.
+    credential_scheme: Option<CredentialScheme>,
+    /// Add `X-Forwarded-For` with the caller's address; default true.
+    x_forwarded_for: Option<bool>,
+    /// Add `Forwarded: for=…;proto=…;host="…"` (RFC 7239); default false.
+    forwarded: Option<bool>,
+    /// The `Via` pseudonym; default `tollgate`.
+    via: Option<String>,
+    /// Body bytes recorded per request and per response; default 4096.
+    record_body_bytes: Option<usize>,
+    /// Rules on method and path, first match wins.
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    /// What a request no rule matches gets; default `allow`.
+    default_action: Option<RuleAction>,
+}
+
+/// How the stored secret is written into the credential header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialScheme {
+    Bearer,
+    Basic,
+    Raw,
+}
+
+/// What a matching rule does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Allow,
+    Block,
+    Audit,
+    /// Held until a reviewer approves (the approvals plane); denied or
+    /// timed out: blocked.
+    Approve,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    /// Methods (upper case); empty: any.
+    #[serde(default)]
+    methods: Vec<String>,
+    /// Path glob: `*` within a segment, `**` across segments, `{param}`
+    /// one segment; default `/**`.
+    path: Option<String>,
+    action: RuleAction,
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    pub name: String,
+    pub methods: Vec<String>,
+    pub path: String,
+    pub action: RuleAction,
+}
+
+/// A validated `[target.http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// Lower case.
+    pub token_header: String,
+    pub credential_header: String,
+    pub credential_scheme: CredentialScheme,
+    pub x_forwarded_for: bool,
+    pub forwarded: bool,
+    pub via: String,
+    pub record_body_bytes: usize,
+    pub rules: Vec<HttpRule>,
+    pub default_action: RuleAction,
+}
+
+/// Most body bytes a recording may keep per message.
+const MAX_RECORD_BODY: usize = 1 << 20;
+
+fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks `[target.http]`; the error names the field.
+pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str, String)> {
+    let raw = raw.unwrap_or_default();
+    let token_header = raw.token_header.unwrap_or_else(|| "authorization".into());
+    if !token(&token_header) {
+        return Err(("http.token_header", "must be a header name".into()));
+    }
+    let credential_header = raw
+        .credential_header
+        .unwrap_or_else(|| "authorization".into());
+    if !token(&credential_header) {
+        return Err(("http.credential_header", "must be a header name".into()));
+    }
+    let via = raw.via.unwrap_or_else(|| "tollgate".into());
+    if !token(&via) {
+        return Err(("http.via", "must be a token".into()));
+    }
+    let record_body_bytes = raw.record_body_bytes.unwrap_or(4096);
+    if record_body_bytes > MAX_RECORD_BODY {
+        return Err((
+            "http.record_body_bytes",
+            format!("at most {MAX_RECORD_BODY}"),
+        ));
+    }
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    for r in raw.rules {
+        if r.name.is_empty() || r.name.len() > 128 {
+            return Err(("http.rules", "a rule needs a name of 1-128 bytes".into()));
+        }
+        let methods: Vec<String> = r.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+        if methods.iter().any(|m| !token(m)) {
+            return Err(("http.rules", format!("rule {:?}: bad method", r.name)));
+        }
+        let path = r.path.unwrap_or_else(|| "/**".into());
+        if !path.starts_with('/') {
+            return Err((
+                "http.rules",
+                format!("rule {:?}: path must start with /", r.name),
+            ));
+        }
+        crate::http::rules::compile_path(&path)
+            .map_err(|e| ("http.rules", format!("rule {:?}: {e}", r.name)))?;
+        rules.push(HttpRule {
+            name: r.name,
+            methods,
+            path,
+            action: r.action,
+        });
+    }
+    Ok(HttpTarget {
+        token_header: token_header.to_ascii_lowercase(),
+        credential_header: credential_header.to_ascii_lowercase(),
+        credential_scheme: raw.credential_scheme.unwrap_or(CredentialScheme::Bearer),
+        x_forwarded_for: raw.x_forwarded_for.unwrap_or(true),
+        forwarded: raw.forwarded.unwrap_or(false),
+        via,
+        record_body_bytes,
+        rules,
+        default_action: raw.default_action.unwrap_or(RuleAction::Allow),
+    })
+}
+
+pub(super) fn finish(
+    c: &TargetCheck<'_>,
+    raw: &mut RawTarget,
+    t: &mut TargetConfig,
+) -> Result<(), ConfigError> {
+    let h = validate(raw.http.take()).map_err(|(field, why)| {
+        let key = field.trim_start_matches("http.");
+        c.err_in(&["http", key], field, &why)
+    })?;
+    if t.unauthenticated {
+        return Err(c.err(
+            "unauthenticated",
+            "unauthenticated",
+            "http targets always authenticate callers by token",
+        ));
+    }
+    if !t.allow_plaintext && t.tls.is_none() {
+        return Err(c.err(
+            "listen",
+            "tls",
+            "this target accepts no plaintext clients (non-loopback listener, or \
+             allow_plaintext = false) and has no [target.tls]: nobody could connect",
+        ));
+    }
+    if t.require_approval_to_connect {
+        return Err(c.err(
+            "require_approval_to_connect",
+            "require_approval_to_connect",
+            "approval to connect is available on postgres and mysql targets",
+        ));
+    }
+    t.http = Some(h);
+    Ok(())
+}
+
+/// On a target of another protocol, `[target.http]` is refused.
+pub(super) fn none_here(
+    c: &TargetCheck<'_>,
+    raw: &RawTarget,
+    t: &TargetConfig,
+) -> Result<(), ConfigError> {
+    if raw.http.is_some() {
+        return Err(c.err(
+            "http",
+            "http",
+            &format!(
+                "[target.http] is for http targets; this one is {}",
+                t.protocol
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Token callers need an issuer.
+pub(super) use postgres::with_identity;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_and_refusals() {
+        let h = validate(None).unwrap();
+        assert_eq!(h.token_header, "authorization");
+        assert_eq!(h.credential_scheme, CredentialScheme::Bearer);
+        assert!(h.x_forwarded_for);
+        let raw: RawHttp = toml::from_str(
+            "token_header = \"Proxy-Authorization\"\n[[rules]]\nname = \"no-delete\"\n\
+             methods = [\"delete\"]\npath = \"/items/{id}\"\naction = \"block\"",
+        )
+        .unwrap();
+        let h = validate(Some(raw)).unwrap();
+        assert_eq!(h.token_header, "proxy-authorization");
+        assert_eq!(h.rules[0].methods, vec!["DELETE".to_string()]);
+        let raw: RawHttp = toml::from_str("token_header = \"a b\"").unwrap();
+        assert_eq!(validate(Some(raw)).unwrap_err().0, "http.token_header");
+        let raw: RawHttp =
+            toml::from_str("[[rules]]\nname = \"x\"\npath = \"items\"\naction = \"allow\"")
+                .unwrap();
+        assert_eq!(validate(Some(raw)).unwrap_err().0, "http.rules");
+        assert!(toml::from_str::<RawHttp>("bogus = 1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    #![allow(clippy::unwrap_used)]
+
+    const HTTP: &str = r#"
+[[identity.issuer]]
+name = "idp"
+issuer = "https://idp.test"
+audience = ["tollgate"]
+jwks_file = "/etc/tollgate/jwks.json"
+
+[[target]]
+name = "api"
+protocol = "http"
+listen = ["127.0.0.1:8080"]
+upstream = "api:80"
+[target.http]
+credential_header = "X-Api-Key"
+credential_scheme = "raw"
+"#;
+
+    fn parse(s: &str) -> Result<super::super::Config, String> {
+        super::super::Config::parse(s, std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn http_targets_validate_through_the_config() {
+        let c = parse(HTTP).unwrap();
+        let h = c.targets[0].http.as_ref().unwrap();
+        assert_eq!(h.credential_header, "x-api-key");
+        assert!(
+            c.targets[0].credential.is_none(),
+            "a credential is optional"
+        );
+        // No issuer; a non-loopback listener without TLS; unauthenticated;
+        // [target.http] on a tcp target; a bad rule.
+        let no_issuer = HTTP.split("[[target]]").nth(1).unwrap();
+        let e = parse(&format!("[[target]]{no_issuer}")).unwrap_err();
+        assert!(e.contains("http callers authenticate with tokens"), "{e}");
+        let e = parse(&HTTP.replace("127.0.0.1:8080", "0.0.0.0:8080")).unwrap_err();
+        assert!(e.contains("nobody could connect"), "{e}");
+        let e = parse(&HTTP.replace("[target.http]", "unauthenticated = true\n[target.http]"))
+            .unwrap_err();
+        assert!(e.contains("always authenticate"), "{e}");
+        let e = parse(&HTTP.replace("\"http\"", "\"tcp\"")).unwrap_err();
+        assert!(e.contains("[target.http] is for http targets"), "{e}");
+        let bad = format!(
+            "{HTTP}[[target.http.rules]]\nname = \"x\"\npath = \"/a/[\"\naction = \"block\"\n"
+        );
+        assert!(parse(&bad).unwrap_err().contains("rule"));
+    }
+}

@@ -1,0 +1,281 @@
+//! HTTP/1.1 on the session pipeline: the caller's first request head is
+//! read at the front door (its bearer token identifies the connection), the
+//! upstream is connected with the target's stored credential ready to
+//! inject, and [`super::exchange`] relays request after request.
+//!
+//! A connection is bound to the identity of its first request: each later
+//! request must carry a token that verifies to the same subject and issuer,
+//! or it is answered `401` and the connection closed.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use compio::net::TcpStream;
+use tollgate_codecs::http::h1::{HeadParser, Limits, RequestHead};
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use super::io::{Peer, Side, answer, malformed, unauthorized};
+use crate::config::TargetConfig;
+use crate::config::http::{CredentialScheme, HttpTarget};
+use crate::metrics::AuthOutcome;
+use crate::pipeline::{
+    Admission, Caller, EndReason, Live, Protocol, Rejection, Relayed, Session, Stop, Target,
+};
+use crate::snapshot::TargetRuntime;
+use crate::tls::{Conn, LastWord};
+
+/// The HTTP adapter.
+#[derive(Default)]
+pub(crate) struct HttpProtocol;
+
+/// A caller past its first request head.
+pub(crate) struct HttpClient {
+    pub side: Side,
+    pub parser: HeadParser,
+    /// The first request, read at the front door, not yet relayed.
+    pub first: Option<RequestHead>,
+    pub addr: IpAddr,
+    /// The caller came over TLS (`Forwarded: proto=https`).
+    pub tls: bool,
+}
+
+/// The upstream connection and the credential header to inject.
+pub(crate) struct HttpUpstream {
+    pub side: Side,
+    pub parser: HeadParser,
+    /// The value of the credential header (`None`: no credential configured).
+    pub credential: Option<Zeroizing<Vec<u8>>>,
+    /// Responses relayed on this connection.
+    pub served: u32,
+}
+
+/// The bearer token in `head`'s token header: `Bearer <token>` (scheme
+/// case-insensitive). `None` when absent or of another scheme.
+pub(crate) fn bearer<'h>(head: &'h RequestHead, h: &HttpTarget) -> Option<&'h [u8]> {
+    let v = head.fields().get(&h.token_header)?;
+    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Read one request head; `Ok(None)` at a clean EOF between requests. A
+/// malformed head is answered with its status and the session ends.
+pub(crate) async fn next_head(
+    side: &mut Side,
+    parser: &mut HeadParser,
+    meter: super::io::Meter<'_>,
+    clock: Option<&crate::pipeline::FrameClock>,
+) -> Result<Option<RequestHead>, EndReason> {
+    loop {
+        match parser.request(&mut side.buf) {
+            Ok(Some(head)) => {
+                if let Some(c) = clock {
+                    c.progress();
+                }
+                return Ok(Some(head));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = side.write(malformed(e.status())).await;
+                return Err(Peer::Client.protocol(e));
+            }
+        }
+        if side.fill(meter).await? == 0 {
+            return if side.buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(EndReason::ClientClosed)
+            };
+        }
+        if let Some(c) = clock {
+            c.mark(!side.buf.is_empty());
+        }
+    }
+}
+
+/// Connect to the upstream (TLS when configured, verified) and read the
+/// stored credential afresh (rotation needs no restart).
+pub(crate) async fn connect(t: &TargetConfig, rt: &TargetRuntime) -> Result<HttpUpstream, String> {
+    let h = t.http.as_ref().ok_or("not an http target")?;
+    let credential = match &t.credential {
+        None => None,
+        Some(c) => {
+            let secret = crate::pg::session::read_secret(&c.source)?;
+            let v = credential_value(h.credential_scheme, &c.user, secret.expose());
+            // Visible ASCII, space and tab only: a CR or LF would end the
+            // header and let the stored secret write fields of its own.
+            if !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Err("the stored credential is not a valid header value".into());
+            }
+            Some(v)
+        }
+    };
+    let sock = crate::relay::connect_upstream(t)
+        .await
+        .map_err(|e| format!("connect to {}: {e}", t.upstream))?;
+    let conn = match &rt.upstream_tls {
+        None => Conn::plain(sock.clone()),
+        Some((cfg, name)) => Conn::connect(sock.clone(), cfg.clone(), name.clone())
+            .await
+            .map_err(|e| format!("upstream TLS: {e}"))?,
+    };
+    Ok(HttpUpstream {
+        side: Side::new(sock, conn, Peer::Upstream),
+        parser: HeadParser::new(&Limits::default()),
+        credential,
+        served: 0,
+    })
+}
+
+fn credential_value(scheme: CredentialScheme, user: &str, secret: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(secret.len() * 2 + 16));
+    match scheme {
+        CredentialScheme::Bearer => {
+            v.extend_from_slice(b"Bearer ");
+            v.extend_from_slice(secret);
+        }
+        CredentialScheme::Basic => {
+            let mut pair = Zeroizing::new(Vec::with_capacity(user.len() + 1 + secret.len()));
+            pair.extend_from_slice(user.as_bytes());
+            pair.push(b':');
+            pair.extend_from_slice(secret);
+            v.extend_from_slice(b"Basic ");
+            let enc = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
+            v.extend_from_slice(enc.as_bytes());
+        }
+        CredentialScheme::Raw => v.extend_from_slice(secret),
+    }
+    v
+}
+
+impl Protocol for HttpProtocol {
+    type Client = HttpClient;
+    type Upstream = HttpUpstream;
+    type LastWord = LastWord;
+    type Goodbye = ();
+    const NAME: &'static str = "http";
+
+    async fn front_door(
+        &self,
+        s: &Session<'_>,
+        sock: TcpStream,
+    ) -> Result<Option<Admission<HttpClient>>, EndReason> {
+        let target = s.listener.targets[0];
+        let config = &s.snapshot.config.targets[target];
+        let rt = &s.snapshot.targets[target];
+        let Some(h) = config.http.as_ref() else {
+            return Err(EndReason::Refused("not an http target".into()));
+        };
+        let conn = match &rt.tls {
+            None => Conn::plain(sock.clone()),
+            Some(cfg) => Conn::accept(sock.clone(), cfg.clone()).await.map_err(|e| {
+                s.ctx
+                    .shared
+                    .metrics
+                    .shard(s.ctx.id)
+                    .auth_refused(AuthOutcome::Other);
+                warn!(session = %s.entry.id, target = %config.name, client = %s.entry.client, error = %e, "TLS handshake failed");
+                EndReason::ClientIo(e.to_string())
+            })?,
+        };
+        let tls = conn.tls_summary();
+        let mut side = Side::new(sock, conn, Peer::Client);
+        let mut parser = HeadParser::new(&Limits::default());
+        let idle = std::cell::Cell::new(std::time::Instant::now());
+        let meter = super::io::Meter {
+            bytes: &s.entry.bytes_up,
+            last: &idle,
+        };
+        let Some(first) = next_head(&mut side, &mut parser, meter, None).await? else {
+            return Ok(None);
+        };
+        let caller = Caller::Token(bearer(&first, h).map(<[u8]>::to_vec).unwrap_or_default());
+        Ok(Some(Admission {
+            client: HttpClient {
+                side,
+                parser,
+                first: Some(first),
+                addr: s.entry.client.ip(),
+                tls: tls.is_some(),
+            },
+            target,
+            caller,
+            tls,
+            user: None,
+        }))
+    }
+
+    async fn reject(&self, client: &mut HttpClient, why: Rejection<'_>) {
+        let reply = match why {
+            Rejection::Authentication => unauthorized(),
+            Rejection::Access(_) => answer(403, &[], "access denied\n", true),
+            Rejection::UpstreamLogin => {
+                answer(502, &[], "tollgate could not reach the target\n", true)
+            }
+            Rejection::Recorder => answer(503, &[], "tollgate cannot record this session\n", true),
+            Rejection::Killed(_) => answer(503, &[], "session ended by tollgate\n", true),
+        };
+        let _ = client.side.write(reply).await;
+        client.side.close();
+    }
+
+    async fn login(
+        &self,
+        _s: &Session<'_>,
+        target: &Target<'_>,
+        _client: &mut HttpClient,
+    ) -> Result<HttpUpstream, String> {
+        connect(target.config, target.rt).await
+    }
+
+    fn upstream_auth(&self, u: &HttpUpstream) -> &'static str {
+        if u.credential.is_some() {
+            "injected"
+        } else {
+            "none"
+        }
+    }
+
+    fn last_word(&self, client: &HttpClient) -> LastWord {
+        client.side.w.last_word()
+    }
+
+    async fn relay(
+        &self,
+        s: &Session<'_>,
+        target: &Target<'_>,
+        client: HttpClient,
+        upstream: HttpUpstream,
+        live: &Live<'_>,
+    ) -> Relayed<()> {
+        let reason = match (live.identity, target.config.http.as_ref()) {
+            (Some(identity), Some(h)) => {
+                let mut x =
+                    super::exchange::Exchange::new(s, target, live, identity, h, client, upstream);
+                let r = x.run().await;
+                x.close();
+                r
+            }
+            _ => EndReason::Refused("an http session needs an identity and [target.http]".into()),
+        };
+        if let EndReason::Authentication(why) = &reason {
+            info!(session = %s.entry.id, reason = %why, "request refused: authentication");
+        }
+        Relayed {
+            reason,
+            goodbye: None,
+        }
+    }
+
+    /// A session ended from outside is closed: a word written now could
+    /// land in the middle of a response.
+    fn goodbye_for(&self, _stop: Stop) -> Option<()> {
+        None
+    }
+
+    async fn say_goodbye(&self, _w: LastWord, _why: ()) {}
+}

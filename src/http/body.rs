@@ -1,0 +1,113 @@
+//! Message bodies relayed as they arrive (never held whole): exactly
+//! `Content-Length` bytes, chunked re-encoded chunk by chunk, or up to the
+//! upstream's close. The first bytes of each body, up to the target's cap,
+//! go to the recording.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tollgate_codecs::http::h1::{
+    BodyFraming, ChunkEvent, ChunkedDecoder, Limits, encode_chunk, encode_last_chunk,
+};
+
+use super::io::{Meter, Peer, Side};
+use crate::pipeline::EndReason;
+use crate::recording::SessionRecording;
+
+/// Where a body's first bytes are recorded, and how many more may be.
+pub(crate) struct BodyRecord<'a> {
+    pub recording: &'a SessionRecording,
+    pub left: usize,
+}
+
+impl BodyRecord<'_> {
+    async fn note(&mut self, from: Peer, data: &[u8]) -> Result<(), EndReason> {
+        if self.left == 0 || data.is_empty() || !self.recording.enabled() {
+            return Ok(());
+        }
+        let part = &data[..data.len().min(self.left)];
+        self.left -= part.len();
+        let at = Instant::now();
+        let r = match from {
+            Peer::Client => self.recording.client_data(at, part).await,
+            Peer::Upstream => self.recording.target_data(at, part).await,
+        };
+        r.map_err(|e| EndReason::RecorderFailed(e.to_string()))?
+            .forwardable()
+            .await
+            .map_err(|e| EndReason::RecorderFailed(e.to_string()))
+    }
+}
+
+/// Relay one body from `from` to `to` as `framing` delimits it.
+pub(crate) async fn relay(
+    from: &mut Side,
+    meter: Meter<'_>,
+    to: &mut Side,
+    framing: BodyFraming,
+    rec: &mut BodyRecord<'_>,
+) -> Result<(), EndReason> {
+    match framing {
+        BodyFraming::None | BodyFraming::Tunnel => Ok(()),
+        BodyFraming::Length(n) => relay_length(from, meter, to, n, rec).await,
+        BodyFraming::Chunked => relay_chunked(from, meter, to, rec).await,
+        BodyFraming::CloseDelimited => loop {
+            if !from.buf.is_empty() {
+                let data = from.buf.split().freeze();
+                rec.note(from.peer, &data).await?;
+                to.write(data).await?;
+            }
+            if from.fill(meter).await? == 0 {
+                return Ok(());
+            }
+        },
+    }
+}
+
+async fn relay_length(
+    from: &mut Side,
+    meter: Meter<'_>,
+    to: &mut Side,
+    mut left: u64,
+    rec: &mut BodyRecord<'_>,
+) -> Result<(), EndReason> {
+    while left > 0 {
+        if from.buf.is_empty() {
+            from.fill_some(meter).await?;
+        }
+        let take = (from.buf.len() as u64).min(left) as usize;
+        let data: Bytes = from.buf.split_to(take).freeze();
+        left -= take as u64;
+        rec.note(from.peer, &data).await?;
+        to.write(data).await?;
+    }
+    Ok(())
+}
+
+async fn relay_chunked(
+    from: &mut Side,
+    meter: Meter<'_>,
+    to: &mut Side,
+    rec: &mut BodyRecord<'_>,
+) -> Result<(), EndReason> {
+    let mut decoder = ChunkedDecoder::new(&Limits::default());
+    let mut out = BytesMut::new();
+    loop {
+        match decoder
+            .decode(&mut from.buf)
+            .map_err(|e| from.peer.protocol(e))?
+        {
+            Some(ChunkEvent::Data(d)) => {
+                rec.note(from.peer, &d).await?;
+                encode_chunk(&d, &mut out);
+                to.write(out.split().freeze()).await?;
+            }
+            Some(ChunkEvent::End(trailers)) => {
+                let t = (!trailers.is_empty()).then_some(&trailers);
+                encode_last_chunk(t, &mut out);
+                return to.write(out.split().freeze()).await;
+            }
+            None => from.fill_some(meter).await?,
+        }
+    }
+}

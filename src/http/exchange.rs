@@ -1,0 +1,423 @@
+//! Request after request on one caller connection, answered in order (a
+//! pipelined request waits in the buffer until the answer before it is
+//! relayed): identity, rules, the rewritten head upstream (hop-by-hop and
+//! the caller's token out; the stored credential, `Via` and
+//! `X-Forwarded-For` in), bodies streamed both ways, the upstream
+//! reconnected when it closes between requests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tollgate_codecs::http::h1::{BodyFraming, HeadEditor, RequestHead, ResponseHead};
+use tracing::info;
+
+use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
+use super::body::{self, BodyRecord};
+use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
+use crate::config::http::{HttpTarget, RuleAction};
+use crate::identity::Identity;
+use crate::pipeline::statement::{Decision, StatementScope, StepError};
+use crate::pipeline::{Caller, EndReason, Live, Session, Target, steps};
+
+pub(crate) struct Exchange<'a> {
+    s: &'a Session<'a>,
+    target: &'a Target<'a>,
+    live: &'a Live<'a>,
+    identity: &'a Arc<Identity>,
+    h: &'a HttpTarget,
+    client: HttpClient,
+    up: Option<HttpUpstream>,
+}
+
+fn bad_gateway() -> Bytes {
+    answer(502, &[], "bad gateway\n", true)
+}
+
+impl<'a> Exchange<'a> {
+    pub fn new(
+        s: &'a Session<'a>,
+        target: &'a Target<'a>,
+        live: &'a Live<'a>,
+        identity: &'a Arc<Identity>,
+        h: &'a HttpTarget,
+        client: HttpClient,
+        up: HttpUpstream,
+    ) -> Exchange<'a> {
+        Exchange {
+            s,
+            target,
+            live,
+            identity,
+            h,
+            client,
+            up: Some(up),
+        }
+    }
+
+    fn client_meter(&self) -> Meter<'a> {
+        Meter {
+            bytes: &self.s.entry.bytes_up,
+            last: self.live.last_activity,
+        }
+    }
+
+    fn upstream_meter(&self) -> Meter<'a> {
+        Meter {
+            bytes: &self.s.entry.bytes_down,
+            last: self.live.last_activity,
+        }
+    }
+
+    /// Close both connections.
+    pub fn close(&self) {
+        self.client.side.close();
+        if let Some(u) = &self.up {
+            u.side.close();
+        }
+    }
+
+    /// Serve requests until the caller (or a refusal) ends the connection.
+    pub async fn run(&mut self) -> EndReason {
+        let mut first = true;
+        loop {
+            let head = match self.client.first.take() {
+                Some(h) => h,
+                None => {
+                    let meter = self.client_meter();
+                    let clock = Some(self.live.frame_clock);
+                    let c = &mut self.client;
+                    match next_head(&mut c.side, &mut c.parser, meter, clock).await {
+                        Ok(Some(h)) => h,
+                        Ok(None) => return EndReason::ClientTerminated,
+                        Err(r) => return r,
+                    }
+                }
+            };
+            if !first && let Err(why) = self.same_identity(&head) {
+                let _ = self.client.side.write(unauthorized()).await;
+                return EndReason::Authentication(why);
+            }
+            first = false;
+            match self.one(head).await {
+                Ok(true) => {}
+                Ok(false) => return EndReason::Closed,
+                Err(r) => return r,
+            }
+        }
+    }
+
+    /// A later request's token must verify to the connection's identity.
+    fn same_identity(&self, head: &RequestHead) -> Result<(), String> {
+        let token = bearer(head, self.h).ok_or("no bearer token")?;
+        let caller = Caller::Token(token.to_vec());
+        let metrics = self.s.ctx.shared.metrics.shard(self.s.ctx.id);
+        match steps::identify(self.s.ctx, self.s.snapshot, self.target.rt, &caller) {
+            Ok(Some(id))
+                if id.subject == self.identity.subject && id.issuer == self.identity.issuer =>
+            {
+                Ok(())
+            }
+            Ok(Some(id)) => {
+                metrics.auth_refused(crate::metrics::AuthOutcome::NotAdmitted);
+                Err(format!(
+                    "a token of {:?} on a connection bound to {:?}",
+                    id.subject, self.identity.subject
+                ))
+            }
+            Ok(None) => Err("no identity".into()),
+            Err(f) => {
+                metrics.auth_refused(f.outcome());
+                Err(f.to_string())
+            }
+        }
+    }
+
+    /// Judge a request by the target's rules; the verdict is counted,
+    /// logged and recorded. `Some(rule)`: blocked by it.
+    async fn judge(&self, head: &RequestHead) -> Result<Option<String>, EndReason> {
+        let (action, rule) = match &self.target.rt.http_rules {
+            Some(r) => r.judge(head.method(), head.path()),
+            None => (RuleAction::Allow, None),
+        };
+        let rule = rule.map_or_else(|| "default".to_string(), str::to_string);
+        let d = match action {
+            RuleAction::Allow => Decision::Allow,
+            RuleAction::Audit => Decision::Audit { rule: rule.clone() },
+            RuleAction::Block => Decision::Block {
+                message: format!("blocked by rule {rule}"),
+                rule: rule.clone(),
+            },
+            RuleAction::Approve => Decision::Approve {
+                message: format!("held by rule {rule}"),
+                rule: rule.clone(),
+            },
+        };
+        let scope = StatementScope {
+            ctx: self.s.ctx,
+            entry: self.s.entry,
+            target: self.target.config,
+            identity: self.identity,
+            recording: self.live.recording,
+        };
+        // The path only: a query may carry secrets of its own.
+        let statement = format!("{} {}", head.method(), head.path());
+        let step = |e: StepError| match e {
+            StepError::Killed(k) => EndReason::Killed(k),
+            StepError::Recorder(e) => EndReason::RecorderFailed(e),
+        };
+        let d = match d {
+            Decision::Approve { message, rule } => {
+                // The wait is the reviewer's, not the caller's.
+                self.live.frame_clock.progress();
+                let d = scope.await_approval(&statement, &message, &rule).await;
+                self.live.last_activity.set(Instant::now());
+                d.map_err(step)?
+            }
+            d => {
+                scope.note(&statement, &d, None, None).await.map_err(step)?;
+                d
+            }
+        };
+        Ok((!d.forwards()).then_some(rule))
+    }
+
+    /// One request and its answer; `Ok(true)`: the connection goes on.
+    async fn one(&mut self, head: RequestHead) -> Result<bool, EndReason> {
+        if head.upgrade().is_some() {
+            let _ = self
+                .client
+                .side
+                .write(answer(501, &[], "upgrade not supported\n", true))
+                .await;
+            return Err(EndReason::Refused("protocol upgrade refused".into()));
+        }
+        let has_body = head.framing() != BodyFraming::None;
+        if let Some(rule) = self.judge(&head).await? {
+            // An unread body cannot be skipped safely: close after it.
+            let close = has_body || !head.keep_alive();
+            self.client.side.write(forbidden(&rule, close)).await?;
+            return if close {
+                Err(EndReason::Refused(format!(
+                    "request blocked by rule {rule}"
+                )))
+            } else {
+                Ok(true)
+            };
+        }
+        let resp = match self.forward(&head).await {
+            // An upstream may close a keep-alive connection just as a
+            // request is sent on it: a request without a body that got no
+            // byte back is sent once more on a new connection.
+            Err(EndReason::UpstreamClosed | EndReason::UpstreamIo(_))
+                if !has_body
+                    && self
+                        .up
+                        .as_ref()
+                        .is_some_and(|u| u.served > 0 && u.side.buf.is_empty()) =>
+            {
+                info!(session = %self.s.entry.id, "the upstream closed a kept-alive connection: request sent again");
+                if let Some(u) = self.up.take() {
+                    u.side.close();
+                }
+                self.forward(&head).await
+            }
+            r => r,
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if matches!(
+                    e,
+                    EndReason::UpstreamClosed
+                        | EndReason::UpstreamIo(_)
+                        | EndReason::UpstreamProtocol(_)
+                        | EndReason::UpstreamLogin(_)
+                ) {
+                    let _ = self.client.side.write(bad_gateway()).await;
+                }
+                return Err(e);
+            }
+        };
+        self.answer(&head, resp).await
+    }
+
+    /// Connect if needed, send the request, read the response head.
+    async fn forward(&mut self, head: &RequestHead) -> Result<ResponseHead, EndReason> {
+        if self.up.is_none() {
+            let u = connect(self.target.config, self.target.rt)
+                .await
+                .map_err(EndReason::UpstreamLogin)?;
+            self.up = Some(u);
+        }
+        self.send_request(head).await?;
+        self.response_head().await
+    }
+}
+
+/// The upstream's request head: recorded without the credential, sent with it.
+fn upstream_head(
+    head: &RequestHead,
+    h: &HttpTarget,
+    up: &HttpUpstream,
+    client: &HttpClient,
+) -> Result<(Bytes, Bytes), tollgate_codecs::http::h1::H1Error> {
+    let mut e = HeadEditor::for_request(head);
+    e.remove_hop_by_hop();
+    e.remove(&h.token_header);
+    if up.credential.is_some() {
+        e.remove(&h.credential_header);
+    }
+    if head.expect_continue() {
+        e.remove("expect");
+    }
+    e.set_request_line(head.method(), &head.origin_form(), 1)?;
+    if h.x_forwarded_for {
+        e.append_x_forwarded_for(client.addr)?;
+    }
+    if h.forwarded {
+        let proto = if client.tls { "https" } else { "http" };
+        e.append_forwarded(client.addr, proto, head.host())?;
+    }
+    e.append_via(head.minor_version(), &h.via)?;
+    if head.framing() == BodyFraming::Chunked {
+        e.append("Transfer-Encoding", b"chunked")?;
+    }
+    let mut recorded = BytesMut::new();
+    e.encode(&mut recorded);
+    if let Some(c) = &up.credential {
+        e.append(&h.credential_header, c)?;
+    }
+    let mut sent = BytesMut::new();
+    e.encode(&mut sent);
+    Ok((recorded.freeze(), sent.freeze()))
+}
+
+impl Exchange<'_> {
+    async fn send_request(&mut self, head: &RequestHead) -> Result<(), EndReason> {
+        let h = self.h;
+        let (client_meter, recording) = (self.client_meter(), self.live.recording);
+        let Some(up) = self.up.as_mut() else {
+            return Err(EndReason::UpstreamClosed);
+        };
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.client.side.write(malformed(e.status())).await;
+                return Err(Peer::Client.protocol(e));
+            }
+        };
+        if recording.enabled() {
+            recording
+                .client_data(Instant::now(), &recorded)
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?
+                .forwardable()
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        }
+        up.side.write(sent).await?;
+        if head.expect_continue() {
+            let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.client.side.write(go_on).await?;
+        }
+        let mut rec = BodyRecord {
+            recording,
+            left: h.record_body_bytes,
+        };
+        let r = body::relay(
+            &mut self.client.side,
+            client_meter,
+            &mut up.side,
+            head.framing(),
+            &mut rec,
+        )
+        .await;
+        if let Err(EndReason::ClientProtocol(e)) = &r {
+            let _ = self.client.side.write(malformed(400)).await;
+            info!(session = %self.s.entry.id, error = %e, "request body refused");
+        }
+        r
+    }
+
+    /// The upstream's final response head, interim (1xx) heads skipped.
+    async fn response_head(&mut self) -> Result<ResponseHead, EndReason> {
+        let meter = self.upstream_meter();
+        let Some(up) = self.up.as_mut() else {
+            return Err(EndReason::UpstreamClosed);
+        };
+        loop {
+            match up.parser.response(&mut up.side.buf) {
+                Ok(Some(r)) if r.is_interim() => continue,
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => return Err(Peer::Upstream.protocol(e)),
+            }
+            up.side.fill_some(meter).await?;
+        }
+    }
+
+    /// Relay the response; whether the caller's connection goes on.
+    async fn answer(&mut self, req: &RequestHead, resp: ResponseHead) -> Result<bool, EndReason> {
+        let framing = resp.framing(req.method());
+        if framing == BodyFraming::Tunnel {
+            let _ = self.client.side.write(bad_gateway()).await;
+            return Err(EndReason::UpstreamProtocol(
+                "unrequested protocol switch".into(),
+            ));
+        }
+        let delimited = framing != BodyFraming::CloseDelimited;
+        let client_keep = req.keep_alive() && delimited;
+        let up_keep = resp.keep_alive(req.method()) && delimited;
+        let h = self.h;
+        let mut e = HeadEditor::for_response(&resp);
+        e.remove_hop_by_hop();
+        let edited = (|| {
+            e.append_via(resp.minor_version(), &h.via)?;
+            if framing == BodyFraming::Chunked {
+                e.append("Transfer-Encoding", b"chunked")?;
+            }
+            if !client_keep {
+                e.append("Connection", b"close")?;
+            }
+            Ok::<_, tollgate_codecs::http::h1::H1Error>(())
+        })();
+        if let Err(err) = edited {
+            let _ = self.client.side.write(bad_gateway()).await;
+            return Err(Peer::Upstream.protocol(err));
+        }
+        let mut out = BytesMut::new();
+        e.encode(&mut out);
+        let out = out.freeze();
+        let recording = self.live.recording;
+        if recording.enabled() {
+            recording
+                .target_data_durable(Instant::now(), &out)
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        }
+        self.client.side.write(out).await?;
+        let meter = self.upstream_meter();
+        let mut rec = BodyRecord {
+            recording,
+            left: h.record_body_bytes,
+        };
+        let Some(up) = self.up.as_mut() else {
+            return Err(EndReason::UpstreamClosed);
+        };
+        body::relay(
+            &mut up.side,
+            meter,
+            &mut self.client.side,
+            framing,
+            &mut rec,
+        )
+        .await?;
+        up.served += 1;
+        if !up_keep {
+            up.side.close();
+            self.up = None;
+        }
+        Ok(client_keep)
+    }
+}
