@@ -269,6 +269,44 @@ fn a_rule_blocks_delete_with_problem_json() {
     );
 }
 
+/// A path rule cannot be walked around by a path the upstream normalises
+/// differently: each such path is refused with 400 before the rules, and
+/// nginx (which would have served `/dav/keep.txt` for most of them) never
+/// sees the request.
+#[test]
+fn paths_the_upstream_would_read_otherwise_are_refused_before_the_rules() {
+    let rules = "[[target.http.rules]]\nname = \"no-delete\"\nmethods = [\"DELETE\"]\n\
+                 path = \"/dav/{file}\"\naction = \"block\"\n";
+    let g = HttpGateway::start("", rules);
+    let t = g.token("ci-job", "ci");
+    std::fs::write(g.nginx.www.join("dav/keep.txt"), "keep").unwrap();
+    let auth = bearer(&t);
+    for path in [
+        "//dav/keep.txt",
+        "/dav//keep.txt",
+        "/dav/./keep.txt",
+        "/x/../dav/keep.txt",
+        "/%64av/keep.txt",
+        "/dav%2Fkeep.txt",
+        "/dav;a=b/keep.txt",
+        "/dav\\keep.txt",
+    ] {
+        let mut s = connect(g.port);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let raw = format!("DELETE {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n");
+        s.write_all(raw.as_bytes()).unwrap();
+        let (out, _) = read_until_closed(&mut s);
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+    }
+    assert!(g.nginx.www.join("dav/keep.txt").exists());
+    assert!(!g.nginx.access().contains("DELETE"), "{}", g.nginx.access());
+    // The path in normal form meets its rule.
+    let (_, out) = g.curl(&["-X", "DELETE", "-H", &auth, &g.url("/dav/keep.txt")]);
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(g.gw.log_text().contains("request path refused"));
+}
+
 /// Each of these is refused with 400 (or the codec's status) and the
 /// connection closed; nothing reaches nginx.
 #[test]

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tollgate_codecs::http::h1::{BodyFraming, HeadEditor, RequestHead, ResponseHead};
+use tollgate_codecs::http::h1::{
+    BodyFraming, HeadEditor, RequestHead, ResponseHead, check_normal_path,
+};
 use tracing::info;
 
 use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
@@ -191,6 +193,12 @@ impl<'a> Exchange<'a> {
                 .write(answer(501, &[], "upgrade not supported\n", true))
                 .await;
             return Err(EndReason::Refused("protocol upgrade refused".into()));
+        }
+        // Rules judge the path as written: one the upstream could read as
+        // another path (`//`, `..`, `%75`, `;x`, `\\`) is refused.
+        if let Err(why) = check_normal_path(head.path()) {
+            let _ = self.client.side.write(malformed(400)).await;
+            return Err(Peer::Client.protocol(format!("request path refused: {why}")));
         }
         let has_body = head.framing() != BodyFraming::None;
         if let Some(rule) = self.judge(&head).await? {

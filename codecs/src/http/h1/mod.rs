@@ -66,6 +66,7 @@ mod chunked;
 mod edit;
 mod fields;
 mod head;
+mod path;
 
 pub use chunked::{ChunkEvent, ChunkedDecoder, encode_chunk, encode_last_chunk};
 pub use edit::{HOP_BY_HOP, HeadEditor, forwarded_for, is_hop_by_hop};
@@ -74,6 +75,7 @@ pub use head::{
     BodyFraming, HeadParser, RequestHead, ResponseHead, TargetForm, parse_request_head,
     parse_response_head,
 };
+pub use path::{PathError, check_normal_path};
 
 /// Caps applied while parsing, each checked before the bytes it bounds are
 /// buffered or trusted.
