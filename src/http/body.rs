@@ -100,14 +100,20 @@ async fn relay_chunked(
             Some(ChunkEvent::Data(d)) => {
                 rec.note(from.peer, &d).await?;
                 encode_chunk(&d, &mut out);
-                to.write(out.split().freeze()).await?;
             }
             Some(ChunkEvent::End(trailers)) => {
                 let t = (!trailers.is_empty()).then_some(&trailers);
                 encode_last_chunk(t, &mut out);
                 return to.write(out.split().freeze()).await;
             }
-            None => from.fill_some(meter).await?,
+            None => {
+                // One write per read, not per chunk: a body of many small
+                // chunks costs one send for what one read brought.
+                if !out.is_empty() {
+                    to.write(out.split().freeze()).await?;
+                }
+                from.fill_some(meter).await?;
+            }
         }
     }
 }
