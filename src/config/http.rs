@@ -204,25 +204,6 @@ pub(super) fn finish(
     Ok(())
 }
 
-/// On a target of another protocol, `[target.http]` is refused.
-pub(super) fn none_here(
-    c: &TargetCheck<'_>,
-    raw: &RawTarget,
-    t: &TargetConfig,
-) -> Result<(), ConfigError> {
-    if raw.http.is_some() {
-        return Err(c.err(
-            "http",
-            "http",
-            &format!(
-                "[target.http] is for http targets; this one is {}",
-                t.protocol
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Token callers need an issuer.
 pub(super) use postgres::with_identity;
 

@@ -82,25 +82,6 @@ pub(super) fn finish(
     Ok(())
 }
 
-/// On a target of another protocol, `[target.mysql]` is refused.
-pub(super) fn none_here(
-    c: &TargetCheck<'_>,
-    raw: &RawTarget,
-    t: &TargetConfig,
-) -> Result<(), ConfigError> {
-    if raw.mysql.is_some() {
-        return Err(c.err(
-            "mysql",
-            "mysql",
-            &format!(
-                "[target.mysql] is for mysql targets; this one is {}",
-                t.protocol
-            ),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

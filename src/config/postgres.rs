@@ -127,31 +127,20 @@ pub(super) fn requires(c: &TargetCheck<'_>, t: &TargetConfig) -> Result<(), Conf
     Ok(())
 }
 
-/// On a target of another protocol: `[target.postgres]` is refused; the
-/// old top-level keys, which never did anything there, are warned about.
-pub(super) fn none_here(
+/// On a target of another protocol the old top-level keys, which never did
+/// anything there, are warned about.
+pub(super) fn legacy_keys_unused(
     c: &TargetCheck<'_>,
     raw: &mut RawTarget,
     t: &TargetConfig,
     deprecations: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    if raw.postgres.is_some() {
-        return Err(c.err(
-            "postgres",
-            "postgres",
-            &format!(
-                "[target.postgres] is for postgres targets; this one is {}",
-                t.protocol
-            ),
-        ));
-    }
+) {
     let legacy = [raw.database.take(), raw.upstream_database.take()];
     for (key, old) in MOVED.into_iter().zip(legacy) {
         if old.is_some() {
             deprecations.push(c.unused(key, &t.name, t.protocol));
         }
     }
-    Ok(())
 }
 
 /// Token callers (postgres, mysql) need an issuer to check tokens against.

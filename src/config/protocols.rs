@@ -71,29 +71,43 @@ pub(super) fn finish(
     t: &mut TargetConfig,
     deprecations: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
+    foreign_tables(c, raw, t)?;
+    if t.protocol != Protocol::Postgres {
+        postgres::legacy_keys_unused(c, raw, t, deprecations);
+    }
     match t.protocol {
-        Protocol::Postgres => {
-            mysql::none_here(c, raw, t)?;
-            http::none_here(c, raw, t)?;
-            postgres::finish(c, raw, t, deprecations)
-        }
-        Protocol::Mysql => {
-            postgres::none_here(c, raw, t, deprecations)?;
-            http::none_here(c, raw, t)?;
-            mysql::finish(c, raw, t)
-        }
-        Protocol::Http => {
-            postgres::none_here(c, raw, t, deprecations)?;
-            mysql::none_here(c, raw, t)?;
-            http::finish(c, raw, t)
-        }
-        Protocol::Tcp => {
-            postgres::none_here(c, raw, t, deprecations)?;
-            mysql::none_here(c, raw, t)?;
-            http::none_here(c, raw, t)?;
-            tcp::finish(c, t)
+        Protocol::Postgres => postgres::finish(c, raw, t, deprecations),
+        Protocol::Mysql => mysql::finish(c, raw, t),
+        Protocol::Http => http::finish(c, raw, t),
+        Protocol::Tcp => tcp::finish(c, t),
+    }
+}
+
+/// A protocol's sub-table (`[target.postgres]`, ...) on a target of
+/// another protocol is refused.
+fn foreign_tables(
+    c: &TargetCheck<'_>,
+    raw: &RawTarget,
+    t: &TargetConfig,
+) -> Result<(), ConfigError> {
+    let tables = [
+        (Protocol::Postgres, "postgres", raw.postgres.is_some()),
+        (Protocol::Mysql, "mysql", raw.mysql.is_some()),
+        (Protocol::Http, "http", raw.http.is_some()),
+    ];
+    for (protocol, key, set) in tables {
+        if set && protocol != t.protocol {
+            return Err(c.err(
+                key,
+                key,
+                &format!(
+                    "[target.{key}] is for {key} targets; this one is {}",
+                    t.protocol
+                ),
+            ));
         }
     }
+    Ok(())
 }
 
 /// What the protocol requires of `[identity]`.
