@@ -49,9 +49,10 @@ pub enum CredentialScheme {
 }
 
 /// What a matching rule does with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
+    #[default]
     Allow,
     Block,
     Audit,
@@ -60,27 +61,8 @@ pub enum RuleAction {
     Approve,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    name: String,
-    /// Methods (upper case); empty: any.
-    #[serde(default)]
-    methods: Vec<String>,
-    /// Path glob: `*` within a segment, `**` across segments, `{param}`
-    /// one segment; default `/**`.
-    path: Option<String>,
-    action: RuleAction,
-}
-
-/// A validated rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpRule {
-    pub name: String,
-    pub methods: Vec<String>,
-    pub path: String,
-    pub action: RuleAction,
-}
+use super::http_rules::RawRule;
+pub use super::http_rules::{HttpRule, K8sMatch};
 
 /// A validated `[target.http]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,31 +113,8 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
             format!("at most {MAX_RECORD_BODY}"),
         ));
     }
-    let mut rules = Vec::with_capacity(raw.rules.len());
-    for r in raw.rules {
-        if r.name.is_empty() || r.name.len() > 128 {
-            return Err(("http.rules", "a rule needs a name of 1-128 bytes".into()));
-        }
-        let methods: Vec<String> = r.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
-        if methods.iter().any(|m| !token(m)) {
-            return Err(("http.rules", format!("rule {:?}: bad method", r.name)));
-        }
-        let path = r.path.unwrap_or_else(|| "/**".into());
-        if !path.starts_with('/') {
-            return Err((
-                "http.rules",
-                format!("rule {:?}: path must start with /", r.name),
-            ));
-        }
-        crate::http::rules::compile_path(&path)
-            .map_err(|e| ("http.rules", format!("rule {:?}: {e}", r.name)))?;
-        rules.push(HttpRule {
-            name: r.name,
-            methods,
-            path,
-            action: r.action,
-        });
-    }
+    let rules = super::http_rules::validate(raw.rules, &token_header.to_ascii_lowercase())
+        .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
         token_header: token_header.to_ascii_lowercase(),
         credential_header: credential_header.to_ascii_lowercase(),

@@ -18,6 +18,7 @@ use serde::Deserialize;
 pub mod admin;
 mod cpus;
 pub mod http;
+mod http_rules;
 pub mod mysql;
 pub mod postgres;
 mod protocols;

@@ -12,11 +12,14 @@ use bytes::{Bytes, BytesMut};
 use tollgate_codecs::http::h1::{
     BodyFraming, HeadEditor, RequestHead, ResponseHead, check_normal_path,
 };
+use tollgate_codecs::http::k8s;
+use tollgate_codecs::http::query::parse_query;
 use tracing::info;
 
 use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
+use super::rules::Request;
 use crate::config::http::{HttpTarget, RuleAction};
 use crate::identity::Identity;
 use crate::pipeline::statement::{Decision, StatementScope, StepError};
@@ -137,9 +140,29 @@ impl<'a> Exchange<'a> {
 
     /// Judge a request by the target's rules; the verdict is counted,
     /// logged and recorded. `Some(rule)`: blocked by it.
-    async fn judge(&self, head: &RequestHead) -> Result<Option<String>, EndReason> {
+    /// `query`: decoded when the rules read it, else empty.
+    async fn judge(
+        &self,
+        head: &RequestHead,
+        query: &[(String, String)],
+    ) -> Result<Option<String>, EndReason> {
         let (action, rule) = match &self.target.rt.http_rules {
-            Some(r) => r.judge(head.method(), head.path()),
+            Some(r) => {
+                let k8s = r
+                    .reads_query()
+                    .then(|| {
+                        k8s::parse_request(head.method(), head.path(), k8s::query_watches(query))
+                    })
+                    .flatten();
+                r.judge(&Request {
+                    method: head.method(),
+                    path: head.path(),
+                    query,
+                    fields: head.fields(),
+                    groups: &self.identity.groups,
+                    k8s: k8s.as_ref(),
+                })
+            }
             None => (RuleAction::Allow, None),
         };
         let rule = rule.map_or_else(|| "default".to_string(), str::to_string);
@@ -200,8 +223,23 @@ impl<'a> Exchange<'a> {
             let _ = self.client.side.write(malformed(400)).await;
             return Err(Peer::Client.protocol(format!("request path refused: {why}")));
         }
+        // A query the rules read must read one way only (`;`, bad `%`).
+        let reads_query = self
+            .target
+            .rt
+            .http_rules
+            .as_ref()
+            .is_some_and(|r| r.reads_query());
+        let query = match reads_query.then(|| parse_query(head.query().unwrap_or(""))) {
+            None => Vec::new(),
+            Some(Ok(q)) => q,
+            Some(Err(e)) => {
+                let _ = self.client.side.write(malformed(400)).await;
+                return Err(Peer::Client.protocol(format!("request query refused: {e}")));
+            }
+        };
         let has_body = head.framing() != BodyFraming::None;
-        if let Some(rule) = self.judge(&head).await? {
+        if let Some(rule) = self.judge(&head, &query).await? {
             // An unread body cannot be skipped safely: close after it.
             let close = has_body || !head.keep_alive();
             self.client.side.write(forbidden(&rule, close)).await?;

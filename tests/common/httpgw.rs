@@ -63,6 +63,8 @@ http {{
     location = / {{ return 200 "hello\n"; }}
     location /items/ {{ return 200 "item $request_method $uri\n"; }}
     location = /empty {{ return 204; }}
+    location /api/ {{ return 200 "k8s $request_method $request_uri\n"; }}
+    location /apis/ {{ return 200 "k8s $request_method $request_uri\n"; }}
     location /dav/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
     location /chunked/ {{
       alias {www}/dav/;

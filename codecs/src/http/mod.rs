@@ -8,6 +8,8 @@
 //! handling) is [`h1`].
 
 pub mod h1;
+pub mod k8s;
+pub mod query;
 mod request;
 mod response;
 
