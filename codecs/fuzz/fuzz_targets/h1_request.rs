@@ -7,6 +7,8 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use tollgate_codecs::http::k8s;
+use tollgate_codecs::http::query::{MAX_QUERY_PAIRS, parse_query};
 use tollgate_codecs::http::h1::{
     BodyFraming, ChunkEvent, ChunkedDecoder, H1Error, HeadEditor, HeadParser, Limits,
     check_normal_path, parse_request_head, parse_response_head,
@@ -47,6 +49,15 @@ fn step(
             // accepts has no segment a server could resolve away.
             if check_normal_path(head.path()).is_ok() {
                 assert!(!head.path().split('/').any(|s| s == ".." || s == "."));
+            }
+            // What the rules read of a request: the decoded query and a
+            // Kubernetes request; neither may panic, and a decoded query
+            // holds no more pairs than the cap.
+            if let Ok(q) = parse_query(head.query().unwrap_or("")) {
+                assert!(q.len() <= MAX_QUERY_PAIRS);
+                if let Some(k) = k8s::parse_request(head.method(), head.path(), k8s::query_watches(&q)) {
+                    assert!(!k.verb.is_empty() && !k.resource.is_empty());
+                }
             }
             let mut same = BytesMut::new();
             HeadEditor::for_request(&head).encode(&mut same);

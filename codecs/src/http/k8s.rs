@@ -55,6 +55,10 @@ fn method_verb(method: &str) -> Option<&'static str> {
 /// `watch` parameter. `None`: not a resource request.
 pub fn parse_request(method: &str, path: &str, watch: bool) -> Option<K8sRequest> {
     let mut parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The gateway refuses such paths first; never read one as a resource.
+    if parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
     let (group, rest) = match parts.first().copied() {
         Some("api") if parts.len() >= 3 => (String::new(), 2),
         Some("apis") if parts.len() >= 4 => (parts[1].to_string(), 3),
