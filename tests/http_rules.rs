@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::httpgw::HttpGateway;
 
 fn bearer(t: &str) -> String {
@@ -127,15 +129,25 @@ fn kubernetes_query_and_header_rules_decide_before_the_upstream() {
         ],
         "{access}"
     );
+    // Log lines are written asynchronously (a refused session's at its
+    // end): wait for them.
+    assert_eventually!(
+        g.gw.log_text().contains("text-puts-audited"),
+        Duration::from_secs(10),
+        "the audited PUT is not logged: {}",
+        g.gw.log_text()
+    );
+    assert_eventually!(
+        g.gw.log_text().contains("request query refused"),
+        Duration::from_secs(30),
+        "no query refusal logged: {}",
+        g.gw.log_text()
+    );
     let log = g.gw.log_text();
+    assert!(log.contains("statement audited"), "{log}");
     for rule in ["no-exec-in-prod", "no-namespace-delete", "no-forced-deploy"] {
         assert!(log.contains(rule), "{rule} not in the log: {log}");
     }
-    assert!(
-        log.contains("statement audited") && log.contains("text-puts-audited"),
-        "{log}"
-    );
-    assert!(log.contains("request query refused"), "{log}");
 }
 
 #[test]

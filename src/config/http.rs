@@ -32,6 +32,11 @@ pub struct RawHttp {
     via: Option<String>,
     /// Body bytes recorded per request and per response; default 4096.
     record_body_bytes: Option<usize>,
+    /// Largest response body gathered to be masked; default 1 MiB.
+    mask_body_max: Option<usize>,
+    /// A masked target's response body over `mask_body_max`: `block`
+    /// (502, the default) or `pass` (unmasked, logged).
+    mask_over_cap: Option<OverCap>,
     /// Rules on method and path, first match wins.
     #[serde(default)]
     rules: Vec<RawRule>,
@@ -46,6 +51,15 @@ pub enum CredentialScheme {
     Bearer,
     Basic,
     Raw,
+}
+
+/// What a masked target does with a response body too large to mask.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverCap {
+    #[default]
+    Block,
+    Pass,
 }
 
 /// What a matching rule does with a request.
@@ -75,12 +89,16 @@ pub struct HttpTarget {
     pub forwarded: bool,
     pub via: String,
     pub record_body_bytes: usize,
+    pub mask_body_max: usize,
+    pub mask_over_cap: OverCap,
     pub rules: Vec<HttpRule>,
     pub default_action: RuleAction,
 }
 
 /// Most body bytes a recording may keep per message.
 const MAX_RECORD_BODY: usize = 1 << 20;
+/// Largest `mask_body_max`.
+const MAX_MASK_BODY: usize = 64 << 20;
 
 fn token(s: &str) -> bool {
     !s.is_empty()
@@ -113,6 +131,10 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
             format!("at most {MAX_RECORD_BODY}"),
         ));
     }
+    let mask_body_max = raw.mask_body_max.unwrap_or(1 << 20);
+    if !(1..=MAX_MASK_BODY).contains(&mask_body_max) {
+        return Err(("http.mask_body_max", format!("1 to {MAX_MASK_BODY}")));
+    }
     let rules = super::http_rules::validate(raw.rules, &token_header.to_ascii_lowercase())
         .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
@@ -123,6 +145,8 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         forwarded: raw.forwarded.unwrap_or(false),
         via,
         record_body_bytes,
+        mask_body_max,
+        mask_over_cap: raw.mask_over_cap.unwrap_or_default(),
         rules,
         default_action: raw.default_action.unwrap_or(RuleAction::Allow),
     })

@@ -21,7 +21,7 @@ pub(crate) struct BodyRecord<'a> {
 }
 
 impl BodyRecord<'_> {
-    async fn note(&mut self, from: Peer, data: &[u8]) -> Result<(), EndReason> {
+    pub(crate) async fn note(&mut self, from: Peer, data: &[u8]) -> Result<(), EndReason> {
         if self.left == 0 || data.is_empty() || !self.recording.enabled() {
             return Ok(());
         }
@@ -90,7 +90,18 @@ async fn relay_chunked(
     to: &mut Side,
     rec: &mut BodyRecord<'_>,
 ) -> Result<(), EndReason> {
-    let mut decoder = ChunkedDecoder::new(&Limits::default());
+    let decoder = ChunkedDecoder::new(&Limits::default());
+    relay_chunks(from, meter, to, decoder, rec).await
+}
+
+/// Relay the rest of a chunked body `decoder` has begun reading.
+pub(crate) async fn relay_chunks(
+    from: &mut Side,
+    meter: Meter<'_>,
+    to: &mut Side,
+    mut decoder: ChunkedDecoder,
+    rec: &mut BodyRecord<'_>,
+) -> Result<(), EndReason> {
     let mut out = BytesMut::new();
     loop {
         match decoder

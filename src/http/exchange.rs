@@ -19,6 +19,7 @@ use tracing::info;
 use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
+use super::mask::{Masking, kind_of};
 use super::rules::Request;
 use crate::config::http::{HttpTarget, RuleAction};
 use crate::identity::Identity;
@@ -26,13 +27,15 @@ use crate::pipeline::statement::{Decision, StatementScope, StepError};
 use crate::pipeline::{Caller, EndReason, Live, Session, Target, steps};
 
 pub(crate) struct Exchange<'a> {
-    s: &'a Session<'a>,
-    target: &'a Target<'a>,
-    live: &'a Live<'a>,
+    pub(super) s: &'a Session<'a>,
+    pub(super) target: &'a Target<'a>,
+    pub(super) live: &'a Live<'a>,
     identity: &'a Arc<Identity>,
-    h: &'a HttpTarget,
-    client: HttpClient,
-    up: Option<HttpUpstream>,
+    pub(super) h: &'a HttpTarget,
+    pub(super) client: HttpClient,
+    pub(super) up: Option<HttpUpstream>,
+    /// The caller's response masking (`None`: nothing masked for it).
+    pub(super) mask: Option<Masking>,
 }
 
 fn bad_gateway() -> Bytes {
@@ -49,6 +52,8 @@ impl<'a> Exchange<'a> {
         client: HttpClient,
         up: HttpUpstream,
     ) -> Exchange<'a> {
+        let limits = &s.snapshot.config.limits;
+        let mask = Masking::for_caller(target.rt.masking.as_ref(), identity, limits);
         Exchange {
             s,
             target,
@@ -57,6 +62,7 @@ impl<'a> Exchange<'a> {
             h,
             client,
             up: Some(up),
+            mask,
         }
     }
 
@@ -67,7 +73,7 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    fn upstream_meter(&self) -> Meter<'a> {
+    pub(super) fn upstream_meter(&self) -> Meter<'a> {
         Meter {
             bytes: &self.s.entry.bytes_down,
             last: self.live.last_activity,
@@ -302,14 +308,19 @@ impl<'a> Exchange<'a> {
 }
 
 /// The upstream's request head: recorded without the credential, sent with it.
+/// `masked`: the caller's responses are masked, so ask for them unencoded.
 fn upstream_head(
     head: &RequestHead,
     h: &HttpTarget,
     up: &HttpUpstream,
     client: &HttpClient,
+    masked: bool,
 ) -> Result<(Bytes, Bytes), tollgate_codecs::http::h1::H1Error> {
     let mut e = HeadEditor::for_request(head);
     e.remove_hop_by_hop();
+    if masked {
+        e.remove("accept-encoding");
+    }
     e.remove(&h.token_header);
     if up.credential.is_some() {
         e.remove(&h.credential_header);
@@ -343,10 +354,11 @@ impl Exchange<'_> {
     async fn send_request(&mut self, head: &RequestHead) -> Result<(), EndReason> {
         let h = self.h;
         let (client_meter, recording) = (self.client_meter(), self.live.recording);
+        let masked = self.mask.is_some();
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
-        let (recorded, sent) = match upstream_head(head, h, up, &self.client) {
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client, masked) {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.client.side.write(malformed(e.status())).await;
@@ -412,41 +424,24 @@ impl Exchange<'_> {
                 "unrequested protocol switch".into(),
             ));
         }
+        if framing != BodyFraming::None
+            && self.mask.is_some()
+            && let Some(kind) = kind_of(&resp)
+        {
+            return self.answer_masked(req, resp, framing, kind).await;
+        }
         let delimited = framing != BodyFraming::CloseDelimited;
         let client_keep = req.keep_alive() && delimited;
         let up_keep = resp.keep_alive(req.method()) && delimited;
-        let h = self.h;
-        let mut e = HeadEditor::for_response(&resp);
-        e.remove_hop_by_hop();
-        let edited = (|| {
-            e.append_via(resp.minor_version(), &h.via)?;
-            if framing == BodyFraming::Chunked {
-                e.append("Transfer-Encoding", b"chunked")?;
-            }
-            if !client_keep {
-                e.append("Connection", b"close")?;
-            }
-            Ok::<_, tollgate_codecs::http::h1::H1Error>(())
-        })();
-        if let Err(err) = edited {
+        let Some(out) = self.response_head_out(&resp, framing, client_keep) else {
             let _ = self.client.side.write(bad_gateway()).await;
-            return Err(Peer::Upstream.protocol(err));
-        }
-        let mut out = BytesMut::new();
-        e.encode(&mut out);
-        let out = out.freeze();
-        let recording = self.live.recording;
-        if recording.enabled() {
-            recording
-                .target_data_durable(Instant::now(), &out)
-                .await
-                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
-        }
-        self.client.side.write(out).await?;
+            return Err(Peer::Upstream.protocol("an unencodable response head"));
+        };
+        self.send_response_head(out).await?;
         let meter = self.upstream_meter();
         let mut rec = BodyRecord {
-            recording,
-            left: h.record_body_bytes,
+            recording: self.live.recording,
+            left: self.h.record_body_bytes,
         };
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
@@ -459,11 +454,54 @@ impl Exchange<'_> {
             &mut rec,
         )
         .await?;
-        up.served += 1;
-        if !up_keep {
-            up.side.close();
-            self.up = None;
-        }
+        self.upstream_done(up_keep);
         Ok(client_keep)
+    }
+
+    /// The response head for the caller: hop-by-hop fields out, `Via` in,
+    /// the framing it is relayed with; `None` when it cannot be encoded.
+    pub(super) fn response_head_out(
+        &self,
+        resp: &ResponseHead,
+        framing: BodyFraming,
+        client_keep: bool,
+    ) -> Option<Bytes> {
+        let mut e = HeadEditor::for_response(resp);
+        e.remove_hop_by_hop();
+        e.append_via(resp.minor_version(), &self.h.via).ok()?;
+        if framing == BodyFraming::Chunked {
+            e.append("Transfer-Encoding", b"chunked").ok()?;
+        }
+        if !client_keep {
+            e.append("Connection", b"close").ok()?;
+        }
+        let mut out = BytesMut::new();
+        e.encode(&mut out);
+        Some(out.freeze())
+    }
+
+    /// Record a response head (durably: a caller never reads an answer
+    /// the recording lacks) and send it.
+    pub(super) async fn send_response_head(&mut self, head: Bytes) -> Result<(), EndReason> {
+        let recording = self.live.recording;
+        if recording.enabled() {
+            recording
+                .target_data_durable(Instant::now(), &head)
+                .await
+                .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+        }
+        self.client.side.write(head).await
+    }
+
+    /// A response relayed whole: count it, and drop the upstream
+    /// connection unless it stays open.
+    pub(super) fn upstream_done(&mut self, keep: bool) {
+        if let Some(up) = self.up.as_mut() {
+            up.served += 1;
+            if !keep {
+                up.side.close();
+                self.up = None;
+            }
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! caller's bearer token in ([`adapter`]), the stored credential out, rules
 //! on method and path ([`rules`]), bodies streamed ([`body`]) and recorded
 //! up to a cap, request after request on a keep-alive connection
-//! ([`exchange`]). The wire format is `tollgate_codecs::http::h1`.
+//! ([`exchange`]), response bodies masked ([`mask`]). The wire format is `tollgate_codecs::http::h1`.
 
 pub mod adapter;
 mod body;
 pub mod decode;
 mod exchange;
 mod io;
+mod mask;
 pub mod rules;

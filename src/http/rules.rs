@@ -190,6 +190,8 @@ mod tests {
             forwarded: false,
             via: "tollgate".into(),
             record_body_bytes: 0,
+            mask_body_max: 1 << 20,
+            mask_over_cap: crate::config::http::OverCap::Block,
             rules,
             default_action: RuleAction::Allow,
         };

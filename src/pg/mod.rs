@@ -20,5 +20,4 @@ pub mod shapes;
 mod stream;
 mod texts;
 pub mod values;
-mod values_json;
 mod values_text;

@@ -296,7 +296,7 @@ impl Cx<'_> {
             let v = v?;
             serde_json::to_vec(&String::from_utf8_lossy(&v)).ok()?
         } else {
-            let v = super::values_json::mask(self.m, self.plan, text, scratch)?;
+            let v = crate::policy::mask::json::mask(self.m, self.plan, text, scratch)?;
             v?
         };
         let mut out = Vec::with_capacity(prefix.len() + masked.len());

@@ -47,7 +47,7 @@ error_log {d}/error.log;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
-  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] fwd=[$http_forwarded] te=[$http_transfer_encoding] conn=$connection';
+  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] fwd=[$http_forwarded] te=[$http_transfer_encoding] conn=$connection ae=[$http_accept_encoding]';
   access_log {log} auth;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
@@ -60,12 +60,15 @@ http {{
     listen 127.0.0.1:{port}{ssl};
     root {www};
     client_max_body_size 64m;
+    types {{ application/json json; application/octet-stream bin; }}
+    default_type text/plain;
     location = / {{ return 200 "hello\n"; }}
     location /items/ {{ return 200 "item $request_method $uri\n"; }}
     location = /empty {{ return 204; }}
     location /api/ {{ return 200 "k8s $request_method $request_uri\n"; }}
     location /apis/ {{ return 200 "k8s $request_method $request_uri\n"; }}
     location /dav/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
+    location /gz/ {{ alias {www}/dav/; add_header Content-Encoding gzip; }}
     location /chunked/ {{
       alias {www}/dav/;
       sub_filter 'zzz' 'zzz';

@@ -25,6 +25,7 @@
 mod config;
 mod detect;
 mod iban;
+pub(crate) mod json;
 mod numeric;
 mod prefilter;
 mod scan;

@@ -1,11 +1,12 @@
-//! JSON values (json, jsonb text): a value whose key matches a column glob
-//! is masked with that column's rule (`row_to_json(c)`, `json_agg(c)`,
-//! `jsonb_build_object('ssn', ssn)`), every other string and number is
-//! scanned by the content detectors; the result is JSON again.
+//! JSON documents (PostgreSQL json/jsonb values, HTTP response bodies): a
+//! value whose key matches a column glob is masked with that column's rule
+//! (`row_to_json(c)`, `json_agg(c)`, `jsonb_build_object('ssn', ssn)`, an
+//! API's `{"ssn": …}`), every other string and number is scanned by the
+//! content detectors; the result is JSON again.
 
 use serde_json::Value;
 
-use crate::policy::mask::{MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
+use super::{MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
 
 /// Deepest nesting walked; serde_json itself stops at 128 while parsing.
 const MAX_DEPTH: usize = 64;
@@ -14,7 +15,7 @@ const MAX_DEPTH: usize = 64;
 /// the masked document. A document that does not parse is NULLed if any
 /// detector or masked key name finds something in it, since it cannot be
 /// rewritten safely.
-pub(super) fn mask(
+pub(crate) fn mask(
     m: &MaskPolicy,
     plan: &ResultPlan,
     text: &[u8],
@@ -28,6 +29,16 @@ pub(super) fn mask(
         return None;
     }
     Some(serde_json::to_vec(&doc).ok())
+}
+
+/// Masks a parsed document in place; whether anything changed.
+pub(crate) fn mask_value(
+    m: &MaskPolicy,
+    plan: &ResultPlan,
+    doc: &mut Value,
+    scratch: &mut MaskScratch,
+) -> bool {
+    walk(m, plan, doc, scratch, 0)
 }
 
 /// A value masked whole by `rule`: its JSON text through the style, as a
