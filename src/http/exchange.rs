@@ -17,19 +17,20 @@ use tracing::info;
 use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
+use super::upgrade::Switch;
 use crate::config::http::{HttpTarget, RuleAction};
 use crate::identity::Identity;
 use crate::pipeline::statement::{Decision, StatementScope, StepError};
 use crate::pipeline::{Caller, EndReason, Live, Session, Target, steps};
 
 pub(crate) struct Exchange<'a> {
-    s: &'a Session<'a>,
+    pub(super) s: &'a Session<'a>,
     target: &'a Target<'a>,
-    live: &'a Live<'a>,
+    pub(super) live: &'a Live<'a>,
     identity: &'a Arc<Identity>,
-    h: &'a HttpTarget,
-    client: HttpClient,
-    up: Option<HttpUpstream>,
+    pub(super) h: &'a HttpTarget,
+    pub(super) client: HttpClient,
+    pub(super) up: Option<HttpUpstream>,
 }
 
 fn bad_gateway() -> Bytes {
@@ -57,14 +58,14 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    fn client_meter(&self) -> Meter<'a> {
+    pub(super) fn client_meter(&self) -> Meter<'a> {
         Meter {
             bytes: &self.s.entry.bytes_up,
             last: self.live.last_activity,
         }
     }
 
-    fn upstream_meter(&self) -> Meter<'a> {
+    pub(super) fn upstream_meter(&self) -> Meter<'a> {
         Meter {
             bytes: &self.s.entry.bytes_down,
             last: self.live.last_activity,
@@ -186,20 +187,17 @@ impl<'a> Exchange<'a> {
 
     /// One request and its answer; `Ok(true)`: the connection goes on.
     async fn one(&mut self, head: RequestHead) -> Result<bool, EndReason> {
-        if head.upgrade().is_some() {
-            let _ = self
-                .client
-                .side
-                .write(answer(501, &[], "upgrade not supported\n", true))
-                .await;
-            return Err(EndReason::Refused("protocol upgrade refused".into()));
-        }
         // Rules judge the path as written: one the upstream could read as
         // another path (`//`, `..`, `%75`, `;x`, `\\`) is refused.
         if let Err(why) = check_normal_path(head.path()) {
             let _ = self.client.side.write(malformed(400)).await;
             return Err(Peer::Client.protocol(format!("request path refused: {why}")));
         }
+        // A switch this target does not relay is refused before the rules.
+        let switch = match head.upgrade() {
+            Some(_) => Some(self.switch_asked(&head).await?),
+            None => None,
+        };
         let has_body = head.framing() != BodyFraming::None;
         if let Some(rule) = self.judge(&head).await? {
             // An unread body cannot be skipped safely: close after it.
@@ -213,7 +211,8 @@ impl<'a> Exchange<'a> {
                 Ok(true)
             };
         }
-        let resp = match self.forward(&head).await {
+        let upgrade = switch.as_ref().map(Switch::token);
+        let resp = match self.forward(&head, upgrade).await {
             // An upstream may close a keep-alive connection just as a
             // request is sent on it: a request without a body that got no
             // byte back is sent once more on a new connection.
@@ -228,7 +227,7 @@ impl<'a> Exchange<'a> {
                 if let Some(u) = self.up.take() {
                     u.side.close();
                 }
-                self.forward(&head).await
+                self.forward(&head, upgrade).await
             }
             r => r,
         };
@@ -247,18 +246,26 @@ impl<'a> Exchange<'a> {
                 return Err(e);
             }
         };
-        self.answer(&head, resp).await
+        match switch {
+            Some(sw) if resp.status() == 101 => self.switch(sw, resp).await,
+            _ => self.answer(&head, resp).await,
+        }
     }
 
     /// Connect if needed, send the request, read the response head.
-    async fn forward(&mut self, head: &RequestHead) -> Result<ResponseHead, EndReason> {
+    /// `upgrade`: the protocol a switch asks the upstream for.
+    async fn forward(
+        &mut self,
+        head: &RequestHead,
+        upgrade: Option<&[u8]>,
+    ) -> Result<ResponseHead, EndReason> {
         if self.up.is_none() {
             let u = connect(self.target.config, self.target.rt)
                 .await
                 .map_err(EndReason::UpstreamLogin)?;
             self.up = Some(u);
         }
-        self.send_request(head).await?;
+        self.send_request(head, upgrade).await?;
         self.response_head().await
     }
 }
@@ -269,9 +276,16 @@ fn upstream_head(
     h: &HttpTarget,
     up: &HttpUpstream,
     client: &HttpClient,
+    upgrade: Option<&[u8]>,
 ) -> Result<(Bytes, Bytes), tollgate_codecs::http::h1::H1Error> {
     let mut e = HeadEditor::for_request(head);
     e.remove_hop_by_hop();
+    if let Some(protocol) = upgrade {
+        e.append("Connection", b"Upgrade")?;
+        e.append("Upgrade", protocol)?;
+        // No extension is relayed: the frame codec refuses RSV bits.
+        e.remove("sec-websocket-extensions");
+    }
     e.remove(&h.token_header);
     if up.credential.is_some() {
         e.remove(&h.credential_header);
@@ -302,13 +316,17 @@ fn upstream_head(
 }
 
 impl Exchange<'_> {
-    async fn send_request(&mut self, head: &RequestHead) -> Result<(), EndReason> {
+    async fn send_request(
+        &mut self,
+        head: &RequestHead,
+        upgrade: Option<&[u8]>,
+    ) -> Result<(), EndReason> {
         let h = self.h;
         let (client_meter, recording) = (self.client_meter(), self.live.recording);
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
-        let (recorded, sent) = match upstream_head(head, h, up, &self.client) {
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client, upgrade) {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.client.side.write(malformed(e.status())).await;

@@ -10,3 +10,7 @@ pub mod decode;
 mod exchange;
 mod io;
 pub mod rules;
+mod tunnel;
+mod upgrade;
+mod ws;
+pub mod wsrec;

@@ -104,6 +104,9 @@ mod tests {
                 })
                 .collect(),
             default_action: RuleAction::Allow,
+            record_message_bytes: 1024,
+            websocket_max_frame: 1 << 20,
+            allow_unrecorded_spdy: false,
         };
         HttpRules::compile(&h).unwrap()
     }
