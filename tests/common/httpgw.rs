@@ -128,6 +128,58 @@ impl Drop for Nginx {
     }
 }
 
+/// A WebSocket (or fake) upstream from `tests/common/ws_upstream.py` in
+/// `mode`, logging what it saw to `log`.
+pub struct WsUpstream {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WsUpstream {
+    pub fn start(mode: &str) -> WsUpstream {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("upstream.log");
+        std::fs::write(&log, "").unwrap();
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/ws_upstream.py");
+        let child = Command::new(super::python_bin())
+            .arg(script)
+            .arg(mode)
+            .arg(port.to_string())
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        crate::assert_eventually!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Duration::from_secs(15),
+            "ws upstream {mode} did not listen: {}",
+            std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+        );
+        WsUpstream {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn seen(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The stored credential nginx must see and no caller ever may.
 pub const SECRET: &str = "upstream-secret-7f3a9c";
 
@@ -142,6 +194,10 @@ pub struct Options<'a> {
     pub tls: bool,
     /// nginx's `keepalive_timeout` (default 75s).
     pub nginx_keepalive: Option<&'a str>,
+    /// Another upstream than nginx (a port on 127.0.0.1).
+    pub upstream: Option<u16>,
+    /// Extra keys of the `[[target]]` table itself (`idle_timeout`).
+    pub target: &'a str,
 }
 
 pub struct HttpGateway {
@@ -212,6 +268,7 @@ name = "api"
 protocol = "http"
 listen = ["127.0.0.1:0"]
 upstream = "127.0.0.1:{upport}"
+{target}
 [target.credential]
 user = "svc"
 password_file = "{secret}"
@@ -223,7 +280,8 @@ groups = ["ci"]
 {tables}
 "#,
             jwks = keys.join("tollgate-dev-jwks.json").display(),
-            upport = nginx.port,
+            upport = o.upstream.unwrap_or(nginx.port),
+            target = o.target,
             secret = secret_file.display(),
             http = o.http,
             tables = o.tables,
