@@ -278,26 +278,49 @@ fn kubernetes_exec_session_is_exported_as_streams() {
     assert!(nth_end(&g, 2).contains("unknown channel"));
 }
 
-/// Real kubectl (Debian's `kubectl` package where installed) against the
-/// stand-in apiserver, when it is on the PATH.
-#[test]
-fn kubectl_exec_through_the_gateway() {
-    let Ok(v) = std::process::Command::new("kubectl")
+/// The newest kubectl this machine has: the Google Cloud SDK's versioned
+/// binaries (its `kubectl` is a dispatcher that probes the server first),
+/// else `kubectl` on the PATH.
+fn kubectl_bin() -> Option<String> {
+    let sdk = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
+    let mut versioned: Vec<_> = std::fs::read_dir(sdk)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("kubectl.1."))
+        .collect();
+    versioned.sort_by_key(|n| n[10..].parse::<u32>().unwrap_or(0));
+    if let Some(n) = versioned.last() {
+        return Some(sdk.join(n).display().to_string());
+    }
+    let ok = std::process::Command::new("kubectl")
         .args(["version", "--client"])
         .output()
-    else {
+        .is_ok_and(|o| o.status.success());
+    ok.then(|| "kubectl".to_string())
+}
+
+/// Real `kubectl exec` (WebSocket, v5.channel.k8s.io) against the
+/// stand-in apiserver, over TLS (kubectl sends no token in plaintext).
+#[test]
+fn kubectl_exec_through_the_gateway() {
+    let Some(kubectl) = kubectl_bin() else {
         eprintln!("kubectl not installed: skipped");
         return;
     };
-    assert!(v.status.success(), "{v:?}");
     let up = WsUpstream::start("k8s");
-    let g = gateway(&up, "", "", "");
+    let g = HttpGateway::with(Options {
+        upstream: Some(up.port),
+        tls: true,
+        plain_upstream: true,
+        ..Default::default()
+    });
     let t = g.token("ci-job", "ci");
-    let mut kubectl = std::process::Command::new("kubectl")
+    let mut child = std::process::Command::new(&kubectl)
         .args([
-            &format!("--server=http://127.0.0.1:{}", g.port),
+            &format!("--server=https://127.0.0.1:{}", g.port),
             &format!("--token={t}"),
-            "--insecure-skip-tls-verify=true",
+            &format!("--certificate-authority={}", g.ca.as_ref().unwrap().display()),
             "--namespace=prod",
             "exec",
             "-i",
@@ -311,27 +334,35 @@ fn kubectl_exec_through_the_gateway() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    kubectl
+    child
         .stdin
         .take()
         .unwrap()
         .write_all(b"id\nexit\n")
         .unwrap();
-    let out = kubectl.wait_with_output().unwrap();
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stdout.contains("out: id"),
-        "{out:?}\n{}",
-        up.seen()
+        "{out:?}\n{}\n{}",
+        up.seen(),
+        g.gw.log_text()
     );
     assert!(stderr.contains("err: id"), "{stderr}");
-    let records = export(&g);
-    assert!(records.iter().any(|r| r["k8s.stdin"] == "id\nexit\n"
-        || r["k8s.stdin"].as_str().is_some_and(|s| s.contains("id"))));
-    assert!(records.iter().any(|r| r["k8s.stdout"] == "out: id\n"));
     let seen = up.seen();
+    assert!(seen.contains("subprotocol=v5.channel.k8s.io"), "{seen}");
     assert!(!seen.contains(&t) && seen.contains(SECRET), "{seen}");
+    let records = export(&g);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["k8s.stdin"].as_str().is_some_and(|s| s.contains("id\n"))),
+        "{records:?}"
+    );
+    assert!(records.iter().any(|r| r["k8s.stdout"] == "out: id\n"));
+    assert!(records.iter().any(|r| r["k8s.stderr"] == "err: id\n"));
+    assert!(records.iter().any(|r| r["k8s.error"]["status"] == "Success"));
 }
 
 #[test]

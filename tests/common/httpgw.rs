@@ -198,6 +198,8 @@ pub struct Options<'a> {
     pub upstream: Option<u16>,
     /// Extra keys of the `[[target]]` table itself (`idle_timeout`).
     pub target: &'a str,
+    /// With `tls`: plaintext to the upstream (one that is not nginx).
+    pub plain_upstream: bool,
 }
 
 pub struct HttpGateway {
@@ -228,13 +230,17 @@ impl HttpGateway {
             let ca = super::pki::Ca::new(dir.path(), "test-ca");
             let (nc, nk) = ca.server(dir.path(), "nginx");
             let (gc, gk) = ca.server(dir.path(), "gw");
-            let tls = format!(
-                "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+            let mut tls = format!(
+                "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
                 gc.display(),
                 gk.display(),
-                ca.cert.display()
             );
+            if !o.plain_upstream {
+                tls += &format!(
+                    "[target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+                    ca.cert.display()
+                );
+            }
             (
                 Nginx::start(Some((&nc, &nk)), keepalive),
                 Some(ca.cert.clone()),

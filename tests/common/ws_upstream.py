@@ -54,6 +54,27 @@ POD = {
 }
 
 
+# What kubectl's discovery reads before an exec.
+DISCOVERY = {
+    "/api": {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    },
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
+             "verbs": ["get", "list"], "shortNames": ["po"]},
+            {"name": "pods/exec", "singularName": "", "namespaced": True,
+             "kind": "PodExecOptions", "verbs": ["create", "get"]},
+        ],
+    },
+}
+
+
 async def serve_k8s():
     from websockets.asyncio.server import serve
     from websockets.datastructures import Headers
@@ -63,7 +84,8 @@ async def serve_k8s():
         log("request %s auth=[%s]" % (request.path, request.headers.get("Authorization", "")))
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
-        body = json.dumps(POD).encode()
+        path = request.path.split("?")[0]
+        body = json.dumps(DISCOVERY.get(path, POD)).encode()
         headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return Response(200, "OK", headers, body)
 
