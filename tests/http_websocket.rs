@@ -469,3 +469,25 @@ fn idle_timeout_ends_an_idle_websocket() {
     assert_eq!(python(IDLE_CLIENT, &[&url, &t]), "closed");
     assert_eq!(end_reason(&g), "idle timeout");
 }
+
+#[test]
+fn an_administrator_kills_a_live_websocket() {
+    let up = WsUpstream::start("echo");
+    let g = gateway(&up, "", "", "");
+    let t = g.token("ci-job", "ci");
+    let (mut s, head) = raw_upgrade(&g, &t, "Sec-WebSocket-Version: 13\r\n");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    crate::assert_eventually!(
+        !g.gw.log_events("websocket open").is_empty(),
+        Duration::from_secs(10),
+        "{}",
+        g.gw.log_text()
+    );
+    let open = g.gw.log_events("websocket open");
+    let id = open[0]["session"].as_str().unwrap().to_string();
+    let out = g.gw.cli(&["sessions", "kill", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let (_, closed) = read_until_closed(&mut s);
+    assert!(closed, "the caller's connection stayed open");
+    assert_eq!(end_reason(&g), "ended by an administrator");
+}
