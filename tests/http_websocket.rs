@@ -320,7 +320,10 @@ fn kubectl_exec_through_the_gateway() {
         .args([
             &format!("--server=https://127.0.0.1:{}", g.port),
             &format!("--token={t}"),
-            &format!("--certificate-authority={}", g.ca.as_ref().unwrap().display()),
+            &format!(
+                "--certificate-authority={}",
+                g.ca.as_ref().unwrap().display()
+            ),
             "--namespace=prod",
             "exec",
             "-i",
@@ -362,7 +365,11 @@ fn kubectl_exec_through_the_gateway() {
     );
     assert!(records.iter().any(|r| r["k8s.stdout"] == "out: id\n"));
     assert!(records.iter().any(|r| r["k8s.stderr"] == "err: id\n"));
-    assert!(records.iter().any(|r| r["k8s.error"]["status"] == "Success"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["k8s.error"]["status"] == "Success")
+    );
 }
 
 #[test]
@@ -413,7 +420,11 @@ fn spdy_refused_by_default_and_relayed_unrecorded_with_the_flag() {
         .unwrap_or_else(|| panic!("{records:?}"));
     assert_eq!(end["tunnel.bytes_up"], 17);
     assert_eq!(end["tunnel.bytes_down"], 17);
-    assert!(records.iter().any(|r| r["tunnel"] == "start (not recorded)"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["tunnel"] == "start (not recorded)")
+    );
     let all = g.log_and_export();
     assert!(!all.contains("opaque-spdy-bytes"), "tunnel bytes recorded");
     assert!(all.contains("SPDY/3.1 tunnel closed"));

@@ -122,8 +122,9 @@ fn message(
             Ok(Some(ChannelEvent::Data { channel, data })) => {
                 let name = format!("k8s.{}", channel_name(channel));
                 let v = match channel {
-                    Channel::Error | Channel::Resize => serde_json::from_slice(&data)
-                        .unwrap_or_else(|_| text(&data)),
+                    Channel::Error | Channel::Resize => {
+                        serde_json::from_slice(&data).unwrap_or_else(|_| text(&data))
+                    }
                     _ => text(&data),
                 };
                 fields.insert(name, v);

@@ -3,6 +3,9 @@
 //! on method and path ([`rules`]), bodies streamed ([`body`]) and recorded
 //! up to a cap, request after request on a keep-alive connection
 //! ([`exchange`]). The wire format is `tollgate_codecs::http::h1`.
+//! Protocol switches ([`upgrade`]): WebSocket relayed frame by frame with
+//! its messages recorded ([`ws`], [`wsrec`]), SPDY/3.1 only as an
+//! unrecorded tunnel where allowed ([`tunnel`]).
 
 pub mod adapter;
 mod body;

@@ -22,10 +22,7 @@ use crate::pipeline::EndReason;
 
 /// A protocol switch the caller asked for and the gateway may relay.
 pub(super) enum Switch {
-    WebSocket {
-        key: Vec<u8>,
-        offered: Vec<Vec<u8>>,
-    },
+    WebSocket { key: Vec<u8>, offered: Vec<Vec<u8>> },
     Spdy,
 }
 
@@ -49,11 +46,18 @@ impl Exchange<'_> {
     pub(super) async fn switch_asked(&mut self, head: &RequestHead) -> Result<Switch, EndReason> {
         let f = head.fields();
         let refuse = |status: u16, body: &str, why: String| {
-            (answer(status, &[("Content-Type", "text/plain")], body, true), why)
+            (
+                answer(status, &[("Content-Type", "text/plain")], body, true),
+                why,
+            )
         };
         let refusal = if f.has_token("upgrade", "websocket") {
             if head.framing() != BodyFraming::None {
-                refuse(400, "bad request\n", "an upgrade request with a body".into())
+                refuse(
+                    400,
+                    "bad request\n",
+                    "an upgrade request with a body".into(),
+                )
             } else {
                 match check_upgrade_request(head) {
                     Ok(u) => {

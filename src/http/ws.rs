@@ -95,10 +95,17 @@ impl Pump<'_> {
     /// Take every event the buffer holds, appending what to forward to `out`.
     async fn events(&mut self, buf: &mut BytesMut) -> Result<(), Fault> {
         while !self.closed {
-            let Some(ev) = self.decoder.decode(buf).map_err(|e| Fault::Protocol(self.from, e))? else {
+            let Some(ev) = self
+                .decoder
+                .decode(buf)
+                .map_err(|e| Fault::Protocol(self.from, e))?
+            else {
                 return Ok(());
             };
-            let message = self.assembler.push(&ev).map_err(|e| Fault::Protocol(self.from, e))?;
+            let message = self
+                .assembler
+                .push(&ev)
+                .map_err(|e| Fault::Protocol(self.from, e))?;
             match ev {
                 FrameEvent::Header(h) => self.header(h)?,
                 FrameEvent::Payload(p) => self.payload(p)?,
@@ -117,10 +124,7 @@ impl Pump<'_> {
             return Ok(());
         }
         if self.k8s.is_some() && h.opcode == Opcode::Text {
-            return Err(Fault::Protocol(
-                self.from,
-                WsError::Channel("text message"),
-            ));
+            return Err(Fault::Protocol(self.from, WsError::Channel("text message")));
         }
         encode_frame_header(&h, &mut self.out).map_err(|e| Fault::Protocol(self.from, e))?;
         self.data = Some((h, 0));
@@ -136,7 +140,8 @@ impl Pump<'_> {
             return Ok(());
         };
         if let (Some(proto), 0, Some(&first)) = (self.k8s, self.message_len, p.first()) {
-            check_channel(proto, sender(self.from), first).map_err(|e| Fault::Protocol(self.from, e))?;
+            check_channel(proto, sender(self.from), first)
+                .map_err(|e| Fault::Protocol(self.from, e))?;
         }
         let start = self.out.len();
         self.out.extend_from_slice(&p);
@@ -170,7 +175,8 @@ impl Pump<'_> {
     /// A whole message: checked (Kubernetes channels) and recorded.
     async fn message(&mut self, m: &Message) -> Result<(), Fault> {
         if let Some(proto) = self.k8s {
-            decode_channel_message(proto, sender(self.from), m).map_err(|e| Fault::Protocol(self.from, e))?;
+            decode_channel_message(proto, sender(self.from), m)
+                .map_err(|e| Fault::Protocol(self.from, e))?;
         }
         if m.opcode == Opcode::Close {
             self.closed = true;
@@ -322,8 +328,7 @@ async fn fail(
 ) {
     let reason = format!("tollgate: {e}");
     let mut out = BytesMut::new();
-    if client_boundary.get()
-        && encode_close(Some(e.close_code()), &reason, None, &mut out).is_ok()
+    if client_boundary.get() && encode_close(Some(e.close_code()), &reason, None, &mut out).is_ok()
     {
         let _ = client.write(out.split().freeze()).await;
     }
