@@ -344,3 +344,21 @@ async fn fail(
         let _ = up.write(out.split().freeze()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_bytes_by_protocol_and_side() {
+        let (v4, v5) = (ChannelProtocol::V4, ChannelProtocol::V5);
+        assert!(check_channel(v5, Sender::Client, 0).is_ok());
+        assert!(check_channel(v5, Sender::Client, 4).is_ok());
+        assert!(check_channel(v5, Sender::Server, 1).is_ok());
+        assert!(check_channel(v5, Sender::Client, 255).is_ok());
+        assert!(check_channel(v4, Sender::Client, 255).is_err());
+        assert!(check_channel(v5, Sender::Client, 1).is_err());
+        assert!(check_channel(v5, Sender::Server, 0).is_err());
+        assert!(check_channel(v5, Sender::Server, 9).is_err());
+    }
+}
