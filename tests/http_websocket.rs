@@ -145,6 +145,57 @@ fn echo_both_ways_with_large_fragmented_messages_recorded() {
     assert!(!all.contains(SECRET) && !all.contains(&t), "leaked: {all}");
 }
 
+/// One server frame (unmasked, length under 126) off `s`: opcode, payload.
+fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    assert!(h[1] < 126, "{h:?}");
+    let mut p = vec![0u8; h[1] as usize];
+    s.read_exact(&mut p).unwrap();
+    (h[0] & 0x0f, p)
+}
+
+/// A masked client frame (zero key, so the payload reads as sent).
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut f = vec![
+        u8::from(fin) << 7 | opcode,
+        0x80 | payload.len() as u8,
+        0,
+        0,
+        0,
+        0,
+    ];
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Frames are forwarded as they arrive: the upstream answers the first
+/// fragment of a message before the caller has sent the rest.
+#[test]
+fn fragments_pass_before_their_message_is_whole() {
+    let up = WsUpstream::start("fragments");
+    let g = gateway(&up, "", "", "");
+    let t = g.token("ci-job", "ci");
+    let (mut s, head) = raw_upgrade(&g, &t, "Sec-WebSocket-Version: 13\r\n");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(&client_frame(false, 2, b"0123456789")).unwrap();
+    assert_eq!(read_frame(&mut s), (1, b"fragment 1: 10 bytes".to_vec()));
+    s.write_all(&client_frame(true, 0, b"abcde")).unwrap();
+    assert_eq!(read_frame(&mut s), (1, b"fragment 2: 5 bytes".to_vec()));
+    s.write_all(&client_frame(true, 8, b"\x03\xe8")).unwrap();
+    let (op, _) = read_frame(&mut s);
+    assert_eq!(op, 8, "a Close back");
+    assert_eq!(end_reason(&g), "closed");
+    let records = export(&g);
+    let whole = records
+        .iter()
+        .find(|r| r["ws.opcode"] == "binary")
+        .unwrap_or_else(|| panic!("{records:?}"));
+    assert_eq!(whole["ws.length"], 15);
+    assert_eq!(whole["ws.binary"], "MDEyMzQ1Njc4OWFiY2Rl");
+}
+
 /// Hostile client frames: each fails the connection with a Close to the
 /// caller and to the upstream, and a session end that says why.
 #[test]

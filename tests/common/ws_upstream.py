@@ -1,5 +1,7 @@
 """Upstreams for tests/http_websocket.rs: python ws_upstream.py MODE PORT LOG
 
+fragments  the same library answering each fragment of a message as it
+      arrives ("fragment N: LEN bytes"), before the message is whole.
 echo  a real WebSocket server (the `websockets` library) echoing every
       message; it logs each handshake's Authorization and each connection's
       close code to LOG.
@@ -42,6 +44,20 @@ async def serve_echo():
             log("close=%s" % (ws.close_code,))
 
     async with serve(handler, "127.0.0.1", PORT, max_size=None):
+        await asyncio.Future()
+
+
+async def serve_fragments():
+    from websockets.asyncio.server import serve
+
+    async def handler(ws):
+        while True:
+            n = 0
+            async for fragment in ws.recv_streaming():
+                n += 1
+                await ws.send("fragment %d: %d bytes" % (n, len(fragment)))
+
+    async with serve(handler, "127.0.0.1", PORT):
         await asyncio.Future()
 
 
@@ -176,4 +192,4 @@ async def serve_raw():
         await server.serve_forever()
 
 
-asyncio.run({"echo": serve_echo, "k8s": serve_k8s}.get(MODE, serve_raw)())
+asyncio.run({"echo": serve_echo, "k8s": serve_k8s, "fragments": serve_fragments}.get(MODE, serve_raw)())
