@@ -182,7 +182,6 @@ async def raw(reader, writer):
     await writer.drain()
     data = await reader.read(65536)
     log("after=%s" % data[:4].hex())
-    await asyncio.sleep(1)
     writer.close()
 
 
