@@ -267,6 +267,24 @@ mod tests {
                 .unwrap();
         assert_eq!(validate(Some(raw)).unwrap_err().0, "http.rules");
         assert!(toml::from_str::<RawHttp>("bogus = 1").is_err());
+        let h = validate(None).unwrap();
+        assert!(!h.allow_unrecorded_spdy, "SPDY is refused unless allowed");
+        assert_eq!(h.record_message_bytes, 64 << 10);
+        for (bad, field) in [
+            ("record_message_bytes = 8", "http.record_message_bytes"),
+            (
+                "record_message_bytes = 2000000",
+                "http.record_message_bytes",
+            ),
+            ("websocket_max_frame = 100", "http.websocket_max_frame"),
+            (
+                "websocket_max_frame = 2000000000",
+                "http.websocket_max_frame",
+            ),
+        ] {
+            let raw: RawHttp = toml::from_str(bad).unwrap();
+            assert_eq!(validate(Some(raw)).unwrap_err().0, field, "{bad}");
+        }
     }
 }
 
