@@ -15,7 +15,7 @@
 //! tunnel's start and end (`tunnel`, `tunnel.bytes_up`,
 //! `tunnel.bytes_down`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -71,6 +71,9 @@ fn switched(h: &ResponseHead) -> Option<Switched> {
 pub struct HttpDecoder {
     /// Sessions past a `101`.
     switched: HashMap<u64, Switched>,
+    /// Sessions whose last request head asked for an upgrade: only then is
+    /// a `101` believed (a body shaped like one is not a switch).
+    asked: HashSet<u64>,
 }
 
 fn opcode_name(op: Opcode) -> &'static str {
@@ -213,6 +216,11 @@ impl Decoder for HttpDecoder {
         match direction {
             Direction::ClientToTarget => {
                 if let Ok(Some(h)) = parse_request_head(&mut buf, &limits) {
+                    if h.upgrade().is_some() {
+                        self.asked.insert(session);
+                    } else {
+                        self.asked.remove(&session);
+                    }
                     fields.insert(
                         "http.request".into(),
                         json!(format!("{} {}", h.method(), h.target())),
@@ -223,7 +231,9 @@ impl Decoder for HttpDecoder {
             }
             Direction::TargetToClient => {
                 if let Ok(Some(h)) = parse_response_head(&mut buf, &limits) {
-                    if let Some(mode) = switched(&h) {
+                    if let Some(mode) = switched(&h)
+                        && self.asked.contains(&session)
+                    {
                         self.switched.insert(session, mode);
                     }
                     fields.insert("http.response".into(), json!(h.status()));
@@ -273,9 +283,18 @@ mod tests {
         };
         let up = Direction::ClientToTarget;
         let down = Direction::TargetToClient;
-        // Before a 101 a relay-shaped record is body bytes.
+        // Before a 101 a relay-shaped record is body bytes; so is one
+        // after a 101 no upgrade request asked for.
         let early = wsrec::message(Opcode::Text, 2, b"hi");
         assert!(get(up, &early).contains_key("http.body"));
+        let forged = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        get(up, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(get(down, forged)["http.response"], json!(101));
+        assert!(get(up, &early).contains_key("http.body"));
+        get(
+            up,
+            b"GET /exec HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
         get(
             down,
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
