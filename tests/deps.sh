@@ -84,6 +84,10 @@ fi
 if ! "$venv/bin/python" -c 'import requests' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'requests>=2.31'
 fi
+# Python websockets (server and client) for tests/http_websocket.rs.
+if ! "$venv/bin/python" -c 'import websockets.sync.client' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'websockets>=13'
+fi
 if [ ! -d "$(pwd)/target/node/node_modules/mysql2" ]; then
     mkdir -p "$(pwd)/target/node"
     (cd "$(pwd)/target/node" && npm install -q --no-audit --no-fund 'mysql2@3')

@@ -304,7 +304,13 @@ fn paths_the_upstream_would_read_otherwise_are_refused_before_the_rules() {
     // The path in normal form meets its rule.
     let (_, out) = g.curl(&["-X", "DELETE", "-H", &auth, &g.url("/dav/keep.txt")]);
     assert!(out.starts_with("HTTP/1.1 403"), "{out}");
-    assert!(g.gw.log_text().contains("request path refused"));
+    // The log line follows the close the client saw: wait for it.
+    assert_eventually!(
+        g.gw.log_text().contains("request path refused"),
+        Duration::from_secs(10),
+        "{}",
+        g.gw.log_text()
+    );
 }
 
 /// Each of these is refused with 400 (or the codec's status) and the

@@ -42,6 +42,13 @@ pub struct RawHttp {
     rules: Vec<RawRule>,
     /// What a request no rule matches gets; default `allow`.
     default_action: Option<RuleAction>,
+    /// Bytes of each WebSocket message recorded; default 65536.
+    record_message_bytes: Option<usize>,
+    /// The largest WebSocket frame payload relayed; default 16 MiB.
+    websocket_max_frame: Option<u64>,
+    /// Relay `Upgrade: SPDY/3.1` (old `kubectl exec`) as raw, unrecorded
+    /// bytes; default false (refused).
+    allow_unrecorded_spdy: Option<bool>,
 }
 
 /// How the stored secret is written into the credential header.
@@ -93,12 +100,21 @@ pub struct HttpTarget {
     pub mask_over_cap: OverCap,
     pub rules: Vec<HttpRule>,
     pub default_action: RuleAction,
+    /// Bytes of each WebSocket message kept for the recording (the rest is
+    /// counted, not kept).
+    pub record_message_bytes: usize,
+    /// The largest WebSocket frame payload accepted (close 1009 beyond).
+    pub websocket_max_frame: u64,
+    pub allow_unrecorded_spdy: bool,
 }
 
 /// Most body bytes a recording may keep per message.
 const MAX_RECORD_BODY: usize = 1 << 20;
 /// Largest `mask_body_max`.
 const MAX_MASK_BODY: usize = 64 << 20;
+
+/// The largest `websocket_max_frame` accepted (1 GiB).
+const MAX_WEBSOCKET_FRAME: u64 = 1 << 30;
 
 fn token(s: &str) -> bool {
     !s.is_empty()
@@ -135,6 +151,21 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
     if !(1..=MAX_MASK_BODY).contains(&mask_body_max) {
         return Err(("http.mask_body_max", format!("1 to {MAX_MASK_BODY}")));
     }
+    let record_message_bytes = raw.record_message_bytes.unwrap_or(64 << 10);
+    // At least 16: a Kubernetes channel message is read from its first bytes.
+    if !(16..=MAX_RECORD_BODY).contains(&record_message_bytes) {
+        return Err((
+            "http.record_message_bytes",
+            format!("between 16 and {MAX_RECORD_BODY}"),
+        ));
+    }
+    let websocket_max_frame = raw.websocket_max_frame.unwrap_or(16 << 20);
+    if !(125..=MAX_WEBSOCKET_FRAME).contains(&websocket_max_frame) {
+        return Err((
+            "http.websocket_max_frame",
+            format!("between 125 and {MAX_WEBSOCKET_FRAME}"),
+        ));
+    }
     let rules = super::http_rules::validate(raw.rules, &token_header.to_ascii_lowercase())
         .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
@@ -149,6 +180,9 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         mask_over_cap: raw.mask_over_cap.unwrap_or_default(),
         rules,
         default_action: raw.default_action.unwrap_or(RuleAction::Allow),
+        record_message_bytes,
+        websocket_max_frame,
+        allow_unrecorded_spdy: raw.allow_unrecorded_spdy.unwrap_or(false),
     })
 }
 
@@ -216,6 +250,24 @@ mod tests {
                 .unwrap();
         assert_eq!(validate(Some(raw)).unwrap_err().0, "http.rules");
         assert!(toml::from_str::<RawHttp>("bogus = 1").is_err());
+        let h = validate(None).unwrap();
+        assert!(!h.allow_unrecorded_spdy, "SPDY is refused unless allowed");
+        assert_eq!(h.record_message_bytes, 64 << 10);
+        for (bad, field) in [
+            ("record_message_bytes = 8", "http.record_message_bytes"),
+            (
+                "record_message_bytes = 2000000",
+                "http.record_message_bytes",
+            ),
+            ("websocket_max_frame = 100", "http.websocket_max_frame"),
+            (
+                "websocket_max_frame = 2000000000",
+                "http.websocket_max_frame",
+            ),
+        ] {
+            let raw: RawHttp = toml::from_str(bad).unwrap();
+            assert_eq!(validate(Some(raw)).unwrap_err().0, field, "{bad}");
+        }
     }
 }
 

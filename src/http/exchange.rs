@@ -21,6 +21,7 @@ use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
 use super::mask::{Masking, kind_of};
 use super::rules::Request;
+use super::upgrade::Switch;
 use crate::config::http::{HttpTarget, RuleAction};
 use crate::identity::Identity;
 use crate::pipeline::statement::{Decision, StatementScope, StepError};
@@ -66,7 +67,7 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    fn client_meter(&self) -> Meter<'a> {
+    pub(super) fn client_meter(&self) -> Meter<'a> {
         Meter {
             bytes: &self.s.entry.bytes_up,
             last: self.live.last_activity,
@@ -215,14 +216,6 @@ impl<'a> Exchange<'a> {
 
     /// One request and its answer; `Ok(true)`: the connection goes on.
     async fn one(&mut self, head: RequestHead) -> Result<bool, EndReason> {
-        if head.upgrade().is_some() {
-            let _ = self
-                .client
-                .side
-                .write(answer(501, &[], "upgrade not supported\n", true))
-                .await;
-            return Err(EndReason::Refused("protocol upgrade refused".into()));
-        }
         // Rules judge the path as written: one the upstream could read as
         // another path (`//`, `..`, `%75`, `;x`, `\\`) is refused.
         if let Err(why) = check_normal_path(head.path()) {
@@ -244,6 +237,11 @@ impl<'a> Exchange<'a> {
                 return Err(Peer::Client.protocol(format!("request query refused: {e}")));
             }
         };
+        // A switch this target does not relay is refused before the rules.
+        let switch = match head.upgrade() {
+            Some(_) => Some(self.switch_asked(&head).await?),
+            None => None,
+        };
         let has_body = head.framing() != BodyFraming::None;
         if let Some(rule) = self.judge(&head, &query).await? {
             // An unread body cannot be skipped safely: close after it.
@@ -257,7 +255,8 @@ impl<'a> Exchange<'a> {
                 Ok(true)
             };
         }
-        let resp = match self.forward(&head).await {
+        let upgrade = switch.as_ref().map(Switch::token);
+        let resp = match self.forward(&head, upgrade).await {
             // An upstream may close a keep-alive connection just as a
             // request is sent on it: a request without a body that got no
             // byte back is sent once more on a new connection.
@@ -272,7 +271,7 @@ impl<'a> Exchange<'a> {
                 if let Some(u) = self.up.take() {
                     u.side.close();
                 }
-                self.forward(&head).await
+                self.forward(&head, upgrade).await
             }
             r => r,
         };
@@ -291,18 +290,26 @@ impl<'a> Exchange<'a> {
                 return Err(e);
             }
         };
-        self.answer(&head, resp).await
+        match switch {
+            Some(sw) if resp.status() == 101 => self.switch(sw, resp).await,
+            _ => self.answer(&head, resp).await,
+        }
     }
 
     /// Connect if needed, send the request, read the response head.
-    async fn forward(&mut self, head: &RequestHead) -> Result<ResponseHead, EndReason> {
+    /// `upgrade`: the protocol a switch asks the upstream for.
+    async fn forward(
+        &mut self,
+        head: &RequestHead,
+        upgrade: Option<&[u8]>,
+    ) -> Result<ResponseHead, EndReason> {
         if self.up.is_none() {
             let u = connect(self.target.config, self.target.rt)
                 .await
                 .map_err(EndReason::UpstreamLogin)?;
             self.up = Some(u);
         }
-        self.send_request(head).await?;
+        self.send_request(head, upgrade).await?;
         self.response_head().await
     }
 }
@@ -315,11 +322,18 @@ fn upstream_head(
     up: &HttpUpstream,
     client: &HttpClient,
     masked: bool,
+    upgrade: Option<&[u8]>,
 ) -> Result<(Bytes, Bytes), tollgate_codecs::http::h1::H1Error> {
     let mut e = HeadEditor::for_request(head);
     e.remove_hop_by_hop();
     if masked {
         e.remove("accept-encoding");
+    }
+    if let Some(protocol) = upgrade {
+        e.append("Connection", b"Upgrade")?;
+        e.append("Upgrade", protocol)?;
+        // No extension is relayed: the frame codec refuses RSV bits.
+        e.remove("sec-websocket-extensions");
     }
     e.remove(&h.token_header);
     if up.credential.is_some() {
@@ -351,14 +365,22 @@ fn upstream_head(
 }
 
 impl Exchange<'_> {
-    async fn send_request(&mut self, head: &RequestHead) -> Result<(), EndReason> {
+    async fn send_request(
+        &mut self,
+        head: &RequestHead,
+        upgrade: Option<&[u8]>,
+    ) -> Result<(), EndReason> {
         let h = self.h;
         let (client_meter, recording) = (self.client_meter(), self.live.recording);
         let masked = self.mask.is_some();
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
+<<<<<<< HEAD
         let (recorded, sent) = match upstream_head(head, h, up, &self.client, masked) {
+=======
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client, upgrade) {
+>>>>>>> ws
             Ok(x) => x,
             Err(e) => {
                 let _ = self.client.side.write(malformed(e.status())).await;

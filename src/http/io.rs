@@ -52,7 +52,7 @@ pub(crate) struct Meter<'a> {
 }
 
 impl Meter<'_> {
-    fn add(&self, n: usize) {
+    pub fn add(&self, n: usize) {
         self.bytes.set(self.bytes.get() + n as u64);
         self.last.set(Instant::now());
     }

@@ -194,6 +194,9 @@ mod tests {
             mask_over_cap: crate::config::http::OverCap::Block,
             rules,
             default_action: RuleAction::Allow,
+            record_message_bytes: 1024,
+            websocket_max_frame: 1 << 20,
+            allow_unrecorded_spdy: false,
         };
         HttpRules::compile(&h).unwrap()
     }

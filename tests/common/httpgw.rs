@@ -133,6 +133,58 @@ impl Drop for Nginx {
     }
 }
 
+/// A WebSocket (or fake) upstream from `tests/common/ws_upstream.py` in
+/// `mode`, logging what it saw to `log`.
+pub struct WsUpstream {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WsUpstream {
+    pub fn start(mode: &str) -> WsUpstream {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("upstream.log");
+        std::fs::write(&log, "").unwrap();
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/ws_upstream.py");
+        let child = Command::new(super::python_bin())
+            .arg(script)
+            .arg(mode)
+            .arg(port.to_string())
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        crate::assert_eventually!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Duration::from_secs(15),
+            "ws upstream {mode} did not listen: {}",
+            std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+        );
+        WsUpstream {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn seen(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The stored credential nginx must see and no caller ever may.
 pub const SECRET: &str = "upstream-secret-7f3a9c";
 
@@ -147,6 +199,12 @@ pub struct Options<'a> {
     pub tls: bool,
     /// nginx's `keepalive_timeout` (default 75s).
     pub nginx_keepalive: Option<&'a str>,
+    /// Another upstream than nginx (a port on 127.0.0.1).
+    pub upstream: Option<u16>,
+    /// Extra keys of the `[[target]]` table itself (`idle_timeout`).
+    pub target: &'a str,
+    /// With `tls`: plaintext to the upstream (one that is not nginx).
+    pub plain_upstream: bool,
 }
 
 pub struct HttpGateway {
@@ -177,13 +235,17 @@ impl HttpGateway {
             let ca = super::pki::Ca::new(dir.path(), "test-ca");
             let (nc, nk) = ca.server(dir.path(), "nginx");
             let (gc, gk) = ca.server(dir.path(), "gw");
-            let tls = format!(
-                "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
-                 [target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+            let mut tls = format!(
+                "[target.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
                 gc.display(),
                 gk.display(),
-                ca.cert.display()
             );
+            if !o.plain_upstream {
+                tls += &format!(
+                    "[target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+                    ca.cert.display()
+                );
+            }
             (
                 Nginx::start(Some((&nc, &nk)), keepalive),
                 Some(ca.cert.clone()),
@@ -217,6 +279,7 @@ name = "api"
 protocol = "http"
 listen = ["127.0.0.1:0"]
 upstream = "127.0.0.1:{upport}"
+{target}
 [target.credential]
 user = "svc"
 password_file = "{secret}"
@@ -228,7 +291,8 @@ groups = ["ci"]
 {tables}
 "#,
             jwks = keys.join("tollgate-dev-jwks.json").display(),
-            upport = nginx.port,
+            upport = o.upstream.unwrap_or(nginx.port),
+            target = o.target,
             secret = secret_file.display(),
             http = o.http,
             tables = o.tables,
