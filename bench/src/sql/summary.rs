@@ -83,6 +83,7 @@ pub struct SqlSummary {
 /// What the summary needs besides the outcome.
 pub struct RunInfo<'a> {
     pub mode: &'static str,
+    pub workload: &'static str,
     pub protocol: &'static str,
     pub path: &'static str,
     pub addr: String,
@@ -108,7 +109,7 @@ pub fn summarise(info: RunInfo<'_>, outcome: &Outcome) -> SqlSummary {
         tool: "tollgate-load",
         version: env!("CARGO_PKG_VERSION"),
         mode: info.mode,
-        workload: info.plan.workload.name(),
+        workload: info.workload,
         protocol: info.protocol,
         path: info.path,
         addr: info.addr,
@@ -270,6 +271,7 @@ mod tests {
         };
         let info = RunInfo {
             mode: "pg",
+            workload: "select1",
             protocol: "simple",
             path,
             addr: "127.0.0.1:6432".to_owned(),
