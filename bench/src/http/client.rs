@@ -245,7 +245,7 @@ mod tests {
     fn detail_is_one_printable_line() {
         assert_eq!(
             detail(b"Unauthorized", b"{\"error\":\n\"invalid token\"}\r\n"),
-            "Unauthorized: {\"error\":  \"invalid token\"}"
+            "Unauthorized: {\"error\": \"invalid token\"}"
         );
         assert_eq!(detail(b"", b"oops"), "oops");
         assert_eq!(detail(b"Not Found", b""), "Not Found");

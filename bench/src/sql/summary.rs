@@ -194,13 +194,23 @@ fn path_lines(s: &SqlSummary) -> String {
         s.duration_s, s.warmup_s
     );
     let e = &s.errors;
+    // HTTP runs count GET, POST and PUT in the select, insert and update slots.
+    let names = if s.mode == "http" {
+        ["GET", "POST", "PUT", "connect"]
+    } else {
+        ["select", "insert", "update", "connect"]
+    };
     let _ = writeln!(
         out,
-        "  operations  {} ok (select {}, insert {}, update {}, connect {}), {} errors (connect {}, server {}, closed {}, wrong result {}, timeout {}, other {})",
+        "  operations  {} ok ({} {}, {} {}, {} {}, {} {}), {} errors (connect {}, server {}, closed {}, wrong result {}, timeout {}, other {})",
         group_thousands(s.requests),
+        names[0],
         s.ops.select,
+        names[1],
         s.ops.insert,
+        names[2],
         s.ops.update,
+        names[3],
         s.ops.connect,
         group_thousands(s.errors_total),
         e.connect,
