@@ -10,8 +10,10 @@
 # each workload for DURATION seconds with CONNECTIONS keep-alive connections
 # (after a WARMUP-second `get` warm-up per relay start), and reports per relay:
 # requests/s, p50/p99 latency, the per-round ratio of requests/s to direct and
-# added latency, and the CPU µs per request of the relay process and of nginx
-# (utime+stime from /proc/PID/stat around each run).
+# added latency, the CPU µs per request of the relay process and of nginx
+# (utime+stime from /proc/PID/stat around each run), and for tollgate the
+# recorder directory's growth per request (du -sb; what is still buffered
+# when the run ends counts towards the next run).
 #
 # Workloads: get (GET /data/blob), post (POST BODY_SIZE bytes to /items/load),
 # mixed (80 % GET, 10 % POST, 10 % PUT to /items/load), connect (a new
@@ -339,21 +341,27 @@ report_failure() {
 # json_field FILE PATTERN: the first number after PATTERN in the one-line JSON.
 json_field() { grep -o "$2[0-9.e+-]*" "$1" | head -n 1 | sed "s/^$2//"; }
 
+# rec_bytes: the recorder directory's size now (tollgate with recording only).
+rec_bytes() { du -sb "$WORK/recordings-full" 2>/dev/null | cut -f1 || echo 0; }
+
 # bench_run ROUND RELAY WORKLOAD: one measured run; a row in runs.tsv.
 bench_run() {
     local round=$1 relay=$2 workload=$3 out load rb=0 ra=0 nb na rps p50 p99 requests errors cpu=- ncpu
+    local recb=0 reca=0 rec=-
     out=$RESULTS/load/$workload-$relay-r$round.json
     read -r load _ </proc/loadavg
+    [ "$relay" = tollgate ] && recb=$(rec_bytes)
     [ -n "$RELAY_PID" ] && rb=$(cpu_ticks "$RELAY_PID")
     nb=$(cpu_ticks "$NGINX_PID")
     if ! load_run "$out" "$workload" "$DURATION"; then
         report_failure "$relay" "$workload (round $round)" "$out.err"
-        printf '%s\t%s\t%s\tFAIL\t-\t-\t-\t-\t-\t-\t%s\n' "$round" "$relay" "$workload" "$load" >>"$RESULTS/runs.tsv"
+        printf '%s\t%s\t%s\tFAIL\t-\t-\t-\t-\t-\t-\t%s\t-\n' "$round" "$relay" "$workload" "$load" >>"$RESULTS/runs.tsv"
         mv "$out" "$RESULTS/raw/" 2>/dev/null || true
         return 0
     fi
     [ -n "$RELAY_PID" ] && ra=$(cpu_ticks "$RELAY_PID")
     na=$(cpu_ticks "$NGINX_PID")
+    [ "$relay" = tollgate ] && reca=$(rec_bytes)
     rps=$(json_field "$out" '"req_per_s":')
     requests=$(json_field "$out" '"requests":')
     errors=$(json_field "$out" '"errors_total":')
@@ -364,13 +372,14 @@ bench_run() {
     [ "${errors:-0}" = 0 ] || report_failure "$relay" "$workload: $errors errors" "$out"
     [ -n "$RELAY_PID" ] && cpu=$(awk -v t=$((ra - rb)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     ncpu=$(awk -v t=$((na - nb)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$relay" "$workload" "$rps" "$p50" "$p99" \
-        "$requests" "${errors:-0}" "$cpu" "$ncpu" "$load" >>"$RESULTS/runs.tsv"
+    [ "$relay" = tollgate ] && rec=$(awk -v b=$((reca - recb)) -v n="$requests" 'BEGIN { printf "%.0f", b / n }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$relay" "$workload" "$rps" "$p50" "$p99" \
+        "$requests" "${errors:-0}" "$cpu" "$ncpu" "$load" "$rec" >>"$RESULTS/runs.tsv"
     rm -f "$out.err"
     log "  $relay $workload: $(printf '%.0f' "$rps") req/s, p50 $p50 µs, p99 $p99 µs, relay CPU $cpu µs/req, nginx $ncpu µs/req (load $load)"
 }
 
-printf 'round\trelay\tworkload\treq_per_s\tp50_us\tp99_us\trequests\terrors\trelay_cpu_us_per_req\tnginx_cpu_us_per_req\tload1\n' \
+printf 'round\trelay\tworkload\treq_per_s\tp50_us\tp99_us\trequests\terrors\trelay_cpu_us_per_req\tnginx_cpu_us_per_req\tload1\trecording_bytes_per_req\n' \
     >"$RESULTS/runs.tsv"
 n=${#RELAY_LIST[@]}
 for round in $(seq "$ROUNDS"); do
