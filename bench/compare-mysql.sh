@@ -134,77 +134,9 @@ has_relay haproxy && ! command -v haproxy >/dev/null && die "haproxy is required
 id mysql >/dev/null 2>&1 || die "no mysql user (the mariadb-server package creates it)"
 CLK_TCK=$(getconf CLK_TCK)
 
-# --- processes we start, all stopped on exit ---------------------------------
-PIDS=()
-WORK=
-DB_PID=
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}" $DB_PID; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}" $DB_PID; do wait "$pid" 2>/dev/null || true; done
-    [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop_pid PID: TERM, KILL after 5 s, and forget it.
-stop_pid() {
-    local pid=$1 i kept=()
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
-    PIDS=("${kept[@]+"${kept[@]}"}")
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# free_port: a port nobody listens on, away from 3306/5432 and below the
-# ephemeral range, so no client connection of the run can hold it.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        port_free "$p" && ! [[ " ${TAKEN_PORTS:-} " == *" $p "* ]] && break
-    done
-    TAKEN_PORTS="${TAKEN_PORTS:-} $p"
-    echo "$p"
-}
-# wait_port PORT PID LOG: until PORT accepts; fail (with LOG) if PID dies.
-wait_port() {
-    local port=$1 pid=$2 logf=$3 i
-    for i in $(seq 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$logf" >&2; die "process $pid exited before listening on $port"; }
-        sleep 0.1
-    done
-    tail -n 30 "$logf" >&2
-    die "nothing listens on $port after 60 s"
-}
-# cpu_ticks PID: utime+stime of the whole process (all threads), clock ticks.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$stat"
-}
-
-# thread_stats PID: per thread name "name cpu_ticks voluntary_switches"
-# (tollgate names its shard and recorder threads).
-thread_stats() {
-    local t stat comm
-    for t in /proc/"$1"/task/*; do
-        stat=$(<"$t/stat") 2>/dev/null || continue
-        comm=${stat#*(}
-        comm=${comm%)*}
-        stat=${stat##*) }
-        printf '%s %s %s\n' "${comm// /_}" "$(awk '{ print $12 + $13 }' <<<"$stat")" \
-            "$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null || echo 0)"
-    done | awk '{ c[$1] += $2; s[$1] += $3 } END { for (k in c) print k, c[k], s[k] }'
-}
+# --- processes we start (all stopped on exit), ports, CPU counters -----------
+# shellcheck source=scripts/common.sh
+source "$SCRIPTS/common.sh"
 
 mkdir -p "$RESULTS/raw" "$RESULTS/config"
 RESULTS=$(cd "$RESULTS" && pwd)

@@ -147,83 +147,9 @@ if has_base; then
 fi
 [ "$(id -u)" = 0 ] || die "run as root: the cluster and pgbouncer run as the postgres user"
 
-# --- processes we start, all stopped on exit ---------------------------------
-PIDS=()
-WORK=
-PG_PID=
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    # Fast shutdown: PostgreSQL stops its backends itself.
-    [ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null || true
-    for pid in "${PIDS[@]}" $PG_PID; do wait "$pid" 2>/dev/null || true; done
-    [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop_pid PID: TERM, KILL after 5 s, and forget it.
-stop_pid() {
-    local pid=$1 i kept=()
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
-    PIDS=("${kept[@]+"${kept[@]}"}")
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port: a port nobody listens on, away from 5432 and below the ephemeral
-# range (32768+), so no client connection of the run can hold it.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        [ "$p" != 5432 ] && port_free "$p" && ! [[ " ${TAKEN_PORTS:-} " == *" $p "* ]] && break
-    done
-    TAKEN_PORTS="${TAKEN_PORTS:-} $p"
-    echo "$p"
-}
-
-# wait_port PORT PID LOG: until PORT accepts; fail (with LOG) if PID dies.
-wait_port() {
-    local port=$1 pid=$2 logf=$3 i
-    for i in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$logf" >&2; die "process $pid exited before listening on $port"; }
-        sleep 0.1
-    done
-    tail -n 30 "$logf" >&2
-    die "nothing listens on $port after 30 s"
-}
-
-# cpu_ticks PID: utime+stime of the whole process (all threads), clock ticks.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$stat"
-}
-
-# thread_stats PID: per thread "name cpu_ticks voluntary_switches", summed
-# over threads of the same name (tollgate names its shard and recorder threads).
-thread_stats() {
-    local t stat comm ticks sw
-    for t in /proc/"$1"/task/*; do
-        stat=$(<"$t/stat") 2>/dev/null || continue
-        comm=${stat#*(}
-        comm=${comm%)*}
-        stat=${stat##*) }
-        ticks=$(awk '{ print $12 + $13 }' <<<"$stat")
-        sw=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null || echo 0)
-        printf '%s %s %s\n' "${comm// /_}" "$ticks" "${sw:-0}"
-    done | awk '{ c[$1] += $2; s[$1] += $3 } END { for (k in c) print k, c[k], s[k] }'
-}
+# --- processes we start (all stopped on exit), ports, CPU counters -----------
+# shellcheck source=scripts/common.sh
+source "$SCRIPTS/common.sh"
 
 # The CPU sets: LOAD_PIN for pgbench and PostgreSQL, RELAY_PIN for the relay.
 if [ "$PIN" = split ]; then
@@ -334,6 +260,7 @@ chown postgres:postgres "$PG_DIR/data/postgresql.auto.conf" "$PG_DIR/data/pg_hba
 "${LOAD_PIN[@]}" setpriv --reuid=postgres --regid=postgres --clear-groups -- \
     "$PG_BIN/postgres" -D "$PG_DIR/data" >"$RESULTS/postgres.log" 2>&1 &
 PG_PID=$!
+DB_PID=$PG_PID DB_STOP_SIGNAL=INT
 wait_port "$PG_PORT" "$PG_PID" "$RESULTS/postgres.log"
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres "$@"; }
 for i in $(seq 100); do psql_admin -d postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done

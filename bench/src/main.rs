@@ -6,6 +6,7 @@
 
 mod echo;
 mod exchange;
+mod http;
 mod load;
 mod plot;
 mod report;
@@ -73,6 +74,9 @@ enum Command {
     /// Drive SQL load over the MySQL protocol through tollgate (and optionally directly to MySQL/MariaDB).
     #[command(after_long_help = sql::cli::MYSQL_HELP)]
     Mysql(Box<sql::cli::MysqlArgs>),
+    /// Drive HTTP load through tollgate's HTTP gateway (and optionally directly to the upstream).
+    #[command(after_long_help = http::cli::HTTP_HELP)]
+    Http(Box<http::cli::HttpArgs>),
     /// Draw result files (--json output) as latency and throughput charts (.html or .svg).
     Plot(plot::PlotArgs),
 }
@@ -300,6 +304,7 @@ fn main() -> ExitCode {
         }
         Command::Pg(args) => sql::cli::run_pg(*args),
         Command::Mysql(args) => sql::cli::run_mysql(*args),
+        Command::Http(args) => http::cli::run_http(*args),
         Command::Plot(args) => plot::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Tcp {
             mode: TcpMode::Ping(args),

@@ -77,6 +77,9 @@ pub const MYSQL_HELP: &str = sql_help!(
 
 #[derive(Args, Debug)]
 pub struct PgArgs {
+    /// What each operation does.
+    #[arg(value_enum)]
+    pub workload: Workload,
     /// The path under test, a libpq connection string or URL (the gateway's listener).
     #[arg(long, env = "TOLLGATE_LOAD_DSN")]
     pub dsn: String,
@@ -86,12 +89,18 @@ pub struct PgArgs {
     pub direct: Option<String>,
     #[arg(long, value_enum, default_value = "simple")]
     pub protocol: Protocol,
+    /// Rows of the keyed table (point-select, mixed).
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
     #[command(flatten)]
     pub load: LoadArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct MysqlArgs {
+    /// What each operation does.
+    #[arg(value_enum)]
+    pub workload: Workload,
     /// The path under test, a mysql:// URL (the gateway's listener): user (only logged by
     /// tollgate), host, port, database, and ssl-mode / ssl-ca in the query.
     #[arg(long, env = "TOLLGATE_LOAD_DSN")]
@@ -103,16 +112,16 @@ pub struct MysqlArgs {
     /// Which protocol each operation uses.
     #[arg(long, value_enum, default_value = "text")]
     pub protocol: MyProtocol,
+    /// Rows of the keyed table (point-select, mixed).
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: u32,
     #[command(flatten)]
     pub load: LoadArgs,
 }
 
-/// What `pg` and `mysql` share: the workload, the token, the load model.
+/// What `pg`, `mysql` and `http` share: the token, the load model, the output.
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// What each operation does.
-    #[arg(value_enum)]
-    pub workload: Workload,
     /// The token to log in with (prefer TOLLGATE_TOKEN or --token-file: arguments are visible in ps).
     #[arg(long, env = "TOLLGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -158,9 +167,6 @@ pub struct LoadArgs {
     /// An operation (or a session set-up) taking longer than this fails.
     #[arg(long, default_value = "5s", value_parser = crate::parse_duration_arg)]
     pub timeout: Duration,
-    /// Rows of the keyed table (point-select, mixed).
-    #[arg(long, default_value_t = 10_000)]
-    pub rows: u32,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -172,11 +178,12 @@ pub struct LoadArgs {
 const MAX_CONNECTIONS: usize = 100_000;
 const MAX_ROWS: u32 = 100_000_000;
 
-pub fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
+/// The plan of a run of `workload` (`rows`: the keyed table's size).
+pub fn plan(args: &LoadArgs, workload: Workload, rows: u32) -> anyhow::Result<Plan> {
     if args.connections == 0 || args.connections > MAX_CONNECTIONS {
         bail!("--connections must be between 1 and {MAX_CONNECTIONS}");
     }
-    if args.rows == 0 || args.rows > MAX_ROWS {
+    if rows == 0 || rows > MAX_ROWS {
         bail!("--rows must be between 1 and {MAX_ROWS}");
     }
     if let Some(rate) = args.rate
@@ -201,7 +208,7 @@ pub fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
     }
     .min(args.connections);
     Ok(Plan {
-        workload: args.workload,
+        workload,
         connections: args.connections,
         threads,
         stop,
@@ -211,13 +218,13 @@ pub fn plan(args: &LoadArgs) -> anyhow::Result<Plan> {
         }),
         rate: args.rate,
         timeout: args.timeout,
-        rows: args.rows,
+        rows,
         progress: !args.no_progress && std::io::stderr().is_terminal(),
     })
 }
 
-/// The gateway path's password source.
-fn gateway_password(args: &LoadArgs) -> anyhow::Result<Password> {
+/// The gateway path's password (token) source.
+pub fn gateway_password(args: &LoadArgs) -> anyhow::Result<Password> {
     if let Some(token) = &args.token {
         return Ok(Password::Token(token.trim().to_owned()));
     }
@@ -242,12 +249,13 @@ fn gateway_password(args: &LoadArgs) -> anyhow::Result<Password> {
     Ok(Password::FromDsn)
 }
 
-/// What a path's run is labelled with besides its backend.
+/// What a run is labelled with besides its backend.
 #[derive(Clone, Copy)]
-struct Label {
-    mode: &'static str,
-    protocol: &'static str,
-    path: &'static str,
+pub struct Label {
+    pub mode: &'static str,
+    /// The workload's name as the command line spells it.
+    pub workload: &'static str,
+    pub protocol: &'static str,
 }
 
 /// Set-up, then the measured run, of one path.
@@ -256,8 +264,8 @@ fn run_path<B: Backend>(
     addr: String,
     plan: &Plan,
     label: Label,
+    path: &'static str,
 ) -> anyhow::Result<SqlSummary> {
-    let path = label.path;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -281,6 +289,7 @@ fn run_path<B: Backend>(
     Ok(summarise(
         RunInfo {
             mode: label.mode,
+            workload: label.workload,
             protocol: label.protocol,
             path,
             addr,
@@ -291,18 +300,29 @@ fn run_path<B: Backend>(
     ))
 }
 
-/// Prints the summary; the exit status says whether a path failed outright.
+/// Prints the summary; the exit status says whether a path failed outright,
+/// and then stderr says which and why (the JSON on stdout stays one object).
 fn report(summary: &SqlSummary, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string(summary)?);
     } else {
         print!("{}", human(summary));
     }
-    Ok(if summary.failed() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if !summary.failed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for run in std::iter::once(summary).chain(summary.direct.as_deref()) {
+        if run.requests == 0 && run.errors_total > 0 {
+            eprintln!(
+                "tollgate-load: no operation succeeded on the {} path ({}): {} errors, the last: {}",
+                run.path,
+                run.addr,
+                run.errors_total,
+                run.last_error.as_deref().unwrap_or("(none recorded)")
+            );
+        }
+    }
+    Ok(ExitCode::from(2))
 }
 
 /// The environment's password for a direct path whose DSN has none, so it
@@ -313,8 +333,8 @@ fn env_password(var: &str) -> Option<String> {
 }
 
 pub fn run_pg(args: PgArgs) -> anyhow::Result<ExitCode> {
-    let plan = plan(&args.load)?;
-    let (protocol, workload) = (args.protocol, args.load.workload);
+    let plan = plan(&args.load, args.workload, args.rows)?;
+    let (protocol, workload) = (args.protocol, args.workload);
     let gateway = PgBackend::new(&args.dsn, gateway_password(&args.load)?, protocol, workload)
         .context("--dsn")?;
     let direct = args
@@ -327,19 +347,17 @@ pub fn run_pg(args: PgArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()
         .context("--direct")?;
-    run_both(
-        &plan,
-        "pg",
-        protocol.name(),
-        gateway,
-        direct,
-        args.load.json,
-    )
+    let label = Label {
+        mode: "pg",
+        workload: workload.name(),
+        protocol: protocol.name(),
+    };
+    run_both(&plan, label, gateway, direct, args.load.json)
 }
 
 pub fn run_mysql(args: MysqlArgs) -> anyhow::Result<ExitCode> {
-    let plan = plan(&args.load)?;
-    let (protocol, workload) = (args.protocol, args.load.workload);
+    let plan = plan(&args.load, args.workload, args.rows)?;
+    let (protocol, workload) = (args.protocol, args.workload);
     let gateway = MyBackend::new(&args.dsn, gateway_password(&args.load)?, protocol, workload)
         .context("--dsn")?;
     let direct = args
@@ -352,36 +370,28 @@ pub fn run_mysql(args: MysqlArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()
         .context("--direct")?;
-    run_both(
-        &plan,
-        "mysql",
-        protocol.name(),
-        gateway,
-        direct,
-        args.load.json,
-    )
+    let label = Label {
+        mode: "mysql",
+        workload: workload.name(),
+        protocol: protocol.name(),
+    };
+    run_both(&plan, label, gateway, direct, args.load.json)
 }
 
 /// The gateway path, then (with `--direct`) the direct path with the same
 /// plan, and the report of both.
-fn run_both<B: Backend>(
+pub fn run_both<B: Backend>(
     plan: &Plan,
-    mode: &'static str,
-    protocol: &'static str,
+    label: Label,
     gateway: B,
     direct: Option<B>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let label = |path| Label {
-        mode,
-        protocol,
-        path,
-    };
     let addr = gateway.addr();
-    let mut summary = run_path(gateway, addr, plan, label("gateway"))?;
+    let mut summary = run_path(gateway, addr, plan, label, "gateway")?;
     if let Some(direct) = direct {
         let addr = direct.addr();
-        summary = summary.with_direct(run_path(direct, addr, plan, label("direct"))?);
+        summary = summary.with_direct(run_path(direct, addr, plan, label, "direct")?);
     }
     report(&summary, json)
 }

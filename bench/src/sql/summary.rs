@@ -83,6 +83,7 @@ pub struct SqlSummary {
 /// What the summary needs besides the outcome.
 pub struct RunInfo<'a> {
     pub mode: &'static str,
+    pub workload: &'static str,
     pub protocol: &'static str,
     pub path: &'static str,
     pub addr: String,
@@ -108,7 +109,7 @@ pub fn summarise(info: RunInfo<'_>, outcome: &Outcome) -> SqlSummary {
         tool: "tollgate-load",
         version: env!("CARGO_PKG_VERSION"),
         mode: info.mode,
-        workload: info.plan.workload.name(),
+        workload: info.workload,
         protocol: info.protocol,
         path: info.path,
         addr: info.addr,
@@ -193,13 +194,23 @@ fn path_lines(s: &SqlSummary) -> String {
         s.duration_s, s.warmup_s
     );
     let e = &s.errors;
+    // HTTP runs count GET, POST and PUT in the select, insert and update slots.
+    let names = if s.mode == "http" {
+        ["GET", "POST", "PUT", "connect"]
+    } else {
+        ["select", "insert", "update", "connect"]
+    };
     let _ = writeln!(
         out,
-        "  operations  {} ok (select {}, insert {}, update {}, connect {}), {} errors (connect {}, server {}, closed {}, wrong result {}, timeout {}, other {})",
+        "  operations  {} ok ({} {}, {} {}, {} {}, {} {}), {} errors (connect {}, server {}, closed {}, wrong result {}, timeout {}, other {})",
         group_thousands(s.requests),
+        names[0],
         s.ops.select,
+        names[1],
         s.ops.insert,
+        names[2],
         s.ops.update,
+        names[3],
         s.ops.connect,
         group_thousands(s.errors_total),
         e.connect,
@@ -270,6 +281,7 @@ mod tests {
         };
         let info = RunInfo {
             mode: "pg",
+            workload: "select1",
             protocol: "simple",
             path,
             addr: "127.0.0.1:6432".to_owned(),
