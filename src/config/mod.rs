@@ -19,6 +19,7 @@ pub mod admin;
 mod cpus;
 pub mod http;
 pub mod mysql;
+pub mod pool;
 pub mod postgres;
 mod protocols;
 mod raw;
@@ -27,6 +28,7 @@ mod tcp;
 mod validate;
 
 pub use cpus::{allowed_cpus, parse_cpu_list};
+pub use pool::{PoolConfig, PoolMode};
 pub use postgres::PostgresTarget;
 pub use protocols::Protocol;
 
