@@ -181,3 +181,34 @@ fn updated_greeting(greeting: &[u8], later: &[Bytes]) -> BytesMut {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(name: &str, value: &str) -> Bytes {
+        let mut b = BytesMut::new();
+        pg::encode_parameter_status(&mut b, name.as_bytes(), value.as_bytes()).unwrap();
+        b.freeze()
+    }
+
+    #[test]
+    fn the_next_greeting_follows_what_the_server_reported() {
+        let mut greeting = BytesMut::new();
+        greeting.extend_from_slice(&status("DateStyle", "ISO, MDY"));
+        greeting.extend_from_slice(&status("standard_conforming_strings", "on"));
+        let later = [
+            status("standard_conforming_strings", "off"),
+            status("application_name", "x"),
+            status("standard_conforming_strings", "on"),
+            status("DateStyle", "German"),
+        ];
+        let got = updated_greeting(&greeting, &later);
+        let mut want = BytesMut::new();
+        want.extend_from_slice(&status("DateStyle", "German"));
+        want.extend_from_slice(&status("standard_conforming_strings", "on"));
+        want.extend_from_slice(&status("application_name", "x"));
+        assert_eq!(got, want);
+        assert!(!param_is(&got, b"standard_conforming_strings", b"off"));
+    }
+}
