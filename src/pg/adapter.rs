@@ -108,7 +108,10 @@ impl Protocol for PgProtocol {
     }
 
     fn upstream_auth(&self, upstream: &UpstreamReady) -> &'static str {
-        upstream.method
+        match &upstream.pool {
+            Some(lease) if lease.reused => "pooled",
+            _ => upstream.method,
+        }
     }
 
     fn last_word(&self, client: &PgClient) -> LastWord {

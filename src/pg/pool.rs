@@ -132,6 +132,8 @@ pub(crate) struct Lease {
     target: String,
     meta: Meta,
     pub reset_query: String,
+    /// The connection served an earlier caller (for the `session opened` line).
+    pub reused: bool,
     returned: bool,
 }
 
@@ -169,7 +171,7 @@ impl Lease {
             if p.current.is_some_and(|c| c != idle.meta.fingerprint) {
                 // The credential changed while it was in use: drain.
                 close(idle);
-                p.open -= 1;
+                p.open = p.open.saturating_sub(1);
             } else {
                 p.idle.push(idle);
             }
@@ -183,9 +185,12 @@ impl Drop for Lease {
         if self.returned {
             return;
         }
-        with_pool(&self.target, |p| {
-            p.open = p.open.saturating_sub(1);
-            wake(p);
+        // At thread exit the pools may be gone already: nothing to free.
+        let _ = POOLS.try_with(|pools| {
+            if let Some(p) = pools.borrow_mut().get_mut(&self.target) {
+                p.open = p.open.saturating_sub(1);
+                wake(p);
+            }
         });
     }
 }
@@ -239,21 +244,22 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
     with_pool(target, |p| {
         p.current = Some(fp);
         reap(p, cfg, now);
-        let lease = |meta: Meta| Lease {
+        let lease = |meta: Meta, reused: bool| Lease {
             target: target.to_string(),
             meta,
             reset_query: cfg.reset_query.clone(),
+            reused,
             returned: false,
         };
         while let Some(i) = p.idle.iter().rposition(|c| *c.meta.key == **key) {
             let c = p.idle.remove(i);
             if quiet(c.writer.socket()) {
-                let l = lease(c.meta.clone());
+                let l = lease(c.meta.clone(), true);
                 return Take::Reused(Box::new(c), l);
             }
             debug!(target, "pooled connection closed by the server: replaced");
             close(c);
-            p.open -= 1;
+            p.open = p.open.saturating_sub(1);
         }
         let meta = Meta {
             key: key.clone(),
@@ -262,12 +268,12 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
         };
         if p.open < share {
             p.open += 1;
-            return Take::Room(lease(meta));
+            return Take::Room(lease(meta, false));
         }
         if !p.idle.is_empty() {
             // Room held by idle connections of other parameters.
             close(p.idle.remove(0));
-            return Take::Room(lease(meta));
+            return Take::Room(lease(meta, false));
         }
         Take::Full
     })
@@ -361,7 +367,7 @@ fn reap(p: &mut TargetPool, cfg: &PoolConfig, now: Instant) {
                 && current.is_none_or(|f| f == c.meta.fingerprint)
         });
     p.idle = keep;
-    p.open -= gone.len();
+    p.open = p.open.saturating_sub(gone.len());
     if !gone.is_empty() {
         for c in gone {
             close(c);
