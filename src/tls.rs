@@ -450,6 +450,19 @@ impl WriteHalf {
         r
     }
 
+    /// The socket under this half (plain or TLS).
+    pub fn socket(&self) -> &TcpStream {
+        match &self.inner {
+            WriteInner::Plain(s) => s,
+            WriteInner::Tls { shared, .. } => &shared.sock,
+        }
+    }
+
+    /// Whether this half writes TLS records.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.inner, WriteInner::Tls { .. })
+    }
+
     /// Half-close: no more data from us (close_notify for TLS, then FIN).
     pub async fn shutdown(&mut self) -> io::Result<()> {
         shutdown(&mut self.inner).await

@@ -20,6 +20,7 @@ mod cpus;
 pub mod http;
 mod http_rules;
 pub mod mysql;
+pub mod pool;
 pub mod postgres;
 mod protocols;
 mod raw;
@@ -28,6 +29,7 @@ mod tcp;
 mod validate;
 
 pub use cpus::{allowed_cpus, parse_cpu_list};
+pub use pool::{PoolConfig, PoolMode};
 pub use postgres::PostgresTarget;
 pub use protocols::Protocol;
 

@@ -22,6 +22,8 @@ pub struct RawPostgres {
     database: Option<String>,
     /// The database on the upstream; default: `database`.
     upstream_database: Option<String>,
+    /// `[target.postgres.pool]`: upstream connection reuse.
+    pool: Option<super::pool::RawPool>,
 }
 
 /// A postgres target's own settings, validated.
@@ -32,6 +34,9 @@ pub struct PostgresTarget {
     pub database: String,
     /// The database the gateway logs in to upstream.
     pub upstream_database: String,
+    /// Upstream connections reused across callers; `None`: one login per
+    /// session (`crate::pg::pool`).
+    pub pool: Option<super::PoolConfig>,
 }
 
 /// The keys that moved from `[target]` to `[target.postgres]`.
@@ -83,9 +88,11 @@ pub(super) fn finish(
         ));
     }
     requires(c, t)?;
+    let pool = sub.pool.map(|p| super::pool::finish(c, p)).transpose()?;
     t.postgres = Some(PostgresTarget {
         database,
         upstream_database,
+        pool,
     });
     Ok(())
 }

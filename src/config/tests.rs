@@ -201,6 +201,7 @@ fn postgres_target_defaults() {
         Some(PostgresTarget {
             database: "payments".into(),
             upstream_database: "payments".into(),
+            pool: None,
         })
     );
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
@@ -439,4 +440,47 @@ fn postgres_keys_on_a_tcp_target() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("target[0].database"), "{w:?}");
     assert!(w[0].contains("does nothing on a tcp target"), "{w:?}");
+}
+
+#[test]
+fn postgres_pool_defaults_and_refusals() {
+    let c = parse(&format!("{PG}[target.postgres.pool]\nsize = 10\n")).unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
+    assert_eq!(pool.mode, crate::config::PoolMode::Session);
+    assert_eq!(pool.size, 10);
+    assert_eq!(pool.reset_query, "DISCARD ALL");
+    assert_eq!(pool.max_lifetime, std::time::Duration::from_secs(3600));
+    let c = parse(&format!(
+        "{PG}[target.postgres.pool]\nmax_lifetime = \"5m\"\nidle_timeout = \"30s\"\nreset_query = \"RESET ALL\"\n"
+    ))
+    .unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
+    assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(pool.reset_query, "RESET ALL");
+    for (bad, needle) in [
+        (
+            "mode = \"transaction\"",
+            "transaction mode is not built yet",
+        ),
+        ("size = 0", "postgres.pool.size"),
+        ("min_idle = 2", "postgres.pool.min_idle"),
+        ("idle_timeout = \"0s\"", "postgres.pool.idle_timeout"),
+        ("reset_query = \" \"", "postgres.pool.reset_query"),
+        ("sise = 3", "sise"),
+    ] {
+        let e = err(&format!("{PG}[target.postgres.pool]\n{bad}\n"));
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
 }

@@ -9,8 +9,9 @@ use compio::net::TcpStream;
 use super::cancel::CancelMap;
 use super::ending::{Ending, say_goodbye};
 use super::io::{Peer, SessionError, send};
+use super::pool::CheckoutError;
 use super::session::{
-    AUTH_FAILED, PgClient, UpstreamReady, fatal, front_door, login_upstream, sqlstate,
+    AUTH_FAILED, PgClient, UpstreamReady, fatal, front_door, login_pooled, login_upstream, sqlstate,
 };
 use crate::pipeline::{
     Admission, EndReason, Live, Protocol, Rejection, Relayed, Session, Stop, Target,
@@ -49,6 +50,9 @@ impl Protocol for PgProtocol {
     }
 
     async fn reject(&self, client: &mut PgClient, why: Rejection<'_>) {
+        if client.told {
+            return;
+        }
         let (code, message) = match why {
             Rejection::Authentication => (sqlstate::INVALID_PASSWORD, AUTH_FAILED),
             Rejection::Access(why) => (sqlstate::INVALID_AUTHORIZATION, why),
@@ -72,15 +76,42 @@ impl Protocol for PgProtocol {
 
     async fn login(
         &self,
-        _s: &Session<'_>,
+        s: &Session<'_>,
         target: &Target<'_>,
         client: &mut PgClient,
     ) -> Result<UpstreamReady, String> {
-        login_upstream(target.config, target.rt, &client.params).await
+        let pool = target
+            .config
+            .postgres
+            .as_ref()
+            .and_then(|p| p.pool.as_ref());
+        let Some(cfg) = pool else {
+            return login_upstream(target.config, target.rt, &client.params).await;
+        };
+        let share = cfg.share(s.ctx.id, s.snapshot.config.engine.shards);
+        match login_pooled(target.config, target.rt, &client.params, cfg, share).await {
+            Ok(up) => Ok(up),
+            Err(CheckoutError::Login(e)) => Err(e),
+            Err(CheckoutError::Exhausted) => {
+                let why = format!(
+                    "no upstream connection came free in the pool of target \"{}\" within {}",
+                    target.config.name,
+                    humantime::format_duration(cfg.checkout_timeout)
+                );
+                let mut out = BytesMut::new();
+                fatal(&mut out, sqlstate::TOO_MANY_CONNECTIONS, &why);
+                let _ = send(&mut client.writer, &mut out, Peer::Client).await;
+                client.told = true;
+                Err(why)
+            }
+        }
     }
 
     fn upstream_auth(&self, upstream: &UpstreamReady) -> &'static str {
-        upstream.method
+        match &upstream.pool {
+            Some(lease) if lease.reused => "pooled",
+            _ => upstream.method,
+        }
     }
 
     fn last_word(&self, client: &PgClient) -> LastWord {

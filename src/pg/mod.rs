@@ -12,6 +12,7 @@ pub mod fastpath;
 pub mod inspect;
 pub mod io;
 pub mod lexmode;
+pub(crate) mod pool;
 pub mod probe;
 pub mod relay;
 pub mod rowplan;

@@ -86,11 +86,21 @@ struct Flow {
     /// Name rules mask this caller's results: a COPY TO STDOUT has its
     /// columns described first (`copystmt`).
     copy_columns: bool,
+    /// The last ReadyForQuery said idle ('I').
+    idle: bool,
+    /// A pooled connection's way back to the pool (`release.rs`).
+    release: Release,
+    /// ParameterStatus frames of a pooled connection, as the server sent
+    /// them this session: the next caller's greeting follows them.
+    statuses: Vec<Bytes>,
 }
 
 impl Flow {
-    fn new(rt: &TargetRuntime, identity: &Identity, greeting: &[u8]) -> Flow {
+    fn new(rt: &TargetRuntime, identity: &Identity, greeting: &[u8], idle: bool) -> Flow {
         Flow {
+            idle,
+            release: Release::No,
+            statuses: Vec::new(),
             injections: VecDeque::new(),
             standard_conforming_strings: !param_is(
                 greeting,
@@ -132,7 +142,8 @@ pub(crate) async fn relay(
         greeting,
         key,
         status,
-        ..
+        method,
+        pool,
     } = up;
     let (ctx, entry, target, rt) = (s.ctx, s.entry, t.config, t.rt);
     if let Some(why) = lexmode::refused_encoding_in_greeting(&greeting) {
@@ -150,11 +161,14 @@ pub(crate) async fn relay(
     if let Err(reason) = greet(live, &mut client_w, &greeting, cancel.key, status).await {
         return ended_by(reason);
     }
-    let flow = RefCell::new(Flow::new(rt, identity, &greeting));
+    let idle = status == pg::TransactionStatus::Idle;
+    let flow = RefCell::new(Flow::new(rt, identity, &greeting, idle));
     let limits = &s.snapshot.config.limits;
     let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
     let mut inspector = Inspector::new(rt, identity);
-    let client_side = ClientSide {
+    let reset = pool.as_ref().map(|l| l.reset_query.clone());
+    let mut client_side = ClientSide {
+        reset: reset.as_deref(),
         ctx,
         entry,
         target,
@@ -168,7 +182,8 @@ pub(crate) async fn relay(
         passing: Passing::default(),
         frame_clock: live.frame_clock,
     };
-    let upstream_side = UpstreamSide {
+    let mut upstream_side = UpstreamSide {
+        pooled: pool.is_some(),
         ctx,
         entry,
         rt,
@@ -186,11 +201,30 @@ pub(crate) async fn relay(
         last_activity: live.last_activity,
         passing: Passing::default(),
     };
-    let c2u = std::pin::pin!(client_side.run(&mut inspector));
-    let u2c = std::pin::pin!(upstream_side.run());
-    let ended = match select(c2u, u2c).await {
-        Either::Left((r, _)) | Either::Right((r, _)) => r,
+    let ended = {
+        let c2u = std::pin::pin!(client_side.run(&mut inspector));
+        let u2c = std::pin::pin!(upstream_side.run());
+        match select(c2u, u2c).await {
+            Either::Left((r, u2c)) => {
+                release::await_reset(&flow, u2c).await;
+                r
+            }
+            Either::Right((r, _)) => r,
+        }
     };
+    drop(cancel);
+    if let Some(lease) = pool {
+        let back = release::Back {
+            lease,
+            flow: &flow,
+            reader: upstream_side.reader,
+            writer: client_side.writer,
+            greeting,
+            key,
+            method,
+        };
+        back.give_back();
+    }
     relayed(entry, ended)
 }
 
@@ -301,9 +335,14 @@ fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usiz
 }
 
 mod client_side;
+mod release;
+use release::Release;
 
 /// The client → upstream direction (its methods: `client_side.rs`).
 struct ClientSide<'a> {
+    /// A pooled connection's reset query: a caller that leaves it idle
+    /// has it reset and returned instead of closed.
+    reset: Option<&'a str>,
     ctx: &'a ShardCtx,
     entry: &'a SessionEntry,
     target: &'a TargetConfig,
@@ -418,6 +457,8 @@ mod upstream_side;
 
 /// The upstream → client direction (its methods: `upstream_side.rs`).
 struct UpstreamSide<'a> {
+    /// From a pool: the reset's answer is read, not relayed (`release.rs`).
+    pooled: bool,
     ctx: &'a ShardCtx,
     entry: &'a SessionEntry,
     rt: &'a TargetRuntime,

@@ -35,6 +35,7 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
 }
 
 /// What the client sees for any authentication failure: one generic line.
@@ -49,6 +50,8 @@ pub(crate) struct PgClient {
     pub buf: BytesMut,
     /// Start-up parameters passed on to the upstream's start-up message.
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The client was already told why it is refused (a full pool).
+    pub told: bool,
 }
 
 /// Start-up: encryption, routing by database, the token from the password
@@ -118,6 +121,7 @@ pub(crate) async fn front_door(
             writer: door.writer,
             buf: fr.buf,
             params,
+            told: false,
         },
         target,
         caller: Caller::Token(token),
@@ -398,6 +402,9 @@ pub(crate) struct UpstreamReady {
     pub key: Option<(i32, Vec<u8>)>,
     pub status: TransactionStatus,
     pub method: &'static str,
+    /// Held from the target's pool (`[target.postgres.pool]`): the relay
+    /// gives the connection back when the caller leaves it idle.
+    pub pool: Option<super::pool::Lease>,
 }
 
 /// Connect to the upstream and log in with the stored credential.
@@ -410,11 +417,45 @@ pub(crate) async fn login_upstream(
         .credential
         .as_ref()
         .ok_or_else(|| "no credential configured".to_string())?;
-    let settings = target
-        .postgres
-        .as_ref()
-        .ok_or_else(|| "not a postgres target".to_string())?;
     let password = read_secret(&credential.source)?;
+    login_with(target, rt, params, password).await
+}
+
+/// A connection from the target's pool: an idle one logged in with the
+/// same parameters and the credential the file holds now, or a new login.
+pub(crate) async fn login_pooled(
+    target: &TargetConfig,
+    rt: &TargetRuntime,
+    params: &[(Vec<u8>, Vec<u8>)],
+    cfg: &crate::config::PoolConfig,
+    share: usize,
+) -> Result<UpstreamReady, super::pool::CheckoutError> {
+    use super::pool::{CheckoutError, ConnKey, checkout};
+    let (Some(credential), Some(settings)) = (&target.credential, &target.postgres) else {
+        return Err(CheckoutError::Login("no credential configured".into()));
+    };
+    let password = read_secret(&credential.source).map_err(CheckoutError::Login)?;
+    let key = ConnKey::new(
+        target,
+        &credential.user,
+        &settings.upstream_database,
+        rt.upstream_tls.is_some(),
+        params,
+    );
+    let login = |pw| login_with(target, rt, params, pw);
+    checkout(target, cfg, share, key, password, login).await
+}
+
+/// Connect and log in with `password`.
+async fn login_with(
+    target: &TargetConfig,
+    rt: &TargetRuntime,
+    params: &[(Vec<u8>, Vec<u8>)],
+    password: Password,
+) -> Result<UpstreamReady, String> {
+    let (Some(credential), Some(settings)) = (&target.credential, &target.postgres) else {
+        return Err("not a postgres target with a credential".into());
+    };
     let (conn, binding) = connect(target, rt).await?;
     let mut out = BytesMut::new();
     let mut startup_params: Vec<(&[u8], &[u8])> = vec![
@@ -534,6 +575,7 @@ async fn log_in(
                     key,
                     status: z.status,
                     method,
+                    pool: None,
                 });
             }
             other => {

@@ -60,6 +60,17 @@ pub fn cluster_with_max_connections(n: u32) -> &'static Cluster {
     CLUSTER.get_or_init(|| Cluster::start(n))
 }
 
+/// [`cluster`] for a test binary that restarts the server
+/// ([`Cluster::restart`]): its watchdog follows the test process only, not
+/// the postmaster, and stops the server with `pg_ctl`. Call it before
+/// anything else starts the cluster.
+pub fn restartable_cluster() -> &'static Cluster {
+    RESTARTABLE.store(true, std::sync::atomic::Ordering::SeqCst);
+    cluster()
+}
+
+static RESTARTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Cluster {
     /// PostgreSQL cannot listen on port 0 and tests reach it over TCP, so a
     /// port is picked free and, should another process take it before the
@@ -126,15 +137,28 @@ impl Cluster {
         let log = dir.join("server.log");
         // The watchdog: postgres runs as long as this test process does.
         let me = std::process::id();
-        let script = format!(
-            "{bin}/postgres -D {data} >>{log} 2>&1 & pg=$!; \
+        let restartable = RESTARTABLE.load(std::sync::atomic::Ordering::SeqCst);
+        let script = if restartable {
+            format!(
+                "{bin}/pg_ctl -D {data} -l {log} -w -t 60 start >/dev/null 2>&1; \
+                 while [ -d /proc/{me} ]; do sleep 0.5; done; \
+                 {bin}/pg_ctl -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+                bin = bin.display(),
+                data = data.display(),
+                log = log.display(),
+                dir = dir.display(),
+            )
+        } else {
+            format!(
+                "{bin}/postgres -D {data} >>{log} 2>&1 & pg=$!; \
              while [ -d /proc/{me} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
              kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-            bin = bin.display(),
-            data = data.display(),
-            log = log.display(),
-            dir = dir.display(),
-        );
+                bin = bin.display(),
+                data = data.display(),
+                log = log.display(),
+                dir = dir.display(),
+            )
+        };
         // The watchdog outlives this call by design (it stops the cluster
         // when the test process exits), so it is never waited for.
         #[allow(clippy::zombie_processes)]
@@ -213,6 +237,23 @@ impl Cluster {
             &format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
         );
         self.sql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+    }
+
+    /// `pg_ctl restart` (fast: sessions are ended), waiting until the
+    /// server accepts connections again. Only on a [`restartable_cluster`].
+    pub fn restart(&self) {
+        assert!(RESTARTABLE.load(std::sync::atomic::Ordering::SeqCst));
+        as_postgres(&format!(
+            "{}/pg_ctl -D {} -l {} -m fast -w -t 60 restart >/dev/null",
+            self.bin.display(),
+            self.data_dir().display(),
+            self.dir.join("server.log").display()
+        ));
+        crate::assert_eventually!(
+            self.try_sql("postgres", "select 1").is_some(),
+            Duration::from_secs(30),
+            "PostgreSQL did not come back after the restart"
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -20,15 +20,29 @@ struct Batch {
     /// After a blocked statement the batch is void until Sync, as the
     /// server would treat it after an error.
     skipping: bool,
+    /// An extended-protocol (or COPY) message since the last Sync: the
+    /// server may hold state the caller left half-done.
+    open: bool,
 }
 
 impl ClientSide<'_> {
-    pub(super) async fn run(mut self, inspector: &mut Inspector<'_>) -> Result<(), SessionError> {
+    pub(super) async fn run(&mut self, inspector: &mut Inspector<'_>) -> Result<(), SessionError> {
         let mut b = Batch::default();
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         let mut terminate = false;
+        let mut release = false;
         loop {
-            self.reader.fill().await?;
+            if let Err(e) = self.reader.fill().await {
+                // A caller that just closes leaves its connection as one
+                // that says Terminate does.
+                if matches!(e, SessionError::ClientClosed)
+                    && self.reader.buf.is_empty()
+                    && self.releasable(b.n, b.open)
+                {
+                    self.start_release().await?;
+                }
+                return Err(e);
+            }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
             // Whether a message completed in this read (the frame clock).
@@ -50,6 +64,7 @@ impl ClientSide<'_> {
                             b.binds += 1;
                             b.ran = true;
                         }
+                        b.open = true;
                         let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
                         passing.start(buf, &mut segments, &mut pos, len, b.skipping);
                         break;
@@ -58,11 +73,21 @@ impl ClientSide<'_> {
                 let t = self.reader.buf[pos];
                 let action = if b.skipping && t != tag::SYNC {
                     Action::Drop
+                } else if t == tag::TERMINATE {
+                    terminate = true;
+                    // A pooled connection left idle is reset, not ended.
+                    release = self.releasable(b.n, b.open);
+                    if release { Action::Drop } else { Action::Keep }
                 } else {
-                    terminate = t == tag::TERMINATE;
                     self.on_frame(inspector, &mut b, t, &mut pos, len, &mut segments)
                         .await?
                 };
+                if !matches!(
+                    t,
+                    tag::QUERY | tag::SYNC | tag::FUNCTION_CALL | tag::TERMINATE
+                ) {
+                    b.open = true;
+                }
                 track_client(self.flow, &self.reader.buf[pos..pos + len], &action)?;
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
                 if terminate {
@@ -80,6 +105,9 @@ impl ClientSide<'_> {
                 .mark(self.passing.active() || !self.reader.buf.is_empty());
             self.reader.settle();
             if terminate {
+                if release {
+                    self.start_release().await?;
+                }
                 return Ok(());
             }
         }
@@ -132,12 +160,9 @@ impl ClientSide<'_> {
                 self.function_call(inspector, &self.reader.buf[*pos..*pos + len])
                     .await
             }
-            tag::TERMINATE
-            | tag::DESCRIBE
-            | tag::FLUSH
-            | tag::COPY_DATA
-            | tag::COPY_DONE
-            | tag::COPY_FAIL => Ok(Action::Keep),
+            tag::DESCRIBE | tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                Ok(Action::Keep)
+            }
             other => Err(SessionError::Refused(format!(
                 "unexpected message {:?} from the client",
                 pg::TagName(other)

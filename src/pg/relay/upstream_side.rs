@@ -34,7 +34,7 @@ enum Outcome {
 }
 
 impl UpstreamSide<'_> {
-    pub(super) async fn run(mut self) -> Result<(), SessionError> {
+    pub(super) async fn run(&mut self) -> Result<(), SessionError> {
         let masking = self.rt.masking.as_ref();
         let mut st = Down::default();
         if let Some(m) = masking {
@@ -42,6 +42,9 @@ impl UpstreamSide<'_> {
         }
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
+            if self.releasing() {
+                return self.drain_reset().await;
+            }
             if let Err(e) = self.reader.fill().await {
                 // The target went away (or spoke garbage) mid-session: tell
                 // the client in protocol terms before the connection closes.
@@ -53,6 +56,9 @@ impl UpstreamSide<'_> {
                 );
                 let _ = self.writer.write_all(out.freeze()).await;
                 return Err(e);
+            }
+            if self.releasing() {
+                return self.drain_reset().await;
             }
             self.last_activity.set(Instant::now());
             let mut pos = 0;
@@ -155,10 +161,12 @@ impl UpstreamSide<'_> {
                 if let Some(why) = lexmode::refused_encoding_status(body) {
                     return Ok(Outcome::Encoding(why));
                 }
+                self.note_status(pos, len);
                 Action::Keep
             }
             tag::READY_FOR_QUERY => {
-                self.ready(st);
+                let idle = self.reader.buf.get(pos + pg::HEADER_LEN) == Some(&b'I');
+                self.ready(st, idle);
                 Action::Keep
             }
             _ => Action::Keep,
@@ -248,8 +256,9 @@ impl UpstreamSide<'_> {
     }
 
     /// ReadyForQuery: the batch is over (its injections too).
-    fn ready(&self, st: &mut Down) {
+    fn ready(&self, st: &mut Down, idle: bool) {
         let mut flow = self.flow.borrow_mut();
+        flow.idle = idle;
         while flow.injections.front().is_some_and(|i| i.batch <= st.batch) {
             flow.injections.pop_front();
         }

@@ -1,0 +1,148 @@
+//! `[target.postgres.pool]`: upstream connection reuse for a PostgreSQL
+//! target (`crate::pg::pool`). Session mode only in this slice: a server
+//! connection serves one caller for the caller's whole session, then is
+//! reset (`reset_query`) and kept for the next caller.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::target::TargetCheck;
+
+/// `[target.postgres.pool]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    mode: Option<String>,
+    size: Option<usize>,
+    min_idle: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    max_lifetime: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    checkout_timeout: Option<Duration>,
+    reset_query: Option<String>,
+}
+
+/// How long a server connection is held by a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// For the caller's whole session (pgbouncer's `pool_mode = session`).
+    Session,
+}
+
+/// A target's pool, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub mode: PoolMode,
+    /// Server connections of the target at most, all shards together: each
+    /// shard holds its share (`share`).
+    pub size: usize,
+    /// Idle connections kept open ahead of demand (0 only, in this slice).
+    pub min_idle: usize,
+    /// A server connection older than this is closed instead of reused.
+    pub max_lifetime: Duration,
+    /// An idle server connection unused this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a caller waits for a connection when the pool is full.
+    pub checkout_timeout: Duration,
+    /// Run on a connection the caller left idle, before the next caller.
+    pub reset_query: String,
+}
+
+impl PoolConfig {
+    /// Shard `shard`'s share of `size` among `shards`: the size split as
+    /// evenly as it goes, lower shards taking the remainder, at least one.
+    pub fn share(&self, shard: usize, shards: usize) -> usize {
+        let shards = shards.max(1);
+        let base = self.size / shards;
+        let extra = usize::from(shard < self.size % shards);
+        (base + extra).max(1)
+    }
+}
+
+/// The largest pool a target may ask for (PostgreSQL's own cap on
+/// connections is far lower in practice).
+const MAX_SIZE: usize = 100_000;
+
+pub(super) fn finish(c: &TargetCheck<'_>, raw: RawPool) -> Result<PoolConfig, ConfigError> {
+    let at = |key: &str, why: &str| {
+        c.err_in(
+            &["postgres", "pool", key],
+            &format!("postgres.pool.{key}"),
+            why,
+        )
+    };
+    let mode = match raw.mode.as_deref().unwrap_or("session") {
+        "session" => PoolMode::Session,
+        "transaction" | "statement" => {
+            return Err(at(
+                "mode",
+                "only \"session\" is supported so far (transaction mode is not built yet)",
+            ));
+        }
+        _ => return Err(at("mode", "must be \"session\"")),
+    };
+    let size = raw.size.unwrap_or(20);
+    if size == 0 || size > MAX_SIZE {
+        return Err(at("size", "must be 1-100000"));
+    }
+    let min_idle = raw.min_idle.unwrap_or(0);
+    if min_idle != 0 {
+        return Err(at("min_idle", "only 0 is supported so far"));
+    }
+    let positive = |key: &str, d: Option<Duration>, default: u64| {
+        let d = d.unwrap_or(Duration::from_secs(default));
+        if d.is_zero() {
+            Err(at(key, "must be above zero"))
+        } else {
+            Ok(d)
+        }
+    };
+    let max_lifetime = positive("max_lifetime", raw.max_lifetime, 3600)?;
+    let idle_timeout = positive("idle_timeout", raw.idle_timeout, 600)?;
+    let checkout_timeout = positive("checkout_timeout", raw.checkout_timeout, 5)?;
+    let reset_query = raw.reset_query.unwrap_or_else(|| "DISCARD ALL".into());
+    if reset_query.trim().is_empty() || reset_query.len() > 4096 || reset_query.contains('\0') {
+        return Err(at("reset_query", "must be 1-4096 bytes of SQL without NUL"));
+    }
+    Ok(PoolConfig {
+        mode,
+        size,
+        min_idle,
+        max_lifetime,
+        idle_timeout,
+        checkout_timeout,
+        reset_query,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(size: usize) -> PoolConfig {
+        PoolConfig {
+            mode: PoolMode::Session,
+            size,
+            min_idle: 0,
+            max_lifetime: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            checkout_timeout: Duration::from_secs(1),
+            reset_query: "DISCARD ALL".into(),
+        }
+    }
+
+    #[test]
+    fn shares_add_up_to_the_size() {
+        for (size, shards) in [(10, 2), (10, 3), (7, 4), (100, 16)] {
+            let c = cfg(size);
+            let sum: usize = (0..shards).map(|s| c.share(s, shards)).sum();
+            assert_eq!(sum, size, "size {size} over {shards} shards");
+        }
+        // Fewer connections than shards: each shard still gets one.
+        assert_eq!(cfg(2).share(3, 4), 1);
+    }
+}
