@@ -22,6 +22,7 @@ pub mod mysql;
 pub mod postgres;
 mod protocols;
 mod raw;
+pub mod ssh;
 mod target;
 mod tcp;
 mod validate;
@@ -127,6 +128,8 @@ pub struct TargetConfig {
     pub mysql: Option<mysql::MysqlTarget>,
     /// `[target.http]`: set on http targets, and only on them.
     pub http: Option<http::HttpTarget>,
+    /// `[target.ssh]`: set on ssh targets, and only on them.
+    pub ssh: Option<ssh::SshTarget>,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read
