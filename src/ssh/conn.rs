@@ -74,6 +74,11 @@ struct Chan {
     /// The upstream's answers to forwarded requests, in order.
     replies: mpsc::Receiver<bool>,
     stdin: Meter,
+    /// The upstream → caller task. Aborted when the gateway or the caller
+    /// closes the channel: russh does not report the upstream's answering
+    /// close of a channel we closed, so the task would wait until the
+    /// connection ends.
+    down: tokio::task::JoinHandle<()>,
 }
 
 /// Records a direction's bytes up to its cap.
@@ -269,7 +274,7 @@ impl server::Handler for Gate {
             stream,
             left: up.record_cap,
         };
-        tokio::spawn(down(
+        let down = tokio::spawn(down(
             up_r,
             caller_w,
             session.handle(),
@@ -283,6 +288,7 @@ impl server::Handler for Gate {
                 up: up_w,
                 replies,
                 stdin: meter(Stream::Stdin),
+                down,
             },
         );
         Ok(())
@@ -397,6 +403,7 @@ impl server::Handler for Gate {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(c) = self.chans.remove(&channel) {
+            c.down.abort();
             let _ = c.up.close().await;
         }
         Ok(())
@@ -532,7 +539,9 @@ impl server::Handler for Gate {
                 session.extended_data(channel, 1, line)?;
                 session.exit_status_request(channel, 126)?;
                 session.eof(channel)?;
-                if let Some(c) = self.chans.get(&channel) {
+                session.close(channel)?;
+                if let Some(c) = self.chans.remove(&channel) {
+                    c.down.abort();
                     let _ = c.up.close().await;
                 }
                 Ok(())

@@ -27,7 +27,11 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 
 /// `algorithm base64` of a public key line (without the comment).
 pub fn pin(public: &str) -> String {
-    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub struct Sshd {
@@ -207,6 +211,8 @@ message = "{RM_MESSAGE}"
             "NumberOfPasswordPrompts=1",
             "LogLevel=ERROR",
             "ConnectTimeout=20",
+            // `sftp -b` turns batch mode on (no password); the first value wins.
+            "BatchMode=no",
         ]
         .iter()
         .flat_map(|o| ["-o".to_string(), o.to_string()])
