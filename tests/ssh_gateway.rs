@@ -190,3 +190,39 @@ fn the_recording_shows_execs_and_never_the_stored_key_or_token() {
     let sig = token.rsplit('.').next().unwrap();
     assert!(!all.contains(sig), "the caller's token leaked");
 }
+
+#[test]
+fn a_shell_with_a_pty_and_keyboard_interactive() {
+    let g = SshGateway::start();
+    let token = g.token("ci-job", "ci");
+    // Paramiko: keyboard-interactive answering the Token prompt, then a
+    // shell on a pty; the typed line runs and the exit status comes back.
+    let out = common::python(
+        r#"
+import sys, time, paramiko
+t = paramiko.Transport(("127.0.0.1", int(sys.argv[1])))
+t.start_client(timeout=20)
+t.auth_interactive("deploy", lambda title, instr, prompts: [sys.argv[2] for _ in prompts])
+ch = t.open_session()
+ch.get_pty(term="xterm", width=80, height=24)
+ch.invoke_shell()
+ch.sendall(b"echo $((6*7))x; exit 5\n")
+buf = b""
+while True:
+    d = ch.recv(4096)
+    if not d:
+        break
+    buf += d
+print("42x" in buf.decode(errors="replace"), ch.recv_exit_status())
+t.close()
+"#,
+        &[&g.port.to_string(), &token],
+    );
+    assert_eq!(out, "True 5");
+    assert_eventually!(
+        g.export().contains(": shell\""),
+        std::time::Duration::from_secs(10),
+        "shell not recorded: {}",
+        g.export()
+    );
+}
