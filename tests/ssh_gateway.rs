@@ -226,3 +226,60 @@ t.close()
         g.export()
     );
 }
+
+#[test]
+fn a_revocation_ends_a_live_session_and_refuses_the_next() {
+    let g = SshGateway::start();
+    let token = g.token("eve", "ci");
+    let mut child = g.ssh_spawn(&token, &[], "echo started; sleep 60");
+    assert_eventually!(
+        g.gw.log_count("session opened") >= 1,
+        std::time::Duration::from_secs(20),
+        "no session: {}",
+        g.gw.log_text()
+    );
+    let out =
+        g.gw.cli(&["revoke", "--subject", "eve", "--reason", "leaked"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eventually!(
+        child.try_wait().unwrap().is_some(),
+        std::time::Duration::from_secs(10),
+        "the revoked session is still open"
+    );
+    let o = g.ssh(&token, "echo should-not-run");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("should-not-run"));
+}
+
+#[test]
+fn port_forwarding_is_refused_and_recorded() {
+    let g = SshGateway::start();
+    let token = g.token("ci-job", "ci");
+    // stdio forwarding: a direct-tcpip channel to the host's own sshd.
+    let target = format!("127.0.0.1:{}", g.sshd.port);
+    let o = g.ssh_with(&token, &["-W", &target], "");
+    assert!(!o.status.success(), "{}", text(&o));
+    // Remote forwarding with ExitOnForwardFailure.
+    let o = g.ssh_with(
+        &token,
+        &[
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            "127.0.0.1:0:127.0.0.1:1",
+        ],
+        "echo should-not-run",
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("should-not-run"));
+    assert_eventually!(
+        {
+            let e = g.export();
+            e.contains(&format!("direct-tcpip {target}")) && e.contains("tcpip-forward 127.0.0.1")
+        },
+        std::time::Duration::from_secs(10),
+        "refusals not recorded: {}",
+        g.export()
+    );
+    assert!(g.export().contains("\"verdict\":\"block\""));
+}

@@ -317,3 +317,32 @@ impl SshGateway {
         self.sshpass(token, "scp", &args)
     }
 }
+
+impl SshGateway {
+    /// `ssh` with extra options and a command, running in the background.
+    pub fn ssh_spawn(&self, token: &str, extra: &[&str], command: &str) -> Child {
+        Command::new("sshpass")
+            .arg("-e")
+            .arg("ssh")
+            .args(self.client_opts())
+            .args(extra)
+            .args(["-p", &self.port.to_string(), "deploy@127.0.0.1", command])
+            .env("SSHPASS", token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `ssh` with extra options (no command when `command` is empty).
+    pub fn ssh_with(&self, token: &str, extra: &[&str], command: &str) -> Output {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend(["-p".to_string(), self.port.to_string()]);
+        args.push("deploy@127.0.0.1".to_string());
+        if !command.is_empty() {
+            args.push(command.to_string());
+        }
+        self.sshpass(token, "ssh", &args)
+    }
+}
