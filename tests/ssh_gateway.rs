@@ -283,3 +283,23 @@ fn port_forwarding_is_refused_and_recorded() {
     );
     assert!(g.export().contains("\"verdict\":\"block\""));
 }
+
+#[test]
+fn a_known_hosts_file_trusts_the_upstream_hashed_or_not() {
+    for hashed in [false, true] {
+        let g = SshGateway::with(Options {
+            known_hosts: Some(hashed),
+            ..Options::default()
+        });
+        let token = g.token("ci-job", "ci");
+        let o = g.ssh(&token, "echo known");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "known\n", "{}", text(&o));
+        // Another host key on record: refused.
+        let dir = tempfile::tempdir().unwrap();
+        let (_, other) = keygen(dir.path(), "other");
+        let file = g.gw.dir().join("known_hosts");
+        std::fs::write(&file, format!("[127.0.0.1]:{} {}\n", g.sshd.port, pin(&other))).unwrap();
+        let o = g.ssh(&token, "echo should-not-run");
+        assert!(!o.status.success(), "{}", text(&o));
+    }
+}

@@ -6,7 +6,8 @@
 //! Files: `raw.rs` (the file as serde reads it), `validate.rs` (engine,
 //! recorder, line numbers), `target.rs` (the keys every target shares),
 //! `protocols.rs` (the protocols and what each adds: `postgres.rs` for
-//! `[target.postgres]`, `mysql.rs` for `[target.mysql]`, `tcp.rs`),
+//! `[target.postgres]`, `mysql.rs` for `[target.mysql]`, `http.rs`,
+//! `ssh.rs`, `tcp.rs`),
 //! `cpus.rs`.
 
 use std::net::SocketAddr;

@@ -7,8 +7,9 @@
 //!   per login, so rotation needs no restart), or `[target.credential]`
 //!   (`user` + `password_file`/`password_env`) for a password login.
 //! - `upstream_host_key`: the upstream's host key(s), pinned
-//!   (`"ssh-ed25519 AAAA..."`); any other key is refused. Never trusted on
-//!   first use.
+//!   (`"ssh-ed25519 AAAA..."`), and/or `upstream_known_hosts`: an OpenSSH
+//!   known_hosts file (its entries for the upstream's host and port, read at
+//!   each login); any other key is refused. Never trusted on first use.
 //! - `rules`: globs on the whole `exec` command line, first match wins.
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub struct RawSsh {
     user: Option<String>,
     private_key_file: Option<PathBuf>,
     upstream_host_key: Option<OneOrMany>,
+    upstream_known_hosts: Option<PathBuf>,
     /// `allow` (default) or `deny`: interactive shells.
     shell: Option<ShellMode>,
     /// Bytes recorded per channel and direction; default 65536.
@@ -91,6 +93,8 @@ pub struct SshTarget {
     pub login: UpstreamLogin,
     /// `algorithm base64` of each pinned key.
     pub upstream_host_keys: Vec<String>,
+    /// An OpenSSH known_hosts file, read at each login.
+    pub upstream_known_hosts: Option<PathBuf>,
     pub shell: ShellMode,
     pub record_channel_bytes: usize,
     pub rules: Vec<SshRule>,
@@ -127,11 +131,11 @@ pub(super) fn validate(
         Some(OneOrMany::One(k)) => vec![k],
         Some(OneOrMany::Many(v)) => v,
     };
-    if pins.is_empty() {
+    if pins.is_empty() && raw.upstream_known_hosts.is_none() {
         return Err((
             "ssh.upstream_host_key",
-            "pin the upstream's host key (\"ssh-ed25519 AAAA...\"): it is never trusted on \
-             first use"
+            "pin the upstream's host key (\"ssh-ed25519 AAAA...\") or name an \
+             upstream_known_hosts file: it is never trusted on first use"
                 .into(),
         ));
     }
@@ -178,6 +182,7 @@ pub(super) fn validate(
         host_key,
         login,
         upstream_host_keys,
+        upstream_known_hosts: raw.upstream_known_hosts,
         shell: raw.shell.unwrap_or(ShellMode::Allow),
         record_channel_bytes,
         rules,

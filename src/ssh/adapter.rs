@@ -128,6 +128,9 @@ fn login_params(t: &Target<'_>) -> Result<LoginParams, String> {
                 .map_err(|e| format!("upstream_host_key: {e}"))?,
         );
     }
+    if let Some(file) = &s.upstream_known_hosts {
+        pins.extend(known_hosts(&t.config.upstream, file)?);
+    }
     Ok(LoginParams {
         addr: t.config.upstream.clone(),
         user,
@@ -137,6 +140,21 @@ fn login_params(t: &Target<'_>) -> Result<LoginParams, String> {
         record_cap: s.record_channel_bytes,
         shell_allowed: s.shell == ShellMode::Allow,
     })
+}
+
+/// The keys a known_hosts file lists for the upstream (`host` on port 22,
+/// `[host]:port` otherwise; hashed entries too). A missing file lists none.
+fn known_hosts(
+    upstream: &str,
+    file: &std::path::Path,
+) -> Result<Vec<russh::keys::PublicKey>, String> {
+    let (host, port) = upstream
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("upstream {upstream:?} is not host:port"))?;
+    let keys = russh::keys::known_hosts::known_host_keys_path(host, port, file)
+        .map_err(|e| format!("upstream_known_hosts {}: {e}", file.display()))?;
+    Ok(keys.into_iter().map(|(_, k)| k).collect())
 }
 
 impl Protocol for SshProtocol {

@@ -94,6 +94,7 @@ mod tests {
             host_key: "/k".into(),
             login: UpstreamLogin::Password,
             upstream_host_keys: vec![],
+            upstream_known_hosts: None,
             shell: ShellMode::Allow,
             record_channel_bytes: 0,
             rules: list

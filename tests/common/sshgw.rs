@@ -109,6 +109,9 @@ pub struct Options<'a> {
     pub ssh: &'a str,
     /// Pin this key instead of sshd's own.
     pub pin: Option<&'a str>,
+    /// Trust sshd's key through a known_hosts file instead of a pin;
+    /// `true`: its host names hashed (`ssh-keygen -H`).
+    pub known_hosts: Option<bool>,
 }
 
 pub struct SshGateway {
@@ -138,6 +141,29 @@ impl SshGateway {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+        let trust = match o.known_hosts {
+            None => format!(
+                "upstream_host_key = \"{}\"",
+                pin(o.pin.unwrap_or(&sshd.host_public))
+            ),
+            Some(hashed) => {
+                let file = dir.path().join("known_hosts");
+                let line = format!("[127.0.0.1]:{} {}\n", sshd.port, pin(&sshd.host_public));
+                std::fs::write(&file, line).unwrap();
+                if hashed {
+                    let out = Command::new("ssh-keygen")
+                        .arg("-H")
+                        .arg("-f")
+                        .arg(&file)
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{out:?}");
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    assert!(text.starts_with("|1|"), "{text}");
+                }
+                format!("upstream_known_hosts = \"{}\"", file.display())
+            }
+        };
         let cfg = format!(
             r#"
 [engine]
@@ -160,7 +186,7 @@ groups = ["ci"]
 host_key = "{host_key}"
 user = "root"
 private_key_file = "{client_key}"
-upstream_host_key = "{pin}"
+{trust}
 {ssh}
 [[target.ssh.rules]]
 name = "no-rm-rf"
@@ -172,7 +198,6 @@ message = "{RM_MESSAGE}"
             upport = sshd.port,
             host_key = gw_host_key.display(),
             client_key = sshd.client_key.display(),
-            pin = pin(o.pin.unwrap_or(&sshd.host_public)),
             ssh = o.ssh,
         );
         let cfg_path = dir.path().join("tollgate.toml");
