@@ -27,5 +27,6 @@ pub mod recordings_cli;
 pub mod relay;
 pub mod service_manager;
 pub mod snapshot;
+pub mod ssh;
 pub mod telemetry;
 pub mod tls;

@@ -29,6 +29,8 @@ pub enum SnapshotError {
     },
     #[error("target {target}: TLS: {reason}")]
     Tls { target: String, reason: String },
+    #[error("target {target}: ssh: {reason}")]
+    Ssh { target: String, reason: String },
 }
 
 /// Everything a session needs to enforce one target.
@@ -42,6 +44,8 @@ pub struct TargetRuntime {
     pub upstream_tls: Option<UpstreamTlsConfig>,
     /// `[target.http]` rules, compiled (http targets only).
     pub http_rules: Option<crate::http::rules::HttpRules>,
+    /// `[target.ssh]`: the host key read, the exec rules compiled (ssh targets only).
+    pub ssh: Option<crate::ssh::adapter::SshRuntime>,
 }
 
 /// A configuration in service.
@@ -106,7 +110,17 @@ impl Snapshot {
                     }
                 })?),
             };
+            let ssh = match &t.ssh {
+                None => None,
+                Some(s) => Some(crate::ssh::adapter::SshRuntime::build(s).map_err(|reason| {
+                    SnapshotError::Ssh {
+                        target: name(),
+                        reason,
+                    }
+                })?),
+            };
             targets.push(TargetRuntime {
+                ssh,
                 http_rules,
                 access,
                 policy,

@@ -23,6 +23,11 @@ want mariadb-client
 want sysbench
 # nginx as the upstream of the HTTP gateway tests (tests/common/httpgw.rs).
 want nginx-light
+# OpenSSH sshd as the upstream of the SSH gateway tests (tests/common/sshgw.rs),
+# ssh/scp/sftp as callers, sshpass to hand them the token as the password.
+want openssh-server
+want openssh-client
+want sshpass
 # mysql2 (Node) for the MySQL gateway tests.
 # npm (and Node.js) from Debian unless the machine already has them (a
 # NodeSource or nvm install conflicts with Debian's npm package).
@@ -87,6 +92,10 @@ fi
 # Python websockets (server and client) for tests/http_websocket.rs.
 if ! "$venv/bin/python" -c 'import websockets.sync.client' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'websockets>=13'
+fi
+# Paramiko as a second SSH caller (tests/ssh_gateway.rs).
+if ! "$venv/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'paramiko>=3.4'
 fi
 if [ ! -d "$(pwd)/target/node/node_modules/mysql2" ]; then
     mkdir -p "$(pwd)/target/node"

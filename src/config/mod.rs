@@ -6,7 +6,8 @@
 //! Files: `raw.rs` (the file as serde reads it), `validate.rs` (engine,
 //! recorder, line numbers), `target.rs` (the keys every target shares),
 //! `protocols.rs` (the protocols and what each adds: `postgres.rs` for
-//! `[target.postgres]`, `mysql.rs` for `[target.mysql]`, `tcp.rs`),
+//! `[target.postgres]`, `mysql.rs` for `[target.mysql]`, `http.rs`,
+//! `ssh.rs`, `tcp.rs`),
 //! `cpus.rs`.
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod postgres;
 mod protocols;
 mod raw;
+pub mod ssh;
 mod target;
 mod tcp;
 mod validate;
@@ -130,6 +132,8 @@ pub struct TargetConfig {
     pub mysql: Option<mysql::MysqlTarget>,
     /// `[target.http]`: set on http targets, and only on them.
     pub http: Option<http::HttpTarget>,
+    /// `[target.ssh]`: set on ssh targets, and only on them.
+    pub ssh: Option<ssh::SshTarget>,
 }
 
 /// Where the stored upstream credential lives. The secret itself is read

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::raw::RawTarget;
 use super::target::TargetCheck;
-use super::{ConfigError, TargetConfig, Validator, http, mysql, postgres, tcp};
+use super::{ConfigError, TargetConfig, Validator, http, mysql, postgres, ssh, tcp};
 use crate::identity::IdentityConfig;
 
 /// The wire protocol a target speaks.
@@ -28,6 +28,9 @@ pub enum Protocol {
     /// HTTP/1.1: bearer token in, stored credential out, rules on method
     /// and path (`[target.http]`, `crate::http`).
     Http,
+    /// SSH: token as the password, stored key or password out, rules on
+    /// each exec (`[target.ssh]`, `crate::ssh`).
+    Ssh,
 }
 
 impl fmt::Display for Protocol {
@@ -37,17 +40,19 @@ impl fmt::Display for Protocol {
             Protocol::Postgres => f.write_str("postgres"),
             Protocol::Mysql => f.write_str("mysql"),
             Protocol::Http => f.write_str("http"),
+            Protocol::Ssh => f.write_str("ssh"),
         }
     }
 }
 
 impl Protocol {
     /// Every protocol a target may name (the engine's registry must serve each).
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Tcp,
         Protocol::Postgres,
         Protocol::Mysql,
         Protocol::Http,
+        Protocol::Ssh,
     ];
 
     /// Whether callers identify by client certificate on the target's TLS
@@ -59,6 +64,7 @@ impl Protocol {
             Protocol::Postgres => postgres::CALLERS_BY_CERTIFICATE,
             Protocol::Mysql => mysql::CALLERS_BY_CERTIFICATE,
             Protocol::Http => http::CALLERS_BY_CERTIFICATE,
+            Protocol::Ssh => ssh::CALLERS_BY_CERTIFICATE,
         }
     }
 }
@@ -79,6 +85,7 @@ pub(super) fn finish(
         Protocol::Postgres => postgres::finish(c, raw, t, deprecations),
         Protocol::Mysql => mysql::finish(c, raw, t),
         Protocol::Http => http::finish(c, raw, t),
+        Protocol::Ssh => ssh::finish(c, raw, t),
         Protocol::Tcp => tcp::finish(c, t),
     }
 }
@@ -94,6 +101,7 @@ fn foreign_tables(
         (Protocol::Postgres, "postgres", raw.postgres.is_some()),
         (Protocol::Mysql, "mysql", raw.mysql.is_some()),
         (Protocol::Http, "http", raw.http.is_some()),
+        (Protocol::Ssh, "ssh", raw.ssh.is_some()),
     ];
     for (protocol, key, set) in tables {
         if set && protocol != t.protocol {
@@ -121,6 +129,7 @@ pub(super) fn with_identity(
     match t.protocol {
         Protocol::Postgres | Protocol::Mysql => postgres::with_identity(&c, t, identity),
         Protocol::Http => http::with_identity(&c, t, identity),
+        Protocol::Ssh => ssh::with_identity(&c, t, identity),
         Protocol::Tcp => tcp::with_identity(&c, t, identity),
     }
 }

@@ -47,6 +47,8 @@ pub(super) struct RawTarget {
     pub(super) mysql: Option<super::mysql::RawMysql>,
     /// `[target.http]`: checked by `http.rs`.
     pub(super) http: Option<super::http::RawHttp>,
+    /// `[target.ssh]`: checked by `ssh.rs`.
+    pub(super) ssh: Option<super::ssh::RawSsh>,
     /// The credential only the gateway holds.
     pub(super) credential: Option<RawCredential>,
     /// Client-facing TLS.

@@ -124,6 +124,7 @@ impl Validator<'_> {
             postgres: None,
             mysql: None,
             http: None,
+            ssh: None,
         };
         protocols::finish(&c, &mut raw, &mut t, deprecations)?;
         Ok(t)

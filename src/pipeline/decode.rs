@@ -18,6 +18,7 @@ enum Kind {
     Postgres,
     Mysql,
     Http,
+    Ssh,
     /// `tcp`, a protocol this build does not decode, or no start record
     /// seen: the raw data is exported as it is, undecoded.
     Opaque,
@@ -30,6 +31,7 @@ pub struct ByProtocol {
     postgres: PgDecoder,
     mysql: MyDecoder,
     http: HttpDecoder,
+    ssh: crate::ssh::decode::SshDecoder,
 }
 
 impl Decoder for ByProtocol {
@@ -38,6 +40,7 @@ impl Decoder for ByProtocol {
             Some("postgres") => Kind::Postgres,
             Some("mysql") => Kind::Mysql,
             Some("http") => Kind::Http,
+            Some("ssh") => Kind::Ssh,
             _ => Kind::Opaque,
         };
         self.sessions.insert(session, kind);
@@ -54,6 +57,7 @@ impl Decoder for ByProtocol {
             Some(Kind::Postgres) => self.postgres.decode(session, direction, data, fields),
             Some(Kind::Mysql) => self.mysql.decode(session, direction, data, fields),
             Some(Kind::Http) => self.http.decode(session, direction, data, fields),
+            Some(Kind::Ssh) => self.ssh.decode(session, direction, data, fields),
             Some(Kind::Opaque) | None => {}
         }
     }

@@ -53,6 +53,10 @@ pub fn protocols() -> Protocols {
             ProtocolName::Http,
             Arc::new(Adapter(crate::http::adapter::HttpProtocol)),
         )
+        .with(
+            ProtocolName::Ssh,
+            Arc::new(Adapter(crate::ssh::adapter::SshProtocol)),
+        )
 }
 
 /// One session as every step sees it.

@@ -11,6 +11,7 @@ pub mod pg;
 pub mod pggw;
 pub mod pgwire;
 pub mod pki;
+pub mod sshgw;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,594 @@
+//! The tokio side of one SSH connection: the russh server towards the
+//! caller and, once admitted, one upstream channel per caller channel.
+//! Requests (pty, env, exec, shell, subsystem) are forwarded with
+//! `want_reply` and the upstream's answer is the caller's; exec waits for
+//! the compio side's verdict first. Forwarding of ports, agents and X11 is
+//! refused and noted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+use super::upstream::{self, Upstream};
+use super::{AuthAttempt, AuthStep, Event, Stream};
+
+/// What the compio side hands the tokio side for one connection.
+pub(crate) struct Start {
+    pub stream: std::net::TcpStream,
+    pub config: Arc<server::Config>,
+    pub auth: mpsc::Sender<AuthAttempt>,
+    pub events: mpsc::Sender<Event>,
+    /// Resolves (with an error) when the compio side drops the session.
+    pub stop: oneshot::Receiver<()>,
+}
+
+/// Serve one connection until either side ends it.
+pub(crate) async fn serve(start: Start) {
+    let Start {
+        stream,
+        config,
+        auth,
+        events,
+        stop,
+    } = start;
+    let Ok(sock) = tokio::net::TcpStream::from_std(stream) else {
+        return;
+    };
+    let _ = sock.set_nodelay(true);
+    let gate = Gate {
+        auth: Some(auth),
+        events,
+        up: None,
+        chans: HashMap::new(),
+        pending_token: None,
+    };
+    let Ok(running) = server::run_stream(config, sock, gate).await else {
+        return;
+    };
+    let handle = running.handle();
+    tokio::select! {
+        _ = running => {}
+        _ = stop => {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "session ended by tollgate".into(), String::new())
+                .await;
+        }
+    }
+}
+
+/// The upstream after login, with the session's settings.
+struct Admitted {
+    handle: Upstream,
+    record_cap: usize,
+    shell_allowed: bool,
+}
+
+/// One caller channel and its upstream twin.
+struct Chan {
+    up: ChannelWriteHalf<client::Msg>,
+    /// The upstream's answers to forwarded requests, in order.
+    replies: mpsc::Receiver<bool>,
+    stdin: Meter,
+    /// The upstream → caller task. Aborted when the gateway or the caller
+    /// closes the channel: russh does not report the upstream's answering
+    /// close of a channel we closed, so the task would wait until the
+    /// connection ends.
+    down: tokio::task::JoinHandle<()>,
+}
+
+/// Records a direction's bytes up to its cap.
+struct Meter {
+    events: mpsc::Sender<Event>,
+    channel: u32,
+    stream: Stream,
+    left: usize,
+}
+
+impl Meter {
+    /// Report `data`; within the cap it waits until recorded. `false`: the
+    /// session is over (recorder failed, relay gone).
+    async fn record(&mut self, data: &Bytes) -> bool {
+        let keep = self.left.min(data.len());
+        self.left -= keep;
+        let (ack, recorded) = if keep > 0 {
+            let (tx, rx) = oneshot::channel();
+            (Some((tx, rx)), data.slice(..keep))
+        } else {
+            (None, Bytes::new())
+        };
+        let (tx, rx) = match ack {
+            Some((tx, rx)) => (Some(tx), Some(rx)),
+            None => (None, None),
+        };
+        let ev = Event::Data {
+            channel: self.channel,
+            stream: self.stream,
+            recorded,
+            len: data.len(),
+            ack: tx,
+        };
+        if self.events.send(ev).await.is_err() {
+            return false;
+        }
+        match rx {
+            Some(rx) => rx.await.unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
+struct Gate {
+    /// Taken by the first password attempt: one per connection.
+    auth: Option<mpsc::Sender<AuthAttempt>>,
+    events: mpsc::Sender<Event>,
+    up: Option<Admitted>,
+    chans: HashMap<ChannelId, Chan>,
+    /// Keyboard-interactive: asked, not yet answered.
+    pending_token: Option<()>,
+}
+
+fn id(c: ChannelId) -> u32 {
+    c.number()
+}
+
+impl Gate {
+    /// Hand the token to the compio side and follow its answer.
+    async fn admit(&mut self, user: &str, token: Zeroizing<Vec<u8>>) -> Result<Auth, russh::Error> {
+        // One attempt per connection: a second is the end of it.
+        let Some(tx) = self.auth.take() else {
+            return Err(russh::Error::Disconnect);
+        };
+        let (answer, step) = oneshot::channel();
+        let attempt = AuthAttempt {
+            user: user.chars().take(256).collect(),
+            token,
+            answer,
+        };
+        if tx.send(attempt).await.is_err() {
+            return Err(russh::Error::Disconnect);
+        }
+        match step.await {
+            Err(_) | Ok(AuthStep::Reject) => Ok(Auth::reject()),
+            Ok(AuthStep::Login { params, result, go }) => match upstream::login(&params).await {
+                Err(e) => {
+                    let _ = result.send(Err(e));
+                    Ok(Auth::reject())
+                }
+                Ok(handle) => {
+                    let _ = result.send(Ok(()));
+                    if go.await != Ok(true) {
+                        return Ok(Auth::reject());
+                    }
+                    self.up = Some(Admitted {
+                        handle,
+                        record_cap: params.record_cap,
+                        shell_allowed: params.shell_allowed,
+                    });
+                    Ok(Auth::Accept)
+                }
+            },
+        }
+    }
+
+    async fn note(&self, channel: u32, what: String, allowed: bool) {
+        let _ = self
+            .events
+            .send(Event::Note {
+                channel,
+                what,
+                allowed,
+            })
+            .await;
+    }
+
+    /// The upstream's answer to the request just forwarded, passed on.
+    async fn answer(
+        &mut self,
+        channel: ChannelId,
+        sent: bool,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let ok = match self.chans.get_mut(&channel) {
+            Some(c) if sent => c.replies.recv().await.unwrap_or(false),
+            _ => false,
+        };
+        if ok {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+}
+
+impl server::Handler for Gate {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        _offer: server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let token = Zeroizing::new(password.as_bytes().to_vec());
+        self.admit(user, token).await
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        match (response, self.pending_token.take()) {
+            (Some(mut r), Some(())) => {
+                let token = Zeroizing::new(r.next().map(|b| b.to_vec()).unwrap_or_default());
+                self.admit(user, token).await
+            }
+            _ => {
+                self.pending_token = Some(());
+                Ok(Auth::Partial {
+                    name: "tollgate".into(),
+                    instructions: String::new().into(),
+                    prompts: vec![("Token: ".into(), false)].into(),
+                })
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(up) = &self.up else {
+            return Ok(());
+        };
+        let Ok(up_chan) = up.handle.channel_open_session().await else {
+            // Dropping `reply` refuses the channel.
+            return Ok(());
+        };
+        reply.accept().await;
+        let cid = channel.id();
+        let n = id(cid);
+        let (caller_r, caller_w) = channel.split();
+        // The caller's messages reach this handler; its channel queue is not read.
+        drop(caller_r);
+        let (up_r, up_w) = up_chan.split();
+        let (replies_tx, replies) = mpsc::channel(8);
+        let meter = |stream| Meter {
+            events: self.events.clone(),
+            channel: n,
+            stream,
+            left: up.record_cap,
+        };
+        let down = tokio::spawn(down(
+            up_r,
+            caller_w,
+            session.handle(),
+            replies_tx,
+            meter(Stream::Stdout),
+            meter(Stream::Stderr),
+        ));
+        self.chans.insert(
+            cid,
+            Chan {
+                up: up_w,
+                replies,
+                stdin: meter(Stream::Stdin),
+                down,
+            },
+        );
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        _reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let host: String = host.chars().take(256).collect();
+        self.note(0, format!("direct-tcpip {host}:{port}"), false)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        path: &str,
+        _reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let path: String = path.chars().take(256).collect();
+        self.note(0, format!("direct-streamlocal {path}"), false)
+            .await;
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let address: String = address.chars().take(256).collect();
+        self.note(0, format!("tcpip-forward {address}:{port}"), false)
+            .await;
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let path: String = path.chars().take(256).collect();
+        self.note(0, format!("streamlocal-forward {path}"), false)
+            .await;
+        Ok(false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.note(id(channel), "agent forwarding".into(), false)
+            .await;
+        Ok(false)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.note(id(channel), "x11 forwarding".into(), false).await;
+        session.channel_failure(channel)
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(c) = self.chans.get_mut(&channel) else {
+            return Ok(());
+        };
+        let data = Bytes::copy_from_slice(data);
+        if !c.stdin.record(&data).await {
+            return Err(russh::Error::Disconnect);
+        }
+        let _ = c.up.data_bytes(data).await;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.chans.get(&channel) {
+            let _ = c.up.eof().await;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.chans.remove(&channel) {
+            c.down.abort();
+            let _ = c.up.close().await;
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let sent = match self.chans.get(&channel) {
+            Some(c) => {
+                c.up.request_pty(
+                    true, term, col_width, row_height, pix_width, pix_height, modes,
+                )
+                .await
+                .is_ok()
+            }
+            None => false,
+        };
+        self.answer(channel, sent, session).await
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let sent = match self.chans.get(&channel) {
+            Some(c) => c.up.set_env(true, name, value).await.is_ok(),
+            None => false,
+        };
+        self.answer(channel, sent, session).await
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.chans.get(&channel) {
+            let _ =
+                c.up.window_change(col_width, row_height, pix_width, pix_height)
+                    .await;
+        }
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.chans.get(&channel) {
+            let _ = c.up.signal(signal).await;
+        }
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let allowed = self.up.as_ref().is_some_and(|u| u.shell_allowed);
+        self.note(id(channel), "shell".into(), allowed).await;
+        let sent = match self.chans.get(&channel) {
+            Some(c) if allowed => c.up.request_shell(true).await.is_ok(),
+            _ => false,
+        };
+        self.answer(channel, sent, session).await
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let name: String = name.chars().take(64).collect();
+        self.note(id(channel), format!("subsystem {name}"), true)
+            .await;
+        let sent = match self.chans.get(&channel) {
+            Some(c) => c.up.request_subsystem(true, name).await.is_ok(),
+            None => false,
+        };
+        self.answer(channel, sent, session).await
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (answer, verdict) = oneshot::channel();
+        let ev = Event::Exec {
+            channel: id(channel),
+            command: data.to_vec(),
+            answer,
+        };
+        if self.events.send(ev).await.is_err() {
+            return Err(russh::Error::Disconnect);
+        }
+        match verdict.await {
+            Err(_) => Err(russh::Error::Disconnect),
+            Ok(Ok(())) => {
+                let sent = match self.chans.get(&channel) {
+                    Some(c) => c.up.exec(true, data).await.is_ok(),
+                    None => false,
+                };
+                self.answer(channel, sent, session).await
+            }
+            Ok(Err(message)) => {
+                // The caller's channel runs "a command" that says why and
+                // exits 126; the upstream channel closes unused.
+                session.channel_success(channel)?;
+                let mut line = message.into_bytes();
+                line.push(b'\n');
+                session.extended_data(channel, 1, line)?;
+                session.exit_status_request(channel, 126)?;
+                session.eof(channel)?;
+                session.close(channel)?;
+                if let Some(c) = self.chans.remove(&channel) {
+                    c.down.abort();
+                    let _ = c.up.close().await;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Upstream → caller for one channel: bytes (recorded first, within the
+/// cap), EOF, exit status and signal unchanged, request answers to the
+/// handler, close.
+async fn down(
+    mut up: ChannelReadHalf,
+    caller: ChannelWriteHalf<Msg>,
+    handle: server::Handle,
+    replies: mpsc::Sender<bool>,
+    mut stdout: Meter,
+    mut stderr: Meter,
+) {
+    let cid = caller.id();
+    while let Some(msg) = up.wait().await {
+        let ok = match msg {
+            ChannelMsg::Data { data } => {
+                stdout.record(&data).await && caller.data_bytes(data).await.is_ok()
+            }
+            ChannelMsg::ExtendedData { data, ext } => {
+                stderr.record(&data).await && caller.extended_data_bytes(ext, data).await.is_ok()
+            }
+            ChannelMsg::Eof => caller.eof().await.is_ok(),
+            ChannelMsg::ExitStatus { exit_status } => caller.exit_status(exit_status).await.is_ok(),
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => handle
+                .exit_signal_request(cid, signal_name, core_dumped, error_message, lang_tag)
+                .await
+                .is_ok(),
+            ChannelMsg::Success => replies.send(true).await.is_ok(),
+            ChannelMsg::Failure => replies.send(false).await.is_ok(),
+            ChannelMsg::Close => break,
+            _ => true,
+        };
+        if !ok {
+            break;
+        }
+    }
+    let _ = caller.close().await;
+}

@@ -1,0 +1,110 @@
+//! SSH on the session pipeline (`protocol = "ssh"`). russh runs on a tokio
+//! runtime per shard (`runtime.rs`); the compio shard accepts, hands the
+//! socket over, and keeps the session's pipeline steps: identity, the
+//! upstream login's credential, exec rules, recording, kills.
+//!
+//! - `adapter.rs`: the `Protocol` (compio side).
+//! - `conn.rs`: the russh server towards the caller and the per-channel
+//!   relay to the upstream (tokio side).
+//! - `upstream.rs`: the russh client towards the host, host key pinned.
+//! - `rules.rs`: exec command-line globs. `decode.rs`: export.
+//!
+//! The two sides talk through `tokio::sync` channels (awaitable from any
+//! runtime): the caller's first password (the JWT) comes to the compio side,
+//! which answers with a refusal or with the upstream login to perform; exec
+//! commands come to be judged; channel bytes come to be recorded (up to a
+//! cap per channel and direction; within it they are forwarded only once
+//! recorded).
+
+pub(crate) mod adapter;
+mod conn;
+pub mod decode;
+pub mod rules;
+pub mod runtime;
+mod upstream;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+/// Which stream of a channel recorded bytes belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stream {
+    /// Caller → host.
+    Stdin = 0,
+    Stdout = 1,
+    /// Extended data (stderr).
+    Stderr = 2,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdin => "stdin",
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    pub fn from_u8(b: u8) -> Option<Stream> {
+        match b {
+            0 => Some(Stream::Stdin),
+            1 => Some(Stream::Stdout),
+            2 => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// The caller's password attempt (its token), and where the answer goes.
+pub(crate) struct AuthAttempt {
+    pub user: String,
+    pub token: Zeroizing<Vec<u8>>,
+    pub answer: oneshot::Sender<AuthStep>,
+}
+
+/// The compio side's answer to an [`AuthAttempt`].
+pub(crate) enum AuthStep {
+    /// Refused (the reason is logged on the compio side only).
+    Reject,
+    /// Admitted so far: log in upstream, report how it went on `result`,
+    /// then accept the caller only once `go` says `true` (the session's
+    /// start record is written).
+    Login {
+        params: Box<upstream::LoginParams>,
+        result: oneshot::Sender<Result<(), String>>,
+        go: oneshot::Receiver<bool>,
+    },
+}
+
+/// What the tokio side reports to the session's relay.
+pub(crate) enum Event {
+    /// Bytes moved on a channel; `recorded` is the part within the cap
+    /// (empty past it). With `ack`, the bytes wait until recorded (`true`)
+    /// or the recorder failed (`false`).
+    Data {
+        channel: u32,
+        stream: Stream,
+        recorded: Bytes,
+        len: usize,
+        ack: Option<oneshot::Sender<bool>>,
+    },
+    /// An exec request to judge: `Ok` runs it, `Err(message)` refuses it.
+    Exec {
+        channel: u32,
+        command: Vec<u8>,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
+    /// A channel request recorded as an event (`shell`, `subsystem sftp`,
+    /// a refused forwarding): `allowed` or refused by configuration.
+    Note {
+        channel: u32,
+        what: String,
+        allowed: bool,
+    },
+}
+
+/// The header of a recorded data record: channel id (big-endian u32) and
+/// stream; the bytes follow.
+pub const RECORD_HEADER: usize = 5;
