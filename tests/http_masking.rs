@@ -245,3 +245,43 @@ fn what_cannot_be_masked_is_refused_or_passed_as_configured() {
         g4.gw.log_text()
     );
 }
+
+/// WebSocket messages are relayed as they arrive, not masked: a caller
+/// whose responses are masked may not switch protocols (a way around the
+/// masking); an exempt caller may.
+#[test]
+fn an_upgrade_is_refused_to_a_caller_whose_responses_are_masked() {
+    use std::io::Write;
+    let g = start("");
+    let upgrade = |t: &str| {
+        let mut s = common::connect(g.port);
+        s.write_all(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\
+                 Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        // The head (a refusal closes; another answer keeps the connection).
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let out = upgrade(&g.token("ci-job", "ci"));
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(out.contains("masks responses"), "{out}");
+    assert!(!g.nginx.access().contains("/ws"), "{}", g.nginx.access());
+    // An auditor's upgrade reaches the upstream (nginx answers it as a plain GET).
+    let out = upgrade(&g.token("auditor", "ci,auditors"));
+    assert!(!out.starts_with("HTTP/1.1 403"), "{out}");
+    g.nginx.access_lines(1);
+    assert!(g.nginx.access().contains("GET /ws"), "{}", g.nginx.access());
+}
