@@ -30,7 +30,7 @@ fn load_bin() -> PathBuf {
 }
 
 /// `tollgate-load http ARGS --url URL` with tokens minted from the gateway's dev key.
-fn run_load(g: &HttpGateway, url: &str, args: &[&str]) -> Output {
+fn run_load(url: &str, args: &[&str]) -> Output {
     Command::new(load_bin())
         .env_remove("TOLLGATE_TOKEN")
         .env_remove("TOLLGATE_LOAD_URL")
@@ -58,7 +58,7 @@ fn minted<'a>(g: &'a HttpGateway, args: &[&'a str]) -> Vec<&'a str> {
 
 /// A successful run's JSON.
 fn load_http(g: &HttpGateway, url: &str, args: &[&str]) -> Value {
-    let out = run_load(g, url, &minted(g, args));
+    let out = run_load(url, &minted(g, args));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -95,7 +95,11 @@ fn check_run(json: &Value, workload: &str, protocol: &str, count: u64) {
 
 /// nginx's log lines with `needle`.
 fn logged(g: &HttpGateway, needle: &str) -> usize {
-    g.nginx.access().lines().filter(|l| l.contains(needle)).count()
+    g.nginx
+        .access()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
 }
 
 /// Every workload through the gateway and directly, checked against what
@@ -164,7 +168,11 @@ fn every_workload_through_the_gateway_and_direct_then_plotted() {
         files.push(name);
     }
     let access = g.nginx.access();
-    assert_eq!(logged(&g, &format!("auth=[Bearer {SECRET}]")), expected_lines / 2, "{access}");
+    assert_eq!(
+        logged(&g, &format!("auth=[Bearer {SECRET}]")),
+        expected_lines / 2,
+        "{access}"
+    );
     // nginx logs an absent header as "-".
     assert_eq!(logged(&g, "auth=[-]"), expected_lines / 2, "{access}");
     plot(&files);
@@ -209,7 +217,15 @@ fn chunked_and_bodiless_responses_are_read_whole_on_kept_connections() {
         let json = load_http(
             &g,
             &g.url(path),
-            &["get", "--count", "60", "--connections", "2", "--threads", "1"],
+            &[
+                "get",
+                "--count",
+                "60",
+                "--connections",
+                "2",
+                "--threads",
+                "1",
+            ],
         );
         // A body not read to its end would have made the next response on
         // the same connection malformed: check_run wants 0 errors.
@@ -222,7 +238,6 @@ fn chunked_and_bodiless_responses_are_read_whole_on_kept_connections() {
 fn a_bad_token_fails_every_request_and_the_exit_status_is_2() {
     let g = HttpGateway::start("", "");
     let out = run_load(
-        &g,
         &g.url("/items/x"),
         &[
             "get",
@@ -256,7 +271,15 @@ fn a_token_of_a_group_without_access_fails_too() {
     let token = g.token("intruder", "nobody");
     let out = Command::new(load_bin())
         .env("TOLLGATE_TOKEN", &token)
-        .args(["http", "post", "--count", "3", "--connections", "1", "--json"])
+        .args([
+            "http",
+            "post",
+            "--count",
+            "3",
+            "--connections",
+            "1",
+            "--json",
+        ])
         .args(["--url", &g.url("/items/x")])
         .output()
         .unwrap();
@@ -294,7 +317,7 @@ fn token_header_and_tls_as_the_target_is_configured() {
             ca,
         ],
     );
-    let out = run_load(&g, &g.url("/items/tls"), &args);
+    let out = run_load(&g.url("/items/tls"), &args);
     assert!(out.status.success(), "{out:?}");
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     check_run(&json, "mixed", "https", 40);
@@ -303,13 +326,12 @@ fn token_header_and_tls_as_the_target_is_configured() {
     assert_eq!(logged(&g, &format!("auth=[Bearer {SECRET}]")), 40);
     // The token header is the target's: in Authorization the gateway refuses it.
     let out = run_load(
-        &g,
         &g.url("/items/tls"),
         &minted(&g, &["get", "--count", "2", "--ca", ca]),
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     // An https URL without a CA to verify it is a usage error.
-    let out = run_load(&g, &g.url("/"), &["get", "--token", "x"]);
+    let out = run_load(&g.url("/"), &["get", "--token", "x"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ca"));
 }
