@@ -205,6 +205,17 @@ impl Conn {
         }
     }
 
+    /// The name a TLS client asked for (SNI), server side.
+    pub fn server_name(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Plain(_) => None,
+            Inner::Tls { shared: s, .. } => match &*s.tls.borrow() {
+                rustls::Connection::Server(c) => c.server_name().map(str::to_string),
+                rustls::Connection::Client(_) => None,
+            },
+        }
+    }
+
     pub fn socket(&self) -> &TcpStream {
         match &self.inner {
             Inner::Plain(s) => s,
@@ -538,3 +549,41 @@ async fn shutdown(inner: &mut WriteInner) -> io::Result<()> {
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;
+
+/// A certificate chosen by the name the client asks for (SNI), for targets
+/// that share a listener; a client naming none of them gets the first's
+/// (and is then refused by the protocol's routing).
+#[derive(Debug)]
+struct BySni {
+    names: Vec<(String, Arc<dyn rustls::server::ResolvesServerCert>)>,
+    fallback: Arc<dyn rustls::server::ResolvesServerCert>,
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let chosen = hello
+            .server_name()
+            .and_then(|n| self.names.iter().find(|(h, _)| h.eq_ignore_ascii_case(n)))
+            .map_or(&self.fallback, |(_, r)| r);
+        chosen.resolve(hello)
+    }
+}
+
+/// `first`'s settings with each name's certificate from its own config.
+pub fn by_server_name(
+    first: &Arc<rustls::ServerConfig>,
+    names: Vec<(String, Arc<rustls::ServerConfig>)>,
+) -> Arc<rustls::ServerConfig> {
+    let mut config = (**first).clone();
+    config.cert_resolver = Arc::new(BySni {
+        names: names
+            .into_iter()
+            .map(|(n, c)| (n, c.cert_resolver.clone()))
+            .collect(),
+        fallback: first.cert_resolver.clone(),
+    });
+    Arc::new(config)
+}

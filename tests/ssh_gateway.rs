@@ -293,12 +293,21 @@ fn a_known_hosts_file_trusts_the_upstream_hashed_or_not() {
         });
         let token = g.token("ci-job", "ci");
         let o = g.ssh(&token, "echo known");
-        assert_eq!(String::from_utf8_lossy(&o.stdout), "known\n", "{}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "known\n",
+            "{}",
+            text(&o)
+        );
         // Another host key on record: refused.
         let dir = tempfile::tempdir().unwrap();
         let (_, other) = keygen(dir.path(), "other");
         let file = g.gw.dir().join("known_hosts");
-        std::fs::write(&file, format!("[127.0.0.1]:{} {}\n", g.sshd.port, pin(&other))).unwrap();
+        std::fs::write(
+            &file,
+            format!("[127.0.0.1]:{} {}\n", g.sshd.port, pin(&other)),
+        )
+        .unwrap();
         let o = g.ssh(&token, "echo should-not-run");
         assert!(!o.status.success(), "{}", text(&o));
     }

@@ -19,6 +19,10 @@ pub struct RawHttp {
     /// `Authorization` (`Proxy-Authorization` when the caller's own
     /// `Authorization` must pass through).
     token_header: Option<String>,
+    /// The `Host` (and TLS server name) callers reach this target by on a
+    /// listener several http targets share; checked on every request when
+    /// set.
+    host: Option<String>,
     /// The header the stored credential goes out in; default `Authorization`.
     credential_header: Option<String>,
     /// `bearer`, `basic` (user:password) or `raw` (the secret as the value);
@@ -88,6 +92,8 @@ pub use super::http_rules::{HttpRule, K8sMatch};
 /// A validated `[target.http]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
+    /// Lower case, without a port.
+    pub host: Option<String>,
     /// Lower case.
     pub token_header: String,
     pub credential_header: String,
@@ -136,6 +142,17 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
     if !token(&credential_header) {
         return Err(("http.credential_header", "must be a header name".into()));
     }
+    let host = raw.host.map(|h| h.to_ascii_lowercase());
+    if let Some(h) = &host {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if h.len() > 253 || !h.split('.').all(label_ok) {
+            return Err(("http.host", "must be a DNS name (no port)".into()));
+        }
+    }
     let via = raw.via.unwrap_or_else(|| "tollgate".into());
     if !token(&via) {
         return Err(("http.via", "must be a token".into()));
@@ -169,6 +186,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
     let rules = super::http_rules::validate(raw.rules, &token_header.to_ascii_lowercase())
         .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
+        host,
         token_header: token_header.to_ascii_lowercase(),
         credential_header: credential_header.to_ascii_lowercase(),
         credential_scheme: raw.credential_scheme.unwrap_or(CredentialScheme::Bearer),

@@ -135,12 +135,13 @@ pub(super) fn with_identity(
 }
 
 /// The name a caller picks its target by on a listener several targets
-/// share (postgres, mysql: the database); `None`: the target has its
-/// listener to itself.
+/// share (postgres, mysql: the database; http: the host); `None`: the
+/// target has its listener to itself.
 pub(super) fn route(t: &TargetConfig) -> Option<&str> {
-    match (&t.postgres, &t.mysql) {
-        (Some(p), _) => Some(p.database.as_str()),
-        (_, Some(m)) => Some(m.database.as_str()),
-        (None, None) => None,
+    match (&t.postgres, &t.mysql, &t.http) {
+        (Some(p), _, _) => Some(p.database.as_str()),
+        (_, Some(m), _) => Some(m.database.as_str()),
+        (_, _, Some(h)) => h.host.as_deref(),
+        _ => None,
     }
 }

@@ -150,10 +150,26 @@ impl Validator<'_> {
             let clash = before
                 .iter()
                 .find(|p| p.listen.contains(addr) && !routed_apart(p, target));
+            // An http listener speaks TLS or not before any Host is read.
+            let mixed = before.iter().find(|p| {
+                p.listen.contains(addr)
+                    && p.http.is_some()
+                    && target.http.is_some()
+                    && p.tls.is_some() != target.tls.is_some()
+            });
+            if let Some(p) = mixed {
+                let why = format!(
+                    "{addr} is shared with target {:?}: http targets on one listener all have \
+                     [target.tls] or none has",
+                    p.name
+                );
+                return Err(TargetCheck { v: self, i }.err("listen", "listen", &why));
+            }
             let Some(p) = clash else { continue };
             let why = match protocols::route(p) {
                 Some(theirs) if p.protocol == target.protocol => format!(
-                    "{addr} already routes database {theirs:?} to target {:?}",
+                    "{addr} already routes {} {theirs:?} to target {:?}",
+                    if p.http.is_some() { "host" } else { "database" },
                     p.name
                 ),
                 _ => format!("{addr} is already the listener of target {:?}", p.name),

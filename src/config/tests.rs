@@ -484,3 +484,53 @@ fn postgres_pool_defaults_and_refusals() {
         assert!(e.contains(needle), "{bad}: {e}");
     }
 }
+
+#[test]
+fn http_targets_share_a_listener_by_host() {
+    let one = |name: &str, host: Option<&str>, tls: bool| {
+        let mut t = format!(
+            "[[target]]\nname = \"{name}\"\nprotocol = \"http\"\nlisten = [\"127.0.0.1:8443\"]\n\
+             upstream = \"127.0.0.1:8080\"\n[target.access]\ngroups = [\"ci\"]\n"
+        );
+        if tls {
+            t += "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        }
+        t += "[target.http]\n";
+        if let Some(h) = host {
+            t += &format!("host = \"{h}\"\n");
+        }
+        t
+    };
+    let head = PG.split("[[target]]").next().unwrap();
+    let c = parse(&format!(
+        "{head}{}{}",
+        one("a", Some("A.example.com"), true),
+        one("b", Some("b.example.com"), true)
+    ))
+    .unwrap();
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(
+        c.targets[0].http.as_ref().unwrap().host.as_deref(),
+        Some("a.example.com")
+    );
+    let e = err(&format!(
+        "{head}{}{}",
+        one("a", Some("a.example.com"), true),
+        one("b", Some("a.example.com"), true)
+    ));
+    assert!(e.contains("already routes host \"a.example.com\""), "{e}");
+    let e = err(&format!(
+        "{head}{}{}",
+        one("a", None, false),
+        one("b", Some("b.test"), false)
+    ));
+    assert!(e.contains("already the listener of target \"a\""), "{e}");
+    let e = err(&format!(
+        "{head}{}{}",
+        one("a", Some("a.test"), true),
+        one("b", Some("b.test"), false)
+    ));
+    assert!(e.contains("all have [target.tls] or none has"), "{e}");
+    let e = err(&format!("{head}{}", one("a", Some("a.test:443"), false)));
+    assert!(e.contains("must be a DNS name"), "{e}");
+}

@@ -8,6 +8,7 @@
 //! or it is answered `401` and the connection closed.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use compio::net::TcpStream;
@@ -60,6 +61,92 @@ pub(crate) fn bearer<'h>(head: &'h RequestHead, h: &HttpTarget) -> Option<&'h [u
     }
     let token = rest.trim_ascii();
     (!token.is_empty()).then_some(token)
+}
+
+/// A request's host: the authority of an absolute-form target, else the
+/// `Host` field; lower case, without a port. `None` when absent or given
+/// more than once.
+pub(crate) fn request_host(head: &RequestHead) -> Option<String> {
+    let raw = match head.authority() {
+        Some(a) => a.as_bytes(),
+        None => {
+            let mut all = head.fields().get_all("host");
+            let (Some(h), None) = (all.next(), all.next()) else {
+                return None;
+            };
+            h
+        }
+    };
+    let raw = std::str::from_utf8(raw).ok()?.trim();
+    // `[v6]:port`, `name:port`, `name`.
+    let host = match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => raw.rsplit_once(':').map_or(raw, |(h, _)| h),
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// The target a request is for on this listener: the one whose `host` is
+/// the request's (the only one when the listener has one target without
+/// `host`). Over TLS the request's host must be the name the client asked
+/// for in its handshake, so one host's connection cannot reach another.
+fn route(
+    s: &Session<'_>,
+    targets: &[usize],
+    head: &RequestHead,
+    sni: Option<&str>,
+) -> Result<usize, String> {
+    let host = request_host(head);
+    if let (Some(sni), Some(host)) = (sni, &host)
+        && !sni.eq_ignore_ascii_case(host)
+    {
+        return Err(format!(
+            "request for host {host:?} on a TLS connection for {sni:?}"
+        ));
+    }
+    let wants = |t: &usize| {
+        s.snapshot.config.targets[*t]
+            .http
+            .as_ref()
+            .and_then(|h| h.host.as_deref())
+    };
+    match targets {
+        [only] if wants(only).is_none() => Ok(*only),
+        _ => targets
+            .iter()
+            .find(|t| wants(t).is_some() && wants(t) == host.as_deref())
+            .copied()
+            .ok_or_else(|| format!("no target for host {host:?} on this listener")),
+    }
+}
+
+/// The TLS settings of a listener: its target's; where several targets
+/// share it, each host's certificate is chosen by SNI (a client naming
+/// none gets the first target's).
+fn listener_tls(s: &Session<'_>, targets: &[usize]) -> Option<Arc<rustls::ServerConfig>> {
+    let with_tls: Vec<(usize, &Arc<rustls::ServerConfig>)> = targets
+        .iter()
+        .filter_map(|t| Some((*t, s.snapshot.targets[*t].tls.as_ref()?)))
+        .collect();
+    match with_tls.as_slice() {
+        [] => None,
+        [(_, only)] => Some(Arc::clone(only)),
+        [(_, first), ..] => {
+            let names = with_tls
+                .iter()
+                .filter_map(|(t, c)| {
+                    let host = s.snapshot.config.targets[*t].http.as_ref()?.host.clone()?;
+                    Some((host, Arc::clone(c)))
+                })
+                .collect();
+            Some(crate::tls::by_server_name(first, names))
+        }
+    }
+}
+
+/// `421 Misdirected Request`: no target here answers for that host.
+pub(crate) fn misdirected() -> bytes::Bytes {
+    answer(421, &[], "no target for this host\n", true)
 }
 
 /// Read one request head; `Ok(None)` at a clean EOF between requests. A
@@ -164,24 +251,21 @@ impl Protocol for HttpProtocol {
         s: &Session<'_>,
         sock: TcpStream,
     ) -> Result<Option<Admission<HttpClient>>, EndReason> {
-        let target = s.listener.targets[0];
-        let config = &s.snapshot.config.targets[target];
-        let rt = &s.snapshot.targets[target];
-        let Some(h) = config.http.as_ref() else {
-            return Err(EndReason::Refused("not an http target".into()));
-        };
-        let conn = match &rt.tls {
+        let targets = &s.listener.targets;
+        let tls_config = listener_tls(s, targets);
+        let conn = match tls_config {
             None => Conn::plain(sock.clone()),
-            Some(cfg) => Conn::accept(sock.clone(), cfg.clone()).await.map_err(|e| {
+            Some(cfg) => Conn::accept(sock.clone(), cfg).await.map_err(|e| {
                 s.ctx
                     .shared
                     .metrics
                     .shard(s.ctx.id)
                     .auth_refused(AuthOutcome::Other);
-                warn!(session = %s.entry.id, target = %config.name, client = %s.entry.client, error = %e, "TLS handshake failed");
+                warn!(session = %s.entry.id, client = %s.entry.client, error = %e, "TLS handshake failed");
                 EndReason::ClientIo(e.to_string())
             })?,
         };
+        let sni = conn.server_name();
         let tls = conn.tls_summary();
         let mut side = Side::new(sock, conn, Peer::Client);
         let mut parser = HeadParser::new(&Limits::default());
@@ -192,6 +276,16 @@ impl Protocol for HttpProtocol {
         };
         let Some(first) = next_head(&mut side, &mut parser, meter, None).await? else {
             return Ok(None);
+        };
+        let target = match route(s, targets, &first, sni.as_deref()) {
+            Ok(t) => t,
+            Err(why) => {
+                let _ = side.write(misdirected()).await;
+                return Err(EndReason::Refused(why));
+            }
+        };
+        let Some(h) = s.snapshot.config.targets[target].http.as_ref() else {
+            return Err(EndReason::Refused("not an http target".into()));
         };
         let caller = Caller::Token(bearer(&first, h).map(<[u8]>::to_vec).unwrap_or_default());
         Ok(Some(Admission {

@@ -16,7 +16,9 @@ use tollgate_codecs::http::k8s;
 use tollgate_codecs::http::query::parse_query;
 use tracing::info;
 
-use super::adapter::{HttpClient, HttpUpstream, bearer, connect, next_head};
+use super::adapter::{
+    HttpClient, HttpUpstream, bearer, connect, misdirected, next_head, request_host,
+};
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
 use super::mask::{Masking, kind_of};
@@ -109,6 +111,15 @@ impl<'a> Exchange<'a> {
             if !first && let Err(why) = self.same_identity(&head) {
                 let _ = self.client.side.write(unauthorized()).await;
                 return EndReason::Authentication(why);
+            }
+            // A connection routed by host stays with that host.
+            if let Some(want) = &self.h.host
+                && request_host(&head).as_deref() != Some(want.as_str())
+            {
+                let _ = self.client.side.write(misdirected()).await;
+                return EndReason::Refused(format!(
+                    "a request for another host on a connection for {want:?}"
+                ));
             }
             first = false;
             match self.one(head).await {
@@ -376,11 +387,7 @@ impl Exchange<'_> {
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
-<<<<<<< HEAD
-        let (recorded, sent) = match upstream_head(head, h, up, &self.client, masked) {
-=======
-        let (recorded, sent) = match upstream_head(head, h, up, &self.client, upgrade) {
->>>>>>> ws
+        let (recorded, sent) = match upstream_head(head, h, up, &self.client, masked, upgrade) {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.client.side.write(malformed(e.status())).await;

@@ -183,6 +183,7 @@ mod tests {
 
     fn target(rules: Vec<HttpRule>) -> HttpRules {
         let h = HttpTarget {
+            host: None,
             token_header: "authorization".into(),
             credential_header: "authorization".into(),
             credential_scheme: crate::config::http::CredentialScheme::Bearer,

@@ -74,7 +74,10 @@ pub fn run_http(args: HttpArgs) -> anyhow::Result<ExitCode> {
     let workload = args.workload;
     let plan = plan(&args.load, workload.driver_workload(), 1)?;
     if !is_header_name(&args.token_header) {
-        bail!("--token-header {:?} is not a header name", args.token_header);
+        bail!(
+            "--token-header {:?} is not a header name",
+            args.token_header
+        );
     }
     if args.body_size > MAX_BODY {
         bail!("--body-size must be at most 1 GiB");

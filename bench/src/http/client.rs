@@ -65,19 +65,19 @@ impl Conn {
         };
         let tcp = TcpStream::connect(endpoint.addr).await.map_err(connect)?;
         tcp.set_nodelay(true).map_err(connect)?;
-        let stream = match &endpoint.tls {
-            None => Stream::Plain(tcp),
-            Some((config, name)) => {
-                let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| OpError::Connect {
-                        reason: format!("TLS with {}: {e}", endpoint.addr),
+        let stream =
+            match &endpoint.tls {
+                None => Stream::Plain(tcp),
+                Some((config, name)) => {
+                    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+                    let tls = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                        OpError::Connect {
+                            reason: format!("TLS with {}: {e}", endpoint.addr),
+                        }
                     })?;
-                Stream::Tls(Box::new(tls))
-            }
-        };
+                    Stream::Tls(Box::new(tls))
+                }
+            };
         Ok(Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -148,7 +148,8 @@ impl Conn {
                     if self.buf.is_empty() {
                         self.read_some().await?;
                     }
-                    let take = usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
+                    let take =
+                        usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
                     keep(&mut kept, &self.buf[..take]);
                     self.buf.advance(take);
                     left -= take as u64;

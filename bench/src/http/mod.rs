@@ -96,7 +96,9 @@ impl Target {
             bail!("the URL must not have a #fragment");
         }
         let host = parsed.host_str().context("the URL has no host")?;
-        let port = parsed.port_or_known_default().context("the URL has no port")?;
+        let port = parsed
+            .port_or_known_default()
+            .context("the URL has no port")?;
         let authority = match parsed.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
@@ -332,7 +334,10 @@ mod tests {
         assert_eq!(t.target, "/items/a?x=1");
         assert_eq!(t.addr, "127.0.0.1:8080");
         let t = Target::parse("http://127.0.0.1", None).unwrap();
-        assert_eq!((t.authority.as_str(), t.target.as_str()), ("127.0.0.1", "/"));
+        assert_eq!(
+            (t.authority.as_str(), t.target.as_str()),
+            ("127.0.0.1", "/")
+        );
         assert_eq!(t.addr, "127.0.0.1:80");
         assert!(Target::parse("https://127.0.0.1:1/", None).is_err());
         assert!(Target::parse("ftp://127.0.0.1/", None).is_err());
@@ -343,12 +348,19 @@ mod tests {
     #[test]
     fn requests_carry_the_token_and_the_body() {
         let target = Target::parse("http://127.0.0.1:9/p", None).unwrap();
-        let backend = HttpBackend::new(target, "X-Token", Password::FromDsn, 5, HttpWorkload::Mixed);
+        let backend =
+            HttpBackend::new(target, "X-Token", Password::FromDsn, 5, HttpWorkload::Mixed);
         let r = backend.requests(Some("t.k.n"));
         let get = String::from_utf8(r.get).unwrap();
-        assert!(get.starts_with("GET /p HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"), "{get}");
+        assert!(
+            get.starts_with("GET /p HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"),
+            "{get}"
+        );
         assert!(get.contains("\r\nX-Token: Bearer t.k.n\r\n"), "{get}");
-        assert!(get.ends_with("\r\n\r\n") && !get.contains("Content-Length"), "{get}");
+        assert!(
+            get.ends_with("\r\n\r\n") && !get.contains("Content-Length"),
+            "{get}"
+        );
         let post = String::from_utf8(r.post).unwrap();
         assert!(post.starts_with("POST /p "), "{post}");
         assert!(post.ends_with("Content-Length: 5\r\n\r\nabcde"), "{post}");
