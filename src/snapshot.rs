@@ -154,7 +154,11 @@ fn upstream_tls_for(
     else {
         return Ok(None);
     };
-    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), None).map_err(|e| {
+    let client_cert = u
+        .client_cert
+        .as_ref()
+        .map(|f| (f.cert_file.as_path(), f.key_file.as_path()));
+    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), client_cert).map_err(|e| {
         SnapshotError::Tls {
             target: name(),
             reason: e.to_string(),

@@ -521,3 +521,50 @@ fn an_upstream_closing_an_idle_connection_is_reconnected() {
         "the retry is not logged"
     );
 }
+
+/// `[target.upstream_tls] cert_file/key_file`: the gateway presents its
+/// client certificate to an upstream that asks for one (nginx
+/// `ssl_verify_client`); without it the upstream refuses. The caller
+/// presents nothing but its token.
+#[test]
+fn a_client_certificate_goes_to_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::Ca::new(dir.path(), "up-ca");
+    let (nc, nk) = ca.server(dir.path(), "nginx");
+    let (cc, ck) = ca.issue(
+        dir.path(),
+        "tollgate-gw",
+        vec![rcgen::SanType::DnsName("tollgate-gw".try_into().unwrap())],
+        false,
+    );
+    let nginx = common::httpgw::Nginx::start_with(Some((&nc, &nk)), Some(&ca.cert), "75s");
+    let mtls = |cert: bool| {
+        let mut t = format!(
+            "[target.upstream_tls]\nmode = \"verify-full\"\nca_file = \"{}\"\n",
+            ca.cert.display()
+        );
+        if cert {
+            t += &format!(
+                "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                cc.display(),
+                ck.display()
+            );
+        }
+        t
+    };
+    for (cert, want) in [(true, "200"), (false, "403")] {
+        let target = mtls(cert);
+        let g = HttpGateway::with(common::httpgw::Options {
+            target: &target,
+            upstream: Some(nginx.port),
+            ..Default::default()
+        });
+        let t = g.token("ci-job", "ci");
+        let (ok, out) = g.curl(&["-H", &bearer(&t), &g.url("/mtls/x")]);
+        assert!(ok, "{out}");
+        assert!(out.starts_with(&format!("HTTP/1.1 {want}")), "{out}");
+        if cert {
+            assert!(out.contains("client CN=tollgate-gw"), "{out}");
+        }
+    }
+}

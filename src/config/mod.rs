@@ -161,6 +161,8 @@ pub struct UpstreamTls {
     pub mode: UpstreamTlsMode,
     pub ca_file: Option<PathBuf>,
     pub server_name: Option<String>,
+    /// The gateway's client certificate towards the upstream (mTLS).
+    pub client_cert: Option<TlsFiles>,
 }
 
 /// One listen address and the targets reachable through it (several

@@ -95,6 +95,9 @@ pub(super) struct RawUpstreamTls {
     pub(super) mode: UpstreamTlsMode,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) server_name: Option<String>,
+    /// A client certificate chain and key presented to the upstream.
+    pub(super) cert_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
 }
 
 /// `[recorder]`: the session log.

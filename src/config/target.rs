@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::raw::{RawCredential, RawTarget};
 use super::{
     ConfigError, Credential, DEFAULT_AUTH_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    Protocol, SecretSource, Seg, TargetConfig, TlsFiles, UpstreamTls, Validator, protocols,
+    Protocol, SecretSource, Seg, TargetConfig, TlsFiles, UpstreamTls, UpstreamTlsMode, Validator,
+    protocols,
 };
 
 /// Errors and warnings about target `i`, at the right line.
@@ -87,6 +88,7 @@ impl Validator<'_> {
         {
             return Err(c.err("masking", "masking", &e.to_string()));
         }
+        let upstream_tls = raw.upstream_tls.take().map(|u| upstream_tls(&c, u)).transpose()?;
         let policy = raw.policy.take().unwrap_or_default();
         if let Err(e) = policy.validate() {
             return Err(c.err("policy", "policy", &e.to_string()));
@@ -111,11 +113,7 @@ impl Validator<'_> {
                 key_file: t.key_file,
             }),
             allow_plaintext: raw.allow_plaintext.unwrap_or(all_loopback),
-            upstream_tls: raw.upstream_tls.take().map(|u| UpstreamTls {
-                mode: u.mode,
-                ca_file: u.ca_file,
-                server_name: u.server_name,
-            }),
+            upstream_tls,
             access,
             masking: raw.masking.take(),
             policy,
@@ -178,6 +176,35 @@ impl Validator<'_> {
         }
         Ok(())
     }
+}
+
+/// `[target.upstream_tls]`: a client certificate needs its key, and is
+/// sent only where the upstream's certificate is verified.
+fn upstream_tls(c: &TargetCheck<'_>, u: super::raw::RawUpstreamTls) -> Result<UpstreamTls, ConfigError> {
+    let client_cert = match (u.cert_file, u.key_file) {
+        (None, None) => None,
+        (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+        _ => {
+            return Err(c.err(
+                "upstream_tls",
+                "upstream_tls",
+                "cert_file and key_file go together (the client certificate and its key)",
+            ));
+        }
+    };
+    if client_cert.is_some() && u.mode != UpstreamTlsMode::VerifyFull {
+        return Err(c.err(
+            "upstream_tls",
+            "upstream_tls",
+            "a client certificate is presented only with mode = \"verify-full\"",
+        ));
+    }
+    Ok(UpstreamTls {
+        mode: u.mode,
+        ca_file: u.ca_file,
+        server_name: u.server_name,
+        client_cert,
+    })
 }
 
 /// Two targets of one protocol that callers pick between by route.

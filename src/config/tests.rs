@@ -534,3 +534,25 @@ fn http_targets_share_a_listener_by_host() {
     let e = err(&format!("{head}{}", one("a", Some("a.test:443"), false)));
     assert!(e.contains("must be a DNS name"), "{e}");
 }
+
+#[test]
+fn an_upstream_client_certificate_needs_its_key_and_verification() {
+    let with = |extra: &str| {
+        format!("{PG}[target.upstream_tls]\nmode = \"verify-full\"\n{extra}")
+    };
+    let c = parse(&with("cert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n")).unwrap();
+    let u = c.targets[0].upstream_tls.as_ref().unwrap();
+    assert_eq!(
+        u.client_cert,
+        Some(TlsFiles {
+            cert_file: "/c.pem".into(),
+            key_file: "/k.pem".into()
+        })
+    );
+    let e = err(&with("cert_file = \"/c.pem\"\n"));
+    assert!(e.contains("cert_file and key_file go together"), "{e}");
+    let e = err(&format!(
+        "{PG}[target.upstream_tls]\nmode = \"disable\"\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n"
+    ));
+    assert!(e.contains("only with mode = \"verify-full\""), "{e}");
+}

@@ -25,9 +25,20 @@ impl Nginx {
     /// `keepalive`: nginx's `keepalive_timeout` (how long it keeps an idle
     /// connection).
     pub fn start(tls: Option<(&std::path::Path, &std::path::Path)>, keepalive: &str) -> Nginx {
+        Nginx::start_with(tls, None, keepalive)
+    }
+
+    /// As `start`; `client_ca`: with `tls`, ask for a client certificate
+    /// from this CA (optional: `/mtls/` answers 403 without a valid one,
+    /// and the access log's `cn=` shows the subject).
+    pub fn start_with(
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+        client_ca: Option<&std::path::Path>,
+        keepalive: &str,
+    ) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let ssl = match tls {
+        let mut ssl = match tls {
             None => String::new(),
             Some((c, k)) => format!(
                 " ssl;\n    ssl_certificate {};\n    ssl_certificate_key {}",
@@ -35,6 +46,12 @@ impl Nginx {
                 k.display()
             ),
         };
+        if let Some(ca) = client_ca {
+            ssl += &format!(
+                ";\n    ssl_verify_client optional;\n    ssl_client_certificate {}",
+                ca.display()
+            );
+        }
         let www = d.join("www");
         std::fs::create_dir_all(www.join("dav")).unwrap();
         let port = free_port();
@@ -47,7 +64,7 @@ error_log {d}/error.log;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
-  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] fwd=[$http_forwarded] te=[$http_transfer_encoding] conn=$connection ae=[$http_accept_encoding]';
+  log_format auth '$request_method $request_uri auth=[$http_authorization] key=[$http_x_api_key] xff=[$http_x_forwarded_for] via=[$http_via] fwd=[$http_forwarded] te=[$http_transfer_encoding] conn=$connection ae=[$http_accept_encoding] cn=[$ssl_client_s_dn]';
   access_log {log} auth;
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
@@ -67,6 +84,10 @@ http {{
     location = /empty {{ return 204; }}
     location /api/ {{ return 200 "k8s $request_method $request_uri\n"; }}
     location /apis/ {{ return 200 "k8s $request_method $request_uri\n"; }}
+    location /mtls/ {{
+      if ($ssl_client_verify != SUCCESS) {{ return 403 "no client certificate\n"; }}
+      return 200 "client $ssl_client_s_dn\n";
+    }}
     location /dav/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
     location /gz/ {{ alias {www}/dav/; add_header Content-Encoding gzip; }}
     location /chunked/ {{
