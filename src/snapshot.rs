@@ -71,7 +71,7 @@ impl Snapshot {
             let masking = masking_for(t)?;
             // Callers who identify by certificate (tcp) must present one
             // from the mTLS CA; the others present tokens.
-            let client_ca = if t.protocol.callers_by_certificate() {
+            let client_ca = if t.callers_by_certificate() {
                 config
                     .identity
                     .mtls
@@ -158,12 +158,13 @@ fn upstream_tls_for(
         .client_cert
         .as_ref()
         .map(|f| (f.cert_file.as_path(), f.key_file.as_path()));
-    let cfg = crate::identity::mtls::client_config(u.ca_file.as_deref(), client_cert).map_err(|e| {
-        SnapshotError::Tls {
-            target: name(),
-            reason: e.to_string(),
-        }
-    })?;
+    let cfg =
+        crate::identity::mtls::client_config(u.ca_file.as_deref(), client_cert).map_err(|e| {
+            SnapshotError::Tls {
+                target: name(),
+                reason: e.to_string(),
+            }
+        })?;
     let host = u.server_name.clone().unwrap_or_else(|| {
         t.upstream
             .rsplit_once(':')

@@ -568,3 +568,59 @@ fn a_client_certificate_goes_to_the_upstream() {
         }
     }
 }
+
+/// `identity = "mtls"`: the caller is its client certificate (SPIFFE ID
+/// mapped to groups by `[identity.mtls]`), no token needed on any request
+/// of the connection; no certificate, or one outside the access groups,
+/// gets nothing from the upstream.
+#[test]
+fn mtls_callers_identify_by_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = common::pki::Ca::new(dir.path(), "client-ca");
+    let (cc, ck) = clients.spiffe_client(dir.path(), "job", "spiffe://test/ci/job-1");
+    let (oc, ok_) = clients.spiffe_client(dir.path(), "other", "spiffe://test/web/x");
+    let tables = format!(
+        "[identity.mtls]\nca_file = \"{}\"\n[[identity.mtls.map]]\npattern = \"spiffe://test/ci/*\"\n\
+         groups = [\"ci\"]\n",
+        clients.cert.display()
+    );
+    let g = HttpGateway::with(common::httpgw::Options {
+        http: "identity = \"mtls\"",
+        tables: &tables,
+        tls: true,
+        ..Default::default()
+    });
+    let ca = g.ca.as_ref().unwrap().display().to_string();
+    let url = g.url("/items/1");
+    let (ok, out) = g.curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        cc.to_str().unwrap(),
+        "--key",
+        ck.to_str().unwrap(),
+        &url,
+        &g.url("/items/2"),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
+    let log = g.nginx.access_lines(2);
+    assert!(log.contains(&format!("auth=[Bearer {SECRET}]")), "{log}");
+    assert!(g.gw.log_text().contains("spiffe://test/ci/job-1"));
+    // No certificate: the handshake fails, nothing upstream.
+    let (ok, out) = g.curl(&["--cacert", &ca, &url]);
+    assert!(!ok, "{out}");
+    // A certificate whose identity has no access.
+    let (_, out) = g.curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        oc.to_str().unwrap(),
+        "--key",
+        ok_.to_str().unwrap(),
+        &url,
+    ]);
+    // The same generic 401 as a token without access (the reason is logged).
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert_eq!(g.nginx.access().lines().count(), 2, "{}", g.nginx.access());
+}

@@ -4,6 +4,7 @@
 //! connection stays with the host it was opened for, and over TLS each
 //! host presents its own certificate and a `Host` other than the SNI name
 //! is refused. Real nginx upstream, real curl.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

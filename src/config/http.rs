@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::raw::RawTarget;
 use super::target::TargetCheck;
 use super::{ConfigError, TargetConfig, postgres};
+use crate::identity::IdentityConfig;
 
 pub(super) const CALLERS_BY_CERTIFICATE: bool = false;
 
@@ -23,6 +24,9 @@ pub struct RawHttp {
     /// listener several http targets share; checked on every request when
     /// set.
     host: Option<String>,
+    /// `token` (default: a bearer token on every request) or `mtls` (the
+    /// client certificate of the TLS handshake, `[identity.mtls]`).
+    identity: Option<CallerIdentity>,
     /// The header the stored credential goes out in; default `Authorization`.
     credential_header: Option<String>,
     /// `bearer`, `basic` (user:password) or `raw` (the secret as the value);
@@ -53,6 +57,18 @@ pub struct RawHttp {
     /// Relay `Upgrade: SPDY/3.1` (old `kubectl exec`) as raw, unrecorded
     /// bytes; default false (refused).
     allow_unrecorded_spdy: Option<bool>,
+}
+
+/// How an http target's callers identify.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerIdentity {
+    /// `Bearer <jwt>` in the token header of every request.
+    #[default]
+    Token,
+    /// A client certificate from `[identity.mtls] ca_file`, mapped to a
+    /// subject and groups as for tcp targets.
+    Mtls,
 }
 
 /// How the stored secret is written into the credential header.
@@ -94,6 +110,7 @@ pub use super::http_rules::{HttpRule, K8sMatch};
 pub struct HttpTarget {
     /// Lower case, without a port.
     pub host: Option<String>,
+    pub identity: CallerIdentity,
     /// Lower case.
     pub token_header: String,
     pub credential_header: String,
@@ -187,6 +204,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
         host,
+        identity: raw.identity.unwrap_or_default(),
         token_header: token_header.to_ascii_lowercase(),
         credential_header: credential_header.to_ascii_lowercase(),
         credential_scheme: raw.credential_scheme.unwrap_or(CredentialScheme::Bearer),
@@ -217,7 +235,15 @@ pub(super) fn finish(
         return Err(c.err(
             "unauthenticated",
             "unauthenticated",
-            "http targets always authenticate callers by token",
+            "http targets always authenticate callers (token or client certificate)",
+        ));
+    }
+    if h.identity == CallerIdentity::Mtls && t.tls.is_none() {
+        return Err(c.err_in(
+            &["http", "identity"],
+            "http.identity",
+            "identity = \"mtls\" reads the client certificate of a TLS handshake: \
+             configure [target.tls]",
         ));
     }
     if !t.allow_plaintext && t.tls.is_none() {
@@ -239,8 +265,34 @@ pub(super) fn finish(
     Ok(())
 }
 
-/// Token callers need an issuer.
-pub(super) use postgres::with_identity;
+/// Token callers need an issuer; certificate callers the mTLS CA.
+pub(super) fn with_identity(
+    c: &TargetCheck<'_>,
+    t: &TargetConfig,
+    identity: &IdentityConfig,
+) -> Result<(), ConfigError> {
+    let mtls = t
+        .http
+        .as_ref()
+        .is_some_and(|h| h.identity == CallerIdentity::Mtls);
+    if !mtls {
+        return postgres::with_identity(c, t, identity);
+    }
+    if identity
+        .mtls
+        .as_ref()
+        .and_then(|m| m.ca_file.as_ref())
+        .is_none()
+    {
+        return Err(c.err_in(
+            &["http", "identity"],
+            "http.identity",
+            "identity = \"mtls\" needs [identity.mtls] ca_file: the CA client \
+             certificates must chain to",
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

@@ -69,6 +69,18 @@ impl Protocol {
     }
 }
 
+impl TargetConfig {
+    /// Whether this target's callers identify by client certificate (the
+    /// protocol's rule, or an http target with `identity = "mtls"`).
+    pub fn callers_by_certificate(&self) -> bool {
+        self.protocol.callers_by_certificate()
+            || self
+                .http
+                .as_ref()
+                .is_some_and(|h| h.identity == http::CallerIdentity::Mtls)
+    }
+}
+
 /// The protocol's own keys and rules: its sub-table into `t`, its
 /// requirements of the common keys checked.
 pub(super) fn finish(

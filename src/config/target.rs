@@ -88,7 +88,11 @@ impl Validator<'_> {
         {
             return Err(c.err("masking", "masking", &e.to_string()));
         }
-        let upstream_tls = raw.upstream_tls.take().map(|u| upstream_tls(&c, u)).transpose()?;
+        let upstream_tls = raw
+            .upstream_tls
+            .take()
+            .map(|u| upstream_tls(&c, u))
+            .transpose()?;
         let policy = raw.policy.take().unwrap_or_default();
         if let Err(e) = policy.validate() {
             return Err(c.err("policy", "policy", &e.to_string()));
@@ -153,12 +157,13 @@ impl Validator<'_> {
                 p.listen.contains(addr)
                     && p.http.is_some()
                     && target.http.is_some()
-                    && p.tls.is_some() != target.tls.is_some()
+                    && (p.tls.is_some() != target.tls.is_some()
+                        || p.callers_by_certificate() != target.callers_by_certificate())
             });
             if let Some(p) = mixed {
                 let why = format!(
                     "{addr} is shared with target {:?}: http targets on one listener all have \
-                     [target.tls] or none has",
+                     [target.tls] or none has, and all take tokens or all client certificates",
                     p.name
                 );
                 return Err(TargetCheck { v: self, i }.err("listen", "listen", &why));
@@ -180,10 +185,16 @@ impl Validator<'_> {
 
 /// `[target.upstream_tls]`: a client certificate needs its key, and is
 /// sent only where the upstream's certificate is verified.
-fn upstream_tls(c: &TargetCheck<'_>, u: super::raw::RawUpstreamTls) -> Result<UpstreamTls, ConfigError> {
+fn upstream_tls(
+    c: &TargetCheck<'_>,
+    u: super::raw::RawUpstreamTls,
+) -> Result<UpstreamTls, ConfigError> {
     let client_cert = match (u.cert_file, u.key_file) {
         (None, None) => None,
-        (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+        (Some(cert_file), Some(key_file)) => Some(TlsFiles {
+            cert_file,
+            key_file,
+        }),
         _ => {
             return Err(c.err(
                 "upstream_tls",

@@ -537,9 +537,7 @@ fn http_targets_share_a_listener_by_host() {
 
 #[test]
 fn an_upstream_client_certificate_needs_its_key_and_verification() {
-    let with = |extra: &str| {
-        format!("{PG}[target.upstream_tls]\nmode = \"verify-full\"\n{extra}")
-    };
+    let with = |extra: &str| format!("{PG}[target.upstream_tls]\nmode = \"verify-full\"\n{extra}");
     let c = parse(&with("cert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n")).unwrap();
     let u = c.targets[0].upstream_tls.as_ref().unwrap();
     assert_eq!(
@@ -555,4 +553,29 @@ fn an_upstream_client_certificate_needs_its_key_and_verification() {
         "{PG}[target.upstream_tls]\nmode = \"disable\"\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n"
     ));
     assert!(e.contains("only with mode = \"verify-full\""), "{e}");
+}
+
+#[test]
+fn http_mtls_callers_need_tls_and_the_mtls_ca() {
+    let head = PG.split("[[target]]").next().unwrap();
+    let target = |tls: bool| {
+        let mut t =
+            "[[target]]\nname = \"api\"\nprotocol = \"http\"\nlisten = [\"127.0.0.1:8443\"]\n\
+             upstream = \"127.0.0.1:8080\"\n[target.access]\ngroups = [\"ci\"]\n"
+                .to_string();
+        if tls {
+            t += "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        }
+        t + "[target.http]\nidentity = \"mtls\"\n"
+    };
+    let e = err(&format!("{head}{}", target(false)));
+    assert!(e.contains("configure [target.tls]"), "{e}");
+    let e = err(&format!("{head}{}", target(true)));
+    assert!(e.contains("needs [identity.mtls] ca_file"), "{e}");
+    let c = parse(&format!(
+        "{head}[identity.mtls]\nca_file = \"/ca.pem\"\n{}",
+        target(true)
+    ))
+    .unwrap();
+    assert!(c.targets[0].callers_by_certificate());
 }

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::io::{Peer, Side, answer, malformed, unauthorized};
 use crate::config::TargetConfig;
-use crate::config::http::{CredentialScheme, HttpTarget};
+use crate::config::http::{CallerIdentity, CredentialScheme, HttpTarget};
 use crate::metrics::AuthOutcome;
 use crate::pipeline::{
     Admission, Caller, EndReason, Live, Protocol, Rejection, Relayed, Session, Stop, Target,
@@ -267,6 +267,7 @@ impl Protocol for HttpProtocol {
         };
         let sni = conn.server_name();
         let tls = conn.tls_summary();
+        let chain = conn.peer_certificates();
         let mut side = Side::new(sock, conn, Peer::Client);
         let mut parser = HeadParser::new(&Limits::default());
         let idle = std::cell::Cell::new(std::time::Instant::now());
@@ -287,7 +288,13 @@ impl Protocol for HttpProtocol {
         let Some(h) = s.snapshot.config.targets[target].http.as_ref() else {
             return Err(EndReason::Refused("not an http target".into()));
         };
-        let caller = Caller::Token(bearer(&first, h).map(<[u8]>::to_vec).unwrap_or_default());
+        let caller = match (h.identity, chain) {
+            (CallerIdentity::Token, _) => {
+                Caller::Token(bearer(&first, h).map(<[u8]>::to_vec).unwrap_or_default())
+            }
+            // The listener's verifier required a chain to the mTLS CA.
+            (CallerIdentity::Mtls, chain) => Caller::Certificate(chain.unwrap_or_default()),
+        };
         Ok(Some(Admission {
             client: HttpClient {
                 side,

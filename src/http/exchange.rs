@@ -24,7 +24,7 @@ use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
 use super::mask::{Masking, kind_of};
 use super::rules::Request;
 use super::upgrade::Switch;
-use crate::config::http::{HttpTarget, RuleAction};
+use crate::config::http::{CallerIdentity, HttpTarget, RuleAction};
 use crate::identity::Identity;
 use crate::pipeline::statement::{Decision, StatementScope, StepError};
 use crate::pipeline::{Caller, EndReason, Live, Session, Target, steps};
@@ -132,6 +132,10 @@ impl<'a> Exchange<'a> {
 
     /// A later request's token must verify to the connection's identity.
     fn same_identity(&self, head: &RequestHead) -> Result<(), String> {
+        // A certificate caller is the connection's handshake, once.
+        if self.h.identity == CallerIdentity::Mtls {
+            return Ok(());
+        }
         let token = bearer(head, self.h).ok_or("no bearer token")?;
         let caller = Caller::Token(token.to_vec());
         let metrics = self.s.ctx.shared.metrics.shard(self.s.ctx.id);

@@ -184,6 +184,7 @@ mod tests {
     fn target(rules: Vec<HttpRule>) -> HttpRules {
         let h = HttpTarget {
             host: None,
+            identity: Default::default(),
             token_header: "authorization".into(),
             credential_header: "authorization".into(),
             credential_scheme: crate::config::http::CredentialScheme::Bearer,
