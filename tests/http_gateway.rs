@@ -624,3 +624,61 @@ fn mtls_callers_identify_by_certificate() {
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
     assert_eq!(g.nginx.access().lines().count(), 2, "{}", g.nginx.access());
 }
+
+/// A body longer than `record_body_bytes` is recorded as its first bytes
+/// and then its whole length and SHA-256; body bytes are tagged, so a body
+/// that looks like a request head is never exported as a request.
+#[test]
+fn a_body_past_the_cap_is_recorded_by_digest_and_never_read_as_a_head() {
+    let g = HttpGateway::start("record_body_bytes = 64", "");
+    let t = g.token("ci-job", "ci");
+    let file = g.nginx.dir.path().join("forge.bin");
+    let mut body = b"GET /forged HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    body.extend((0..200_000u32).map(|i| (i * 31 % 251) as u8));
+    std::fs::write(&file, &body).unwrap();
+    let (ok, out) = g.curl(&[
+        "-H",
+        &bearer(&t),
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "-X",
+        "PUT",
+        &g.url("/dav/forge.bin"),
+    ]);
+    assert!(ok && out.contains("HTTP/1.1 201"), "{out}");
+    // A short body is kept whole: no digest for it.
+    let (ok, out) = g.curl(&[
+        "-H",
+        &bearer(&t),
+        "--data-binary",
+        "GET /short HTTP/1.1\r\n\r\n",
+        "-X",
+        "PUT",
+        &g.url("/dav/short.txt"),
+    ]);
+    assert!(ok && out.contains("HTTP/1.1 201"), "{out}");
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let hex = sum.split_whitespace().next().unwrap();
+    assert_eventually!(
+        g.log_and_export().contains("PUT /dav/short.txt"),
+        Duration::from_secs(10),
+        "the second upload is not recorded"
+    );
+    let seen = g.log_and_export();
+    assert!(
+        seen.contains(&format!("\"http.body_sha256\":\"{hex}\"")),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("\"http.body_length\":{}", body.len())),
+        "{seen}"
+    );
+    assert_eq!(seen.matches("\"http.body_sha256\"").count(), 1, "{seen}");
+    assert!(!seen.contains("\"http.request\":\"GET /forged"), "{seen}");
+    assert!(!seen.contains("\"http.request\":\"GET /short"), "{seen}");
+    assert!(seen.contains("\"http.body\":\"GET /forged"), "{seen}");
+}

@@ -14,23 +14,66 @@ use super::io::{Meter, Peer, Side};
 use crate::pipeline::EndReason;
 use crate::recording::SessionRecording;
 
-/// Where a body's first bytes are recorded, and how many more may be.
+/// Where a body's first bytes are recorded, and how many more may be; a
+/// body longer than that gets its whole length and SHA-256 recorded after
+/// it ([`super::wsrec::body_digest`]).
 pub(crate) struct BodyRecord<'a> {
-    pub recording: &'a SessionRecording,
-    pub left: usize,
+    recording: &'a SessionRecording,
+    left: usize,
+    /// Body bytes seen so far (kept or not).
+    seen: u64,
+    /// Over every byte seen; `None` when not recording.
+    hash: Option<ring::digest::Context>,
 }
 
-impl BodyRecord<'_> {
+impl<'a> BodyRecord<'a> {
+    /// Keep up to `cap` bytes of one body.
+    pub(crate) fn new(recording: &'a SessionRecording, cap: usize) -> BodyRecord<'a> {
+        let hash = recording
+            .enabled()
+            .then(|| ring::digest::Context::new(&ring::digest::SHA256));
+        BodyRecord {
+            recording,
+            left: cap,
+            seen: 0,
+            hash,
+        }
+    }
+
     pub(crate) async fn note(&mut self, from: Peer, data: &[u8]) -> Result<(), EndReason> {
-        if self.left == 0 || data.is_empty() || !self.recording.enabled() {
+        let Some(hash) = self.hash.as_mut() else {
+            return Ok(());
+        };
+        hash.update(data);
+        self.seen += data.len() as u64;
+        if self.left == 0 || data.is_empty() {
             return Ok(());
         }
         let part = &data[..data.len().min(self.left)];
         self.left -= part.len();
+        self.put(from, &super::wsrec::body(part)).await
+    }
+
+    /// The body ended: a body cut for the recording gets its length and
+    /// digest recorded. Later calls do nothing.
+    pub(crate) async fn finish(&mut self, from: Peer) -> Result<(), EndReason> {
+        let Some(hash) = self.hash.take() else {
+            return Ok(());
+        };
+        if self.left > 0 {
+            // Kept whole: its bytes are in the recording.
+            return Ok(());
+        }
+        let digest = hash.finish();
+        self.put(from, &super::wsrec::body_digest(self.seen, digest.as_ref()))
+            .await
+    }
+
+    async fn put(&self, from: Peer, record: &[u8]) -> Result<(), EndReason> {
         let at = Instant::now();
         let r = match from {
-            Peer::Client => self.recording.client_data(at, part).await,
-            Peer::Upstream => self.recording.target_data(at, part).await,
+            Peer::Client => self.recording.client_data(at, record).await,
+            Peer::Upstream => self.recording.target_data(at, record).await,
         };
         r.map_err(|e| EndReason::RecorderFailed(e.to_string()))?
             .forwardable()
@@ -41,6 +84,18 @@ impl BodyRecord<'_> {
 
 /// Relay one body from `from` to `to` as `framing` delimits it.
 pub(crate) async fn relay(
+    from: &mut Side,
+    meter: Meter<'_>,
+    to: &mut Side,
+    framing: BodyFraming,
+    rec: &mut BodyRecord<'_>,
+) -> Result<(), EndReason> {
+    let peer = from.peer;
+    relay_framed(from, meter, to, framing, rec).await?;
+    rec.finish(peer).await
+}
+
+async fn relay_framed(
     from: &mut Side,
     meter: Meter<'_>,
     to: &mut Side,

@@ -1,9 +1,13 @@
 //! `tollgate recordings export` for HTTP sessions. The relay records each
 //! request head (as sent upstream, without the injected credential and the
 //! caller's token), each response head, and the first bytes of each body as
-//! separate data records: a record that parses as a head is shown as one
-//! (`http.request` / `http.response` and `http.headers`), anything else as
-//! body text (`http.body`, cut at 4 KiB).
+//! separate data records: heads as they were sent (`http.request` /
+//! `http.response` and `http.headers`), body bytes tagged
+//! ([`super::wsrec::body`]; `http.body`, cut at 4 KiB here), and after a
+//! body longer than the recording's cap its whole length and SHA-256
+//! (`http.body_length`, `http.body_sha256`). Recordings made before bodies
+//! were tagged: a record that parses as a head is shown as one, anything
+//! else as a body.
 //!
 //! After a `101` head the session's records are the relay's own
 //! ([`super::wsrec`]): WebSocket messages (`ws.opcode`, `ws.length`,
@@ -210,6 +214,21 @@ impl Decoder for HttpDecoder {
             && self.after_switch(mode, direction, data, fields)
         {
             return;
+        }
+        // Bodies are tagged (recordings before the tag: told apart from
+        // heads by parsing, below).
+        match wsrec::parse(data) {
+            Some(SwitchedRecord::Body { kept }) => {
+                fields.insert("http.body".into(), text(kept));
+                return;
+            }
+            Some(SwitchedRecord::BodyDigest { length, sha256 }) => {
+                fields.insert("http.body_length".into(), json!(length));
+                let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+                fields.insert("http.body_sha256".into(), json!(hex));
+                return;
+            }
+            _ => {}
         }
         let limits = Limits::default();
         let mut buf = BytesMut::from(data);

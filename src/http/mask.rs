@@ -339,11 +339,9 @@ impl Exchange<'_> {
         let mut head = BytesMut::new();
         e.encode(&mut head);
         self.send_response_head(head.freeze()).await?;
-        let mut rec = BodyRecord {
-            recording: self.live.recording,
-            left: self.h.record_body_bytes,
-        };
+        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes);
         rec.note(Peer::Upstream, &body).await?;
+        rec.finish(Peer::Upstream).await?;
         self.client.side.write(body).await?;
         self.upstream_done(up_keep);
         Ok(client_keep)
@@ -365,10 +363,7 @@ impl Exchange<'_> {
         };
         self.send_response_head(head).await?;
         let meter = self.upstream_meter();
-        let mut rec = BodyRecord {
-            recording: self.live.recording,
-            left: self.h.record_body_bytes,
-        };
+        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes);
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
@@ -398,6 +393,7 @@ impl Exchange<'_> {
                 body::relay_chunks(&mut up.side, meter, to, decoder, &mut rec).await?;
             }
         }
+        rec.finish(Peer::Upstream).await?;
         self.upstream_done(up_keep);
         Ok(client_keep)
     }

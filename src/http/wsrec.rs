@@ -31,6 +31,15 @@ pub enum SwitchedRecord<'a> {
         up: u64,
         down: u64,
     },
+    /// An HTTP body's kept bytes.
+    Body {
+        kept: &'a [u8],
+    },
+    /// An HTTP body cut for the recording: its whole length and SHA-256.
+    BodyDigest {
+        length: u64,
+        sha256: &'a [u8],
+    },
 }
 
 /// The record of one message of `length` bytes of which `kept` were kept.
@@ -41,6 +50,25 @@ pub fn message(opcode: Opcode, length: u64, kept: &[u8]) -> Vec<u8> {
     v.push(opcode.as_u8());
     v.extend_from_slice(&length.to_be_bytes());
     v.extend_from_slice(kept);
+    v
+}
+
+/// The kept first bytes of an HTTP body (tagged, so that an export never
+/// reads body bytes as a request or response head).
+pub fn body(kept: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(kept.len() + 5);
+    v.extend_from_slice(MAGIC);
+    v.push(b'B');
+    v.extend_from_slice(kept);
+    v
+}
+
+/// After a body cut for the recording: its whole length and SHA-256.
+pub fn body_digest(length: u64, sha256: &[u8]) -> Vec<u8> {
+    let mut v = MAGIC.to_vec();
+    v.push(b'D');
+    v.extend_from_slice(&length.to_be_bytes());
+    v.extend_from_slice(sha256);
     v
 }
 
@@ -77,6 +105,11 @@ pub fn parse(data: &[u8]) -> Option<SwitchedRecord<'_>> {
             })
         }
         b'S' => Some(SwitchedRecord::TunnelStart { protocol: rest }),
+        b'B' => Some(SwitchedRecord::Body { kept: rest }),
+        b'D' => Some(SwitchedRecord::BodyDigest {
+            length: u64_at(rest)?,
+            sha256: rest.get(8..40).filter(|_| rest.len() == 40)?,
+        }),
         b'E' => Some(SwitchedRecord::TunnelEnd {
             up: u64_at(rest)?,
             down: u64_at(rest.get(8..)?)?,
@@ -88,6 +121,24 @@ pub fn parse(data: &[u8]) -> Option<SwitchedRecord<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_records_read_back_and_a_short_digest_is_none() {
+        assert_eq!(
+            parse(&body(b"\0tgwDx")),
+            Some(SwitchedRecord::Body { kept: b"\0tgwDx" })
+        );
+        let sha = [7u8; 32];
+        assert_eq!(
+            parse(&body_digest(99, &sha)),
+            Some(SwitchedRecord::BodyDigest {
+                length: 99,
+                sha256: &sha
+            })
+        );
+        let d = body_digest(99, &sha);
+        assert_eq!(parse(&d[..d.len() - 1]), None);
+    }
 
     #[test]
     fn records_read_back() {
