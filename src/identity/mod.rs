@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod mtls;
 pub mod revocation;
 mod service;
+pub mod sshcert;
 
 #[cfg(test)]
 mod refusal_text_tests;
