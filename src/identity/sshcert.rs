@@ -3,7 +3,10 @@
 //!
 //! A certificate is an identity when its CA key is one of `ca_keys`, its
 //! signature verifies, it is a user certificate, `now` lies in its validity
-//! window (± [`CLOCK_SKEW`]), it carries no critical option (tollgate does
+//! window (`valid_after <= now < valid_before`, no clock skew allowance:
+//! russh refuses a certificate outside it before tollgate sees it, logging
+//! "Certificate is expired or not yet valid"; the check here is the second
+//! line), it carries no critical option (tollgate does
 //! not enforce `force-command` or `source-address`, so it refuses what it
 //! cannot honour) and it names at least one principal. The first principal
 //! is the subject; groups are the comma list in the `groups_extension`
@@ -16,7 +19,7 @@
 //!
 //! russh has already checked that the caller holds the key's private half.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::public::KeyData;
@@ -26,10 +29,6 @@ use serde::Deserialize;
 use crate::identity::config::IdentityConfigError;
 use crate::identity::jwt::AuthError;
 use crate::identity::{Identity, IdentitySource};
-
-/// How far the gateway's clock may be from the CA's: a certificate is
-/// accepted this long before its `valid_after` and after its `valid_before`.
-pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// Longest subject, group or key id taken from a certificate.
 const MAX_NAME: usize = 256;
@@ -224,14 +223,13 @@ impl SshTrust {
             return Err(bad("a host certificate, not a user certificate".into()));
         }
         let now_s = unix(now);
-        let skew = CLOCK_SKEW.as_secs();
-        if now_s.saturating_add(skew) < cert.valid_after() {
+        if now_s < cert.valid_after() {
             return Err(bad(format!(
                 "ssh certificate not valid before {} (now {now_s})",
                 cert.valid_after()
             )));
         }
-        if now_s.saturating_sub(skew) >= cert.valid_before() {
+        if now_s >= cert.valid_before() {
             return Err(bad(format!(
                 "ssh certificate expired at {} (now {now_s})",
                 cert.valid_before()
@@ -278,6 +276,7 @@ mod tests {
 
     use std::path::Path;
     use std::process::Command;
+    use std::time::Duration;
 
     use super::*;
 
@@ -352,13 +351,17 @@ mod tests {
         assert_eq!(id.token_id.as_deref(), Some("ticket-42"));
         assert!(id.issuer.starts_with("ssh-ca SHA256:"), "{}", id.issuer);
         assert!(t.names_trusted_ca(&ok));
-        // Within the skew on either side; past it, refused.
-        let after = UNIX_EPOCH + Duration::from_secs(ok.valid_before());
-        assert!(t.identity_from_certificate(&ok, after).is_ok());
-        let e = reason(t.identity_from_certificate(&ok, after + CLOCK_SKEW));
+        // valid_after <= now < valid_before.
+        let before = UNIX_EPOCH + Duration::from_secs(ok.valid_before());
+        assert!(
+            t.identity_from_certificate(&ok, before - Duration::from_secs(1))
+                .is_ok()
+        );
+        let e = reason(t.identity_from_certificate(&ok, before));
         assert!(e.contains("expired"), "{e}");
-        let before = UNIX_EPOCH + Duration::from_secs(ok.valid_after());
-        let e = reason(t.identity_from_certificate(&ok, before - CLOCK_SKEW * 2));
+        let after = UNIX_EPOCH + Duration::from_secs(ok.valid_after());
+        assert!(t.identity_from_certificate(&ok, after).is_ok());
+        let e = reason(t.identity_from_certificate(&ok, after - Duration::from_secs(1)));
         assert!(e.contains("not valid before"), "{e}");
         // Another CA.
         let rogue = sign(d.path(), "rogue", "alice", &["-I", "x", "-n", "alice"]);
