@@ -176,6 +176,19 @@ c.close()
         ],
     );
     assert_eq!(out, "paramiko-cert 5");
+    // Revoking the certificate's key id refuses it from then on.
+    let out = g.gw.cli(&["revoke", "--token-id", "alice@laptop-ticket-7"]);
+    assert!(out.status.success(), "{out:?}");
+    let o = ssh_key(&g, "deploy", &alice, Some(&cert), "echo should-not-run");
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!stdout(&o).contains("should-not-run"));
+    assert_eventually!(
+        g.gw.log_text()
+            .contains("token id \\\"alice@laptop-ticket-7\\\""),
+        Duration::from_secs(10),
+        "{}",
+        g.gw.log_text()
+    );
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::public::KeyData;
-use russh::keys::{Certificate, HashAlg, PublicKey};
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey};
 use serde::Deserialize;
 
 use crate::identity::config::IdentityConfigError;
@@ -85,7 +85,13 @@ fn parse_key_line(line: &str) -> Result<KeyData, String> {
         .ok_or_else(|| format!("{line:?} is not a public key line (\"ssh-ed25519 AAAA...\")"))?;
     let key = russh::keys::parse_public_key_base64(b64)
         .map_err(|e| format!("{line:?} is not a public key line: {e}"))?;
-    Ok(key.key_data().clone())
+    // russh verifies ed25519 and ECDSA only (its RSA needs the banned `rsa` crate).
+    match key.algorithm() {
+        Algorithm::Ed25519 | Algorithm::Ecdsa { .. } => Ok(key.key_data().clone()),
+        other => Err(format!(
+            "{other} keys are not supported: use ed25519 or ECDSA"
+        )),
+    }
 }
 
 fn fingerprint(k: &KeyData) -> String {
@@ -464,5 +470,19 @@ mod tests {
         };
         let e = SshTrust::build(&bad).unwrap_err().to_string();
         assert!(e.contains("identity.ssh.ca_keys"), "{e}");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+            .arg(d.path().join("rsa"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let rsa = std::fs::read_to_string(d.path().join("rsa.pub")).unwrap();
+        let bad = SshIdentityConfig {
+            ca_keys: vec![rsa.trim().to_string()],
+            groups_extension: default_groups_extension(),
+            keys: Vec::new(),
+        };
+        let e = SshTrust::build(&bad).unwrap_err().to_string();
+        assert!(e.contains("ssh-rsa keys are not supported"), "{e}");
     }
 }
