@@ -105,9 +105,11 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A gateway trusting the CA `ca_pub` (and, when given, listing `listed` for `ci-deploy`).
-fn gateway_with(ca_pub: &str, listed: Option<&str>) -> SshGateway {
-    let mut identity = format!("[identity.ssh]\nca_keys = [\"{ca_pub}\"]\n");
+/// A gateway trusting the CA `ca_pub`, with `revoked` in `revoked_keys`
+/// (and, when given, listing `listed` for `ci-deploy`).
+fn gateway_with(ca_pub: &str, revoked: &str, listed: Option<&str>) -> SshGateway {
+    let mut identity =
+        format!("[identity.ssh]\nca_keys = [\"{ca_pub}\"]\nrevoked_keys = [\"{revoked}\"]\n");
     if let Some(k) = listed {
         identity.push_str(&format!(
             "[[identity.ssh.key]]\nsubject = \"ci-deploy\"\ngroups = [\"ci\"]\nkeys = [\"{k}\"]\n"
@@ -124,7 +126,8 @@ fn a_user_certificate_from_the_trusted_ca_is_the_callers_identity() {
     let d = tempfile::tempdir().unwrap();
     let (ca, ca_pub) = keygen(d.path(), "user_ca");
     let (alice, _) = keygen(d.path(), "alice");
-    let g = gateway_with(&ca_pub, None);
+    let (_, other) = keygen(d.path(), "other");
+    let g = gateway_with(&ca_pub, &other, None);
     let cert = sign(
         d.path(),
         &ca,
@@ -196,7 +199,8 @@ fn expired_untrusted_unadmitted_and_plain_certificate_keys_are_refused() {
     let d = tempfile::tempdir().unwrap();
     let (ca, ca_pub) = keygen(d.path(), "user_ca");
     let (rogue_ca, _) = keygen(d.path(), "rogue_ca");
-    let g = gateway_with(&ca_pub, None);
+    let (leaked, leaked_pub) = keygen(d.path(), "leaked");
+    let g = gateway_with(&ca_pub, &leaked_pub, None);
     let refused = |o: &Output| {
         assert!(!o.status.success(), "{}", text(o));
         assert!(!stdout(o).contains("should-not-run"), "{}", text(o));
@@ -296,6 +300,26 @@ fn expired_untrusted_unadmitted_and_plain_certificate_keys_are_refused() {
         "{}",
         g.gw.log_text()
     );
+    // A valid certificate for a key in revoked_keys.
+    let cert = sign(
+        d.path(),
+        &ca,
+        &leaked,
+        &["-I", "l", "-n", "alice", "-V", "-5m:+5m"],
+    );
+    refused(&ssh_key(
+        &g,
+        "deploy",
+        &leaked,
+        Some(&cert),
+        "echo should-not-run",
+    ));
+    assert_eventually!(
+        g.gw.log_text().contains("is in revoked_keys"),
+        Duration::from_secs(10),
+        "{}",
+        g.gw.log_text()
+    );
     // Without its certificate the same key is a plain key nobody listed.
     let (carol, _) = keygen(d.path(), "carol");
     refused(&ssh_key(&g, "deploy", &carol, None, "echo should-not-run"));
@@ -313,7 +337,8 @@ fn only_listed_plain_keys_are_identities_and_others_leave_the_password_open() {
     let (_, ca_pub) = keygen(d.path(), "user_ca");
     let (listed, listed_pub) = keygen(d.path(), "listed");
     let (unlisted, _) = keygen(d.path(), "unlisted");
-    let g = gateway_with(&ca_pub, Some(&listed_pub));
+    let (_, other) = keygen(d.path(), "other");
+    let g = gateway_with(&ca_pub, &other, Some(&listed_pub));
     let o = ssh_key(&g, "deploy", &listed, None, "echo key-$(whoami)");
     assert!(o.status.success(), "{}\n{}", text(&o), g.gw.log_text());
     assert_eq!(stdout(&o), "key-root\n");

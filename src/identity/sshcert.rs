@@ -15,7 +15,8 @@
 //! issuer is `ssh-ca SHA256:...` (the CA key's fingerprint).
 //!
 //! A plain key is an identity only when `[[identity.ssh.key]]` lists it;
-//! its subject and groups are the entry's, its issuer `ssh-key`.
+//! its subject and groups are the entry's, its issuer `ssh-key`. A key in
+//! `revoked_keys` is neither, whatever certificate or listing it has.
 //!
 //! russh has already checked that the caller holds the key's private half.
 
@@ -50,6 +51,10 @@ pub struct SshIdentityConfig {
     /// `[[identity.ssh.key]]`: plain public keys listed for a subject.
     #[serde(default, rename = "key")]
     pub keys: Vec<SshKeyConfig>,
+    /// Public keys refused whatever vouches for them: a leaked key whose
+    /// certificate is still valid, a listed key being withdrawn.
+    #[serde(default)]
+    pub revoked_keys: Vec<String>,
 }
 
 /// `[[identity.ssh.key]]`.
@@ -75,6 +80,7 @@ pub struct SshTrust {
     /// Each listed key and the index of its entry in `subjects`.
     keys: Vec<(KeyData, usize)>,
     subjects: Vec<(String, Vec<String>)>,
+    revoked: Vec<KeyData>,
 }
 
 /// A public key line's key (`algorithm base64 [comment]`).
@@ -125,6 +131,13 @@ impl SshTrust {
         if cfg.groups_extension.is_empty() {
             return Err(err("groups_extension", "must not be empty".into()));
         }
+        if cfg.revoked_keys.len() > MAX_KEYS {
+            return Err(err("revoked_keys", format!("at most {MAX_KEYS}")));
+        }
+        let mut revoked = Vec::with_capacity(cfg.revoked_keys.len());
+        for line in &cfg.revoked_keys {
+            revoked.push(parse_key_line(line).map_err(|e| err("revoked_keys", e))?);
+        }
         let mut keys: Vec<(KeyData, usize)> = Vec::new();
         let mut subjects = Vec::with_capacity(cfg.keys.len());
         for (i, entry) in cfg.keys.iter().enumerate() {
@@ -161,6 +174,7 @@ impl SshTrust {
             groups_extension: cfg.groups_extension.clone(),
             keys,
             subjects,
+            revoked,
         })
     }
 
@@ -180,8 +194,18 @@ impl SshTrust {
         self.cas.contains(cert.signature_key())
     }
 
+    fn not_revoked(&self, key: &KeyData) -> Result<(), AuthError> {
+        if self.revoked.contains(key) {
+            return Err(AuthError::BadCertificate {
+                reason: format!("ssh key {} is in revoked_keys", fingerprint(key)),
+            });
+        }
+        Ok(())
+    }
+
     /// The identity of a listed plain key.
     pub fn identity_from_key(&self, key: &PublicKey) -> Result<Identity, AuthError> {
+        self.not_revoked(key.key_data())?;
         let (_, i) = self
             .keys
             .iter()
@@ -225,6 +249,7 @@ impl SshTrust {
         }
         cert.verify_signature()
             .map_err(|_| AuthError::BadSignature)?;
+        self.not_revoked(cert.public_key())?;
         if cert.cert_type() != CertType::User {
             return Err(bad("a host certificate, not a user certificate".into()));
         }
@@ -320,6 +345,7 @@ mod tests {
             ca_keys: vec![ca.to_string()],
             groups_extension: default_groups_extension(),
             keys: Vec::new(),
+            revoked_keys: Vec::new(),
         })
         .unwrap()
     }
@@ -394,6 +420,29 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_key_is_refused_with_a_valid_certificate_and_when_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = keygen(d.path(), "ca");
+        let leaked = keygen(d.path(), "leaked");
+        let t = SshTrust::build(&SshIdentityConfig {
+            ca_keys: vec![ca],
+            groups_extension: default_groups_extension(),
+            keys: vec![SshKeyConfig {
+                subject: "ci".into(),
+                groups: Vec::new(),
+                keys: vec![leaked.clone()],
+            }],
+            revoked_keys: vec![leaked.clone()],
+        })
+        .unwrap();
+        let cert = sign(d.path(), "ca", "leaked", &["-I", "x", "-n", "alice"]);
+        let e = reason(t.identity_from_certificate(&cert, SystemTime::now()));
+        assert!(e.contains("revoked_keys"), "{e}");
+        let e = reason(t.identity_from_key(&PublicKey::from_openssh(&leaked).unwrap()));
+        assert!(e.contains("revoked_keys"), "{e}");
+    }
+
+    #[test]
     fn a_certificate_whose_signature_was_altered_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let ca = keygen(d.path(), "ca");
@@ -431,6 +480,7 @@ mod tests {
                 groups: vec!["ci".into()],
                 keys: vec![listed.clone()],
             }],
+            revoked_keys: Vec::new(),
         })
         .unwrap();
         let k = |line: &str| PublicKey::from_openssh(line).unwrap();
@@ -460,6 +510,7 @@ mod tests {
                     keys: vec![listed],
                 },
             ],
+            revoked_keys: Vec::new(),
         };
         let e = SshTrust::build(&twice).unwrap_err().to_string();
         assert!(e.contains("already listed for \"a\""), "{e}");
@@ -467,6 +518,7 @@ mod tests {
             ca_keys: vec!["ssh-ed25519 notbase64".into()],
             groups_extension: default_groups_extension(),
             keys: Vec::new(),
+            revoked_keys: Vec::new(),
         };
         let e = SshTrust::build(&bad).unwrap_err().to_string();
         assert!(e.contains("identity.ssh.ca_keys"), "{e}");
@@ -481,6 +533,7 @@ mod tests {
             ca_keys: vec![rsa.trim().to_string()],
             groups_extension: default_groups_extension(),
             keys: Vec::new(),
+            revoked_keys: Vec::new(),
         };
         let e = SshTrust::build(&bad).unwrap_err().to_string();
         assert!(e.contains("ssh-rsa keys are not supported"), "{e}");
