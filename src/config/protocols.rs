@@ -147,13 +147,15 @@ pub(super) fn with_identity(
 }
 
 /// The name a caller picks its target by on a listener several targets
-/// share (postgres, mysql: the database; http: the host); `None`: the
-/// target has its listener to itself.
+/// share (postgres, mysql: the database; http: the host; ssh: the target's
+/// name, as `LOGIN+TARGET` in the SSH user name); `None`: the target has
+/// its listener to itself.
 pub(super) fn route(t: &TargetConfig) -> Option<&str> {
-    match (&t.postgres, &t.mysql, &t.http) {
-        (Some(p), _, _) => Some(p.database.as_str()),
-        (_, Some(m), _) => Some(m.database.as_str()),
-        (_, _, Some(h)) => h.host.as_deref(),
+    match (&t.postgres, &t.mysql, &t.http, &t.ssh) {
+        (Some(p), _, _, _) => Some(p.database.as_str()),
+        (_, Some(m), _, _) => Some(m.database.as_str()),
+        (_, _, Some(h), _) => h.host.as_deref(),
+        (_, _, _, Some(_)) => Some(t.name.as_str()),
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::http::RuleAction;
 use super::raw::RawTarget;
 use super::target::TargetCheck;
-use super::{ConfigError, TargetConfig, postgres};
+use super::{ConfigError, TargetConfig};
 
 pub(super) const CALLERS_BY_CERTIFICATE: bool = false;
 
@@ -228,8 +228,23 @@ pub(super) fn finish(
     Ok(())
 }
 
-/// Token callers need an issuer.
-pub(super) use postgres::with_identity;
+/// Callers need a way in: token issuers, or `[identity.ssh]` (user
+/// certificate CAs, listed keys).
+pub(super) fn with_identity(
+    c: &TargetCheck<'_>,
+    _t: &TargetConfig,
+    identity: &crate::identity::IdentityConfig,
+) -> Result<(), ConfigError> {
+    if identity.issuers.is_empty() && identity.ssh.is_none() {
+        return Err(c.err(
+            "protocol",
+            "protocol",
+            "ssh callers authenticate with a token ([[identity.issuer]]) or a user \
+             certificate or listed key ([identity.ssh]): configure at least one",
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -284,5 +299,36 @@ action = "block"
         let e = parse(&SSH.replace("[target.ssh]", "unauthenticated = true\n[target.ssh]"))
             .unwrap_err();
         assert!(e.contains("always authenticate"), "{e}");
+    }
+
+    #[test]
+    fn ssh_targets_share_a_listener_by_name_and_host_key() {
+        let second = SSH
+            .split("[[target]]")
+            .nth(1)
+            .unwrap()
+            .replace("\"web-1\"", "\"web-2\"");
+        let two = format!("{SSH}[[target]]{second}");
+        let c = parse(&two).unwrap();
+        assert_eq!(c.targets.len(), 2);
+        // Another host key on the same listener: the key is shown before
+        // the user name that routes is read.
+        let other_key = format!(
+            "{SSH}[[target]]{}",
+            second.replace("ssh_host_ed25519_key", "other_host_key")
+        );
+        let e = parse(&other_key).unwrap_err();
+        assert!(e.contains("the same [target.ssh] host_key"), "{e}");
+        // Without any issuer, [identity.ssh] alone lets callers in.
+        let no_issuer = SSH.split("[[target]]").nth(1).unwrap();
+        let e = parse(&format!("[[target]]{no_issuer}")).unwrap_err();
+        assert!(e.contains("[identity.ssh]"), "{e}");
+        let ca =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ca";
+        let with_ca = format!("[identity.ssh]\nca_keys = [\"{ca}\"]\n[[target]]{no_issuer}");
+        parse(&with_ca).unwrap();
+        let bad_ca = with_ca.replace("AAAAC3", "xx");
+        let e = parse(&bad_ca).unwrap_err();
+        assert!(e.contains("identity.ssh.ca_keys"), "{e}");
     }
 }

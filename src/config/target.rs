@@ -134,7 +134,7 @@ impl Validator<'_> {
 
     /// Target `i` beside the ones before it: a unique name, and a listener
     /// it may share only with targets of its protocol that callers tell
-    /// apart by their route (postgres: the database).
+    /// apart by their route (postgres: the database; ssh: `LOGIN+TARGET`).
     pub(super) fn fits_beside(
         &self,
         i: usize,
@@ -160,6 +160,20 @@ impl Validator<'_> {
                     && (p.tls.is_some() != target.tls.is_some()
                         || p.callers_by_certificate() != target.callers_by_certificate())
             });
+            // An ssh listener shows its host key before the user name
+            // that routes is read.
+            let other_host_key = before.iter().find(|p| {
+                p.listen.contains(addr)
+                    && matches!((&p.ssh, &target.ssh), (Some(a), Some(b)) if a.host_key != b.host_key)
+            });
+            if let Some(p) = other_host_key {
+                let why = format!(
+                    "{addr} is shared with ssh target {:?}: ssh targets on one listener have \
+                     the same [target.ssh] host_key",
+                    p.name
+                );
+                return Err(TargetCheck { v: self, i }.err("listen", "listen", &why));
+            }
             if let Some(p) = mixed {
                 let why = format!(
                     "{addr} is shared with target {:?}: http targets on one listener all have \

@@ -65,6 +65,10 @@ pub struct IdentityConfig {
     /// `[identity.mtls]`: workload certificates.
     #[serde(default)]
     pub mtls: Option<MtlsConfig>,
+    /// `[identity.ssh]`: SSH user certificate CAs and listed public keys
+    /// (`crate::identity::sshcert`).
+    #[serde(default)]
+    pub ssh: Option<crate::identity::sshcert::SshIdentityConfig>,
 }
 
 impl Default for IdentityConfig {
@@ -74,6 +78,7 @@ impl Default for IdentityConfig {
             revocation_file: None,
             issuers: Vec::new(),
             mtls: None,
+            ssh: None,
         }
     }
 }
@@ -231,6 +236,9 @@ impl IdentityConfig {
                     ));
                 }
             }
+        }
+        if let Some(ssh) = &self.ssh {
+            crate::identity::sshcert::SshTrust::build(ssh)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod mtls;
 pub mod revocation;
 mod service;
+pub mod sshcert;
 
 #[cfg(test)]
 mod refusal_text_tests;
@@ -37,15 +38,19 @@ pub use service::{IdentityError, IdentityService};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentitySource {
     Token,
+    /// A key the caller proved it holds: an mTLS certificate, an SSH
+    /// certificate or a listed SSH key.
     Certificate,
 }
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// `sub` for tokens; URI SAN (SPIFFE ID), else DNS SAN, else CN for certificates.
+    /// `sub` for tokens; URI SAN (SPIFFE ID), else DNS SAN, else CN for certificates;
+    /// the first principal of an SSH certificate, the listed subject of an SSH key.
     pub subject: String,
-    /// The `iss` claim for tokens; the issuer's distinguished name for certificates.
+    /// The `iss` claim for tokens; the issuer's distinguished name for certificates;
+    /// `ssh-ca SHA256:...` for SSH certificates, `ssh-key` for listed SSH keys.
     pub issuer: String,
     pub groups: Vec<String>,
     /// The token's `jti`, when it has one.

@@ -15,6 +15,7 @@ use crate::identity::jwks::{KeySource, KeySourceError, KeySourceStats};
 use crate::identity::jwt::{self, AuthError, ClaimPolicy, MAX_TOKEN_LEN, alg_name};
 use crate::identity::mtls::{CertificateMapper, identity_from_certificate};
 use crate::identity::revocation::{RevocationError, Revocations};
+use crate::identity::sshcert::SshTrust;
 use crate::identity::{Identity, IdentitySource};
 
 /// HS256 secrets shorter than this are refused: HMAC-SHA256 wants at least 256 bits.
@@ -59,6 +60,7 @@ pub struct IdentityService {
     issuers: Vec<IssuerRuntime>,
     revocations: Arc<Revocations>,
     certificates: CertificateMapper,
+    ssh: Option<Arc<SshTrust>>,
     cache_size: usize,
 }
 
@@ -126,6 +128,12 @@ impl IdentityService {
             issuers,
             revocations,
             certificates: CertificateMapper::from_config(cfg.mtls.as_ref())?,
+            ssh: cfg
+                .ssh
+                .as_ref()
+                .map(SshTrust::build)
+                .transpose()?
+                .map(Arc::new),
             cache_size: cfg.cache_size,
         })
     }
@@ -294,6 +302,51 @@ impl IdentityService {
         now: SystemTime,
     ) -> Result<Arc<Identity>, AuthError> {
         let identity = identity_from_certificate(chain, &self.certificates)?;
+        if let Some(r) = self.revocations.check(&identity, now) {
+            return Err(AuthError::Revoked {
+                rule: r.target.to_string(),
+            });
+        }
+        Ok(Arc::new(identity))
+    }
+
+    /// `[identity.ssh]`, when configured (the SSH front door pre-screens
+    /// offered keys with it).
+    pub fn ssh_trust(&self) -> Option<&Arc<SshTrust>> {
+        self.ssh.as_ref()
+    }
+
+    /// The identity of an SSH caller's user certificate (russh has checked
+    /// the caller holds its key), revocations applied.
+    pub fn identity_from_ssh_certificate(
+        &self,
+        cert: &russh::keys::Certificate,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, AuthError> {
+        let trust = self.ssh.as_ref().ok_or_else(|| AuthError::BadCertificate {
+            reason: "ssh certificate, but no [identity.ssh] is configured".into(),
+        })?;
+        self.unless_revoked(trust.identity_from_certificate(cert, now)?, now)
+    }
+
+    /// The identity of an SSH caller's plain public key, listed in
+    /// `[[identity.ssh.key]]`, revocations applied.
+    pub fn identity_from_ssh_key(
+        &self,
+        key: &russh::keys::PublicKey,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, AuthError> {
+        let trust = self.ssh.as_ref().ok_or_else(|| AuthError::BadCertificate {
+            reason: "ssh public key, but no [identity.ssh] is configured".into(),
+        })?;
+        self.unless_revoked(trust.identity_from_key(key)?, now)
+    }
+
+    fn unless_revoked(
+        &self,
+        identity: Identity,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, AuthError> {
         if let Some(r) = self.revocations.check(&identity, now) {
             return Err(AuthError::Revoked {
                 rule: r.target.to_string(),

@@ -24,6 +24,10 @@ pub enum Caller {
     Token(Vec<u8>),
     /// The client certificate chain of an mTLS handshake.
     Certificate(Vec<CertificateDer<'static>>),
+    /// An OpenSSH user certificate whose key the caller proved it holds.
+    SshCertificate(Box<russh::keys::Certificate>),
+    /// A plain SSH public key the caller proved it holds.
+    SshKey(Box<russh::keys::PublicKey>),
     /// Nothing: a target configured `unauthenticated` (loopback only).
     Anonymous,
 }
@@ -79,6 +83,14 @@ pub(crate) fn identify(
         Caller::Certificate(chain) => snapshot
             .identity
             .identity_from_certificate(chain, now)
+            .map_err(AuthFailure::Credential)?,
+        Caller::SshCertificate(cert) => snapshot
+            .identity
+            .identity_from_ssh_certificate(cert, now)
+            .map_err(AuthFailure::Credential)?,
+        Caller::SshKey(key) => snapshot
+            .identity
+            .identity_from_ssh_key(key, now)
             .map_err(AuthFailure::Credential)?,
     };
     if snapshot.identity.revocations().is_revoked(&identity, now) {

@@ -6,8 +6,13 @@
 //! after the session's start record. The relay judges execs and records
 //! what the tokio side reports.
 //!
-//! Routing: a listener serves one ssh target; the SSH user name the caller
-//! gives is logged, not used.
+//! Routing: a listener with one ssh target serves it whatever SSH user
+//! name the caller gives (logged, not used). Several ssh targets on one
+//! listener (they share its host key) are told apart by the user name
+//! `LOGIN+TARGET`: the part after the last `+` names the target; the login
+//! part is logged and otherwise ignored (the upstream login is the
+//! target's configured user). A name that routes nowhere is an
+//! authentication failure.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +24,7 @@ use tracing::warn;
 use zeroize::Zeroizing;
 
 use super::upstream::{LoginParams, Secret};
-use super::{AuthAttempt, AuthStep, Event, RECORD_HEADER, Stream, conn, rules, runtime};
+use super::{AuthAttempt, AuthStep, Event, Presented, RECORD_HEADER, Stream, conn, rules, runtime};
 use crate::config::http::RuleAction;
 use crate::config::ssh::{ShellMode, UpstreamLogin};
 use crate::engine::ShardStats;
@@ -65,12 +70,15 @@ impl SshRuntime {
             server_id: russh::SshId::Standard("SSH-2.0-tollgate".into()),
             methods: russh::MethodSet::from(
                 &[
+                    russh::MethodKind::PublicKey,
                     russh::MethodKind::Password,
                     russh::MethodKind::KeyboardInteractive,
                 ][..],
             ),
-            // Rejections are immediate: every caller presents a token, and
-            // a wrong one ends the connection (one attempt each).
+            // Rejections are immediate: every caller presents a token, a
+            // certificate or a listed key, and a wrong one ends the
+            // connection (one attempt each; keys the gate screens out do
+            // not count).
             auth_rejection_time: std::time::Duration::ZERO,
             auth_rejection_time_initial: Some(std::time::Duration::ZERO),
             keys: vec![key],
@@ -169,8 +177,10 @@ impl Protocol for SshProtocol {
         s: &Session<'_>,
         sock: TcpStream,
     ) -> Result<Option<Admission<SshClient>>, EndReason> {
-        let target = s.listener.targets[0];
-        let rt: &TargetRuntime = &s.snapshot.targets[target];
+        // Targets sharing a listener share its host key (the config
+        // checks it): the first one's server config serves them all.
+        let first = s.listener.targets[0];
+        let rt: &TargetRuntime = &s.snapshot.targets[first];
         let Some(ssh) = rt.ssh.as_ref() else {
             return Err(EndReason::Refused("not an ssh target".into()));
         };
@@ -184,17 +194,29 @@ impl Protocol for SshProtocol {
             stream,
             config: ssh.server.clone(),
             auth: auth_tx,
+            trust: s.snapshot.identity.ssh_trust().cloned(),
             events: events_tx,
             stop,
         }));
-        // `None`: the caller left (or failed the handshake) before a password.
+        // `None`: the caller left (or failed the handshake) before a credential.
         let Some(AuthAttempt {
             user,
-            token,
+            presented,
             answer,
         }) = auth_rx.recv().await
         else {
             return Ok(None);
+        };
+        let Some(target) = route(s, &user) else {
+            // Dropping `answer` fails the caller's authentication.
+            return Err(EndReason::Refused(format!(
+                "ssh user {user:?} names no target on this listener (LOGIN+TARGET)"
+            )));
+        };
+        let caller = match presented {
+            Presented::Token(token) => Caller::Token(token.to_vec()),
+            Presented::Certificate(cert) => Caller::SshCertificate(cert),
+            Presented::Key(key) => Caller::SshKey(key),
         };
         Ok(Some(Admission {
             client: SshClient {
@@ -204,7 +226,7 @@ impl Protocol for SshProtocol {
                 _stop: stop_tx,
             },
             target,
-            caller: Caller::Token(token.to_vec()),
+            caller,
             tls: None,
             user: Some(user),
         }))
@@ -288,6 +310,20 @@ impl Protocol for SshProtocol {
     }
 
     async fn say_goodbye(&self, _w: (), _why: ()) {}
+}
+
+/// The target the SSH user name picks: a listener's only target takes any
+/// name; on a shared listener `LOGIN+TARGET` names one of its targets.
+fn route(s: &Session<'_>, user: &str) -> Option<usize> {
+    let targets = &s.listener.targets;
+    if let [only] = targets.as_slice() {
+        return Some(*only);
+    }
+    let (_login, name) = user.rsplit_once('+')?;
+    targets
+        .iter()
+        .copied()
+        .find(|t| s.snapshot.config.targets[*t].name == name)
 }
 
 fn step(e: StepError) -> EndReason {

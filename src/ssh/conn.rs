@@ -12,16 +12,20 @@ use bytes::Bytes;
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
 use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::upstream::{self, Upstream};
-use super::{AuthAttempt, AuthStep, Event, Stream};
+use super::{AuthAttempt, AuthStep, Event, Presented, Stream};
+use crate::identity::sshcert::SshTrust;
 
 /// What the compio side hands the tokio side for one connection.
 pub(crate) struct Start {
     pub stream: std::net::TcpStream,
     pub config: Arc<server::Config>,
     pub auth: mpsc::Sender<AuthAttempt>,
+    /// `[identity.ssh]`: which offered keys may be worth the one attempt.
+    pub trust: Option<Arc<SshTrust>>,
     pub events: mpsc::Sender<Event>,
     /// Resolves (with an error) when the compio side drops the session.
     pub stop: oneshot::Receiver<()>,
@@ -33,6 +37,7 @@ pub(crate) async fn serve(start: Start) {
         stream,
         config,
         auth,
+        trust,
         events,
         stop,
     } = start;
@@ -42,6 +47,7 @@ pub(crate) async fn serve(start: Start) {
     let _ = sock.set_nodelay(true);
     let gate = Gate {
         auth: Some(auth),
+        trust,
         events,
         up: None,
         chans: HashMap::new(),
@@ -123,8 +129,11 @@ impl Meter {
 }
 
 struct Gate {
-    /// Taken by the first password attempt: one per connection.
+    /// Taken by the first attempt that reaches the compio side: one per
+    /// connection. Keys screened out by `trust` never take it, so a client
+    /// that tries its other keys first still gets to its certificate.
     auth: Option<mpsc::Sender<AuthAttempt>>,
+    trust: Option<Arc<SshTrust>>,
     events: mpsc::Sender<Event>,
     up: Option<Admitted>,
     chans: HashMap<ChannelId, Chan>,
@@ -137,8 +146,8 @@ fn id(c: ChannelId) -> u32 {
 }
 
 impl Gate {
-    /// Hand the token to the compio side and follow its answer.
-    async fn admit(&mut self, user: &str, token: Zeroizing<Vec<u8>>) -> Result<Auth, russh::Error> {
+    /// Hand the credential to the compio side and follow its answer.
+    async fn admit(&mut self, user: &str, presented: Presented) -> Result<Auth, russh::Error> {
         // One attempt per connection: a second is the end of it.
         let Some(tx) = self.auth.take() else {
             return Err(russh::Error::Disconnect);
@@ -146,7 +155,7 @@ impl Gate {
         let (answer, step) = oneshot::channel();
         let attempt = AuthAttempt {
             user: user.chars().take(256).collect(),
-            token,
+            presented,
             answer,
         };
         if tx.send(attempt).await.is_err() {
@@ -212,17 +221,58 @@ impl server::Handler for Gate {
         Ok(Auth::reject())
     }
 
+    /// Worth a signature: a listed key, or any key when a CA is trusted
+    /// (russh offers a certificate's key, not the certificate).
     async fn auth_publickey_offered(
         &mut self,
         _user: &str,
-        _offer: server::PublicKeyOffer<'_>,
+        offer: server::PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(Auth::reject())
+        let worth = self
+            .trust
+            .as_ref()
+            .is_some_and(|t| t.has_cas() || t.lists(offer.public_key));
+        Ok(if worth { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if !self.trust.as_ref().is_some_and(|t| t.lists(key.public_key)) {
+            let fp = key.public_key.fingerprint(russh::keys::HashAlg::Sha256);
+            debug!(key = %fp, "ssh public key not listed in [identity.ssh]: next method");
+            return Ok(Auth::reject());
+        }
+        let key = Box::new(key.public_key.clone());
+        self.admit(user, Presented::Key(key)).await
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &russh::keys::Certificate,
+    ) -> Result<Auth, Self::Error> {
+        if !self
+            .trust
+            .as_ref()
+            .is_some_and(|t| t.names_trusted_ca(certificate))
+        {
+            let ca = certificate
+                .signature_key()
+                .fingerprint(russh::keys::HashAlg::Sha256);
+            warn!(ca = %ca, key_id = %certificate.key_id().chars().take(256).collect::<String>(),
+                "ssh certificate refused: signed by a CA [identity.ssh] does not trust");
+            return Ok(Auth::reject());
+        }
+        let cert = Box::new(certificate.clone());
+        self.admit(user, Presented::Certificate(cert)).await
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let token = Zeroizing::new(password.as_bytes().to_vec());
-        self.admit(user, token).await
+        self.admit(user, Presented::Token(token)).await
     }
 
     async fn auth_keyboard_interactive<'a>(
@@ -234,7 +284,7 @@ impl server::Handler for Gate {
         match (response, self.pending_token.take()) {
             (Some(mut r), Some(())) => {
                 let token = Zeroizing::new(r.next().map(|b| b.to_vec()).unwrap_or_default());
-                self.admit(user, token).await
+                self.admit(user, Presented::Token(token)).await
             }
             _ => {
                 self.pending_token = Some(());

@@ -10,7 +10,8 @@
 //! - `rules.rs`: exec command-line globs. `decode.rs`: export.
 //!
 //! The two sides talk through `tokio::sync` channels (awaitable from any
-//! runtime): the caller's first password (the JWT) comes to the compio side,
+//! runtime): the caller's first credential (the JWT as password, or a user
+//! certificate or listed key, `[identity.ssh]`) comes to the compio side,
 //! which answers with a refusal or with the upstream login to perform; exec
 //! commands come to be judged; channel bytes come to be recorded (up to a
 //! cap per channel and direction; within it they are forwarded only once
@@ -57,11 +58,22 @@ impl Stream {
     }
 }
 
-/// The caller's password attempt (its token), and where the answer goes.
+/// The caller's authentication attempt, and where the answer goes.
 pub(crate) struct AuthAttempt {
     pub user: String,
-    pub token: Zeroizing<Vec<u8>>,
+    pub presented: Presented,
     pub answer: oneshot::Sender<AuthStep>,
+}
+
+/// What the caller authenticated with.
+pub(crate) enum Presented {
+    /// The password (or keyboard-interactive answer): a token.
+    Token(Zeroizing<Vec<u8>>),
+    /// An OpenSSH user certificate from a trusted CA whose key the caller
+    /// proved it holds (the rest of its checks are the identity step's).
+    Certificate(Box<russh::keys::Certificate>),
+    /// A listed plain public key the caller proved it holds.
+    Key(Box<russh::keys::PublicKey>),
 }
 
 /// The compio side's answer to an [`AuthAttempt`].

@@ -112,6 +112,11 @@ pub struct Options<'a> {
     /// Trust sshd's key through a known_hosts file instead of a pin;
     /// `true`: its host names hashed (`ssh-keygen -H`).
     pub known_hosts: Option<bool>,
+    /// Extra `[identity.*]` tables (`[identity.ssh]`).
+    pub identity: &'a str,
+    /// A second ssh target on the same listener, to the same sshd: its
+    /// name and the extra lines of its `[target.ssh]`.
+    pub second_target: Option<(&'a str, &'a str)>,
 }
 
 pub struct SshGateway {
@@ -174,7 +179,7 @@ name = "test"
 issuer = "{ISS}"
 audience = ["{AUD}"]
 jwks_file = "{jwks}"
-
+{identity}
 [[target]]
 name = "web"
 protocol = "ssh"
@@ -199,7 +204,31 @@ message = "{RM_MESSAGE}"
             host_key = gw_host_key.display(),
             client_key = sshd.client_key.display(),
             ssh = o.ssh,
+            identity = o.identity,
         );
+        let cfg = match o.second_target {
+            None => cfg,
+            Some((name, ssh)) => format!(
+                r#"{cfg}
+[[target]]
+name = "{name}"
+protocol = "ssh"
+listen = ["127.0.0.1:0"]
+upstream = "127.0.0.1:{upport}"
+[target.access]
+groups = ["ci"]
+[target.ssh]
+host_key = "{host_key}"
+user = "root"
+private_key_file = "{client_key}"
+{trust}
+{ssh}
+"#,
+                upport = sshd.port,
+                host_key = gw_host_key.display(),
+                client_key = sshd.client_key.display(),
+            ),
+        };
         let cfg_path = dir.path().join("tollgate.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let mut gw = Gateway::spawn_logging(dir, cfg_path, "json");
