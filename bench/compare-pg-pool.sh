@@ -178,7 +178,7 @@ TG_PORT=$(free_port)
 PGB_PORT=$(free_port)
 "$TOLLGATE" token keygen --dir "$WORK/keys" >/dev/null || die "token keygen failed"
 TOKEN=$("$TOLLGATE" token mint --key "$WORK/keys/tollgate-dev-key.pem" --sub bench \
-    --groups bench --aud tollgate --iss https://bench.local --ttl 2h) || die "token mint failed"
+    --groups bench --aud tollgate --iss https://bench.local --ttl 55m) || die "token mint failed"
 printf '%s\n' "$PASSWORD" >"$WORK/upstream.pw"
 chmod 600 "$WORK/upstream.pw"
 printf '[]\n' >"$WORK/revocations.json"
@@ -251,7 +251,10 @@ start() {
     case "$1" in
         direct) PORT=$PG_PORT; PW=$PASSWORD ;;
         pgbouncer)
-            as_postgres pgbouncer "$WORK/pgbouncer/pgbouncer.ini" >"$RESULTS/raw/pgbouncer.out" 2>&1 &
+            # setpriv itself, not a function's subshell: $! must be the
+            # process that becomes pgbouncer, whose CPU is read.
+            setpriv --reuid=postgres --regid=postgres --clear-groups -- \
+                pgbouncer "$WORK/pgbouncer/pgbouncer.ini" >"$RESULTS/raw/pgbouncer.out" 2>&1 &
             RELAY_PID=$!; PORT=$PGB_PORT; PW=$PASSWORD ;;
         tollgate-pool|tollgate)
             "$TOLLGATE" run --config "$RESULTS/$1.toml" >"$RESULTS/raw/$1.log" 2>&1 &
