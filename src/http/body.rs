@@ -22,15 +22,20 @@ pub(crate) struct BodyRecord<'a> {
     left: usize,
     /// Body bytes seen so far (kept or not).
     seen: u64,
-    /// Over every byte seen; `None` when not recording.
+    /// Over every byte seen; `None` when not recording, or when the body's
+    /// length says it will be kept whole.
     hash: Option<ring::digest::Context>,
 }
 
 impl<'a> BodyRecord<'a> {
-    /// Keep up to `cap` bytes of one body.
-    pub(crate) fn new(recording: &'a SessionRecording, cap: usize) -> BodyRecord<'a> {
-        let hash = recording
-            .enabled()
+    /// Keep up to `cap` bytes of one body framed as `framing`.
+    pub(crate) fn new(
+        recording: &'a SessionRecording,
+        cap: usize,
+        framing: BodyFraming,
+    ) -> BodyRecord<'a> {
+        let kept_whole = matches!(framing, BodyFraming::Length(n) if n <= cap as u64);
+        let hash = (recording.enabled() && !kept_whole)
             .then(|| ring::digest::Context::new(&ring::digest::SHA256));
         BodyRecord {
             recording,
@@ -41,10 +46,12 @@ impl<'a> BodyRecord<'a> {
     }
 
     pub(crate) async fn note(&mut self, from: Peer, data: &[u8]) -> Result<(), EndReason> {
-        let Some(hash) = self.hash.as_mut() else {
+        if !self.recording.enabled() {
             return Ok(());
-        };
-        hash.update(data);
+        }
+        if let Some(hash) = self.hash.as_mut() {
+            hash.update(data);
+        }
         self.seen += data.len() as u64;
         if self.left == 0 || data.is_empty() {
             return Ok(());

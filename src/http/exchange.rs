@@ -412,7 +412,7 @@ impl Exchange<'_> {
             let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.client.side.write(go_on).await?;
         }
-        let mut rec = BodyRecord::new(recording, h.record_body_bytes);
+        let mut rec = BodyRecord::new(recording, h.record_body_bytes, head.framing());
         let r = body::relay(
             &mut self.client.side,
             client_meter,
@@ -469,7 +469,7 @@ impl Exchange<'_> {
         };
         self.send_response_head(out).await?;
         let meter = self.upstream_meter();
-        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes);
+        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes, framing);
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };

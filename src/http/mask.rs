@@ -339,7 +339,8 @@ impl Exchange<'_> {
         let mut head = BytesMut::new();
         e.encode(&mut head);
         self.send_response_head(head.freeze()).await?;
-        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes);
+        let framing = BodyFraming::Length(body.len() as u64);
+        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes, framing);
         rec.note(Peer::Upstream, &body).await?;
         rec.finish(Peer::Upstream).await?;
         self.client.side.write(body).await?;
@@ -363,7 +364,7 @@ impl Exchange<'_> {
         };
         self.send_response_head(head).await?;
         let meter = self.upstream_meter();
-        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes);
+        let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes, framing);
         let Some(up) = self.up.as_mut() else {
             return Err(EndReason::UpstreamClosed);
         };
