@@ -187,8 +187,14 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             realtime,
             dir,
         } => {
+            let mut decoder = crate::pipeline::decode::ByProtocol::default();
             RecordingDir::open(&dir)
-                .replay(parse_session(&session)?, &mut out, realtime)
+                .replay(
+                    parse_session(&session)?,
+                    &mut out,
+                    realtime,
+                    Some(&mut decoder),
+                )
                 .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }

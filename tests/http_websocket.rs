@@ -315,6 +315,23 @@ fn kubernetes_exec_session_is_exported_as_streams() {
     assert_eq!(find("k8s.resize")["Width"], 80);
     assert_eq!(find("k8s.close"), "stdin");
     assert!(up.seen().contains("subprotocol=v5.channel.k8s.io"));
+    // `recordings replay` reads the session as the export does: the
+    // request line, then the streams, not the frames' bytes.
+    let id = format!("{:016x}", records[0]["session"].as_u64().unwrap());
+    let replay = g.gw.cli(&["recordings", "replay", &id]);
+    assert!(replay.status.success(), "{replay:?}");
+    let replay = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.contains("http.request=\"GET /api/v1/namespaces/prod/pods/web/exec?command=sh"),
+        "{replay}"
+    );
+    assert!(replay.contains("http.response=\"101\""), "{replay}");
+    assert!(replay.contains("k8s.stdin=\"whoami\\n\""), "{replay}");
+    assert!(replay.contains("k8s.stdout=\"out: whoami\\n\""), "{replay}");
+    assert!(
+        !replay.contains("\\x00tgw") && !replay.contains("tgwM"),
+        "{replay}"
+    );
     // A channel the protocol does not have is refused before it is
     // forwarded.
     let (mut s, head) = raw_upgrade(

@@ -149,11 +149,15 @@ impl RecordingDir {
 
     /// Writes session `session` as readable text. With `realtime`, waits
     /// between records as long as the session did (at most 5 s per gap).
+    /// With a `decoder`, data records are shown as it reads them (an HTTP
+    /// request line, a WebSocket message, `kubectl exec` output) where it
+    /// reads anything, else as their bytes.
     pub fn replay(
         &self,
         session: u64,
         out: &mut dyn Write,
         realtime: bool,
+        mut decoder: Option<&mut dyn Decoder>,
     ) -> Result<ExportSummary, RecorderError> {
         let mut summary = ExportSummary::default();
         let mut first_ns = None;
@@ -172,7 +176,12 @@ impl RecordingDir {
                 }
                 prev_ns = r.timestamp_ns;
                 let offset = r.timestamp_ns.saturating_sub(start) as f64 / 1e9;
-                write_replay_line(out, r, offset).map_err(RecorderError::Output)?;
+                let decoded = decoded_fields(r, &mut decoder);
+                match decoded {
+                    Some(fields) => write_decoded_line(out, r, offset, &fields),
+                    None => write_replay_line(out, r, offset),
+                }
+                .map_err(RecorderError::Output)?;
                 summary.records += 1;
                 Ok(())
             },
@@ -184,6 +193,61 @@ impl RecordingDir {
 
 fn field<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// A data record as the decoder reads it (`None`: not a data record, no
+/// decoder, or nothing it read); a start record tells the decoder the
+/// session's protocol.
+fn decoded_fields(
+    r: &RecordRef<'_>,
+    decoder: &mut Option<&mut dyn Decoder>,
+) -> Option<Map<String, Value>> {
+    let d = decoder.as_deref_mut()?;
+    if r.kind == RecordKind::SessionStart {
+        let start = serde_json::from_slice::<Map<String, Value>>(r.body).ok();
+        let protocol = start
+            .as_ref()
+            .and_then(|m| m.get("protocol"))
+            .and_then(Value::as_str);
+        d.session_start(r.session, protocol);
+        return None;
+    }
+    let dir = direction(r.kind)?;
+    let mut fields = Map::new();
+    d.decode(r.session, dir, r.body, &mut fields);
+    (!fields.is_empty()).then_some(fields)
+}
+
+/// `name=value` pairs, strings escaped like [`printable`] text, each value
+/// cut at 512 bytes.
+fn write_decoded_line(
+    out: &mut dyn Write,
+    r: &RecordRef<'_>,
+    offset_s: f64,
+    fields: &Map<String, Value>,
+) -> std::io::Result<()> {
+    let when = format_time(r.timestamp_ns);
+    let arrow = if r.kind == RecordKind::ClientData {
+        ">> client"
+    } else {
+        "<< target"
+    };
+    write!(
+        out,
+        "{when} +{offset_s:.3}s {arrow}  {:>6} B ",
+        r.body.len()
+    )?;
+    for (k, v) in fields {
+        let shown = match v {
+            Value::String(s) => printable(s.as_bytes()),
+            other => {
+                let text = other.to_string();
+                printable(text.as_bytes())
+            }
+        };
+        write!(out, " {k}={shown}")?;
+    }
+    writeln!(out)
 }
 
 fn write_replay_line(out: &mut dyn Write, r: &RecordRef<'_>, offset_s: f64) -> std::io::Result<()> {
@@ -329,7 +393,7 @@ pub fn replay(
     out: &mut impl Write,
     realtime: bool,
 ) -> Result<ExportSummary, RecorderError> {
-    RecordingDir::open(dir).replay(session, out, realtime)
+    RecordingDir::open(dir).replay(session, out, realtime, None)
 }
 
 #[cfg(test)]
