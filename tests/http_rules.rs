@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::httpgw::HttpGateway;
+use common::python;
 
 fn bearer(t: &str) -> String {
     format!("Authorization: Bearer {t}")
@@ -178,4 +179,91 @@ fn rules_that_cannot_be_judged_are_refused_at_load() {
             "{line}: {text}"
         );
     }
+}
+
+const JSON_RULES: &str = r#"
+[[target.http.rules]]
+name = "no-prod-deploys"
+methods = ["POST"]
+path = "/items/**"
+json = { env = "prod*" }
+action = "block"
+[[target.http.rules]]
+name = "no-scale-to-zero"
+json = { replicas = "0" }
+action = "block"
+"#;
+
+/// Rules on a JSON body's top-level fields: the body is read before the
+/// rules (chunked too, after a 100 Continue when asked) and then relayed
+/// unchanged; a body labelled JSON that cannot be read one way (a key
+/// twice, not JSON, over json_body_max) is refused; a body with another
+/// label is judged when it parses as JSON.
+#[test]
+fn json_body_fields_decide_and_ambiguous_bodies_are_refused() {
+    let g = HttpGateway::start("json_body_max = 1024", JSON_RULES);
+    let t = g.token("ci-job", "ci");
+    let post = |ctype: &str, body: &str, extra: &[&str]| {
+        let mut args = vec!["-X", "POST", "-H", ctype, "--data-binary", body];
+        args.extend_from_slice(extra);
+        let b = bearer(&t);
+        let url = g.url("/items/deploy");
+        args.extend_from_slice(&["-H", &b, &url]);
+        g.curl(&args).1
+    };
+    let json = "Content-Type: application/json";
+
+    let out = post(json, r#"{"env":"production","app":"web"}"#, &[]);
+    assert!(
+        out.starts_with("HTTP/1.1 403") && out.contains("no-prod-deploys"),
+        "{out}"
+    );
+    let out = post(json, r#"{"env":"staging","replicas":0}"#, &[]);
+    assert!(
+        out.starts_with("HTTP/1.1 403") && out.contains("no-scale-to-zero"),
+        "{out}"
+    );
+    let out = post(
+        json,
+        r#"{"env":"staging","replicas":3}"#,
+        &["-H", "Expect: 100-continue"],
+    );
+    assert!(
+        out.contains("HTTP/1.1 100 Continue") && out.contains("HTTP/1.1 200"),
+        "{out}"
+    );
+    assert_eq!(out.matches("100 Continue").count(), 1, "{out}");
+    // Labelled otherwise, still JSON: judged.
+    let out = post("Content-Type: text/plain", r#"{"env":"prod"}"#, &[]);
+    assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+    // Not JSON and not labelled so: no fields, passes.
+    let out = post("Content-Type: text/plain", "env=prod", &[]);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // Labelled JSON and ambiguous or unreadable: refused.
+    for (body, status) in [
+        (r#"{"env":"dev","env":"prod"}"#.to_string(), "400"),
+        (r#"{"env":"prod",}"#.to_string(), "400"),
+        (
+            format!(r#"{{"env":"dev","pad":"{}"}}"#, "x".repeat(2000)),
+            "413",
+        ),
+    ] {
+        let out = post(json, &body, &[]);
+        assert!(out.starts_with(&format!("HTTP/1.1 {status}")), "{out}");
+    }
+    // Chunked bodies are read whole before the rules, then relayed as sent.
+    let out = python(
+        "import sys, requests\n\
+         h = {'Authorization': 'Bearer ' + sys.argv[2], 'Content-Type': 'application/json'}\n\
+         def gen(env):\n    yield b'{\"app\":\"web\",'\n    yield ('\"env\":\"%s\"}' % env).encode()\n\
+         a = requests.post(sys.argv[1], data=gen('prod-eu'), headers=h)\n\
+         b = requests.post(sys.argv[1], data=gen('dev'), headers=h)\n\
+         print(a.status_code, b.status_code)",
+        &[&g.url("/items/deploy"), &t],
+    );
+    assert_eq!(out, "403 200");
+    // Only the passed requests reached nginx: the 100-continue one, the
+    // text one and the chunked dev one.
+    let log = g.nginx.access_lines(3);
+    assert_eq!(log.matches("POST /items/deploy").count(), 3, "{log}");
 }

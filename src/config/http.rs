@@ -24,6 +24,9 @@ pub struct RawHttp {
     /// listener several http targets share; checked on every request when
     /// set.
     host: Option<String>,
+    /// The most request body gathered to judge rules on JSON fields;
+    /// default 64 KiB, at most 1 MiB.
+    json_body_max: Option<usize>,
     /// `token` (default: a bearer token on every request) or `mtls` (the
     /// client certificate of the TLS handshake, `[identity.mtls]`).
     identity: Option<CallerIdentity>,
@@ -111,6 +114,7 @@ pub struct HttpTarget {
     /// Lower case, without a port.
     pub host: Option<String>,
     pub identity: CallerIdentity,
+    pub json_body_max: usize,
     /// Lower case.
     pub token_header: String,
     pub credential_header: String,
@@ -181,6 +185,10 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
             format!("at most {MAX_RECORD_BODY}"),
         ));
     }
+    let json_body_max = raw.json_body_max.unwrap_or(64 << 10);
+    if !(1..=MAX_RECORD_BODY).contains(&json_body_max) {
+        return Err(("http.json_body_max", format!("1 to {MAX_RECORD_BODY}")));
+    }
     let mask_body_max = raw.mask_body_max.unwrap_or(1 << 20);
     if !(1..=MAX_MASK_BODY).contains(&mask_body_max) {
         return Err(("http.mask_body_max", format!("1 to {MAX_MASK_BODY}")));
@@ -205,6 +213,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
     Ok(HttpTarget {
         host,
         identity: raw.identity.unwrap_or_default(),
+        json_body_max,
         token_header: token_header.to_ascii_lowercase(),
         credential_header: credential_header.to_ascii_lowercase(),
         credential_scheme: raw.credential_scheme.unwrap_or(CredentialScheme::Bearer),

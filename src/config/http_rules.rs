@@ -25,6 +25,10 @@ pub(super) struct RawRule {
     /// Header name → glob on its value (any of its values).
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Top-level field of a JSON request body → glob on its value (a
+    /// string as it is, a number, `true`/`false` or `null` as written).
+    #[serde(default)]
+    json: BTreeMap<String, String>,
     /// The rule applies only to callers in one of these groups.
     #[serde(default)]
     groups: Vec<String>,
@@ -70,6 +74,8 @@ pub struct HttpRule {
     pub query: Vec<(String, String)>,
     /// `(lower-case name, value glob)`.
     pub headers: Vec<(String, String)>,
+    /// `(top-level JSON field, value glob)`.
+    pub json: Vec<(String, String)>,
     pub groups: Vec<String>,
     pub k8s: Option<K8sMatch>,
     pub action: RuleAction,
@@ -79,6 +85,11 @@ impl HttpRule {
     /// Whether the rule needs the request's decoded query.
     pub fn reads_query(&self) -> bool {
         !self.query.is_empty() || self.k8s.is_some()
+    }
+
+    /// Whether the rule needs the request's JSON body.
+    pub fn reads_json(&self) -> bool {
+        !self.json.is_empty()
     }
 }
 
@@ -156,6 +167,12 @@ pub(super) fn validate(raw: Vec<RawRule>, token_header: &str) -> Result<Vec<Http
             }
             value_glob(&name, &format!("query {k:?}"), v)?;
         }
+        for (k, v) in &r.json {
+            if k.is_empty() {
+                return Err(format!("rule {name:?}: an empty JSON field name"));
+            }
+            value_glob(&name, &format!("json {k:?}"), v)?;
+        }
         let mut headers = Vec::with_capacity(r.headers.len());
         for (k, v) in r.headers {
             let k = k.to_ascii_lowercase();
@@ -178,6 +195,7 @@ pub(super) fn validate(raw: Vec<RawRule>, token_header: &str) -> Result<Vec<Http
             methods,
             path,
             query: r.query.into_iter().collect(),
+            json: r.json.into_iter().collect(),
             headers,
             groups: r.groups,
             k8s,

@@ -21,6 +21,7 @@ use super::adapter::{
 };
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
+use super::jsonbody::{self, JsonBody};
 use super::mask::{Masking, kind_of};
 use super::rules::Request;
 use super::upgrade::Switch;
@@ -39,6 +40,9 @@ pub(crate) struct Exchange<'a> {
     pub(super) up: Option<HttpUpstream>,
     /// The caller's response masking (`None`: nothing masked for it).
     pub(super) mask: Option<Masking>,
+    /// This request's `100 Continue` was sent (before its body was read
+    /// for the rules).
+    continued: bool,
 }
 
 fn bad_gateway() -> Bytes {
@@ -66,6 +70,7 @@ impl<'a> Exchange<'a> {
             client,
             up: Some(up),
             mask,
+            continued: false,
         }
     }
 
@@ -163,10 +168,44 @@ impl<'a> Exchange<'a> {
     /// Judge a request by the target's rules; the verdict is counted,
     /// logged and recorded. `Some(rule)`: blocked by it.
     /// `query`: decoded when the rules read it, else empty.
+    /// The body's top-level JSON fields when a rule reads them (the body
+    /// then waits in the caller's buffer); a body labelled JSON that cannot
+    /// be read so is refused.
+    async fn json_body(
+        &mut self,
+        head: &RequestHead,
+    ) -> Result<Option<Vec<(String, serde_json::Value)>>, EndReason> {
+        let reads = self
+            .target
+            .rt
+            .http_rules
+            .as_ref()
+            .is_some_and(|r| r.reads_json());
+        if !reads || head.framing() == BodyFraming::None {
+            return Ok(None);
+        }
+        if head.expect_continue() {
+            let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.client.side.write(go_on).await?;
+            self.continued = true;
+        }
+        let meter = self.client_meter();
+        let cap = self.h.json_body_max;
+        match jsonbody::read(&mut self.client.side, meter, head, cap).await? {
+            JsonBody::Fields(f) => Ok(Some(f)),
+            JsonBody::None => Ok(None),
+            JsonBody::Refused(status, why) => {
+                let _ = self.client.side.write(malformed(status)).await;
+                Err(Peer::Client.protocol(format!("request body refused: {why}")))
+            }
+        }
+    }
+
     async fn judge(
         &self,
         head: &RequestHead,
         query: &[(String, String)],
+        json: Option<&[(String, serde_json::Value)]>,
     ) -> Result<Option<String>, EndReason> {
         let (action, rule) = match &self.target.rt.http_rules {
             Some(r) => {
@@ -183,6 +222,7 @@ impl<'a> Exchange<'a> {
                     fields: head.fields(),
                     groups: &self.identity.groups,
                     k8s: k8s.as_ref(),
+                    json,
                 })
             }
             None => (RuleAction::Allow, None),
@@ -257,8 +297,10 @@ impl<'a> Exchange<'a> {
             Some(_) => Some(self.switch_asked(&head).await?),
             None => None,
         };
+        self.continued = false;
+        let json = self.json_body(&head).await?;
         let has_body = head.framing() != BodyFraming::None;
-        if let Some(rule) = self.judge(&head, &query).await? {
+        if let Some(rule) = self.judge(&head, &query, json.as_deref()).await? {
             // An unread body cannot be skipped safely: close after it.
             let close = has_body || !head.keep_alive();
             self.client.side.write(forbidden(&rule, close)).await?;
@@ -408,7 +450,7 @@ impl Exchange<'_> {
                 .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
         }
         up.side.write(sent).await?;
-        if head.expect_continue() {
+        if head.expect_continue() && !self.continued {
             let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.client.side.write(go_on).await?;
         }

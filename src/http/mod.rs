@@ -13,6 +13,7 @@ mod body;
 pub mod decode;
 mod exchange;
 mod io;
+mod jsonbody;
 mod mask;
 pub mod rules;
 mod tunnel;

@@ -59,6 +59,22 @@ pub struct Request<'a> {
     pub fields: &'a Fields,
     pub groups: &'a [String],
     pub k8s: Option<&'a K8sRequest>,
+    /// The top-level fields of a JSON object body (`None`: no such body,
+    /// or no rule reads one).
+    pub json: Option<&'a [(String, serde_json::Value)]>,
+}
+
+/// A JSON value as a rule's glob reads it: strings as they are, numbers,
+/// booleans and null as written; objects and arrays match nothing.
+fn json_scalar(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Some(s.as_str().into()),
+        Value::Number(n) => Some(n.to_string().into()),
+        Value::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+        Value::Null => Some("null".into()),
+        Value::Array(_) | Value::Object(_) => None,
+    }
 }
 
 struct Rule {
@@ -67,6 +83,7 @@ struct Rule {
     path: GlobMatcher,
     query: Vec<(String, GlobMatcher)>,
     headers: Vec<(String, GlobMatcher)>,
+    json: Vec<(String, GlobMatcher)>,
     groups: Vec<String>,
     k8s: Option<K8sMatch>,
     action: RuleAction,
@@ -113,6 +130,13 @@ impl Rule {
                     .get_all(name)
                     .any(|v| std::str::from_utf8(v).is_ok_and(|v| glob.is_match(v)))
             })
+            && self.json.iter().all(|(name, glob)| {
+                req.json.is_some_and(|fields| {
+                    fields.iter().any(|(k, v)| {
+                        k == name && json_scalar(v).is_some_and(|s| glob.is_match(s.as_ref()))
+                    })
+                })
+            })
             && match (&self.k8s, req.k8s) {
                 (None, _) => true,
                 (Some(m), Some(k)) => k8s_matches(m, k),
@@ -126,6 +150,7 @@ pub struct HttpRules {
     rules: Vec<Rule>,
     default_action: RuleAction,
     reads_query: bool,
+    reads_json: bool,
 }
 
 impl HttpRules {
@@ -144,6 +169,7 @@ impl HttpRules {
                 path: compile_path(&r.path).map_err(err)?,
                 query: values(&r.query)?,
                 headers: values(&r.headers)?,
+                json: values(&r.json)?,
                 groups: r.groups.clone(),
                 k8s: r.k8s.clone(),
                 action: r.action,
@@ -153,7 +179,13 @@ impl HttpRules {
             rules,
             default_action: h.default_action,
             reads_query: h.rules.iter().any(|r| r.reads_query()),
+            reads_json: h.rules.iter().any(|r| r.reads_json()),
         })
+    }
+
+    /// Whether a request's body must be read as JSON for these rules.
+    pub fn reads_json(&self) -> bool {
+        self.reads_json
     }
 
     /// Whether a request's query must be decoded for these rules (a query
@@ -185,6 +217,7 @@ mod tests {
         let h = HttpTarget {
             host: None,
             identity: Default::default(),
+            json_body_max: 1 << 16,
             token_header: "authorization".into(),
             credential_header: "authorization".into(),
             credential_scheme: crate::config::http::CredentialScheme::Bearer,
@@ -230,6 +263,7 @@ mod tests {
             fields: h.fields(),
             groups: &groups,
             k8s: kr.as_ref(),
+            json: None,
         };
         let (a, n) = r.judge(&req);
         (a, n.map(str::to_string))
