@@ -66,48 +66,9 @@ done
 [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 is not installed ($PG_BIN)"
 for t in pgbench pgbouncer psql setpriv; do command -v "$t" >/dev/null || die "$t is required"; done
 
-PIDS=()
-WORK=
-PG_PID=
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    [ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null || true
-    for pid in "${PIDS[@]}" $PG_PID; do wait "$pid" 2>/dev/null || true; done
-    [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {
-    local pid=$1 i kept=()
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
-    PIDS=("${kept[@]+"${kept[@]}"}")
-}
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        [ "$p" != 5432 ] && port_free "$p" && ! [[ " ${TAKEN_PORTS:-} " == *" $p "* ]] && break
-    done
-    TAKEN_PORTS="${TAKEN_PORTS:-} $p"
-    echo "$p"
-}
-wait_port() {
-    local port=$1 pid=$2 logf=$3 i
-    for i in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$logf" >&2; die "process $pid exited before listening on $port"; }
-        sleep 0.1
-    done
-    die "nothing listens on $port after 30 s"
-}
-cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; awk '{ print $12 + $13 }' <<<"$s"; }
+# shellcheck source=scripts/common.sh
+source "$REPO/bench/scripts/common.sh"
+DB_STOP_SIGNAL=INT
 as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
 
 mkdir -p "$RESULTS/raw"
@@ -163,8 +124,8 @@ chown postgres:postgres "$PG_DIR/data/postgresql.auto.conf" "$PG_DIR/data/pg_hba
 PG_LOG=$RESULTS/postgres.log
 setpriv --reuid=postgres --regid=postgres --clear-groups -- \
     "$PG_BIN/postgres" -D "$PG_DIR/data" >"$PG_LOG" 2>&1 &
-PG_PID=$!
-wait_port "$PG_PORT" "$PG_PID" "$PG_LOG"
+DB_PID=$!
+wait_port "$PG_PORT" "$DB_PID" "$PG_LOG"
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres "$@"; }
 for i in $(seq 100); do psql_admin -d postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
 psql_admin -d postgres -c "CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD'" >/dev/null
