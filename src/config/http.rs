@@ -263,13 +263,6 @@ pub(super) fn finish(
              allow_plaintext = false) and has no [target.tls]: nobody could connect",
         ));
     }
-    if t.require_approval_to_connect {
-        return Err(c.err(
-            "require_approval_to_connect",
-            "require_approval_to_connect",
-            "approval to connect is available on postgres and mysql targets",
-        ));
-    }
     t.http = Some(h);
     Ok(())
 }

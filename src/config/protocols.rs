@@ -90,6 +90,15 @@ pub(super) fn finish(
     deprecations: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     foreign_tables(c, raw, t)?;
+    // Held until a reviewer lets the session in: the SQL protocols only.
+    if t.require_approval_to_connect && !matches!(t.protocol, Protocol::Postgres | Protocol::Mysql)
+    {
+        return Err(c.err(
+            "require_approval_to_connect",
+            "require_approval_to_connect",
+            "approval to connect is available on postgres and mysql targets",
+        ));
+    }
     if t.protocol != Protocol::Postgres {
         postgres::legacy_keys_unused(c, raw, t, deprecations);
     }

@@ -217,13 +217,6 @@ pub(super) fn finish(
             "ssh encrypts with its own host key ([target.ssh] host_key); remove [target.tls]",
         ));
     }
-    if t.require_approval_to_connect {
-        return Err(c.err(
-            "require_approval_to_connect",
-            "require_approval_to_connect",
-            "approval to connect is available on postgres and mysql targets",
-        ));
-    }
     t.ssh = Some(s);
     Ok(())
 }

@@ -37,13 +37,6 @@ pub(super) fn finish(c: &TargetCheck<'_>, t: &TargetConfig) -> Result<(), Config
             ));
         }
     }
-    if t.require_approval_to_connect {
-        return Err(c.err(
-            "require_approval_to_connect",
-            "require_approval_to_connect",
-            "approval to connect is available on postgres and mysql targets",
-        ));
-    }
     Ok(())
 }
 
