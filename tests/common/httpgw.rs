@@ -335,16 +335,7 @@ groups = ["ci"]
     }
 
     pub fn token(&self, sub: &str, groups: &str) -> String {
-        let out = Command::new(tollgate_bin())
-            .args(["token", "mint", "--key"])
-            .arg(&self.key)
-            .args([
-                "--sub", sub, "--groups", groups, "--aud", AUD, "--iss", ISS, "--ttl", "10m",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        super::pggw::mint(&self.key, sub, groups, "10m", None)
     }
 
     pub fn url(&self, path: &str) -> String {

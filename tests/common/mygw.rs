@@ -171,16 +171,7 @@ impl MyGateway {
     }
 
     pub fn token(&self, sub: &str, groups: &str) -> String {
-        let out = Command::new(tollgate_bin())
-            .args(["token", "mint", "--key"])
-            .arg(&self.key)
-            .args([
-                "--sub", sub, "--groups", groups, "--aud", AUD, "--iss", ISS, "--ttl", "10m",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        super::pggw::mint(&self.key, sub, groups, "10m", None)
     }
 
     /// The `mariadb` CLI through the gateway (TLS verified against the

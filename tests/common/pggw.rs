@@ -2,7 +2,7 @@
 //! with a development issuer, for the PostgreSQL end-to-end tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use super::pg::{Cluster, cluster};
@@ -182,16 +182,7 @@ impl PgGateway {
     }
 
     pub fn token_with(&self, sub: &str, groups: &str, ttl: &str, jti: Option<&str>) -> String {
-        let mut cmd = Command::new(tollgate_bin());
-        cmd.args(["token", "mint", "--key"]).arg(&self.key).args([
-            "--sub", sub, "--groups", groups, "--aud", AUD, "--iss", ISS, "--ttl", ttl,
-        ]);
-        if let Some(j) = jti {
-            cmd.args(["--jti", j]);
-        }
-        let out = run(&mut cmd);
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        mint(&self.key, sub, groups, ttl, jti)
     }
 
     /// A libpq connection string through the gateway.
@@ -287,4 +278,19 @@ impl PgGateway {
             .matches(&format!("connection authorized: user={} ", self.role))
             .count()
     }
+}
+
+/// A token for the test issuer (`AUD`, `ISS`) signed with the development
+/// key `key` (`tollgate token mint`).
+pub fn mint(key: &Path, sub: &str, groups: &str, ttl: &str, jti: Option<&str>) -> String {
+    let mut cmd = Command::new(tollgate_bin());
+    cmd.args(["token", "mint", "--key"]).arg(key).args([
+        "--sub", sub, "--groups", groups, "--aud", AUD, "--iss", ISS, "--ttl", ttl,
+    ]);
+    if let Some(j) = jti {
+        cmd.args(["--jti", j]);
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
