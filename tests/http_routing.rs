@@ -34,6 +34,16 @@ fn billing(
     upstream: u16,
     tls: Option<(&std::path::Path, &std::path::Path)>,
 ) -> String {
+    billing_routed(dir, upstream, tls, "host = \"billing.test\"")
+}
+
+/// `billing` routed by `route` (its `host` or `path_prefix` line).
+fn billing_routed(
+    dir: &std::path::Path,
+    upstream: u16,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+    route: &str,
+) -> String {
     let secret = dir.join("billing.secret");
     std::fs::write(&secret, BILLING_SECRET).unwrap();
     let tls = tls.map_or(String::new(), |(c, k)| {
@@ -47,7 +57,7 @@ fn billing(
         "[[target]]\nname = \"billing\"\nprotocol = \"http\"\nlisten = [\"127.0.0.1:0\"]\n\
          upstream = \"127.0.0.1:{upstream}\"\n[target.credential]\nuser = \"svc\"\n\
          password_file = \"{}\"\n{tls}[target.access]\ngroups = [\"ci\"]\n[target.http]\n\
-         host = \"billing.test\"\ncredential_header = \"X-Api-Key\"\ncredential_scheme = \"raw\"\n",
+         {route}\ncredential_header = \"X-Api-Key\"\ncredential_scheme = \"raw\"\n",
         secret.display()
     )
 }
@@ -111,8 +121,9 @@ fn hosts_pick_their_target_and_a_connection_keeps_its_host() {
     assert!(got.contains("item GET /items/2"), "{got}");
     assert!(got.contains("HTTP/1.1 421"), "{got}");
     assert!(!nginx.access().contains("/items/3"), "{}", nginx.access());
-    let log = log_with(&g, "a request for another host");
-    assert!(log.contains("api.test"), "{log}");
+    let log = log_with(&g, "a request for target");
+    let why = r#"a request for target \"billing\" on a connection for \"api\""#;
+    assert!(log.contains(why), "{log}");
 }
 
 #[test]
@@ -178,4 +189,69 @@ fn over_tls_each_host_has_its_certificate_and_sni_must_match_host() {
     assert_eq!(nginx.access().lines().count(), 2, "{}", nginx.access());
     let log = log_with(&g, "on a TLS connection for");
     assert!(log.contains("billing.test"), "{log}");
+}
+
+/// `path_prefix`: targets on one listener by path, the longest prefix
+/// (whole segments) first; a path no target holds gets 404; a kept-alive
+/// connection stays with its first request's target.
+#[test]
+fn path_prefixes_pick_their_target_longest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(None, "75s");
+    let tables = billing_routed(
+        dir.path(),
+        nginx.port,
+        None,
+        "path_prefix = \"/items/billing/\"",
+    );
+    let g = HttpGateway::with(Options {
+        http: "path_prefix = \"/items\"",
+        tables: &tables,
+        upstream: Some(nginx.port),
+        ..Options::default()
+    });
+    let t = g.token("ci-job", "ci");
+    let auth = format!("Authorization: Bearer {t}");
+    for (path, status) in [
+        ("/items/1", "200"),
+        ("/items/billing/7", "200"),
+        ("/items/billingX", "200"),
+        ("/itemsX", "404"),
+        ("/", "404"),
+    ] {
+        let (_, out) = g.curl(&["-H", &auth, &g.url(path)]);
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {out}"
+        );
+    }
+    let log = nginx.access_lines(3);
+    let line = |p: &str| log.lines().find(|l| l.contains(p)).unwrap().to_string();
+    assert!(line("/items/1 ").contains("auth=[Bearer "), "{log}");
+    assert!(
+        line("/items/billing/7").contains(&format!("key=[{BILLING_SECRET}]")),
+        "{log}"
+    );
+    assert!(line("/items/billingX").contains("auth=[Bearer "), "{log}");
+
+    let mut s = connect(g.port);
+    s.write_all(
+        format!(
+            "GET /items/2 HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n\
+             GET /items/billing/3 HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (got, _) = read_until_closed(&mut s);
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.contains("HTTP/1.1 421"),
+        "{got}"
+    );
+    assert!(
+        !nginx.access().contains("/items/billing/3"),
+        "{}",
+        nginx.access()
+    );
 }

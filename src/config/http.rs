@@ -24,6 +24,9 @@ pub struct RawHttp {
     /// listener several http targets share; checked on every request when
     /// set.
     host: Option<String>,
+    /// The path prefix (whole segments) this target answers on a listener
+    /// several http targets share; the longest matching prefix wins.
+    path_prefix: Option<String>,
     /// The most request body gathered to judge rules on JSON fields;
     /// default 64 KiB, at most 1 MiB.
     json_body_max: Option<usize>,
@@ -113,6 +116,8 @@ pub use super::http_rules::{HttpRule, K8sMatch};
 pub struct HttpTarget {
     /// Lower case, without a port.
     pub host: Option<String>,
+    /// Without a final `/`; `None` when unset or `/`.
+    pub path_prefix: Option<String>,
     pub identity: CallerIdentity,
     pub json_body_max: usize,
     /// Lower case.
@@ -185,6 +190,22 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
             format!("at most {MAX_RECORD_BODY}"),
         ));
     }
+    let path_prefix = match raw.path_prefix {
+        None => None,
+        Some(p) => {
+            let trimmed = p.trim_end_matches('/');
+            let normal =
+                tollgate_codecs::http::h1::check_normal_path(&format!("{trimmed}/")).is_ok();
+            if !p.starts_with('/') || !normal || p.contains(['?', '#', '*']) {
+                return Err((
+                    "http.path_prefix",
+                    "must be a path in normal form (\"/billing\", no //, . or .., no %-escapes)"
+                        .into(),
+                ));
+            }
+            (!trimmed.is_empty()).then(|| trimmed.to_string())
+        }
+    };
     let json_body_max = raw.json_body_max.unwrap_or(64 << 10);
     if !(1..=MAX_RECORD_BODY).contains(&json_body_max) {
         return Err(("http.json_body_max", format!("1 to {MAX_RECORD_BODY}")));
@@ -212,6 +233,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         .map_err(|e| ("http.rules", e))?;
     Ok(HttpTarget {
         host,
+        path_prefix,
         identity: raw.identity.unwrap_or_default(),
         json_body_max,
         token_header: token_header.to_ascii_lowercase(),

@@ -156,15 +156,22 @@ pub(super) fn with_identity(
 }
 
 /// The name a caller picks its target by on a listener several targets
-/// share (postgres, mysql: the database; http: the host; ssh: the target's
-/// name, as `LOGIN+TARGET` in the SSH user name); `None`: the target has
-/// its listener to itself.
-pub(super) fn route(t: &TargetConfig) -> Option<&str> {
+/// share (postgres, mysql: the database; http: the host and path prefix;
+/// ssh: the target's name, as `LOGIN+TARGET` in the SSH user name);
+/// `None`: the target has its listener to itself.
+pub(super) fn route(t: &TargetConfig) -> Option<String> {
     match (&t.postgres, &t.mysql, &t.http, &t.ssh) {
-        (Some(p), _, _, _) => Some(p.database.as_str()),
-        (_, Some(m), _, _) => Some(m.database.as_str()),
-        (_, _, Some(h), _) => h.host.as_deref(),
-        (_, _, _, Some(_)) => Some(t.name.as_str()),
+        (Some(p), _, _, _) => Some(p.database.clone()),
+        (_, Some(m), _, _) => Some(m.database.clone()),
+        (_, _, Some(h), _) => match (&h.host, &h.path_prefix) {
+            (None, None) => None,
+            (host, prefix) => Some(format!(
+                "{}{}",
+                host.as_deref().unwrap_or("*"),
+                prefix.as_deref().unwrap_or("/")
+            )),
+        },
+        (_, _, _, Some(_)) => Some(t.name.clone()),
         _ => None,
     }
 }

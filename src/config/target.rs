@@ -186,7 +186,11 @@ impl Validator<'_> {
             let why = match protocols::route(p) {
                 Some(theirs) if p.protocol == target.protocol => format!(
                     "{addr} already routes {} {theirs:?} to target {:?}",
-                    if p.http.is_some() { "host" } else { "database" },
+                    if p.http.is_some() {
+                        "host/path"
+                    } else {
+                        "database"
+                    },
                     p.name
                 ),
                 _ => format!("{addr} is already the listener of target {:?}", p.name),

@@ -518,7 +518,10 @@ fn http_targets_share_a_listener_by_host() {
         one("a", Some("a.example.com"), true),
         one("b", Some("a.example.com"), true)
     ));
-    assert!(e.contains("already routes host \"a.example.com\""), "{e}");
+    assert!(
+        e.contains("already routes host/path \"a.example.com/\""),
+        "{e}"
+    );
     let e = err(&format!(
         "{head}{}{}",
         one("a", None, false),

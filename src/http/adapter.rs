@@ -39,6 +39,8 @@ pub(crate) struct HttpClient {
     pub addr: IpAddr,
     /// The caller came over TLS (`Forwarded: proto=https`).
     pub tls: bool,
+    /// The name the caller asked for in its TLS handshake.
+    pub sni: Option<String>,
 }
 
 /// The upstream connection and the credential header to inject.
@@ -86,37 +88,69 @@ pub(crate) fn request_host(head: &RequestHead) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// The target a request is for on this listener: the one whose `host` is
-/// the request's (the only one when the listener has one target without
-/// `host`). Over TLS the request's host must be the name the client asked
-/// for in its handshake, so one host's connection cannot reach another.
-fn route(
+/// Whether `path` is `prefix` or below it (whole segments).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The target a request is for on this listener: among the targets whose
+/// `host` is the request's (or that name none) and whose `path_prefix`
+/// holds its path (or that have none), the one naming a host before one
+/// that does not, then the longest prefix. Over TLS the request's host
+/// must be the name the client asked for in its handshake, so one host's
+/// connection cannot reach another. `Err`: the status (421 for the host,
+/// 404 for the path) and why.
+pub(crate) fn route(
     s: &Session<'_>,
-    targets: &[usize],
     head: &RequestHead,
     sni: Option<&str>,
-) -> Result<usize, String> {
+) -> Result<usize, (u16, String)> {
     let host = request_host(head);
     if let (Some(sni), Some(host)) = (sni, &host)
         && !sni.eq_ignore_ascii_case(host)
     {
-        return Err(format!(
-            "request for host {host:?} on a TLS connection for {sni:?}"
+        return Err((
+            421,
+            format!("request for host {host:?} on a TLS connection for {sni:?}"),
         ));
     }
-    let wants = |t: &usize| {
-        s.snapshot.config.targets[*t]
-            .http
-            .as_ref()
-            .and_then(|h| h.host.as_deref())
-    };
-    match targets {
-        [only] if wants(only).is_none() => Ok(*only),
-        _ => targets
-            .iter()
-            .find(|t| wants(t).is_some() && wants(t) == host.as_deref())
-            .copied()
-            .ok_or_else(|| format!("no target for host {host:?} on this listener")),
+    let http = |t: usize| s.snapshot.config.targets[t].http.as_ref();
+    let for_host: Vec<usize> = s
+        .listener
+        .targets
+        .iter()
+        .copied()
+        .filter(|t| {
+            http(*t).is_some_and(|h| h.host.is_none() || h.host.as_deref() == host.as_deref())
+        })
+        .collect();
+    if for_host.is_empty() {
+        return Err((421, format!("no target for host {host:?} on this listener")));
+    }
+    let path = head.path();
+    for_host
+        .iter()
+        .copied()
+        .filter(|t| {
+            http(*t).is_some_and(|h| h.path_prefix.as_deref().is_none_or(|p| under(path, p)))
+        })
+        .max_by_key(|t| {
+            let h = http(*t);
+            (
+                h.is_some_and(|h| h.host.is_some()),
+                h.and_then(|h| h.path_prefix.as_deref()).map_or(0, str::len),
+            )
+        })
+        .ok_or_else(|| (404, format!("no target for path {path:?} on host {host:?}")))
+}
+
+/// The answer to a request no target here takes: `421 Misdirected
+/// Request` for the host, `404` for the path.
+pub(crate) fn misrouted(status: u16) -> bytes::Bytes {
+    match status {
+        421 => answer(421, &[], "no target for this host\n", true),
+        _ => answer(404, &[], "no target for this path\n", true),
     }
 }
 
@@ -142,11 +176,6 @@ fn listener_tls(s: &Session<'_>, targets: &[usize]) -> Option<Arc<rustls::Server
             Some(crate::tls::by_server_name(first, names))
         }
     }
-}
-
-/// `421 Misdirected Request`: no target here answers for that host.
-pub(crate) fn misdirected() -> bytes::Bytes {
-    answer(421, &[], "no target for this host\n", true)
 }
 
 /// Read one request head; `Ok(None)` at a clean EOF between requests. A
@@ -278,10 +307,10 @@ impl Protocol for HttpProtocol {
         let Some(first) = next_head(&mut side, &mut parser, meter, None).await? else {
             return Ok(None);
         };
-        let target = match route(s, targets, &first, sni.as_deref()) {
+        let target = match route(s, &first, sni.as_deref()) {
             Ok(t) => t,
-            Err(why) => {
-                let _ = side.write(misdirected()).await;
+            Err((status, why)) => {
+                let _ = side.write(misrouted(status)).await;
                 return Err(EndReason::Refused(why));
             }
         };
@@ -302,6 +331,7 @@ impl Protocol for HttpProtocol {
                 first: Some(first),
                 addr: s.entry.client.ip(),
                 tls: tls.is_some(),
+                sni,
             },
             target,
             caller,

@@ -16,9 +16,7 @@ use tollgate_codecs::http::k8s;
 use tollgate_codecs::http::query::parse_query;
 use tracing::info;
 
-use super::adapter::{
-    HttpClient, HttpUpstream, bearer, connect, misdirected, next_head, request_host,
-};
+use super::adapter::{HttpClient, HttpUpstream, bearer, connect, misrouted, next_head, route};
 use super::body::{self, BodyRecord};
 use super::io::{Meter, Peer, answer, forbidden, malformed, unauthorized};
 use super::jsonbody::{self, JsonBody};
@@ -117,14 +115,10 @@ impl<'a> Exchange<'a> {
                 let _ = self.client.side.write(unauthorized()).await;
                 return EndReason::Authentication(why);
             }
-            // A connection routed by host stays with that host.
-            if let Some(want) = &self.h.host
-                && request_host(&head).as_deref() != Some(want.as_str())
-            {
-                let _ = self.client.side.write(misdirected()).await;
-                return EndReason::Refused(format!(
-                    "a request for another host on a connection for {want:?}"
-                ));
+            // A connection stays with the target its first request chose.
+            if !first && let Err(why) = self.same_target(&head) {
+                let _ = self.client.side.write(misrouted(why.0)).await;
+                return EndReason::Refused(why.1);
             }
             first = false;
             match self.one(head).await {
@@ -133,6 +127,21 @@ impl<'a> Exchange<'a> {
                 Err(r) => return r,
             }
         }
+    }
+
+    /// A later request must route to the connection's target.
+    fn same_target(&self, head: &RequestHead) -> Result<(), (u16, String)> {
+        let t = route(self.s, head, self.client.sni.as_deref())?;
+        if std::ptr::eq(&self.s.snapshot.config.targets[t], self.target.config) {
+            return Ok(());
+        }
+        Err((
+            421,
+            format!(
+                "a request for target {:?} on a connection for {:?}",
+                self.s.snapshot.config.targets[t].name, self.target.config.name
+            ),
+        ))
     }
 
     /// A later request's token must verify to the connection's identity.

@@ -216,6 +216,7 @@ mod tests {
     fn target(rules: Vec<HttpRule>) -> HttpRules {
         let h = HttpTarget {
             host: None,
+            path_prefix: None,
             identity: Default::default(),
             json_body_max: 1 << 16,
             token_header: "authorization".into(),
