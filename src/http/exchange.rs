@@ -43,6 +43,18 @@ pub(crate) struct Exchange<'a> {
     continued: bool,
 }
 
+/// The largest body sent in one write with its head (when it has arrived
+/// whole): one send instead of two; a copy of at most this much.
+const ONE_WRITE_MAX: u64 = 64 << 10;
+
+/// A head and its body as one buffer.
+fn joined(head: &[u8], body: &[u8]) -> Bytes {
+    let mut one = BytesMut::with_capacity(head.len() + body.len());
+    one.extend_from_slice(head);
+    one.extend_from_slice(body);
+    one.freeze()
+}
+
 fn bad_gateway() -> Bytes {
     answer(502, &[], "bad gateway\n", true)
 }
@@ -458,6 +470,18 @@ impl Exchange<'_> {
                 .await
                 .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
         }
+        // A small body already read goes up with its head: one write.
+        if let BodyFraming::Length(n) = head.framing()
+            && n <= ONE_WRITE_MAX
+            && (!head.expect_continue() || self.continued)
+            && self.client.side.buf.len() as u64 >= n
+        {
+            let body = self.client.side.buf.split_to(n as usize).freeze();
+            let mut rec = BodyRecord::new(recording, h.record_body_bytes, head.framing());
+            rec.note(Peer::Client, &body).await?;
+            rec.finish(Peer::Client).await?;
+            return up.side.write(joined(&sent, &body)).await;
+        }
         up.side.write(sent).await?;
         if head.expect_continue() && !self.continued {
             let go_on = Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -518,6 +542,33 @@ impl Exchange<'_> {
             let _ = self.client.side.write(bad_gateway()).await;
             return Err(Peer::Upstream.protocol("an unencodable response head"));
         };
+        // A small body that came with its head goes out with it: one write
+        // per response instead of two.
+        if let BodyFraming::Length(n) = framing
+            && n <= ONE_WRITE_MAX
+            && self
+                .up
+                .as_ref()
+                .is_some_and(|u| u.side.buf.len() as u64 >= n)
+        {
+            let Some(up) = self.up.as_mut() else {
+                return Err(EndReason::UpstreamClosed);
+            };
+            let body = up.side.buf.split_to(n as usize).freeze();
+            let recording = self.live.recording;
+            if recording.enabled() {
+                recording
+                    .target_data_durable(Instant::now(), &out)
+                    .await
+                    .map_err(|e| EndReason::RecorderFailed(e.to_string()))?;
+            }
+            let mut rec = BodyRecord::new(recording, self.h.record_body_bytes, framing);
+            rec.note(Peer::Upstream, &body).await?;
+            rec.finish(Peer::Upstream).await?;
+            self.client.side.write(joined(&out, &body)).await?;
+            self.upstream_done(up_keep);
+            return Ok(client_keep);
+        }
         self.send_response_head(out).await?;
         let meter = self.upstream_meter();
         let mut rec = BodyRecord::new(self.live.recording, self.h.record_body_bytes, framing);
