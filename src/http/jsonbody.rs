@@ -19,6 +19,7 @@ use serde_json::Value;
 use tollgate_codecs::http::h1::{BodyFraming, ChunkEvent, ChunkedDecoder, Limits, RequestHead};
 
 use super::io::{Meter, Side};
+use super::mask::{is_json, media_type};
 use crate::pipeline::EndReason;
 
 /// What the rules get of a body.
@@ -32,19 +33,12 @@ pub(crate) enum JsonBody {
     Refused(u16, String),
 }
 
-/// The body's media type says JSON.
+/// The body's media type says JSON (any of its `Content-Type` values: two
+/// that disagree could each be believed by someone).
 fn labelled_json(head: &RequestHead) -> bool {
-    let Some(v) = head.fields().get("content-type") else {
-        return false;
-    };
-    let media = String::from_utf8_lossy(v);
-    let media = media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    media == "application/json" || media.ends_with("+json")
+    head.fields()
+        .get_all("content-type")
+        .any(|v| is_json(&media_type(v)))
 }
 
 /// Read the request's body into `side.buf` (nothing is consumed) and read

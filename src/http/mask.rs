@@ -52,19 +52,28 @@ const TEXT_TYPES: [&str; 6] = [
 
 /// The kind of a response's body by its `Content-Type` (`None`: passed
 /// unmasked). No Content-Type, or more than one, reads as text.
+/// A `Content-Type` value's media type, lower case, parameters dropped.
+pub(crate) fn media_type(content_type: &[u8]) -> String {
+    let ct = String::from_utf8_lossy(content_type);
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `application/json` or a `+json` type.
+pub(crate) fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json")
+}
+
 pub(crate) fn kind_of(resp: &ResponseHead) -> Option<Kind> {
     let mut types = resp.fields().get_all("content-type");
     let (Some(ct), None) = (types.next(), types.next()) else {
         return Some(Kind::Text);
     };
-    let ct = String::from_utf8_lossy(ct);
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media == "application/json" || media.ends_with("+json") {
+    let media = media_type(ct);
+    if is_json(&media) {
         Some(Kind::Json)
     } else if media.starts_with("text/")
         || media.ends_with("+xml")
