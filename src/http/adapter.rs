@@ -116,24 +116,20 @@ pub(crate) fn route(
         ));
     }
     let http = |t: usize| s.snapshot.config.targets[t].http.as_ref();
-    let for_host: Vec<usize> = s
-        .listener
-        .targets
-        .iter()
-        .copied()
-        .filter(|t| {
-            http(*t).is_some_and(|h| h.host.is_none() || h.host.as_deref() == host.as_deref())
-        })
-        .collect();
-    if for_host.is_empty() {
+    let for_host = |t: &usize| {
+        http(*t).is_some_and(|h| h.host.is_none() || h.host.as_deref() == host.as_deref())
+    };
+    let targets = &s.listener.targets;
+    if !targets.iter().any(for_host) {
         return Err((421, format!("no target for host {host:?} on this listener")));
     }
     let path = head.path();
-    for_host
+    targets
         .iter()
         .copied()
         .filter(|t| {
-            http(*t).is_some_and(|h| h.path_prefix.as_deref().is_none_or(|p| under(path, p)))
+            for_host(t)
+                && http(*t).is_some_and(|h| h.path_prefix.as_deref().is_none_or(|p| under(path, p)))
         })
         .max_by_key(|t| {
             let h = http(*t);

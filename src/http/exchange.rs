@@ -143,6 +143,13 @@ impl<'a> Exchange<'a> {
 
     /// A later request must route to the connection's target.
     fn same_target(&self, head: &RequestHead) -> Result<(), (u16, String)> {
+        // The common case: the listener's only target, routed by nothing.
+        if self.s.listener.targets.len() == 1
+            && self.h.host.is_none()
+            && self.h.path_prefix.is_none()
+        {
+            return Ok(());
+        }
         let t = route(self.s, head, self.client.sni.as_deref())?;
         if std::ptr::eq(&self.s.snapshot.config.targets[t], self.target.config) {
             return Ok(());
