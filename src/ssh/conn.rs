@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
+use super::sftp::{self, SftpDown, SftpUp};
 use super::upstream::{self, Upstream};
 use super::{AuthAttempt, AuthStep, Event, Presented, Stream};
 use crate::identity::sshcert::SshTrust;
@@ -72,6 +73,7 @@ struct Admitted {
     handle: Upstream,
     record_cap: usize,
     shell_allowed: bool,
+    sftp_file_cap: Option<usize>,
 }
 
 /// One caller channel and its upstream twin.
@@ -80,6 +82,8 @@ struct Chan {
     /// The upstream's answers to forwarded requests, in order.
     replies: mpsc::Receiver<bool>,
     stdin: Meter,
+    /// The sftp relay, for a target that decodes sftp (`sftp.rs`).
+    sftp: Option<SftpUp>,
     /// The upstream → caller task. Aborted when the gateway or the caller
     /// closes the channel: russh does not report the upstream's answering
     /// close of a channel we closed, so the task would wait until the
@@ -177,6 +181,7 @@ impl Gate {
                         handle,
                         record_cap: params.record_cap,
                         shell_allowed: params.shell_allowed,
+                        sftp_file_cap: params.sftp_file_cap,
                     });
                     Ok(Auth::Accept)
                 }
@@ -324,6 +329,13 @@ impl server::Handler for Gate {
             stream,
             left: up.record_cap,
         };
+        let (sftp_up, sftp_down) = match up.sftp_file_cap {
+            Some(cap) => {
+                let (u, d) = sftp::pair(self.events.clone(), n, cap);
+                (Some(u), Some(d))
+            }
+            None => (None, None),
+        };
         let down = tokio::spawn(down(
             up_r,
             caller_w,
@@ -331,6 +343,7 @@ impl server::Handler for Gate {
             replies_tx,
             meter(Stream::Stdout),
             meter(Stream::Stderr),
+            sftp_down,
         ));
         self.chans.insert(
             cid,
@@ -338,6 +351,7 @@ impl server::Handler for Gate {
                 up: up_w,
                 replies,
                 stdin: meter(Stream::Stdin),
+                sftp: sftp_up,
                 down,
             },
         );
@@ -423,7 +437,7 @@ impl server::Handler for Gate {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(c) = self.chans.get_mut(&channel) else {
             return Ok(());
@@ -431,6 +445,17 @@ impl server::Handler for Gate {
         let data = Bytes::copy_from_slice(data);
         if !c.stdin.record(&data).await {
             return Err(russh::Error::Disconnect);
+        }
+        if let Some(s) = c.sftp.as_mut().filter(|s| s.active()) {
+            if let Err(sftp::End(why)) = s.from_caller(&data, &c.up).await {
+                warn!(why, "sftp relay: closing the channel");
+                if let Some(c) = self.chans.remove(&channel) {
+                    c.down.abort();
+                    let _ = c.up.close().await;
+                }
+                session.close(channel)?;
+            }
+            return Ok(());
         }
         let _ = c.up.data_bytes(data).await;
         Ok(())
@@ -550,7 +575,12 @@ impl server::Handler for Gate {
         self.note(id(channel), format!("subsystem {name}"), true)
             .await;
         let sent = match self.chans.get(&channel) {
-            Some(c) => c.up.request_subsystem(true, name).await.is_ok(),
+            Some(c) => {
+                if let Some(s) = c.sftp.as_ref().filter(|_| name == "sftp") {
+                    s.activate();
+                }
+                c.up.request_subsystem(true, name).await.is_ok()
+            }
             None => false,
         };
         self.answer(channel, sent, session).await
@@ -610,12 +640,31 @@ async fn down(
     replies: mpsc::Sender<bool>,
     mut stdout: Meter,
     mut stderr: Meter,
+    mut sftp: Option<SftpDown>,
 ) {
     let cid = caller.id();
-    while let Some(msg) = up.wait().await {
+    loop {
+        // An sftp refusal goes to the caller between whole packets.
+        let msg = match sftp.as_mut() {
+            None => up.wait().await,
+            Some(s) => tokio::select! {
+                m = up.wait() => m,
+                Some(refusal) = s.refusal() => {
+                    if caller.data_bytes(refusal).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(msg) = msg else { break };
         let ok = match msg {
             ChannelMsg::Data { data } => {
-                stdout.record(&data).await && caller.data_bytes(data).await.is_ok()
+                stdout.record(&data).await
+                    && match sftp.as_mut() {
+                        Some(s) => s.from_host(data, &caller).await,
+                        None => caller.data_bytes(data).await.is_ok(),
+                    }
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 stderr.record(&data).await && caller.extended_data_bytes(ext, data).await.is_ok()

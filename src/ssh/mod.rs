@@ -8,6 +8,8 @@
 //!   relay to the upstream (tokio side).
 //! - `upstream.rs`: the russh client towards the host, host key pinned.
 //! - `rules.rs`: exec command-line globs. `decode.rs`: export.
+//! - `sftp.rs`, `sftp_rules.rs`: the sftp subsystem decoded and judged by
+//!   path (only for targets with sftp rules or file recording).
 //!
 //! The two sides talk through `tokio::sync` channels (awaitable from any
 //! runtime): the caller's first credential (the JWT as password, or a user
@@ -22,6 +24,9 @@ mod conn;
 pub mod decode;
 pub mod rules;
 pub mod runtime;
+mod sftp;
+mod sftp_judge;
+pub mod sftp_rules;
 mod upstream;
 
 use bytes::Bytes;
@@ -37,6 +42,11 @@ pub enum Stream {
     Stdout = 1,
     /// Extended data (stderr).
     Stderr = 2,
+    /// The first bytes of a file written over sftp (`sftp.rs`): path
+    /// length (u16 BE), path, bytes.
+    FileWritten = 3,
+    /// The same for a file read.
+    FileRead = 4,
 }
 
 impl Stream {
@@ -45,6 +55,8 @@ impl Stream {
             Stream::Stdin => "stdin",
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
+            Stream::FileWritten => "file-written",
+            Stream::FileRead => "file-read",
         }
     }
 
@@ -53,6 +65,8 @@ impl Stream {
             0 => Some(Stream::Stdin),
             1 => Some(Stream::Stdout),
             2 => Some(Stream::Stderr),
+            3 => Some(Stream::FileWritten),
+            4 => Some(Stream::FileRead),
             _ => None,
         }
     }
@@ -108,6 +122,14 @@ pub(crate) enum Event {
         command: Vec<u8>,
         answer: oneshot::Sender<Result<(), String>>,
     },
+    /// An sftp request (`sftp.rs`), judged as `judge` says and recorded as
+    /// `statement`: `Ok` forwards it, `Err(message)` refuses it.
+    Sftp {
+        channel: u32,
+        statement: String,
+        judge: SftpJudge,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
     /// A channel request recorded as an event (`shell`, `subsystem sftp`,
     /// a refused forwarding): `allowed` or refused by configuration.
     Note {
@@ -115,6 +137,18 @@ pub(crate) enum Event {
         what: String,
         allowed: bool,
     },
+}
+
+/// How the compio side judges an sftp request.
+pub(crate) enum SftpJudge {
+    /// The operation on each (normalised, absolute) path: the strictest
+    /// verdict wins.
+    Paths(crate::config::ssh_sftp::SftpOp, Vec<Vec<u8>>),
+    /// Refused before the rules (a path that cannot be judged, an unknown
+    /// extension): the message.
+    Refused(String),
+    /// Recorded only (a CLOSE's sizes and digest).
+    Record,
 }
 
 /// The header of a recorded data record: channel id (big-endian u32) and

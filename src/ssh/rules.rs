@@ -107,6 +107,7 @@ mod tests {
                 })
                 .collect(),
             default_action: RuleAction::Allow,
+            sftp: Default::default(),
         };
         SshRules::compile(&s).unwrap()
     }

@@ -25,6 +25,8 @@ pub(crate) struct LoginParams {
     /// Bytes recorded per channel and direction.
     pub record_cap: usize,
     pub shell_allowed: bool,
+    /// Decode sftp (`sftp.rs`): `Some(bytes recorded per file)`.
+    pub sftp_file_cap: Option<usize>,
 }
 
 /// The client handler: only the host key check.
