@@ -373,7 +373,6 @@ async fn relay(
                 Err(e) => Err(e),
             },
             Event::Sftp {
-                channel: _,
                 statement,
                 judge,
                 answer,

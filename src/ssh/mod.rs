@@ -123,9 +123,9 @@ pub(crate) enum Event {
         answer: oneshot::Sender<Result<(), String>>,
     },
     /// An sftp request (`sftp.rs`), judged as `judge` says and recorded as
-    /// `statement`: `Ok` forwards it, `Err(message)` refuses it.
+    /// `statement` (which names the channel): `Ok` forwards it,
+    /// `Err(message)` refuses it.
     Sftp {
-        channel: u32,
         statement: String,
         judge: SftpJudge,
         answer: oneshot::Sender<Result<(), String>>,

@@ -293,7 +293,6 @@ impl SftpUp {
     async fn ask(&self, statement: String, judge: SftpJudge) -> Result<Option<String>, End> {
         let (answer, verdict) = oneshot::channel();
         let ev = Event::Sftp {
-            channel: self.channel,
             statement,
             judge,
             answer,
