@@ -447,7 +447,7 @@ impl server::Handler for Gate {
             return Err(russh::Error::Disconnect);
         }
         if let Some(s) = c.sftp.as_mut().filter(|s| s.active()) {
-            if let Err(sftp::End(why)) = s.from_caller(&data, &c.up).await {
+            if let Err(sftp::End(why)) = s.relay_up(&data, &c.up).await {
                 warn!(why, "sftp relay: closing the channel");
                 if let Some(c) = self.chans.remove(&channel) {
                     c.down.abort();
@@ -662,7 +662,7 @@ async fn down(
             ChannelMsg::Data { data } => {
                 stdout.record(&data).await
                     && match sftp.as_mut() {
-                        Some(s) => s.from_host(data, &caller).await,
+                        Some(s) => s.relay_down(data, &caller).await,
                         None => caller.data_bytes(data).await.is_ok(),
                     }
             }

@@ -232,7 +232,7 @@ impl SftpUp {
     /// Relay the caller's bytes: whole requests, judged, forwarded or
     /// refused. `Err`: the channel cannot go on (malformed framing, the
     /// session is over).
-    pub(crate) async fn from_caller(
+    pub(crate) async fn relay_up(
         &mut self,
         data: &[u8],
         up: &ChannelWriteHalf<client::Msg>,
@@ -622,7 +622,7 @@ impl SftpDown {
 
     /// Relay the host's bytes, whole packets only once the subsystem is
     /// decoded. `false`: the channel cannot go on.
-    pub(crate) async fn from_host(&mut self, data: Bytes, caller: &ChannelWriteHalf<Msg>) -> bool {
+    pub(crate) async fn relay_down(&mut self, data: Bytes, caller: &ChannelWriteHalf<Msg>) -> bool {
         if !lock(&self.shared).active {
             return caller.data_bytes(data).await.is_ok();
         }
@@ -709,11 +709,9 @@ impl SftpDown {
                 Reply::Name {
                     first: Some(dir), ..
                 },
-            ) => {
+            ) if s.cwd.is_none() && dir.first() == Some(&b'/') && !dir.contains(&0) => {
                 // Only an absolute answer is a directory to judge against.
-                if s.cwd.is_none() && dir.first() == Some(&b'/') && !dir.contains(&0) {
-                    s.cwd = Some(dir.to_vec());
-                }
+                s.cwd = Some(dir.to_vec());
             }
             (Pending::Read { handle, offset }, Reply::Data { data, .. }) => {
                 let f = s.handles.get_mut(&handle)?;
