@@ -263,7 +263,7 @@ END {
         p = ph[i]; d = median("direct/" p); t = median("tollgate/" p)
         printf "| %s (%d MiB) | %.1f MiB/s | %.1f MiB/s | %.2fx | %.2f ms/MiB |\n", p, size, d, t, t / d, cpu["tollgate/" p] / cnt["tollgate/" p] / size
     }
-    printf "| exec p50 | %.2f ms | %.2f ms | +%.2f ms | %.2f ms/session |\n", dp50 / 1000, tp50 / 1000, (tp50 - dp50) / 1000, cpu["tollgate/exec"] / cnt["tollgate/exec"] / execs
-    printf "| exec p99 | %.2f ms | %.2f ms | +%.2f ms | |\n", dp99 / 1000, tp99 / 1000, (tp99 - dp99) / 1000
+    printf "| exec p50 | %.2f ms | %.2f ms | %+.2f ms | %.2f ms/session |\n", dp50 / 1000, tp50 / 1000, (tp50 - dp50) / 1000, cpu["tollgate/exec"] / cnt["tollgate/exec"] / execs
+    printf "| exec p99 | %.2f ms | %.2f ms | %+.2f ms | |\n", dp99 / 1000, tp99 / 1000, (tp99 - dp99) / 1000
 }' "$RESULTS/runs.tsv" | tee "$RESULTS/summary.md"
 cat "$RESULTS/machine.txt"
