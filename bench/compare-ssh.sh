@@ -18,7 +18,9 @@
 # per MiB and per exec session.
 #
 # Usage: bench/compare-ssh.sh [--size MIB] [--execs N] [--rounds N]
-#            [--results DIR] [--no-build] [--bin-dir DIR]
+#            [--results DIR] [--no-build] [--bin-dir DIR] [--no-sftp]
+# --no-sftp: the target without sftp rules (the subsystem relayed byte for
+# byte, recorded like any channel), to separate the decoder's cost.
 # --size 1024 (1 GiB) and --execs 1000 by default; shrink them on a busy
 # machine. Needs sshd, ssh, scp and sshpass (tests/deps.sh installs them)
 # and root (sshd). Prints a Markdown summary; raw numbers go to the results
@@ -29,6 +31,7 @@ SIZE=${SIZE:-1024}
 EXECS=${EXECS:-1000}
 ROUNDS=${ROUNDS:-3}
 BUILD=${BUILD:-1}
+SFTP=${SFTP:-1}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS=${RESULTS:-$REPO/target/compare-ssh/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --results) RESULTS=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --no-sftp) SFTP=0; shift ;;
         --bin-dir) BIN_DIR=$2; BUILD=0; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
@@ -135,6 +139,8 @@ upstream_host_key = "$(cut -d' ' -f1,2 "$WORK/host.pub")"
 name = "no-rm-rf"
 command = "rm -rf *"
 action = "block"
+EOF
+[ "$SFTP" = 0 ] || cat >>"$WORK/tollgate.toml" <<EOF
 [[target.ssh.sftp_rules]]
 name = "etc-read-only"
 path = "/etc/**"
@@ -183,7 +189,7 @@ mkdir -p "$WORK/remote"
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "args: --size $SIZE --execs $EXECS --rounds $ROUNDS"
+    echo "args: --size $SIZE --execs $EXECS --rounds $ROUNDS$([ "$SFTP" = 1 ] || echo ' --no-sftp')"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
     echo "kernel: $(uname -r)"
     echo "openssh: $(ssh -V 2>&1)"
