@@ -251,10 +251,13 @@ fn paramiko_sees_the_rules_message_and_relative_paths_fail_closed() {
     std::fs::write(r.join("audited/report.txt"), "audited bytes").unwrap();
     let g = gateway(r);
     let token = g.token("ci-job", "ci");
+    // In root's home (the session's directory), named for this run so that
+    // nothing left by another run can stand in for it.
+    let rel = format!("tollgate-denied-rel-{}", std::process::id());
     let out = common::python(
         r#"
 import sys, paramiko
-port, token, remote = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, token, remote, rel = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 t = paramiko.Transport(("127.0.0.1", port))
 t.connect(username="deploy", password=token)
 s = paramiko.SFTPClient.from_transport(t)
@@ -278,11 +281,11 @@ attempt("rename", lambda: s.rename(remote + "/ok.txt", remote + "/moved.txt"))
 attempt("remove", lambda: s.remove(remote + "/moved.txt"))
 # Relative paths after REALPATH "." are judged against the answer.
 print("home", s.normalize("."))
-attempt("relative-mkdir-home", lambda: s.mkdir("tollgate-denied-rel"))
+attempt("relative-mkdir-home", lambda: s.mkdir(rel))
 s.close()
 t.close()
 "#,
-        &[&g.port.to_string(), &token, &r.display().to_string()],
+        &[&g.port.to_string(), &token, &r.display().to_string(), &rel],
     );
     let lines: Vec<&str> = out.lines().collect();
     let line = |name: &str| {
@@ -309,7 +312,7 @@ t.close()
         line("relative-mkdir-home").contains("blocked by rule root-denied"),
         "{out}"
     );
-    assert!(!Path::new("/root/tollgate-denied-rel").exists());
+    assert!(!Path::new("/root").join(&rel).exists());
     assert!(!r.join("denied/p.txt").exists());
     assert!(!r.join("denied/ok.txt").exists());
     assert!(!r.join("denied/link").exists());
@@ -321,7 +324,7 @@ t.close()
     );
     assert_eq!(audited.1, "audit");
     assert_eq!(find(&st, "sftp mkdir tollgate-relative").1, "block");
-    assert_eq!(find(&st, "sftp mkdir /root/tollgate-denied-rel").1, "block");
+    assert_eq!(find(&st, &format!("sftp mkdir /root/{rel}")).1, "block");
 }
 
 #[test]
