@@ -382,6 +382,10 @@ impl Exchange<'_> {
         match rest {
             Rest::Length(n) => {
                 let left = n - read.len() as u64;
+                if left == 0 {
+                    // Its last bytes: the digest goes first (body::relay).
+                    rec.finish(Peer::Upstream).await?;
+                }
                 to.write(Bytes::from(read)).await?;
                 body::relay(&mut up.side, meter, to, BodyFraming::Length(left), &mut rec).await?;
             }
