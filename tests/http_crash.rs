@@ -150,7 +150,10 @@ fn crash_under_downloads(path: &str) {
         no_request.len(),
         no_digest.len()
     );
-    assert!(no_request.is_empty(), "read but not recorded: {no_request:?}");
+    assert!(
+        no_request.is_empty(),
+        "read but not recorded: {no_request:?}"
+    );
     assert!(
         no_digest.is_empty(),
         "read whole, but the recording lacks the body's digest: {no_digest:?}"
