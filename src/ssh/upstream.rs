@@ -25,6 +25,9 @@ pub(crate) struct LoginParams {
     /// Bytes recorded per channel and direction.
     pub record_cap: usize,
     pub shell_allowed: bool,
+    /// Pty channels: their recording cap, typed-line judging.
+    pub terminal: crate::config::ssh_session::SshTerminal,
+    pub forwarding: crate::config::ssh_session::SshForwarding,
 }
 
 /// The client handler: only the host key check.
