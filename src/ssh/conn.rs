@@ -90,14 +90,12 @@ struct Chan {
     stdin: Meter,
     /// The recording caps left of stdout and stderr (raised by a pty).
     down_caps: [Arc<AtomicUsize>; 2],
-    /// Bytes the upstream sent on this channel.
-    down_bytes: Arc<AtomicU64>,
     /// A pty was granted on this channel.
     pty: bool,
     /// A pty shell's typed-line editor (`typed_lines` not `off`).
     typed: Option<super::pty::LineEditor>,
-    /// A forward's destination (`direct-tcpip host:port`), noted at close.
-    forward: Option<String>,
+    /// A forward, noted at its close (by whichever side closes first).
+    forward: Option<Arc<forward::ForwardEnd>>,
     /// The upstream → caller task. Aborted when the gateway or the caller
     /// closes the channel: russh does not report the upstream's answering
     /// close of a channel we closed, so the task would wait until the
@@ -274,23 +272,30 @@ impl Gate {
         let stdout = Meter::new(&self.events, n, Stream::Stdout, up.record_cap);
         let stderr = Meter::new(&self.events, n, Stream::Stderr, up.record_cap);
         let down_caps = [stdout.left.clone(), stderr.left.clone()];
-        let down_bytes = stdout.moved.clone();
+        let stdin = Meter::new(&self.events, n, Stream::Stdin, up.record_cap);
+        let forward = forward.map(|dest| {
+            Arc::new(forward::ForwardEnd::new(
+                &self.events,
+                n,
+                dest,
+                [stdin.moved.clone(), stdout.moved.clone()],
+            ))
+        });
         let down = tokio::spawn(down(
             up_r,
             caller_w,
             session.handle(),
             replies_tx,
-            stdout,
-            stderr,
+            (stdout, stderr),
+            forward.clone(),
         ));
         self.chans.insert(
             cid,
             Chan {
                 up: up_w,
                 replies,
-                stdin: Meter::new(&self.events, n, Stream::Stdin, up.record_cap),
+                stdin,
                 down_caps,
-                down_bytes,
                 pty: false,
                 typed: None,
                 forward,
@@ -558,11 +563,8 @@ impl server::Handler for Gate {
         if let Some(c) = self.chans.remove(&channel) {
             c.down.abort();
             let _ = c.up.close().await;
-            if let Some(dest) = c.forward {
-                let up = c.stdin.moved.load(Ordering::Relaxed);
-                let down = c.down_bytes.load(Ordering::Relaxed);
-                let what = format!("{dest} closed: {up} bytes to it, {down} bytes from it");
-                self.note(id(channel), what, true).await;
+            if let Some(f) = c.forward {
+                f.note().await;
             }
         }
         Ok(())
@@ -745,8 +747,8 @@ async fn down(
     caller: ChannelWriteHalf<Msg>,
     handle: server::Handle,
     replies: mpsc::Sender<bool>,
-    mut stdout: Meter,
-    mut stderr: Meter,
+    (mut stdout, mut stderr): (Meter, Meter),
+    forward: Option<Arc<forward::ForwardEnd>>,
 ) {
     let cid = caller.id();
     while let Some(msg) = up.wait().await {
@@ -776,6 +778,10 @@ async fn down(
         if !ok {
             break;
         }
+    }
+    // russh does not report the caller's answer to this close.
+    if let Some(f) = forward {
+        f.note().await;
     }
     let _ = caller.close().await;
 }

@@ -7,10 +7,60 @@
 //! `record_channel_bytes`; its opening, refusal and close (with the bytes
 //! each way) are recorded as events.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use russh::Channel;
 use russh::server::{ChannelOpenHandle, Msg, Session};
+use tokio::sync::mpsc;
 
-use super::{Gate, id};
+use super::{Event, Gate, id};
+
+/// A relayed forward's close, noted once with the bytes each way.
+pub(super) struct ForwardEnd {
+    events: mpsc::Sender<Event>,
+    channel: u32,
+    dest: String,
+    /// Caller → host, host → caller.
+    bytes: [Arc<AtomicU64>; 2],
+    noted: AtomicBool,
+}
+
+impl ForwardEnd {
+    pub(super) fn new(
+        events: &mpsc::Sender<Event>,
+        channel: u32,
+        dest: String,
+        bytes: [Arc<AtomicU64>; 2],
+    ) -> ForwardEnd {
+        ForwardEnd {
+            events: events.clone(),
+            channel,
+            dest,
+            bytes,
+            noted: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) async fn note(&self) {
+        if self.noted.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let [to, from] = [&self.bytes[0], &self.bytes[1]].map(|b| b.load(Ordering::Relaxed));
+        let what = format!(
+            "{} closed: {to} bytes to it, {from} bytes from it",
+            self.dest
+        );
+        let _ = self
+            .events
+            .send(Event::Note {
+                channel: self.channel,
+                what,
+                allowed: true,
+            })
+            .await;
+    }
+}
 
 impl Gate {
     pub(super) async fn open_direct_tcpip(
