@@ -233,17 +233,14 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 if channel.is_some() {
-                    return Err(format!("session {session} has no SSH pty channel {channel:?}"));
+                    return Err(format!(
+                        "session {session} has no SSH pty channel {channel:?}"
+                    ));
                 }
             }
             let mut decoder = crate::pipeline::decode::ByProtocol::default();
             RecordingDir::open(&dir)
-                .replay(
-                    id,
-                    &mut out,
-                    realtime,
-                    Some(&mut decoder),
-                )
+                .replay(id, &mut out, realtime, Some(&mut decoder))
                 .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }

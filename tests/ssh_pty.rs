@@ -65,7 +65,17 @@ impl Tmux {
         }
         ssh.push_str(&format!(" -tt -p {} deploy@127.0.0.1", g.port));
         let t = Tmux { socket };
-        let o = t.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", &ssh]);
+        let o = t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &ssh,
+        ]);
         assert!(o.status.success(), "{}", text(&o));
         t
     }
@@ -176,33 +186,49 @@ fn a_tmux_terminal_session_exports_as_asciicast_and_replays_paced() {
     assert_eventually!(!tmux.alive(), Duration::from_secs(20), "ssh did not exit");
     let session = ended_session(&g);
 
-    let o = g.gw.cli(&[
-        "recordings",
-        "export",
-        &session,
-        "--format",
-        "asciicast",
-    ]);
+    let o =
+        g.gw.cli(&["recordings", "export", &session, "--format", "asciicast"]);
     let cast = lines(&o);
     let head = &cast[0];
     assert_eq!(head["version"], 2, "{head}");
     assert_eq!(head["width"], 100, "{head}");
     assert_eq!(head["height"], 30, "{head}");
-    assert!(head["timestamp"].as_u64().unwrap() > 1_600_000_000, "{head}");
+    assert!(
+        head["timestamp"].as_u64().unwrap() > 1_600_000_000,
+        "{head}"
+    );
     assert!(!head["env"]["TERM"].as_str().unwrap().is_empty(), "{head}");
     let ev = events(&cast);
-    let output: String = ev.iter().filter(|e| e.1 == "o").map(|e| e.2.as_str()).collect();
-    let input: String = ev.iter().filter(|e| e.1 == "i").map(|e| e.2.as_str()).collect();
+    let output: String = ev
+        .iter()
+        .filter(|e| e.1 == "o")
+        .map(|e| e.2.as_str())
+        .collect();
+    let input: String = ev
+        .iter()
+        .filter(|e| e.1 == "i")
+        .map(|e| e.2.as_str())
+        .collect();
     assert!(output.contains("pty-42-ok"), "{output}");
     assert!(input.contains("echo pty-$((6*7))-ok\r"), "{input}");
     assert!(
         ev.iter().any(|e| e.1 == "r" && e.2 == "120x40"),
         "no resize: {ev:?}"
     );
-    assert!(ev.windows(2).all(|w| w[0].0 <= w[1].0), "times go back: {ev:?}");
+    assert!(
+        ev.windows(2).all(|w| w[0].0 <= w[1].0),
+        "times go back: {ev:?}"
+    );
 
     // Twice as fast: every time halved (to the microsecond the export keeps).
-    let o = g.gw.cli(&["recordings", "replay", &session, "--speed", "2", "--no-wait"]);
+    let o = g.gw.cli(&[
+        "recordings",
+        "replay",
+        &session,
+        "--speed",
+        "2",
+        "--no-wait",
+    ]);
     let fast = lines(&o);
     assert_eq!(fast[0], cast[0]);
     let fast = events(&fast);
@@ -212,7 +238,14 @@ fn a_tmux_terminal_session_exports_as_asciicast_and_replays_paced() {
         assert_eq!((&a.1, &a.2), (&b.1, &b.2));
     }
     // Idle pauses capped.
-    let o = g.gw.cli(&["recordings", "replay", &session, "--max-idle", "0.05", "--no-wait"]);
+    let o = g.gw.cli(&[
+        "recordings",
+        "replay",
+        &session,
+        "--max-idle",
+        "0.05",
+        "--no-wait",
+    ]);
     let capped = events(&lines(&o));
     assert!(
         capped.windows(2).all(|w| w[1].0 - w[0].0 <= 0.05 + 1e-5),
@@ -220,9 +253,21 @@ fn a_tmux_terminal_session_exports_as_asciicast_and_replays_paced() {
     );
     assert!(capped.last().unwrap().0 <= ev.last().unwrap().0);
     // Played in the terminal: the output bytes as the caller got them.
-    let o = g.gw.cli(&["recordings", "replay", &session, "--speed", "50", "--max-idle", "0.1"]);
+    let o = g.gw.cli(&[
+        "recordings",
+        "replay",
+        &session,
+        "--speed",
+        "50",
+        "--max-idle",
+        "0.1",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("pty-42-ok"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("pty-42-ok"),
+        "{}",
+        text(&o)
+    );
     // The record listing is still there, the pty request decoded.
     let o = g.gw.cli(&["recordings", "replay", &session, "--records"]);
     let listing = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -273,9 +318,15 @@ fn a_typed_blocked_line_does_not_run_and_says_why() {
     };
     assert_eq!(verdict(&format!("typed {rm}")), "block");
     assert_eq!(verdict("typed echo after-$((1+1))"), "allow");
-    assert_eq!(verdict("typed (edited with keys tollgate does not follow)"), "audit");
+    assert_eq!(
+        verdict("typed (edited with keys tollgate does not follow)"),
+        "audit"
+    );
     // What the caller read is in the recording too.
-    assert!(export.contains(&format!("[tollgate] {RM_MESSAGE}")), "{export}");
+    assert!(
+        export.contains(&format!("[tollgate] {RM_MESSAGE}")),
+        "{export}"
+    );
 }
 
 #[test]
@@ -291,7 +342,12 @@ fn strict_typed_lines_refuse_a_line_tollgate_cannot_follow() {
     tmux.wait_for("first-5");
     tmux.keys(&["Up", "Enter"]);
     tmux.wait_for("cannot follow this line");
-    assert_eq!(tmux.screen().matches("first-5").count(), 1, "{}", tmux.screen());
+    assert_eq!(
+        tmux.screen().matches("first-5").count(),
+        1,
+        "{}",
+        tmux.screen()
+    );
 }
 
 /// A TCP echo server on a free port (one connection at a time, until the
@@ -316,9 +372,7 @@ fn echo_server() -> u16 {
 fn local_forwarding_is_relayed_where_allowed_and_permit_open_narrows_it() {
     let echo = echo_server();
     let other = echo_server();
-    let ssh = format!(
-        "allow_forwarding = [\"local\"]\npermit_open = [\"127.0.0.1:{echo}\"]"
-    );
+    let ssh = format!("allow_forwarding = [\"local\"]\npermit_open = [\"127.0.0.1:{echo}\"]");
     let g = SshGateway::with(Options {
         ssh: &ssh,
         ..Options::default()
@@ -403,7 +457,8 @@ fn local_forwarding_stays_refused_by_default() {
     let _ = s.read_to_end(&mut got);
     assert!(got.is_empty(), "{got:?}");
     assert_eventually!(
-        g.export().contains(&format!("direct-tcpip 127.0.0.1:{echo}\"")),
+        g.export()
+            .contains(&format!("direct-tcpip 127.0.0.1:{echo}\"")),
         Duration::from_secs(20),
         "refusal not recorded: {}",
         g.export()
@@ -421,7 +476,8 @@ fn a_revocation_ends_a_live_shell_within_a_second() {
     tmux.wait_for("#");
     tmux.type_line("echo live-$((3*3))");
     tmux.wait_for("live-9");
-    let out = g.gw.cli(&["revoke", "--subject", "mallory", "--reason", "leaked"]);
+    let out =
+        g.gw.cli(&["revoke", "--subject", "mallory", "--reason", "leaked"]);
     assert!(out.status.success(), "{out:?}");
     let revoked = Instant::now();
     assert_eventually!(
@@ -430,5 +486,8 @@ fn a_revocation_ends_a_live_shell_within_a_second() {
         "the revoked shell is still open after a second: {}",
         tmux.screen()
     );
-    println!("revocation ended the live shell after {:?}", revoked.elapsed());
+    println!(
+        "revocation ended the live shell after {:?}",
+        revoked.elapsed()
+    );
 }

@@ -89,8 +89,12 @@ pub(super) fn validate(
     if pty > MAX_RECORD_PTY {
         return Err(("ssh.record_pty_bytes", format!("at most {MAX_RECORD_PTY}")));
     }
-    let record_pty_bytes = usize::try_from(pty)
-        .map_err(|_| ("ssh.record_pty_bytes", "too large for this machine".to_string()))?;
+    let record_pty_bytes = usize::try_from(pty).map_err(|_| {
+        (
+            "ssh.record_pty_bytes",
+            "too large for this machine".to_string(),
+        )
+    })?;
     let mut local = false;
     for kind in &raw.allow_forwarding {
         match kind.as_str() {
@@ -121,7 +125,12 @@ pub(super) fn validate(
             ));
         }
         for e in list {
-            let bad = || ("ssh.permit_open", format!("{e:?} is not HOST:PORT or HOST:*"));
+            let bad = || {
+                (
+                    "ssh.permit_open",
+                    format!("{e:?} is not HOST:PORT or HOST:*"),
+                )
+            };
             let (host, port) = e.rsplit_once(':').ok_or_else(bad)?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
             if host.is_empty() || host.len() > 255 {

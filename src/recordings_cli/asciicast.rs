@@ -115,7 +115,8 @@ pub fn walk(
             if !ssh || !matches!(r.kind, RecordKind::ClientData | RecordKind::TargetData) {
                 return Ok(());
             }
-            let (Some(head), Some(body)) = (r.body.get(..RECORD_HEADER), r.body.get(RECORD_HEADER..))
+            let (Some(head), Some(body)) =
+                (r.body.get(..RECORD_HEADER), r.body.get(RECORD_HEADER..))
             else {
                 return Ok(());
             };

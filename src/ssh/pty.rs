@@ -234,9 +234,15 @@ mod tests {
     fn printable_keys_and_edits_make_the_line() {
         assert_eq!(lines(b"ls -l\r"), vec![("ls -l".into(), true)]);
         assert_eq!(lines(b"rm -rx\x7ff /x\r"), vec![("rm -rf /x".into(), true)]);
-        assert_eq!(lines(b"echo hi\x08\x08yo\r"), vec![("echo yo".into(), true)]);
+        assert_eq!(
+            lines(b"echo hi\x08\x08yo\r"),
+            vec![("echo yo".into(), true)]
+        );
         assert_eq!(lines(b"junk\x15ls\r"), vec![("ls".into(), true)]);
-        assert_eq!(lines(b"rm -rf  old\x17/x\r"), vec![("rm -rf  /x".into(), true)]);
+        assert_eq!(
+            lines(b"rm -rf  old\x17/x\r"),
+            vec![("rm -rf  /x".into(), true)]
+        );
         assert_eq!(lines(b"rm -rf /\x03ls\r"), vec![("ls".into(), true)]);
         // UTF-8: one backspace takes one character.
         assert_eq!(
@@ -283,7 +289,10 @@ mod tests {
             text: got[0].0.clone(),
             known: true,
         };
-        assert_eq!(l.commands().collect::<Vec<_>>(), vec!["echo a", "rm -rf /x"]);
+        assert_eq!(
+            l.commands().collect::<Vec<_>>(),
+            vec!["echo a", "rm -rf /x"]
+        );
     }
 
     #[test]
@@ -302,7 +311,10 @@ mod tests {
             parse_pty_record(&pty_record("xterm-256color", 120, 40)),
             Some((120, 40, "xterm-256color".into()))
         );
-        assert_eq!(parse_pty_record(&resize_record(80, 24)), Some((80, 24, "".into())));
+        assert_eq!(
+            parse_pty_record(&resize_record(80, 24)),
+            Some((80, 24, "".into()))
+        );
         assert_eq!(parse_pty_record(&[0, 0, 0]), None);
     }
 }

@@ -90,8 +90,12 @@ impl Gate {
         let up_chan = match opened {
             Ok(c) => c,
             Err(e) => {
-                self.note(0, format!("{dest}: the host could not open it ({e})"), false)
-                    .await;
+                self.note(
+                    0,
+                    format!("{dest}: the host could not open it ({e})"),
+                    false,
+                )
+                .await;
                 return Ok(());
             }
         };
