@@ -276,6 +276,46 @@ fn a_tmux_terminal_session_exports_as_asciicast_and_replays_paced() {
 }
 
 #[test]
+fn a_terminal_is_recorded_past_the_channel_cap_and_split_characters_survive() {
+    // Exec channels keep 1 KiB; the terminal keeps 300 kB each way.
+    let g = SshGateway::with(Options {
+        ssh: "record_channel_bytes = 1024\nrecord_pty_bytes = 300000",
+        ..Options::default()
+    });
+    let token = token_file(&g, "frank");
+    let tmux = Tmux::start(&g, &token, "cap");
+    tmux.wait_for("#");
+    // 50,000 euro signs (150 kB), written as octal escapes so the typed
+    // command has none: reads of the pty split some of them.
+    tmux.type_line("printf '\\342\\202\\254%.0s' $(seq 1 50000); echo; echo euros-$((1+1))done");
+    tmux.wait_for("euros-2done");
+    // 400 kB more: past the terminal's cap.
+    tmux.type_line("head -c 400000 /dev/zero | tr '\\0' x; echo; echo zeros-$((2*5))");
+    tmux.wait_for("zeros-10");
+    tmux.type_line("exit");
+    assert_eventually!(!tmux.alive(), Duration::from_secs(20), "ssh did not exit");
+    let session = ended_session(&g);
+    let o =
+        g.gw.cli(&["recordings", "export", &session, "--format", "asciicast"]);
+    let output: String = events(&lines(&o))
+        .iter()
+        .filter(|e| e.1 == "o")
+        .map(|e| e.2.clone())
+        .collect();
+    assert_eq!(output.matches('\u{20ac}').count(), 50_000);
+    assert!(!output.contains('\u{fffd}'), "a character was broken");
+    assert!(output.contains("euros-2done"));
+    // The cap is reached in the second burst, and said so.
+    assert!(!output.contains("zeros-10"));
+    let export = g.export();
+    assert!(
+        export.contains("stdout recording cap reached"),
+        "no cap event: {}",
+        export.len()
+    );
+}
+
+#[test]
 fn a_typed_blocked_line_does_not_run_and_says_why() {
     let g = SshGateway::start();
     let token = token_file(&g, "bob");
