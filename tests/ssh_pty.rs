@@ -450,7 +450,9 @@ fn local_forwarding_is_relayed_where_allowed_and_permit_open_narrows_it() {
         .unwrap();
     assert!(!o.status.success(), "{}", text(&o));
     let opened = format!("direct-tcpip 127.0.0.1:{echo} opened");
-    let closed = format!("direct-tcpip 127.0.0.1:{echo} closed: 19 bytes to it, 19 bytes from it");
+    let closed = format!(
+        "direct-tcpip 127.0.0.1:{echo} closed: 19 bytes caller to host, 19 bytes host to caller"
+    );
     let refused = format!("direct-tcpip 127.0.0.1:{other}\"");
     assert_eventually!(
         {
@@ -465,6 +467,64 @@ fn local_forwarding_is_relayed_where_allowed_and_permit_open_narrows_it() {
     let _ = fwd.wait();
     // The relayed bytes are in the recording.
     assert!(g.export().contains("through the tunnel"));
+}
+
+#[test]
+fn remote_forwarding_is_relayed_where_allowed() {
+    let echo = echo_server();
+    let g = SshGateway::with(Options {
+        ssh: "allow_forwarding = [\"remote\"]",
+        ..Options::default()
+    });
+    let token = token_file(&g, "gina");
+    // ssh -R: the host (this machine's sshd) listens, its connections come
+    // back through the gateway to the caller's echo server.
+    let remote = common::free_port();
+    let mut fwd = ssh_command(
+        &g,
+        &token,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("127.0.0.1:{remote}:127.0.0.1:{echo}"),
+        ],
+        "",
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let listening = format!("tcpip-forward 127.0.0.1:{remote} listening");
+    assert_eventually!(
+        g.export().contains(&listening),
+        Duration::from_secs(20),
+        "remote forward not set up: {}",
+        g.export()
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", remote)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"back through the host\n").unwrap();
+    let mut got = [0u8; 22];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"back through the host\n");
+    drop(s);
+    let opened = format!("forwarded-tcpip 127.0.0.1:{remote} from 127.0.0.1:");
+    let closed = "closed: 22 bytes caller to host, 22 bytes host to caller";
+    assert_eventually!(
+        {
+            let e = g.export();
+            e.contains(&opened) && e.contains(closed)
+        },
+        Duration::from_secs(20),
+        "forward events not recorded: {}",
+        g.export()
+    );
+    assert!(g.export().contains("back through the host"));
+    let _ = fwd.kill();
+    let _ = fwd.wait();
 }
 
 #[test]

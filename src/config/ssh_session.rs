@@ -10,9 +10,10 @@
 //!   a line is refused), `off` (typed lines are only recorded as bytes).
 //! - `allow_forwarding = ["local"]`: `ssh -L`/`-W`/`-D` (all arrive as
 //!   `direct-tcpip` channels; `"dynamic"` is accepted as the same thing),
-//!   relayed through the upstream. Remote forwarding, agent and X11 stay
-//!   refused. `permit_open = ["db:5432", "web:*"]` limits destinations
-//!   (absent: any).
+//!   relayed through the upstream; `"remote"`: `ssh -R` (the host listens,
+//!   as its sshd permits, and its connections are relayed to the caller).
+//!   Agent and X11 stay refused. `permit_open = ["db:5432", "web:*"]`
+//!   limits local destinations (absent: any).
 
 use serde::Deserialize;
 
@@ -54,6 +55,8 @@ pub struct PermitOpen {
 pub struct SshForwarding {
     /// `direct-tcpip` channels (`ssh -L`, `-W`, `-D`).
     pub local: bool,
+    /// `tcpip-forward` requests (`ssh -R`).
+    pub remote: bool,
     /// Empty: any destination.
     pub permit_open: Vec<PermitOpen>,
 }
@@ -95,16 +98,17 @@ pub(super) fn validate(
             "too large for this machine".to_string(),
         )
     })?;
-    let mut local = false;
+    let (mut local, mut remote) = (false, false);
     for kind in &raw.allow_forwarding {
         match kind.as_str() {
             "local" | "dynamic" => local = true,
+            "remote" => remote = true,
             other => {
                 return Err((
                     "ssh.allow_forwarding",
                     format!(
-                        "{other:?}: only \"local\" (ssh -L/-W, and -D, which arrives the same \
-                         way) can be allowed; remote forwarding, agent and X11 are always refused"
+                        "{other:?}: \"local\" (ssh -L/-W, and -D, which arrives the same way) \
+                         or \"remote\" (ssh -R); agent and X11 forwarding are always refused"
                     ),
                 ));
             }
@@ -151,7 +155,11 @@ pub(super) fn validate(
             record_pty_bytes,
             typed_lines: raw.typed_lines.unwrap_or_default(),
         },
-        SshForwarding { local, permit_open },
+        SshForwarding {
+            local,
+            remote,
+            permit_open,
+        },
     ))
 }
 
@@ -174,8 +182,12 @@ mod tests {
         let (t, f) = validate(raw(&[], None)).unwrap();
         assert_eq!(t, SshTerminal::default());
         assert!(!f.permits("db", 5432));
+        assert!(!f.remote);
         let (_, f) = validate(raw(&["local"], None)).unwrap();
         assert!(f.permits("anything", 1));
+        assert!(!f.remote);
+        let (_, f) = validate(raw(&["remote"], None)).unwrap();
+        assert!(f.remote && !f.permits("anything", 1));
         let (_, f) = validate(raw(&["dynamic"], Some(&["DB:5432", "web:*", "[::1]:22"]))).unwrap();
         assert!(f.permits("db", 5432));
         assert!(!f.permits("db", 5433));
@@ -183,7 +195,7 @@ mod tests {
         assert!(f.permits("::1", 22));
         assert!(!f.permits("other", 5432));
         for bad in [
-            raw(&["remote"], None),
+            raw(&["x11"], None),
             raw(&[], Some(&["db:1"])),
             raw(&["local"], Some(&[])),
             raw(&["local"], Some(&["db"])),

@@ -3,12 +3,14 @@
 //! Requests (pty, env, exec, shell, subsystem) are forwarded with
 //! `want_reply` and the upstream's answer is the caller's; exec waits for
 //! the compio side's verdict first. A pty shell's typed lines are judged
-//! at Enter (`conn/typed.rs`); `direct-tcpip` forwards are relayed where
-//! the target allows them (`conn/forward.rs`); remote forwarding, agents
-//! and X11 are refused and noted.
+//! at Enter (`conn/typed.rs`); `direct-tcpip` and remote forwards are
+//! relayed where the target allows them (`conn/forward.rs`); streamlocal,
+//! agents and X11 are refused and noted.
 
 mod forward;
 mod typed;
+
+pub(super) use forward::{RemoteSink, RemoteSlot};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +82,8 @@ struct Admitted {
     shell_allowed: bool,
     terminal: crate::config::ssh_session::SshTerminal,
     forwarding: crate::config::ssh_session::SshForwarding,
+    /// Where the host's remote-forward connections go, once allowed.
+    remote: forward::RemoteSlot,
 }
 
 /// One caller channel and its upstream twin.
@@ -219,7 +223,7 @@ impl Gate {
                     let _ = result.send(Err(e));
                     Ok(Auth::reject())
                 }
-                Ok(handle) => {
+                Ok((handle, remote)) => {
                     let _ = result.send(Ok(()));
                     if go.await != Ok(true) {
                         return Ok(Auth::reject());
@@ -230,6 +234,7 @@ impl Gate {
                         shell_allowed: params.shell_allowed,
                         terminal: params.terminal.clone(),
                         forwarding: params.forwarding.clone(),
+                        remote,
                     });
                     Ok(Auth::Accept)
                 }
@@ -486,12 +491,21 @@ impl server::Handler for Gate {
         &mut self,
         address: &str,
         port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.remote_forward(address, port, session).await
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        let address: String = address.chars().take(256).collect();
-        self.note(0, format!("tcpip-forward {address}:{port}"), false)
-            .await;
-        Ok(false)
+        Ok(match self.up.as_ref().filter(|u| u.forwarding.remote) {
+            Some(up) => up.handle.cancel_tcpip_forward(address, port).await.is_ok(),
+            None => false,
+        })
     }
 
     async fn streamlocal_forward(
