@@ -1,5 +1,9 @@
 //! `tollgate recordings ...`: what auditors run against a recording
 //! directory — list, export (JSON Lines), replay, verify, and the seal key.
+//! SSH terminal sessions also export as asciicast and replay as a terminal
+//! (`recordings_cli/asciicast.rs`).
+
+mod asciicast;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -27,16 +31,36 @@ pub enum RecordingsCommand {
         all: bool,
         #[command(flatten)]
         filter: FilterArgs,
-        /// Only jsonl is supported.
+        /// `jsonl`, or `asciicast` (v2: one SSH session's pty channel).
         #[arg(long, default_value = "jsonl")]
         format: String,
+        /// asciicast: the SSH channel (default: the first with a pty).
+        #[arg(long)]
+        channel: Option<u32>,
     },
-    /// Show a session as a person reads it.
+    /// Show a session as a person reads it. An SSH session with a pty plays
+    /// as a terminal, paced as recorded (`--records` lists records instead).
     Replay {
         session: String,
         /// Pace the output in real time.
         #[arg(long)]
         realtime: bool,
+        /// List the records even for an SSH terminal session.
+        #[arg(long)]
+        records: bool,
+        /// Terminal playback: the SSH channel (default: the first with a pty).
+        #[arg(long)]
+        channel: Option<u32>,
+        /// Terminal playback speed (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Terminal playback: cap each pause at this many seconds.
+        #[arg(long)]
+        max_idle: Option<f64>,
+        /// Terminal playback: write the paced stream as asciicast at once
+        /// instead of waiting (for scripts and tests).
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long, env = "TOLLGATE_RECORDINGS", default_value = crate::config::DEFAULT_RECORDING_DIR)]
         dir: PathBuf,
     },
@@ -148,9 +172,18 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             all,
             filter,
             format,
+            channel,
         } => {
+            if format == "asciicast" {
+                let Some(session) = session.filter(|_| !all) else {
+                    return Err("--format asciicast exports one SESSION".into());
+                };
+                let dir = RecordingDir::open(&filter.dir);
+                asciicast::export(&dir, parse_session(&session)?, channel, &mut out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if format != "jsonl" {
-                return Err(format!("unsupported format {format:?} (jsonl)"));
+                return Err(format!("unsupported format {format:?} (jsonl, asciicast)"));
             }
             let selection = match (session, all) {
                 (Some(s), false) => Selection::Session(parse_session(&s)?),
@@ -185,16 +218,29 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
         RecordingsCommand::Replay {
             session,
             realtime,
+            records,
+            channel,
+            speed,
+            max_idle,
+            no_wait,
             dir,
         } => {
+            let id = parse_session(&session)?;
+            if !records && !realtime {
+                let pace = asciicast::Pace { speed, max_idle };
+                let recordings = RecordingDir::open(&dir);
+                if asciicast::play(&recordings, id, channel, pace, no_wait, &mut out)? {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if channel.is_some() {
+                    return Err(format!(
+                        "session {session} has no SSH pty channel {channel:?}"
+                    ));
+                }
+            }
             let mut decoder = crate::pipeline::decode::ByProtocol::default();
             RecordingDir::open(&dir)
-                .replay(
-                    parse_session(&session)?,
-                    &mut out,
-                    realtime,
-                    Some(&mut decoder),
-                )
+                .replay(id, &mut out, realtime, Some(&mut decoder))
                 .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }

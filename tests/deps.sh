@@ -28,6 +28,8 @@ want nginx-light
 want openssh-server
 want openssh-client
 want sshpass
+# tmux drives a real terminal for the SSH pty tests (tests/ssh_pty.rs).
+want tmux
 # mysql2 (Node) for the MySQL gateway tests.
 # npm (and Node.js) from Debian unless the machine already has them (a
 # NodeSource or nvm install conflicts with Debian's npm package).

@@ -26,6 +26,7 @@ pub mod postgres;
 mod protocols;
 mod raw;
 pub mod ssh;
+pub mod ssh_session;
 mod target;
 mod tcp;
 mod validate;

@@ -1,7 +1,9 @@
 //! `tollgate recordings export` for SSH sessions: each data record starts
 //! with the channel id (big-endian u32) and the stream (0 stdin, 1 stdout,
 //! 2 stderr); the export shows them as `ssh.channel`, `ssh.stream` and the
-//! bytes as text (`ssh.data`, cut at 4 KiB; invalid UTF-8 replaced). Exec
+//! bytes as text (`ssh.data`, cut at 4 KiB; invalid UTF-8 replaced); a pty
+//! request (stream `pty`) as `ssh.cols`, `ssh.rows`, `ssh.term`, a window
+//! change (stream `resize`) as `ssh.cols`, `ssh.rows`. Exec
 //! commands and their verdicts are the session's command records.
 
 use serde_json::{Map, Value, json};
@@ -32,6 +34,16 @@ impl Decoder for SshDecoder {
         };
         fields.insert("ssh.channel".into(), json!(channel));
         fields.insert("ssh.stream".into(), json!(stream.name()));
+        if matches!(stream, Stream::Pty | Stream::Resize) {
+            if let Some((cols, rows, term)) = super::pty::parse_pty_record(body) {
+                fields.insert("ssh.cols".into(), json!(cols));
+                fields.insert("ssh.rows".into(), json!(rows));
+                if stream == Stream::Pty {
+                    fields.insert("ssh.term".into(), json!(term));
+                }
+            }
+            return;
+        }
         let text = &body[..body.len().min(MAX_VALUE)];
         fields.insert(
             "ssh.data".into(),

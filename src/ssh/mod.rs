@@ -8,6 +8,8 @@
 //!   relay to the upstream (tokio side).
 //! - `upstream.rs`: the russh client towards the host, host key pinned.
 //! - `rules.rs`: exec command-line globs. `decode.rs`: export.
+//! - `pty.rs`: typed-line assembly and the pty records; `conn/typed.rs`
+//!   judges typed lines, `conn/forward.rs` relays allowed forwards.
 //!
 //! The two sides talk through `tokio::sync` channels (awaitable from any
 //! runtime): the caller's first credential (the JWT as password, or a user
@@ -20,6 +22,7 @@
 pub(crate) mod adapter;
 mod conn;
 pub mod decode;
+pub mod pty;
 pub mod rules;
 pub mod runtime;
 mod upstream;
@@ -37,6 +40,10 @@ pub enum Stream {
     Stdout = 1,
     /// Extended data (stderr).
     Stderr = 2,
+    /// A pty request: the terminal's size and TERM (`pty::pty_record`).
+    Pty = 3,
+    /// A window change: the terminal's new size (`pty::resize_record`).
+    Resize = 4,
 }
 
 impl Stream {
@@ -45,6 +52,8 @@ impl Stream {
             Stream::Stdin => "stdin",
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
+            Stream::Pty => "pty",
+            Stream::Resize => "resize",
         }
     }
 
@@ -53,6 +62,8 @@ impl Stream {
             0 => Some(Stream::Stdin),
             1 => Some(Stream::Stdout),
             2 => Some(Stream::Stderr),
+            3 => Some(Stream::Pty),
+            4 => Some(Stream::Resize),
             _ => None,
         }
     }
@@ -106,6 +117,13 @@ pub(crate) enum Event {
     Exec {
         channel: u32,
         command: Vec<u8>,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
+    /// A line typed into a pty shell, to judge before its Enter is
+    /// forwarded: `Ok` sends the Enter, `Err(message)` refuses the line.
+    Typed {
+        channel: u32,
+        line: pty::TypedLine,
         answer: oneshot::Sender<Result<(), String>>,
     },
     /// A channel request recorded as an event (`shell`, `subsystem sftp`,

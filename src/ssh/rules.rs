@@ -107,6 +107,8 @@ mod tests {
                 })
                 .collect(),
             default_action: RuleAction::Allow,
+            terminal: Default::default(),
+            forwarding: Default::default(),
         };
         SshRules::compile(&s).unwrap()
     }
