@@ -216,7 +216,11 @@ fn metric(gw: &PgGateway, name: &str) -> Option<f64> {
 
 fn export_all(fleet: &Fleet, cache: &Path) -> String {
     let out = fleet.recordings(&["export", "--all"], cache);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -257,7 +261,10 @@ fn sessions_are_uploaded_and_local_copies_go_only_once_confirmed() {
     );
     assert!(metric(&gw, "tollgate_recording_uploaded_segments_total").unwrap_or(0.0) >= 1.0);
     let ready = admin_get(&gw, "/readyz");
-    assert!(ready.contains("\"upload\"") && !ready.contains("degraded"), "{ready}");
+    assert!(
+        ready.contains("\"upload\"") && !ready.contains("degraded"),
+        "{ready}"
+    );
     stop(&mut gw);
     // What stayed local still verifies (deletions are checkpointed retention).
     let local = Command::new(tollgate_bin())
@@ -267,7 +274,11 @@ fn sessions_are_uploaded_and_local_copies_go_only_once_confirmed() {
         .arg(&gw.gw.recordings)
         .output()
         .unwrap();
-    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stdout));
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stdout)
+    );
 
     let cache = tempfile::tempdir().unwrap();
     let state = cache.path().join("heads.json");
@@ -278,7 +289,10 @@ fn sessions_are_uploaded_and_local_copies_go_only_once_confirmed() {
     // stored target password (decoded records, nor raw objects).
     let export = export_all(&fleet, cache.path());
     for m in &markers {
-        assert!(export.contains(m.as_str()), "{m} missing from the bucket's export");
+        assert!(
+            export.contains(m.as_str()),
+            "{m} missing from the bucket's export"
+        );
     }
     assert!(!export.contains(&gw.password));
     for (key, _) in fleet.objects("gw-basic") {
@@ -290,19 +304,30 @@ fn sessions_are_uploaded_and_local_copies_go_only_once_confirmed() {
     }
     let list = fleet.recordings(&["list"], cache.path());
     let list = String::from_utf8_lossy(&list.stdout);
-    assert!(list.contains("gw-basic") && list.contains("svc-upload"), "{list}");
+    assert!(
+        list.contains("gw-basic") && list.contains("svc-upload"),
+        "{list}"
+    );
 }
 
 #[test]
 fn the_auditor_key_reads_but_cannot_write_or_delete() {
     let fleet = Fleet::new("acl");
     let auditor = fleet.garage.auditor();
-    let err = auditor.put("acl/gw-x/shard-0/00000000000000000000.seg", b"forged").unwrap_err();
-    assert!(matches!(err, tollgate::objstore::S3Error::Status { status: 403, .. }), "{err}");
+    let err = auditor
+        .put("acl/gw-x/shard-0/00000000000000000000.seg", b"forged")
+        .unwrap_err();
+    assert!(
+        matches!(err, tollgate::objstore::S3Error::Status { status: 403, .. }),
+        "{err}"
+    );
     fleet.garage.writer().put("acl/probe", b"x").unwrap();
     assert_eq!(auditor.get("acl/probe", 10).unwrap(), b"x");
     let err = auditor.delete("acl/probe").unwrap_err();
-    assert!(matches!(err, tollgate::objstore::S3Error::Status { status: 403, .. }), "{err}");
+    assert!(
+        matches!(err, tollgate::objstore::S3Error::Status { status: 403, .. }),
+        "{err}"
+    );
     assert_eq!(fleet.garage.writer().head("acl/probe").unwrap(), Some(1));
 }
 
@@ -372,7 +397,10 @@ fn a_store_outage_builds_a_backlog_that_drains_when_it_returns() {
     );
     let ready = admin_get(&gw, "/readyz");
     assert!(ready.contains("degraded"), "{ready}");
-    assert!(ready.contains("\"ready\":true"), "the host stays ready: {ready}");
+    assert!(
+        ready.contains("\"ready\":true"),
+        "the host stays ready: {ready}"
+    );
     // Sessions still work (recorded to disk) while the store is down.
     fleet.garage.restart();
     assert_eventually!(
@@ -414,7 +442,10 @@ fn three_hosts_verify_together_and_tampering_is_named() {
     let (ok, text) = fleet.verify(cache.path(), &state);
     assert!(ok, "{text}");
     for h in hosts {
-        assert!(text.contains(&format!("host {h}: manifest version")), "{text}");
+        assert!(
+            text.contains(&format!("host {h}: manifest version")),
+            "{text}"
+        );
     }
     assert!(text.contains("3 hosts"), "{text}");
 
@@ -425,7 +456,12 @@ fn three_hosts_verify_together_and_tampering_is_named() {
     w.delete(&seg_a).unwrap();
     let (ok, text) = fleet.verify(cache.path(), &state);
     let name_a = seg_a.trim_start_matches("three/gw-a/");
-    assert!(!ok && text.contains(&format!("host gw-a: {name_a}: listed in the manifest but missing")), "{text}");
+    assert!(
+        !ok && text.contains(&format!(
+            "host gw-a: {name_a}: listed in the manifest but missing"
+        )),
+        "{text}"
+    );
     w.put(&seg_a, &saved_a).unwrap();
     // An altered segment (same size, one byte).
     let seg_b = fleet.segment_keys("gw-b")[0].clone();
@@ -434,8 +470,14 @@ fn three_hosts_verify_together_and_tampering_is_named() {
     w.put(&seg_b, &altered).unwrap();
     let (ok, text) = fleet.verify(cache.path(), &state);
     let name_b = seg_b.trim_start_matches("three/gw-b/");
-    assert!(!ok && text.contains(&format!("host gw-b: {name_b}: altered")), "{text}");
-    assert!(!text.contains("host gw-a:"), "the restored object passes: {text}");
+    assert!(
+        !ok && text.contains(&format!("host gw-b: {name_b}: altered")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("host gw-a:"),
+        "the restored object passes: {text}"
+    );
     altered[100] ^= 0x20;
     w.put(&seg_b, &altered).unwrap();
     assert!(fleet.verify(cache.path(), &state).0);
@@ -452,7 +494,8 @@ fn three_hosts_verify_together_and_tampering_is_named() {
     let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
     w.delete(&newest).unwrap();
     for e in listed["manifest"]["entries"].as_array().unwrap() {
-        w.delete(&format!("three/gw-c/{}", e["key"].as_str().unwrap())).unwrap();
+        w.delete(&format!("three/gw-c/{}", e["key"].as_str().unwrap()))
+            .unwrap();
     }
     let (ok, text) = fleet.verify(cache.path(), &state);
     assert!(

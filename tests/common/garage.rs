@@ -15,8 +15,7 @@ use super::free_port;
 pub const WRITER_ID: &str = "GK0123456789abcdef01234567";
 pub const WRITER_SECRET: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 pub const AUDITOR_ID: &str = "GKfedcba9876543210fedcba98";
-pub const AUDITOR_SECRET: &str =
-    "2222222222222222222222222222222222222222222222222222222222222222";
+pub const AUDITOR_SECRET: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 pub const BUCKET: &str = "recordings";
 pub const REGION: &str = "garage";
 
@@ -49,7 +48,9 @@ impl Garage {
         let dir = tempfile::tempdir().unwrap();
         let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
         let config = dir.path().join("garage.toml");
-        let secret: String = (0..64).map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char).collect();
+        let secret: String = (0..64)
+            .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
+            .collect();
         std::fs::write(
             &config,
             format!(
@@ -88,9 +89,27 @@ admin_token = "{secret}"
         g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
         g.cli(&["layout", "apply", "--version", "1"]);
         g.cli(&["bucket", "create", BUCKET]);
-        g.cli(&["key", "import", "--yes", "-n", "writer", WRITER_ID, WRITER_SECRET]);
-        g.cli(&["key", "import", "--yes", "-n", "auditor", AUDITOR_ID, AUDITOR_SECRET]);
-        g.cli(&["bucket", "allow", "--read", "--write", BUCKET, "--key", "writer"]);
+        g.cli(&[
+            "key",
+            "import",
+            "--yes",
+            "-n",
+            "writer",
+            WRITER_ID,
+            WRITER_SECRET,
+        ]);
+        g.cli(&[
+            "key",
+            "import",
+            "--yes",
+            "-n",
+            "auditor",
+            AUDITOR_ID,
+            AUDITOR_SECRET,
+        ]);
+        g.cli(&[
+            "bucket", "allow", "--read", "--write", BUCKET, "--key", "writer",
+        ]);
         g.cli(&["bucket", "allow", "--read", BUCKET, "--key", "auditor"]);
         g.wait_s3();
         g
@@ -128,7 +147,11 @@ admin_token = "{secret}"
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "garage {args:?} failed: {text}\nlog:\n{}", self.log_text());
+        assert!(
+            out.status.success(),
+            "garage {args:?} failed: {text}\nlog:\n{}",
+            self.log_text()
+        );
         text
     }
 
@@ -149,7 +172,11 @@ admin_token = "{secret}"
             if out.status.success() && !text.is_empty() {
                 return text.split('@').next().unwrap().to_string();
             }
-            assert!(Instant::now() < deadline, "garage never answered; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "garage never answered; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -159,7 +186,11 @@ admin_token = "{secret}"
         let deadline = Instant::now() + Duration::from_secs(30);
         let b = self.writer();
         while b.list("").is_err() {
-            assert!(Instant::now() < deadline, "garage S3 API never came up; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "garage S3 API never came up; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
