@@ -351,9 +351,26 @@ fn kill_9_mid_upload_then_restart_resumes_and_nothing_is_lost() {
     }
     gw.gw.signal("KILL");
     gw.gw.wait_exit(Duration::from_secs(10)).unwrap();
+    // The worst moment to die: manifest versions in the bucket, but no mark
+    // and no journal entry for them yet. The restart must adopt those
+    // versions (not list their segments twice) and upload the rest.
+    let rec = gw.gw.recordings.clone();
+    let _ = std::fs::remove_file(rec.join("upload-journal.json"));
+    for p in std::fs::read_dir(rec.join("shard-0")).unwrap() {
+        let p = p.unwrap().path();
+        if p.to_string_lossy().ends_with(".uploaded") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
     restart(&mut gw);
     markers.extend(sessions(&gw, "after", 2));
     stop(&mut gw);
+    assert!(
+        gw.gw
+            .log_text()
+            .contains("adopted a manifest version written before a restart"),
+        "the restart did not adopt the bucket's manifest versions"
+    );
     // After the clean stop every sealed segment is in the bucket.
     let cache = tempfile::tempdir().unwrap();
     let state = cache.path().join("heads.json");
@@ -475,7 +492,7 @@ fn three_hosts_verify_together_and_tampering_is_named() {
         "{text}"
     );
     assert!(
-        !text.contains("host gw-a:"),
+        !text.contains("PROBLEM: host gw-a"),
         "the restored object passes: {text}"
     );
     altered[100] ^= 0x20;
