@@ -575,6 +575,11 @@ impl Work {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
+        // No session yet: nothing to list (and an empty PUT may go without
+        // the Content-Length some stores insist on).
+        if data.is_empty() {
+            return Ok(());
+        }
         let rel = format!(
             "{}/{INDEX_FILE}",
             tollgate_recorder::format::shard_dir_name(shard)
