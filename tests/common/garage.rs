@@ -159,9 +159,28 @@ admin_token = "{secret}"
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The node's id, once the server answers over RPC (`node id` alone is
+    /// local: it answers before the server listens).
     fn wait_node_id(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            let up = Command::new(garage_bin())
+                .arg("-c")
+                .arg(&self.config)
+                .arg("status")
+                .output()
+                .unwrap()
+                .status
+                .success();
+            if !up {
+                assert!(
+                    Instant::now() < deadline,
+                    "garage never answered; log:\n{}",
+                    self.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             let out = Command::new(garage_bin())
                 .arg("-c")
                 .arg(&self.config)
