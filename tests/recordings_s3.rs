@@ -164,6 +164,19 @@ fn local_segments(gw: &PgGateway) -> Vec<PathBuf> {
     v
 }
 
+/// Waits until the writer sealed the active segment and opened a new one
+/// (`segment_max_age` is 1 s): the next sessions land in a new segment.
+fn wait_for_roll(gw: &PgGateway) {
+    let newest = || local_segments(gw).last().cloned();
+    let before = newest();
+    assert_eventually!(
+        newest() > before,
+        Duration::from_secs(20),
+        "the segment never rolled; log:\n{}",
+        gw.gw.log_text()
+    );
+}
+
 fn stop(gw: &mut PgGateway) {
     gw.gw.signal("TERM");
     assert!(
@@ -231,8 +244,7 @@ fn sessions_are_uploaded_and_local_copies_go_only_once_confirmed() {
     let mut markers = Vec::new();
     for round in 0..3 {
         markers.extend(sessions(&gw, &format!("r{round}"), 3));
-        // Let the 1 s segment age pass so the next sessions land in a new segment.
-        std::thread::sleep(Duration::from_millis(1100));
+        wait_for_roll(&gw);
     }
     assert_eventually!(
         fleet.segment_keys("gw-basic").len() >= 2 && fleet.manifest_versions("gw-basic") >= 1,
@@ -336,7 +348,7 @@ fn kill_9_mid_upload_then_restart_resumes_and_nothing_is_lost() {
     let fleet = Fleet::new("crash");
     let mut gw = fleet.gateway("s3_crash", "gw-crash");
     let mut markers = sessions(&gw, "before", 3);
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_for_roll(&gw);
     markers.extend(sessions(&gw, "before2", 3));
     assert_eventually!(
         fleet.manifest_versions("gw-crash") >= 1,
@@ -347,7 +359,7 @@ fn kill_9_mid_upload_then_restart_resumes_and_nothing_is_lost() {
     // More sealed segments, and a kill while the uploader is at them.
     for i in 0..3 {
         markers.extend(sessions(&gw, &format!("during{i}"), 2));
-        std::thread::sleep(Duration::from_millis(1050));
+        wait_for_roll(&gw);
     }
     gw.gw.signal("KILL");
     gw.gw.wait_exit(Duration::from_secs(10)).unwrap();
@@ -403,7 +415,7 @@ fn a_store_outage_builds_a_backlog_that_drains_when_it_returns() {
     let mut markers = Vec::new();
     for i in 0..3 {
         markers.extend(sessions(&gw, &format!("down{i}"), 2));
-        std::thread::sleep(Duration::from_millis(1050));
+        wait_for_roll(&gw);
     }
     assert_eventually!(
         metric(&gw, "tollgate_recording_upload_backlog_segments").unwrap_or(0.0) >= 2.0
@@ -449,7 +461,9 @@ fn three_hosts_verify_together_and_tampering_is_named() {
         for (gw, h) in gws.iter().zip(hosts) {
             sessions(gw, &format!("{h}_{round}"), 2);
         }
-        std::thread::sleep(Duration::from_millis(1100));
+        for gw in &gws {
+            wait_for_roll(gw);
+        }
     }
     for gw in &mut gws {
         stop(gw);
