@@ -95,6 +95,24 @@ pub fn run(opts: RunOptions) -> ExitCode {
             }
         },
     };
+    let uploader = match (&config.upload, &recorder_config) {
+        (Some(u), Some(rc)) => {
+            let key = rc.signing_key.clone().unwrap_or_default();
+            match crate::objstore::uploader::Uploader::start(u.clone(), rc.dir.clone(), &key) {
+                Ok(up) => {
+                    metrics.attach_upload(up.status());
+                    Some(up)
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start the recording uploader");
+                    eprintln!("error: recorder.upload: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let upload_status = uploader.as_ref().map(|u| u.status());
     let recorders: Vec<ShardRecorder> = match &recorder {
         None => Vec::new(),
         Some(r) => (0..config.engine.shards as u32)
@@ -155,7 +173,19 @@ pub fn run(opts: RunOptions) -> ExitCode {
         .with_readiness(Arc::new({
             let control = control.clone();
             let recorders = recorders.clone();
-            move || readiness(&control, &recorders)
+            move || {
+                let mut checks = readiness(&control, &recorders);
+                if let Some(u) = &upload_status {
+                    // Degraded, not unready: sessions keep recording to disk.
+                    let (_degraded, detail) = u.ready_detail();
+                    checks.push(ReadyCheck {
+                        name: "upload".into(),
+                        ok: true,
+                        detail,
+                    });
+                }
+                checks
+            }
         }))
         .with_audit(Arc::new(RecorderAudit {
             recorders: recorders.clone(),
@@ -207,6 +237,10 @@ pub fn run(opts: RunOptions) -> ExitCode {
         && let Err(e) = r.shutdown()
     {
         error!(error = %e, "recorder did not close cleanly");
+    }
+    // After the recorder sealed its last segments: one more pass ships them.
+    if let Some(u) = uploader {
+        u.shutdown(UPLOAD_SHUTDOWN_GRACE);
     }
     info!("tollgate stopped");
     ExitCode::SUCCESS
@@ -264,6 +298,10 @@ fn serve_until_stopped(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How long a stopping gateway gives the uploader for its last pass (what
+/// it does not finish, the next start uploads).
+const UPLOAD_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How long past the shutdown grace the shards get to end what they killed
 /// (a shard waits 5 s for killed sessions to unwind) before the process

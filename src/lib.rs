@@ -17,6 +17,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod mysql;
+pub mod objstore;
 pub mod pg;
 pub mod pipeline;
 pub mod policy;

@@ -184,6 +184,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
     pub recorder: Option<tollgate_recorder::RecorderConfig>,
+    /// `[recorder.upload]`: sealed segments to object storage.
+    pub upload: Option<crate::objstore::UploadConfig>,
     pub admin: admin::AdminConfig,
     /// Message sizes, memory budgets, frame timeout (`[limits]`).
     pub limits: crate::limits::LimitsConfig,
@@ -226,7 +228,7 @@ impl Config {
         })?;
         let v = Validator { file: &file, text };
         let engine = v.engine(raw.engine)?;
-        let recorder = v.recorder(raw.recorder)?;
+        let (recorder, upload) = v.recorder(raw.recorder)?;
         let admin = raw.admin.unwrap_or_default();
         if let Err(e) = admin.validate() {
             return Err(v.invalid(
@@ -263,6 +265,7 @@ impl Config {
             engine,
             identity,
             recorder,
+            upload,
             admin,
             limits,
             targets,
