@@ -69,14 +69,24 @@ impl Fleet {
     /// A control database `ctl_<name>` on `ctl`, a target database with a
     /// table `held`, a signing key every host trusts.
     fn new(ctl: &'static Cluster, name: &str) -> Fleet {
-        if ctl.try_sql("postgres", &format!("select 1 from pg_roles where rolname = '{CTL_ROLE}'")).as_deref() != Some("1") {
+        if ctl
+            .try_sql(
+                "postgres",
+                &format!("select 1 from pg_roles where rolname = '{CTL_ROLE}'"),
+            )
+            .as_deref()
+            != Some("1")
+        {
             ctl.sql(
                 "postgres",
                 &format!("CREATE ROLE {CTL_ROLE} LOGIN PASSWORD '{CTL_PASSWORD}'"),
             );
         }
         let ctl_db = format!("ctl_{name}");
-        ctl.sql("postgres", &format!("CREATE DATABASE {ctl_db} OWNER {CTL_ROLE}"));
+        ctl.sql(
+            "postgres",
+            &format!("CREATE DATABASE {ctl_db} OWNER {CTL_ROLE}"),
+        );
         let target_db = format!("db_{name}");
         let target_role = format!("app_{name}");
         cluster().create_db(&target_db, &target_role, &format!("Stored-{name}-pw"));
@@ -93,11 +103,7 @@ impl Fleet {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         std::fs::write(dir.path().join("ctl.pw"), format!("{CTL_PASSWORD}\n")).unwrap();
-        std::fs::write(
-            dir.path().join("target.pw"),
-            format!("Stored-{name}-pw\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("target.pw"), format!("Stored-{name}-pw\n")).unwrap();
         Fleet {
             ctl,
             ctl_db,
@@ -266,7 +272,10 @@ impl Host {
 
     fn readyz(&self) -> Value {
         let out = Command::new("curl")
-            .args(["-s", &format!("http://127.0.0.1:{}/readyz", self.gw.admin_port)])
+            .args([
+                "-s",
+                &format!("http://127.0.0.1:{}/readyz", self.gw.admin_port),
+            ])
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
@@ -292,6 +301,18 @@ fn exited_within(child: &mut Child, d: Duration) -> bool {
     child.try_wait().unwrap().is_some()
 }
 
+/// Poll `f` until it yields a value; panic saying `what` after `d`.
+fn wait_for<T>(what: &str, d: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + d;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The pending approval requests the fleet shows through `h`.
 fn pending(h: &Host) -> Vec<Value> {
     h.cli_json(&["approvals", "list"])["approvals"]
@@ -307,15 +328,10 @@ fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
     let _h2 = f.host("h2");
     let h3 = f.host("h3");
     let mut held = f.psql_spawn(&h1, &f.token("alice"), "insert into held values (42)");
-    let mut list = Vec::new();
-    assert_eventually!(
-        {
-            list = pending(&h3);
-            !list.is_empty()
-        },
+    let list = wait_for(
+        "host 3 never saw host 1's request",
         Duration::from_secs(15),
-        "host 3 never saw host 1's request; h1 log:\n{}",
-        h1.gw.log_text()
+        || Some(pending(&h3)).filter(|l| !l.is_empty()),
     );
     let id = list[0]["id"].as_u64().unwrap().to_string();
     assert_eq!(list[0]["requester"], "alice");
@@ -389,26 +405,24 @@ fn the_fleet_list_shows_every_host_a_kill_reaches_another_host_and_a_dead_host_l
     let h2 = f.host("h2");
     let mut a = f.sleeping_session(&h1, &f.token("carol"), 60);
     let _b = f.sleeping_session(&h1, &f.token("dave"), 61);
-    let mut sessions = Vec::new();
-    assert_eventually!(
-        {
-            sessions = h2.cli_json(&["sessions", "list"])["sessions"]
+    let sessions = wait_for(
+        "host 2 does not list host 1's two sessions",
+        Duration::from_secs(10),
+        || {
+            h2.cli_json(&["sessions", "list"])["sessions"]
                 .as_array()
                 .cloned()
-                .unwrap_or_default();
-            sessions.len() == 2
+                .filter(|s| s.len() == 2)
         },
-        Duration::from_secs(10),
-        "host 2 does not list host 1's sessions: {sessions:?}"
     );
     assert!(sessions.iter().all(|s| s["host"] == "h1"), "{sessions:?}");
     let (ok, table) = h2.cli(&["sessions", "list"]);
-    assert!(ok && table.contains("HOST") && table.contains("h1"), "{table}");
+    assert!(
+        ok && table.contains("HOST") && table.contains("h1"),
+        "{table}"
+    );
     // Kill carol's session from host 2.
-    let carol = sessions
-        .iter()
-        .find(|s| s["subject"] == "carol")
-        .unwrap()["id"]
+    let carol = sessions.iter().find(|s| s["subject"] == "carol").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -437,15 +451,9 @@ fn reviewers_racing_on_one_approval_record_exactly_one_decision() {
     let f = Fleet::new(control(), "race");
     let hosts = [f.host("h1"), f.host("h2"), f.host("h3")];
     let mut held = f.psql_spawn(&hosts[0], &f.token("erin"), "insert into held values (7)");
-    let mut list = Vec::new();
-    assert_eventually!(
-        {
-            list = pending(&hosts[1]);
-            !list.is_empty()
-        },
-        Duration::from_secs(15),
-        "no request"
-    );
+    let list = wait_for("no request", Duration::from_secs(15), || {
+        Some(pending(&hosts[1])).filter(|l| !l.is_empty())
+    });
     let id = list[0]["id"].as_u64().unwrap().to_string();
     let won = AtomicUsize::new(0);
     let told = AtomicUsize::new(0);
@@ -568,7 +576,10 @@ fn the_control_database_stopped_under_load_leaves_the_data_path_alone_and_hosts_
     assert!(!ok && out.contains("not stored"), "{out}");
     let before = ok_n.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(1));
-    assert!(ok_n.load(Ordering::SeqCst) > before, "the data path stalled");
+    assert!(
+        ok_n.load(Ordering::SeqCst) > before,
+        "the data path stalled"
+    );
     ctl.start_again();
     assert_eventually!(
         h1.cluster_check().starts_with("connected"),
@@ -599,7 +610,11 @@ fn the_control_database_stopped_under_load_leaves_the_data_path_alone_and_hosts_
     );
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
-    assert_eq!(fail_n.load(Ordering::SeqCst), 0, "sessions failed while the control database was down");
+    assert_eq!(
+        fail_n.load(Ordering::SeqCst),
+        0,
+        "sessions failed while the control database was down"
+    );
     assert!(ok_n.load(Ordering::SeqCst) > 5);
     // The password never reached a log.
     assert!(!h1.gw.log_text().contains(CTL_PASSWORD));
@@ -630,7 +645,10 @@ fn migrate_twice_is_idempotent_and_a_newer_schema_is_refused() {
     assert!(ok && out.contains("from version 0 to 1"), "{out}");
     let (ok, out) = migrate();
     assert!(ok && out.contains("already at version 1"), "{out}");
-    assert_eq!(f.ctl_sql("select count(*) from tollgate_schema_version"), "1");
+    assert_eq!(
+        f.ctl_sql("select count(*) from tollgate_schema_version"),
+        "1"
+    );
     let out = Command::new(tollgate_bin())
         .args(["check", "--config"])
         .arg(&cfg)
@@ -638,16 +656,27 @@ fn migrate_twice_is_idempotent_and_a_newer_schema_is_refused() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("cluster: host m1 (control database: TLS, certificate and host name verified)"),
+        text.contains(
+            "cluster: host m1 (control database: TLS, certificate and host name verified)"
+        ),
         "{text}"
     );
     f.ctl_sql("insert into tollgate_schema_version (version) values (99)");
     let (ok, out) = migrate();
-    assert!(!ok && out.contains("version 99, newer than this tollgate knows"), "{out}");
+    assert!(
+        !ok && out.contains("version 99, newer than this tollgate knows"),
+        "{out}"
+    );
     let mut gw = Gateway::spawn(&f.config("m2", CTL_ROLE));
-    let status = gw.wait_exit(Duration::from_secs(20)).expect("started on a newer schema");
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("started on a newer schema");
     assert!(!status.success());
-    assert!(gw.log_text().contains("newer than this tollgate knows"), "{}", gw.log_text());
+    assert!(
+        gw.log_text().contains("newer than this tollgate knows"),
+        "{}",
+        gw.log_text()
+    );
 }
 
 /// Not a test (it asserts nothing on time): the measurements for
@@ -663,7 +692,10 @@ fn measure_revocation_latency_across_hosts() {
     f.reconcile = "60s";
     let h1 = f.host("h1");
     let h2 = f.host("h2");
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let sub = format!("victim{i}");
@@ -672,7 +704,14 @@ fn measure_revocation_latency_across_hosts() {
         let url = format!("http://127.0.0.1:{}/v1/revocations", h2.gw.admin_port);
         let t = Instant::now();
         let out = Command::new("curl")
-            .args(["-s", "-f", "-X", "POST", "-H", "Content-Type: application/json"])
+            .args([
+                "-s",
+                "-f",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+            ])
             .args(["-d", &body, &url])
             .output()
             .unwrap();
@@ -681,7 +720,8 @@ fn measure_revocation_latency_across_hosts() {
         samples.push(t.elapsed());
     }
     samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    let pct =
+        |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
     println!(
         "revocation latency across hosts, N={n}: p50 {:?} p99 {:?} max {:?} (from the POST on host 2 to host 1's session gone)",
         pct(0.50),
@@ -712,15 +752,29 @@ fn measure_statements_per_second_with_and_without_cluster() {
     let secs = std::env::var("SECS").unwrap_or_else(|_| "10".into());
     let run = |port: u16| -> f64 {
         let out = Command::new("pgbench")
-            .args(["-n", "-c", "8", "-j", "2", "-T", &secs, "-M", "simple", "-f"])
+            .args([
+                "-n", "-c", "8", "-j", "2", "-T", &secs, "-M", "simple", "-f",
+            ])
             .arg(&script)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "ci-job", &f.target_db])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "ci-job",
+                &f.target_db,
+            ])
             .env("PGPASSWORD", &token)
             .env("PGSSLMODE", "disable")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         text.lines()
             .find(|l| l.starts_with("tps = "))
             .and_then(|l| l.split_whitespace().nth(2))
@@ -730,6 +784,9 @@ fn measure_statements_per_second_with_and_without_cluster() {
     for round in 0..3 {
         let a = run(without_port);
         let b = run(with.port);
-        println!("round {round}: without [cluster] {a:.0} tps, with [cluster] {b:.0} tps ({:.3}x)", b / a);
+        println!(
+            "round {round}: without [cluster] {a:.0} tps, with [cluster] {b:.0} tps ({:.3}x)",
+            b / a
+        );
     }
 }

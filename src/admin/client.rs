@@ -548,18 +548,19 @@ fn print_sessions(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
         .iter()
         .map(|s| {
             let host = fleet.then(|| text(&s["host"]));
-            host.into_iter().chain([
-                text(&s["id"]),
-                text(&s["shard"]),
-                text(&s["target"]),
-                text(&s["subject"]),
-                text(&s["client"]),
-                age(&s["started_ms"]),
-                text(&s["bytes_up"]),
-                text(&s["bytes_down"]),
-                short(&text(&s["current_statement"]), 50),
-            ])
-            .collect()
+            host.into_iter()
+                .chain([
+                    text(&s["id"]),
+                    text(&s["shard"]),
+                    text(&s["target"]),
+                    text(&s["subject"]),
+                    text(&s["client"]),
+                    age(&s["started_ms"]),
+                    text(&s["bytes_up"]),
+                    text(&s["bytes_down"]),
+                    short(&text(&s["current_statement"]), 50),
+                ])
+                .collect()
         })
         .collect();
     if let Some(note) = v["fleet"].as_str().filter(|n| *n != "ok") {
@@ -574,15 +575,15 @@ fn print_sessions(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
         &[
             host_col,
             &[
-            "ID",
-            "SHARD",
-            "TARGET",
-            "SUBJECT",
-            "CLIENT",
-            "AGE",
-            "BYTES UP",
-            "BYTES DOWN",
-            "STATEMENT",
+                "ID",
+                "SHARD",
+                "TARGET",
+                "SUBJECT",
+                "CLIENT",
+                "AGE",
+                "BYTES UP",
+                "BYTES DOWN",
+                "STATEMENT",
             ],
         ]
         .concat(),

@@ -85,7 +85,10 @@ pub(super) fn kill(state: &AdminState, fleet: &Cluster, who: &Principal, raw: &s
                 &object,
                 &format!("asked {host}, not confirmed"),
             );
-            Reply::json(202, &json!({ "killed": 0, "host": host, "requested": true }))
+            Reply::json(
+                202,
+                &json!({ "killed": 0, "host": host, "requested": true }),
+            )
         }
         Ok(RemoteKill::NotFound) => {
             state.audit(&who.subject, "kill", &object, "ended 0");

@@ -33,6 +33,10 @@ const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 const MAX_PASSWORD_FILE: u64 = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Rows read at once: the control database is shared infrastructure, but
+/// what it returns is still bounded before this host holds it.
+const MAX_REVOCATIONS: usize = crate::admin::store::MAX_ENTRIES;
+const MAX_LISTED: usize = 10_000;
 /// How long a kill for another host waits for that host to confirm.
 const KILL_WAIT: Duration = Duration::from_secs(3);
 
@@ -163,14 +167,17 @@ async fn register(
     Ok(!rows.is_empty())
 }
 
-async fn load_revocations(client: &Client, cfg: &ClusterConfig) -> Result<Vec<AdminRevocation>, String> {
+async fn load_revocations(
+    client: &Client,
+    cfg: &ClusterConfig,
+) -> Result<Vec<AdminRevocation>, String> {
     let rows = q(
         cfg.query_timeout,
         client.query(
             &format!(
                 "SELECT {REVOCATION_COLUMNS} FROM tollgate_revocations
                  WHERE lifted_ms IS NULL AND (until_ms IS NULL OR until_ms > {NOW_MS})
-                 ORDER BY id"
+                 ORDER BY id LIMIT {MAX_REVOCATIONS}"
             ),
             &[],
         ),
@@ -212,8 +219,10 @@ pub fn prepare(cfg: &ClusterConfig) -> Result<Prepared, PrepareError> {
         // Rows an earlier run of this host left (it died without cleaning up).
         q(
             cfg.query_timeout,
-            conn.client
-                .execute("DELETE FROM tollgate_sessions WHERE host_id = $1", &[&host_id]),
+            conn.client.execute(
+                "DELETE FROM tollgate_sessions WHERE host_id = $1",
+                &[&host_id],
+            ),
         )
         .await
         .map_err(PrepareError::Other)?;
@@ -319,7 +328,10 @@ impl Ctx {
             if connected {
                 info!("control database connected");
             } else {
-                warn!(error = error.as_deref().unwrap_or(""), "control database unreachable: cluster degraded");
+                warn!(
+                    error = error.as_deref().unwrap_or(""),
+                    "control database unreachable: cluster degraded"
+                );
             }
         }
         s.connected = connected;
@@ -438,7 +450,12 @@ impl Agent {
         }
     }
 
-    async fn on_notice(&mut self, client: &Arc<Client>, channel: &str, payload: &str) -> Result<(), String> {
+    async fn on_notice(
+        &mut self,
+        client: &Arc<Client>,
+        channel: &str,
+        payload: &str,
+    ) -> Result<(), String> {
         if channel == FLEET_CHANNEL {
             if payload == "revocations" {
                 self.reload_revocations(client).await?;
@@ -546,7 +563,7 @@ impl Agent {
             self.ctx.qt(),
             client.query(
                 "SELECT id, kind, session_id FROM tollgate_commands
-                 WHERE host_id = $1 AND done_at IS NULL ORDER BY id",
+                 WHERE host_id = $1 AND done_at IS NULL ORDER BY id LIMIT 1000",
                 &[&self.ctx.host()],
             ),
         )
@@ -595,7 +612,10 @@ impl Agent {
         )
         .await?;
         if n == 0 && !register(client, ctx.cfg(), ctx.host(), &ctx.instance).await? {
-            return Err(format!("host_id {:?} was taken by another tollgate", ctx.host()));
+            return Err(format!(
+                "host_id {:?} was taken by another tollgate",
+                ctx.host()
+            ));
         }
         let control = ctx.control.clone();
         let local = tokio::task::spawn_blocking(move || control.list_sessions())
@@ -742,7 +762,11 @@ impl Agent {
         Ok(())
     }
 
-    async fn revoke(&mut self, client: &Client, r: &AdminRevocation) -> Result<AdminRevocation, String> {
+    async fn revoke(
+        &mut self,
+        client: &Client,
+        r: &AdminRevocation,
+    ) -> Result<AdminRevocation, String> {
         let row = q(
             self.ctx.qt(),
             client.query_one(
@@ -775,7 +799,12 @@ impl Agent {
         Ok(stored)
     }
 
-    async fn lift(&mut self, client: &Client, id: u64, by: &str) -> Result<Option<AdminRevocation>, String> {
+    async fn lift(
+        &mut self,
+        client: &Client,
+        id: u64,
+        by: &str,
+    ) -> Result<Option<AdminRevocation>, String> {
         let rows = q(
             self.ctx.qt(),
             client.query(
@@ -811,7 +840,9 @@ fn refuse(req: Req, why: &str) {
             ..
         } => warn!(
             actor,
-            action, object, "admin action not written to the fleet audit (control database unavailable); it is in this host's recording"
+            action,
+            object,
+            "admin action not written to the fleet audit (control database unavailable); it is in this host's recording"
         ),
         Req::Revoke(_, r) => {
             let _ = r.try_send(Err(e()));
@@ -837,7 +868,11 @@ fn refuse(req: Req, why: &str) {
     }
 }
 
-async fn insert_approval(ctx: &Ctx, client: &Client, v: &crate::approvals::ApprovalView) -> Result<(), String> {
+async fn insert_approval(
+    ctx: &Ctx,
+    client: &Client,
+    v: &crate::approvals::ApprovalView,
+) -> Result<(), String> {
     q(
         ctx.qt(),
         client.execute(
@@ -872,7 +907,7 @@ async fn remote_sessions(ctx: &Ctx, client: &Client) -> Result<Vec<serde_json::V
             &format!(
                 "SELECT {SESSION_COLUMNS} FROM tollgate_sessions JOIN tollgate_hosts USING (host_id)
                  WHERE host_id <> $1 AND heartbeat_at >= now() - make_interval(secs => $2)
-                 ORDER BY host_id, started_ms"
+                 ORDER BY host_id, started_ms LIMIT {MAX_LISTED}"
             ),
             &[&ctx.host(), &ctx.cfg().host_timeout.as_secs_f64()],
         ),
@@ -894,7 +929,12 @@ async fn kill_remote(
             "SELECT host_id FROM tollgate_sessions JOIN tollgate_hosts USING (host_id)
              WHERE session_id = $1 AND ($2::text IS NULL OR host_id = $2) AND host_id <> $3
                AND heartbeat_at >= now() - make_interval(secs => $4)",
-            &[&session, &host, &ctx.host(), &ctx.cfg().host_timeout.as_secs_f64()],
+            &[
+                &session,
+                &host,
+                &ctx.host(),
+                &ctx.cfg().host_timeout.as_secs_f64(),
+            ],
         ),
     )
     .await?;
@@ -938,13 +978,16 @@ async fn kill_remote(
     Ok(RemoteKill::Sent { host: owner })
 }
 
-async fn pending_approvals(ctx: &Ctx, client: &Client) -> Result<Vec<crate::approvals::ApprovalView>, String> {
+async fn pending_approvals(
+    ctx: &Ctx,
+    client: &Client,
+) -> Result<Vec<crate::approvals::ApprovalView>, String> {
     let rows = q(
         ctx.qt(),
         client.query(
             &format!(
                 "SELECT {APPROVAL_COLUMNS}, {NOW_MS} FROM tollgate_approvals
-                 WHERE state = 'pending' AND expires_ms > {NOW_MS} ORDER BY created_ms"
+                 WHERE state = 'pending' AND expires_ms > {NOW_MS} ORDER BY created_ms LIMIT {MAX_LISTED}"
             ),
             &[],
         ),
@@ -958,7 +1001,11 @@ async fn pending_approvals(ctx: &Ctx, client: &Client) -> Result<Vec<crate::appr
         .collect()
 }
 
-async fn approval(ctx: &Ctx, client: &Client, id: u64) -> Result<Option<crate::approvals::ApprovalView>, String> {
+async fn approval(
+    ctx: &Ctx,
+    client: &Client,
+    id: u64,
+) -> Result<Option<crate::approvals::ApprovalView>, String> {
     let row = q(
         ctx.qt(),
         client.query_opt(
@@ -983,7 +1030,9 @@ async fn decide(
     d: &Decision,
 ) -> Result<Result<crate::approvals::ApprovalView, FleetDecideError>, String> {
     let Some(view) = approval(ctx, client, d.id).await? else {
-        return Ok(Err(FleetDecideError::Decide(DecideError::NotFound { id: d.id })));
+        return Ok(Err(FleetDecideError::Decide(DecideError::NotFound {
+            id: d.id,
+        })));
     };
     if view.state != ApprovalState::Pending {
         return Ok(Err(FleetDecideError::Lost {
@@ -1010,13 +1059,18 @@ async fn decide(
         })));
     }
     let (state, reason) = if d.approve {
-        ("approved", d.reason.clone().unwrap_or_else(|| "approved".into()))
+        (
+            "approved",
+            d.reason.clone().unwrap_or_else(|| "approved".into()),
+        )
     } else {
-        ("denied", d.reason.clone().unwrap_or_else(|| "denied".into()))
+        (
+            "denied",
+            d.reason.clone().unwrap_or_else(|| "denied".into()),
+        )
     };
     let grant_ms: Option<i64> = if d.approve {
-        d.grant
-            .map(|g| i64_of(epoch_ms(SystemTime::now() + g)))
+        d.grant.map(|g| i64_of(epoch_ms(SystemTime::now() + g)))
     } else {
         None
     };
@@ -1059,7 +1113,11 @@ async fn decide(
                     v.decided_by.unwrap_or_else(|| "tollgate".into()),
                 )
             });
-            Ok(Err(FleetDecideError::Lost { id: d.id, state, by }))
+            Ok(Err(FleetDecideError::Lost {
+                id: d.id,
+                state,
+                by,
+            }))
         }
     }
 }

@@ -67,9 +67,14 @@ pub enum RemoteKill {
     /// The same session id is live on several hosts: name one (`host:id`).
     Ambiguous(Vec<String>),
     /// The owning host ended `killed` sessions.
-    Done { host: String, killed: i64 },
+    Done {
+        host: String,
+        killed: i64,
+    },
     /// Asked, but the owning host did not confirm in time.
-    Sent { host: String },
+    Sent {
+        host: String,
+    },
 }
 
 /// A reviewer's decision, as sent to the agent.
@@ -172,7 +177,9 @@ impl Cluster {
     /// Queue without waiting; a full queue drops (logged).
     fn queue(&self, req: Req) {
         if self.shared.tx.try_send(req).is_err() {
-            tracing::warn!("cluster agent queue full or stopped: a control-state update was dropped");
+            tracing::warn!(
+                "cluster agent queue full or stopped: a control-state update was dropped"
+            );
         }
     }
 

@@ -100,7 +100,9 @@ pub enum SchemaError {
          ({SCHEMA_VERSION}): upgrade tollgate on this host (nothing was changed)"
     )]
     Newer { found: i32 },
-    #[error("the control database's schema is version {found}, older than {SCHEMA_VERSION}: run `tollgate cluster migrate`")]
+    #[error(
+        "the control database's schema is version {found}, older than {SCHEMA_VERSION}: run `tollgate cluster migrate`"
+    )]
     Older { found: i32 },
     #[error("control database: {0}")]
     Db(#[from] tokio_postgres::Error),

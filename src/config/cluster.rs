@@ -263,7 +263,9 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(e.field, "database_url");
-        let e = cfg("postgres://tg:hunter2@127.0.0.1/c").validate().unwrap_err();
+        let e = cfg("postgres://tg:hunter2@127.0.0.1/c")
+            .validate()
+            .unwrap_err();
         assert!(e.message.contains("password_file"), "{e}");
         assert!(!e.to_string().contains("hunter2"));
     }

@@ -107,10 +107,8 @@ impl Cluster {
         restartable: bool,
     ) -> Option<Cluster> {
         let bin = pg_bin();
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-pg-{}{tag}-{attempt}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-pg-{}{tag}-{attempt}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Command::new("chown")
