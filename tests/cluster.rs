@@ -404,7 +404,7 @@ fn the_fleet_list_shows_every_host_a_kill_reaches_another_host_and_a_dead_host_l
     let mut h1 = f.host("h1");
     let h2 = f.host("h2");
     let mut a = f.sleeping_session(&h1, &f.token("carol"), 60);
-    let _b = f.sleeping_session(&h1, &f.token("dave"), 61);
+    let mut b = f.sleeping_session(&h1, &f.token("dave"), 61);
     let sessions = wait_for(
         "host 2 does not list host 1's two sessions",
         Duration::from_secs(10),
@@ -444,6 +444,8 @@ fn the_fleet_list_shows_every_host_a_kill_reaches_another_host_and_a_dead_host_l
         Duration::from_secs(10),
         "host 1's rows were never swept"
     );
+    // Its gateway gone, dave's psql ended too.
+    assert!(exited_within(&mut b, Duration::from_secs(5)));
 }
 
 #[test]
