@@ -701,7 +701,7 @@ fn measure_revocation_latency_across_hosts() {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let sub = format!("victim{i}");
-        let mut live = f.sleeping_session(&h1, &f.token(&sub), 60);
+        let mut live = f.sleeping_session(&h1, &f.token(&sub), 100 + i as u32);
         let body = format!("{{\"subject\":\"{sub}\"}}");
         let url = format!("http://127.0.0.1:{}/v1/revocations", h2.gw.admin_port);
         let t = Instant::now();
