@@ -336,6 +336,10 @@ fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
     let id = list[0]["id"].as_u64().unwrap().to_string();
     assert_eq!(list[0]["requester"], "alice");
     assert_eq!(f.target_sql("select count(*) from held"), "0");
+    // The requester never decides, even as a reviewer on another host.
+    let own = mint(&f.key, "alice", "reviewers", "10m", None);
+    let (ok, out) = h3.cli(&["approvals", "approve", &id, "--token", &own]);
+    assert!(!ok && out.contains("alice requested approval"), "{out}");
     let (ok, out) = h3.cli(&["approvals", "approve", &id, "--reason", "checked"]);
     assert!(ok, "{out}");
     assert!(exited_within(&mut held, Duration::from_secs(10)));
@@ -352,8 +356,9 @@ fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
     // The audit row is queued to the agent: it lands a moment later.
     assert_eventually!(
         f.ctl_sql(&format!(
-            "select host_id || ' ' || action from tollgate_audit where object = 'approval/{id}'"
-        )) == "h3 approve",
+            "select host_id || ' ' || action || ' ' || actor from tollgate_audit \
+             where object = 'approval/{id}' order by id"
+        )) == "h3 approve alice\nh3 approve local-admin",
         Duration::from_secs(5),
         "no audit row for the approval"
     );
