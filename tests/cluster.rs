@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -325,7 +326,7 @@ fn pending(h: &Host) -> Vec<Value> {
 fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
     let f = Fleet::new(control(), "approve");
     let h1 = f.host("h1");
-    let _h2 = f.host("h2");
+    let h2 = f.host("h2");
     let h3 = f.host("h3");
     let mut held = f.psql_spawn(&h1, &f.token("alice"), "insert into held values (42)");
     let list = wait_for(
@@ -340,7 +341,15 @@ fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
     let own = mint(&f.key, "alice", "reviewers", "10m", None);
     let (ok, out) = h3.cli(&["approvals", "approve", &id, "--token", &own]);
     assert!(!ok && out.contains("alice requested approval"), "{out}");
-    let (ok, out) = h3.cli(&["approvals", "approve", &id, "--reason", "checked"]);
+    let (ok, out) = h3.cli(&[
+        "approvals",
+        "approve",
+        &id,
+        "--reason",
+        "checked",
+        "--grant-minutes",
+        "10",
+    ]);
     assert!(ok, "{out}");
     assert!(exited_within(&mut held, Duration::from_secs(10)));
     let out = held.wait_with_output().unwrap();
@@ -362,6 +371,21 @@ fn an_approval_asked_on_host_1_is_approved_through_host_3s_cli() {
         Duration::from_secs(5),
         "no audit row for the approval"
     );
+    // The grant holds on every host: alice's next insert through host 2 is
+    // not held, once host 2 has read the grant (its next reconcile).
+    wait_for(
+        "host 2 never learned the grant",
+        Duration::from_secs(10),
+        || {
+            h2.cli_json(&["approvals", "grants"])["grants"]
+                .as_array()
+                .filter(|g| !g.is_empty())
+                .cloned()
+        },
+    );
+    let (ok, out) = f.psql(&h2, &f.token("alice"), "insert into held values (43)");
+    assert!(ok, "{out}");
+    assert_eq!(f.target_sql("select count(*) from held"), "2");
     // Deciding again is refused and says who won.
     let (ok, out) = h1.cli(&["approvals", "deny", &id, "--reason", "late"]);
     assert!(!ok);
@@ -462,29 +486,39 @@ fn reviewers_racing_on_one_approval_record_exactly_one_decision() {
         Some(pending(&hosts[1])).filter(|l| !l.is_empty())
     });
     let id = list[0]["id"].as_u64().unwrap().to_string();
+    // 24 reviewers, 8 on each host, released at once: every request is
+    // connected and written before any is answered.
     let won = AtomicUsize::new(0);
     let told = AtomicUsize::new(0);
+    let gate = std::sync::Barrier::new(24);
     std::thread::scope(|s| {
-        for i in 0..12 {
-            let (h, id, won, told) = (&hosts[i % 3], &id, &won, &told);
+        for i in 0..24 {
+            let (h, id, won, told, gate) = (&hosts[i % 3], &id, &won, &told, &gate);
             s.spawn(move || {
-                let args: Vec<&str> = if i % 2 == 0 {
-                    vec!["approvals", "approve", id]
-                } else {
-                    vec!["approvals", "deny", id, "--reason", "no"]
-                };
-                let (ok, out) = h.cli(&args);
-                if ok {
+                let action = if i % 2 == 0 { "approve" } else { "deny" };
+                let body = format!("{{\"reason\": \"reviewer {i}\"}}");
+                let req = format!(
+                    "POST /v1/approvals/{id}/{action} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len(),
+                    port = h.gw.admin_port,
+                );
+                let mut sock = std::net::TcpStream::connect(("127.0.0.1", h.gw.admin_port)).unwrap();
+                gate.wait();
+                sock.write_all(req.as_bytes()).unwrap();
+                let mut reply = String::new();
+                sock.read_to_string(&mut reply).unwrap();
+                if reply.starts_with("HTTP/1.1 200") {
                     won.fetch_add(1, Ordering::SeqCst);
                 } else {
-                    assert!(out.contains("already"), "{out}");
+                    assert!(reply.starts_with("HTTP/1.1 409") && reply.contains("already"), "{reply}");
                     told.fetch_add(1, Ordering::SeqCst);
                 }
             });
         }
     });
     assert_eq!(won.load(Ordering::SeqCst), 1);
-    assert_eq!(told.load(Ordering::SeqCst), 11);
+    assert_eq!(told.load(Ordering::SeqCst), 23);
     assert_eventually!(
         f.ctl_sql(&format!(
             "select count(*) from tollgate_audit where object = 'approval/{id}'"

@@ -579,6 +579,43 @@ impl Broker {
         true
     }
 
+    /// A time-boxed grant a reviewer gave on another host of the fleet
+    /// (read from the control database), so the same identity is not asked
+    /// again on this host either. Idempotent per approval.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_fleet_grant(
+        &self,
+        approval_id: u64,
+        subject: &str,
+        target: &str,
+        kind: ApprovalKind,
+        granted_by: &str,
+        reason: &str,
+        expires_ms: u64,
+    ) -> bool {
+        let now = SystemTime::now();
+        let expires = UNIX_EPOCH + Duration::from_millis(expires_ms);
+        if expires <= now {
+            return false;
+        }
+        let mut st = self.core().lock();
+        if st.grants.iter().any(|g| g.approval_id == approval_id) {
+            return false;
+        }
+        st.grants.push(Grant {
+            subject: subject.to_string(),
+            target: target.to_string(),
+            kind,
+            granted_by: granted_by.to_string(),
+            reason: reason.to_string(),
+            approval_id,
+            created_ms: epoch_ms(now),
+            expires_ms,
+            expires,
+        });
+        true
+    }
+
     pub fn metrics(&self) -> &ApprovalMetrics {
         &self.core().metrics
     }

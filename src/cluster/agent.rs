@@ -485,7 +485,59 @@ impl Agent {
             let ids: Vec<i64> = pending.iter().map(|v| i64_of(v.id)).collect();
             self.apply_decisions(client, &ids).await?;
         }
-        self.run_commands(client).await
+        self.run_commands(client).await?;
+        self.load_grants(client).await
+    }
+
+    /// Grants given on other hosts, so a subject approved with a grant is
+    /// not asked again on this host either (within one `reconcile`).
+    async fn load_grants(&self, client: &Client) -> Result<(), String> {
+        let rows = q(
+            self.ctx.qt(),
+            client.query(
+                &format!(
+                    "SELECT id, requester, target, kind, decided_by, reason, grant_expires_ms
+                     FROM tollgate_approvals
+                     WHERE state = 'approved' AND grant_expires_ms > {NOW_MS} AND host_id <> $1
+                     LIMIT {MAX_LISTED}"
+                ),
+                &[&self.ctx.host()],
+            ),
+        )
+        .await?;
+        for row in rows {
+            let (Ok(id), Ok(subject), Ok(target), Ok(kind), Ok(by), Ok(reason), Ok(expires)) = (
+                row.try_get::<_, i64>(0),
+                row.try_get::<_, String>(1),
+                row.try_get::<_, String>(2),
+                row.try_get::<_, String>(3),
+                row.try_get::<_, Option<String>>(4),
+                row.try_get::<_, Option<String>>(5),
+                row.try_get::<_, i64>(6),
+            ) else {
+                continue;
+            };
+            let kind = match kind.as_str() {
+                "statement" => crate::approvals::ApprovalKind::Statement,
+                "access" => crate::approvals::ApprovalKind::Access,
+                _ => continue,
+            };
+            let (Ok(id), Ok(expires)) = (u64::try_from(id), u64::try_from(expires)) else {
+                continue;
+            };
+            if self.ctx.broker.add_fleet_grant(
+                id,
+                &subject,
+                &target,
+                kind,
+                by.as_deref().unwrap_or("?"),
+                reason.as_deref().unwrap_or(""),
+                expires,
+            ) {
+                info!(approval = id, subject, target, "fleet grant applied");
+            }
+        }
+        Ok(())
     }
 
     async fn reload_revocations(&mut self, client: &Client) -> Result<(), String> {
