@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod admin;
+pub mod cluster;
 mod cpus;
 pub mod http;
 mod http_rules;
@@ -189,6 +190,8 @@ pub struct Config {
     pub admin: admin::AdminConfig,
     /// Message sizes, memory budgets, frame timeout (`[limits]`).
     pub limits: crate::limits::LimitsConfig,
+    /// `[cluster]`: control state shared with a fleet; `None`: one host.
+    pub cluster: Option<cluster::ClusterConfig>,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
     /// Keys read from a deprecated place, one line each naming the new
@@ -245,6 +248,15 @@ impl Config {
                 &e.message,
             ));
         }
+        if let Some(c) = &raw.cluster
+            && let Err(e) = c.validate()
+        {
+            return Err(v.invalid(
+                &[Seg::Key("cluster"), Seg::Key(e.field)],
+                &format!("cluster.{}", e.field),
+                &e.message,
+            ));
+        }
         let identity = raw.identity.unwrap_or_default();
         if let Err(e) = identity.validate() {
             return Err(v.invalid(&[Seg::Key("identity")], "identity", &e.to_string()));
@@ -268,6 +280,7 @@ impl Config {
             upload,
             admin,
             limits,
+            cluster: raw.cluster,
             targets,
             listeners,
             deprecations,
@@ -298,6 +311,15 @@ impl Config {
                 } else {
                     ""
                 },
+            ));
+        }
+        if let Some(c) = &self.cluster {
+            let transport = c
+                .validate()
+                .map_or_else(|e| e.to_string(), |t| t.to_string());
+            s.push_str(&format!(
+                "  cluster: host {} (control database: {transport})\n",
+                c.host_id()
             ));
         }
         s.push_str(&format!(

@@ -138,6 +138,7 @@ pub(super) struct RawConfig {
     pub(super) recorder: Option<RawRecorder>,
     pub(super) admin: Option<admin::AdminConfig>,
     pub(super) limits: Option<crate::limits::LimitsConfig>,
+    pub(super) cluster: Option<super::cluster::ClusterConfig>,
     #[serde(default)]
     pub(super) target: Vec<RawTarget>,
 }
