@@ -13,6 +13,8 @@ pub mod inspect;
 pub mod io;
 pub mod lexmode;
 pub(crate) mod pool;
+pub mod txmode;
+pub mod txstmts;
 pub mod probe;
 pub mod relay;
 pub mod rowplan;

@@ -1,4 +1,6 @@
-//! Upstream connection pool, session mode (`[target.postgres.pool]`).
+//! Upstream connection pool (`[target.postgres.pool]`), session and
+//! transaction mode (the relay's `tx.rs` takes and returns connections per
+//! transaction; this module is the same for both).
 //!
 //! Every caller of a target logs in upstream as the same stored role, so a
 //! server connection can serve one caller after another: when a caller
@@ -33,7 +35,10 @@ use bytes::BytesMut;
 use compio::net::TcpStream;
 use tracing::debug;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::auth::Password;
+use super::txstmts::ServerStatements;
 use super::session::UpstreamReady;
 use crate::config::{PoolConfig, TargetConfig};
 use crate::tls::{ReadHalf, WriteHalf};
@@ -90,6 +95,8 @@ pub(crate) struct Idle {
     pub greeting: BytesMut,
     pub key_data: Option<(i32, Vec<u8>)>,
     pub method: &'static str,
+    /// Transaction mode: the statements this connection has prepared.
+    statements: ServerStatements,
     meta: Meta,
     idle_since: Instant,
 }
@@ -112,6 +119,11 @@ struct TargetPool {
     idle: Vec<Idle>,
     /// Callers waiting for room, oldest first.
     waiters: VecDeque<async_channel::Sender<()>>,
+    /// When each woken waiter was told to come: until it does (or a
+    /// second passes), callers that did not wait do not take its place, or
+    /// a busy caller that gives a connection back and asks again at once
+    /// (transaction mode) would starve the queue.
+    reserved: VecDeque<Instant>,
     /// The credential's digest at the last checkout.
     current: Option<Fingerprint>,
     /// The idle reaper runs for this pool.
@@ -134,6 +146,9 @@ pub(crate) struct Lease {
     pub reset_query: String,
     /// The connection served an earlier caller (for the `session opened` line).
     pub reused: bool,
+    /// Transaction mode: the statements the connection has prepared
+    /// (travels with it through the pool).
+    pub statements: ServerStatements,
     returned: bool,
 }
 
@@ -164,6 +179,7 @@ impl Lease {
             greeting,
             key_data,
             method,
+            statements: std::mem::take(&mut self.statements),
             meta: self.meta.clone(),
             idle_since: Instant::now(),
         };
@@ -195,14 +211,18 @@ impl Drop for Lease {
     }
 }
 
-/// Let the oldest live waiter try again.
+/// Let the oldest live waiter try again (its turn reserved).
 fn wake(p: &mut TargetPool) {
     while let Some(w) = p.waiters.pop_front() {
         if w.try_send(()).is_ok() {
+            p.reserved.push_back(Instant::now());
             return;
         }
     }
 }
+
+/// How long a woken waiter's turn is kept for it.
+const RESERVED_FOR: Duration = Duration::from_secs(1);
 
 /// Close a connection the pool gives up: Terminate when it can go out at
 /// once (plain connections), then shut the socket down.
@@ -239,22 +259,45 @@ enum Take {
 }
 
 /// Take an idle connection of `key`, or room for a new one.
-fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fingerprint) -> Take {
+fn take(
+    target: &str,
+    cfg: &PoolConfig,
+    share: usize,
+    key: &Rc<ConnKey>,
+    fp: Fingerprint,
+    woken: bool,
+) -> Take {
     let now = Instant::now();
     with_pool(target, |p| {
         p.current = Some(fp);
         reap(p, cfg, now);
+        while p
+            .reserved
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESERVED_FOR)
+        {
+            p.reserved.pop_front();
+        }
+        if woken {
+            p.reserved.pop_front();
+        } else if !p.reserved.is_empty() || p.waiters.iter().any(|w| !w.is_closed()) {
+            // First come, first served.
+            tracing::info!(open = p.open, idle = p.idle.len(), waiters = p.waiters.len(), reserved = p.reserved.len(), "TXDEBUG queue");
+            return Take::Full;
+        }
         let lease = |meta: Meta, reused: bool| Lease {
             target: target.to_string(),
             meta,
             reset_query: cfg.reset_query.clone(),
             reused,
+            statements: ServerStatements::default(),
             returned: false,
         };
         while let Some(i) = p.idle.iter().rposition(|c| *c.meta.key == **key) {
-            let c = p.idle.remove(i);
+            let mut c = p.idle.remove(i);
             if quiet(c.writer.socket()) {
-                let l = lease(c.meta.clone(), true);
+                let mut l = lease(c.meta.clone(), true);
+                l.statements = std::mem::take(&mut c.statements);
                 return Take::Reused(Box::new(c), l);
             }
             debug!(target, "pooled connection closed by the server: replaced");
@@ -275,6 +318,7 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
             close(p.idle.remove(0));
             return Take::Room(lease(meta, false));
         }
+        tracing::info!(woken, open = p.open, share, idle = p.idle.len(), waiters = p.waiters.len(), reserved = p.reserved.len(), "TXDEBUG full");
         Take::Full
     })
 }
@@ -304,8 +348,11 @@ where
     let key = Rc::new(key);
     let deadline = Instant::now() + cfg.checkout_timeout;
     start_reaper(&target.name, cfg);
+    COUNTERS.checkouts.fetch_add(1, Ordering::Relaxed);
+    let mut waited = false;
+    let mut woken = false;
     loop {
-        match take(&target.name, cfg, share, &key, fp) {
+        match take(&target.name, cfg, share, &key, fp, std::mem::take(&mut woken)) {
             Take::Reused(c, lease) => {
                 let c = *c;
                 return Ok(UpstreamReady {
@@ -329,9 +376,14 @@ where
                 if left.is_zero() {
                     return Err(CheckoutError::Exhausted);
                 }
+                if !std::mem::replace(&mut waited, true) {
+                    COUNTERS.waits.fetch_add(1, Ordering::Relaxed);
+                }
                 let (tx, rx) = async_channel::bounded(1);
                 with_pool(&target.name, |p| p.waiters.push_back(tx));
-                let _ = compio::time::timeout(left, rx.recv()).await;
+                let r = compio::time::timeout(left, rx.recv()).await;
+                // Told to come (perhaps just as the wait ran out).
+                woken = matches!(r, Ok(Ok(()))) || rx.try_recv().is_ok();
             }
         }
     }
@@ -374,4 +426,27 @@ fn reap(p: &mut TargetPool, cfg: &PoolConfig, now: Instant) {
         }
         wake(p);
     }
+}
+
+/// Process-wide pool counters (all targets, all shards).
+#[derive(Default)]
+pub struct Counters {
+    /// Connections asked of a pool (session mode: one per session;
+    /// transaction mode: one per transaction).
+    pub checkouts: AtomicU64,
+    /// Checkouts that had to wait for a connection to come free.
+    pub waits: AtomicU64,
+    /// Transaction mode: statements prepared again on a connection that
+    /// lacked them.
+    pub reprepares: AtomicU64,
+}
+
+pub static COUNTERS: Counters = Counters {
+    checkouts: AtomicU64::new(0),
+    waits: AtomicU64::new(0),
+    reprepares: AtomicU64::new(0),
+};
+
+pub(crate) fn count_reprepares(n: u64) {
+    COUNTERS.reprepares.fetch_add(n, Ordering::Relaxed);
 }
