@@ -153,13 +153,18 @@ fn pgbench_prepared_and_extended_with_more_clients_than_connections() {
     let t = g.token("ci-job", "ci", "10m");
     pgbench(&g, &t, &["-i", "-s", "1", "-q"]);
     let before = g.server_logins();
-    for mode in ["prepared", "extended", "simple"] {
+    for (mode, threads) in [("prepared", "16"), ("extended", "4"), ("simple", "4")] {
         // The TPC-B-like default script: BEGIN, 3 UPDATEs, SELECT, INSERT,
-        // END; 16 clients over 4 server connections.
+        // END; 16 clients over 4 server connections. pgbench prepares a
+        // client's statements with a synchronous PQprepare that blocks its
+        // whole thread: with clients sharing threads, one waiting for a
+        // connection there holds up those whose commit would free one
+        // (against any transaction pool), so -M prepared gets a thread per
+        // client.
         let out = pgbench(
             &g,
             &t,
-            &["-M", mode, "-c", "16", "-j", "4", "-t", "50", "-n"],
+            &["-M", mode, "-c", "16", "-j", threads, "-t", "50", "-n"],
         );
         assert!(
             out.contains("number of transactions actually processed: 800/800"),
@@ -179,7 +184,7 @@ fn pgbench_prepared_and_extended_with_more_clients_than_connections() {
     let logins = g.server_logins() - before;
     assert!(logins <= 4, "{logins} upstream logins");
     // The statements were prepared under the gateway's names only.
-    let out = pgbench(&g, &t, &["-M", "prepared", "-S", "-c", "8", "-j", "4", "-t", "50", "-n"]);
+    let out = pgbench(&g, &t, &["-M", "prepared", "-S", "-c", "8", "-j", "8", "-t", "50", "-n"]);
     assert!(out.contains("actually processed: 400/400"), "{out}");
     // A new connection per transaction too.
     let out = pgbench(&g, &t, &["-C", "-S", "-c", "4", "-j", "4", "-t", "50", "-n"]);

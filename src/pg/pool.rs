@@ -282,7 +282,6 @@ fn take(
             p.reserved.pop_front();
         } else if !p.reserved.is_empty() || p.waiters.iter().any(|w| !w.is_closed()) {
             // First come, first served.
-            tracing::info!(open = p.open, idle = p.idle.len(), waiters = p.waiters.len(), reserved = p.reserved.len(), "TXDEBUG queue");
             return Take::Full;
         }
         let lease = |meta: Meta, reused: bool| Lease {
@@ -318,7 +317,6 @@ fn take(
             close(p.idle.remove(0));
             return Take::Room(lease(meta, false));
         }
-        tracing::info!(woken, open = p.open, share, idle = p.idle.len(), waiters = p.waiters.len(), reserved = p.reserved.len(), "TXDEBUG full");
         Take::Full
     })
 }

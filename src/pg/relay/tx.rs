@@ -99,7 +99,6 @@ pub(super) fn try_release(flow: &RefCell<Flow>, env: &TxEnv<'_>) {
     let mut f = flow.borrow_mut();
     let (idle, ready_seen, no_injections) = (f.idle, f.ready_seen, f.injections.is_empty());
     let Some(tx) = f.tx.as_mut() else { return };
-    tracing::info!(session = %env.session, idle, ready_seen, writer = tx.held.as_ref().is_some_and(|h| h.writer.is_some()), no_injections, sent = tx.sent, open = tx.open, busy = tx.client_busy, settled = tx.renamer.settled(), parked = tx.parked.is_some(), held = tx.held.is_some(), "TXDEBUG try_release");
     let ready = idle
         && no_injections
         && ready_seen == tx.sent
@@ -197,10 +196,7 @@ pub(super) async fn upstream(
             tx.parked = Some(side.reader);
         }
         try_release(flow, env);
-        tracing::info!(session = %env.session, "TXDEBUG parked, waiting");
-        let got = next.recv().await;
-        tracing::info!(session = %env.session, ok = got.is_ok(), "TXDEBUG received");
-        match got {
+        match next.recv().await {
             Ok(Next::Reader(r)) => side.reader = r,
             Ok(Next::Failed { code, why }) => {
                 let mut out = BytesMut::new();
@@ -224,7 +220,6 @@ impl ClientSide<'_> {
             tx.client_busy = true;
             (tx.held.is_some(), tx.parked.take())
         };
-        tracing::info!(session = %env.session, held, parked = parked.is_some(), "TXDEBUG hold");
         if held {
             if let Some(r) = parked {
                 send_next(env, Next::Reader(r))?;
