@@ -469,8 +469,17 @@ fn postgres_pool_defaults_and_refusals() {
         .unwrap();
     assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(30));
     assert_eq!(pool.reset_query, "RESET ALL");
-    let c = parse(&format!("{PG}[target.postgres.pool]\nmode = \"transaction\"\n")).unwrap();
-    let pool = c.targets[0].postgres.as_ref().unwrap().pool.clone().unwrap();
+    let c = parse(&format!(
+        "{PG}[target.postgres.pool]\nmode = \"transaction\"\n"
+    ))
+    .unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
     assert_eq!(pool.mode, crate::config::PoolMode::Transaction);
     for (bad, needle) in [
         ("mode = \"statement\"", "is not supported"),

@@ -38,8 +38,8 @@ use tracing::debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::auth::Password;
-use super::txstmts::ServerStatements;
 use super::session::UpstreamReady;
+use super::txstmts::ServerStatements;
 use crate::config::{PoolConfig, TargetConfig};
 use crate::tls::{ReadHalf, WriteHalf};
 
@@ -350,7 +350,14 @@ where
     let mut waited = false;
     let mut woken = false;
     loop {
-        match take(&target.name, cfg, share, &key, fp, std::mem::take(&mut woken)) {
+        match take(
+            &target.name,
+            cfg,
+            share,
+            &key,
+            fp,
+            std::mem::take(&mut woken),
+        ) {
             Take::Reused(c, lease) => {
                 let c = *c;
                 return Ok(UpstreamReady {

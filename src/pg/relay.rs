@@ -169,7 +169,10 @@ pub(crate) async fn relay(
     let limits = &s.snapshot.config.limits;
     let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
     // Transaction mode: the connection is the pool's between transactions.
-    let tx_cfg = pool.as_ref().and(target.postgres.as_ref()).and_then(|p| p.pool.as_ref());
+    let tx_cfg = pool
+        .as_ref()
+        .and(target.postgres.as_ref())
+        .and_then(|p| p.pool.as_ref());
     let tx_cfg = tx_cfg.filter(|c| c.mode == crate::config::PoolMode::Transaction);
     let (next_tx, next_rx) = async_channel::bounded(1);
     let env = tx_cfg.map(|cfg| tx::TxEnv {

@@ -42,7 +42,10 @@ pub fn refusal(sql: &[u8], dialect: Dialect, tokens: &mut Vec<Token>) -> Option<
         if k != TokenKind::Word && k != TokenKind::QuotedIdent {
             continue;
         }
-        let w = w.strip_prefix(b"\"").and_then(|w| w.strip_suffix(b"\"")).unwrap_or(w);
+        let w = w
+            .strip_prefix(b"\"")
+            .and_then(|w| w.strip_suffix(b"\""))
+            .unwrap_or(w);
         if SESSION_LOCKS.iter().any(|l| w.eq_ignore_ascii_case(l)) {
             return Some(why("a session advisory lock (use pg_advisory_xact_lock)"));
         }
@@ -91,9 +94,7 @@ fn statement(t: &[(TokenKind, &[u8])]) -> Option<&'static str> {
         b"listen" => Some("LISTEN"),
         b"declare" => t
             .windows(2)
-            .any(|w| {
-                w[0].1.eq_ignore_ascii_case(b"with") && w[1].1.eq_ignore_ascii_case(b"hold")
-            })
+            .any(|w| w[0].1.eq_ignore_ascii_case(b"with") && w[1].1.eq_ignore_ascii_case(b"hold"))
             .then_some("DECLARE … WITH HOLD"),
         b"prepare" if second != b"transaction" => Some("PREPARE (use the protocol's Parse)"),
         b"deallocate" => Some("DEALLOCATE"),

@@ -352,7 +352,11 @@ impl Renamer {
             }
             _ => return false,
         };
-        match self.drops.iter().position(|d| *d == (self.in_batch, t, ordinal)) {
+        match self
+            .drops
+            .iter()
+            .position(|d| *d == (self.in_batch, t, ordinal))
+        {
             Some(i) => {
                 self.drops.remove(i);
                 true
@@ -417,8 +421,17 @@ fn body_after_names(body: &[u8], n: usize) -> Option<&[u8]> {
 
 /// `body` of a message of type `t` with its string field number `field`
 /// (0: the first) replaced by `name`, framed, into `out`.
-fn renamed(out: &mut BytesMut, t: u8, body: &[u8], field: usize, name: &[u8]) -> Result<(), PgError> {
-    let bad = PgError::Malformed { tag: t, what: "name" };
+fn renamed(
+    out: &mut BytesMut,
+    t: u8,
+    body: &[u8],
+    field: usize,
+    name: &[u8],
+) -> Result<(), PgError> {
+    let bad = PgError::Malformed {
+        tag: t,
+        what: "name",
+    };
     let before = body.len() - body_after_names(body, field).ok_or(bad.clone())?.len();
     let after = body_after_names(body, field + 1).ok_or(bad.clone())?;
     let len = 4 + before + name.len() + 1 + after.len();
@@ -495,10 +508,16 @@ mod tests {
         // Next transaction on another connection: Bind re-prepares first.
         let mut b = ServerStatements::default();
         let b2 = out(&mut r, &bind("s1"), &mut b);
-        assert_eq!(b2.iter().map(|f| f.0).collect::<Vec<_>>(), [tag::PARSE, tag::BIND]);
+        assert_eq!(
+            b2.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [tag::PARSE, tag::BIND]
+        );
         assert_eq!(r.reprepares, 1);
         out(&mut r, &sync(), &mut b);
-        assert!(r.incoming(tag::PARSE_COMPLETE), "the injected ParseComplete is dropped");
+        assert!(
+            r.incoming(tag::PARSE_COMPLETE),
+            "the injected ParseComplete is dropped"
+        );
         r.ready(&mut b);
         assert!(b.has(&server) && r.settled());
 
@@ -506,7 +525,10 @@ mod tests {
         // (the server answers a no-op Parse), and only the Close is ours.
         let mut r2 = Renamer::default();
         let p = out(&mut r2, &parse("other", "select $1"), &mut b);
-        assert_eq!(p.iter().map(|f| f.0).collect::<Vec<_>>(), [tag::CLOSE, tag::PARSE]);
+        assert_eq!(
+            p.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [tag::CLOSE, tag::PARSE]
+        );
         assert!(p[1].1.starts_with(b"tollgate_noop\0\0"));
         out(&mut r2, &sync(), &mut b);
         assert!(r2.incoming(tag::CLOSE_COMPLETE));
@@ -548,14 +570,24 @@ mod tests {
         let mut r = Renamer::default();
         let mut a = ServerStatements::default();
         for i in 0..MAX_PER_CONNECTION {
-            out(&mut r, &parse(&format!("s{i}"), &format!("select {i}")), &mut a);
+            out(
+                &mut r,
+                &parse(&format!("s{i}"), &format!("select {i}")),
+                &mut a,
+            );
         }
         out(&mut r, &bind("s0"), &mut a);
         let p = out(&mut r, &parse("new", "select 'new'"), &mut a);
-        assert_eq!(p.iter().map(|f| f.0).collect::<Vec<_>>(), [tag::CLOSE, tag::PARSE]);
+        assert_eq!(
+            p.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [tag::CLOSE, tag::PARSE]
+        );
         assert_eq!(a.len(), MAX_PER_CONNECTION);
         // s1 went (s0 was used since), and comes back on use.
         let b = out(&mut r, &bind("s1"), &mut a);
-        assert_eq!(b.iter().map(|f| f.0).collect::<Vec<_>>(), [tag::CLOSE, tag::PARSE, tag::BIND]);
+        assert_eq!(
+            b.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [tag::CLOSE, tag::PARSE, tag::BIND]
+        );
     }
 }

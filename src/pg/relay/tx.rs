@@ -78,7 +78,13 @@ pub(super) struct Tx {
 
 impl Tx {
     /// The connection the relay starts with (the greeting's).
-    pub(super) fn start(up_w: WriteHalf, lease: Option<Lease>, greeting: &BytesMut, key: &Option<(i32, Vec<u8>)>, method: &'static str) -> Tx {
+    pub(super) fn start(
+        up_w: WriteHalf,
+        lease: Option<Lease>,
+        greeting: &BytesMut,
+        key: &Option<(i32, Vec<u8>)>,
+        method: &'static str,
+    ) -> Tx {
         let held = lease.map(|mut lease| Held {
             statements: std::mem::take(&mut lease.statements),
             lease,
@@ -216,7 +222,9 @@ impl ClientSide<'_> {
         let Some(env) = self.tx else { return Ok(()) };
         let (held, parked) = {
             let mut f = self.flow.borrow_mut();
-            let Some(tx) = f.tx.as_mut() else { return Ok(()) };
+            let Some(tx) = f.tx.as_mut() else {
+                return Ok(());
+            };
             tx.client_busy = true;
             (tx.held.is_some(), tx.parked.take())
         };
@@ -246,7 +254,13 @@ impl ClientSide<'_> {
                         )
                     }
                 };
-                send_next(env, Next::Failed { code, why: why.clone() })?;
+                send_next(
+                    env,
+                    Next::Failed {
+                        code,
+                        why: why.clone(),
+                    },
+                )?;
                 return Err(SessionError::Refused(why));
             }
         };
@@ -261,7 +275,9 @@ impl ClientSide<'_> {
             ..
         } = up;
         let Some(mut lease) = pool else {
-            return Err(SessionError::Refused("pooled connection without a lease".into()));
+            return Err(SessionError::Refused(
+                "pooled connection without a lease".into(),
+            ));
         };
         if let (Some(k), Some((pid, secret))) = (env.client_key, &key) {
             env.cancels.retarget(k, Some((*pid, secret.clone())));
@@ -277,8 +293,13 @@ impl ClientSide<'_> {
         if let Some(tx) = self.flow.borrow_mut().tx.as_mut() {
             tx.held = Some(held);
         }
-        let reader = FrameReader::new(reader, buf, Caps::backend(&Limits::default()), Peer::Upstream)
-            .with_budget(env.budget.clone(), crate::limits::Direction::FromUpstream);
+        let reader = FrameReader::new(
+            reader,
+            buf,
+            Caps::backend(&Limits::default()),
+            Peer::Upstream,
+        )
+        .with_budget(env.budget.clone(), crate::limits::Direction::FromUpstream);
         send_next(env, Next::Reader(reader))
     }
 
@@ -311,7 +332,9 @@ impl ClientSide<'_> {
             return Ok(action);
         };
         let Some(held) = tx.held.as_mut() else {
-            return Err(SessionError::Refused("transaction mode: no connection held (rename)".into()));
+            return Err(SessionError::Refused(
+                "transaction mode: no connection held (rename)".into(),
+            ));
         };
         let (renamer, conn) = (&mut tx.renamer, &mut held.statements);
         let before = renamer.reprepares;
@@ -354,14 +377,19 @@ impl ClientSide<'_> {
 
     /// Write to the held connection in transaction mode (its write half is
     /// lent for the write).
-    pub(super) async fn forward_tx(&mut self, segments: &mut Vec<Bytes>) -> Result<(), SessionError> {
+    pub(super) async fn forward_tx(
+        &mut self,
+        segments: &mut Vec<Bytes>,
+    ) -> Result<(), SessionError> {
         self.hold().await?;
         let mut w = {
             let mut f = self.flow.borrow_mut();
             f.tx.as_mut()
                 .and_then(|tx| tx.held.as_mut())
                 .and_then(|h| h.writer.take())
-                .ok_or_else(|| SessionError::Refused("transaction mode: no connection held".into()))?
+                .ok_or_else(|| {
+                    SessionError::Refused("transaction mode: no connection held".into())
+                })?
         };
         let r = forward(
             &mut w,
@@ -373,7 +401,13 @@ impl ClientSide<'_> {
             &self.ctx.stats().bytes_client_to_upstream,
         )
         .await;
-        if let Some(h) = self.flow.borrow_mut().tx.as_mut().and_then(|tx| tx.held.as_mut()) {
+        if let Some(h) = self
+            .flow
+            .borrow_mut()
+            .tx
+            .as_mut()
+            .and_then(|tx| tx.held.as_mut())
+        {
             h.writer = Some(w);
         }
         r

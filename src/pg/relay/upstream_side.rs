@@ -95,7 +95,13 @@ impl UpstreamSide<'_> {
                 };
                 let t = self.reader.buf[pos];
                 if tx && self.renamer_drops(t) {
-                    cut(&mut self.reader.buf, &mut segments, &mut pos, len, Action::Drop);
+                    cut(
+                        &mut self.reader.buf,
+                        &mut segments,
+                        &mut pos,
+                        len,
+                        Action::Drop,
+                    );
                     continue;
                 }
                 let probe_drop =
