@@ -185,7 +185,6 @@ pub(crate) async fn relay(
         client_key: cancel.key,
         budget: budget.clone(),
         next: next_tx.clone(),
-        session: session_id.clone(),
     });
     let mut flow = Flow::new(rt, identity, &greeting, idle);
     let (up_w, pool) = match &env {

@@ -39,7 +39,6 @@ pub(super) struct TxEnv<'a> {
     /// To the upstream side: the next connection to read, or why there is
     /// none (the client is told, the session ends).
     pub next: async_channel::Sender<Next>,
-    pub session: String,
 }
 
 /// What the upstream side reads next.
