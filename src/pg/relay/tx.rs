@@ -43,7 +43,7 @@ pub(super) struct TxEnv<'a> {
 
 /// What the upstream side reads next.
 pub(super) enum Next {
-    Reader(FrameReader),
+    Reader(Box<FrameReader>),
     Failed { code: &'static str, why: String },
 }
 
@@ -202,7 +202,7 @@ pub(super) async fn upstream(
         }
         try_release(flow, env);
         match next.recv().await {
-            Ok(Next::Reader(r)) => side.reader = r,
+            Ok(Next::Reader(r)) => side.reader = *r,
             Ok(Next::Failed { code, why }) => {
                 let mut out = BytesMut::new();
                 fatal(&mut out, code, &why);
@@ -229,7 +229,7 @@ impl ClientSide<'_> {
         };
         if held {
             if let Some(r) = parked {
-                send_next(env, Next::Reader(r))?;
+                send_next(env, Next::Reader(Box::new(r)))?;
             }
             return Ok(());
         }
@@ -299,7 +299,7 @@ impl ClientSide<'_> {
             Peer::Upstream,
         )
         .with_budget(env.budget.clone(), crate::limits::Direction::FromUpstream);
-        send_next(env, Next::Reader(reader))
+        send_next(env, Next::Reader(Box::new(reader)))
     }
 
     /// The client side is done with a read: a connection parked meanwhile
