@@ -189,7 +189,6 @@ fn pgbench_prepared_and_extended_with_more_clients_than_connections() {
     );
     let logins = g.server_logins() - before;
     assert!(logins <= 4, "{logins} upstream logins");
-    // The statements were prepared under the gateway's names only.
     let out = pgbench(
         &g,
         &t,
@@ -265,12 +264,6 @@ fn psycopg_and_asyncpg_prepared_statements_over_a_small_pool() {
     );
     assert_eq!(out, "asyncpg ok 30");
     assert!(backends(&g) <= 2);
-    // The server saw the gateway's statement names only, never a caller's.
-    let names = g.direct(&format!(
-        "select count(*) from pg_stat_activity where usename = '{}' and query like 'select $1::int%'",
-        g.role
-    ));
-    assert!(names == "0" || names == "1" || names == "2", "{names}");
 }
 
 /// psql -c through the gateway: (ok, stdout, stderr).
