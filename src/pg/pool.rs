@@ -119,11 +119,6 @@ struct TargetPool {
     idle: Vec<Idle>,
     /// Callers waiting for room, oldest first.
     waiters: VecDeque<async_channel::Sender<()>>,
-    /// When each woken waiter was told to come: until it does (or a
-    /// second passes), callers that did not wait do not take its place, or
-    /// a busy caller that gives a connection back and asks again at once
-    /// (transaction mode) would starve the queue.
-    reserved: VecDeque<Instant>,
     /// The credential's digest at the last checkout.
     current: Option<Fingerprint>,
     /// The idle reaper runs for this pool.
@@ -211,18 +206,14 @@ impl Drop for Lease {
     }
 }
 
-/// Let the oldest live waiter try again (its turn reserved).
+/// Let the oldest live waiter try again.
 fn wake(p: &mut TargetPool) {
     while let Some(w) = p.waiters.pop_front() {
         if w.try_send(()).is_ok() {
-            p.reserved.push_back(Instant::now());
             return;
         }
     }
 }
-
-/// How long a woken waiter's turn is kept for it.
-const RESERVED_FOR: Duration = Duration::from_secs(1);
 
 /// Close a connection the pool gives up: Terminate when it can go out at
 /// once (plain connections), then shut the socket down.
@@ -259,31 +250,11 @@ enum Take {
 }
 
 /// Take an idle connection of `key`, or room for a new one.
-fn take(
-    target: &str,
-    cfg: &PoolConfig,
-    share: usize,
-    key: &Rc<ConnKey>,
-    fp: Fingerprint,
-    woken: bool,
-) -> Take {
+fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fingerprint) -> Take {
     let now = Instant::now();
     with_pool(target, |p| {
         p.current = Some(fp);
         reap(p, cfg, now);
-        while p
-            .reserved
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > RESERVED_FOR)
-        {
-            p.reserved.pop_front();
-        }
-        if woken {
-            p.reserved.pop_front();
-        } else if !p.reserved.is_empty() || p.waiters.iter().any(|w| !w.is_closed()) {
-            // First come, first served.
-            return Take::Full;
-        }
         let lease = |meta: Meta, reused: bool| Lease {
             target: target.to_string(),
             meta,
@@ -348,16 +319,8 @@ where
     start_reaper(&target.name, cfg);
     COUNTERS.checkouts.fetch_add(1, Ordering::Relaxed);
     let mut waited = false;
-    let mut woken = false;
     loop {
-        match take(
-            &target.name,
-            cfg,
-            share,
-            &key,
-            fp,
-            std::mem::take(&mut woken),
-        ) {
+        match take(&target.name, cfg, share, &key, fp) {
             Take::Reused(c, lease) => {
                 let c = *c;
                 return Ok(UpstreamReady {
@@ -386,9 +349,7 @@ where
                 }
                 let (tx, rx) = async_channel::bounded(1);
                 with_pool(&target.name, |p| p.waiters.push_back(tx));
-                let r = compio::time::timeout(left, rx.recv()).await;
-                // Told to come (perhaps just as the wait ran out).
-                woken = matches!(r, Ok(Ok(()))) || rx.try_recv().is_ok();
+                let _ = compio::time::timeout(left, rx.recv()).await;
             }
         }
     }
