@@ -469,11 +469,20 @@ fn postgres_pool_defaults_and_refusals() {
         .unwrap();
     assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(30));
     assert_eq!(pool.reset_query, "RESET ALL");
+    let c = parse(&format!(
+        "{PG}[target.postgres.pool]\nmode = \"transaction\"\n"
+    ))
+    .unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
+    assert_eq!(pool.mode, crate::config::PoolMode::Transaction);
     for (bad, needle) in [
-        (
-            "mode = \"transaction\"",
-            "transaction mode is not built yet",
-        ),
+        ("mode = \"statement\"", "is not supported"),
         ("size = 0", "postgres.pool.size"),
         ("min_idle = 2", "postgres.pool.min_idle"),
         ("idle_timeout = \"0s\"", "postgres.pool.idle_timeout"),
