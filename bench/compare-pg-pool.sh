@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# bench/compare-pg-pool.sh — a new connection per transaction (pgbench -C -S):
-# direct vs pgbouncer (session mode) vs tollgate with [target.postgres.pool]
-# vs tollgate without a pool, in interleaved rounds (each round runs every
-# relay once, in a rotating order; only the relay under test is alive).
+# bench/compare-pg-pool.sh — a new connection per transaction (pgbench -C -S)
+# and prepared statements over kept connections (pgbench -M prepared -S):
+# direct vs pgbouncer (session / transaction mode) vs tollgate with
+# [target.postgres.pool] (session / transaction mode) vs tollgate without a
+# pool, in interleaved rounds (each round runs every relay once per
+# workload, in a rotating order; only the relay under test is alive).
 #
 # A throwaway PostgreSQL 15 cluster (as the postgres user, temp dir, free
 # port, SCRAM over TCP) gets `pgbench -i -s SCALE`; each run is
-#   pgbench -n -C -S -c CLIENTS -j CLIENTS -T DURATION
+#   pgbench -n -C -S -c CLIENTS -j CLIENTS -T DURATION          (workload connect)
+#   pgbench -n -M prepared -S -c CLIENTS -j CLIENTS -T DURATION (workload prepared)
+# Relays: direct, pgbouncer (session), pgbouncer-tx (pool_mode =
+# transaction; `max_prepared_statements = 200` where pgbouncer >= 1.21,
+# older ones fail the prepared workload), tollgate-pool (session),
+# tollgate-tx (mode = "transaction"), tollgate (no pool).
 # (one thread per client: pgbench connects synchronously, so with fewer
 # threads a client waiting for a pooled connection would hold up the ones
 # whose goodbye frees it, against any session pool). The pools (pgbouncer's
@@ -19,7 +26,7 @@
 #
 # Usage: bench/compare-pg-pool.sh [--rounds 3] [--duration 10] [--clients 8]
 #            [--pool 8] [--scale 1] [--shards 1] [--relays direct,pgbouncer,tollgate-pool,tollgate]
-#            [--results DIR] [--bin-dir DIR]
+#            [--workloads connect] [--results DIR] [--bin-dir DIR]
 # --bin-dir: take DIR/tollgate instead of building the release binary.
 # Every option also reads from the environment (ROUNDS, DURATION, ...).
 set -euo pipefail
@@ -31,6 +38,7 @@ POOL=${POOL:-8}
 SCALE=${SCALE:-1}
 SHARDS=${SHARDS:-1}
 RELAYS=${RELAYS:-direct,pgbouncer,tollgate-pool,tollgate}
+WORKLOADS=${WORKLOADS:-connect}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RESULTS=${RESULTS:-$REPO/target/compare-pg-pool/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -49,6 +57,7 @@ while [ $# -gt 0 ]; do
         --scale) SCALE=$2; shift 2 ;;
         --shards) SHARDS=$2; shift 2 ;;
         --relays) RELAYS=$2; shift 2 ;;
+        --workloads) WORKLOADS=$2; shift 2 ;;
         --results) RESULTS=$2; shift 2 ;;
         --bin-dir) BIN_DIR=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -57,8 +66,19 @@ while [ $# -gt 0 ]; do
 done
 IFS=',' read -r -a RELAY_LIST <<<"$RELAYS"
 for r in "${RELAY_LIST[@]}"; do
-    case "$r" in direct|pgbouncer|tollgate-pool|tollgate) ;; *) die "unknown relay '$r'" ;; esac
+    case "$r" in direct|pgbouncer|pgbouncer-tx|tollgate-pool|tollgate-tx|tollgate) ;; *) die "unknown relay '$r'" ;; esac
 done
+IFS=',' read -r -a WORKLOAD_LIST <<<"$WORKLOADS"
+for w in "${WORKLOAD_LIST[@]}"; do
+    case "$w" in connect|prepared) ;; *) die "unknown workload '$w'" ;; esac
+done
+# pgbench's arguments for a workload.
+workload_args() {
+    case "$1" in
+        connect) echo "-C -S" ;;
+        prepared) echo "-M prepared -S" ;;
+    esac
+}
 for v in ROUNDS DURATION CLIENTS POOL SCALE SHARDS; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "${v,,} must be a positive integer"
 done
@@ -85,7 +105,7 @@ CLK_TCK=$(getconf CLK_TCK)
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "command: $0 ${ARGS[*]}"
-    echo "settings: rounds=$ROUNDS duration=${DURATION}s clients=$CLIENTS pool=$POOL scale=$SCALE shards=$SHARDS relays=$RELAYS"
+    echo "settings: rounds=$ROUNDS duration=${DURATION}s clients=$CLIENTS pool=$POOL scale=$SCALE shards=$SHARDS relays=$RELAYS workloads=$WORKLOADS"
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc --all) CPUs"
     echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "postgres: $("$PG_BIN/postgres" --version); pgbouncer: $(pgbouncer --version | head -n 1)"
@@ -175,10 +195,14 @@ password_file = "$WORK/upstream.pw"
 groups = ["bench"]
 EOF
     if [ "$1" = pool ]; then printf '\n[target.postgres.pool]\nsize = %s\n' "$POOL"; fi
+    if [ "$1" = tx ]; then
+        printf '\n[target.postgres.pool]\nmode = "transaction"\nsize = %s\ncheckout_timeout = "30s"\n' "$POOL"
+    fi
 }
 tollgate_config pool >"$RESULTS/tollgate-pool.toml"
+tollgate_config tx >"$RESULTS/tollgate-tx.toml"
 tollgate_config none >"$RESULTS/tollgate.toml"
-for v in tollgate-pool tollgate; do
+for v in tollgate-pool tollgate-tx tollgate; do
     "$TOLLGATE" check --config "$RESULTS/$v.toml" >/dev/null || die "tollgate check rejected $v.toml"
 done
 mkdir -p "$WORK/pgbouncer"
@@ -202,7 +226,16 @@ client_tls_sslmode = disable
 logfile = $WORK/pgbouncer/pgbouncer.log
 ignore_startup_parameters = extra_float_digits
 EOF
-cp "$WORK/pgbouncer/pgbouncer.ini" "$RESULTS/"
+# Transaction mode: the same, another port; protocol-level prepared
+# statements where this pgbouncer has them (>= 1.21).
+PGB_TX_PORT=$(free_port)
+sed -e "s/^listen_port = .*/listen_port = $PGB_TX_PORT/" -e 's/^pool_mode = .*/pool_mode = transaction/' \
+    -e "s|^logfile = .*|logfile = $WORK/pgbouncer/pgbouncer-tx.log|" \
+    "$WORK/pgbouncer/pgbouncer.ini" >"$WORK/pgbouncer/pgbouncer-tx.ini"
+if pgbouncer --version | head -n 1 | awk '{ split($2, v, "."); exit !(v[1] > 1 || v[2] >= 21) }'; then
+    echo "max_prepared_statements = 200" >>"$WORK/pgbouncer/pgbouncer-tx.ini"
+fi
+cp "$WORK/pgbouncer/pgbouncer.ini" "$WORK/pgbouncer/pgbouncer-tx.ini" "$RESULTS/"
 chown -R postgres:postgres "$WORK/pgbouncer"
 chmod 600 "$WORK/pgbouncer/userlist.txt"
 
@@ -217,7 +250,11 @@ start() {
             setpriv --reuid=postgres --regid=postgres --clear-groups -- \
                 pgbouncer "$WORK/pgbouncer/pgbouncer.ini" >"$RESULTS/raw/pgbouncer.out" 2>&1 &
             RELAY_PID=$!; PORT=$PGB_PORT; PW=$PASSWORD ;;
-        tollgate-pool|tollgate)
+        pgbouncer-tx)
+            setpriv --reuid=postgres --regid=postgres --clear-groups -- \
+                pgbouncer "$WORK/pgbouncer/pgbouncer-tx.ini" >"$RESULTS/raw/pgbouncer-tx.out" 2>&1 &
+            RELAY_PID=$!; PORT=$PGB_TX_PORT; PW=$PASSWORD ;;
+        tollgate-pool|tollgate-tx|tollgate)
             "$TOLLGATE" run --config "$RESULTS/$1.toml" >"$RESULTS/raw/$1.log" 2>&1 &
             RELAY_PID=$!; PORT=$TG_PORT; PW=$TOKEN ;;
     esac
@@ -228,23 +265,26 @@ start() {
 }
 
 TSV=$RESULTS/runs.tsv
-printf 'round\trelay\ttps\tcpu_us_per_tx\tserver_logins\tload1\n' >"$TSV"
+printf 'round\tworkload\trelay\ttps\tcpu_us_per_tx\tserver_logins\tload1\n' >"$TSV"
 FAILED=0
 for round in $(seq "$ROUNDS"); do
+  for workload in "${WORKLOAD_LIST[@]}"; do
+    # shellcheck disable=SC2207
+    WARGS=($(workload_args "$workload"))
     n=${#RELAY_LIST[@]}
     for i in $(seq 0 $((n - 1))); do
         relay=${RELAY_LIST[$(((i + round - 1) % n))]}
         start "$relay"
         # Warm-up: the token cache, the pools, the server's caches.
-        PGPASSWORD=$PW pgbench -n -C -S -c "$CLIENTS" -j "$CLIENTS" -T 2 -h 127.0.0.1 -p "$PORT" \
+        PGPASSWORD=$PW pgbench -n "${WARGS[@]}" -c "$CLIENTS" -j "$CLIENTS" -T 2 -h 127.0.0.1 -p "$PORT" \
             -U "$ROLE" "$DB" >/dev/null 2>&1 || true
         before_cpu=0
         [ -n "$RELAY_PID" ] && before_cpu=$(cpu_ticks "$RELAY_PID")
         before_logins=$(logins)
-        out=$RESULTS/raw/round$round-$relay.txt
-        if ! PGPASSWORD=$PW PGSSLMODE=disable pgbench -n -C -S -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" \
+        out=$RESULTS/raw/round$round-$workload-$relay.txt
+        if ! PGPASSWORD=$PW PGSSLMODE=disable pgbench -n "${WARGS[@]}" -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" \
             -h 127.0.0.1 -p "$PORT" -U "$ROLE" "$DB" >"$out" 2>&1; then
-            log "round $round $relay failed:"; tail -n 5 "$out" >&2; FAILED=1
+            log "round $round $workload $relay failed:"; tail -n 5 "$out" >&2; FAILED=1
         fi
         tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out" | head -n 1)
         txs=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
@@ -254,22 +294,25 @@ for round in $(seq "$ROUNDS"); do
             cpu=$(awk -v a="$after" -v b="$before_cpu" -v t="$txs" -v hz="$CLK_TCK" \
                 'BEGIN { printf "%.1f", (a - b) / hz * 1e6 / t }')
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$relay" "${tps:-0}" "$cpu" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$workload" "$relay" "${tps:-0}" "$cpu" \
             "$(($(logins) - before_logins))" "$(cut -d' ' -f1 /proc/loadavg)" >>"$TSV"
-        log "round $round $relay: tps ${tps:-0}, cpu µs/tx $cpu"
+        log "round $round $workload $relay: tps ${tps:-0}, cpu µs/tx $cpu"
         [ -n "$RELAY_PID" ] && stop_pid "$RELAY_PID"
     done
+  done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
 
 # --- summary: medians per relay ----------------------------------------------------
 {
-    echo "| relay | TPS (median run) | relay CPU µs per connection+tx (same run) | server logins (same run) | TPS of each round |"
-    echo "|---|---:|---:|---:|---|"
+    echo "| workload | relay | TPS (median run) | relay CPU µs per tx (same run) | server logins (same run) | TPS of each round |"
+    echo "|---|---|---:|---:|---:|---|"
+    for workload in "${WORKLOAD_LIST[@]}"; do
     for relay in "${RELAY_LIST[@]}"; do
-        awk -F'\t' -v r="$relay" 'NR > 1 && $2 == r { print $3, $4, $5 }' "$TSV" | sort -n |
-            awk -v r="$relay" '{ tps[NR] = $1; cpu[NR] = $2; lg[NR] = $3; all = all (all ? ", " : "") $1 }
-                END { m = int((NR + 1) / 2); printf "| %s | %s | %s | %s | %s |\n", r, tps[m], cpu[m], lg[m], all }'
+        awk -F'\t' -v r="$relay" -v w="$workload" 'NR > 1 && $3 == r && $2 == w { print $4, $5, $6 }' "$TSV" | sort -n |
+            awk -v r="$relay" -v w="$workload" '{ tps[NR] = $1; cpu[NR] = $2; lg[NR] = $3; all = all (all ? ", " : "") $1 }
+                END { m = int((NR + 1) / 2); printf "| %s | %s | %s | %s | %s | %s |\n", w, r, tps[m], cpu[m], lg[m], all }'
+    done
     done
 } | tee "$RESULTS/summary.md"
 cat "$RESULTS/machine.txt"

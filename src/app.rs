@@ -60,6 +60,23 @@ pub fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `[cluster]`: the schema is right, this host registered and the
+    // fleet's revocations in force before any listener accepts.
+    let prepared = match &config.cluster {
+        None => None,
+        Some(c) => match crate::cluster::prepare(c) {
+            Ok(p) => {
+                let n = crate::cluster::Cluster::restore_into(&p, snapshot.identity.revocations());
+                info!(host = %c.host_id(), revocations = n, "cluster: control database ready");
+                Some(p)
+            }
+            Err(e) => {
+                error!(error = %e, "cannot join the fleet");
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let revocation_store = match open_revocation_store(&config, &snapshot) {
         Ok(s) => s,
         Err(e) => {
@@ -95,6 +112,24 @@ pub fn run(opts: RunOptions) -> ExitCode {
             }
         },
     };
+    let uploader = match (&config.upload, &recorder_config) {
+        (Some(u), Some(rc)) => {
+            let key = rc.signing_key.clone().unwrap_or_default();
+            match crate::objstore::uploader::Uploader::start(u.clone(), rc.dir.clone(), &key) {
+                Ok(up) => {
+                    metrics.attach_upload(up.status());
+                    Some(up)
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start the recording uploader");
+                    eprintln!("error: recorder.upload: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let upload_status = uploader.as_ref().map(|u| u.status());
     let recorders: Vec<ShardRecorder> = match &recorder {
         None => Vec::new(),
         Some(r) => (0..config.engine.shards as u32)
@@ -109,6 +144,10 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     metrics.attach_recorders(recorders.clone());
+    let fleet = prepared.as_ref().map(crate::cluster::Cluster::new);
+    if let Some(f) = &fleet {
+        broker.set_mirror(Arc::new(f.clone()));
+    }
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -136,6 +175,15 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     let control = engine.control();
+    if let Some(p) = prepared
+        && let Err(e) = crate::cluster::Cluster::start(p, control.clone(), broker.clone())
+    {
+        error!(error = %e, "cannot start the cluster agent");
+        eprintln!("error: cluster: {e}");
+        engine.shutdown(Duration::ZERO);
+        engine.join();
+        return ExitCode::FAILURE;
+    }
     let reloader = Arc::new(ConfigReloader {
         path: opts.config.clone(),
         control: control.clone(),
@@ -147,22 +195,50 @@ pub fn run(opts: RunOptions) -> ExitCode {
             control: control.clone(),
             cache: Mutex::new(None),
         }))
-        .with_revocations(Arc::new(DurableRevocations::new(
-            control.clone(),
-            revocation_store,
-        )))
+        .with_revocations(match &fleet {
+            Some(f) => Arc::new(crate::cluster::FleetRevocations {
+                cluster: f.clone(),
+                control: control.clone(),
+            }) as Arc<dyn crate::admin::RevocationSink>,
+            None => Arc::new(DurableRevocations::new(control.clone(), revocation_store)),
+        })
         .with_reloader(reloader.clone())
         .with_readiness(Arc::new({
             let control = control.clone();
             let recorders = recorders.clone();
-            move || readiness(&control, &recorders)
+            let fleet = fleet.clone();
+            move || {
+                let mut checks = readiness(&control, &recorders);
+                if let Some(u) = &upload_status {
+                    // Degraded, not unready: sessions keep recording to disk.
+                    let (_degraded, detail) = u.ready_detail();
+                    checks.push(ReadyCheck {
+                        name: "upload".into(),
+                        ok: true,
+                        detail,
+                    });
+                }
+                if let Some(f) = &fleet {
+                    // Reported, never failing readiness: see README, "Running a fleet".
+                    checks.push(ReadyCheck {
+                        name: "cluster".into(),
+                        ok: true,
+                        detail: crate::cluster::ready_detail(&f.status()),
+                    });
+                }
+                checks
+            }
         }))
         .with_audit(Arc::new(RecorderAudit {
             recorders: recorders.clone(),
+            fleet: fleet.clone(),
         }))
         .with_metrics(metrics);
     if let Some(w) = webhook {
         state = state.with_webhook_stats(w);
+    }
+    if let Some(f) = &fleet {
+        state = state.with_fleet(f.clone());
     }
     let state = Arc::new(state);
     let _ = reloader.admin.set(Arc::downgrade(&state));
@@ -203,10 +279,17 @@ pub fn run(opts: RunOptions) -> ExitCode {
     );
     engine.join();
     admin.shutdown();
+    if let Some(f) = &fleet {
+        f.shutdown();
+    }
     if let Some(r) = recorder
         && let Err(e) = r.shutdown()
     {
         error!(error = %e, "recorder did not close cleanly");
+    }
+    // After the recorder sealed its last segments: one more pass ships them.
+    if let Some(u) = uploader {
+        u.shutdown(UPLOAD_SHUTDOWN_GRACE);
     }
     info!("tollgate stopped");
     ExitCode::SUCCESS
@@ -264,6 +347,10 @@ fn serve_until_stopped(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How long a stopping gateway gives the uploader for its last pass (what
+/// it does not finish, the next start uploads).
+const UPLOAD_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How long past the shutdown grace the shards get to end what they killed
 /// (a shard waits 5 s for killed sessions to unwind) before the process
@@ -335,13 +422,18 @@ impl AdminAuth for TokenAuth {
     }
 }
 
-/// Admin actions go into shard 0's recording (session 0).
+/// Admin actions go into shard 0's recording (session 0), and under
+/// `[cluster]` into the fleet's audit table too.
 struct RecorderAudit {
     recorders: Vec<ShardRecorder>,
+    fleet: Option<crate::cluster::Cluster>,
 }
 
 impl AuditSink for RecorderAudit {
     fn admin_action(&self, actor: &str, action: &str, object: &str, detail: &str) {
+        if let Some(f) = &self.fleet {
+            f.audit(actor, action, object, detail);
+        }
         let Some(r) = self.recorders.first() else {
             return;
         };
@@ -434,6 +526,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     // Every field of the recorder config is plain data (the fsync observer is
     // never set in a loaded file), so the Debug forms compare the settings.
+    if old.cluster != new.cluster {
+        why.push("[cluster]".into());
+    }
     if format!("{:?}", old.recorder) != format!("{:?}", new.recorder) {
         why.push("[recorder]".into());
     }

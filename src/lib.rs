@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 pub mod approvals;
+pub mod cluster;
 pub mod config;
 pub mod dist;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod mysql;
+pub mod objstore;
 pub mod pg;
 pub mod pipeline;
 pub mod policy;

@@ -37,6 +37,9 @@ enum Command {
     Policy(tollgate::policy_cli::PolicyCommand),
     #[command(flatten)]
     Admin(tollgate::admin::client::AdminCommand),
+    /// A fleet's shared control database (`[cluster]`): schema migrations.
+    #[command(subcommand)]
+    Cluster(tollgate::cluster::cli::ClusterCommand),
     /// Development token issuer: key pairs and short-lived tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Token(cmd) => token(cmd),
+        Command::Cluster(cmd) => tollgate::cluster::cli::run(cmd),
         Command::Run {
             config,
             shards,

@@ -432,6 +432,8 @@ pub struct Metrics {
     /// Each shard's recorder: its queue depth and bytes written are read at
     /// scrape time, so the data path pays nothing for them.
     recorders: OnceLock<Vec<ShardRecorder>>,
+    /// The recording uploader's counters, when `[recorder.upload]` is set.
+    upload: OnceLock<std::sync::Arc<crate::objstore::uploader::UploadStatus>>,
 }
 
 impl Metrics {
@@ -439,7 +441,13 @@ impl Metrics {
         Metrics {
             shards: (0..shards).map(|_| ShardMetrics::default()).collect(),
             recorders: OnceLock::new(),
+            upload: OnceLock::new(),
         }
+    }
+
+    /// The uploader whose backlog and counters `/metrics` reports (once).
+    pub fn attach_upload(&self, status: std::sync::Arc<crate::objstore::uploader::UploadStatus>) {
+        let _ = self.upload.set(status);
     }
 
     /// The recorders whose queue depth and bytes `/metrics` reports (once;
@@ -470,6 +478,9 @@ impl Metrics {
             m.recorder_bytes.store(h.disk_bytes, Ordering::Relaxed);
         }
         render_shard_families(engine, &self.shards, e);
+        if let Some(u) = self.upload.get() {
+            u.render(e);
+        }
     }
 }
 

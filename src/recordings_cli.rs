@@ -1,5 +1,10 @@
 //! `tollgate recordings ...`: what auditors run against a recording
-//! directory — list, export (JSON Lines), replay, verify, and the seal key.
+//! directory or a bucket (`--from s3://...`, see `objstore::cli`) — list,
+//! export (JSON Lines), replay, verify, and the seal key. SSH terminal
+//! sessions also export as asciicast and replay as a terminal
+//! (`recordings_cli/asciicast.rs`).
+
+mod asciicast;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,6 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::Subcommand;
 use tollgate_recorder::{RecordingDir, Selection, SessionFilter};
+
+use crate::objstore::cli::StoreArgs;
 
 #[derive(Subcommand)]
 pub enum RecordingsCommand {
@@ -18,6 +25,8 @@ pub enum RecordingsCommand {
         /// One JSON object per session.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Export records as JSON Lines: one session, or --all matching the filters.
     Export {
@@ -27,27 +36,60 @@ pub enum RecordingsCommand {
         all: bool,
         #[command(flatten)]
         filter: FilterArgs,
-        /// Only jsonl is supported.
+        /// `jsonl`, or `asciicast` (v2: one SSH session's pty channel).
         #[arg(long, default_value = "jsonl")]
         format: String,
+        /// asciicast: the SSH channel (default: the first with a pty).
+        #[arg(long)]
+        channel: Option<u32>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
-    /// Show a session as a person reads it.
+    /// Show a session as a person reads it. An SSH session with a pty plays
+    /// as a terminal, paced as recorded (`--records` lists records instead).
     Replay {
         session: String,
         /// Pace the output in real time.
         #[arg(long)]
         realtime: bool,
+        /// List the records even for an SSH terminal session.
+        #[arg(long)]
+        records: bool,
+        /// Terminal playback: the SSH channel (default: the first with a pty).
+        #[arg(long)]
+        channel: Option<u32>,
+        /// Terminal playback speed (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Terminal playback: cap each pause at this many seconds.
+        #[arg(long)]
+        max_idle: Option<f64>,
+        /// Terminal playback: write the paced stream as asciicast at once
+        /// instead of waiting (for scripts and tests).
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long, env = "TOLLGATE_RECORDINGS", default_value = crate::config::DEFAULT_RECORDING_DIR)]
         dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Check CRCs, the hash chain, seals, checkpoints, the session index and
-    /// signatures; non-zero exit on any problem.
+    /// signatures; non-zero exit on any problem. With --from: every host's
+    /// signed manifest chain and every segment it lists (present, same
+    /// SHA-256, in order), and nothing unlisted.
     Verify {
         /// Ed25519 public key (base64, as written by `keygen`) to check seal and checkpoint signatures.
+        /// With --from it may be given once per host key.
         #[arg(long)]
-        key: Option<PathBuf>,
+        key: Vec<PathBuf>,
         #[arg(long, env = "TOLLGATE_RECORDINGS", default_value = crate::config::DEFAULT_RECORDING_DIR)]
         dir: PathBuf,
+        /// With --from: the file keeping each host's newest manifest version
+        /// seen, so a later rollback is named (default: in the cache).
+        #[arg(long, requires = "from")]
+        state: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Write an Ed25519 seal-signing key pair.
     Keygen {
@@ -88,6 +130,30 @@ impl FilterArgs {
     }
 }
 
+/// The directories to read: `dir`, or each host's cache of the bucket.
+fn recording_dirs(
+    store: &StoreArgs,
+    dir: &std::path::Path,
+) -> Result<Vec<(Option<String>, PathBuf)>, String> {
+    if !store.is_set() {
+        return Ok(vec![(None, dir.to_path_buf())]);
+    }
+    Ok(store
+        .fetch()?
+        .into_iter()
+        .map(|(h, d)| (Some(h), d))
+        .collect())
+}
+
+/// The directory of `dirs` (one per host) that holds `session`; the first
+/// when none does (its reader then says the session is not there).
+fn session_dir(dirs: &[(Option<String>, PathBuf)], session: u64) -> &std::path::Path {
+    dirs.iter()
+        .find(|(_, d)| RecordingDir::open(d).find_session(session).is_ok())
+        .or(dirs.first())
+        .map_or(std::path::Path::new("."), |(_, d)| d.as_path())
+}
+
 fn parse_session(s: &str) -> Result<u64, String> {
     u64::from_str_radix(s.trim(), 16).map_err(|_| format!("{s:?} is not a session id (hex)"))
 }
@@ -106,21 +172,36 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match cmd {
-        RecordingsCommand::List { filter, json } => {
-            let dir = RecordingDir::open(&filter.dir);
-            let sessions = dir
-                .list_sessions(&filter.filter())
-                .map_err(|e| e.to_string())?;
+        RecordingsCommand::List {
+            filter,
+            json,
+            store,
+        } => {
+            let dirs = recording_dirs(&store, &filter.dir)?;
+            let mut sessions = Vec::new();
+            for (host, dir) in &dirs {
+                for s in RecordingDir::open(dir)
+                    .list_sessions(&filter.filter())
+                    .map_err(|e| e.to_string())?
+                {
+                    sessions.push((host.as_deref(), s));
+                }
+            }
+            sessions.sort_by_key(|(_, s)| s.start_ns);
             if !json {
+                if store.is_set() {
+                    let _ = write!(out, "{:<20}  ", "HOST");
+                }
                 let _ = writeln!(
                     out,
                     "{:<16}  {:<27}  {:<24}  {:<16}  CLIENT",
                     "SESSION", "STARTED", "IDENTITY", "TARGET"
                 );
             }
-            for s in sessions {
+            for (host, s) in sessions {
                 if json {
                     let v = serde_json::json!({
+                        "host": host,
                         "session": format!("{:016x}", s.session),
                         "shard": s.shard,
                         "identity": s.subject,
@@ -130,6 +211,9 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                     });
                     let _ = writeln!(out, "{v}");
                 } else {
+                    if let Some(h) = host {
+                        let _ = write!(out, "{h:<20}  ");
+                    }
                     let _ = writeln!(
                         out,
                         "{:016x}  {:<27}  {:<24}  {:<16}  {}",
@@ -148,16 +232,28 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             all,
             filter,
             format,
+            channel,
+            store,
         } => {
+            if format == "asciicast" {
+                let Some(session) = session.filter(|_| !all) else {
+                    return Err("--format asciicast exports one SESSION".into());
+                };
+                let id = parse_session(&session)?;
+                let dirs = recording_dirs(&store, &filter.dir)?;
+                let dir = RecordingDir::open(session_dir(&dirs, id));
+                asciicast::export(&dir, id, channel, &mut out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if format != "jsonl" {
-                return Err(format!("unsupported format {format:?} (jsonl)"));
+                return Err(format!("unsupported format {format:?} (jsonl, asciicast)"));
             }
             let selection = match (session, all) {
                 (Some(s), false) => Selection::Session(parse_session(&s)?),
                 (None, true) => Selection::All,
                 _ => return Err("name a SESSION or --all".into()),
             };
-            let dir = RecordingDir::open(&filter.dir);
+            let dirs = recording_dirs(&store, &filter.dir)?;
             let mut decoder = crate::pipeline::decode::ByProtocol::default();
             let tty = std::io::stderr().is_terminal();
             let mut progress = |p: tollgate_recorder::Progress| {
@@ -168,41 +264,96 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                     eprint!("\r{pct:>3}%  {} records", p.records);
                 }
             };
-            let summary = dir
-                .export(
+            // A session lives on one host: the hosts without it are skipped.
+            let mut records = 0;
+            let mut found = false;
+            let mut last_err = None;
+            for (_, dir) in &dirs {
+                match RecordingDir::open(dir).export(
                     selection,
                     &filter.filter(),
                     &mut out,
                     Some(&mut progress),
                     Some(&mut decoder),
-                )
-                .map_err(|e| e.to_string())?;
+                ) {
+                    Ok(summary) => {
+                        records += summary.records;
+                        found = true;
+                    }
+                    Err(e @ tollgate_recorder::RecorderError::SessionNotFound { .. }) => {
+                        last_err = Some(e.to_string())
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            if !found && let Some(e) = last_err {
+                return Err(e);
+            }
             if tty {
-                eprintln!("\rexported {} records", summary.records);
+                eprintln!("\rexported {records} records");
             }
             Ok(ExitCode::SUCCESS)
         }
         RecordingsCommand::Replay {
             session,
             realtime,
+            records,
+            channel,
+            speed,
+            max_idle,
+            no_wait,
             dir,
+            store,
         } => {
+            let id = parse_session(&session)?;
+            let dirs = recording_dirs(&store, &dir)?;
+            if !records && !realtime {
+                let pace = asciicast::Pace { speed, max_idle };
+                let recordings = RecordingDir::open(session_dir(&dirs, id));
+                if asciicast::play(&recordings, id, channel, pace, no_wait, &mut out)? {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                if channel.is_some() {
+                    return Err(format!(
+                        "session {session} has no SSH pty channel {channel:?}"
+                    ));
+                }
+            }
             let mut decoder = crate::pipeline::decode::ByProtocol::default();
-            RecordingDir::open(&dir)
-                .replay(
-                    parse_session(&session)?,
-                    &mut out,
-                    realtime,
-                    Some(&mut decoder),
-                )
-                .map_err(|e| e.to_string())?;
-            Ok(ExitCode::SUCCESS)
+            let mut last_err = format!("session {session} not found");
+            for (_, dir) in &dirs {
+                match RecordingDir::open(dir).replay(id, &mut out, realtime, Some(&mut decoder)) {
+                    Ok(_) => return Ok(ExitCode::SUCCESS),
+                    Err(e @ tollgate_recorder::RecorderError::SessionNotFound { .. }) => {
+                        last_err = e.to_string()
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Err(last_err)
         }
-        RecordingsCommand::Verify { key, dir } => {
-            let key = match key {
-                Some(k) => Some(tollgate_recorder::load_public_key(&k).map_err(|e| e.to_string())?),
-                None => None,
-            };
+        RecordingsCommand::Verify {
+            key,
+            dir,
+            state,
+            store,
+        } => {
+            let keys = key
+                .iter()
+                .map(|k| tollgate_recorder::load_public_key(k).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            if store.is_set() {
+                let ok = store.verify(&keys, state.as_deref(), &mut out)?;
+                return Ok(if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            if keys.len() > 1 {
+                return Err("a local directory is checked with one --key".into());
+            }
+            let key = keys.into_iter().next();
             let report =
                 tollgate_recorder::verify(&dir, key.as_deref()).map_err(|e| e.to_string())?;
             let _ = writeln!(out, "{report}");

@@ -28,6 +28,8 @@ want nginx-light
 want openssh-server
 want openssh-client
 want sshpass
+# tmux drives a real terminal for the SSH pty tests (tests/ssh_pty.rs).
+want tmux
 # mysql2 (Node) for the MySQL gateway tests.
 # npm (and Node.js) from Debian unless the machine already has them (a
 # NodeSource or nvm install conflicts with Debian's npm package).
@@ -67,6 +69,15 @@ fi
 # Supply-chain checks and fuzzing (from crates.io), each installed once.
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+# Garage, the S3-compatible server tests/recordings_s3.rs uploads to (a
+# real store, not a mock). Built from crates.io once (long: see README,
+# "Recordings in object storage"); skipped when this version is on PATH.
+# A CI cache of ~/.cargo/bin/garage keeps it to the first run.
+garage_version=2.5.0
+garage_bin="$(command -v garage || echo "$HOME/.cargo/bin/garage")"
+if ! "$garage_bin" --version 2>/dev/null | grep -qF "$garage_version"; then
+    cargo install --locked garage --version "$garage_version"
+fi
 
 # Python drivers for cross-ecosystem tests live in a venv under target/ so the
 # system Python stays untouched.

@@ -74,7 +74,36 @@ fn start_with(http: &str, tables: &str) -> HttpGateway {
     )
     .unwrap();
     std::fs::write(dav.join("blob.bin"), format!("raw {SSN}")).unwrap();
+    // Duplicate keys: a JSON parser keeps the last (serde_json, Python,
+    // JavaScript); one keeping the first, or a reader of the text, sees the
+    // first. Laid out by hand, as an upstream might.
+    std::fs::write(
+        dav.join("dup.json"),
+        format!(
+            "{{\n  \"note\": {{\"contact\": \"{EMAIL}\", \"ssn\": \"{SSN}\"}},\n  \"note\": {{}}\n}}\n"
+        ),
+    )
+    .unwrap();
     g
+}
+
+#[test]
+fn every_duplicate_of_a_key_is_masked_and_the_layout_kept() {
+    let g = start("");
+    let t = g.token("ci-job", "ci");
+    let (ok, out) = g.curl(&["-H", &bearer(&t), &g.url("/dav/dup.json")]);
+    assert!(ok && out.starts_with("HTTP/1.1 200"), "{out}");
+    // Before, the body was parsed into a tree that kept only the last
+    // `note`, found nothing to mask, and went out as written.
+    assert!(
+        !body(&out).contains(SSN) && !body(&out).contains(EMAIL),
+        "{out}"
+    );
+    assert_eq!(
+        body(&out),
+        "{\n  \"note\": {\"contact\": \"[redacted]\", \"ssn\": \"***-**-6789\"},\n  \"note\": {}\n}\n",
+        "{out}"
+    );
 }
 
 #[test]

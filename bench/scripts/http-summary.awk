@@ -32,7 +32,8 @@ END {
         add(p[2] SUBSEP p[3] SUBSEP "add99", p99_of[k] - p99_of[p[1], "direct", p[3]])
     }
     for (j = 1; j <= nw; j++) {
-        printf "### tollgate-load http %s: median over rounds\n\n", W[j]
+        if (W[j] ~ /^wrk-/) printf "### wrk %s: median over rounds\n\n", substr(W[j], 5)
+        else printf "### tollgate-load http %s: median over rounds\n\n", W[j]
         printf "| relay | requests/s | vs direct | p50 µs | p99 µs | added p50 µs | added p99 µs | relay CPU µs/request | requests per relay CPU-second | nginx CPU µs/request | recording bytes/request | errors |\n"
         printf "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         for (i = 1; i <= nr; i++) {

@@ -59,6 +59,10 @@ pub struct RecorderConfig {
     pub retention_max_age: Option<Duration>,
     /// The oldest sealed segments are deleted while a shard holds more.
     pub retention_max_bytes: Option<u64>,
+    /// Sealed segments the uploader marked as confirmed in object storage
+    /// are deleted (by the writer's retention pass, so the deletion is
+    /// checkpointed and `verify` tells it from a removal).
+    pub delete_uploaded: bool,
     /// How often the writer applies retention.
     pub retention_check_interval: Duration,
     /// Ed25519 PKCS#8 key (DER or PEM) that signs segment seals.
@@ -98,6 +102,7 @@ impl RecorderConfig {
             segment_max_age: Duration::from_secs(3600),
             retention_max_age: None,
             retention_max_bytes: None,
+            delete_uploaded: false,
             retention_check_interval: Duration::from_secs(60),
             signing_key: None,
             fsync_observer: None,

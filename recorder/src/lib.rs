@@ -14,6 +14,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod index;
+pub mod manifest;
 pub mod producer;
 pub mod record;
 mod recovery;
@@ -28,7 +29,9 @@ pub use error::RecorderError;
 pub use producer::{DataDirection, RecorderHealth, ShardRecorder};
 pub use record::{AdminAction, CommandEvent, Record, RecordBody, SessionEnd, SessionStart, now_ns};
 pub use recovery::list_segments;
-pub use retention::{RetentionOutcome, RetentionPolicy, apply_retention};
+pub use retention::{
+    RetentionOutcome, RetentionPolicy, UPLOADED_MARK_SUFFIX, apply_retention, uploaded_mark_path,
+};
 pub use signing::{keygen, load_public_key, load_signing_key};
 pub use writer::Recorder;
 pub mod export;

@@ -1,5 +1,5 @@
 //! Retention: deleting a shard's oldest sealed segments beyond a maximum
-//! age or total size. The active (last) segment is never deleted, and each
+//! age or total size, or once uploaded to object storage. The active (last) segment is never deleted, and each
 //! deletion is first written as a signed checkpoint (and noted in the
 //! session index) so `verify` can tell retention from a removed segment.
 
@@ -23,6 +23,20 @@ pub struct RetentionPolicy {
     pub max_age: Option<Duration>,
     /// Delete the oldest sealed segments while the shard holds more.
     pub max_bytes: Option<u64>,
+    /// Delete the oldest sealed segments that carry an upload mark
+    /// ([`uploaded_mark_path`]): the uploader confirmed and verified them
+    /// in object storage and a manifest lists them.
+    pub delete_uploaded: bool,
+}
+
+/// Suffix of the mark the uploader writes next to a segment it confirmed.
+pub const UPLOADED_MARK_SUFFIX: &str = ".uploaded";
+
+/// The upload mark of the segment at `segment` (`<name>.seg.uploaded`).
+pub fn uploaded_mark_path(segment: &Path) -> std::path::PathBuf {
+    let mut name = segment.as_os_str().to_os_string();
+    name.push(UPLOADED_MARK_SUFFIX);
+    name.into()
 }
 
 /// What retention removed.
@@ -74,7 +88,7 @@ pub fn apply_retention(
     key: Option<&Ed25519KeyPair>,
 ) -> Result<RetentionOutcome, RecorderError> {
     let mut out = RetentionOutcome::default();
-    if policy.max_age.is_none() && policy.max_bytes.is_none() {
+    if policy.max_age.is_none() && policy.max_bytes.is_none() && !policy.delete_uploaded {
         return Ok(out);
     }
     let segs = list_segments(fs, shard_dir)?;
@@ -98,7 +112,9 @@ pub fn apply_retention(
             .max_age
             .is_some_and(|age| u128::from(now_ns.saturating_sub(next.created_ns)) > age.as_nanos());
         let too_big = policy.max_bytes.is_some_and(|max| total > max);
-        if !too_old && !too_big {
+        let upload_mark = uploaded_mark_path(path);
+        let uploaded = policy.delete_uploaded && fs.exists(&upload_mark);
+        if !too_old && !too_big && !uploaded {
             break;
         }
         let mark = IndexEntry::Pruned {
@@ -141,7 +157,11 @@ pub fn apply_retention(
         out.checkpoints.push(cp);
         fs.remove(path)
             .map_err(RecorderError::io("remove segment", path))?;
-        tracing::info!(segment = %path.display(), bytes = sizes[i], "retention deleted a sealed segment");
+        if fs.exists(&upload_mark) {
+            fs.remove(&upload_mark)
+                .map_err(RecorderError::io("remove upload mark", &upload_mark))?;
+        }
+        tracing::info!(segment = %path.display(), bytes = sizes[i], uploaded, "retention deleted a sealed segment");
         total -= sizes[i];
         out.deleted.push(*base);
         out.bytes_freed += sizes[i];

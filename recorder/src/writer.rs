@@ -672,8 +672,9 @@ impl ShardWriter {
         let policy = RetentionPolicy {
             max_age: self.config.retention_max_age,
             max_bytes: self.config.retention_max_bytes,
+            delete_uploaded: self.config.delete_uploaded,
         };
-        if policy.max_age.is_none() && policy.max_bytes.is_none() {
+        if policy.max_age.is_none() && policy.max_bytes.is_none() && !policy.delete_uploaded {
             return Ok(());
         }
         let out = apply_retention(

@@ -61,6 +61,7 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
     let policy = RetentionPolicy {
         max_age: None,
         max_bytes: Some(max),
+        delete_uploaded: false,
     };
     let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     let after = list_segments(&RealFs, &shard_dir).unwrap();
@@ -108,6 +109,7 @@ fn retention_by_age_spares_young_segments_and_the_active_one() {
     let policy = RetentionPolicy {
         max_age: Some(Duration::from_secs(3600)),
         max_bytes: None,
+        delete_uploaded: false,
     };
     let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     assert!(none.deleted.is_empty(), "nothing is an hour old yet");
@@ -135,4 +137,48 @@ fn the_writer_applies_retention_when_it_opens() {
         "{before} -> {after}"
     );
     assert!(verify(&dir, None).unwrap().is_ok());
+}
+
+#[test]
+fn uploaded_segments_go_only_from_the_oldest_marked_run_and_verify_still_passes() {
+    let (_tmp, dir) = fixture();
+    let shard_dir = dir.join("shard-0");
+    let before = list_segments(&RealFs, &shard_dir).unwrap();
+    assert!(before.len() >= 5, "{} segments", before.len());
+    let policy = RetentionPolicy {
+        delete_uploaded: true,
+        ..RetentionPolicy::default()
+    };
+    // Nothing marked: nothing deleted.
+    let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
+    assert!(none.deleted.is_empty());
+    // Marks on segments 0, 1 and 3: 0 and 1 go; 3 waits for 2 (order kept).
+    for i in [0, 1, 3] {
+        std::fs::write(tollgate_recorder::uploaded_mark_path(&before[i].1), b"").unwrap();
+    }
+    let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
+    assert_eq!(out.deleted, vec![before[0].0, before[1].0]);
+    assert!(!tollgate_recorder::uploaded_mark_path(&before[0].1).exists());
+    assert!(tollgate_recorder::uploaded_mark_path(&before[3].1).exists());
+    let after = list_segments(&RealFs, &shard_dir).unwrap();
+    assert_eq!(after, before[2..].to_vec());
+    // A mark on the active (last) segment never deletes it.
+    std::fs::write(
+        tollgate_recorder::uploaded_mark_path(&before[before.len() - 1].1),
+        b"",
+    )
+    .unwrap();
+    for (_, p) in &before[2..] {
+        std::fs::write(tollgate_recorder::uploaded_mark_path(p), b"").unwrap();
+    }
+    apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
+    assert_eq!(
+        list_segments(&RealFs, &shard_dir).unwrap(),
+        before[before.len() - 1..].to_vec()
+    );
+    let report = verify(&dir, None).unwrap();
+    assert!(
+        report.is_ok(),
+        "an uploaded segment's deletion is retention, not tampering: {report}"
+    );
 }

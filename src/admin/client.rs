@@ -542,38 +542,51 @@ fn print_grants(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 fn print_sessions(v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
+    // Under `[cluster]` the list spans the fleet: each row names its host.
+    let fleet = list(v, "sessions").iter().any(|s| s.get("host").is_some());
     let rows: Vec<Vec<String>> = list(v, "sessions")
         .iter()
         .map(|s| {
-            vec![
-                text(&s["id"]),
-                text(&s["shard"]),
-                text(&s["target"]),
-                text(&s["subject"]),
-                text(&s["client"]),
-                age(&s["started_ms"]),
-                text(&s["bytes_up"]),
-                text(&s["bytes_down"]),
-                short(&text(&s["current_statement"]), 50),
-            ]
+            let host = fleet.then(|| text(&s["host"]));
+            host.into_iter()
+                .chain([
+                    text(&s["id"]),
+                    text(&s["shard"]),
+                    text(&s["target"]),
+                    text(&s["subject"]),
+                    text(&s["client"]),
+                    age(&s["started_ms"]),
+                    text(&s["bytes_up"]),
+                    text(&s["bytes_down"]),
+                    short(&text(&s["current_statement"]), 50),
+                ])
+                .collect()
         })
         .collect();
+    if let Some(note) = v["fleet"].as_str().filter(|n| *n != "ok") {
+        writeln!(out, "fleet: {note}")?;
+    }
     if rows.is_empty() {
         return writeln!(out, "no live sessions");
     }
+    let host_col: &[&str] = if fleet { &["HOST"] } else { &[] };
     table(
         out,
         &[
-            "ID",
-            "SHARD",
-            "TARGET",
-            "SUBJECT",
-            "CLIENT",
-            "AGE",
-            "BYTES UP",
-            "BYTES DOWN",
-            "STATEMENT",
-        ],
+            host_col,
+            &[
+                "ID",
+                "SHARD",
+                "TARGET",
+                "SUBJECT",
+                "CLIENT",
+                "AGE",
+                "BYTES UP",
+                "BYTES DOWN",
+                "STATEMENT",
+            ],
+        ]
+        .concat(),
         &rows,
     )
 }

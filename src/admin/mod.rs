@@ -11,6 +11,7 @@ pub mod client;
 /// `[admin]` settings live below the configuration (no admin → config → admin cycle).
 pub use crate::config::admin as config;
 pub mod durable;
+mod fleet;
 pub mod routes;
 pub mod server;
 pub mod store;
@@ -208,6 +209,8 @@ pub struct AdminState {
     pub audit: Option<Arc<dyn AuditSink>>,
     pub metrics: Option<Arc<Metrics>>,
     pub webhook: RwLock<Option<Arc<WebhookStats>>>,
+    /// `[cluster]`: sessions, kills and approvals span the fleet.
+    pub fleet: Option<crate::cluster::Cluster>,
 }
 
 impl AdminState {
@@ -229,6 +232,7 @@ impl AdminState {
             audit: None,
             metrics: None,
             webhook: RwLock::new(None),
+            fleet: None,
         }
     }
     pub fn with_auth(mut self, auth: Arc<dyn AdminAuth>) -> Self {
@@ -253,6 +257,10 @@ impl AdminState {
     }
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+    pub fn with_fleet(mut self, fleet: crate::cluster::Cluster) -> Self {
+        self.fleet = Some(fleet);
         self
     }
     pub fn with_webhook_stats(self, stats: Arc<WebhookStats>) -> Self {

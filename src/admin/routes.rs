@@ -155,9 +155,10 @@ pub fn handle(state: &AdminState, req: &AdminRequest, loopback: bool) -> Reply {
         ("GET", ["healthz"]) => Reply::json(200, &json!({"status": "ok"})),
         ("GET", ["readyz"]) => readyz(state),
         ("GET", ["metrics"]) => metrics(state),
-        ("GET", ["v1", "sessions"]) => {
-            Reply::json(200, &json!({ "sessions": state.control.list_sessions() }))
-        }
+        ("GET", ["v1", "sessions"]) => match &state.fleet {
+            Some(f) => super::fleet::sessions(state, f),
+            None => Reply::json(200, &json!({ "sessions": state.control.list_sessions() })),
+        },
         ("DELETE", ["v1", "sessions", id]) => kill(state, &who, id),
         ("GET", ["v1", "revocations"]) => match &state.revocations {
             Some(r) => Reply::json(200, &json!({ "revocations": r.list() })),
@@ -166,6 +167,12 @@ pub fn handle(state: &AdminState, req: &AdminRequest, loopback: bool) -> Reply {
         ("POST", ["v1", "revocations"]) => revoke(state, &who, req),
         ("DELETE", ["v1", "revocations", id]) => lift(state, &who, id),
         ("POST", ["v1", "reload"]) => reload(state, &who),
+        ("GET", ["v1", "approvals"]) if state.fleet.is_some() => {
+            super::fleet::approvals(state, &who, None)
+        }
+        ("GET", ["v1", "approvals", id]) if state.fleet.is_some() => {
+            super::fleet::approvals(state, &who, Some(id))
+        }
         ("GET", ["v1", "approvals"]) => {
             let visible: Vec<_> = state
                 .broker
@@ -225,6 +232,9 @@ fn metrics(state: &AdminState) -> Reply {
 }
 
 fn kill(state: &AdminState, who: &Principal, id: &str) -> Reply {
+    if let Some(f) = &state.fleet {
+        return super::fleet::kill(state, f, who, id);
+    }
     let Ok(sid) = id.parse::<SessionId>() else {
         return Reply::error(400, format!("{id:?} is not a session id (16 hex digits)"));
     };
@@ -440,6 +450,9 @@ fn decide(
         _ => ReviewerAnswer::Deny,
     };
     let object = format!("approval/{id}");
+    if let Some(f) = &state.fleet {
+        return super::fleet::decide(state, f, who, id, action, verdict, b.reason);
+    }
     match state
         .broker
         .decide(id, &who.reviewer(), verdict, b.reason.as_deref())

@@ -185,6 +185,14 @@ pub trait Notify: Send + Sync {
     fn approval_requested(&self, view: &ApprovalView);
 }
 
+/// Mirrors requests into the fleet's shared control state (`[cluster]`):
+/// told of each new request and of each one this host closed without a
+/// reviewer (timed out, withdrawn). Must not block: it only queues.
+pub trait ApprovalMirror: Send + Sync {
+    fn opened(&self, view: &ApprovalView);
+    fn closed(&self, id: u64, state: ApprovalState);
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug)]
 pub struct ApprovalMetrics {
@@ -254,11 +262,20 @@ struct Core {
     config: RwLock<BrokerConfig>,
     metrics: ApprovalMetrics,
     notifier: RwLock<Option<Arc<dyn Notify>>>,
+    /// Set with `[cluster]`: requests are decided in the control database.
+    mirror: RwLock<Option<Arc<dyn ApprovalMirror>>>,
 }
 
 impl Core {
     fn config(&self) -> BrokerConfig {
         self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn mirror(&self) -> Option<Arc<dyn ApprovalMirror>> {
+        self.mirror
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -292,6 +309,11 @@ impl Core {
             self.metrics
                 .wait
                 .observe(u64::try_from(entry.created.elapsed().as_millis()).unwrap_or(u64::MAX));
+        }
+        if matches!(state, ApprovalState::TimedOut | ApprovalState::Cancelled)
+            && let Some(m) = self.mirror()
+        {
+            m.closed(entry.view.id, state);
         }
         if st.recent.len() == RECENT_KEPT {
             st.recent.pop_front();
@@ -442,6 +464,7 @@ impl Broker {
             config: RwLock::new(config),
             metrics: ApprovalMetrics::default(),
             notifier: RwLock::new(notifier),
+            mirror: RwLock::new(None),
         });
         let timer_core = core.clone();
         std::thread::Builder::new()
@@ -479,6 +502,118 @@ impl Broker {
             .notifier
             .write()
             .unwrap_or_else(PoisonError::into_inner) = notifier;
+    }
+
+    /// Mirror requests into the fleet (`[cluster]`); set before any
+    /// session asks. From then on request ids are random (53 bits, so a
+    /// JSON reader keeps them exact) rather than counted, so that ids made
+    /// on different hosts do not collide in the shared table.
+    pub fn set_mirror(&self, mirror: Arc<dyn ApprovalMirror>) {
+        *self
+            .core()
+            .mirror
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(mirror);
+    }
+
+    /// Whether requests are decided in the fleet's control database.
+    pub fn is_mirrored(&self) -> bool {
+        self.core().mirror().is_some()
+    }
+
+    /// Apply a decision a reviewer made in the fleet's control database
+    /// (on any host) to the request waiting here. Returns whether a request
+    /// was waiting (`false`: already closed here, e.g. timed out).
+    pub fn apply_decision(
+        &self,
+        id: u64,
+        approved: bool,
+        by: &str,
+        reason: &str,
+        grant_expires_ms: Option<u64>,
+    ) -> bool {
+        let core = self.core();
+        let mut st = core.lock();
+        let Some(mut entry) = st.pending.remove(&id) else {
+            return false;
+        };
+        entry.view.decided_by = Some(by.to_string());
+        entry.view.reason = Some(reason.to_string());
+        let (state, decision) = if approved {
+            if let Some(ms) = grant_expires_ms {
+                let expires = UNIX_EPOCH + Duration::from_millis(ms);
+                entry.view.grant_expires_ms = Some(ms);
+                st.grants.push(Grant {
+                    subject: entry.view.requester.clone(),
+                    target: entry.view.target.clone(),
+                    kind: entry.view.kind,
+                    granted_by: by.to_string(),
+                    reason: reason.to_string(),
+                    approval_id: id,
+                    created_ms: epoch_ms(SystemTime::now()),
+                    expires_ms: ms,
+                    expires,
+                });
+            }
+            (
+                ApprovalState::Approved,
+                ApprovalOutcome::Approved {
+                    by: by.to_string(),
+                    reason: reason.to_string(),
+                },
+            )
+        } else {
+            (
+                ApprovalState::Denied,
+                ApprovalOutcome::Denied {
+                    by: by.to_string(),
+                    reason: reason.to_string(),
+                },
+            )
+        };
+        let (_, answer) = core.finish(&mut st, entry, state, Some(decision));
+        drop(st);
+        if let Some(a) = answer {
+            a.send();
+        }
+        true
+    }
+
+    /// A time-boxed grant a reviewer gave on another host of the fleet
+    /// (read from the control database), so the same identity is not asked
+    /// again on this host either. Idempotent per approval.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_fleet_grant(
+        &self,
+        approval_id: u64,
+        subject: &str,
+        target: &str,
+        kind: ApprovalKind,
+        granted_by: &str,
+        reason: &str,
+        expires_ms: u64,
+    ) -> bool {
+        let now = SystemTime::now();
+        let expires = UNIX_EPOCH + Duration::from_millis(expires_ms);
+        if expires <= now {
+            return false;
+        }
+        let mut st = self.core().lock();
+        if st.grants.iter().any(|g| g.approval_id == approval_id) {
+            return false;
+        }
+        st.grants.push(Grant {
+            subject: subject.to_string(),
+            target: target.to_string(),
+            kind,
+            granted_by: granted_by.to_string(),
+            reason: reason.to_string(),
+            approval_id,
+            created_ms: epoch_ms(now),
+            expires_ms,
+            expires,
+        });
+        true
     }
 
     pub fn metrics(&self) -> &ApprovalMetrics {
@@ -526,8 +661,17 @@ impl Broker {
                     reason: "too many approval requests pending".into(),
                 });
             }
-            id = st.next_id;
-            st.next_id += 1;
+            id = if core.mirror().is_some() {
+                loop {
+                    let r = rand::random::<u64>() & ((1 << 53) - 1);
+                    if r != 0 && !st.pending.contains_key(&r) {
+                        break r;
+                    }
+                }
+            } else {
+                st.next_id += 1;
+                st.next_id - 1
+            };
             let reviewer_groups = if req.reviewer_groups.is_empty() {
                 config.default_reviewer_groups.clone()
             } else {
@@ -571,6 +715,9 @@ impl Broker {
             .clone();
         if let Some(n) = notifier {
             n.approval_requested(&view);
+        }
+        if let Some(m) = core.mirror() {
+            m.opened(&view);
         }
         Pending {
             id,

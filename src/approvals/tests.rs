@@ -500,3 +500,51 @@ fn waiters_are_answered_with_the_broker_lock_released() {
     assert_eq!(probe.woken.load(SeqCst), 4);
     assert_eq!(probe.under_lock.load(SeqCst), 0, "woken under the lock");
 }
+
+/// What a `[cluster]` mirror hears.
+#[derive(Default)]
+struct Heard(Mutex<Vec<(u64, Option<ApprovalState>)>>);
+
+impl ApprovalMirror for Heard {
+    fn opened(&self, view: &ApprovalView) {
+        self.0.lock().unwrap().push((view.id, None));
+    }
+    fn closed(&self, id: u64, state: ApprovalState) {
+        self.0.lock().unwrap().push((id, Some(state)));
+    }
+}
+
+#[test]
+fn a_mirrored_broker_uses_random_ids_and_takes_decisions_made_elsewhere() {
+    let b = broker(Duration::from_millis(200));
+    let heard = Arc::new(Heard::default());
+    b.set_mirror(heard.clone());
+    assert!(b.is_mirrored());
+    let p1 = b.request(req("alice"));
+    let p2 = b.request(req("alice"));
+    assert!(p1.id != 0 && p2.id != 0 && p1.id != p2.id);
+    assert!(p1.id < (1 << 53) && p2.id < (1 << 53));
+    // Approved with a grant on another host: the waiter hears it, the grant holds here.
+    let grant_ms = epoch_ms(SystemTime::now() + Duration::from_secs(600));
+    assert!(b.apply_decision(p1.id, true, "rita", "ok", Some(grant_ms)));
+    assert!(!b.apply_decision(p1.id, false, "sam", "late", None));
+    assert_eq!(
+        block_on(p1.decision()),
+        ApprovalOutcome::Approved {
+            by: "rita".into(),
+            reason: "ok".into()
+        }
+    );
+    assert!(
+        b.grant_covers("alice", "payments", SystemTime::now())
+            .is_some()
+    );
+    // The other times out here: the mirror is told, so the shared row closes.
+    let id2 = p2.id;
+    assert_eq!(block_on(p2.decision()), ApprovalOutcome::TimedOut);
+    let heard = heard.0.lock().unwrap().clone();
+    assert!(heard.contains(&(id2, None)));
+    assert!(heard.contains(&(id2, Some(ApprovalState::TimedOut))));
+    // A decision applied is not echoed back to the mirror as a local close.
+    assert!(!heard.iter().any(|(id, s)| *id != id2 && s.is_some()));
+}

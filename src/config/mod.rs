@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod admin;
+pub mod cluster;
 mod cpus;
 pub mod http;
 mod http_rules;
@@ -26,6 +27,7 @@ pub mod postgres;
 mod protocols;
 mod raw;
 pub mod ssh;
+pub mod ssh_session;
 pub mod ssh_sftp;
 mod target;
 mod tcp;
@@ -184,9 +186,13 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `None`: recording explicitly disabled (`[recorder] enabled = false`).
     pub recorder: Option<tollgate_recorder::RecorderConfig>,
+    /// `[recorder.upload]`: sealed segments to object storage.
+    pub upload: Option<crate::objstore::UploadConfig>,
     pub admin: admin::AdminConfig,
     /// Message sizes, memory budgets, frame timeout (`[limits]`).
     pub limits: crate::limits::LimitsConfig,
+    /// `[cluster]`: control state shared with a fleet; `None`: one host.
+    pub cluster: Option<cluster::ClusterConfig>,
     pub targets: Vec<TargetConfig>,
     pub listeners: Vec<ListenerSpec>,
     /// Keys read from a deprecated place, one line each naming the new
@@ -226,7 +232,7 @@ impl Config {
         })?;
         let v = Validator { file: &file, text };
         let engine = v.engine(raw.engine)?;
-        let recorder = v.recorder(raw.recorder)?;
+        let (recorder, upload) = v.recorder(raw.recorder)?;
         let admin = raw.admin.unwrap_or_default();
         if let Err(e) = admin.validate() {
             return Err(v.invalid(
@@ -240,6 +246,15 @@ impl Config {
             return Err(v.invalid(
                 &[Seg::Key("limits"), Seg::Key(e.field)],
                 &format!("limits.{}", e.field),
+                &e.message,
+            ));
+        }
+        if let Some(c) = &raw.cluster
+            && let Err(e) = c.validate()
+        {
+            return Err(v.invalid(
+                &[Seg::Key("cluster"), Seg::Key(e.field)],
+                &format!("cluster.{}", e.field),
                 &e.message,
             ));
         }
@@ -263,8 +278,10 @@ impl Config {
             engine,
             identity,
             recorder,
+            upload,
             admin,
             limits,
+            cluster: raw.cluster,
             targets,
             listeners,
             deprecations,
@@ -295,6 +312,15 @@ impl Config {
                 } else {
                     ""
                 },
+            ));
+        }
+        if let Some(c) = &self.cluster {
+            let transport = c
+                .validate()
+                .map_or_else(|e| e.to_string(), |t| t.to_string());
+            s.push_str(&format!(
+                "  cluster: host {} (control database: {transport})\n",
+                c.host_id()
             ));
         }
         s.push_str(&format!(

@@ -1,7 +1,8 @@
 //! `[target.postgres.pool]`: upstream connection reuse for a PostgreSQL
-//! target (`crate::pg::pool`). Session mode only in this slice: a server
-//! connection serves one caller for the caller's whole session, then is
-//! reset (`reset_query`) and kept for the next caller.
+//! target (`crate::pg::pool`). Session mode: a server connection serves
+//! one caller for the caller's whole session, then is reset
+//! (`reset_query`) and kept for the next caller. Transaction mode: a
+//! caller holds one only while in a transaction (no reset query runs).
 
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct RawPool {
 pub enum PoolMode {
     /// For the caller's whole session (pgbouncer's `pool_mode = session`).
     Session,
+    /// For one transaction at a time (`pool_mode = transaction`).
+    Transaction,
 }
 
 /// A target's pool, validated.
@@ -77,13 +80,14 @@ pub(super) fn finish(c: &TargetCheck<'_>, raw: RawPool) -> Result<PoolConfig, Co
     };
     let mode = match raw.mode.as_deref().unwrap_or("session") {
         "session" => PoolMode::Session,
-        "transaction" | "statement" => {
+        "transaction" => PoolMode::Transaction,
+        "statement" => {
             return Err(at(
                 "mode",
-                "only \"session\" is supported so far (transaction mode is not built yet)",
+                "\"statement\" is not supported (use \"transaction\" or \"session\")",
             ));
         }
-        _ => return Err(at("mode", "must be \"session\"")),
+        _ => return Err(at("mode", "must be \"session\" or \"transaction\"")),
     };
     let size = raw.size.unwrap_or(20);
     if size == 0 || size > MAX_SIZE {

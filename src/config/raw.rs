@@ -123,7 +123,11 @@ pub(super) struct RawRecorder {
     #[serde(default, with = "humantime_serde")]
     pub(super) retention_max_age: Option<Duration>,
     pub(super) retention_max_bytes: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(super) retention_check_interval: Option<Duration>,
     pub(super) signing_key: Option<PathBuf>,
+    /// `[recorder.upload]`: sealed segments to object storage.
+    pub(super) upload: Option<crate::objstore::RawUpload>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +138,7 @@ pub(super) struct RawConfig {
     pub(super) recorder: Option<RawRecorder>,
     pub(super) admin: Option<admin::AdminConfig>,
     pub(super) limits: Option<crate::limits::LimitsConfig>,
+    pub(super) cluster: Option<super::cluster::ClusterConfig>,
     #[serde(default)]
     pub(super) target: Vec<RawTarget>,
 }

@@ -53,6 +53,12 @@ pub struct RawSsh {
     sftp_rules: Vec<super::ssh_sftp::RawSftpRule>,
     sftp_default_action: Option<RuleAction>,
     record_sftp_file_bytes: Option<usize>,
+    /// Terminal sessions and forwarding (`ssh_session.rs`).
+    record_pty_bytes: Option<u64>,
+    typed_lines: Option<super::ssh_session::TypedLines>,
+    #[serde(default)]
+    allow_forwarding: Vec<String>,
+    permit_open: Option<Vec<String>>,
 }
 
 /// Whether callers may open an interactive shell.
@@ -106,6 +112,8 @@ pub struct SshTarget {
     pub rules: Vec<SshRule>,
     pub default_action: RuleAction,
     pub sftp: super::ssh_sftp::SftpConfig,
+    pub terminal: super::ssh_session::SshTerminal,
+    pub forwarding: super::ssh_session::SshForwarding,
 }
 
 /// Most bytes a recording may keep per channel and direction.
@@ -168,6 +176,12 @@ pub(super) fn validate(
             format!("at most {MAX_RECORD_CHANNEL}"),
         ));
     }
+    let (terminal, forwarding) = super::ssh_session::validate(super::ssh_session::RawSession {
+        record_pty_bytes: raw.record_pty_bytes,
+        typed_lines: raw.typed_lines,
+        allow_forwarding: raw.allow_forwarding,
+        permit_open: raw.permit_open,
+    })?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for r in raw.rules {
         if r.name.is_empty() || r.name.len() > 128 {
@@ -200,6 +214,8 @@ pub(super) fn validate(
         rules,
         default_action: raw.default_action.unwrap_or(RuleAction::Allow),
         sftp,
+        terminal,
+        forwarding,
     })
 }
 

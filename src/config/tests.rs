@@ -469,11 +469,20 @@ fn postgres_pool_defaults_and_refusals() {
         .unwrap();
     assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(30));
     assert_eq!(pool.reset_query, "RESET ALL");
+    let c = parse(&format!(
+        "{PG}[target.postgres.pool]\nmode = \"transaction\"\n"
+    ))
+    .unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
+    assert_eq!(pool.mode, crate::config::PoolMode::Transaction);
     for (bad, needle) in [
-        (
-            "mode = \"transaction\"",
-            "transaction mode is not built yet",
-        ),
+        ("mode = \"statement\"", "is not supported"),
         ("size = 0", "postgres.pool.size"),
         ("min_idle = 2", "postgres.pool.min_idle"),
         ("idle_timeout = \"0s\"", "postgres.pool.idle_timeout"),
@@ -581,4 +590,38 @@ fn http_mtls_callers_need_tls_and_the_mtls_ca() {
     ))
     .unwrap();
     assert!(c.targets[0].callers_by_certificate());
+}
+
+#[test]
+fn recorder_upload_section() {
+    let up = "[recorder.upload]\nurl = \"s3://rec/fleet\"\nendpoint = \"http://127.0.0.1:3900\"\nhost_id = \"gw-1\"\n";
+    let c = parse(&format!("[recorder]\nsigning_key = \"/k\"\n{up}{OK}")).unwrap();
+    let u = c.upload.unwrap();
+    assert_eq!(
+        (u.store.url.bucket.as_str(), u.store.url.prefix.as_str()),
+        ("rec", "fleet/")
+    );
+    assert!(
+        c.recorder.unwrap().delete_uploaded,
+        "delete_local_after_upload defaults to true"
+    );
+    // The manifest is signed: no key, no upload.
+    let e = err(&format!("[recorder]\n{up}{OK}"));
+    assert!(
+        e.contains("recorder.upload") && e.contains("signing_key"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "[recorder]\nsigning_key = \"/k\"\n{up}secret_access_key = \"x\"\n{OK}"
+    ));
+    assert!(
+        e.contains("secret_access_key"),
+        "a secret is never inline: {e}"
+    );
+    let e = err(&format!(
+        "[recorder]\nsigning_key = \"/k\"\n[recorder.upload]\nurl = \"s3://rec\"\nhost_id = \"a/b\"\n{OK}"
+    ));
+    assert!(e.contains("recorder.upload.host_id"), "{e}");
+    let e = err(&format!("[recorder]\nenabled = false\n{up}{OK}"));
+    assert!(e.contains("recording is disabled"), "{e}");
 }

@@ -84,13 +84,29 @@ impl Validator<'_> {
         })
     }
 
+    /// `[recorder]` and its `[recorder.upload]`.
     pub(super) fn recorder(
         &self,
         raw: Option<RawRecorder>,
-    ) -> Result<Option<tollgate_recorder::RecorderConfig>, ConfigError> {
+    ) -> Result<
+        (
+            Option<tollgate_recorder::RecorderConfig>,
+            Option<crate::objstore::UploadConfig>,
+        ),
+        ConfigError,
+    > {
         use tollgate_recorder::{Durability, RecorderConfig};
         let raw = match raw {
-            Some(r) if r.enabled == Some(false) => return Ok(None),
+            Some(r) if r.enabled == Some(false) => {
+                if r.upload.is_some() {
+                    return Err(self.invalid(
+                        &[Seg::Key("recorder"), Seg::Key("upload")],
+                        "recorder.upload",
+                        "recording is disabled: there is nothing to upload",
+                    ));
+                }
+                return Ok((None, None));
+            }
             Some(r) => r,
             None => RawRecorder::default(),
         };
@@ -137,7 +153,33 @@ impl Validator<'_> {
         }
         c.retention_max_age = raw.retention_max_age;
         c.retention_max_bytes = raw.retention_max_bytes;
+        if let Some(v) = raw.retention_check_interval {
+            c.retention_check_interval = v;
+        }
         c.signing_key = raw.signing_key;
+        let upload = match raw.upload {
+            None => None,
+            Some(u) => {
+                let u = crate::objstore::UploadConfig::from_raw(u).map_err(|(field, msg)| {
+                    self.invalid(
+                        &[Seg::Key("recorder"), Seg::Key("upload"), Seg::Key(field)],
+                        &format!("recorder.upload.{field}"),
+                        &msg,
+                    )
+                })?;
+                // The manifest is signed with the seal key: without one,
+                // nothing in the bucket could prove completeness.
+                if c.signing_key.is_none() {
+                    return Err(self.invalid(
+                        &[Seg::Key("recorder"), Seg::Key("upload")],
+                        "recorder.upload",
+                        "needs recorder.signing_key (the manifest is signed with it)",
+                    ));
+                }
+                c.delete_uploaded = u.delete_local_after_upload;
+                Some(u)
+            }
+        };
         if let Err(e) = c.validate() {
             let field = match &e {
                 tollgate_recorder::RecorderError::Config { field, .. } => field.to_string(),
@@ -149,7 +191,7 @@ impl Validator<'_> {
                 &e.to_string(),
             ));
         }
-        Ok(Some(c))
+        Ok((Some(c), upload))
     }
 }
 

@@ -89,7 +89,10 @@ impl<'a> BodyRecord<'a> {
     }
 }
 
-/// Relay one body from `from` to `to` as `framing` delimits it.
+/// Relay one body from `from` to `to` as `framing` delimits it. A body cut
+/// for the recording has its digest recorded before its last bytes (or the
+/// last chunk) are sent; a body delimited by the upstream's close has no
+/// last bytes to hold, so its digest follows them.
 pub(crate) async fn relay(
     from: &mut Side,
     meter: Meter<'_>,
@@ -141,6 +144,11 @@ async fn relay_length(
         let data: Bytes = from.buf.split_to(take).freeze();
         left -= take as u64;
         rec.note(from.peer, &data).await?;
+        if left == 0 {
+            // The digest is recorded before the body's last bytes go out,
+            // so a peer never holds a whole body the recording lacks.
+            rec.finish(from.peer).await?;
+        }
         to.write(data).await?;
     }
     Ok(())
@@ -175,6 +183,7 @@ pub(crate) async fn relay_chunks(
                 encode_chunk(&d, &mut out);
             }
             Some(ChunkEvent::End(trailers)) => {
+                rec.finish(from.peer).await?;
                 let t = (!trailers.is_empty()).then_some(&trailers);
                 encode_last_chunk(t, &mut out);
                 return to.write(out.split().freeze()).await;

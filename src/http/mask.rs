@@ -128,12 +128,11 @@ fn mask_body(
     body: &[u8],
 ) -> Result<Option<Vec<u8>>, Unmaskable> {
     if kind == Kind::Json {
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(mut doc) => {
-                let changed =
-                    crate::policy::mask::json::mask_value(m, &k.plan, &mut doc, &mut k.scratch);
-                return Ok(changed.then(|| serde_json::to_vec(&doc).unwrap_or_default()));
-            }
+        // Masked where it lies: every occurrence of a duplicate key too,
+        // and the upstream's layout kept.
+        let mut out = Vec::new();
+        match crate::policy::mask::jsontext::mask(m, &k.plan, body, &mut k.scratch, &mut out) {
+            Ok(changed) => return Ok(changed.then_some(out)),
             Err(_) if m.has_column_rules(&k.plan) => return Err(Unmaskable::BadJson),
             Err(_) => {}
         }
@@ -382,6 +381,10 @@ impl Exchange<'_> {
         match rest {
             Rest::Length(n) => {
                 let left = n - read.len() as u64;
+                if left == 0 {
+                    // Its last bytes: the digest goes first (body::relay).
+                    rec.finish(Peer::Upstream).await?;
+                }
                 to.write(Bytes::from(read)).await?;
                 body::relay(&mut up.side, meter, to, BodyFraming::Length(left), &mut rec).await?;
             }

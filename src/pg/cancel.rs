@@ -48,6 +48,18 @@ impl CancelMap {
         self.map.lock().ok()?.get(&(pid, secret)).cloned()
     }
 
+    /// Point a client's key at another server connection (transaction
+    /// mode), or at none (`pid` 0: a cancel then does nothing).
+    pub fn retarget(&self, key: (i32, [u8; 4]), to: Option<(i32, Vec<u8>)>) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(t) = map.get_mut(&key)
+        {
+            let (pid, secret) = to.unwrap_or_default();
+            t.pid = pid;
+            t.secret = secret;
+        }
+    }
+
     pub fn remove(&self, key: (i32, [u8; 4])) {
         if let Ok(mut map) = self.map.lock() {
             map.remove(&key);

@@ -20,5 +20,7 @@ pub mod session;
 pub mod shapes;
 mod stream;
 mod texts;
+pub mod txmode;
+pub mod txstmts;
 pub mod values;
 mod values_text;

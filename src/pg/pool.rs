@@ -1,4 +1,6 @@
-//! Upstream connection pool, session mode (`[target.postgres.pool]`).
+//! Upstream connection pool (`[target.postgres.pool]`), session and
+//! transaction mode (the relay's `tx.rs` takes and returns connections per
+//! transaction; this module is the same for both).
 //!
 //! Every caller of a target logs in upstream as the same stored role, so a
 //! server connection can serve one caller after another: when a caller
@@ -33,8 +35,11 @@ use bytes::BytesMut;
 use compio::net::TcpStream;
 use tracing::debug;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::auth::Password;
 use super::session::UpstreamReady;
+use super::txstmts::ServerStatements;
 use crate::config::{PoolConfig, TargetConfig};
 use crate::tls::{ReadHalf, WriteHalf};
 
@@ -90,6 +95,8 @@ pub(crate) struct Idle {
     pub greeting: BytesMut,
     pub key_data: Option<(i32, Vec<u8>)>,
     pub method: &'static str,
+    /// Transaction mode: the statements this connection has prepared.
+    statements: ServerStatements,
     meta: Meta,
     idle_since: Instant,
 }
@@ -134,6 +141,9 @@ pub(crate) struct Lease {
     pub reset_query: String,
     /// The connection served an earlier caller (for the `session opened` line).
     pub reused: bool,
+    /// Transaction mode: the statements the connection has prepared
+    /// (travels with it through the pool).
+    pub statements: ServerStatements,
     returned: bool,
 }
 
@@ -164,6 +174,7 @@ impl Lease {
             greeting,
             key_data,
             method,
+            statements: std::mem::take(&mut self.statements),
             meta: self.meta.clone(),
             idle_since: Instant::now(),
         };
@@ -249,12 +260,14 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
             meta,
             reset_query: cfg.reset_query.clone(),
             reused,
+            statements: ServerStatements::default(),
             returned: false,
         };
         while let Some(i) = p.idle.iter().rposition(|c| *c.meta.key == **key) {
-            let c = p.idle.remove(i);
+            let mut c = p.idle.remove(i);
             if quiet(c.writer.socket()) {
-                let l = lease(c.meta.clone(), true);
+                let mut l = lease(c.meta.clone(), true);
+                l.statements = std::mem::take(&mut c.statements);
                 return Take::Reused(Box::new(c), l);
             }
             debug!(target, "pooled connection closed by the server: replaced");
@@ -304,6 +317,8 @@ where
     let key = Rc::new(key);
     let deadline = Instant::now() + cfg.checkout_timeout;
     start_reaper(&target.name, cfg);
+    COUNTERS.checkouts.fetch_add(1, Ordering::Relaxed);
+    let mut waited = false;
     loop {
         match take(&target.name, cfg, share, &key, fp) {
             Take::Reused(c, lease) => {
@@ -328,6 +343,9 @@ where
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(CheckoutError::Exhausted);
+                }
+                if !std::mem::replace(&mut waited, true) {
+                    COUNTERS.waits.fetch_add(1, Ordering::Relaxed);
                 }
                 let (tx, rx) = async_channel::bounded(1);
                 with_pool(&target.name, |p| p.waiters.push_back(tx));
@@ -374,4 +392,27 @@ fn reap(p: &mut TargetPool, cfg: &PoolConfig, now: Instant) {
         }
         wake(p);
     }
+}
+
+/// Process-wide pool counters (all targets, all shards).
+#[derive(Default)]
+pub struct Counters {
+    /// Connections asked of a pool (session mode: one per session;
+    /// transaction mode: one per transaction).
+    pub checkouts: AtomicU64,
+    /// Checkouts that had to wait for a connection to come free.
+    pub waits: AtomicU64,
+    /// Transaction mode: statements prepared again on a connection that
+    /// lacked them.
+    pub reprepares: AtomicU64,
+}
+
+pub static COUNTERS: Counters = Counters {
+    checkouts: AtomicU64::new(0),
+    waits: AtomicU64::new(0),
+    reprepares: AtomicU64::new(0),
+};
+
+pub(crate) fn count_reprepares(n: u64) {
+    COUNTERS.reprepares.fetch_add(n, Ordering::Relaxed);
 }

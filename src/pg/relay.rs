@@ -93,6 +93,8 @@ struct Flow {
     /// ParameterStatus frames of a pooled connection, as the server sent
     /// them this session: the next caller's greeting follows them.
     statuses: Vec<Bytes>,
+    /// Transaction mode's state (`tx.rs`).
+    tx: Option<tx::Tx>,
 }
 
 impl Flow {
@@ -101,6 +103,7 @@ impl Flow {
             idle,
             release: Release::No,
             statuses: Vec::new(),
+            tx: None,
             injections: VecDeque::new(),
             standard_conforming_strings: !param_is(
                 greeting,
@@ -133,6 +136,7 @@ pub(crate) async fn relay(
         reader: client_r,
         writer: mut client_w,
         buf: client_buf,
+        params,
         ..
     } = client;
     let UpstreamReady {
@@ -162,13 +166,40 @@ pub(crate) async fn relay(
         return ended_by(reason);
     }
     let idle = status == pg::TransactionStatus::Idle;
-    let flow = RefCell::new(Flow::new(rt, identity, &greeting, idle));
     let limits = &s.snapshot.config.limits;
     let budget = std::rc::Rc::new(crate::limits::SessionBudget::new(limits));
+    // Transaction mode: the connection is the pool's between transactions.
+    let tx_cfg = pool
+        .as_ref()
+        .and(target.postgres.as_ref())
+        .and_then(|p| p.pool.as_ref());
+    let tx_cfg = tx_cfg.filter(|c| c.mode == crate::config::PoolMode::Transaction);
+    let (next_tx, next_rx) = async_channel::bounded(1);
+    let env = tx_cfg.map(|cfg| tx::TxEnv {
+        target,
+        rt,
+        params: &params,
+        cfg,
+        share: cfg.share(ctx.id, s.snapshot.config.engine.shards),
+        cancels,
+        client_key: cancel.key,
+        budget: budget.clone(),
+        next: next_tx.clone(),
+    });
+    let mut flow = Flow::new(rt, identity, &greeting, idle);
+    let (up_w, pool) = match &env {
+        Some(_) => {
+            flow.tx = Some(tx::Tx::start(up_w, pool, &greeting, &key, method));
+            (None, None)
+        }
+        None => (Some(up_w), pool),
+    };
+    let flow = RefCell::new(flow);
     let mut inspector = Inspector::new(rt, identity);
     let reset = pool.as_ref().map(|l| l.reset_query.clone());
     let mut client_side = ClientSide {
         reset: reset.as_deref(),
+        tx: env.as_ref(),
         ctx,
         entry,
         target,
@@ -182,7 +213,7 @@ pub(crate) async fn relay(
         passing: Passing::default(),
         frame_clock: live.frame_clock,
     };
-    let mut upstream_side = UpstreamSide {
+    let upstream_side = UpstreamSide {
         pooled: pool.is_some(),
         ctx,
         entry,
@@ -201,6 +232,27 @@ pub(crate) async fn relay(
         last_activity: live.last_activity,
         passing: Passing::default(),
     };
+    if let Some(env) = &env {
+        let ended = {
+            let c2u = std::pin::pin!(client_side.run(&mut inspector));
+            let u2c = std::pin::pin!(tx::upstream(upstream_side, next_rx, env));
+            match select(c2u, u2c).await {
+                Either::Left((r, u2c)) => {
+                    // The caller left: what it sent last may still be
+                    // answered; the connection goes back if it ends idle.
+                    next_tx.close();
+                    if tx::answers_due(&flow) {
+                        let _ = compio::time::timeout(TX_LAST_ANSWER, u2c).await;
+                    }
+                    r
+                }
+                Either::Right((r, _)) => r,
+            }
+        };
+        drop(cancel);
+        return relayed(entry, ended);
+    }
+    let mut upstream_side = upstream_side;
     let ended = {
         let c2u = std::pin::pin!(client_side.run(&mut inspector));
         let u2c = std::pin::pin!(upstream_side.run());
@@ -213,12 +265,12 @@ pub(crate) async fn relay(
         }
     };
     drop(cancel);
-    if let Some(lease) = pool {
+    if let (Some(lease), Some(writer)) = (pool, client_side.writer) {
         let back = release::Back {
             lease,
             flow: &flow,
             reader: upstream_side.reader,
-            writer: client_side.writer,
+            writer,
             greeting,
             key,
             method,
@@ -336,20 +388,29 @@ fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usiz
 
 mod client_side;
 mod release;
+mod tx;
 use release::Release;
+
+/// How long a caller's last answers may take after it left, in
+/// transaction mode, before its connection is closed instead of returned.
+const TX_LAST_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The client → upstream direction (its methods: `client_side.rs`).
 struct ClientSide<'a> {
     /// A pooled connection's reset query: a caller that leaves it idle
     /// has it reset and returned instead of closed.
     reset: Option<&'a str>,
+    /// Transaction mode (`tx.rs`): connections are taken per transaction.
+    tx: Option<&'a tx::TxEnv<'a>>,
     ctx: &'a ShardCtx,
     entry: &'a SessionEntry,
     target: &'a TargetConfig,
     identity: &'a Arc<Identity>,
     recording: &'a SessionRecording,
     reader: FrameReader,
-    writer: WriteHalf,
+    /// The upstream's write half (in transaction mode: `None`, the held
+    /// connection's is in `flow.tx`).
+    writer: Option<WriteHalf>,
     flow: &'a RefCell<Flow>,
     last_activity: &'a std::cell::Cell<Instant>,
     /// A long message passing through in pieces (`stream`).

@@ -355,6 +355,11 @@ async fn cancel(cancels: &CancelMap, pid: i32, secret: &[u8]) {
         info!(pid, "cancel request with an unknown key ignored");
         return;
     };
+    if t.pid == 0 {
+        // Transaction mode, between transactions: nothing runs.
+        info!(session = %t.session, "cancel request while no query runs: ignored");
+        return;
+    }
     let mut out = BytesMut::new();
     if pg::encode_cancel_request(&mut out, t.pid, &t.secret).is_err() {
         return;

@@ -27,6 +27,7 @@ use super::upstream::{LoginParams, Secret};
 use super::{AuthAttempt, AuthStep, Event, Presented, RECORD_HEADER, Stream, conn, rules, runtime};
 use crate::config::http::RuleAction;
 use crate::config::ssh::{ShellMode, UpstreamLogin};
+use crate::config::ssh_session::TypedLines;
 use crate::engine::ShardStats;
 use crate::pipeline::statement::{Decision, StatementScope, StepError};
 use crate::pipeline::{
@@ -150,6 +151,8 @@ fn login_params(t: &Target<'_>) -> Result<LoginParams, String> {
         record_cap: s.record_channel_bytes,
         shell_allowed: s.shell == ShellMode::Allow,
         sftp_file_cap: s.sftp.decode.then_some(s.sftp.record_file_bytes),
+        terminal: s.terminal.clone(),
+        forwarding: s.forwarding.clone(),
     })
 }
 
@@ -365,7 +368,18 @@ async fn relay(
                 channel,
                 command,
                 answer,
-            } => match judge(target, live, scope, channel, &command).await {
+            } => match judge(target, live, scope, channel, "exec", &command).await {
+                Ok(verdict) => {
+                    let _ = answer.send(verdict);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Event::Typed {
+                channel,
+                line,
+                answer,
+            } => match typed(target, live, scope, channel, &line).await {
                 Ok(verdict) => {
                     let _ = answer.send(verdict);
                     Ok(())
@@ -410,7 +424,9 @@ async fn relay(
 fn count(s: &Session<'_>, stream: Stream, len: usize) {
     let stats = s.ctx.stats();
     let (session, shard) = match stream {
-        Stream::Stdin => (&s.entry.bytes_up, &stats.bytes_client_to_upstream),
+        Stream::Stdin | Stream::Pty | Stream::Resize => {
+            (&s.entry.bytes_up, &stats.bytes_client_to_upstream)
+        }
         Stream::Stdout | Stream::Stderr => (&s.entry.bytes_down, &stats.bytes_upstream_to_client),
         // Copies of bytes the channel's streams already counted.
         Stream::FileWritten | Stream::FileRead => return,
@@ -436,7 +452,9 @@ async fn record(
     buf.extend_from_slice(data);
     let now = Instant::now();
     let r = match stream {
-        Stream::Stdin | Stream::FileWritten => rec.client_data(now, &buf).await,
+        Stream::Stdin | Stream::Pty | Stream::Resize | Stream::FileWritten => {
+            rec.client_data(now, &buf).await
+        }
         Stream::Stdout | Stream::Stderr | Stream::FileRead => rec.target_data(now, &buf).await,
     };
     let r = match r {
@@ -449,12 +467,72 @@ async fn record(
     })
 }
 
-/// Judge an exec command line; `Ok(Err(message))`: refused.
+/// Judge a line typed into a pty shell (each command of a paste); a line
+/// edited with keys the editor does not follow is recorded as unjudged, or
+/// refused with `typed_lines = "strict"`. `Ok(Err(message))`: refused.
+async fn typed(
+    target: &Target<'_>,
+    live: &Live<'_>,
+    scope: &StatementScope<'_>,
+    channel: u32,
+    line: &crate::ssh::pty::TypedLine,
+) -> Result<Result<(), String>, EndReason> {
+    if !line.known {
+        let strict = target
+            .config
+            .ssh
+            .as_ref()
+            .is_none_or(|s| s.terminal.typed_lines != TypedLines::Judge);
+        let rule = "typed-line-unknown".to_string();
+        let statement = bounded(format!(
+            "channel {channel}: typed (edited with keys tollgate does not follow) {}",
+            line.text
+        ));
+        let (d, verdict) = if strict {
+            let message = "tollgate cannot follow this line's editing (arrows, history, Tab):                            type it out in full"
+                .to_string();
+            (
+                Decision::Block {
+                    message: message.clone(),
+                    rule,
+                },
+                Err(message),
+            )
+        } else {
+            (Decision::Audit { rule }, Ok(()))
+        };
+        scope.note(&statement, &d, None, None).await.map_err(step)?;
+        return Ok(verdict);
+    }
+    for command in line.commands() {
+        let v = judge(target, live, scope, channel, "typed", command.as_bytes()).await?;
+        if v.is_err() {
+            return Ok(v);
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A statement cut to [`MAX_RECORDED_COMMAND`] bytes.
+fn bounded(mut statement: String) -> String {
+    if statement.len() > MAX_RECORDED_COMMAND {
+        let mut cut = MAX_RECORDED_COMMAND;
+        while !statement.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        statement.truncate(cut);
+    }
+    statement
+}
+
+/// Judge a command line (`what`: `exec`, or `typed` into a shell);
+/// `Ok(Err(message))`: refused.
 async fn judge(
     target: &Target<'_>,
     live: &Live<'_>,
     scope: &StatementScope<'_>,
     channel: u32,
+    what: &str,
     command: &[u8],
 ) -> Result<Result<(), String>, EndReason> {
     let line = String::from_utf8_lossy(command);
@@ -477,14 +555,7 @@ async fn judge(
         RuleAction::Block => Decision::Block { message, rule },
         RuleAction::Approve => Decision::Approve { message, rule },
     };
-    let mut statement = format!("channel {channel}: exec {line}");
-    if statement.len() > MAX_RECORDED_COMMAND {
-        let mut cut = MAX_RECORDED_COMMAND;
-        while !statement.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        statement.truncate(cut);
-    }
+    let statement = bounded(format!("channel {channel}: {what} {line}"));
     let d = match d {
         Decision::Approve { message, rule } => {
             // The wait is the reviewer's, not the caller's.

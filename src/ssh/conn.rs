@@ -2,11 +2,19 @@
 //! caller and, once admitted, one upstream channel per caller channel.
 //! Requests (pty, env, exec, shell, subsystem) are forwarded with
 //! `want_reply` and the upstream's answer is the caller's; exec waits for
-//! the compio side's verdict first. Forwarding of ports, agents and X11 is
-//! refused and noted.
+//! the compio side's verdict first. A pty shell's typed lines are judged
+//! at Enter (`conn/typed.rs`); `direct-tcpip` and remote forwards are
+//! relayed where the target allows them (`conn/forward.rs`); streamlocal,
+//! agents and X11 are refused and noted.
+
+mod forward;
+mod typed;
+
+pub(super) use forward::{RemoteSink, RemoteSlot};
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
@@ -74,6 +82,10 @@ struct Admitted {
     record_cap: usize,
     shell_allowed: bool,
     sftp_file_cap: Option<usize>,
+    terminal: crate::config::ssh_session::SshTerminal,
+    forwarding: crate::config::ssh_session::SshForwarding,
+    /// Where the host's remote-forward connections go, once allowed.
+    remote: forward::RemoteSlot,
 }
 
 /// One caller channel and its upstream twin.
@@ -84,6 +96,14 @@ struct Chan {
     stdin: Meter,
     /// The sftp relay, for a target that decodes sftp (`sftp.rs`).
     sftp: Option<SftpUp>,
+    /// The recording caps left of stdout and stderr (raised by a pty).
+    down_caps: [Arc<AtomicUsize>; 2],
+    /// A pty was granted on this channel.
+    pty: bool,
+    /// A pty shell's typed-line editor (`typed_lines` not `off`).
+    typed: Option<super::pty::LineEditor>,
+    /// A forward, noted at its close (by whichever side closes first).
+    forward: Option<Arc<forward::ForwardEnd>>,
     /// The upstream → caller task. Aborted when the gateway or the caller
     /// closes the channel: russh does not report the upstream's answering
     /// close of a channel we closed, so the task would wait until the
@@ -96,15 +116,50 @@ struct Meter {
     events: mpsc::Sender<Event>,
     channel: u32,
     stream: Stream,
-    left: usize,
+    /// Shared so a pty request can raise it; this meter is its only other
+    /// writer.
+    left: Arc<AtomicUsize>,
+    /// Every byte reported, recorded or not.
+    moved: Arc<AtomicU64>,
+    /// The cap was reached and noted.
+    capped: bool,
 }
 
 impl Meter {
+    fn new(events: &mpsc::Sender<Event>, channel: u32, stream: Stream, cap: usize) -> Meter {
+        Meter {
+            events: events.clone(),
+            channel,
+            stream,
+            left: Arc::new(AtomicUsize::new(cap)),
+            moved: Arc::new(AtomicU64::new(0)),
+            capped: false,
+        }
+    }
+
     /// Report `data`; within the cap it waits until recorded. `false`: the
     /// session is over (recorder failed, relay gone).
     async fn record(&mut self, data: &Bytes) -> bool {
-        let keep = self.left.min(data.len());
-        self.left -= keep;
+        self.moved.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let left = self.left.load(Ordering::Relaxed);
+        let keep = left.min(data.len());
+        self.left.store(left - keep, Ordering::Relaxed);
+        if keep < data.len() && !self.capped {
+            // Said once, so a replay shows where the recording stops.
+            self.capped = true;
+            let what = format!(
+                "{} recording cap reached: the rest of this stream is forwarded unrecorded",
+                self.stream.name()
+            );
+            let note = Event::Note {
+                channel: self.channel,
+                what,
+                allowed: true,
+            };
+            if self.events.send(note).await.is_err() {
+                return false;
+            }
+        }
         let (ack, recorded) = if keep > 0 {
             let (tx, rx) = oneshot::channel();
             (Some((tx, rx)), data.slice(..keep))
@@ -172,7 +227,7 @@ impl Gate {
                     let _ = result.send(Err(e));
                     Ok(Auth::reject())
                 }
-                Ok(handle) => {
+                Ok((handle, remote)) => {
                     let _ = result.send(Ok(()));
                     if go.await != Ok(true) {
                         return Ok(Auth::reject());
@@ -182,11 +237,133 @@ impl Gate {
                         record_cap: params.record_cap,
                         shell_allowed: params.shell_allowed,
                         sftp_file_cap: params.sftp_file_cap,
+                        terminal: params.terminal.clone(),
+                        forwarding: params.forwarding.clone(),
+                        remote,
                     });
                     Ok(Auth::Accept)
                 }
             },
         }
+    }
+
+    /// A pty or window-change record (not counted as channel bytes),
+    /// recorded before the request goes on. `false`: the session is over.
+    async fn record_event(&self, channel: u32, stream: Stream, body: Vec<u8>) -> bool {
+        let (ack, done) = oneshot::channel();
+        let ev = Event::Data {
+            channel,
+            stream,
+            recorded: Bytes::from(body),
+            len: 0,
+            ack: Some(ack),
+        };
+        self.events.send(ev).await.is_ok() && done.await.unwrap_or(false)
+    }
+
+    /// Relay a caller channel through `up_chan`, recording both ways.
+    fn attach(
+        &mut self,
+        channel: Channel<Msg>,
+        up_chan: Channel<client::Msg>,
+        session: &Session,
+        forward: Option<String>,
+    ) {
+        let Some(up) = &self.up else {
+            return;
+        };
+        let cid = channel.id();
+        let n = id(cid);
+        let (caller_r, caller_w) = channel.split();
+        // The caller's messages reach this handler; its channel queue is not read.
+        drop(caller_r);
+        let (up_r, up_w) = up_chan.split();
+        let (replies_tx, replies) = mpsc::channel(8);
+        let stdout = Meter::new(&self.events, n, Stream::Stdout, up.record_cap);
+        let stderr = Meter::new(&self.events, n, Stream::Stderr, up.record_cap);
+        let down_caps = [stdout.left.clone(), stderr.left.clone()];
+        let stdin = Meter::new(&self.events, n, Stream::Stdin, up.record_cap);
+        // sftp is decoded on session channels of a target that asks for it.
+        let (sftp_up, sftp_down) = match up.sftp_file_cap.filter(|_| forward.is_none()) {
+            Some(cap) => {
+                let (u, d) = sftp::pair(self.events.clone(), n, cap);
+                (Some(u), Some(d))
+            }
+            None => (None, None),
+        };
+        let forward = forward.map(|dest| {
+            Arc::new(forward::ForwardEnd::new(
+                &self.events,
+                n,
+                dest,
+                [stdin.moved.clone(), stdout.moved.clone()],
+            ))
+        });
+        let down = tokio::spawn(down(
+            up_r,
+            caller_w,
+            session.handle(),
+            replies_tx,
+            (stdout, stderr),
+            forward.clone(),
+            sftp_down,
+        ));
+        self.chans.insert(
+            cid,
+            Chan {
+                up: up_w,
+                replies,
+                stdin,
+                down_caps,
+                pty: false,
+                typed: None,
+                forward,
+                sftp: sftp_up,
+                down,
+            },
+        );
+    }
+
+    /// Caller → host bytes of a channel: recorded (within the cap), then
+    /// forwarded. `Err`: the session is over.
+    async fn forward_up(&mut self, channel: ChannelId, data: Bytes) -> Result<(), russh::Error> {
+        let Some(c) = self.chans.get_mut(&channel) else {
+            return Ok(());
+        };
+        if !c.stdin.record(&data).await {
+            return Err(russh::Error::Disconnect);
+        }
+        let _ = c.up.data_bytes(data).await;
+        Ok(())
+    }
+
+    /// Caller → host bytes of a channel whose sftp is decoded: recorded,
+    /// then judged packet by packet (`sftp.rs`); a relay that cannot go on
+    /// closes the channel.
+    async fn sftp_up(
+        &mut self,
+        channel: ChannelId,
+        data: Bytes,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let Some(c) = self.chans.get_mut(&channel) else {
+            return Ok(());
+        };
+        if !c.stdin.record(&data).await {
+            return Err(russh::Error::Disconnect);
+        }
+        let Some(s) = c.sftp.as_mut() else {
+            return Ok(());
+        };
+        if let Err(sftp::End(why)) = s.relay_up(&data, &c.up).await {
+            warn!(why, "sftp relay: closing the channel");
+            if let Some(c) = self.chans.remove(&channel) {
+                c.down.abort();
+                let _ = c.up.close().await;
+            }
+            session.close(channel)?;
+        }
+        Ok(())
     }
 
     async fn note(&self, channel: u32, what: String, allowed: bool) {
@@ -316,62 +493,29 @@ impl server::Handler for Gate {
             return Ok(());
         };
         reply.accept().await;
-        let cid = channel.id();
-        let n = id(cid);
-        let (caller_r, caller_w) = channel.split();
-        // The caller's messages reach this handler; its channel queue is not read.
-        drop(caller_r);
-        let (up_r, up_w) = up_chan.split();
-        let (replies_tx, replies) = mpsc::channel(8);
-        let meter = |stream| Meter {
-            events: self.events.clone(),
-            channel: n,
-            stream,
-            left: up.record_cap,
-        };
-        let (sftp_up, sftp_down) = match up.sftp_file_cap {
-            Some(cap) => {
-                let (u, d) = sftp::pair(self.events.clone(), n, cap);
-                (Some(u), Some(d))
-            }
-            None => (None, None),
-        };
-        let down = tokio::spawn(down(
-            up_r,
-            caller_w,
-            session.handle(),
-            replies_tx,
-            meter(Stream::Stdout),
-            meter(Stream::Stderr),
-            sftp_down,
-        ));
-        self.chans.insert(
-            cid,
-            Chan {
-                up: up_w,
-                replies,
-                stdin: meter(Stream::Stdin),
-                sftp: sftp_up,
-                down,
-            },
-        );
+        self.attach(channel, up_chan, session, None);
         Ok(())
     }
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host: &str,
         port: u32,
-        _originator_address: &str,
-        _originator_port: u32,
-        _reply: ChannelOpenHandle,
-        _session: &mut Session,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let host: String = host.chars().take(256).collect();
-        self.note(0, format!("direct-tcpip {host}:{port}"), false)
-            .await;
-        Ok(())
+        self.open_direct_tcpip(
+            channel,
+            host,
+            port,
+            (originator_address, originator_port),
+            reply,
+            session,
+        )
+        .await
     }
 
     async fn channel_open_direct_streamlocal(
@@ -391,12 +535,21 @@ impl server::Handler for Gate {
         &mut self,
         address: &str,
         port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.remote_forward(address, port, session).await
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        let address: String = address.chars().take(256).collect();
-        self.note(0, format!("tcpip-forward {address}:{port}"), false)
-            .await;
-        Ok(false)
+        Ok(match self.up.as_ref().filter(|u| u.forwarding.remote) {
+            Some(up) => up.handle.cancel_tcpip_forward(address, port).await.is_ok(),
+            None => false,
+        })
     }
 
     async fn streamlocal_forward(
@@ -439,26 +592,17 @@ impl server::Handler for Gate {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(c) = self.chans.get_mut(&channel) else {
+        let Some(c) = self.chans.get(&channel) else {
             return Ok(());
         };
         let data = Bytes::copy_from_slice(data);
-        if !c.stdin.record(&data).await {
-            return Err(russh::Error::Disconnect);
+        if c.typed.is_some() {
+            return self.typed_data(channel, data, session).await;
         }
-        if let Some(s) = c.sftp.as_mut().filter(|s| s.active()) {
-            if let Err(sftp::End(why)) = s.relay_up(&data, &c.up).await {
-                warn!(why, "sftp relay: closing the channel");
-                if let Some(c) = self.chans.remove(&channel) {
-                    c.down.abort();
-                    let _ = c.up.close().await;
-                }
-                session.close(channel)?;
-            }
-            return Ok(());
+        if c.sftp.as_ref().is_some_and(|s| s.active()) {
+            return self.sftp_up(channel, data, session).await;
         }
-        let _ = c.up.data_bytes(data).await;
-        Ok(())
+        self.forward_up(channel, data).await
     }
 
     async fn channel_eof(
@@ -480,6 +624,9 @@ impl server::Handler for Gate {
         if let Some(c) = self.chans.remove(&channel) {
             c.down.abort();
             let _ = c.up.close().await;
+            if let Some(f) = c.forward {
+                f.note().await;
+            }
         }
         Ok(())
     }
@@ -495,6 +642,19 @@ impl server::Handler for Gate {
         modes: &[(Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let record = super::pty::pty_record(term, col_width, row_height);
+        if !self.record_event(id(channel), Stream::Pty, record).await {
+            return Err(russh::Error::Disconnect);
+        }
+        // A terminal session is recorded whole (`record_pty_bytes`).
+        let cap = self.up.as_ref().map(|u| u.terminal.record_pty_bytes);
+        if let (Some(c), Some(cap)) = (self.chans.get_mut(&channel), cap) {
+            c.pty = true;
+            c.stdin.left.store(cap, Ordering::Relaxed);
+            for left in &c.down_caps {
+                left.store(cap, Ordering::Relaxed);
+            }
+        }
         let sent = match self.chans.get(&channel) {
             Some(c) => {
                 c.up.request_pty(
@@ -531,6 +691,12 @@ impl server::Handler for Gate {
         pix_height: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let record = super::pty::resize_record(col_width, row_height);
+        if self.chans.contains_key(&channel)
+            && !self.record_event(id(channel), Stream::Resize, record).await
+        {
+            return Err(russh::Error::Disconnect);
+        }
         if let Some(c) = self.chans.get(&channel) {
             let _ =
                 c.up.window_change(col_width, row_height, pix_width, pix_height)
@@ -558,8 +724,17 @@ impl server::Handler for Gate {
     ) -> Result<(), Self::Error> {
         let allowed = self.up.as_ref().is_some_and(|u| u.shell_allowed);
         self.note(id(channel), "shell".into(), allowed).await;
-        let sent = match self.chans.get(&channel) {
-            Some(c) if allowed => c.up.request_shell(true).await.is_ok(),
+        let judge_lines = self
+            .up
+            .as_ref()
+            .is_some_and(|u| u.terminal.typed_lines != crate::config::ssh_session::TypedLines::Off);
+        let sent = match self.chans.get_mut(&channel) {
+            Some(c) if allowed => {
+                if c.pty && judge_lines {
+                    c.typed = Some(super::pty::LineEditor::default());
+                }
+                c.up.request_shell(true).await.is_ok()
+            }
             _ => false,
         };
         self.answer(channel, sent, session).await
@@ -638,8 +813,8 @@ async fn down(
     caller: ChannelWriteHalf<Msg>,
     handle: server::Handle,
     replies: mpsc::Sender<bool>,
-    mut stdout: Meter,
-    mut stderr: Meter,
+    (mut stdout, mut stderr): (Meter, Meter),
+    forward: Option<Arc<forward::ForwardEnd>>,
     mut sftp: Option<SftpDown>,
 ) {
     let cid = caller.id();
@@ -688,6 +863,10 @@ async fn down(
         if !ok {
             break;
         }
+    }
+    // russh does not report the caller's answer to this close.
+    if let Some(f) = forward {
+        f.note().await;
     }
     let _ = caller.close().await;
 }

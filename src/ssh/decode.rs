@@ -1,9 +1,11 @@
 //! `tollgate recordings export` for SSH sessions: each data record starts
 //! with the channel id (big-endian u32) and the stream (0 stdin, 1 stdout,
 //! 2 stderr); the export shows them as `ssh.channel`, `ssh.stream` and the
-//! bytes as text (`ssh.data`, cut at 4 KiB; invalid UTF-8 replaced). Exec
-//! commands and their verdicts are the session's command records, and so
-//! are sftp operations; a file's first bytes (streams `file-written` and
+//! bytes as text (`ssh.data`, cut at 4 KiB; invalid UTF-8 replaced); a pty
+//! request (stream `pty`) as `ssh.cols`, `ssh.rows`, `ssh.term`, a window
+//! change (stream `resize`) as `ssh.cols`, `ssh.rows`. Exec commands and
+//! their verdicts are the session's command records, and so are sftp
+//! operations; a file's first bytes (streams `file-written` and
 //! `file-read`) add its path as `ssh.sftp.path`.
 
 use serde_json::{Map, Value, json};
@@ -34,6 +36,16 @@ impl Decoder for SshDecoder {
         };
         fields.insert("ssh.channel".into(), json!(channel));
         fields.insert("ssh.stream".into(), json!(stream.name()));
+        if matches!(stream, Stream::Pty | Stream::Resize) {
+            if let Some((cols, rows, term)) = super::pty::parse_pty_record(body) {
+                fields.insert("ssh.cols".into(), json!(cols));
+                fields.insert("ssh.rows".into(), json!(rows));
+                if stream == Stream::Pty {
+                    fields.insert("ssh.term".into(), json!(term));
+                }
+            }
+            return;
+        }
         let body = match stream {
             Stream::FileWritten | Stream::FileRead => {
                 let Some((path, rest)) = body.split_first_chunk::<2>().and_then(|(n, rest)| {
@@ -49,6 +61,8 @@ impl Decoder for SshDecoder {
                 rest
             }
             Stream::Stdin | Stream::Stdout | Stream::Stderr => body,
+            // Returned above.
+            Stream::Pty | Stream::Resize => return,
         };
         let text = &body[..body.len().min(MAX_VALUE)];
         fields.insert(
@@ -75,7 +89,7 @@ mod tests {
         SshDecoder.decode(1, Direction::TargetToClient, &[0, 1], &mut f);
         assert!(f.is_empty());
         let mut f = Map::new();
-        let mut rec = vec![0, 0, 0, 0, 3, 0, 4];
+        let mut rec = vec![0, 0, 0, 0, 5, 0, 4];
         rec.extend_from_slice(b"/a/bhello");
         SshDecoder.decode(1, Direction::ClientToTarget, &rec, &mut f);
         assert_eq!(f["ssh.stream"], json!("file-written"));
@@ -86,7 +100,7 @@ mod tests {
         SshDecoder.decode(
             1,
             Direction::ClientToTarget,
-            &[0, 0, 0, 0, 4, 0, 9, b'/'],
+            &[0, 0, 0, 0, 6, 0, 9, b'/'],
             &mut f,
         );
         assert!(!f.contains_key("ssh.data"));

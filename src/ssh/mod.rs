@@ -10,6 +10,8 @@
 //! - `rules.rs`: exec command-line globs. `decode.rs`: export.
 //! - `sftp.rs`, `sftp_rules.rs`: the sftp subsystem decoded and judged by
 //!   path (only for targets with sftp rules or file recording).
+//! - `pty.rs`: typed-line assembly and the pty records; `conn/typed.rs`
+//!   judges typed lines, `conn/forward.rs` relays allowed forwards.
 //!
 //! The two sides talk through `tokio::sync` channels (awaitable from any
 //! runtime): the caller's first credential (the JWT as password, or a user
@@ -22,6 +24,7 @@
 pub(crate) mod adapter;
 mod conn;
 pub mod decode;
+pub mod pty;
 pub mod rules;
 pub mod runtime;
 mod sftp;
@@ -44,9 +47,13 @@ pub enum Stream {
     Stderr = 2,
     /// The first bytes of a file written over sftp (`sftp.rs`): path
     /// length (u16 BE), path, bytes.
-    FileWritten = 3,
+    FileWritten = 5,
     /// The same for a file read.
-    FileRead = 4,
+    FileRead = 6,
+    /// A pty request: the terminal's size and TERM (`pty::pty_record`).
+    Pty = 3,
+    /// A window change: the terminal's new size (`pty::resize_record`).
+    Resize = 4,
 }
 
 impl Stream {
@@ -57,6 +64,8 @@ impl Stream {
             Stream::Stderr => "stderr",
             Stream::FileWritten => "file-written",
             Stream::FileRead => "file-read",
+            Stream::Pty => "pty",
+            Stream::Resize => "resize",
         }
     }
 
@@ -65,8 +74,10 @@ impl Stream {
             0 => Some(Stream::Stdin),
             1 => Some(Stream::Stdout),
             2 => Some(Stream::Stderr),
-            3 => Some(Stream::FileWritten),
-            4 => Some(Stream::FileRead),
+            5 => Some(Stream::FileWritten),
+            6 => Some(Stream::FileRead),
+            3 => Some(Stream::Pty),
+            4 => Some(Stream::Resize),
             _ => None,
         }
     }
@@ -128,6 +139,13 @@ pub(crate) enum Event {
     Sftp {
         statement: String,
         judge: SftpJudge,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
+    /// A line typed into a pty shell, to judge before its Enter is
+    /// forwarded: `Ok` sends the Enter, `Err(message)` refuses the line.
+    Typed {
+        channel: u32,
+        line: pty::TypedLine,
         answer: oneshot::Sender<Result<(), String>>,
     },
     /// A channel request recorded as an event (`shell`, `subsystem sftp`,

@@ -108,6 +108,8 @@ mod tests {
                 .collect(),
             default_action: RuleAction::Allow,
             sftp: Default::default(),
+            terminal: Default::default(),
+            forwarding: Default::default(),
         };
         SshRules::compile(&s).unwrap()
     }

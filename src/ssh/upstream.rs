@@ -9,6 +9,8 @@ use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use zeroize::Zeroizing;
 
+use super::conn::{RemoteSink, RemoteSlot};
+
 /// The stored secret, read by the compio side for this login only.
 pub(crate) enum Secret {
     Key(Arc<PrivateKey>),
@@ -27,11 +29,18 @@ pub(crate) struct LoginParams {
     pub shell_allowed: bool,
     /// Decode sftp (`sftp.rs`): `Some(bytes recorded per file)`.
     pub sftp_file_cap: Option<usize>,
+    /// Pty channels: their recording cap, typed-line judging.
+    pub terminal: crate::config::ssh_session::SshTerminal,
+    pub forwarding: crate::config::ssh_session::SshForwarding,
 }
 
-/// The client handler: only the host key check.
+/// The client handler: the host key check, and the host's connections on
+/// an allowed remote forward.
 pub(crate) struct Pinned {
     pins: Vec<PublicKey>,
+    /// Empty until the caller's remote forward is allowed: until then the
+    /// host's `forwarded-tcpip` channels are refused.
+    remote: RemoteSlot,
     /// The key the host presented, when it matched no pin (for the log).
     pub(crate) refused: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -57,14 +66,40 @@ impl client::Handler for Pinned {
         }
         Ok(ok)
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let sink: Option<Arc<RemoteSink>> = self.remote.lock().ok().and_then(|s| s.clone());
+        // No sink: dropping `reply` refuses the channel.
+        if let Some(sink) = sink {
+            sink.open(
+                channel,
+                reply,
+                (connected_address, connected_port),
+                (originator_address, originator_port),
+            )
+            .await;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) type Upstream = client::Handle<Pinned>;
 
 /// Connect, check the host key, log in.
-pub(crate) async fn login(p: &LoginParams) -> Result<Upstream, String> {
+pub(crate) async fn login(p: &LoginParams) -> Result<(Upstream, RemoteSlot), String> {
     let refused = Arc::new(std::sync::Mutex::new(None));
+    let remote = RemoteSlot::default();
     let handler = Pinned {
+        remote: remote.clone(),
         pins: p.pins.clone(),
         refused: refused.clone(),
     };
@@ -105,7 +140,7 @@ pub(crate) async fn login(p: &LoginParams) -> Result<Upstream, String> {
         Secret::Password(pw) => handle.authenticate_password(&p.user, pw.as_str()).await,
     };
     match auth {
-        Ok(r) if r.success() => Ok(handle),
+        Ok(r) if r.success() => Ok((handle, remote)),
         Ok(_) => Err(format!(
             "the upstream refused the stored credential of {}",
             p.user

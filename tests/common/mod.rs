@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod crash;
+pub mod garage;
 pub mod httpgw;
 pub mod mariadb;
 pub mod mygw;

@@ -77,8 +77,21 @@ impl Cluster {
     /// server binds it (the race of bind-and-release), the cluster is made
     /// again on a fresh port in a fresh directory.
     fn start(max_connections: u32) -> Cluster {
+        let restartable = RESTARTABLE.load(std::sync::atomic::Ordering::SeqCst);
+        Cluster::start_tagged("", max_connections, restartable)
+    }
+
+    /// A second, separate cluster (its own port and directory, `tag` in
+    /// its name) that a test may stop and start ([`Cluster::stop`],
+    /// [`Cluster::start_again`]) without touching the shared one; stopped
+    /// when the test process exits.
+    pub fn extra(tag: &str) -> Cluster {
+        Cluster::start_tagged(tag, DEFAULT_MAX_CONNECTIONS, true)
+    }
+
+    fn start_tagged(tag: &str, max_connections: u32, restartable: bool) -> Cluster {
         for attempt in 0..5 {
-            if let Some(c) = Cluster::start_once(attempt, max_connections) {
+            if let Some(c) = Cluster::start_once(tag, attempt, max_connections, restartable) {
                 return c;
             }
         }
@@ -87,10 +100,15 @@ impl Cluster {
 
     /// One try: `None` when the server did not come up on its port (it
     /// could not bind it and exited; the watchdog then removes its directory).
-    fn start_once(attempt: u32, max_connections: u32) -> Option<Cluster> {
+    fn start_once(
+        tag: &str,
+        attempt: u32,
+        max_connections: u32,
+        restartable: bool,
+    ) -> Option<Cluster> {
         let bin = pg_bin();
         let dir =
-            std::env::temp_dir().join(format!("tollgate-pg-{}-{attempt}", std::process::id()));
+            std::env::temp_dir().join(format!("tollgate-pg-{}{tag}-{attempt}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Command::new("chown")
@@ -137,7 +155,6 @@ impl Cluster {
         let log = dir.join("server.log");
         // The watchdog: postgres runs as long as this test process does.
         let me = std::process::id();
-        let restartable = RESTARTABLE.load(std::sync::atomic::Ordering::SeqCst);
         let script = if restartable {
             format!(
                 "{bin}/pg_ctl -D {data} -l {log} -w -t 60 start >/dev/null 2>&1; \
@@ -253,6 +270,31 @@ impl Cluster {
             self.try_sql("postgres", "select 1").is_some(),
             Duration::from_secs(30),
             "PostgreSQL did not come back after the restart"
+        );
+    }
+
+    /// Stop the server (fast: sessions are ended). Only on a cluster made
+    /// restartable ([`restartable_cluster`], [`Cluster::extra`]).
+    pub fn stop(&self) {
+        as_postgres(&format!(
+            "{}/pg_ctl -D {} -m fast -w -t 60 stop >/dev/null",
+            self.bin.display(),
+            self.data_dir().display(),
+        ));
+    }
+
+    /// Start a server [`Cluster::stop`] stopped, waiting until it accepts.
+    pub fn start_again(&self) {
+        as_postgres(&format!(
+            "{}/pg_ctl -D {} -l {} -w -t 60 start >/dev/null",
+            self.bin.display(),
+            self.data_dir().display(),
+            self.dir.join("server.log").display()
+        ));
+        crate::assert_eventually!(
+            self.try_sql("postgres", "select 1").is_some(),
+            Duration::from_secs(30),
+            "PostgreSQL did not come back after the start"
         );
     }
 

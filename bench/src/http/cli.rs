@@ -52,6 +52,9 @@ pub struct HttpArgs {
     /// Body of each POST and PUT (64, 4KiB, 1MB, ...).
     #[arg(long, default_value = "1KiB", value_parser = crate::parse_size_arg)]
     pub body_size: u64,
+    /// Send each body as a JSON object of --body-size bytes (`application/json`) instead of octets.
+    #[arg(long)]
+    pub json_body: bool,
     /// CA certificate (PEM) that https:// URLs are verified against (chain and host name).
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -95,7 +98,15 @@ pub fn run_http(args: HttpArgs) -> anyhow::Result<ExitCode> {
         workload: workload.name(),
         protocol: target.scheme,
     };
-    let gateway = HttpBackend::new(target, &args.token_header, password, body_size, workload);
+    let json = args.json_body;
+    let shape = move |b: HttpBackend| if json { b.with_json_body() } else { b };
+    let gateway = shape(HttpBackend::new(
+        target,
+        &args.token_header,
+        password,
+        body_size,
+        workload,
+    ));
     let direct = args
         .direct
         .as_deref()
@@ -103,13 +114,13 @@ pub fn run_http(args: HttpArgs) -> anyhow::Result<ExitCode> {
         .transpose()
         .context("--direct")?
         .map(|target| {
-            HttpBackend::new(
+            shape(HttpBackend::new(
                 target,
                 &args.token_header,
                 Password::FromDsn,
                 body_size,
                 workload,
-            )
+            ))
         });
     run_both(&plan, label, gateway, direct, args.load.json)
 }

@@ -141,7 +141,21 @@ pub struct HttpBackend {
     token_header: String,
     password: Password,
     body: Arc<[u8]>,
+    /// The Content-Type of `body`.
+    content_type: &'static str,
     workload: HttpWorkload,
+}
+
+/// A JSON object of `size` bytes (or its skeleton, when that is longer).
+fn json_body(size: usize) -> Vec<u8> {
+    const OPEN: &[u8] = br#"{"env":"staging","pad":""#;
+    const CLOSE: &[u8] = br#""}"#;
+    let pad = size.saturating_sub(OPEN.len() + CLOSE.len());
+    let mut body = Vec::with_capacity(OPEN.len() + pad + CLOSE.len());
+    body.extend_from_slice(OPEN);
+    body.extend((0..pad).map(|i| b'a' + (i % 26) as u8));
+    body.extend_from_slice(CLOSE);
+    body
 }
 
 /// Bodies up to this size go out in the same write as the head.
@@ -162,8 +176,18 @@ impl HttpBackend {
             token_header: token_header.to_owned(),
             password,
             body: body.into(),
+            content_type: "application/octet-stream",
             workload,
         }
+    }
+
+    /// Bodies as a JSON object of the same size (`{"env":"staging","pad":"abc…"}`,
+    /// its skeleton at least), labelled `application/json`: what a gateway's
+    /// rules on JSON fields read.
+    pub fn with_json_body(mut self) -> HttpBackend {
+        self.body = json_body(self.body.len()).into();
+        self.content_type = "application/json";
+        self
     }
 
     /// The head of a request of `method` with this token (and body length).
@@ -179,7 +203,8 @@ impl HttpBackend {
         }
         if body {
             head.push_str(&format!(
-                "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type,
                 self.body.len()
             ));
         }
@@ -326,6 +351,16 @@ impl crate::sql::Session for HttpSession {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_bodies_are_json_of_the_asked_size() {
+        for size in [0, 10, 26, 27, 1024] {
+            let body = json_body(size);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["env"], "staging");
+            assert_eq!(body.len(), size.max(26), "size {size}");
+        }
+    }
 
     #[test]
     fn urls_become_targets() {

@@ -23,6 +23,9 @@ struct Batch {
     /// An extended-protocol (or COPY) message since the last Sync: the
     /// server may hold state the caller left half-done.
     open: bool,
+    /// An extended-protocol message since the last Sync (transaction
+    /// mode: the connection is held until the Sync is answered).
+    ext: bool,
 }
 
 impl ClientSide<'_> {
@@ -32,6 +35,9 @@ impl ClientSide<'_> {
         let mut terminate = false;
         let mut release = false;
         loop {
+            // Transaction mode: a connection is held while this read's
+            // messages are handled.
+            let mut holding = false;
             if let Err(e) = self.reader.fill().await {
                 // A caller that just closes leaves its connection as one
                 // that says Terminate does.
@@ -51,8 +57,9 @@ impl ClientSide<'_> {
             progressed &= !self.passing.active();
             let masking = self.flow.borrow().shapes.is_some();
             while !self.passing.active() {
+                let whole_streams = masking || self.tx.is_some();
                 let len = match stream::next(&mut self.reader, pos, |t| {
-                    stream::client_streamable(t, masking)
+                    stream::client_streamable(t, whole_streams)
                 })? {
                     Next::Whole(len) => {
                         progressed = true;
@@ -65,13 +72,26 @@ impl ClientSide<'_> {
                             b.ran = true;
                         }
                         b.open = true;
+                        if self.tx.is_some() && !holding {
+                            holding = true;
+                            self.hold().await?;
+                        }
                         let (buf, passing) = (&mut self.reader.buf, &mut self.passing);
                         passing.start(buf, &mut segments, &mut pos, len, b.skipping);
+                        self.publish(b.n, b.ext);
                         break;
                     }
                 };
                 let t = self.reader.buf[pos];
+                if self.tx.is_some() && !holding && t != tag::TERMINATE {
+                    holding = true;
+                    self.hold().await?;
+                }
                 let action = if b.skipping && t != tag::SYNC {
+                    Action::Drop
+                } else if t == tag::TERMINATE && self.tx.is_some() {
+                    // The server connection is not this caller's to end.
+                    terminate = true;
                     Action::Drop
                 } else if t == tag::TERMINATE {
                     terminate = true;
@@ -88,7 +108,15 @@ impl ClientSide<'_> {
                 ) {
                     b.open = true;
                 }
+                if matches!(
+                    t,
+                    tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH
+                ) {
+                    b.ext = true;
+                }
                 track_client(self.flow, &self.reader.buf[pos..pos + len], &action)?;
+                let action = self.rename(&self.reader.buf[pos..pos + len], action)?;
+                self.publish(b.n, b.ext);
                 cut(&mut self.reader.buf, &mut segments, &mut pos, len, action);
                 if terminate {
                     break;
@@ -100,7 +128,12 @@ impl ClientSide<'_> {
             if progressed {
                 self.frame_clock.progress();
             }
+            // Pieces of a long message go to the connection held too.
+            holding |= self.tx.is_some() && !segments.is_empty();
             self.forward(&mut segments).await?;
+            if holding {
+                self.unhold();
+            }
             self.frame_clock
                 .mark(self.passing.active() || !self.reader.buf.is_empty());
             self.reader.settle();
@@ -196,7 +229,22 @@ impl ClientSide<'_> {
                     .map_err(SessionError::ClientProtocol)?
                     .query
             };
-            (inspector.judge(sql), shown(sql))
+            let d = inspector.judge(sql);
+            // Transaction mode: session state would reach other callers.
+            let d = match self.tx {
+                Some(_) if !matches!(d, Decision::Block { .. }) => {
+                    let dialect = lexmode::pg_dialect(inspector.standard_conforming_strings);
+                    match crate::pg::txmode::refusal(sql, dialect, &mut Vec::new()) {
+                        Some(message) => Decision::Block {
+                            message,
+                            rule: crate::pg::txmode::RULE.into(),
+                        },
+                        None => d,
+                    }
+                }
+                _ => d,
+            };
+            (d, shown(sql))
         };
         let decision = match decision {
             Decision::Approve { message, rule } => {
@@ -339,8 +387,14 @@ impl ClientSide<'_> {
 
     /// Record, then send, what is ready for the upstream.
     async fn forward(&mut self, segments: &mut Vec<Bytes>) -> Result<(), SessionError> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return self.forward_tx(segments).await;
+        };
         forward(
-            &mut self.writer,
+            writer,
             segments,
             self.recording,
             self.last_activity.get(),

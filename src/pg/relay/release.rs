@@ -60,7 +60,10 @@ impl ClientSide<'_> {
         let mut out = BytesMut::new();
         pg::encode_query(&mut out, reset.as_bytes()).map_err(SessionError::ClientProtocol)?;
         self.flow.borrow_mut().release = Release::Requested;
-        send(&mut self.writer, &mut out, Peer::Upstream).await
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        send(writer, &mut out, Peer::Upstream).await
     }
 }
 

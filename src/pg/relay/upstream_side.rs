@@ -4,9 +4,10 @@
 
 use super::*;
 
-/// What the upstream side keeps between frames.
+/// What the upstream side keeps between frames (and, in transaction mode,
+/// across the connections it reads).
 #[derive(Default)]
-struct Down {
+pub(super) struct Down {
     /// The current result's plan (from the shape tracker).
     rows: RowPlan,
     /// The caller's content plan for COPY rows and server texts.
@@ -35,13 +36,29 @@ enum Outcome {
 
 impl UpstreamSide<'_> {
     pub(super) async fn run(&mut self) -> Result<(), SessionError> {
-        let masking = self.rt.masking.as_ref();
+        let mut st = self.down();
+        self.run_with(&mut st, false).await
+    }
+
+    /// The state the upstream side starts with.
+    pub(super) fn down(&self) -> Down {
         let mut st = Down::default();
-        if let Some(m) = masking {
+        if let Some(m) = self.rt.masking.as_ref() {
             m.plan_caller(&self.identity.groups, &mut st.caller);
         }
+        st
+    }
+
+    /// Relay until the session ends, or (`tx`, transaction mode) until the
+    /// connection may be parked (`tx.rs`).
+    pub(super) async fn run_with(&mut self, st: &mut Down, tx: bool) -> Result<(), SessionError> {
+        let st = &mut *st;
+        let masking = self.rt.masking.as_ref();
         let mut segments: Vec<Bytes> = Vec::with_capacity(4);
         loop {
+            if tx && self.parkable() {
+                return Ok(());
+            }
             if self.releasing() {
                 return self.drain_reset().await;
             }
@@ -77,9 +94,19 @@ impl UpstreamSide<'_> {
                     }
                 };
                 let t = self.reader.buf[pos];
+                if tx && self.renamer_drops(t) {
+                    cut(
+                        &mut self.reader.buf,
+                        &mut segments,
+                        &mut pos,
+                        len,
+                        Action::Drop,
+                    );
+                    continue;
+                }
                 let probe_drop =
                     (self.flow.borrow_mut().shapes.as_mut()).is_some_and(|s| s.copy_probe_drop(t));
-                let action = match self.on_frame(&mut st, t, pos, len)? {
+                let action = match self.on_frame(st, t, pos, len)? {
                     Outcome::Act(_) if probe_drop => Action::Drop,
                     Outcome::Act(a) => a,
                     Outcome::Refuse(why) => {
@@ -269,6 +296,7 @@ impl UpstreamSide<'_> {
         st.closes_seen = 0;
         st.rows.mode = RowMode::Off;
         st.copy_out = false;
+        tx::on_ready(&mut flow);
         *self.entry.current_statement.borrow_mut() = None;
     }
 

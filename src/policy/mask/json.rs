@@ -1,14 +1,18 @@
-//! JSON documents (PostgreSQL json/jsonb values, HTTP response bodies): a
+//! JSON documents (PostgreSQL json/jsonb values, HTTP response bodies),
+//! masked where they lie by `jsontext`; the tree walk here is its oracle
+//! and says what masking means: a
 //! value whose key matches a column glob is masked with that column's rule
 //! (`row_to_json(c)`, `json_agg(c)`, `jsonb_build_object('ssn', ssn)`, an
 //! API's `{"ssn": …}`), every other string and number is scanned by the
 //! content detectors; the result is JSON again.
 
+#[cfg(test)]
 use serde_json::Value;
 
 use super::{MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
 
 /// Deepest nesting walked; serde_json itself stops at 128 while parsing.
+#[cfg(test)]
 const MAX_DEPTH: usize = 64;
 
 /// `None`: unchanged; `Some(None)`: NULL (not valid JSON); `Some(Some)`:
@@ -21,17 +25,20 @@ pub(crate) fn mask(
     text: &[u8],
     scratch: &mut MaskScratch,
 ) -> Option<Option<Vec<u8>>> {
-    let Ok(mut doc) = serde_json::from_slice::<Value>(text) else {
-        let hit = !matches!(m.mask_text(plan, text, scratch), MaskOutcome::Unchanged);
-        return hit.then_some(None);
-    };
-    if !walk(m, plan, &mut doc, scratch, 0) {
-        return None;
+    let mut out = Vec::new();
+    match super::jsontext::mask(m, plan, text, scratch, &mut out) {
+        Ok(false) => None,
+        Ok(true) => Some(Some(out)),
+        Err(_) => {
+            let hit = !matches!(m.mask_text(plan, text, scratch), MaskOutcome::Unchanged);
+            hit.then_some(None)
+        }
     }
-    Some(serde_json::to_vec(&doc).ok())
 }
 
-/// Masks a parsed document in place; whether anything changed.
+/// Masks a parsed document in place; whether anything changed. The oracle
+/// of `jsontext` (which masks without parsing into a tree).
+#[cfg(test)]
 pub(crate) fn mask_value(
     m: &MaskPolicy,
     plan: &ResultPlan,
@@ -41,6 +48,7 @@ pub(crate) fn mask_value(
     walk(m, plan, doc, scratch, 0)
 }
 
+#[cfg(test)]
 /// A value masked whole by `rule`: its JSON text through the style, as a
 /// JSON string (or JSON null for style `null`).
 fn by_rule(m: &MaskPolicy, rule: u8, v: &Value, scratch: &mut MaskScratch) -> Value {
@@ -56,6 +64,7 @@ fn by_rule(m: &MaskPolicy, rule: u8, v: &Value, scratch: &mut MaskScratch) -> Va
     }
 }
 
+#[cfg(test)]
 fn walk(
     m: &MaskPolicy,
     plan: &ResultPlan,

@@ -26,6 +26,7 @@ mod config;
 mod detect;
 mod iban;
 pub(crate) mod json;
+pub(crate) mod jsontext;
 mod numeric;
 mod prefilter;
 mod scan;
