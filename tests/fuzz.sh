@@ -23,7 +23,7 @@ build=(--sanitizer none)
 
 # crate dir : targets
 suites=(
-    "codecs:pg_frames pg_frontend pg_backend http_request h1_request websocket_frames sql_classify mysql_packets"
+    "codecs:pg_frames pg_frontend pg_backend http_request h1_request websocket_frames sftp_packets sql_classify mysql_packets"
     ".:mask_scan jwt_verify recorder_segment"
 )
 # The instrumented release builds are the slow part (the whole gateway for the

@@ -3,5 +3,6 @@
 pub mod http;
 pub mod mysql;
 pub mod pg;
+pub mod sftp;
 pub mod sql;
 pub mod websocket;

@@ -28,6 +28,7 @@ mod protocols;
 mod raw;
 pub mod ssh;
 pub mod ssh_session;
+pub mod ssh_sftp;
 mod target;
 mod tcp;
 mod validate;

@@ -11,6 +11,8 @@
 //!   known_hosts file (its entries for the upstream's host and port, read at
 //!   each login); any other key is refused. Never trusted on first use.
 //! - `rules`: globs on the whole `exec` command line, first match wins.
+//! - `sftp_rules`, `sftp_default_action`, `record_sftp_file_bytes`: the
+//!   sftp subsystem judged by path (`ssh_sftp.rs`).
 
 use std::path::PathBuf;
 
@@ -47,6 +49,10 @@ pub struct RawSsh {
     #[serde(default)]
     rules: Vec<RawRule>,
     default_action: Option<RuleAction>,
+    #[serde(default)]
+    sftp_rules: Vec<super::ssh_sftp::RawSftpRule>,
+    sftp_default_action: Option<RuleAction>,
+    record_sftp_file_bytes: Option<usize>,
     /// Terminal sessions and forwarding (`ssh_session.rs`).
     record_pty_bytes: Option<u64>,
     typed_lines: Option<super::ssh_session::TypedLines>,
@@ -105,6 +111,7 @@ pub struct SshTarget {
     pub record_channel_bytes: usize,
     pub rules: Vec<SshRule>,
     pub default_action: RuleAction,
+    pub sftp: super::ssh_sftp::SftpConfig,
     pub terminal: super::ssh_session::SshTerminal,
     pub forwarding: super::ssh_session::SshForwarding,
 }
@@ -192,6 +199,11 @@ pub(super) fn validate(
             message,
         });
     }
+    let sftp = super::ssh_sftp::validate(
+        raw.sftp_rules,
+        raw.sftp_default_action,
+        raw.record_sftp_file_bytes,
+    )?;
     Ok(SshTarget {
         host_key,
         login,
@@ -201,6 +213,7 @@ pub(super) fn validate(
         record_channel_bytes,
         rules,
         default_action: raw.default_action.unwrap_or(RuleAction::Allow),
+        sftp,
         terminal,
         forwarding,
     })

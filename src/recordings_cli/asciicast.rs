@@ -154,7 +154,8 @@ pub fn walk(
                     None => return Ok(()),
                 },
                 // A second pty request on the channel: refused by the host.
-                Stream::Pty => return Ok(()),
+                // File contents belong to sftp channels, never a pty's.
+                Stream::Pty | Stream::FileWritten | Stream::FileRead => return Ok(()),
             };
             if data.is_empty() {
                 return Ok(());

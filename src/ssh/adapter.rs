@@ -60,6 +60,7 @@ pub(crate) struct SshUpstream {
 pub struct SshRuntime {
     pub server: Arc<russh::server::Config>,
     pub rules: rules::SshRules,
+    pub sftp: super::sftp_rules::SftpRules,
 }
 
 impl SshRuntime {
@@ -92,6 +93,7 @@ impl SshRuntime {
         Ok(SshRuntime {
             server: Arc::new(server),
             rules: rules::SshRules::compile(s)?,
+            sftp: super::sftp_rules::SftpRules::compile(&s.sftp)?,
         })
     }
 }
@@ -148,6 +150,7 @@ fn login_params(t: &Target<'_>) -> Result<LoginParams, String> {
         connect_timeout: t.config.connect_timeout,
         record_cap: s.record_channel_bytes,
         shell_allowed: s.shell == ShellMode::Allow,
+        sftp_file_cap: s.sftp.decode.then_some(s.sftp.record_file_bytes),
         terminal: s.terminal.clone(),
         forwarding: s.forwarding.clone(),
     })
@@ -383,6 +386,17 @@ async fn relay(
                 }
                 Err(e) => Err(e),
             },
+            Event::Sftp {
+                statement,
+                judge,
+                answer,
+            } => match super::sftp_judge::judge(target, scope, &statement, judge).await {
+                Ok(verdict) => {
+                    let _ = answer.send(verdict);
+                    Ok(())
+                }
+                Err(e) => Err(step(e)),
+            },
             Event::Note {
                 channel,
                 what,
@@ -414,6 +428,8 @@ fn count(s: &Session<'_>, stream: Stream, len: usize) {
             (&s.entry.bytes_up, &stats.bytes_client_to_upstream)
         }
         Stream::Stdout | Stream::Stderr => (&s.entry.bytes_down, &stats.bytes_upstream_to_client),
+        // Copies of bytes the channel's streams already counted.
+        Stream::FileWritten | Stream::FileRead => return,
     };
     session.set(session.get() + len as u64);
     ShardStats::add(shard, len as u64);
@@ -436,8 +452,10 @@ async fn record(
     buf.extend_from_slice(data);
     let now = Instant::now();
     let r = match stream {
-        Stream::Stdin | Stream::Pty | Stream::Resize => rec.client_data(now, &buf).await,
-        Stream::Stdout | Stream::Stderr => rec.target_data(now, &buf).await,
+        Stream::Stdin | Stream::Pty | Stream::Resize | Stream::FileWritten => {
+            rec.client_data(now, &buf).await
+        }
+        Stream::Stdout | Stream::Stderr | Stream::FileRead => rec.target_data(now, &buf).await,
     };
     let r = match r {
         Ok(durable) => durable.forwardable().await,

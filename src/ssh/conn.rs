@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
+use super::sftp::{self, SftpDown, SftpUp};
 use super::upstream::{self, Upstream};
 use super::{AuthAttempt, AuthStep, Event, Presented, Stream};
 use crate::identity::sshcert::SshTrust;
@@ -80,6 +81,7 @@ struct Admitted {
     handle: Upstream,
     record_cap: usize,
     shell_allowed: bool,
+    sftp_file_cap: Option<usize>,
     terminal: crate::config::ssh_session::SshTerminal,
     forwarding: crate::config::ssh_session::SshForwarding,
     /// Where the host's remote-forward connections go, once allowed.
@@ -92,6 +94,8 @@ struct Chan {
     /// The upstream's answers to forwarded requests, in order.
     replies: mpsc::Receiver<bool>,
     stdin: Meter,
+    /// The sftp relay, for a target that decodes sftp (`sftp.rs`).
+    sftp: Option<SftpUp>,
     /// The recording caps left of stdout and stderr (raised by a pty).
     down_caps: [Arc<AtomicUsize>; 2],
     /// A pty was granted on this channel.
@@ -232,6 +236,7 @@ impl Gate {
                         handle,
                         record_cap: params.record_cap,
                         shell_allowed: params.shell_allowed,
+                        sftp_file_cap: params.sftp_file_cap,
                         terminal: params.terminal.clone(),
                         forwarding: params.forwarding.clone(),
                         remote,
@@ -278,6 +283,14 @@ impl Gate {
         let stderr = Meter::new(&self.events, n, Stream::Stderr, up.record_cap);
         let down_caps = [stdout.left.clone(), stderr.left.clone()];
         let stdin = Meter::new(&self.events, n, Stream::Stdin, up.record_cap);
+        // sftp is decoded on session channels of a target that asks for it.
+        let (sftp_up, sftp_down) = match up.sftp_file_cap.filter(|_| forward.is_none()) {
+            Some(cap) => {
+                let (u, d) = sftp::pair(self.events.clone(), n, cap);
+                (Some(u), Some(d))
+            }
+            None => (None, None),
+        };
         let forward = forward.map(|dest| {
             Arc::new(forward::ForwardEnd::new(
                 &self.events,
@@ -293,6 +306,7 @@ impl Gate {
             replies_tx,
             (stdout, stderr),
             forward.clone(),
+            sftp_down,
         ));
         self.chans.insert(
             cid,
@@ -304,6 +318,7 @@ impl Gate {
                 pty: false,
                 typed: None,
                 forward,
+                sftp: sftp_up,
                 down,
             },
         );
@@ -319,6 +334,35 @@ impl Gate {
             return Err(russh::Error::Disconnect);
         }
         let _ = c.up.data_bytes(data).await;
+        Ok(())
+    }
+
+    /// Caller → host bytes of a channel whose sftp is decoded: recorded,
+    /// then judged packet by packet (`sftp.rs`); a relay that cannot go on
+    /// closes the channel.
+    async fn sftp_up(
+        &mut self,
+        channel: ChannelId,
+        data: Bytes,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let Some(c) = self.chans.get_mut(&channel) else {
+            return Ok(());
+        };
+        if !c.stdin.record(&data).await {
+            return Err(russh::Error::Disconnect);
+        }
+        let Some(s) = c.sftp.as_mut() else {
+            return Ok(());
+        };
+        if let Err(sftp::End(why)) = s.relay_up(&data, &c.up).await {
+            warn!(why, "sftp relay: closing the channel");
+            if let Some(c) = self.chans.remove(&channel) {
+                c.down.abort();
+                let _ = c.up.close().await;
+            }
+            session.close(channel)?;
+        }
         Ok(())
     }
 
@@ -555,6 +599,9 @@ impl server::Handler for Gate {
         if c.typed.is_some() {
             return self.typed_data(channel, data, session).await;
         }
+        if c.sftp.as_ref().is_some_and(|s| s.active()) {
+            return self.sftp_up(channel, data, session).await;
+        }
         self.forward_up(channel, data).await
     }
 
@@ -703,7 +750,12 @@ impl server::Handler for Gate {
         self.note(id(channel), format!("subsystem {name}"), true)
             .await;
         let sent = match self.chans.get(&channel) {
-            Some(c) => c.up.request_subsystem(true, name).await.is_ok(),
+            Some(c) => {
+                if let Some(s) = c.sftp.as_ref().filter(|_| name == "sftp") {
+                    s.activate();
+                }
+                c.up.request_subsystem(true, name).await.is_ok()
+            }
             None => false,
         };
         self.answer(channel, sent, session).await
@@ -763,12 +815,31 @@ async fn down(
     replies: mpsc::Sender<bool>,
     (mut stdout, mut stderr): (Meter, Meter),
     forward: Option<Arc<forward::ForwardEnd>>,
+    mut sftp: Option<SftpDown>,
 ) {
     let cid = caller.id();
-    while let Some(msg) = up.wait().await {
+    loop {
+        // An sftp refusal goes to the caller between whole packets.
+        let msg = match sftp.as_mut() {
+            None => up.wait().await,
+            Some(s) => tokio::select! {
+                m = up.wait() => m,
+                Some(refusal) = s.refusal() => {
+                    if caller.data_bytes(refusal).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(msg) = msg else { break };
         let ok = match msg {
             ChannelMsg::Data { data } => {
-                stdout.record(&data).await && caller.data_bytes(data).await.is_ok()
+                stdout.record(&data).await
+                    && match sftp.as_mut() {
+                        Some(s) => s.relay_down(data, &caller).await,
+                        None => caller.data_bytes(data).await.is_ok(),
+                    }
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 stderr.record(&data).await && caller.extended_data_bytes(ext, data).await.is_ok()

@@ -3,8 +3,10 @@
 //! 2 stderr); the export shows them as `ssh.channel`, `ssh.stream` and the
 //! bytes as text (`ssh.data`, cut at 4 KiB; invalid UTF-8 replaced); a pty
 //! request (stream `pty`) as `ssh.cols`, `ssh.rows`, `ssh.term`, a window
-//! change (stream `resize`) as `ssh.cols`, `ssh.rows`. Exec
-//! commands and their verdicts are the session's command records.
+//! change (stream `resize`) as `ssh.cols`, `ssh.rows`. Exec commands and
+//! their verdicts are the session's command records, and so are sftp
+//! operations; a file's first bytes (streams `file-written` and
+//! `file-read`) add its path as `ssh.sftp.path`.
 
 use serde_json::{Map, Value, json};
 use tollgate_recorder::{Decoder, Direction};
@@ -44,6 +46,24 @@ impl Decoder for SshDecoder {
             }
             return;
         }
+        let body = match stream {
+            Stream::FileWritten | Stream::FileRead => {
+                let Some((path, rest)) = body.split_first_chunk::<2>().and_then(|(n, rest)| {
+                    let n = usize::from(u16::from_be_bytes(*n));
+                    Some((rest.get(..n)?, rest.get(n..)?))
+                }) else {
+                    return;
+                };
+                fields.insert(
+                    "ssh.sftp.path".into(),
+                    Value::String(String::from_utf8_lossy(path).into_owned()),
+                );
+                rest
+            }
+            Stream::Stdin | Stream::Stdout | Stream::Stderr => body,
+            // Returned above.
+            Stream::Pty | Stream::Resize => return,
+        };
         let text = &body[..body.len().min(MAX_VALUE)];
         fields.insert(
             "ssh.data".into(),
@@ -68,5 +88,21 @@ mod tests {
         let mut f = Map::new();
         SshDecoder.decode(1, Direction::TargetToClient, &[0, 1], &mut f);
         assert!(f.is_empty());
+        let mut f = Map::new();
+        let mut rec = vec![0, 0, 0, 0, 5, 0, 4];
+        rec.extend_from_slice(b"/a/bhello");
+        SshDecoder.decode(1, Direction::ClientToTarget, &rec, &mut f);
+        assert_eq!(f["ssh.stream"], json!("file-written"));
+        assert_eq!(f["ssh.sftp.path"], json!("/a/b"));
+        assert_eq!(f["ssh.data"], json!("hello"));
+        // A path length past the record: only the channel and stream.
+        let mut f = Map::new();
+        SshDecoder.decode(
+            1,
+            Direction::ClientToTarget,
+            &[0, 0, 0, 0, 6, 0, 9, b'/'],
+            &mut f,
+        );
+        assert!(!f.contains_key("ssh.data"));
     }
 }

@@ -8,6 +8,8 @@
 //!   relay to the upstream (tokio side).
 //! - `upstream.rs`: the russh client towards the host, host key pinned.
 //! - `rules.rs`: exec command-line globs. `decode.rs`: export.
+//! - `sftp.rs`, `sftp_rules.rs`: the sftp subsystem decoded and judged by
+//!   path (only for targets with sftp rules or file recording).
 //! - `pty.rs`: typed-line assembly and the pty records; `conn/typed.rs`
 //!   judges typed lines, `conn/forward.rs` relays allowed forwards.
 //!
@@ -25,6 +27,9 @@ pub mod decode;
 pub mod pty;
 pub mod rules;
 pub mod runtime;
+mod sftp;
+mod sftp_judge;
+pub mod sftp_rules;
 mod upstream;
 
 use bytes::Bytes;
@@ -40,6 +45,11 @@ pub enum Stream {
     Stdout = 1,
     /// Extended data (stderr).
     Stderr = 2,
+    /// The first bytes of a file written over sftp (`sftp.rs`): path
+    /// length (u16 BE), path, bytes.
+    FileWritten = 5,
+    /// The same for a file read.
+    FileRead = 6,
     /// A pty request: the terminal's size and TERM (`pty::pty_record`).
     Pty = 3,
     /// A window change: the terminal's new size (`pty::resize_record`).
@@ -52,6 +62,8 @@ impl Stream {
             Stream::Stdin => "stdin",
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
+            Stream::FileWritten => "file-written",
+            Stream::FileRead => "file-read",
             Stream::Pty => "pty",
             Stream::Resize => "resize",
         }
@@ -62,6 +74,8 @@ impl Stream {
             0 => Some(Stream::Stdin),
             1 => Some(Stream::Stdout),
             2 => Some(Stream::Stderr),
+            5 => Some(Stream::FileWritten),
+            6 => Some(Stream::FileRead),
             3 => Some(Stream::Pty),
             4 => Some(Stream::Resize),
             _ => None,
@@ -119,6 +133,14 @@ pub(crate) enum Event {
         command: Vec<u8>,
         answer: oneshot::Sender<Result<(), String>>,
     },
+    /// An sftp request (`sftp.rs`), judged as `judge` says and recorded as
+    /// `statement` (which names the channel): `Ok` forwards it,
+    /// `Err(message)` refuses it.
+    Sftp {
+        statement: String,
+        judge: SftpJudge,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
     /// A line typed into a pty shell, to judge before its Enter is
     /// forwarded: `Ok` sends the Enter, `Err(message)` refuses the line.
     Typed {
@@ -133,6 +155,18 @@ pub(crate) enum Event {
         what: String,
         allowed: bool,
     },
+}
+
+/// How the compio side judges an sftp request.
+pub(crate) enum SftpJudge {
+    /// The operation on each (normalised, absolute) path: the strictest
+    /// verdict wins.
+    Paths(crate::config::ssh_sftp::SftpOp, Vec<Vec<u8>>),
+    /// Refused before the rules (a path that cannot be judged, an unknown
+    /// extension): the message.
+    Refused(String),
+    /// Recorded only (a CLOSE's sizes and digest).
+    Record,
 }
 
 /// The header of a recorded data record: channel id (big-endian u32) and

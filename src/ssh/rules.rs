@@ -107,6 +107,7 @@ mod tests {
                 })
                 .collect(),
             default_action: RuleAction::Allow,
+            sftp: Default::default(),
             terminal: Default::default(),
             forwarding: Default::default(),
         };

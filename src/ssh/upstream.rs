@@ -27,6 +27,8 @@ pub(crate) struct LoginParams {
     /// Bytes recorded per channel and direction.
     pub record_cap: usize,
     pub shell_allowed: bool,
+    /// Decode sftp (`sftp.rs`): `Some(bytes recorded per file)`.
+    pub sftp_file_cap: Option<usize>,
     /// Pty channels: their recording cap, typed-line judging.
     pub terminal: crate::config::ssh_session::SshTerminal,
     pub forwarding: crate::config::ssh_session::SshForwarding,
