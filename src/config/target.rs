@@ -88,6 +88,19 @@ impl Validator<'_> {
         {
             return Err(c.err("masking", "masking", &e.to_string()));
         }
+        if let Some(m) = &raw.masking
+            && m.has_json_paths()
+            && raw.protocol != Protocol::Http
+        {
+            // Only HTTP bodies are walked by place; elsewhere the rule
+            // would mask nothing, silently.
+            return Err(c.err(
+                "masking",
+                "masking",
+                "json_paths apply to HTTP targets (JSON response bodies) only; \
+                 mask database columns by `columns`",
+            ));
+        }
         let upstream_tls = raw
             .upstream_tls
             .take()

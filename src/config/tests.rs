@@ -274,6 +274,12 @@ fn access_and_masking_are_validated() {
         "{PG}[[target.masking.rules]]\nname = \"x\"\ncolumns = [\"ssn\"]\nstyle = \"hash\"\n"
     ));
     assert!(e.contains("target[0].masking"), "{e}");
+    // JSON pointers mask HTTP bodies; on a database target they would
+    // mask nothing, so they are refused there.
+    let e = err(&format!(
+        "{PG}[[target.masking.rules]]\nname = \"x\"\njson_paths = [\"/a/*\"]\nstyle = \"null\"\n"
+    ));
+    assert!(e.contains("json_paths apply to HTTP targets"), "{e}");
 }
 
 #[test]

@@ -103,7 +103,7 @@ impl Masking {
         let m = policy?;
         let mut plan = ResultPlan::default();
         m.plan_caller(&identity.groups, &mut plan);
-        if plan.is_noop() && !m.has_column_rules(&plan) {
+        if plan.is_noop() && !m.has_json_key_rules(&plan) {
             return None;
         }
         Some(Masking {
@@ -133,7 +133,7 @@ fn mask_body(
         let mut out = Vec::new();
         match crate::policy::mask::jsontext::mask(m, &k.plan, body, &mut k.scratch, &mut out) {
             Ok(changed) => return Ok(changed.then_some(out)),
-            Err(_) if m.has_column_rules(&k.plan) => return Err(Unmaskable::BadJson),
+            Err(_) if m.has_json_key_rules(&k.plan) => return Err(Unmaskable::BadJson),
             Err(_) => {}
         }
     }

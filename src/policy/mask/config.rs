@@ -83,6 +83,11 @@ pub struct MaskRuleConfig {
     /// Built-in detector names or names of `[[masking.custom]]` entries.
     #[serde(default)]
     pub detectors: Vec<String>,
+    /// JSON Pointer globs (`/users/*/ssn`, `/**/password`): values at these
+    /// places of a JSON document are masked whole (HTTP targets; see
+    /// `pointer.rs`).
+    #[serde(default)]
+    pub json_paths: Vec<String>,
     pub style: MaskStyleKind,
     /// `partial` only: characters kept at the end (default 4).
     #[serde(default)]
@@ -141,8 +146,14 @@ pub enum MaskError {
     DuplicateName { field: String, name: String },
     #[error("{field}: custom detector {name:?} shadows a built-in detector")]
     ShadowsBuiltin { field: String, name: String },
-    #[error("{field}: a rule needs `columns` or `detectors`")]
+    #[error("{field}: a rule needs `columns`, `detectors` or `json_paths`")]
     NothingToMask { field: String },
+    #[error("{field}: bad JSON pointer {pointer:?}: {source}")]
+    BadPointer {
+        field: String,
+        pointer: String,
+        source: super::pointer::PointerError,
+    },
     #[error("{field}: unknown detector {name:?}")]
     UnknownDetector { field: String, name: String },
     #[error("{field}: bad glob {glob:?}: {source}")]
@@ -182,6 +193,11 @@ pub enum MaskError {
 }
 
 impl MaskingConfig {
+    /// Whether any rule names JSON pointers (`json_paths`).
+    pub fn has_json_paths(&self) -> bool {
+        self.rules.iter().any(|r| !r.json_paths.is_empty())
+    }
+
     /// Whether any rule uses style `hash` (and so needs the key file read).
     pub fn needs_key(&self) -> bool {
         self.rules.iter().any(|r| r.style == MaskStyleKind::Hash)
@@ -260,10 +276,17 @@ impl MaskingConfig {
                     name: r.name.clone(),
                 });
             }
-            if r.columns.is_empty() && r.detectors.is_empty() {
+            if r.columns.is_empty() && r.detectors.is_empty() && r.json_paths.is_empty() {
                 return Err(MaskError::NothingToMask {
                     field: format!("masking.rules[{i}]"),
                 });
+            }
+            for (k, p) in r.json_paths.iter().enumerate() {
+                super::pointer::Pointer::parse(p).map_err(|source| MaskError::BadPointer {
+                    field: field(&format!("json_paths[{k}]")),
+                    pointer: p.clone(),
+                    source,
+                })?;
             }
             for (k, glob) in r.columns.iter().enumerate() {
                 column_glob(glob).map_err(|source| MaskError::BadGlob {
@@ -421,6 +444,15 @@ anchor = "EMP-"
             c.rules[1].detectors.clear();
         });
         assert!(e.starts_with("masking.rules[1]:"), "{e}");
+        let e = err_of(|c| c.rules[0].json_paths.push("users/*".into()));
+        assert!(
+            e.starts_with("masking.rules[0].json_paths[0]") && e.contains("must start with"),
+            "{e}"
+        );
+        let mut only_paths = example();
+        only_paths.rules[1].detectors.clear();
+        only_paths.rules[1].json_paths.push("/a/**/token".into());
+        only_paths.validate().expect("json_paths alone is enough");
         let e = err_of(|c| c.rules[0].keep = Some(MAX_KEEP + 1));
         assert!(e.contains("over the maximum"), "{e}");
     }

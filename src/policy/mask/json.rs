@@ -45,7 +45,21 @@ pub(crate) fn mask_value(
     doc: &mut Value,
     scratch: &mut MaskScratch,
 ) -> bool {
-    walk(m, plan, doc, scratch, 0)
+    walk(m, plan, doc, scratch, &mut Vec::new())
+}
+
+/// The rule a key name or a pointer gives the value at `path`, the lowest
+/// when both do; pointers matched from the root each time.
+#[cfg(test)]
+fn rule_at(m: &MaskPolicy, plan: &ResultPlan, key: Option<&str>, path: &[Vec<u8>]) -> Option<u8> {
+    let by_name = key.and_then(|k| m.column_rule(plan, k.as_bytes()));
+    let segments: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
+    let by_pointer =
+        super::pointer::rule_for_path(m.pointers(), &segments, |r| m.rule_applies(plan, r));
+    match (by_name, by_pointer) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]
@@ -70,9 +84,9 @@ fn walk(
     plan: &ResultPlan,
     v: &mut Value,
     scratch: &mut MaskScratch,
-    depth: usize,
+    path: &mut Vec<Vec<u8>>,
 ) -> bool {
-    if depth > MAX_DEPTH {
+    if path.len() > MAX_DEPTH {
         *v = Value::Null;
         return true;
     }
@@ -80,19 +94,28 @@ fn walk(
         Value::Object(map) => {
             let mut changed = false;
             for (k, val) in map.iter_mut() {
-                if let Some(rule) = m.column_rule(plan, k.as_bytes()) {
+                path.push(k.as_bytes().to_vec());
+                if let Some(rule) = rule_at(m, plan, Some(k), path) {
                     *val = by_rule(m, rule, val, scratch);
                     changed = true;
                 } else {
-                    changed |= walk(m, plan, val, scratch, depth + 1);
+                    changed |= walk(m, plan, val, scratch, path);
                 }
+                path.pop();
             }
             changed
         }
         Value::Array(items) => {
             let mut changed = false;
-            for item in items {
-                changed |= walk(m, plan, item, scratch, depth + 1);
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string().into_bytes());
+                if let Some(rule) = rule_at(m, plan, None, path) {
+                    *item = by_rule(m, rule, item, scratch);
+                    changed = true;
+                } else {
+                    changed |= walk(m, plan, item, scratch, path);
+                }
+                path.pop();
             }
             changed
         }

@@ -15,6 +15,7 @@
 //! control characters or lone surrogate escapes, at most 128 levels), and
 //! refuses the rest.
 
+use super::pointer::PointerWalk;
 use super::{MaskOutcome, MaskPolicy, MaskScratch, ResultPlan};
 
 /// Deepest level whose values are masked (as `json::MAX_DEPTH`).
@@ -36,6 +37,13 @@ pub(crate) fn mask(
     out: &mut Vec<u8>,
 ) -> Result<bool, NotJson> {
     out.clear();
+    // The pointer walk lives in the scratch between calls (its memory is
+    // reused); it is taken out while the scratch is lent to the detectors.
+    let pointers = m.has_pointer_rules(plan).then(|| {
+        let mut walk = std::mem::take(&mut scratch.pointer_walk);
+        walk.reset(m.pointers());
+        walk
+    });
     let mut w = Walker {
         m,
         plan,
@@ -46,13 +54,14 @@ pub(crate) fn mask(
         scratch,
         decoded: Vec::new(),
         changed: false,
+        pointers,
+        index: itoa::Buffer::new(),
     };
-    w.ws();
-    w.value(0)?;
-    w.ws();
-    if w.at != text.len() {
-        return Err(NotJson);
+    let result = w.document();
+    if let Some(walk) = w.pointers.take() {
+        w.scratch.pointer_walk = walk;
     }
+    result?;
     if w.changed {
         let rest = &text[w.copied..];
         w.out.extend_from_slice(rest);
@@ -72,9 +81,38 @@ struct Walker<'a, 'o> {
     /// A string's decoded text, when it has escapes.
     decoded: Vec<u8>,
     changed: bool,
+    /// Where the walk is for the `json_paths` rules (when any applies).
+    pointers: Option<PointerWalk>,
+    /// An array index as a pointer segment.
+    index: itoa::Buffer,
 }
 
 impl Walker<'_, '_> {
+    fn document(&mut self) -> Result<(), NotJson> {
+        self.ws();
+        self.value(0)?;
+        self.ws();
+        if self.at != self.text.len() {
+            return Err(NotJson);
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        if let Some(walk) = self.pointers.as_mut() {
+            walk.leave();
+        }
+    }
+
+    /// One member's or element's value, masked whole by `rule` or walked.
+    fn member(&mut self, rule: Option<u8>, depth: usize) -> Result<(), NotJson> {
+        let result = match rule {
+            Some(rule) => self.by_rule(rule, depth),
+            None => self.value(depth),
+        };
+        self.leave();
+        result
+    }
     fn peek(&self) -> Option<u8> {
         self.text.get(self.at).copied()
     }
@@ -172,14 +210,20 @@ impl Walker<'_, '_> {
             } else {
                 &self.text[key_start + 1..self.at - 1]
             };
-            let rule = self.m.column_rule(self.plan, key);
+            let by_name = self.m.column_rule(self.plan, key);
+            let (m, plan) = (self.m, self.plan);
+            let by_pointer = self
+                .pointers
+                .as_mut()
+                .and_then(|w| w.enter(m.pointers(), key, |r| m.rule_applies(plan, r)));
+            let rule = match (by_name, by_pointer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.ws();
             self.eat(b':')?;
             self.ws();
-            match rule {
-                Some(rule) => self.by_rule(rule, depth + 1)?,
-                None => self.value(depth + 1)?,
-            }
+            self.member(rule, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -205,8 +249,18 @@ impl Walker<'_, '_> {
             self.at += 1;
             return Ok(());
         }
+        let mut index = 0usize;
         loop {
-            self.value(depth + 1)?;
+            let (m, plan) = (self.m, self.plan);
+            let rule = match self.pointers.as_mut() {
+                Some(w) => {
+                    let segment = self.index.format(index).as_bytes();
+                    w.enter(m.pointers(), segment, |r| m.rule_applies(plan, r))
+                }
+                None => None,
+            };
+            index += 1;
+            self.member(rule, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {

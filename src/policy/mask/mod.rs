@@ -28,6 +28,7 @@ mod iban;
 pub(crate) mod json;
 pub(crate) mod jsontext;
 mod numeric;
+pub(crate) mod pointer;
 mod prefilter;
 mod scan;
 #[cfg(feature = "fuzzing")]
@@ -77,6 +78,8 @@ pub struct MaskPolicy {
     globs: GlobSet,
     /// Rule index of each glob in `globs`.
     glob_rule: Vec<u8>,
+    /// Every rule's `json_paths`.
+    pointers: pointer::PointerSet,
     scanner: Scanner,
     detector_names: Vec<String>,
     key: Option<hmac::Key>,
@@ -168,6 +171,8 @@ impl Default for MaskCounters {
 pub struct MaskScratch {
     out: Vec<u8>,
     spans: Vec<Span>,
+    /// Where a JSON walk is, for `json_paths` (kept to reuse its memory).
+    pointer_walk: pointer::PointerWalk,
     pub counters: MaskCounters,
 }
 
@@ -236,8 +241,18 @@ impl MaskPolicy {
         };
         let mut globs = GlobSetBuilder::new();
         let mut glob_rule = Vec::new();
+        let mut pointers = pointer::PointerSet::default();
         let mut rules = Vec::with_capacity(config.rules.len());
         for (i, r) in config.rules.iter().enumerate() {
+            for (k, p) in r.json_paths.iter().enumerate() {
+                let compiled =
+                    pointer::Pointer::parse(p).map_err(|source| MaskError::BadPointer {
+                        field: format!("masking.rules[{i}].json_paths[{k}]"),
+                        pointer: p.clone(),
+                        source,
+                    })?;
+                pointers.push(i as u8, compiled);
+            }
             for (k, g) in r.columns.iter().enumerate() {
                 let glob = config::column_glob(g).map_err(|source| MaskError::BadGlob {
                     field: format!("masking.rules[{i}].columns[{k}]"),
@@ -271,6 +286,7 @@ impl MaskPolicy {
             rule_names: config.rules.iter().map(|r| r.name.clone()).collect(),
             globs,
             glob_rule,
+            pointers,
             scanner,
             detector_names,
             key,
@@ -373,6 +389,34 @@ impl MaskPolicy {
     /// Whether any rule masks by column name for the plan's caller.
     pub fn has_column_rules(&self, plan: &ResultPlan) -> bool {
         self.first_column_rule(plan).is_some()
+    }
+
+    /// The compiled `json_paths` of every rule.
+    pub(crate) fn pointers(&self) -> &pointer::PointerSet {
+        &self.pointers
+    }
+
+    /// Whether rule `rule` masks for the plan's caller.
+    pub(crate) fn rule_applies(&self, plan: &ResultPlan, rule: u8) -> bool {
+        plan.applies
+            .get(usize::from(rule))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Whether any rule masks by JSON pointer for the plan's caller.
+    pub fn has_pointer_rules(&self, plan: &ResultPlan) -> bool {
+        self.pointers
+            .rules()
+            .iter()
+            .any(|&r| self.rule_applies(plan, r))
+    }
+
+    /// Whether a JSON document is masked by where its values are (a key
+    /// name or a pointer) for the plan's caller, beyond content detectors:
+    /// then a body that is not JSON cannot be masked.
+    pub fn has_json_key_rules(&self, plan: &ResultPlan) -> bool {
+        self.has_column_rules(plan) || self.has_pointer_rules(plan)
     }
 
     /// The first rule that masks by column name for the plan's caller.

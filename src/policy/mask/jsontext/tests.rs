@@ -1,7 +1,8 @@
 //! The in-place masker against the tree walk (`json::mask_value` on a
 //! `serde_json::Value`), its oracle: over generated documents (nested
 //! objects and arrays, escapes, surrogate pairs, numbers of every
-//! spelling, values the detectors find, keys the globs match, whitespace)
+//! spelling, values the detectors find, keys the globs match, places the
+//! JSON pointer globs name, whitespace)
 //! and over damaged copies of them, both accept the same texts, report the
 //! same change, and give documents that parse equal.
 
@@ -13,8 +14,13 @@ const KEY: &[u8] = b"0123456789abcdef0123";
 const CONFIG: &str = r#"
 key_file = "k"
 [[rules]]
+name = "second-item"
+json_paths = ["/**/items/1", "/0/**/e\"x"]
+style = "null"
+[[rules]]
 name = "ids"
 columns = ["ssn", "*_ssn"]
+json_paths = ["/items/*/id", "/*/name", "/**/note/**/token"]
 style = "partial"
 keep = 4
 [[rules]]
@@ -294,4 +300,30 @@ fn every_occurrence_of_a_duplicate_key_is_masked() {
         String::from_utf8(out).unwrap(),
         r#"{"note":{"mail":"[card]","ssn":"*****6789"},"note":{}}"#
     );
+}
+
+#[test]
+fn json_paths_mask_by_place_and_the_first_rule_wins() {
+    let (m, plan) = setup();
+    let mut scratch = MaskScratch::default();
+    let mut out = Vec::new();
+    let doc =
+        br#"{"items":[{"id":"12345678"},{"id":"87654321"}],"x":{"name":"Ann Lee"},"name":"top"}"#;
+    assert_eq!(mask(&m, &plan, doc, &mut scratch, &mut out), Ok(true));
+    // /items/1 (rule 0, null) wins over /items/*/id (rule 1) inside it;
+    // /*/name names x's name, not the top-level one.
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        r#"{"items":[{"id":"****5678"},null],"x":{"name":"*** Lee"},"name":"top"}"#
+    );
+    // A token under note at any depth; not one elsewhere.
+    let doc = br#"{"note":{"a":[{"token":"t0k3n-value"}]},"token2":"x"}"#;
+    assert_eq!(mask(&m, &plan, doc, &mut scratch, &mut out), Ok(true));
+    assert!(
+        !String::from_utf8_lossy(&out).contains("t0k3n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let doc = br#"{"other":{"a":[{"tok":"t0k3n-value"}]}}"#;
+    assert_eq!(mask(&m, &plan, doc, &mut scratch, &mut out), Ok(false));
 }
