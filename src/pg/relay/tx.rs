@@ -302,6 +302,18 @@ impl ClientSide<'_> {
         send_next(env, Next::Reader(Box::new(reader)))
     }
 
+    /// Whether the caller holds a server connection now (in transaction
+    /// mode; without a pool it always does).
+    pub(super) fn holds(&self) -> bool {
+        self.tx.is_none()
+            || self
+                .flow
+                .borrow()
+                .tx
+                .as_ref()
+                .is_some_and(|tx| tx.held.is_some())
+    }
+
     /// The client side is done with a read: a connection parked meanwhile
     /// may go back.
     pub(super) fn unhold(&mut self) {
