@@ -180,6 +180,7 @@ pub(crate) async fn relay(
         rt,
         params: &params,
         cfg,
+        shard: ctx.id,
         share: cfg.share(ctx.id, s.snapshot.config.engine.shards),
         cancels,
         client_key: cancel.key,

@@ -32,6 +32,7 @@ pub(super) struct TxEnv<'a> {
     pub rt: &'a TargetRuntime,
     pub params: &'a [(Vec<u8>, Vec<u8>)],
     pub cfg: &'a PoolConfig,
+    pub shard: usize,
     pub share: usize,
     pub cancels: &'a CancelMap,
     pub client_key: Option<(i32, [u8; 4])>,
@@ -233,7 +234,15 @@ impl ClientSide<'_> {
             }
             return Ok(());
         }
-        let up = match login_pooled(env.target, env.rt, env.params, env.cfg, env.share).await {
+        let up = match login_pooled(
+            env.target,
+            env.rt,
+            env.params,
+            env.cfg,
+            (env.shard, env.share),
+        )
+        .await
+        {
             Ok(up) => up,
             Err(e) => {
                 let (code, why) = match e {
@@ -314,6 +323,18 @@ impl ClientSide<'_> {
                 .is_some_and(|tx| tx.held.is_some())
     }
 
+    /// Whether the caller holds a server connection now (in transaction
+    /// mode; without a pool it always does).
+    pub(super) fn holds(&self) -> bool {
+        self.tx.is_none()
+            || self
+                .flow
+                .borrow()
+                .tx
+                .as_ref()
+                .is_some_and(|tx| tx.held.is_some())
+    }
+
     /// The client side is done with a read: a connection parked meanwhile
     /// may go back.
     pub(super) fn unhold(&mut self) {
@@ -379,9 +400,8 @@ impl ClientSide<'_> {
             }
         };
         let added = renamer.reprepares - before;
-        drop(f);
         if added > 0 {
-            crate::pg::pool::count_reprepares(added);
+            held.lease.count_reprepares(added);
         }
         Ok(out)
     }
