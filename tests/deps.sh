@@ -16,6 +16,10 @@ want python3-venv
 want ca-certificates
 want curl
 want procps
+# pgjdbc (run as a single-file Java 17 program) as a third-party driver with its own
+# statement cache, against the transaction-mode pool (tests/pg_pool_tx.rs).
+want libpostgresql-jdbc-java
+want openjdk-17-jdk-headless
 # MariaDB 10.11 for the MySQL codec and gateway tests (tests/common/mariadb.rs),
 # sysbench for the MySQL benchmark.
 want mariadb-server

@@ -212,8 +212,8 @@ fn psycopg_and_asyncpg_prepared_statements_over_a_small_pool() {
     let t = g.token("ci-job", "ci", "10m");
     let url = format!("postgresql://ci-job:{t}@127.0.0.1:{}/{}", g.port, g.db);
     // psycopg 3: every statement prepared server-side (prepare_threshold=0),
-    // 20 async connections at once. (Pipeline mode with many connections
-    // over a small pool is not handled yet: README "Not yet".)
+    // 20 async connections at once. (Pipeline mode over a small pool:
+    // tests/pg_pool_tx_edges.rs.)
     let out = common::python(
         "import asyncio, sys, psycopg\n\
          async def one(i):\n\

@@ -219,6 +219,7 @@ fn metrics(state: &AdminState) -> Reply {
         Some(m) => m.render(stats, &mut e),
         None => render_shard_families(stats, &[], &mut e),
     }
+    crate::pg::poolstats::render(&mut e);
     state.broker.render_metrics(&mut e);
     if let Some(w) = state.webhook_stats() {
         w.render(&mut e);

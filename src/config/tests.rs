@@ -487,12 +487,33 @@ fn postgres_pool_defaults_and_refusals() {
         .clone()
         .unwrap();
     assert_eq!(pool.mode, crate::config::PoolMode::Transaction);
+    // The release check is on by default; "" turns it off.
+    assert_eq!(
+        pool.server_check_query.as_deref(),
+        Some(crate::config::pool::DEFAULT_SERVER_CHECK)
+    );
+    let c = parse(&format!(
+        "{PG}[target.postgres.pool]\nmode = \"transaction\"\nserver_check_query = \"\"\n"
+    ))
+    .unwrap();
+    let pool = c.targets[0]
+        .postgres
+        .as_ref()
+        .unwrap()
+        .pool
+        .clone()
+        .unwrap();
+    assert_eq!(pool.server_check_query, None);
     for (bad, needle) in [
         ("mode = \"statement\"", "is not supported"),
         ("size = 0", "postgres.pool.size"),
         ("min_idle = 2", "postgres.pool.min_idle"),
         ("idle_timeout = \"0s\"", "postgres.pool.idle_timeout"),
         ("reset_query = \" \"", "postgres.pool.reset_query"),
+        (
+            "server_check_query = \"select 1\\u0000\"",
+            "postgres.pool.server_check_query",
+        ),
         ("sise = 3", "sise"),
     ] {
         let e = err(&format!("{PG}[target.postgres.pool]\n{bad}\n"));

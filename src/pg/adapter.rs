@@ -89,7 +89,15 @@ impl Protocol for PgProtocol {
             return login_upstream(target.config, target.rt, &client.params).await;
         };
         let share = cfg.share(s.ctx.id, s.snapshot.config.engine.shards);
-        match login_pooled(target.config, target.rt, &client.params, cfg, share).await {
+        match login_pooled(
+            target.config,
+            target.rt,
+            &client.params,
+            cfg,
+            (s.ctx.id, share),
+        )
+        .await
+        {
             Ok(up) => Ok(up),
             Err(CheckoutError::Login(e)) => Err(e),
             Err(CheckoutError::Exhausted) => {

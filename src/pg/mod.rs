@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod io;
 pub mod lexmode;
 pub(crate) mod pool;
+pub mod poolstats;
 pub mod probe;
 pub mod relay;
 pub mod rowplan;

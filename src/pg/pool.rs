@@ -35,9 +35,11 @@ use bytes::BytesMut;
 use compio::net::TcpStream;
 use tracing::debug;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::auth::Password;
+use super::poolstats::{PoolStats, register};
 use super::session::UpstreamReady;
 use super::txstmts::ServerStatements;
 use crate::config::{PoolConfig, TargetConfig};
@@ -123,6 +125,23 @@ struct TargetPool {
     current: Option<Fingerprint>,
     /// The idle reaper runs for this pool.
     reaping: bool,
+    /// This pool's numbers on the metrics endpoint (registered by the
+    /// first checkout).
+    stats: Option<Arc<PoolStats>>,
+}
+
+impl TargetPool {
+    fn count(&self, pick: fn(&PoolStats) -> &AtomicU64, n: u64) {
+        if let Some(s) = &self.stats {
+            PoolStats::add(pick(s), n);
+        }
+    }
+
+    /// `n` connections are gone: their room is free.
+    fn gone(&mut self, n: usize) {
+        self.open = self.open.saturating_sub(n);
+        self.count(|s| &s.closed, n as u64);
+    }
 }
 
 thread_local! {
@@ -130,7 +149,21 @@ thread_local! {
 }
 
 fn with_pool<R>(target: &str, f: impl FnOnce(&mut TargetPool) -> R) -> R {
-    POOLS.with(|p| f(p.borrow_mut().entry(target.to_string()).or_default()))
+    POOLS.with(|p| {
+        let mut pools = p.borrow_mut();
+        let p = pools.entry(target.to_string()).or_default();
+        let r = f(p);
+        publish(p);
+        r
+    })
+}
+
+/// The pool's gauges as they stand.
+fn publish(p: &TargetPool) {
+    if let Some(s) = &p.stats {
+        s.idle.store(p.idle.len() as u64, Ordering::Relaxed);
+        s.open.store(p.open as u64, Ordering::Relaxed);
+    }
 }
 
 /// A caller's hold on one unit of its shard's share: dropped without
@@ -145,6 +178,10 @@ pub(crate) struct Lease {
     /// (travels with it through the pool).
     pub statements: ServerStatements,
     returned: bool,
+    /// A server connection stands behind the lease (a reused one, or a
+    /// login that went through): its end is counted as a close.
+    live: bool,
+    stats: Option<Arc<PoolStats>>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -156,6 +193,21 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
+    /// Count statements prepared again on this connection.
+    pub(crate) fn count_reprepares(&self, n: u64) {
+        if let Some(s) = &self.stats {
+            PoolStats::add(&s.reprepares, n);
+        }
+    }
+
+    /// The connection is closed because it was found holding session
+    /// state: counted (the close itself is counted when the lease drops).
+    pub(crate) fn count_dirty(&self) {
+        if let Some(s) = &self.stats {
+            PoolStats::add(&s.dirty, 1);
+        }
+    }
+
     /// Return a connection the relay reset, for the next caller.
     pub(crate) fn give_back(
         mut self,
@@ -182,7 +234,7 @@ impl Lease {
             if p.current.is_some_and(|c| c != idle.meta.fingerprint) {
                 // The credential changed while it was in use: drain.
                 close(idle);
-                p.open = p.open.saturating_sub(1);
+                p.gone(1);
             } else {
                 p.idle.push(idle);
             }
@@ -200,7 +252,11 @@ impl Drop for Lease {
         let _ = POOLS.try_with(|pools| {
             if let Some(p) = pools.borrow_mut().get_mut(&self.target) {
                 p.open = p.open.saturating_sub(1);
+                if self.live {
+                    p.count(|s| &s.closed, 1);
+                }
                 wake(p);
+                publish(p);
             }
         });
     }
@@ -218,8 +274,13 @@ fn wake(p: &mut TargetPool) {
 /// Close a connection the pool gives up: Terminate when it can go out at
 /// once (plain connections), then shut the socket down.
 fn close(c: Idle) {
-    let sock = c.writer.socket();
-    if !c.writer.is_tls() {
+    close_socket_of(&c.writer);
+}
+
+/// Close a server connection given up (Terminate first on a plain one).
+pub(crate) fn close_socket_of(writer: &WriteHalf) {
+    let sock = writer.socket();
+    if !writer.is_tls() {
         let _ = socket2::SockRef::from(sock)
             .send_with_flags(&[b'X', 0, 0, 0, 4], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     }
@@ -255,6 +316,7 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
     with_pool(target, |p| {
         p.current = Some(fp);
         reap(p, cfg, now);
+        let stats = p.stats.clone();
         let lease = |meta: Meta, reused: bool| Lease {
             target: target.to_string(),
             meta,
@@ -262,6 +324,8 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
             reused,
             statements: ServerStatements::default(),
             returned: false,
+            live: reused,
+            stats: stats.clone(),
         };
         while let Some(i) = p.idle.iter().rposition(|c| *c.meta.key == **key) {
             let mut c = p.idle.remove(i);
@@ -272,7 +336,7 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
             }
             debug!(target, "pooled connection closed by the server: replaced");
             close(c);
-            p.open = p.open.saturating_sub(1);
+            p.gone(1);
         }
         let meta = Meta {
             key: key.clone(),
@@ -286,6 +350,7 @@ fn take(target: &str, cfg: &PoolConfig, share: usize, key: &Rc<ConnKey>, fp: Fin
         if !p.idle.is_empty() {
             // Room held by idle connections of other parameters.
             close(p.idle.remove(0));
+            p.count(|s| &s.closed, 1);
             return Take::Room(lease(meta, false));
         }
         Take::Full
@@ -304,7 +369,7 @@ pub(crate) enum CheckoutError {
 pub(crate) async fn checkout<F, Fut>(
     target: &TargetConfig,
     cfg: &PoolConfig,
-    share: usize,
+    (shard, share): (usize, usize),
     key: ConnKey,
     password: Password,
     login: F,
@@ -316,8 +381,13 @@ where
     let fp = fingerprint(&password);
     let key = Rc::new(key);
     let deadline = Instant::now() + cfg.checkout_timeout;
+    let stats = with_pool(&target.name, |p| {
+        p.stats
+            .get_or_insert_with(|| register(&target.name, shard))
+            .clone()
+    });
     start_reaper(&target.name, cfg);
-    COUNTERS.checkouts.fetch_add(1, Ordering::Relaxed);
+    PoolStats::add(&stats.checkouts, 1);
     let mut waited = false;
     loop {
         match take(&target.name, cfg, share, &key, fp) {
@@ -334,18 +404,21 @@ where
                     pool: Some(lease),
                 });
             }
-            Take::Room(lease) => {
+            Take::Room(mut lease) => {
                 let mut up = login(password).await.map_err(CheckoutError::Login)?;
+                lease.live = true;
+                PoolStats::add(&stats.opened, 1);
                 up.pool = Some(lease);
                 return Ok(up);
             }
             Take::Full => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    PoolStats::add(&stats.timeouts, 1);
                     return Err(CheckoutError::Exhausted);
                 }
                 if !std::mem::replace(&mut waited, true) {
-                    COUNTERS.waits.fetch_add(1, Ordering::Relaxed);
+                    PoolStats::add(&stats.waits, 1);
                 }
                 let (tx, rx) = async_channel::bounded(1);
                 with_pool(&target.name, |p| p.waiters.push_back(tx));
@@ -385,34 +458,11 @@ fn reap(p: &mut TargetPool, cfg: &PoolConfig, now: Instant) {
                 && current.is_none_or(|f| f == c.meta.fingerprint)
         });
     p.idle = keep;
-    p.open = p.open.saturating_sub(gone.len());
+    p.gone(gone.len());
     if !gone.is_empty() {
         for c in gone {
             close(c);
         }
         wake(p);
     }
-}
-
-/// Process-wide pool counters (all targets, all shards).
-#[derive(Default)]
-pub struct Counters {
-    /// Connections asked of a pool (session mode: one per session;
-    /// transaction mode: one per transaction).
-    pub checkouts: AtomicU64,
-    /// Checkouts that had to wait for a connection to come free.
-    pub waits: AtomicU64,
-    /// Transaction mode: statements prepared again on a connection that
-    /// lacked them.
-    pub reprepares: AtomicU64,
-}
-
-pub static COUNTERS: Counters = Counters {
-    checkouts: AtomicU64::new(0),
-    waits: AtomicU64::new(0),
-    reprepares: AtomicU64::new(0),
-};
-
-pub(crate) fn count_reprepares(n: u64) {
-    COUNTERS.reprepares.fetch_add(n, Ordering::Relaxed);
 }

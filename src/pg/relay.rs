@@ -180,6 +180,7 @@ pub(crate) async fn relay(
         rt,
         params: &params,
         cfg,
+        shard: ctx.id,
         share: cfg.share(ctx.id, s.snapshot.config.engine.shards),
         cancels,
         client_key: cancel.key,
@@ -389,6 +390,7 @@ fn cut(buf: &mut BytesMut, segments: &mut Vec<Bytes>, pos: &mut usize, len: usiz
 mod client_side;
 mod release;
 mod tx;
+mod txcheck;
 use release::Release;
 
 /// How long a caller's last answers may take after it left, in

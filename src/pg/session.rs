@@ -433,7 +433,7 @@ pub(crate) async fn login_pooled(
     rt: &TargetRuntime,
     params: &[(Vec<u8>, Vec<u8>)],
     cfg: &crate::config::PoolConfig,
-    share: usize,
+    shard_share: (usize, usize),
 ) -> Result<UpstreamReady, super::pool::CheckoutError> {
     use super::pool::{CheckoutError, ConnKey, checkout};
     let (Some(credential), Some(settings)) = (&target.credential, &target.postgres) else {
@@ -448,7 +448,7 @@ pub(crate) async fn login_pooled(
         params,
     );
     let login = |pw| login_with(target, rt, params, pw);
-    checkout(target, cfg, share, key, password, login).await
+    checkout(target, cfg, shard_share, key, password, login).await
 }
 
 /// Connect and log in with `password`.

@@ -14,8 +14,10 @@
 //! session advisory locks (`pg_advisory_lock[_shared]`,
 //! `pg_try_advisory_lock[_shared]`; the `_xact_` forms are fine) and
 //! `set_config(…, …, is_local)` unless `is_local` is the literal `true`.
-//! The check reads the statement's own text: a function or `DO` block that
-//! does the same inside is not seen (as with pgbouncer).
+//! The check reads the statement's own text: what a function or `DO`
+//! block does inside is not seen here; the release check
+//! (`crate::pg::relay` `txcheck.rs`, `server_check_query`) asks the server
+//! when the connection goes back, and closes one found holding state.
 
 use tollgate_codecs::sql::{Dialect, Token, TokenKind, tokenize};
 

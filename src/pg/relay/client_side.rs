@@ -83,11 +83,21 @@ impl ClientSide<'_> {
                     }
                 };
                 let t = self.reader.buf[pos];
-                if self.tx.is_some() && !holding && t != tag::TERMINATE {
+                // A Flush with no extended-protocol message since the last
+                // Sync asks for nothing: the server flushed all it had with
+                // its ReadyForQuery. In transaction mode it takes no
+                // connection (psycopg's pipeline sends one after its Sync;
+                // taking a connection for it held that connection, open,
+                // until the caller's next Sync).
+                let idle_flush =
+                    t == tag::FLUSH && !b.ext && self.tx.is_some() && !holding && !self.holds();
+                if self.tx.is_some() && !holding && t != tag::TERMINATE && !idle_flush {
                     holding = true;
                     self.hold().await?;
                 }
-                let action = if b.skipping && t != tag::SYNC {
+                let action = if idle_flush {
+                    Action::Drop
+                } else if b.skipping && t != tag::SYNC {
                     Action::Drop
                 } else if t == tag::TERMINATE && self.tx.is_some() {
                     // The server connection is not this caller's to end.
@@ -102,15 +112,18 @@ impl ClientSide<'_> {
                     self.on_frame(inspector, &mut b, t, &mut pos, len, &mut segments)
                         .await?
                 };
+                // A Flush leaves nothing half-done on the server: it opens
+                // no batch (one after a Sync would keep a pooled
+                // connection from going back).
                 if !matches!(
                     t,
-                    tag::QUERY | tag::SYNC | tag::FUNCTION_CALL | tag::TERMINATE
+                    tag::QUERY | tag::SYNC | tag::FUNCTION_CALL | tag::TERMINATE | tag::FLUSH
                 ) {
                     b.open = true;
                 }
                 if matches!(
                     t,
-                    tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH
+                    tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE
                 ) {
                     b.ext = true;
                 }

@@ -14,8 +14,10 @@
 //! go to this very connection: then it takes the read half back instead).
 //!
 //! No reset query runs between callers: statements that would leave
-//! session state are refused (`crate::pg::txmode`), and named prepared
-//! statements are renamed per server connection (`crate::pg::txstmts`).
+//! session state are refused (`crate::pg::txmode`), named prepared
+//! statements are renamed per server connection (`crate::pg::txstmts`),
+//! and a connection going back is checked for state set where no
+//! statement's text showed it (`txcheck.rs`) before the pool has it.
 //! The client's cancel key follows the connection it holds, and leads
 //! nowhere while it holds none.
 
@@ -32,6 +34,7 @@ pub(super) struct TxEnv<'a> {
     pub rt: &'a TargetRuntime,
     pub params: &'a [(Vec<u8>, Vec<u8>)],
     pub cfg: &'a PoolConfig,
+    pub shard: usize,
     pub share: usize,
     pub cancels: &'a CancelMap,
     pub client_key: Option<(i32, [u8; 4])>,
@@ -137,7 +140,22 @@ pub(super) fn try_release(flow: &RefCell<Flow>, env: &TxEnv<'_>) {
     if let Some(k) = env.client_key {
         env.cancels.retarget(k, None);
     }
-    lease.give_back(reader.half, writer, buf, greeting, key, method);
+    match &env.cfg.server_check_query {
+        Some(q) => super::txcheck::check_then_give_back(
+            q.clone(),
+            env.target.name.clone(),
+            super::txcheck::Returning {
+                lease,
+                reader: reader.half,
+                buf,
+                writer,
+                greeting,
+                key,
+                method,
+            },
+        ),
+        None => lease.give_back(reader.half, writer, buf, greeting, key, method),
+    }
 }
 
 impl UpstreamSide<'_> {
@@ -233,7 +251,15 @@ impl ClientSide<'_> {
             }
             return Ok(());
         }
-        let up = match login_pooled(env.target, env.rt, env.params, env.cfg, env.share).await {
+        let up = match login_pooled(
+            env.target,
+            env.rt,
+            env.params,
+            env.cfg,
+            (env.shard, env.share),
+        )
+        .await
+        {
             Ok(up) => up,
             Err(e) => {
                 let (code, why) = match e {
@@ -302,6 +328,18 @@ impl ClientSide<'_> {
         send_next(env, Next::Reader(Box::new(reader)))
     }
 
+    /// Whether the caller holds a server connection now (in transaction
+    /// mode; without a pool it always does).
+    pub(super) fn holds(&self) -> bool {
+        self.tx.is_none()
+            || self
+                .flow
+                .borrow()
+                .tx
+                .as_ref()
+                .is_some_and(|tx| tx.held.is_some())
+    }
+
     /// The client side is done with a read: a connection parked meanwhile
     /// may go back.
     pub(super) fn unhold(&mut self) {
@@ -367,9 +405,8 @@ impl ClientSide<'_> {
             }
         };
         let added = renamer.reprepares - before;
-        drop(f);
         if added > 0 {
-            crate::pg::pool::count_reprepares(added);
+            held.lease.count_reprepares(added);
         }
         Ok(out)
     }
