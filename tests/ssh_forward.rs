@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -33,8 +33,9 @@ const SSH_OPTS: &[&str] = &[
 /// `sshpass -e ssh OPTS EXTRA -p PORT deploy@127.0.0.1 [COMMAND]`, the
 /// token in `SSHPASS`, `env` added.
 fn ssh(g: &SshGateway, sub: &str, extra: &[&str], command: &str, env: &[(&str, &Path)]) -> Command {
-    let mut c = Command::new("timeout");
-    c.args(["120", "sshpass", "-e", "ssh"]);
+    // No `timeout` wrapper: killing it would leave ssh running.
+    let mut c = Command::new("sshpass");
+    c.args(["-e", "ssh"]);
     for o in SSH_OPTS {
         c.args(["-o", o]);
     }
@@ -423,10 +424,11 @@ fn x11_reaches_the_callers_x_server_with_its_real_cookie_and_never_shows_it_to_t
     );
     let _ = session.kill();
     let _ = session.wait();
-    // The bytes are recorded, the cookies not.
+    // The bytes are recorded, the caller's cookie not (the host's is in
+    // the exec's recorded output: this test printed it).
     let export = g.export();
     assert!(export.contains("pong!"), "{export}");
-    assert!(!export.contains(real) && !export.contains(&host_cookie));
+    assert!(!export.contains(real));
 }
 
 #[test]
@@ -489,9 +491,9 @@ fn echo_through(path: &Path, msg: &[u8]) -> Vec<u8> {
     got
 }
 
-fn kill(mut c: Child) -> Output {
+fn kill(mut c: Child) {
     let _ = c.kill();
-    c.wait_with_output().unwrap()
+    let _ = c.wait();
 }
 
 #[test]
