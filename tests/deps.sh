@@ -32,6 +32,8 @@ want nginx-light
 want openssh-server
 want openssh-client
 want sshpass
+# xauth: sshd's X11 forwarding and the caller's cookie in tests/ssh_forward.rs.
+want xauth
 # tmux drives a real terminal for the SSH pty tests (tests/ssh_pty.rs).
 want tmux
 # mysql2 (Node) for the MySQL gateway tests.

@@ -390,6 +390,57 @@ fn strict_typed_lines_refuse_a_line_tollgate_cannot_follow() {
     );
 }
 
+#[test]
+fn a_password_typed_at_a_prompt_is_recorded_as_a_secret_not_a_command() {
+    let g = SshGateway::start();
+    let token = token_file(&g, "pat");
+    let tmux = Tmux::start(&g, &token, "secret");
+    tmux.wait_for("#");
+    // bash's `read -s -p` stands in for sudo (which is not installed and
+    // would not ask root): a prompt, echo off, a line typed.
+    tmux.type_line("read -s -p 'Password: ' pw; echo \"got-${#pw}-chars\"");
+    tmux.wait_for("Password:");
+    tmux.type_line("hunter2-secret");
+    tmux.wait_for("got-14-chars");
+    // An echoed line that ends like a prompt is still a command.
+    tmux.type_line("echo password:");
+    tmux.type_line("echo done-$((2*4))");
+    tmux.wait_for("done-8");
+    tmux.type_line("exit");
+    assert_eventually!(!tmux.alive(), Duration::from_secs(20), "ssh did not exit");
+    let _ = ended_session(&g);
+    let export = g.export();
+    let commands: Vec<Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "command")
+        .collect();
+    let secret = commands
+        .iter()
+        .find(|c| {
+            c["statement"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("typed (secret at a prompt, 14 bytes)")
+        })
+        .unwrap_or_else(|| panic!("no secret line: {commands:?}"));
+    assert_eq!(secret["verdict"], "audit");
+    assert!(
+        commands.iter().all(|c| !c.to_string().contains("hunter2")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.iter().any(|c| c["statement"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("typed echo password:")),
+        "{commands:?}"
+    );
+    // As documented: the pty's input stream in the recording still has it.
+    assert!(export.contains("hunter2-secret"));
+    assert!(!g.gw.log_text().contains("hunter2"));
+}
+
 /// A TCP echo server on a free port (one connection at a time, until the
 /// test ends).
 fn echo_server() -> u16 {

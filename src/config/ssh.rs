@@ -59,6 +59,8 @@ pub struct RawSsh {
     #[serde(default)]
     allow_forwarding: Vec<String>,
     permit_open: Option<Vec<String>>,
+    permit_streamlocal: Option<Vec<String>>,
+    secret_prompts: Option<Vec<String>>,
 }
 
 /// Whether callers may open an interactive shell.
@@ -181,6 +183,8 @@ pub(super) fn validate(
         typed_lines: raw.typed_lines,
         allow_forwarding: raw.allow_forwarding,
         permit_open: raw.permit_open,
+        permit_streamlocal: raw.permit_streamlocal,
+        secret_prompts: raw.secret_prompts,
     })?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for r in raw.rules {

@@ -12,8 +12,18 @@
 //!   `direct-tcpip` channels; `"dynamic"` is accepted as the same thing),
 //!   relayed through the upstream; `"remote"`: `ssh -R` (the host listens,
 //!   as its sshd permits, and its connections are relayed to the caller).
-//!   Agent and X11 stay refused. `permit_open = ["db:5432", "web:*"]`
-//!   limits local destinations (absent: any).
+//!   `"agent"`: the caller's agent is offered to the host (`ssh -A`), its
+//!   messages decoded and recorded (`ssh/agent_msg.rs`); `"x11"`: X11
+//!   forwarding (`ssh -X`/`-Y`) with a cookie of tollgate's own upstream
+//!   (`ssh/x11_auth.rs`); `"streamlocal"`: unix-socket forwarding both ways
+//!   (`ssh -L /a.sock:/b.sock`, `ssh -R /b.sock:/a.sock`).
+//!   `permit_open = ["db:5432", "web:*"]` limits local destinations,
+//!   `permit_streamlocal = ["/run/app.sock", "/run/app/*"]` the host's
+//!   socket paths of either direction (absent: any).
+//! - `secret_prompts = ["password", ...]`: a typed line is a secret, not a
+//!   command, when the host's output just before its Enter is a prompt with
+//!   one of these words ending in `:` that did not echo what was typed
+//!   (`ssh/prompt.rs`).
 
 use serde::Deserialize;
 
@@ -32,6 +42,8 @@ pub enum TypedLines {
 pub struct SshTerminal {
     pub record_pty_bytes: usize,
     pub typed_lines: TypedLines,
+    /// Words of a secret prompt, lowercase (`ssh/prompt.rs`); empty: off.
+    pub secret_prompts: Vec<String>,
 }
 
 impl Default for SshTerminal {
@@ -39,8 +51,18 @@ impl Default for SshTerminal {
         SshTerminal {
             record_pty_bytes: DEFAULT_RECORD_PTY,
             typed_lines: TypedLines::Judge,
+            secret_prompts: default_secret_prompts(),
         }
     }
+}
+
+/// The prompts of sudo, su, passwd, ssh-keygen/ssh-add, git and 2FA
+/// modules.
+fn default_secret_prompts() -> Vec<String> {
+    ["password", "passphrase", "passcode", "verification code"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// One `permit_open` entry: a host and a port (`None`: any port).
@@ -57,8 +79,17 @@ pub struct SshForwarding {
     pub local: bool,
     /// `tcpip-forward` requests (`ssh -R`).
     pub remote: bool,
+    /// `auth-agent-req@openssh.com` (`ssh -A`).
+    pub agent: bool,
+    /// `x11-req` (`ssh -X`, `-Y`).
+    pub x11: bool,
+    /// `direct-streamlocal@openssh.com` and `streamlocal-forward@openssh.com`.
+    pub streamlocal: bool,
     /// Empty: any destination.
     pub permit_open: Vec<PermitOpen>,
+    /// Socket paths on the host: exact, or a prefix ending in `/*`. Empty:
+    /// any.
+    pub permit_streamlocal: Vec<String>,
 }
 
 impl SshForwarding {
@@ -70,6 +101,31 @@ impl SshForwarding {
                     .permit_open
                     .iter()
                     .any(|p| p.host.eq_ignore_ascii_case(host) && p.port.is_none_or(|q| q == port)))
+    }
+
+    /// Whether a unix socket path on the host may be connected to or
+    /// listened on. A relative path, or one with `.`/`..` parts, is never
+    /// permitted by a list (it could name anything).
+    pub fn permits_socket(&self, path: &str) -> bool {
+        if !self.streamlocal {
+            return false;
+        }
+        if self.permit_streamlocal.is_empty() {
+            return true;
+        }
+        let plain = path.starts_with('/')
+            && path
+                .split('/')
+                .skip(1)
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        plain
+            && self
+                .permit_streamlocal
+                .iter()
+                .any(|p| match p.strip_suffix('*') {
+                    Some(prefix) => path.starts_with(prefix) && !path[prefix.len()..].contains('/'),
+                    None => p == path,
+                })
     }
 }
 
@@ -83,6 +139,8 @@ pub(super) struct RawSession {
     pub typed_lines: Option<TypedLines>,
     pub allow_forwarding: Vec<String>,
     pub permit_open: Option<Vec<String>>,
+    pub permit_streamlocal: Option<Vec<String>>,
+    pub secret_prompts: Option<Vec<String>>,
 }
 
 pub(super) fn validate(
@@ -98,22 +156,27 @@ pub(super) fn validate(
             "too large for this machine".to_string(),
         )
     })?;
-    let (mut local, mut remote) = (false, false);
+    let mut f = SshForwarding::default();
     for kind in &raw.allow_forwarding {
         match kind.as_str() {
-            "local" | "dynamic" => local = true,
-            "remote" => remote = true,
+            "local" | "dynamic" => f.local = true,
+            "remote" => f.remote = true,
+            "agent" => f.agent = true,
+            "x11" => f.x11 = true,
+            "streamlocal" => f.streamlocal = true,
             other => {
                 return Err((
                     "ssh.allow_forwarding",
                     format!(
-                        "{other:?}: \"local\" (ssh -L/-W, and -D, which arrives the same way) \
-                         or \"remote\" (ssh -R); agent and X11 forwarding are always refused"
+                        "{other:?}: \"local\" (ssh -L/-W, and -D, which arrives the same way), \
+                         \"remote\" (ssh -R), \"agent\" (ssh -A), \"x11\" (ssh -X/-Y) \
+                         or \"streamlocal\" (unix sockets, ssh -L/-R with paths)"
                     ),
                 ));
             }
         }
     }
+    let local = f.local;
     let mut permit_open = Vec::new();
     if let Some(list) = raw.permit_open {
         if !local {
@@ -150,17 +213,79 @@ pub(super) fn validate(
             });
         }
     }
+    f.permit_open = permit_open;
+    f.permit_streamlocal = socket_paths(raw.permit_streamlocal, f.streamlocal)?;
     Ok((
         SshTerminal {
             record_pty_bytes,
             typed_lines: raw.typed_lines.unwrap_or_default(),
+            secret_prompts: secret_prompts(raw.secret_prompts)?,
         },
-        SshForwarding {
-            local,
-            remote,
-            permit_open,
-        },
+        f,
     ))
+}
+
+/// `permit_streamlocal`: absolute paths, each exact or a directory's
+/// sockets (`/run/app/*`).
+fn socket_paths(
+    list: Option<Vec<String>>,
+    allowed: bool,
+) -> Result<Vec<String>, (&'static str, String)> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let key = "ssh.permit_streamlocal";
+    if !allowed {
+        return Err((
+            key,
+            "permit_streamlocal needs allow_forwarding = [\"streamlocal\"]".into(),
+        ));
+    }
+    if list.is_empty() {
+        return Err((
+            key,
+            "an empty list permits nothing: leave \"streamlocal\" out instead".into(),
+        ));
+    }
+    for p in &list {
+        let body = p.strip_suffix("/*").unwrap_or(p);
+        let plain = body.starts_with('/')
+            && body.len() <= 1024
+            && body
+                .split('/')
+                .skip(1)
+                .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('*'));
+        if !plain {
+            return Err((
+                key,
+                format!("{p:?}: an absolute path without ./.. parts, or one ending in /*"),
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// `secret_prompts`: up to 32 words of 1-64 bytes, matched lowercase.
+fn secret_prompts(list: Option<Vec<String>>) -> Result<Vec<String>, (&'static str, String)> {
+    let Some(list) = list else {
+        return Ok(default_secret_prompts());
+    };
+    if list.len() > 32 {
+        return Err(("ssh.secret_prompts", "at most 32 prompts".into()));
+    }
+    list.into_iter()
+        .map(|w| {
+            let w = w.trim().to_lowercase();
+            if w.is_empty() || w.len() > 64 || w.contains(['\n', '\r']) {
+                Err((
+                    "ssh.secret_prompts",
+                    format!("{w:?}: a word or phrase of 1-64 bytes on one line"),
+                ))
+            } else {
+                Ok(w)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -174,6 +299,8 @@ mod tests {
             typed_lines: None,
             allow_forwarding: fwd.iter().map(|s| s.to_string()).collect(),
             permit_open: permit.map(|p| p.iter().map(|s| s.to_string()).collect()),
+            permit_streamlocal: None,
+            secret_prompts: None,
         }
     }
 
@@ -194,8 +321,10 @@ mod tests {
         assert!(f.permits("web", 8080));
         assert!(f.permits("::1", 22));
         assert!(!f.permits("other", 5432));
+        let (_, f) = validate(raw(&["agent", "x11"], None)).unwrap();
+        assert!(f.agent && f.x11 && !f.streamlocal && !f.local);
         for bad in [
-            raw(&["x11"], None),
+            raw(&["x11-all"], None),
             raw(&[], Some(&["db:1"])),
             raw(&["local"], Some(&[])),
             raw(&["local"], Some(&["db"])),
@@ -207,5 +336,48 @@ mod tests {
         let mut big = raw(&[], None);
         big.record_pty_bytes = Some(MAX_RECORD_PTY + 1);
         assert_eq!(validate(big).unwrap_err().0, "ssh.record_pty_bytes");
+    }
+
+    #[test]
+    fn streamlocal_paths_are_exact_or_one_directory_and_never_dotted() {
+        let (_, f) = validate(raw(&[], None)).unwrap();
+        assert!(!f.permits_socket("/run/a.sock"));
+        let (_, f) = validate(raw(&["streamlocal"], None)).unwrap();
+        assert!(f.permits_socket("/run/a.sock") && f.permits_socket("rel.sock"));
+        let mut r = raw(&["streamlocal"], None);
+        r.permit_streamlocal = Some(vec!["/run/app.sock".into(), "/run/app/*".into()]);
+        let (_, f) = validate(r).unwrap();
+        assert!(f.permits_socket("/run/app.sock"));
+        assert!(f.permits_socket("/run/app/x.sock"));
+        assert!(!f.permits_socket("/run/app/sub/x.sock"));
+        assert!(!f.permits_socket("/run/app/../../etc/x.sock"));
+        assert!(!f.permits_socket("/run/app//x.sock"));
+        assert!(!f.permits_socket("/run/other.sock"));
+        assert!(!f.permits_socket("app.sock"));
+        for bad in [
+            vec![],
+            vec!["rel.sock".to_string()],
+            vec!["/run/../x".into()],
+            vec!["/run/a*b".into()],
+        ] {
+            let mut r = raw(&["streamlocal"], None);
+            r.permit_streamlocal = Some(bad);
+            assert_eq!(validate(r).unwrap_err().0, "ssh.permit_streamlocal");
+        }
+        let mut r = raw(&[], None);
+        r.permit_streamlocal = Some(vec!["/run/a.sock".into()]);
+        assert!(validate(r).is_err());
+    }
+
+    #[test]
+    fn secret_prompts_default_and_are_lowercased() {
+        let (t, _) = validate(raw(&[], None)).unwrap();
+        assert!(t.secret_prompts.contains(&"password".to_string()));
+        let mut r = raw(&[], None);
+        r.secret_prompts = Some(vec!["Kennwort".into()]);
+        assert_eq!(validate(r).unwrap().0.secret_prompts, vec!["kennwort"]);
+        let mut r = raw(&[], None);
+        r.secret_prompts = Some(vec![" ".into()]);
+        assert!(validate(r).is_err());
     }
 }

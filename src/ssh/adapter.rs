@@ -477,6 +477,15 @@ async fn typed(
     channel: u32,
     line: &crate::ssh::pty::TypedLine,
 ) -> Result<Result<(), String>, EndReason> {
+    if let Some(len) = line.secret {
+        // Not a command: recorded by its length, never its text.
+        let statement = format!("channel {channel}: typed (secret at a prompt, {len} bytes)");
+        let d = Decision::Audit {
+            rule: "typed-secret-at-prompt".into(),
+        };
+        scope.note(&statement, &d, None, None).await.map_err(step)?;
+        return Ok(Ok(()));
+    }
     if !line.known {
         let strict = target
             .config

@@ -3,27 +3,35 @@
 //! Requests (pty, env, exec, shell, subsystem) are forwarded with
 //! `want_reply` and the upstream's answer is the caller's; exec waits for
 //! the compio side's verdict first. A pty shell's typed lines are judged
-//! at Enter (`conn/typed.rs`); `direct-tcpip` and remote forwards are
-//! relayed where the target allows them (`conn/forward.rs`); streamlocal,
-//! agents and X11 are refused and noted.
+//! at Enter (`conn/typed.rs`); `direct-tcpip`, streamlocal and remote
+//! forwards are relayed where the target allows them (`conn/forward.rs`),
+//! agent and X11 forwarding too (`conn/agent_x11.rs`); the channels the
+//! host opens back go through `conn/back.rs`. Whatever is not allowed is
+//! refused and noted.
 
+mod agent_x11;
+mod back;
+mod down;
 mod forward;
+mod meter;
 mod typed;
 
-pub(super) use forward::{RemoteSink, RemoteSlot};
+pub(super) use back::{BackSlot, Opened};
+use down::{Down, down};
+use meter::Meter;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
+use russh::{Channel, ChannelId, ChannelWriteHalf, Pty, Sig, client};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
-use super::sftp::{self, SftpDown, SftpUp};
+use super::sftp::{self, SftpUp};
 use super::upstream::{self, Upstream};
 use super::{AuthAttempt, AuthStep, Event, Presented, Stream};
 use crate::identity::sshcert::SshTrust;
@@ -84,8 +92,8 @@ struct Admitted {
     sftp_file_cap: Option<usize>,
     terminal: crate::config::ssh_session::SshTerminal,
     forwarding: crate::config::ssh_session::SshForwarding,
-    /// Where the host's remote-forward connections go, once allowed.
-    remote: forward::RemoteSlot,
+    /// Where the channels the host opens back go, once allowed.
+    back: BackSlot,
 }
 
 /// One caller channel and its upstream twin.
@@ -102,6 +110,9 @@ struct Chan {
     pty: bool,
     /// A pty shell's typed-line editor (`typed_lines` not `off`).
     typed: Option<super::pty::LineEditor>,
+    /// The host's last output line, watched for secret prompts once the
+    /// editor is on.
+    tail: Arc<typed::PromptWatch>,
     /// A forward, noted at its close (by whichever side closes first).
     forward: Option<Arc<forward::ForwardEnd>>,
     /// The upstream → caller task. Aborted when the gateway or the caller
@@ -109,82 +120,6 @@ struct Chan {
     /// close of a channel we closed, so the task would wait until the
     /// connection ends.
     down: tokio::task::JoinHandle<()>,
-}
-
-/// Records a direction's bytes up to its cap.
-struct Meter {
-    events: mpsc::Sender<Event>,
-    channel: u32,
-    stream: Stream,
-    /// Shared so a pty request can raise it; this meter is its only other
-    /// writer.
-    left: Arc<AtomicUsize>,
-    /// Every byte reported, recorded or not.
-    moved: Arc<AtomicU64>,
-    /// The cap was reached and noted.
-    capped: bool,
-}
-
-impl Meter {
-    fn new(events: &mpsc::Sender<Event>, channel: u32, stream: Stream, cap: usize) -> Meter {
-        Meter {
-            events: events.clone(),
-            channel,
-            stream,
-            left: Arc::new(AtomicUsize::new(cap)),
-            moved: Arc::new(AtomicU64::new(0)),
-            capped: false,
-        }
-    }
-
-    /// Report `data`; within the cap it waits until recorded. `false`: the
-    /// session is over (recorder failed, relay gone).
-    async fn record(&mut self, data: &Bytes) -> bool {
-        self.moved.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let left = self.left.load(Ordering::Relaxed);
-        let keep = left.min(data.len());
-        self.left.store(left - keep, Ordering::Relaxed);
-        if keep < data.len() && !self.capped {
-            // Said once, so a replay shows where the recording stops.
-            self.capped = true;
-            let what = format!(
-                "{} recording cap reached: the rest of this stream is forwarded unrecorded",
-                self.stream.name()
-            );
-            let note = Event::Note {
-                channel: self.channel,
-                what,
-                allowed: true,
-            };
-            if self.events.send(note).await.is_err() {
-                return false;
-            }
-        }
-        let (ack, recorded) = if keep > 0 {
-            let (tx, rx) = oneshot::channel();
-            (Some((tx, rx)), data.slice(..keep))
-        } else {
-            (None, Bytes::new())
-        };
-        let (tx, rx) = match ack {
-            Some((tx, rx)) => (Some(tx), Some(rx)),
-            None => (None, None),
-        };
-        let ev = Event::Data {
-            channel: self.channel,
-            stream: self.stream,
-            recorded,
-            len: data.len(),
-            ack: tx,
-        };
-        if self.events.send(ev).await.is_err() {
-            return false;
-        }
-        match rx {
-            Some(rx) => rx.await.unwrap_or(false),
-            None => true,
-        }
-    }
 }
 
 struct Gate {
@@ -227,7 +162,7 @@ impl Gate {
                     let _ = result.send(Err(e));
                     Ok(Auth::reject())
                 }
-                Ok((handle, remote)) => {
+                Ok((handle, back)) => {
                     let _ = result.send(Ok(()));
                     if go.await != Ok(true) {
                         return Ok(Auth::reject());
@@ -239,7 +174,7 @@ impl Gate {
                         sftp_file_cap: params.sftp_file_cap,
                         terminal: params.terminal.clone(),
                         forwarding: params.forwarding.clone(),
-                        remote,
+                        back,
                     });
                     Ok(Auth::Accept)
                 }
@@ -299,14 +234,19 @@ impl Gate {
                 [stdin.moved.clone(), stdout.moved.clone()],
             ))
         });
+        let tail = Arc::new(typed::PromptWatch::default());
         let down = tokio::spawn(down(
             up_r,
             caller_w,
             session.handle(),
             replies_tx,
-            (stdout, stderr),
-            forward.clone(),
-            sftp_down,
+            Down {
+                stdout,
+                stderr,
+                forward: forward.clone(),
+                sftp: sftp_down,
+                tail: tail.clone(),
+            },
         ));
         self.chans.insert(
             cid,
@@ -317,6 +257,7 @@ impl Gate {
                 down_caps,
                 pty: false,
                 typed: None,
+                tail,
                 forward,
                 sftp: sftp_up,
                 down,
@@ -520,15 +461,13 @@ impl server::Handler for Gate {
 
     async fn channel_open_direct_streamlocal(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         path: &str,
-        _reply: ChannelOpenHandle,
-        _session: &mut Session,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let path: String = path.chars().take(256).collect();
-        self.note(0, format!("direct-streamlocal {path}"), false)
-            .await;
-        Ok(())
+        self.open_direct_streamlocal(channel, path, reply, session)
+            .await
     }
 
     async fn tcpip_forward(
@@ -555,35 +494,44 @@ impl server::Handler for Gate {
     async fn streamlocal_forward(
         &mut self,
         path: &str,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.streamlocal_listen(path, session).await
+    }
+
+    async fn cancel_streamlocal_forward(
+        &mut self,
+        path: &str,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        let path: String = path.chars().take(256).collect();
-        self.note(0, format!("streamlocal-forward {path}"), false)
-            .await;
-        Ok(false)
+        Ok(self.streamlocal_cancel(path).await)
     }
 
     async fn agent_request(
         &mut self,
         channel: ChannelId,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        self.note(id(channel), "agent forwarding".into(), false)
-            .await;
-        Ok(false)
+        self.agent_forwarding(channel, session).await
     }
 
     async fn x11_request(
         &mut self,
         channel: ChannelId,
-        _single_connection: bool,
-        _x11_auth_protocol: &str,
-        _x11_auth_cookie: &str,
-        _x11_screen_number: u32,
+        single_connection: bool,
+        x11_auth_protocol: &str,
+        x11_auth_cookie: &str,
+        x11_screen_number: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.note(id(channel), "x11 forwarding".into(), false).await;
-        session.channel_failure(channel)
+        self.x11_forwarding(
+            channel,
+            single_connection,
+            (x11_auth_protocol, x11_auth_cookie),
+            x11_screen_number,
+            session,
+        )
+        .await
     }
 
     async fn data(
@@ -732,6 +680,7 @@ impl server::Handler for Gate {
             Some(c) if allowed => {
                 if c.pty && judge_lines {
                     c.typed = Some(super::pty::LineEditor::default());
+                    c.tail.watch();
                 }
                 c.up.request_shell(true).await.is_ok()
             }
@@ -803,70 +752,4 @@ impl server::Handler for Gate {
             }
         }
     }
-}
-
-/// Upstream → caller for one channel: bytes (recorded first, within the
-/// cap), EOF, exit status and signal unchanged, request answers to the
-/// handler, close.
-async fn down(
-    mut up: ChannelReadHalf,
-    caller: ChannelWriteHalf<Msg>,
-    handle: server::Handle,
-    replies: mpsc::Sender<bool>,
-    (mut stdout, mut stderr): (Meter, Meter),
-    forward: Option<Arc<forward::ForwardEnd>>,
-    mut sftp: Option<SftpDown>,
-) {
-    let cid = caller.id();
-    loop {
-        // An sftp refusal goes to the caller between whole packets.
-        let msg = match sftp.as_mut() {
-            None => up.wait().await,
-            Some(s) => tokio::select! {
-                m = up.wait() => m,
-                Some(refusal) = s.refusal() => {
-                    if caller.data_bytes(refusal).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
-        let Some(msg) = msg else { break };
-        let ok = match msg {
-            ChannelMsg::Data { data } => {
-                stdout.record(&data).await
-                    && match sftp.as_mut() {
-                        Some(s) => s.relay_down(data, &caller).await,
-                        None => caller.data_bytes(data).await.is_ok(),
-                    }
-            }
-            ChannelMsg::ExtendedData { data, ext } => {
-                stderr.record(&data).await && caller.extended_data_bytes(ext, data).await.is_ok()
-            }
-            ChannelMsg::Eof => caller.eof().await.is_ok(),
-            ChannelMsg::ExitStatus { exit_status } => caller.exit_status(exit_status).await.is_ok(),
-            ChannelMsg::ExitSignal {
-                signal_name,
-                core_dumped,
-                error_message,
-                lang_tag,
-            } => handle
-                .exit_signal_request(cid, signal_name, core_dumped, error_message, lang_tag)
-                .await
-                .is_ok(),
-            ChannelMsg::Success => replies.send(true).await.is_ok(),
-            ChannelMsg::Failure => replies.send(false).await.is_ok(),
-            ChannelMsg::Close => break,
-            _ => true,
-        };
-        if !ok {
-            break;
-        }
-    }
-    // russh does not report the caller's answer to this close.
-    if let Some(f) = forward {
-        f.note().await;
-    }
-    let _ = caller.close().await;
 }

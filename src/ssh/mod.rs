@@ -11,7 +11,10 @@
 //! - `sftp.rs`, `sftp_rules.rs`: the sftp subsystem decoded and judged by
 //!   path (only for targets with sftp rules or file recording).
 //! - `pty.rs`: typed-line assembly and the pty records; `conn/typed.rs`
-//!   judges typed lines, `conn/forward.rs` relays allowed forwards.
+//!   judges typed lines (`prompt.rs`: a secret typed at a host's prompt
+//!   is not a command), `conn/forward.rs` relays allowed forwards,
+//!   `conn/agent_x11.rs` agent and X11 requests, `conn/back.rs` the
+//!   channels the host opens back (`agent_msg.rs`, `x11_auth.rs`).
 //!
 //! The two sides talk through `tokio::sync` channels (awaitable from any
 //! runtime): the caller's first credential (the JWT as password, or a user
@@ -22,8 +25,10 @@
 //! recorded).
 
 pub(crate) mod adapter;
+pub mod agent_msg;
 mod conn;
 pub mod decode;
+pub mod prompt;
 pub mod pty;
 pub mod rules;
 pub mod runtime;
@@ -31,6 +36,7 @@ mod sftp;
 mod sftp_judge;
 pub mod sftp_rules;
 mod upstream;
+pub mod x11_auth;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;

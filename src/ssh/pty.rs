@@ -24,6 +24,9 @@ pub struct TypedLine {
     /// `false`: keys the editor does not follow touched the line; `text`
     /// is what it saw, not what the shell runs.
     pub known: bool,
+    /// Typed at a secret prompt (`prompt.rs`): its length in bytes; `text`
+    /// is then empty.
+    pub secret: Option<usize>,
 }
 
 impl TypedLine {
@@ -81,6 +84,7 @@ impl LineEditor {
                 let line = TypedLine {
                     text: String::from_utf8_lossy(&self.line).into_owned(),
                     known: self.known,
+                    secret: None,
                 };
                 self.reset();
                 return Some((i, line));
@@ -90,7 +94,8 @@ impl LineEditor {
     }
 
     fn reset(&mut self) {
-        self.line.clear();
+        // The line may have been a password.
+        zeroize::Zeroize::zeroize(&mut self.line);
         self.known = true;
         self.esc = Esc::None;
         self.pasting = false;
@@ -288,6 +293,7 @@ mod tests {
         let l = TypedLine {
             text: got[0].0.clone(),
             known: true,
+            secret: None,
         };
         assert_eq!(
             l.commands().collect::<Vec<_>>(),

@@ -9,7 +9,7 @@ use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use zeroize::Zeroizing;
 
-use super::conn::{RemoteSink, RemoteSlot};
+use super::conn::{BackSlot, Opened};
 
 /// The stored secret, read by the compio side for this login only.
 pub(crate) enum Secret {
@@ -34,13 +34,13 @@ pub(crate) struct LoginParams {
     pub forwarding: crate::config::ssh_session::SshForwarding,
 }
 
-/// The client handler: the host key check, and the host's connections on
-/// an allowed remote forward.
+/// The client handler: the host key check, and the channels the host opens
+/// back (remote forwards, agent, X11).
 pub(crate) struct Pinned {
     pins: Vec<PublicKey>,
-    /// Empty until the caller's remote forward is allowed: until then the
-    /// host's `forwarded-tcpip` channels are refused.
-    remote: RemoteSlot,
+    /// Each kind refused until the caller asked for it and the target
+    /// allows it (`conn/back.rs`).
+    back: BackSlot,
     /// The key the host presented, when it matched no pin (for the log).
     pub(crate) refused: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -77,17 +77,52 @@ impl client::Handler for Pinned {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        let sink: Option<Arc<RemoteSink>> = self.remote.lock().ok().and_then(|s| s.clone());
-        // No sink: dropping `reply` refuses the channel.
-        if let Some(sink) = sink {
-            sink.open(
-                channel,
-                reply,
-                (connected_address, connected_port),
-                (originator_address, originator_port),
-            )
-            .await;
-        }
+        self.back.open(
+            channel,
+            reply,
+            Opened::Tcpip {
+                connected: (connected_address, connected_port),
+                originator: (originator_address, originator_port),
+            },
+        );
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        socket_path: &str,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.back
+            .open(channel, reply, Opened::Streamlocal(socket_path));
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.back.open(channel, reply, Opened::Agent);
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        self.back.open(
+            channel,
+            reply,
+            Opened::X11(originator_address, originator_port),
+        );
         Ok(())
     }
 }
@@ -95,11 +130,11 @@ impl client::Handler for Pinned {
 pub(crate) type Upstream = client::Handle<Pinned>;
 
 /// Connect, check the host key, log in.
-pub(crate) async fn login(p: &LoginParams) -> Result<(Upstream, RemoteSlot), String> {
+pub(crate) async fn login(p: &LoginParams) -> Result<(Upstream, BackSlot), String> {
     let refused = Arc::new(std::sync::Mutex::new(None));
-    let remote = RemoteSlot::default();
+    let back = BackSlot::default();
     let handler = Pinned {
-        remote: remote.clone(),
+        back: back.clone(),
         pins: p.pins.clone(),
         refused: refused.clone(),
     };
@@ -140,7 +175,7 @@ pub(crate) async fn login(p: &LoginParams) -> Result<(Upstream, RemoteSlot), Str
         Secret::Password(pw) => handle.authenticate_password(&p.user, pw.as_str()).await,
     };
     match auth {
-        Ok(r) if r.success() => Ok((handle, remote)),
+        Ok(r) if r.success() => Ok((handle, back)),
         Ok(_) => Err(format!(
             "the upstream refused the stored credential of {}",
             p.user

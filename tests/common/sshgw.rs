@@ -1,5 +1,6 @@
 //! OpenSSH `sshd` as an SSH upstream (started as root in a temp dir on a
-//! free port, root's key only, StrictModes and PAM off) and a tollgate with
+//! free port, root's key only, StrictModes and PAM off, X11 forwarding on
+//! with its own Xauthority file) and a tollgate with
 //! an `ssh` target in front of it logging in with a key the test generated,
 //! for the SSH gateway tests. Callers: OpenSSH `ssh`/`scp`/`sftp` through
 //! `sshpass` (the token is the password) and Paramiko.
@@ -59,7 +60,9 @@ impl Sshd {
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n\
+             X11Forwarding yes\nX11UseLocalhost yes\nXAuthLocation /usr/bin/xauth\n\
+             SetEnv XAUTHORITY={d}/Xauthority\n",
             hk = host_key.display(),
             d = d.display(),
         );
