@@ -94,6 +94,16 @@ impl Snapshot {
                     })?,
                 ),
             };
+            // HTTP/2 is agreed by ALPN; a caller that offers none, or only
+            // `http/1.1`, gets HTTP/1.1 as before.
+            let tls = match (tls, t.http.as_ref().and_then(|h| h.http2)) {
+                (Some(mut cfg), Some(_)) => {
+                    Arc::make_mut(&mut cfg).alpn_protocols =
+                        vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+                    Some(cfg)
+                }
+                (tls, _) => tls,
+            };
             let upstream_tls = upstream_tls_for(t)?;
             let policy = crate::policy::rules::Policy::compile(&t.policy).map_err(|e| {
                 SnapshotError::Policy {

@@ -61,6 +61,9 @@ pub struct ReadHalf {
 
 enum ReadInner {
     Plain(TcpStream),
+    /// An in-process connection: what arrives on the channel (an HTTP/2
+    /// stream's request presented to the HTTP/1.1 relay, src/http/http2).
+    Channel(async_channel::Receiver<Bytes>),
     Tls {
         shared: Rc<Shared>,
         /// Ciphertext read from the socket; `raw[pos..]` is not yet in rustls.
@@ -88,7 +91,15 @@ pub struct LastWord {
 
 enum WriteInner {
     Plain(TcpStream),
-    Tls { shared: Rc<Shared>, out: Vec<u8> },
+    Tls {
+        shared: Rc<Shared>,
+        out: Vec<u8>,
+    },
+    /// `sock`: the connection the stream travels on.
+    Channel {
+        tx: async_channel::Sender<Bytes>,
+        sock: TcpStream,
+    },
 }
 
 impl Conn {
@@ -206,6 +217,14 @@ impl Conn {
     }
 
     /// The name a TLS client asked for (SNI), server side.
+    /// The protocol agreed by ALPN, server or client side.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        match &self.inner {
+            Inner::Plain(_) => None,
+            Inner::Tls { shared: s, .. } => s.tls.borrow().alpn_protocol().map(<[u8]>::to_vec),
+        }
+    }
+
     pub fn server_name(&self) -> Option<String> {
         match &self.inner {
             Inner::Plain(_) => None,
@@ -334,6 +353,26 @@ async fn write_plain(shared: &Shared, out: &mut Vec<u8>, data: &[Bytes]) -> io::
     }
 }
 
+/// The halves of an in-process connection: reads take what `rx` delivers
+/// (EOF once every sender is gone), writes go to `tx` (bounded, so a slow
+/// reader holds the writer back; an error once the receiver is gone).
+/// `sock` is the connection that carries it.
+pub fn channel(
+    rx: async_channel::Receiver<Bytes>,
+    tx: async_channel::Sender<Bytes>,
+    sock: TcpStream,
+) -> (ReadHalf, WriteHalf) {
+    (
+        ReadHalf {
+            inner: ReadInner::Channel(rx),
+        },
+        WriteHalf {
+            inner: WriteInner::Channel { tx, sock },
+            torn: Rc::default(),
+        },
+    )
+}
+
 impl ReadHalf {
     /// Append what arrives into `buf`'s spare capacity; `Ok(0)` at EOF.
     pub async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -346,6 +385,13 @@ impl ReadHalf {
                 *buf = b;
                 n
             }
+            ReadInner::Channel(rx) => match rx.recv().await {
+                Ok(data) => {
+                    buf.extend_from_slice(&data);
+                    Ok(data.len())
+                }
+                Err(_) => Ok(0),
+            },
             ReadInner::Tls {
                 shared,
                 raw,
@@ -444,6 +490,10 @@ impl WriteHalf {
         LastWord {
             inner: match &self.inner {
                 WriteInner::Plain(s) => WriteInner::Plain(s.clone()),
+                WriteInner::Channel { tx, sock } => WriteInner::Channel {
+                    tx: tx.clone(),
+                    sock: sock.clone(),
+                },
                 WriteInner::Tls { shared, .. } => WriteInner::Tls {
                     shared: shared.clone(),
                     out: Vec::new(),
@@ -466,6 +516,19 @@ impl WriteHalf {
         match &self.inner {
             WriteInner::Plain(s) => s,
             WriteInner::Tls { shared, .. } => &shared.sock,
+            WriteInner::Channel { sock, .. } => sock,
+        }
+    }
+
+    /// Whether this half is an in-process channel (see [`channel`]).
+    pub fn is_channel(&self) -> bool {
+        matches!(self.inner, WriteInner::Channel { .. })
+    }
+
+    /// End an in-process channel: its reader sees EOF (no-op otherwise).
+    pub fn close_channel(&self) {
+        if let WriteInner::Channel { tx, .. } = &self.inner {
+            tx.close();
         }
     }
 
@@ -506,7 +569,17 @@ async fn write_one(inner: &mut WriteInner, data: Bytes) -> io::Result<()> {
             r
         }
         WriteInner::Tls { shared, out } => write_plain(shared, out, &[data]).await,
+        WriteInner::Channel { tx, .. } => send_channel(tx, data).await,
     }
+}
+
+async fn send_channel(tx: &async_channel::Sender<Bytes>, data: Bytes) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    tx.send(data)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the stream was closed"))
 }
 
 async fn write_many(inner: &mut WriteInner, data: Vec<Bytes>) -> io::Result<()> {
@@ -521,12 +594,22 @@ async fn write_many(inner: &mut WriteInner, data: Vec<Bytes>) -> io::Result<()> 
             r
         }
         WriteInner::Tls { shared, out } => write_plain(shared, out, &data).await,
+        WriteInner::Channel { tx, .. } => {
+            for d in data {
+                send_channel(tx, d).await?;
+            }
+            Ok(())
+        }
     }
 }
 
 /// Half-close: no more data from us (close_notify for TLS, then FIN).
 async fn shutdown(inner: &mut WriteInner) -> io::Result<()> {
     match inner {
+        WriteInner::Channel { tx, .. } => {
+            tx.close();
+            Ok(())
+        }
         WriteInner::Plain(s) => match s.shutdown().await {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,

@@ -106,6 +106,15 @@ fi
 if ! "$venv/bin/python" -c 'import requests' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'requests>=2.31'
 fi
+# httpx with HTTP/2 (PyPI h2) as an HTTP/2 caller (tests/http2_gateway.rs).
+if ! "$venv/bin/python" -c 'import httpx, h2' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'httpx[http2]>=0.27'
+fi
+# grpcio as gRPC caller and upstream (tests/http2_grpc.rs; raw-bytes
+# methods, no .proto compiler needed).
+if ! "$venv/bin/python" -c 'import grpc' >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q 'grpcio>=1.60'
+fi
 # Python websockets (server and client) for tests/http_websocket.rs.
 if ! "$venv/bin/python" -c 'import websockets.sync.client' >/dev/null 2>&1; then
     "$venv/bin/python" -m pip install -q 'websockets>=13'

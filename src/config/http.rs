@@ -63,6 +63,15 @@ pub struct RawHttp {
     /// Relay `Upgrade: SPDY/3.1` (old `kubectl exec`) as raw, unrecorded
     /// bytes; default false (refused).
     allow_unrecorded_spdy: Option<bool>,
+    /// Offer HTTP/2 (ALPN `h2`) on the TLS listener; default false.
+    http2: Option<bool>,
+    /// Most concurrent streams per HTTP/2 connection; default 100.
+    http2_max_concurrent_streams: Option<u32>,
+    /// Largest decoded header list of an HTTP/2 request; default 32 KiB
+    /// (the HTTP/1.1 head cap).
+    http2_max_header_list_size: Option<u32>,
+    /// Largest HTTP/2 frame payload a caller may send; default 16384.
+    http2_max_frame_size: Option<u32>,
 }
 
 /// How an http target's callers identify.
@@ -138,6 +147,54 @@ pub struct HttpTarget {
     /// The largest WebSocket frame payload accepted (close 1009 beyond).
     pub websocket_max_frame: u64,
     pub allow_unrecorded_spdy: bool,
+    /// HTTP/2 towards callers (`None`: HTTP/1.1 only).
+    pub http2: Option<Http2Limits>,
+}
+
+/// The caps of an HTTP/2 connection from a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Limits {
+    pub max_concurrent_streams: u32,
+    pub max_header_list_size: u32,
+    pub max_frame_size: u32,
+}
+
+/// Bounds of the `http2_*` keys.
+const MAX_H2_STREAMS: u32 = 1000;
+const MAX_H2_HEADER_LIST: u32 = 1 << 20;
+/// RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE lies in 2^14 ..= 2^24 - 1.
+const H2_FRAME_SIZES: std::ops::RangeInclusive<u32> = (1 << 14)..=((1 << 24) - 1);
+
+fn http2_limits(raw: &RawHttp) -> Result<Option<Http2Limits>, (&'static str, String)> {
+    if !raw.http2.unwrap_or(false) {
+        return Ok(None);
+    }
+    let max_concurrent_streams = raw.http2_max_concurrent_streams.unwrap_or(100);
+    if !(1..=MAX_H2_STREAMS).contains(&max_concurrent_streams) {
+        return Err((
+            "http.http2_max_concurrent_streams",
+            format!("1 to {MAX_H2_STREAMS}"),
+        ));
+    }
+    let max_header_list_size = raw.http2_max_header_list_size.unwrap_or(32 << 10);
+    if !(1024..=MAX_H2_HEADER_LIST).contains(&max_header_list_size) {
+        return Err((
+            "http.http2_max_header_list_size",
+            format!("1024 to {MAX_H2_HEADER_LIST}"),
+        ));
+    }
+    let max_frame_size = raw.http2_max_frame_size.unwrap_or(1 << 14);
+    if !H2_FRAME_SIZES.contains(&max_frame_size) {
+        return Err((
+            "http.http2_max_frame_size",
+            format!("{} to {}", H2_FRAME_SIZES.start(), H2_FRAME_SIZES.end()),
+        ));
+    }
+    Ok(Some(Http2Limits {
+        max_concurrent_streams,
+        max_header_list_size,
+        max_frame_size,
+    }))
 }
 
 /// Most body bytes a recording may keep per message.
@@ -158,6 +215,7 @@ fn token(s: &str) -> bool {
 /// Checks `[target.http]`; the error names the field.
 pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str, String)> {
     let raw = raw.unwrap_or_default();
+    let http2 = http2_limits(&raw)?;
     let token_header = raw.token_header.unwrap_or_else(|| "authorization".into());
     if !token(&token_header) {
         return Err(("http.token_header", "must be a header name".into()));
@@ -250,6 +308,7 @@ pub(super) fn validate(raw: Option<RawHttp>) -> Result<HttpTarget, (&'static str
         record_message_bytes,
         websocket_max_frame,
         allow_unrecorded_spdy: raw.allow_unrecorded_spdy.unwrap_or(false),
+        http2,
     })
 }
 
@@ -275,6 +334,13 @@ pub(super) fn finish(
             "http.identity",
             "identity = \"mtls\" reads the client certificate of a TLS handshake: \
              configure [target.tls]",
+        ));
+    }
+    if h.http2.is_some() && t.tls.is_none() {
+        return Err(c.err_in(
+            &["http", "http2"],
+            "http.http2",
+            "HTTP/2 is offered by ALPN in the TLS handshake (no h2c): configure [target.tls]",
         ));
     }
     if !t.allow_plaintext && t.tls.is_none() {

@@ -620,6 +620,46 @@ fn http_mtls_callers_need_tls_and_the_mtls_ca() {
 }
 
 #[test]
+fn http2_needs_tls_and_caps_in_range() {
+    let head = PG.split("[[target]]").next().unwrap();
+    let target = |tls: bool, http: &str| {
+        let mut t =
+            "[[target]]\nname = \"api\"\nprotocol = \"http\"\nlisten = [\"127.0.0.1:8443\"]\n\
+             upstream = \"127.0.0.1:8080\"\n[target.access]\ngroups = [\"ci\"]\n"
+                .to_string();
+        if tls {
+            t += "[target.tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n";
+        }
+        t + "[target.http]\n" + http
+    };
+    // HTTP/2 is agreed in the TLS handshake: no h2c.
+    let e = err(&format!("{head}{}", target(false, "http2 = true\n")));
+    assert!(e.contains("no h2c"), "{e}");
+    let e = err(&format!(
+        "{head}{}",
+        target(true, "http2 = true\nhttp2_max_frame_size = 1000\n")
+    ));
+    assert!(e.contains("http2_max_frame_size"), "{e}");
+    let e = err(&format!(
+        "{head}{}",
+        target(true, "http2 = true\nhttp2_max_concurrent_streams = 0\n")
+    ));
+    assert!(e.contains("http2_max_concurrent_streams"), "{e}");
+    let c = parse(&format!("{head}{}", target(true, "http2 = true\n"))).unwrap();
+    let limits = c.targets[0].http.as_ref().unwrap().http2.unwrap();
+    assert_eq!(
+        (
+            limits.max_concurrent_streams,
+            limits.max_header_list_size,
+            limits.max_frame_size
+        ),
+        (100, 32 << 10, 16 << 10)
+    );
+    let c = parse(&format!("{head}{}", target(true, ""))).unwrap();
+    assert!(c.targets[0].http.as_ref().unwrap().http2.is_none());
+}
+
+#[test]
 fn recorder_upload_section() {
     let up = "[recorder.upload]\nurl = \"s3://rec/fleet\"\nendpoint = \"http://127.0.0.1:3900\"\nhost_id = \"gw-1\"\n";
     let c = parse(&format!("[recorder]\nsigning_key = \"/k\"\n{up}{OK}")).unwrap();

@@ -41,6 +41,11 @@ pub(crate) struct HttpClient {
     pub tls: bool,
     /// The name the caller asked for in its TLS handshake.
     pub sni: Option<String>,
+    /// An HTTP/2 connection (ALPN `h2`): its streams are relayed by
+    /// [`super::http2`], and `side` is unused.
+    pub h2: Option<Box<super::http2::H2Front>>,
+    /// This client is one HTTP/2 stream of a connection.
+    pub stream: bool,
 }
 
 /// The upstream connection and the credential header to inject.
@@ -212,20 +217,7 @@ pub(crate) async fn next_head(
 /// Connect to the upstream (TLS when configured, verified) and read the
 /// stored credential afresh (rotation needs no restart).
 pub(crate) async fn connect(t: &TargetConfig, rt: &TargetRuntime) -> Result<HttpUpstream, String> {
-    let h = t.http.as_ref().ok_or("not an http target")?;
-    let credential = match &t.credential {
-        None => None,
-        Some(c) => {
-            let secret = crate::pg::session::read_secret(&c.source)?;
-            let v = credential_value(h.credential_scheme, &c.user, secret.expose());
-            // Visible ASCII, space and tab only: a CR or LF would end the
-            // header and let the stored secret write fields of its own.
-            if !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
-                return Err("the stored credential is not a valid header value".into());
-            }
-            Some(v)
-        }
-    };
+    let credential = stored_credential(t)?;
     let sock = crate::relay::connect_upstream(t)
         .await
         .map_err(|e| format!("connect to {}: {e}", t.upstream))?;
@@ -240,6 +232,25 @@ pub(crate) async fn connect(t: &TargetConfig, rt: &TargetRuntime) -> Result<Http
         parser: HeadParser::new(&Limits::default()),
         credential,
         served: 0,
+    })
+}
+
+/// The value of the credential header, read afresh from its source
+/// (`None`: the target injects none).
+pub(crate) fn stored_credential(t: &TargetConfig) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+    let h = t.http.as_ref().ok_or("not an http target")?;
+    Ok(match &t.credential {
+        None => None,
+        Some(c) => {
+            let secret = crate::pg::session::read_secret(&c.source)?;
+            let v = credential_value(h.credential_scheme, &c.user, secret.expose());
+            // Visible ASCII, space and tab only: a CR or LF would end the
+            // header and let the stored secret write fields of its own.
+            if !v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+                return Err("the stored credential is not a valid header value".into());
+            }
+            Some(v)
+        }
     })
 }
 
@@ -290,6 +301,9 @@ impl Protocol for HttpProtocol {
                 EndReason::ClientIo(e.to_string())
             })?,
         };
+        if conn.alpn_protocol().as_deref() == Some(b"h2") {
+            return super::http2::front_door(s, sock, conn).await;
+        }
         let sni = conn.server_name();
         let tls = conn.tls_summary();
         let chain = conn.peer_certificates();
@@ -328,6 +342,8 @@ impl Protocol for HttpProtocol {
                 addr: s.entry.client.ip(),
                 tls: tls.is_some(),
                 sni,
+                h2: None,
+                stream: false,
             },
             target,
             caller,
@@ -346,6 +362,16 @@ impl Protocol for HttpProtocol {
             Rejection::Recorder => answer(503, &[], "tollgate cannot record this session\n", true),
             Rejection::Killed(_) => answer(503, &[], "session ended by tollgate\n", true),
         };
+        if let Some(front) = client.h2.as_mut() {
+            let status = match why {
+                Rejection::Authentication => 401,
+                Rejection::Access(_) => 403,
+                Rejection::UpstreamLogin => 502,
+                Rejection::Recorder | Rejection::Killed(_) => 503,
+            };
+            super::http2::reject(front, status).await;
+            return;
+        }
         let _ = client.side.write(reply).await;
         client.side.close();
     }
@@ -380,9 +406,26 @@ impl Protocol for HttpProtocol {
         live: &Live<'_>,
     ) -> Relayed<()> {
         let reason = match (live.identity, target.config.http.as_ref()) {
+            (Some(identity), Some(h)) if client.h2.is_some() => {
+                let mut client = client;
+                match client.h2.take() {
+                    Some(front) => {
+                        super::http2::relay(s, target, live, identity, h, client, *front, upstream)
+                            .await
+                    }
+                    None => EndReason::Refused("no HTTP/2 connection".into()),
+                }
+            }
             (Some(identity), Some(h)) => {
-                let mut x =
-                    super::exchange::Exchange::new(s, target, live, identity, h, client, upstream);
+                let mut x = super::exchange::Exchange::new(
+                    s,
+                    target,
+                    live,
+                    identity,
+                    h,
+                    client,
+                    Some(upstream),
+                );
                 let r = x.run().await;
                 x.close();
                 r

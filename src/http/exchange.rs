@@ -67,7 +67,7 @@ impl<'a> Exchange<'a> {
         identity: &'a Arc<Identity>,
         h: &'a HttpTarget,
         client: HttpClient,
-        up: HttpUpstream,
+        up: Option<HttpUpstream>,
     ) -> Exchange<'a> {
         let limits = &s.snapshot.config.limits;
         let mask = Masking::for_caller(target.rt.masking.as_ref(), identity, limits);
@@ -78,7 +78,7 @@ impl<'a> Exchange<'a> {
             identity,
             h,
             client,
-            up: Some(up),
+            up,
             mask,
             continued: false,
         }
@@ -139,6 +139,59 @@ impl<'a> Exchange<'a> {
                 Err(r) => return r,
             }
         }
+    }
+
+    /// A later request on the connection (an HTTP/2 stream after the
+    /// first): the same identity and target as the first, then [`Self::one`].
+    pub(super) async fn one_more(&mut self, head: RequestHead) -> Result<bool, EndReason> {
+        if let Err(why) = self.same_identity(&head) {
+            let _ = self.client.side.write(unauthorized()).await;
+            return Err(EndReason::Authentication(why));
+        }
+        if let Err(why) = self.same_target(&head) {
+            let _ = self.client.side.write(misrouted(why.0)).await;
+            return Err(EndReason::Refused(why.1));
+        }
+        self.one(head).await
+    }
+
+    /// Judge a request that is relayed elsewhere (a gRPC call): for a
+    /// `later` request the connection's identity and target, then the
+    /// path and query checks and the rules, as [`Self::one`] does.
+    /// `Ok(Some(rule))`: blocked by it.
+    pub(super) async fn judge_only(
+        &mut self,
+        head: &RequestHead,
+        later: bool,
+    ) -> Result<Option<String>, EndReason> {
+        if later {
+            self.same_identity(head)
+                .map_err(EndReason::Authentication)?;
+            self.same_target(head)
+                .map_err(|(_, why)| EndReason::Refused(why))?;
+        }
+        if let Err(why) = check_normal_path(head.path()) {
+            return Err(Peer::Client.protocol(format!("request path refused: {why}")));
+        }
+        let reads_query = self
+            .target
+            .rt
+            .http_rules
+            .as_ref()
+            .is_some_and(|r| r.reads_query());
+        let query = match reads_query.then(|| parse_query(head.query().unwrap_or(""))) {
+            None => Vec::new(),
+            Some(Ok(q)) => q,
+            Some(Err(e)) => {
+                return Err(Peer::Client.protocol(format!("request query refused: {e}")));
+            }
+        };
+        self.judge(head, &query, None).await
+    }
+
+    /// The upstream connection, when it stays open for another request.
+    pub(super) fn take_upstream(&mut self) -> Option<HttpUpstream> {
+        self.up.take()
     }
 
     /// A later request must route to the connection's target.
@@ -298,7 +351,7 @@ impl<'a> Exchange<'a> {
     }
 
     /// One request and its answer; `Ok(true)`: the connection goes on.
-    async fn one(&mut self, head: RequestHead) -> Result<bool, EndReason> {
+    pub(super) async fn one(&mut self, head: RequestHead) -> Result<bool, EndReason> {
         // Rules judge the path as written: one the upstream could read as
         // another path (`//`, `..`, `%75`, `;x`, `\\`) is refused.
         if let Err(why) = check_normal_path(head.path()) {
@@ -435,7 +488,12 @@ fn upstream_head(
         let proto = if client.tls { "https" } else { "http" };
         e.append_forwarded(client.addr, proto, head.host())?;
     }
-    e.append_via(head.minor_version(), &h.via)?;
+    if client.stream {
+        // Received as HTTP/2 (RFC 9110 §7.6.3): the recording shows it too.
+        e.append("Via", format!("2 {}", h.via).as_bytes())?;
+    } else {
+        e.append_via(head.minor_version(), &h.via)?;
+    }
     if head.framing() == BodyFraming::Chunked {
         e.append("Transfer-Encoding", b"chunked")?;
     }

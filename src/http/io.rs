@@ -102,8 +102,32 @@ impl Side {
         self.w.write_all(data).await.map_err(|e| self.peer.io(e))
     }
 
+    /// An HTTP/2 stream's side (`src/http/http2`): the stream's request
+    /// comes in on `rx`, what the relay answers goes out on `tx`; `sock`
+    /// is the caller's connection that carries the stream.
+    pub fn stream(
+        sock: TcpStream,
+        rx: async_channel::Receiver<Bytes>,
+        tx: async_channel::Sender<Bytes>,
+    ) -> Side {
+        let (r, w) = crate::tls::channel(rx, tx, sock.clone());
+        Side {
+            sock,
+            r,
+            w,
+            buf: BytesMut::with_capacity(16 << 10),
+            peer: Peer::Client,
+        }
+    }
+
+    /// Close the connection (for an HTTP/2 stream: the stream only, never
+    /// the connection that carries the others).
     pub fn close(&self) {
-        close_socket(&self.sock);
+        if self.w.is_channel() {
+            self.w.close_channel();
+        } else {
+            close_socket(&self.sock);
+        }
     }
 }
 

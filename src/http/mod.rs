@@ -12,6 +12,7 @@ pub mod adapter;
 mod body;
 pub mod decode;
 mod exchange;
+pub(crate) mod http2;
 mod io;
 mod jsonbody;
 mod mask;

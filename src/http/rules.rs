@@ -233,6 +233,7 @@ mod tests {
             record_message_bytes: 1024,
             websocket_max_frame: 1 << 20,
             allow_unrecorded_spdy: false,
+            http2: None,
         };
         HttpRules::compile(&h).unwrap()
     }
