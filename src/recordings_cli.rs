@@ -441,7 +441,7 @@ fn catalog(
     if !json {
         let _ = writeln!(
             out,
-            "{:<20}  {:<24}  {:>8}  {:>12}  {:<6}  OBJECT",
+            "{:<20}  {:<27}  {:>8}  {:>12}  {:<6}  OBJECT",
             "HOST", "UPLOADED", "MANIFEST", "BYTES", "LOCAL"
         );
     }
@@ -451,7 +451,7 @@ fn catalog(
         } else {
             let _ = writeln!(
                 out,
-                "{:<20}  {:<24}  {:>8}  {:>12}  {:<6}  s3://{}/{}",
+                "{:<20}  {:<27}  {:>8}  {:>12}  {:<6}  s3://{}/{}",
                 r.host,
                 tollgate_recorder::format_time(r.uploaded_ms.saturating_mul(1_000_000)),
                 r.manifest_version,
