@@ -112,10 +112,26 @@ pub fn run(opts: RunOptions) -> ExitCode {
             }
         },
     };
+    let fleet = prepared.as_ref().map(crate::cluster::Cluster::new);
     let uploader = match (&config.upload, &recorder_config) {
         (Some(u), Some(rc)) => {
             let key = rc.signing_key.clone().unwrap_or_default();
-            match crate::objstore::uploader::Uploader::start(u.clone(), rc.dir.clone(), &key) {
+            let catalog = fleet.as_ref().map(|f| {
+                if f.host_id() != u.host_id {
+                    warn!(
+                        cluster_host = f.host_id(),
+                        upload_host = %u.host_id,
+                        "[cluster] host_id and [recorder.upload] host_id differ: the segment catalog names this host's uploads by the latter"
+                    );
+                }
+                f.catalog_link(&u.host_id)
+            });
+            match crate::objstore::uploader::Uploader::start(
+                u.clone(),
+                rc.dir.clone(),
+                &key,
+                catalog,
+            ) {
                 Ok(up) => {
                     metrics.attach_upload(up.status());
                     Some(up)
@@ -144,7 +160,6 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     metrics.attach_recorders(recorders.clone());
-    let fleet = prepared.as_ref().map(crate::cluster::Cluster::new);
     if let Some(f) = &fleet {
         broker.set_mirror(Arc::new(f.clone()));
     }
@@ -279,9 +294,6 @@ pub fn run(opts: RunOptions) -> ExitCode {
     );
     engine.join();
     admin.shutdown();
-    if let Some(f) = &fleet {
-        f.shutdown();
-    }
     if let Some(r) = recorder
         && let Err(e) = r.shutdown()
     {
@@ -290,6 +302,11 @@ pub fn run(opts: RunOptions) -> ExitCode {
     // After the recorder sealed its last segments: one more pass ships them.
     if let Some(u) = uploader {
         u.shutdown(UPLOAD_SHUTDOWN_GRACE);
+    }
+    // After the uploader: its last pass queued catalog rows the agent
+    // writes before it stops (what it cannot, the next start re-sends).
+    if let Some(f) = &fleet {
+        f.shutdown(CLUSTER_SHUTDOWN_GRACE);
     }
     info!("tollgate stopped");
     ExitCode::SUCCESS
@@ -351,6 +368,10 @@ fn serve_until_stopped(
 /// How long a stopping gateway gives the uploader for its last pass (what
 /// it does not finish, the next start uploads).
 const UPLOAD_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a stopping gateway waits for the cluster agent to write what is
+/// queued (catalog rows, audit) and remove this host's session rows.
+const CLUSTER_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How long past the shutdown grace the shards get to end what they killed
 /// (a shard waits 5 s for killed sessions to unwind) before the process

@@ -88,8 +88,33 @@ pub enum RecordingsCommand {
         /// seen, so a later rollback is named (default: in the cache).
         #[arg(long, requires = "from")]
         state: Option<PathBuf>,
+        /// With --from: also cross-check the fleet's segment catalog in the
+        /// control database this config file's `[cluster]` names (a segment
+        /// the catalog names but the bucket lacks, one the catalog lacks, a
+        /// size or SHA-256 that differs from the manifests).
+        #[arg(long, value_name = "CONFIG", requires = "from")]
+        catalog: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// List the fleet's uploaded segments from the catalog in the control
+    /// database (`[cluster]` of --config): per host, newest first. The
+    /// signed manifests in the bucket stay the source of truth; `verify
+    /// --from ... --catalog` checks that the two agree.
+    Catalog {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+        /// Only this host's segments (its `[recorder.upload] host_id`).
+        #[arg(long)]
+        host: Option<String>,
+        /// Segments uploaded at most this long ago (e.g. 2h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// One JSON object per segment.
+        #[arg(long)]
+        json: bool,
     },
     /// Write an Ed25519 seal-signing key pair.
     Keygen {
@@ -332,10 +357,21 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             }
             Err(last_err)
         }
+        RecordingsCommand::Catalog {
+            config,
+            host,
+            since,
+            limit,
+            json,
+        } => {
+            catalog(&config, host, since, limit, json, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         RecordingsCommand::Verify {
             key,
             dir,
             state,
+            catalog,
             store,
         } => {
             let keys = key
@@ -343,12 +379,15 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
                 .map(|k| tollgate_recorder::load_public_key(k).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()?;
             if store.is_set() {
-                let ok = store.verify(&keys, state.as_deref(), &mut out)?;
+                let ok = store.verify(&keys, state.as_deref(), catalog.as_deref(), &mut out)?;
                 return Ok(if ok {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 });
+            }
+            if catalog.is_some() {
+                return Err("--catalog cross-checks a bucket: give --from s3://...".into());
             }
             if keys.len() > 1 {
                 return Err("a local directory is checked with one --key".into());
@@ -374,4 +413,58 @@ fn run_inner(cmd: RecordingsCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `recordings catalog`: one line (or JSON object) per uploaded segment.
+fn catalog(
+    config: &std::path::Path,
+    host: Option<String>,
+    since: Option<Duration>,
+    limit: usize,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let cluster = crate::cluster::cli::cluster_of(config)?;
+    let since_ms = since.map(|d| {
+        SystemTime::now()
+            .checked_sub(d)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    });
+    let filter = crate::objstore::catalog::CatalogFilter {
+        host,
+        since_ms,
+        limit: limit.clamp(1, crate::cluster::catalog::MAX_ROWS),
+        ..Default::default()
+    };
+    let rows = crate::cluster::cli::read_catalog(&cluster, &filter)?;
+    if !json {
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<27}  {:>8}  {:>12}  {:<6}  OBJECT",
+            "HOST", "UPLOADED", "MANIFEST", "BYTES", "LOCAL"
+        );
+    }
+    for r in rows {
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default());
+        } else {
+            let _ = writeln!(
+                out,
+                "{:<20}  {:<27}  {:>8}  {:>12}  {:<6}  s3://{}/{}",
+                r.host,
+                tollgate_recorder::format_time(r.uploaded_ms.saturating_mul(1_000_000)),
+                r.manifest_version,
+                r.size,
+                if r.local_deleted_ms.is_some() {
+                    "gone"
+                } else {
+                    "kept"
+                },
+                r.bucket,
+                r.object_key
+            );
+        }
+    }
+    Ok(())
 }

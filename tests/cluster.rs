@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::control::{CTL_PASSWORD, CTL_ROLE, ControlDb, control};
 use common::pg::{Cluster, cluster};
 use common::pggw::mint;
 use common::{Gateway, tollgate_bin};
 use serde_json::Value;
-
-const CTL_ROLE: &str = "tollgate_ctl";
-const CTL_PASSWORD: &str = "Ctl-S3cret-never-logged";
 
 /// Inserts wait for a reviewer.
 const RULES: &str = r#"
@@ -33,24 +31,11 @@ message = "writes to held need a reviewer"
 classes = ["insert"]
 "#;
 
-/// The control database: one cluster for the tests that leave it running,
-/// a database per test.
-fn control() -> &'static Cluster {
-    static C: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
-    C.get_or_init(|| {
-        let c = Cluster::extra("ctl");
-        c.sql(
-            "postgres",
-            &format!("CREATE ROLE {CTL_ROLE} LOGIN PASSWORD '{CTL_PASSWORD}'"),
-        );
-        c
-    })
-}
-
 struct Fleet {
     /// Where the control database lives.
     ctl: &'static Cluster,
     ctl_db: String,
+    control_db: ControlDb,
     dir: tempfile::TempDir,
     key: PathBuf,
     jwks: PathBuf,
@@ -70,24 +55,6 @@ impl Fleet {
     /// A control database `ctl_<name>` on `ctl`, a target database with a
     /// table `held`, a signing key every host trusts.
     fn new(ctl: &'static Cluster, name: &str) -> Fleet {
-        if ctl
-            .try_sql(
-                "postgres",
-                &format!("select 1 from pg_roles where rolname = '{CTL_ROLE}'"),
-            )
-            .as_deref()
-            != Some("1")
-        {
-            ctl.sql(
-                "postgres",
-                &format!("CREATE ROLE {CTL_ROLE} LOGIN PASSWORD '{CTL_PASSWORD}'"),
-            );
-        }
-        let ctl_db = format!("ctl_{name}");
-        ctl.sql(
-            "postgres",
-            &format!("CREATE DATABASE {ctl_db} OWNER {CTL_ROLE}"),
-        );
         let target_db = format!("db_{name}");
         let target_role = format!("app_{name}");
         cluster().create_db(&target_db, &target_role, &format!("Stored-{name}-pw"));
@@ -96,6 +63,7 @@ impl Fleet {
             &format!("create table held (id int); alter table held owner to {target_role}"),
         );
         let dir = tempfile::tempdir().unwrap();
+        let control_db = ControlDb::new(ctl, name, dir.path());
         let keys = dir.path().join("keys");
         let out = Command::new(tollgate_bin())
             .args(["token", "keygen", "--dir"])
@@ -103,11 +71,11 @@ impl Fleet {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        std::fs::write(dir.path().join("ctl.pw"), format!("{CTL_PASSWORD}\n")).unwrap();
         std::fs::write(dir.path().join("target.pw"), format!("Stored-{name}-pw\n")).unwrap();
         Fleet {
             ctl,
-            ctl_db,
+            ctl_db: control_db.db.clone(),
+            control_db,
             key: keys.join("tollgate-dev-key.pem"),
             jwks: keys.join("tollgate-dev-jwks.json"),
             dir,
@@ -128,15 +96,7 @@ listen = "127.0.0.1:0"
 reviewer_groups = ["reviewers"]
 approval_timeout = "{timeout}"
 
-[cluster]
-database_url = "postgres://{user}@127.0.0.1:{ctl_port}/{ctl_db}?sslmode=require"
-password_file = "{pw}"
-ca_file = "{ca}"
-host_id = "{host_id}"
-heartbeat = "300ms"
-host_timeout = "2s"
-reconcile = "{reconcile}"
-query_timeout = "1s"
+{cluster}
 
 [identity]
 [[identity.issuer]]
@@ -158,11 +118,7 @@ groups = ["ci"]
 {RULES}
 "#,
             timeout = self.approval_timeout,
-            ctl_port = self.ctl.port,
-            ctl_db = self.ctl_db,
-            pw = self.dir.path().join("ctl.pw").display(),
-            ca = self.ctl.ca.display(),
-            reconcile = self.reconcile,
+            cluster = self.control_db.section(host_id, user, self.reconcile),
             iss = common::pggw::ISS,
             aud = common::pggw::AUD,
             jwks = self.jwks.display(),
@@ -683,12 +639,12 @@ fn migrate_twice_is_idempotent_and_a_newer_schema_is_refused() {
         )
     };
     let (ok, out) = migrate();
-    assert!(ok && out.contains("from version 0 to 1"), "{out}");
+    assert!(ok && out.contains("from version 0 to 2"), "{out}");
     let (ok, out) = migrate();
-    assert!(ok && out.contains("already at version 1"), "{out}");
+    assert!(ok && out.contains("already at version 2"), "{out}");
     assert_eq!(
         f.ctl_sql("select count(*) from tollgate_schema_version"),
-        "1"
+        "2"
     );
     let out = Command::new(tollgate_bin())
         .args(["check", "--config"])

@@ -152,6 +152,10 @@ pub struct SealedSegment {
     pub prev_hash: String,
     pub next_seq: u64,
     pub chain_head: String,
+    /// When the writer opened the segment (header; its first record is not older).
+    pub created_ns: u64,
+    /// When the writer sealed it (its last record is not newer).
+    pub sealed_ns: u64,
     /// The seal's signature checked out with one of the keys (false: no keys given).
     pub signature_checked: bool,
 }
@@ -184,6 +188,8 @@ pub fn inspect_sealed_segment(data: &[u8], keys: &[Vec<u8>]) -> Result<SealedSeg
         prev_hash: hex(&header.prev_hash),
         next_seq: seal.next_seq,
         chain_head: hex(&seal.chain_head),
+        created_ns: header.created_ns,
+        sealed_ns: seal.sealed_ns,
         signature_checked,
     })
 }

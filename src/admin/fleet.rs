@@ -1,7 +1,8 @@
 //! The admin routes that span the fleet under `[cluster]`: the session list
 //! (this host's sessions, fresh, plus the other hosts' from the registry),
 //! a kill that reaches the host holding the session, and approvals listed
-//! and decided in the control database (exactly one decision wins).
+//! and decided in the control database (exactly one decision wins), and
+//! the catalog of the fleet's uploaded recording segments.
 
 use std::time::Duration;
 
@@ -206,6 +207,110 @@ pub(super) fn decide(
                 FleetDecideError::Unavailable(_) => 503,
             };
             Reply::error(status, e)
+        }
+    }
+}
+
+/// Rows one catalog request returns by default, and at most.
+const CATALOG_DEFAULT_LIMIT: usize = 1000;
+const CATALOG_MAX_LIMIT: usize = 10_000;
+
+/// `GET /v1/recordings/catalog?host=gw-1&since=2h&limit=100`: the fleet's
+/// uploaded segments, per host newest first (`since_ms=` takes an epoch
+/// time instead of an age).
+pub(super) fn catalog(state: &AdminState, query: &str) -> Reply {
+    let Some(fleet) = &state.fleet else {
+        return Reply::error(
+            501,
+            "the segment catalog lives in the control database: this host has no [cluster]",
+        );
+    };
+    let filter = match catalog_filter(query, std::time::SystemTime::now()) {
+        Ok(f) => f,
+        Err(e) => return Reply::error(400, e),
+    };
+    match fleet.catalog(filter) {
+        Ok(rows) => Reply::json(200, &json!({ "segments": rows })),
+        Err(e) => Reply::error(503, format!("the catalog cannot be read now: {e}")),
+    }
+}
+
+pub(super) fn catalog_filter(
+    query: &str,
+    now: std::time::SystemTime,
+) -> Result<crate::objstore::catalog::CatalogFilter, String> {
+    let mut f = crate::objstore::catalog::CatalogFilter {
+        limit: CATALOG_DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "host" if tollgate_recorder::manifest::valid_host_id(&v) => {
+                f.host = Some(v.into_owned());
+            }
+            "host" => return Err(format!("host {v:?} is not a host id")),
+            "since" => {
+                let d = humantime::parse_duration(&v)
+                    .map_err(|e| format!("since {v:?}: {e} (e.g. 2h)"))?;
+                f.since_ms = Some(now.checked_sub(d).map_or(0, ms));
+            }
+            "since_ms" => {
+                f.since_ms = Some(
+                    v.parse()
+                        .map_err(|_| format!("since_ms {v:?} is not milliseconds"))?,
+                );
+            }
+            "limit" => {
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("limit {v:?} is not a number"))?;
+                if n == 0 || n > CATALOG_MAX_LIMIT {
+                    return Err(format!("limit must be 1 to {CATALOG_MAX_LIMIT}"));
+                }
+                f.limit = n;
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?} (host, since, since_ms, limit)"
+                ));
+            }
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn catalog_filters_parse_and_bad_ones_are_named() {
+        let now = UNIX_EPOCH + Duration::from_secs(10_000);
+        let f = catalog_filter("", now).unwrap();
+        assert_eq!(
+            (f.host, f.since_ms, f.limit),
+            (None, None, CATALOG_DEFAULT_LIMIT)
+        );
+        let f = catalog_filter("host=gw-1&since=1h&limit=5", now).unwrap();
+        assert_eq!(f.host.as_deref(), Some("gw-1"));
+        assert_eq!(f.since_ms, Some(6_400_000));
+        assert_eq!(f.limit, 5);
+        let f = catalog_filter("since_ms=1234", SystemTime::now()).unwrap();
+        assert_eq!(f.since_ms, Some(1234));
+        for (q, why) in [
+            ("host=..%2Fx", "not a host id"),
+            ("since=soon", "since"),
+            ("limit=0", "limit must be"),
+            ("limit=100001", "limit must be"),
+            ("bucket=x", "unknown parameter"),
+        ] {
+            let e = catalog_filter(q, now).unwrap_err();
+            assert!(e.contains(why), "{q}: {e}");
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct AdminRequest {
     pub method: String,
     /// The path without the query.
     pub path: String,
+    /// The query string (after `?`, undecoded; empty when none).
+    pub query: String,
     /// Names lower-case, in arrival order.
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
@@ -35,6 +37,7 @@ impl AdminRequest {
         AdminRequest {
             method: parts.method.as_str().to_string(),
             path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
             headers: parts
                 .headers
                 .iter()
@@ -131,6 +134,7 @@ pub fn handle(state: &AdminState, req: &AdminRequest, loopback: bool) -> Reply {
         ["v1", "revocations"] => (Need::Admin, "GET, POST"),
         ["v1", "revocations", _] => (Need::Admin, "DELETE"),
         ["v1", "reload"] => (Need::Admin, "POST"),
+        ["v1", "recordings", "catalog"] => (Need::Admin, "GET"),
         ["v1", "approvals"] | ["v1", "approvals", _] | ["v1", "grants"] => (Need::Reviewer, "GET"),
         ["v1", "approvals", _, "approve" | "deny"] => (Need::Reviewer, "POST"),
         _ => return Reply::error(404, format!("no such endpoint: {path}")),
@@ -167,6 +171,7 @@ pub fn handle(state: &AdminState, req: &AdminRequest, loopback: bool) -> Reply {
         ("POST", ["v1", "revocations"]) => revoke(state, &who, req),
         ("DELETE", ["v1", "revocations", id]) => lift(state, &who, id),
         ("POST", ["v1", "reload"]) => reload(state, &who),
+        ("GET", ["v1", "recordings", "catalog"]) => super::fleet::catalog(state, &req.query),
         ("GET", ["v1", "approvals"]) if state.fleet.is_some() => {
             super::fleet::approvals(state, &who, None)
         }

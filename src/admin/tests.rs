@@ -146,9 +146,12 @@ fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> AdminRe
 fn raw(text: &str) -> AdminRequest {
     let mut b = BytesMut::from(text.as_bytes());
     let req: Request = parse_request(&mut b, &Limits::default()).unwrap().unwrap();
+    let target = req.path().to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     AdminRequest {
         method: req.method().to_string(),
-        path: req.path().to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
         headers: req
             .headers()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec()))

@@ -2,7 +2,8 @@
 //! connections to the control database (one `LISTEN`s, one queries). It
 //! heartbeats, writes this host's live sessions, applies what other hosts
 //! decided (revocations, approval decisions, kill requests) on notification
-//! and again every `reconcile` interval, and answers the admin plane. When
+//! and again every `reconcile` interval, writes the segment catalog the
+//! uploader queues (`catalog.rs`), and answers the admin plane. When
 //! the database is down or slow (a query past `query_timeout`) it says so in
 //! the status, answers calls with "unavailable" at once, and reconnects
 //! with backoff (100 ms doubling to 5 s), reconciling first thing.
@@ -65,7 +66,7 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn db_err(e: &tokio_postgres::Error) -> String {
+pub(super) fn db_err(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
         None => e.to_string(),
@@ -73,7 +74,7 @@ fn db_err(e: &tokio_postgres::Error) -> String {
 }
 
 /// A query with the configured deadline.
-async fn q<T>(
+pub(super) async fn q<T>(
     d: Duration,
     f: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, String> {
@@ -241,7 +242,9 @@ pub fn prepare(cfg: &ClusterConfig) -> Result<Prepared, PrepareError> {
             last_error: None,
         }),
         revocations: Mutex::new(revocations),
+        catalog: Mutex::new(super::catalog::CatalogPos::default()),
         tx,
+        stopped: std::sync::atomic::AtomicBool::new(false),
     });
     Ok(Prepared {
         shared,
@@ -271,17 +274,17 @@ pub(crate) fn spawn(p: Prepared, control: Control, broker: Broker) -> std::io::R
     std::thread::Builder::new()
         .name("tollgate-cluster".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            let shared = agent.ctx.shared.clone();
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt,
-                Err(e) => {
-                    error!(error = %e, "cluster agent cannot start its runtime");
-                    return;
-                }
-            };
-            rt.block_on(agent.run());
+                Ok(rt) => rt.block_on(agent.run()),
+                Err(e) => error!(error = %e, "cluster agent cannot start its runtime"),
+            }
+            shared
+                .stopped
+                .store(true, std::sync::atomic::Ordering::Release);
         })?;
     Ok(())
 }
@@ -360,6 +363,7 @@ impl Agent {
             };
             self.ctx.set_status(false, Some(err.clone()));
             self.synced = None;
+            super::catalog::forget_position(&self.ctx.shared.catalog);
             let until = tokio::time::Instant::now() + backoff;
             loop {
                 tokio::select! {
@@ -486,7 +490,8 @@ impl Agent {
             self.apply_decisions(client, &ids).await?;
         }
         self.run_commands(client).await?;
-        self.load_grants(client).await
+        self.load_grants(client).await?;
+        super::catalog::load_position(&self.ctx.shared.catalog, client, self.ctx.qt()).await
     }
 
     /// Grants given on other hosts, so a subject approved with a grant is
@@ -760,6 +765,14 @@ impl Agent {
                 )
                 .await?;
             }
+            Req::Catalog(w) => super::catalog::write(&ctx.shared.catalog, client, qt, w).await?,
+            Req::CatalogList(filter, reply) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let r = super::catalog::list(&client, ctx.qt(), &filter).await;
+                    let _ = reply.try_send(r);
+                });
+            }
             Req::Revoke(r, reply) => {
                 let res = self.revoke(client, &r).await;
                 let _ = reply.try_send(res);
@@ -916,6 +929,12 @@ fn refuse(req: Req, why: &str) {
         }
         Req::Decide(_, r) => {
             let _ = r.try_send(Ok(Err(FleetDecideError::Unavailable(why.to_string()))));
+        }
+        // Sent again from the bucket once the agent knows the catalog's
+        // position again (a new epoch): nothing is lost.
+        Req::Catalog(_) => {}
+        Req::CatalogList(_, r) => {
+            let _ = r.try_send(Err(e()));
         }
     }
 }

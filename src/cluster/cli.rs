@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
 
@@ -59,4 +60,36 @@ fn migrate(cfg: &crate::config::cluster::ClusterConfig) -> Result<(i32, i32), St
         let mut conn = super::agent::connect_client(cfg).await?;
         schema::migrate(&mut conn).await.map_err(|e| e.to_string())
     })
+}
+
+/// The catalog rows `filter` selects, read straight from the control
+/// database `[cluster]` names (auditors' commands: no running host needed).
+pub fn read_catalog(
+    cfg: &crate::config::cluster::ClusterConfig,
+    filter: &crate::objstore::catalog::CatalogFilter,
+) -> Result<Vec<crate::objstore::catalog::CatalogRow>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let conn = super::agent::connect_client(cfg).await?;
+        schema::check(&conn).await.map_err(|e| e.to_string())?;
+        // A full cross-check may read many rows: give it longer than one
+        // agent query.
+        super::catalog::list(
+            &conn,
+            cfg.query_timeout.max(Duration::from_secs(60)),
+            filter,
+        )
+        .await
+    })
+}
+
+/// `[cluster]` of the config file at `path`.
+pub fn cluster_of(path: &std::path::Path) -> Result<crate::config::cluster::ClusterConfig, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    config
+        .cluster
+        .ok_or_else(|| format!("{}: no [cluster] table", path.display()))
 }

@@ -20,9 +20,15 @@
 //! - live sessions: every heartbeat the agent writes this host's sessions
 //!   (and its heartbeat); a host whose heartbeat is older than
 //!   `host_timeout` is left out of the fleet list and its rows swept;
-//! - the admin action audit: a row per action (besides the recording).
+//! - the admin action audit: a row per action (besides the recording);
+//! - the catalog of uploaded recording segments: the uploader queues each
+//!   confirmed manifest version (and which segments are still on disk);
+//!   the agent writes it idempotently and says up to which version the
+//!   catalog is complete, so the uploader re-sends what an outage or a
+//!   crash kept from it (`catalog.rs`).
 
 mod agent;
+pub mod catalog;
 pub mod cli;
 mod rows;
 pub mod schema;
@@ -40,6 +46,7 @@ use crate::approvals::{ApprovalMirror, ApprovalState, ApprovalView, Broker, Deci
 use crate::config::cluster::ClusterConfig;
 use crate::engine::Control;
 use crate::identity::Revocations;
+use crate::objstore::catalog::{CatalogFilter, CatalogRow, CatalogSink};
 
 pub use agent::{PrepareError, Prepared, prepare};
 
@@ -110,6 +117,8 @@ pub(crate) enum Req {
     Approvals(Reply<Vec<ApprovalView>>),
     Approval(u64, Reply<Option<ApprovalView>>),
     Decide(Decision, Reply<Result<ApprovalView, FleetDecideError>>),
+    Catalog(catalog::CatalogWrite),
+    CatalogList(CatalogFilter, Reply<Vec<CatalogRow>>),
 }
 
 /// Whether the agent reaches the control database.
@@ -129,7 +138,11 @@ pub(crate) struct Shared {
     pub status: Mutex<ClusterStatus>,
     /// The fleet's revocations as last read (what this host enforces).
     pub revocations: Mutex<Vec<AdminRevocation>>,
+    /// This host's position in the segment catalog.
+    pub catalog: Mutex<catalog::CatalogPos>,
     pub tx: async_channel::Sender<Req>,
+    /// Set when the agent's thread has finished (or never started).
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// A handle on this host's cluster agent; clones share it.
@@ -169,9 +182,19 @@ impl Cluster {
             .clone()
     }
 
-    /// Stop the agent (it finishes the query in flight, then exits).
-    pub fn shutdown(&self) {
+    /// Stop the agent: it writes what is queued, then exits; waits for
+    /// that at most `grace`.
+    pub fn shutdown(&self, grace: Duration) {
         self.shared.tx.close();
+        let deadline = std::time::Instant::now() + grace;
+        while !self
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Queue without waiting; a full queue drops (logged).
@@ -247,6 +270,24 @@ impl Cluster {
             Ok(r) => r,
             Err(e) => Err(FleetDecideError::Unavailable(e)),
         }
+    }
+
+    /// The uploader's way into the catalog, for the uploads of `host` (its
+    /// `[recorder.upload] host_id`, the folder its segments are under).
+    pub fn catalog_link(&self, host: &str) -> Arc<dyn CatalogSink> {
+        self.shared
+            .catalog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .host = Some(host.to_string());
+        Arc::new(catalog::CatalogLink {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The fleet's uploaded segments the catalog lists, per host newest first.
+    pub fn catalog(&self, filter: CatalogFilter) -> Result<Vec<CatalogRow>, String> {
+        self.call(|tx| Req::CatalogList(filter, tx))
     }
 
     /// Record an admin action in the fleet's audit table (queued).

@@ -8,7 +8,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this binary reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Arbitrary, fixed: the advisory lock migrations hold.
 const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465; // "tollgate"
@@ -90,6 +90,48 @@ CREATE TABLE tollgate_audit (
     object  text NOT NULL,
     detail  text NOT NULL
 );
+"#,
+    // 2: the catalog of uploaded recording segments (an index of the signed
+    // manifests in the bucket, which stay the source of truth): each
+    // confirmed manifest version, each segment it lists (one row per host
+    // and object key: a version sent twice writes nothing twice), and per
+    // host the newest version up to which the catalog has no gap.
+    r#"
+CREATE TABLE tollgate_catalog_manifests (
+    host_id      text NOT NULL,
+    version      bigint NOT NULL CHECK (version > 0),
+    bucket       text NOT NULL,
+    manifest_key text NOT NULL,
+    sha256       text NOT NULL,
+    segments     integer NOT NULL,
+    bytes        bigint NOT NULL,
+    uploaded_ms  bigint NOT NULL,
+    cataloged_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host_id, version)
+);
+CREATE TABLE tollgate_catalog_hosts (
+    host_id          text PRIMARY KEY,
+    complete_through bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE tollgate_segments (
+    host_id          text NOT NULL,
+    object_key       text NOT NULL,
+    bucket           text NOT NULL,
+    shard            integer NOT NULL,
+    base_seq         bigint NOT NULL,
+    next_seq         bigint NOT NULL,
+    size             bigint NOT NULL,
+    sha256           text NOT NULL,
+    manifest_version bigint NOT NULL,
+    opened_ms        bigint,
+    sealed_ms        bigint,
+    uploaded_ms      bigint NOT NULL,
+    local_deleted_ms bigint,
+    cataloged_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host_id, object_key)
+);
+CREATE INDEX tollgate_segments_newest ON tollgate_segments (host_id, uploaded_ms DESC);
+CREATE INDEX tollgate_segments_since ON tollgate_segments (uploaded_ms DESC);
 "#,
 ];
 

@@ -1,13 +1,15 @@
 //! `tollgate recordings ... --from s3://bucket/prefix`: where the bucket is
 //! and how to reach it (flags, environment, or a config file's
-//! `[recorder.upload]`), the local cache, and `verify --from`.
+//! `[recorder.upload]`), the local cache, and `verify --from` (with
+//! `--catalog`, also against the fleet's segment catalog).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tollgate_recorder::manifest::{SeenHeads, verify_bucket};
+use tollgate_recorder::manifest::{ManifestBody, ObjectSource, SeenHeads, verify_bucket};
 
+use super::catalog::{CatalogFilter, Listed, cross_check};
 use super::s3::{Bucket, MAX_OBJECT};
 use super::source::{BucketSource, fetch_to_cache};
 use super::{KeySource, S3Url, StoreConfig};
@@ -115,6 +117,7 @@ impl StoreArgs {
         &self,
         keys: &[Vec<u8>],
         state: Option<&Path>,
+        catalog: Option<&Path>,
         out: &mut dyn Write,
     ) -> Result<bool, String> {
         let (store, bucket) = self.store()?;
@@ -143,7 +146,14 @@ impl StoreArgs {
             .filter(|(h, _)| self.host.as_deref().is_none_or(|want| want == h.as_str()))
             .map(|(h, v)| (h.clone(), v.clone()))
             .collect();
-        let report = verify_bucket(&filtered, keys, &relevant, MAX_OBJECT)?;
+        let mut report = verify_bucket(&filtered, keys, &relevant, MAX_OBJECT)?;
+        if let Some(config) = catalog {
+            let (rows, problems) = self.check_catalog(config, &store, &filtered, keys)?;
+            report.notes.push(format!(
+                "catalog: {rows} segment rows of the control database cross-checked against the bucket and its manifests"
+            ));
+            report.problems.extend(problems);
+        }
         let _ = writeln!(
             out,
             "s3://{}/{prefix}: {} hosts, {} manifest versions, {} segments, {} bytes",
@@ -185,6 +195,66 @@ impl StoreArgs {
                 .map_err(|e| format!("{}: {e}", state.display()))?;
         }
         Ok(ok)
+    }
+}
+
+impl StoreArgs {
+    /// The catalog (from `config`'s `[cluster]`) against the bucket's
+    /// segment objects and what its manifests list: (rows, problems).
+    fn check_catalog(
+        &self,
+        config: &Path,
+        store: &StoreConfig,
+        src: &HostFilter<'_>,
+        keys: &[Vec<u8>],
+    ) -> Result<(usize, Vec<String>), String> {
+        let cluster = crate::cluster::cli::cluster_of(config)?;
+        let filter = CatalogFilter {
+            host: self.host.clone(),
+            since_ms: None,
+            bucket: Some(store.url.bucket.clone()),
+            key_prefix: Some(store.url.prefix.clone()),
+            limit: crate::cluster::catalog::MAX_ROWS + 1,
+        };
+        let rows = crate::cluster::cli::read_catalog(&cluster, &filter)
+            .map_err(|e| format!("catalog ({}): {e}", config.display()))?;
+        if rows.len() > crate::cluster::catalog::MAX_ROWS {
+            return Ok((
+                rows.len(),
+                vec![format!(
+                    "catalog: more than {} rows under this prefix: narrow it with --host (not cross-checked)",
+                    crate::cluster::catalog::MAX_ROWS
+                )],
+            ));
+        }
+        let objects = src.list()?;
+        let mut listed = Listed::new();
+        for (key, _) in &objects {
+            let Some((host, rest)) = key.split_once('/') else {
+                continue;
+            };
+            if !(rest.starts_with("manifest/") && rest.ends_with(".json")) {
+                continue;
+            }
+            // A manifest that does not read or verify is verify_bucket's
+            // problem, already named; its entries are not trusted here.
+            let Ok(body) = src
+                .get(key, tollgate_recorder::manifest::MAX_MANIFEST)
+                .and_then(|d| ManifestBody::from_signed_bytes(&d, keys))
+            else {
+                continue;
+            };
+            for e in body.entries {
+                listed.insert(
+                    format!("{host}/{}", e.key),
+                    (body.version, e.size, e.sha256),
+                );
+            }
+        }
+        Ok((
+            rows.len(),
+            cross_check(&store.url.prefix, &rows, &objects, &listed),
+        ))
     }
 }
 

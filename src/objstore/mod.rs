@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod catalog;
 pub mod cli;
 pub mod s3;
 pub mod source;

@@ -20,6 +20,13 @@
 //! identical bytes is harmless, and a manifest version already written is
 //! adopted rather than written twice. A failing store backs off (doubling,
 //! up to `max_backoff`); the writer keeps recording to disk meanwhile.
+//!
+//! Under `[cluster]`, every pass ends by telling the fleet's catalog (see
+//! `catalog.rs`) what it lacks: the version just written, or versions read
+//! back from the bucket when the catalog is behind (the control database
+//! was down, the host died before the agent wrote them), then which
+//! uploaded segments are still on local disk. All of it is queued; nothing
+//! here waits on the control database.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +47,9 @@ use tollgate_recorder::uploaded_mark_path;
 use tracing::{info, warn};
 
 use super::UploadConfig;
+use super::catalog::{
+    CatalogManifest, CatalogSink, MAX_LOCAL_KEYS, local_times, marked_local_segments,
+};
 use super::s3::{Bucket, MAX_OBJECT};
 use crate::metrics::Exposition;
 
@@ -49,6 +59,8 @@ pub const JOURNAL_FILE: &str = "upload-journal.json";
 const BATCH_SEGMENTS: usize = 64;
 /// Most bytes per manifest version.
 const BATCH_BYTES: u64 = 1 << 30;
+/// Most manifest versions sent to a catalog that is behind, per pass.
+const CATALOG_CATCH_UP: u64 = 64;
 
 /// What the uploader last wrote to the bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +196,7 @@ impl Uploader {
         config: UploadConfig,
         recording_dir: PathBuf,
         signing_key: &Path,
+        catalog: Option<Arc<dyn CatalogSink>>,
     ) -> Result<Uploader, String> {
         let bucket = config.store.open()?;
         let key = tollgate_recorder::load_signing_key(signing_key).map_err(|e| e.to_string())?;
@@ -194,6 +207,12 @@ impl Uploader {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let mut work = Work {
             bucket,
+            bucket_name: config.store.url.bucket.clone(),
+            catalog: catalog.map(|sink| CatalogState {
+                sink,
+                sent: None,
+                local: None,
+            }),
             prefix: config.store.url.prefix.clone(),
             host: config.host_id.clone(),
             dir: recording_dir,
@@ -252,12 +271,23 @@ impl Uploader {
 
 struct Work {
     bucket: Bucket,
+    bucket_name: String,
+    catalog: Option<CatalogState>,
     prefix: String,
     host: String,
     dir: PathBuf,
     key: Ed25519KeyPair,
     public: Vec<u8>,
     status: Arc<UploadStatus>,
+}
+
+/// What this uploader told the catalog, per the catalog's epoch.
+struct CatalogState {
+    sink: Arc<dyn CatalogSink>,
+    /// (epoch, newest manifest version queued).
+    sent: Option<(u64, u64)>,
+    /// (epoch, the local copies last queued).
+    local: Option<(u64, Vec<String>)>,
 }
 
 /// A sealed segment waiting for upload.
@@ -355,16 +385,20 @@ impl Work {
         let pending = self.scan()?;
         self.publish_backlog(&pending);
         if pending.is_empty() {
+            self.sync_catalog(journal.version, None);
             return Ok(false);
         }
         let mut entries = Vec::new();
+        let mut times = std::collections::HashMap::new();
         let mut bytes = 0u64;
         let mut shards = Vec::new();
         for p in &pending {
             if entries.len() >= BATCH_SEGMENTS || (bytes > 0 && bytes + p.size > BATCH_BYTES) {
                 break;
             }
-            entries.push(self.upload_segment(p)?);
+            let (entry, t) = self.upload_segment(p)?;
+            times.insert(entry.key.clone(), t);
+            entries.push(entry);
             bytes += p.size;
             if !shards.contains(&p.shard) {
                 shards.push(p.shard);
@@ -395,6 +429,14 @@ impl Work {
         journal.version = body.version;
         journal.sha256 = sha256_hex(&data);
         self.save_journal(&journal)?;
+        let fresh = CatalogManifest::from_body(
+            &body,
+            &self.bucket_name,
+            &self.prefix,
+            journal.sha256.clone(),
+            |e| times.get(&e.key).copied(),
+        );
+        self.sync_catalog(journal.version, Some(fresh));
         self.status
             .manifest_version
             .store(journal.version, Ordering::Relaxed);
@@ -506,8 +548,90 @@ impl Work {
         s.oldest_pending_s.store(oldest, Ordering::Relaxed);
     }
 
-    /// PUT (unless the same bytes are there), then read back and compare.
-    fn upload_segment(&self, p: &Pending) -> Result<ManifestEntry, String> {
+    /// Tells the catalog what it lacks (versions up to `head`, `fresh`
+    /// being the one just written), then the local copies. Never waits:
+    /// what the queue refuses goes at a later pass.
+    fn sync_catalog(&mut self, head: u64, fresh: Option<CatalogManifest>) {
+        let Some(mut cat) = self.catalog.take() else {
+            return;
+        };
+        if let Some((epoch, through)) = cat.sink.position() {
+            let mut sent = match cat.sent {
+                Some((e, s)) if e == epoch => s.max(through),
+                _ => through,
+            };
+            let mut recorded = false;
+            while sent < head && sent < through + CATALOG_CATCH_UP {
+                let v = sent + 1;
+                let m = match &fresh {
+                    Some(m) if m.version == v => m.clone(),
+                    _ => match self.catalog_from_bucket(v) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!(version = v, error = %e, "cannot read a manifest version back for the catalog; retrying later");
+                            break;
+                        }
+                    },
+                };
+                if !cat.sink.record(m) {
+                    break;
+                }
+                sent = v;
+                recorded = true;
+            }
+            cat.sent = Some((epoch, sent));
+            match marked_local_segments(&self.dir) {
+                Ok(keys) if keys.len() > MAX_LOCAL_KEYS => {
+                    warn!(
+                        segments = keys.len(),
+                        "too many uploaded segments on disk to report their local copies to the catalog"
+                    );
+                }
+                Ok(keys) => {
+                    let keys: Vec<String> = keys.iter().map(|k| self.object_key(k)).collect();
+                    let changed = cat
+                        .local
+                        .as_ref()
+                        .is_none_or(|(e, k)| *e != epoch || *k != keys);
+                    if (recorded || changed)
+                        && cat
+                            .sink
+                            .local_copies(&self.host, &self.bucket_name, keys.clone())
+                    {
+                        cat.local = Some((epoch, keys));
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot list the local copies for the catalog"),
+            }
+        }
+        self.catalog = Some(cat);
+    }
+
+    /// A manifest version of this host, read back from the bucket and
+    /// checked (own key, host, version), as catalog rows.
+    fn catalog_from_bucket(&self, version: u64) -> Result<CatalogManifest, String> {
+        let key = self.prefix.clone() + &manifest_key(&self.host, version);
+        let data = self
+            .bucket
+            .get(&key, tollgate_recorder::manifest::MAX_MANIFEST)
+            .map_err(|e| e.to_string())?;
+        let body = ManifestBody::from_signed_bytes(&data, std::slice::from_ref(&self.public))
+            .map_err(|e| format!("{key}: {e}"))?;
+        if body.host != self.host || body.version != version {
+            return Err(format!("{key} is not this host's version {version}"));
+        }
+        Ok(CatalogManifest::from_body(
+            &body,
+            &self.bucket_name,
+            &self.prefix,
+            sha256_hex(&data),
+            |e| local_times(&self.dir.join(&e.key)),
+        ))
+    }
+
+    /// PUT (unless the same bytes are there), then read back and compare;
+    /// the entry, and the segment's (opened, sealed) times.
+    fn upload_segment(&self, p: &Pending) -> Result<(ManifestEntry, (u64, u64)), String> {
         if p.size > MAX_OBJECT {
             return Err(format!(
                 "{}: {} bytes, above {MAX_OBJECT}",
@@ -553,7 +677,7 @@ impl Work {
         self.status
             .uploaded_bytes
             .fetch_add(size, Ordering::Relaxed);
-        Ok(ManifestEntry {
+        let entry = ManifestEntry {
             key: p.rel.clone(),
             shard: seg.shard,
             base: seg.base,
@@ -562,7 +686,8 @@ impl Work {
             chain_head: seg.chain_head,
             size,
             sha256: sha,
-        })
+        };
+        Ok((entry, (seg.created_ns, seg.sealed_ns)))
     }
 
     fn upload_index(&self, shard: u32) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! upstreams, and `assert_eventually!` instead of sleeps.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod control;
 pub mod crash;
 pub mod garage;
 pub mod httpgw;
@@ -12,6 +13,7 @@ pub mod pg;
 pub mod pggw;
 pub mod pgwire;
 pub mod pki;
+pub mod s3fleet;
 pub mod sshgw;
 
 use std::io::{Read, Write};
