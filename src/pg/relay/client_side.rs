@@ -95,9 +95,7 @@ impl ClientSide<'_> {
                     holding = true;
                     self.hold().await?;
                 }
-                let action = if idle_flush {
-                    Action::Drop
-                } else if b.skipping && t != tag::SYNC {
+                let action = if idle_flush || (b.skipping && t != tag::SYNC) {
                     Action::Drop
                 } else if t == tag::TERMINATE && self.tx.is_some() {
                     // The server connection is not this caller's to end.
