@@ -63,6 +63,9 @@ pub struct RecorderConfig {
     /// are deleted (by the writer's retention pass, so the deletion is
     /// checkpointed and `verify` tells it from a removal).
     pub delete_uploaded: bool,
+    /// Recordings are uploaded: age and size retention delete only
+    /// segments the uploader confirmed (see `RetentionPolicy`).
+    pub keep_until_uploaded: bool,
     /// How often the writer applies retention.
     pub retention_check_interval: Duration,
     /// Ed25519 PKCS#8 key (DER or PEM) that signs segment seals.
@@ -103,6 +106,7 @@ impl RecorderConfig {
             retention_max_age: None,
             retention_max_bytes: None,
             delete_uploaded: false,
+            keep_until_uploaded: false,
             retention_check_interval: Duration::from_secs(60),
             signing_key: None,
             fsync_observer: None,

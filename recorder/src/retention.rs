@@ -27,6 +27,11 @@ pub struct RetentionPolicy {
     /// ([`uploaded_mark_path`]): the uploader confirmed and verified them
     /// in object storage and a manifest lists them.
     pub delete_uploaded: bool,
+    /// Recordings go to object storage: a segment without an upload mark
+    /// is never deleted, however old or large (age and size retention wait
+    /// for the uploader; the audit trail is never thinned before it has a
+    /// copy elsewhere).
+    pub keep_until_uploaded: bool,
 }
 
 /// Suffix of the mark the uploader writes next to a segment it confirmed.
@@ -113,8 +118,18 @@ pub fn apply_retention(
             .is_some_and(|age| u128::from(now_ns.saturating_sub(next.created_ns)) > age.as_nanos());
         let too_big = policy.max_bytes.is_some_and(|max| total > max);
         let upload_mark = uploaded_mark_path(path);
-        let uploaded = policy.delete_uploaded && fs.exists(&upload_mark);
+        let marked = fs.exists(&upload_mark);
+        let uploaded = policy.delete_uploaded && marked;
         if !too_old && !too_big && !uploaded {
+            break;
+        }
+        if policy.keep_until_uploaded && !marked {
+            // Oldest first, as the uploader goes: nothing after it is marked
+            // for deletion before it is.
+            tracing::warn!(
+                segment = %path.display(),
+                "retention: a segment past retention_max_* is kept until it is uploaded"
+            );
             break;
         }
         let mark = IndexEntry::Pruned {

@@ -673,6 +673,7 @@ impl ShardWriter {
             max_age: self.config.retention_max_age,
             max_bytes: self.config.retention_max_bytes,
             delete_uploaded: self.config.delete_uploaded,
+            keep_until_uploaded: self.config.keep_until_uploaded,
         };
         if policy.max_age.is_none() && policy.max_bytes.is_none() && !policy.delete_uploaded {
             return Ok(());

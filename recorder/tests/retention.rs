@@ -61,7 +61,7 @@ fn retention_by_size_deletes_the_oldest_sealed_segments() {
     let policy = RetentionPolicy {
         max_age: None,
         max_bytes: Some(max),
-        delete_uploaded: false,
+        ..RetentionPolicy::default()
     };
     let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     let after = list_segments(&RealFs, &shard_dir).unwrap();
@@ -109,7 +109,7 @@ fn retention_by_age_spares_young_segments_and_the_active_one() {
     let policy = RetentionPolicy {
         max_age: Some(Duration::from_secs(3600)),
         max_bytes: None,
-        delete_uploaded: false,
+        ..RetentionPolicy::default()
     };
     let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
     assert!(none.deleted.is_empty(), "nothing is an hour old yet");
@@ -181,4 +181,41 @@ fn uploaded_segments_go_only_from_the_oldest_marked_run_and_verify_still_passes(
         report.is_ok(),
         "an uploaded segment's deletion is retention, not tampering: {report}"
     );
+}
+
+/// With recordings going to object storage, age and size retention wait
+/// for the uploader: before, `retention_max_bytes` deleted the oldest
+/// segments whether or not they had been uploaded, and the audit trail lost
+/// them for good.
+#[test]
+fn with_uploads_on_size_and_age_retention_delete_only_uploaded_segments() {
+    let (_tmp, dir) = fixture();
+    let shard_dir = dir.join("shard-0");
+    let before = list_segments(&RealFs, &shard_dir).unwrap();
+    assert!(before.len() >= 5, "{} segments", before.len());
+    let policy = RetentionPolicy {
+        max_age: Some(Duration::from_nanos(1)),
+        max_bytes: Some(1),
+        delete_uploaded: false,
+        keep_until_uploaded: true,
+    };
+    let none = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
+    assert!(
+        none.deleted.is_empty(),
+        "deleted before upload: {:?}",
+        none.deleted
+    );
+    assert_eq!(list_segments(&RealFs, &shard_dir).unwrap(), before);
+    // Segments 0 and 1 uploaded, 2 not, 3 uploaded: 0 and 1 go.
+    for i in [0, 1, 3] {
+        std::fs::write(tollgate_recorder::uploaded_mark_path(&before[i].1), b"").unwrap();
+    }
+    let out = apply_retention(&RealFs, &shard_dir, &policy, now_ns(), None, None, None).unwrap();
+    assert_eq!(out.deleted, vec![before[0].0, before[1].0]);
+    assert_eq!(
+        list_segments(&RealFs, &shard_dir).unwrap(),
+        before[2..].to_vec()
+    );
+    let report = verify(&dir, None).unwrap();
+    assert!(report.is_ok(), "{report}");
 }

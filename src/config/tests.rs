@@ -668,9 +668,14 @@ fn recorder_upload_section() {
         (u.store.url.bucket.as_str(), u.store.url.prefix.as_str()),
         ("rec", "fleet/")
     );
+    let rec = c.recorder.unwrap();
     assert!(
-        c.recorder.unwrap().delete_uploaded,
+        rec.delete_uploaded,
         "delete_local_after_upload defaults to true"
+    );
+    assert!(
+        rec.keep_until_uploaded,
+        "with uploads, retention never deletes a segment not yet uploaded"
     );
     // The manifest is signed: no key, no upload.
     let e = err(&format!("[recorder]\n{up}{OK}"));

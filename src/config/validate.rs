@@ -177,6 +177,7 @@ impl Validator<'_> {
                     ));
                 }
                 c.delete_uploaded = u.delete_local_after_upload;
+                c.keep_until_uploaded = true;
                 Some(u)
             }
         };
