@@ -140,6 +140,7 @@ fn rule(name: &str, columns: &[&str], detectors: &[&str]) -> MaskRuleConfig {
         name: name.into(),
         columns: columns.iter().map(|s| s.to_string()).collect(),
         detectors: detectors.iter().map(|s| s.to_string()).collect(),
+        json_paths: Vec::new(),
         style: MaskStyleKind::Partial,
         keep: Some(4),
         replacement: None,
