@@ -483,7 +483,21 @@ fn unix_echo(path: &Path) {
 }
 
 fn echo_through(path: &Path, msg: &[u8]) -> Vec<u8> {
-    let mut s = UnixStream::connect(path).unwrap();
+    // The socket file exists from ssh's (or sshd's) bind(), a moment before
+    // its listen(): a connect in between is refused, so retry that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut s = loop {
+        match UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("connect {}: {e}", path.display()),
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(msg).unwrap();
     let mut got = vec![0u8; msg.len()];
